@@ -1,0 +1,13 @@
+//! stepstone-core: the pure planning core. Values in, values out: no async, no network,
+//! no clock reads (the day is always passed in).
+
+pub mod findings;
+pub mod inventory;
+pub mod quantity;
+pub mod releases;
+pub mod selector;
+pub mod snapshot;
+pub mod version;
+
+/// The `apiVersion` of every document stepstone prints.
+pub const API_VERSION: &str = "stepstone/v1alpha1";

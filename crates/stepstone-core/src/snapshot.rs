@@ -1,0 +1,672 @@
+//! Turning Kubernetes JSON (a `kubectl get … -o json` List, single objects, or what the live
+//! collector fetched) into an [`Inventory`].
+//!
+//! One parser serves every source, so a snapshot file and a live cluster can never disagree
+//! about what a field means. Errors name the file and the object.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::inventory::*;
+use crate::quantity::{Resources, parse_bytes, parse_cpu_millis};
+use crate::selector::{Operator, Requirement, Selector};
+use crate::version::KubeVersion;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read snapshot {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: not valid JSON at line {line}, column {column}: {message}. Write it with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json > cluster.json` or `stepstone snapshot`"
+    )]
+    Json { path: String, line: usize, column: usize, message: String },
+    #[error(
+        "{path}: expected a kubectl List (\"kind\": \"List\" with \"items\") or a Kubernetes object, found {found}"
+    )]
+    NotAList { path: String, found: String },
+    #[error("{path}: {kind} {name}: {reason}")]
+    Object { path: String, kind: String, name: String, reason: String },
+    #[error(
+        "{path}: no nodes found; the snapshot must include nodes (kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json)"
+    )]
+    NoNodes { path: String },
+    #[error("{path}: a directory with no .json files")]
+    EmptyDir { path: String },
+}
+
+/// How to read hardware generations and other site conventions.
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    pub generation_labels: Vec<String>,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions { generation_labels: DEFAULT_GENERATION_LABELS.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+/// A parsed but not yet assembled set of objects, with where each came from.
+#[derive(Debug, Default)]
+pub struct ObjectSet {
+    /// (origin, object)
+    pub objects: Vec<(String, Value)>,
+    /// Apiserver `/version` `gitVersion`, when the source knows it.
+    pub server_version: Option<String>,
+}
+
+impl ObjectSet {
+    /// Add the items of a List, a `XxxList`, or a single object.
+    pub fn add_document(&mut self, origin: &str, doc: Value) -> Result<(), SnapshotError> {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+        if let Some(items) = doc.get("items").and_then(Value::as_array) {
+            // kubectl get -o json lists carry kind on every item; a raw API list (`PodList`)
+            // does not, so fill it in from the list kind.
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
+            let api_version = doc.get("apiVersion").cloned();
+            for item in items {
+                let mut item = item.clone();
+                if item.get("kind").is_none()
+                    && let (Some(k), Some(obj)) = (&item_kind, item.as_object_mut())
+                {
+                    obj.insert("kind".into(), Value::String(k.clone()));
+                    if let Some(av) = &api_version {
+                        obj.insert("apiVersion".into(), av.clone());
+                    }
+                }
+                self.objects.push((origin.to_string(), item));
+            }
+            return Ok(());
+        }
+        if kind.is_empty() || doc.get("metadata").is_none() {
+            let found = match &doc {
+                Value::Object(_) if kind.is_empty() => "an object without \"kind\"".to_string(),
+                Value::Object(_) => format!("kind {kind} without metadata"),
+                Value::Array(_) => "a JSON array".to_string(),
+                other => format!("a JSON {}", type_name(other)),
+            };
+            return Err(SnapshotError::NotAList { path: origin.to_string(), found });
+        }
+        self.objects.push((origin.to_string(), doc));
+        Ok(())
+    }
+
+    pub fn add_json_text(&mut self, origin: &str, text: &str) -> Result<(), SnapshotError> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| SnapshotError::Json {
+            path: origin.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        self.add_document(origin, doc)
+    }
+
+    /// Read a file, or every `*.json` file of a directory in name order.
+    pub fn add_path(&mut self, path: &Path) -> Result<(), SnapshotError> {
+        let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(SnapshotError::EmptyDir { path: path.display().to_string() });
+            }
+            for f in files {
+                self.add_path(&f)?;
+            }
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        self.add_json_text(&path.display().to_string(), &text)
+    }
+
+    /// Build the inventory. Unknown kinds are ignored (a snapshot may hold more than we need).
+    pub fn into_inventory(self, source: &str, opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
+        let mut inv = Inventory { source: source.to_string(), ..Default::default() };
+        if let Some(v) = &self.server_version {
+            inv.server_version = v.parse().ok();
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (origin, obj) in &self.objects {
+            let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+            let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or("");
+            let name = str_at(obj, &["metadata", "name"]).unwrap_or("");
+            // The same object may appear in several files of a directory: keep the first.
+            if !seen.insert((kind.to_string(), ns.to_string(), name.to_string())) {
+                continue;
+            }
+            let wrap = |reason: String| SnapshotError::Object {
+                path: origin.clone(),
+                kind: kind.to_string(),
+                name: if ns.is_empty() { name.to_string() } else { format!("{ns}/{name}") },
+                reason,
+            };
+            match kind {
+                "Node" => inv.nodes.push(parse_node(obj, opts).map_err(wrap)?),
+                "Pod" => inv.pods.push(parse_pod(obj).map_err(wrap)?),
+                "PodDisruptionBudget" => inv.pdbs.push(parse_pdb(obj).map_err(wrap)?),
+                k if WorkloadKind::from_kind(k).is_some() => inv.workloads.push(parse_workload(obj).map_err(wrap)?),
+                _ => {}
+            }
+        }
+        if inv.nodes.is_empty() {
+            return Err(SnapshotError::NoNodes { path: source.to_string() });
+        }
+        finish(&mut inv);
+        Ok(inv)
+    }
+}
+
+/// Read snapshot files or directories into an inventory.
+pub fn load_paths(paths: &[PathBuf], opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
+    let mut set = ObjectSet::default();
+    for p in paths {
+        set.add_path(p)?;
+    }
+    let source = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    set.into_inventory(&format!("snapshot {source}"), opts)
+}
+
+/// Parse one JSON text (for embedded examples and tests).
+pub fn load_str(origin: &str, text: &str, opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
+    let mut set = ObjectSet::default();
+    set.add_json_text(origin, text)?;
+    set.into_inventory(&format!("snapshot {origin}"), opts)
+}
+
+/// Derive what needs more than one object: components from static pods, kube-proxy per node,
+/// and a stable order.
+fn finish(inv: &mut Inventory) {
+    let mut components = Vec::new();
+    for pod in &inv.pods {
+        let Some(node) = &pod.node_name else { continue };
+        if pod.namespace != "kube-system" {
+            continue;
+        }
+        let component = pod
+            .labels
+            .get("component")
+            .and_then(|c| Component::from_name(c))
+            .filter(|c| *c != Component::KubeProxy)
+            .or_else(|| {
+                (pod.labels.get("k8s-app").map(String::as_str) == Some("kube-proxy")).then_some(Component::KubeProxy)
+            });
+        let Some(component) = component else { continue };
+        let Some(image) =
+            pod.images.iter().find(|i| image_name(i).ends_with(component.as_str())).or(pod.images.first())
+        else {
+            continue;
+        };
+        components.push(ComponentInstance {
+            component,
+            node: node.clone(),
+            image: image.clone(),
+            tag: image_tag(image).to_string(),
+        });
+    }
+    components.sort();
+    for node in &mut inv.nodes {
+        node.kube_proxy_version = components
+            .iter()
+            .find(|c| c.component == Component::KubeProxy && c.node == node.name)
+            .and_then(|c| c.version());
+    }
+    inv.components = components;
+    inv.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inv.pdbs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inv.workloads.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+}
+
+/// `registry.k8s.io/kube-apiserver:v1.34.2` → `registry.k8s.io/kube-apiserver`.
+pub fn image_name(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    match no_digest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => no_digest,
+    }
+}
+
+/// `registry.k8s.io/kube-apiserver:v1.34.2` → `v1.34.2` (empty when untagged).
+pub fn image_tag(image: &str) -> &str {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    match no_digest.rsplit_once(':') {
+        Some((_, tag)) if !tag.contains('/') => tag,
+        _ => "",
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, k| cur.get(k))
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    at(v, path).and_then(Value::as_str)
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+fn timestamp(v: Option<&Value>) -> Result<Option<Timestamp>, String> {
+    match v.and_then(Value::as_str) {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|e| format!("timestamp '{s}': {e}")),
+    }
+}
+
+fn resources(v: Option<&Value>) -> Result<Resources, String> {
+    let mut r = Resources::default();
+    let Some(map) = v.and_then(Value::as_object) else { return Ok(r) };
+    for (k, q) in map {
+        let text = match q {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(format!("resource {k} is not a quantity")),
+        };
+        match k.as_str() {
+            "cpu" => r.cpu_millis = parse_cpu_millis(&text).map_err(|e| e.to_string())?,
+            "memory" => r.memory_bytes = parse_bytes(&text).map_err(|e| e.to_string())?,
+            "pods" => r.pods = parse_bytes(&text).map_err(|e| e.to_string())?,
+            "ephemeral-storage" => r.ephemeral_storage_bytes = parse_bytes(&text).map_err(|e| e.to_string())?,
+            _ => {}
+        }
+    }
+    Ok(r)
+}
+
+fn controller_owner(meta: &Value) -> Option<OwnerRef> {
+    let refs = meta.get("ownerReferences")?.as_array()?;
+    let r = refs.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
+    Some(OwnerRef {
+        kind: r.get("kind")?.as_str()?.to_string(),
+        name: r.get("name")?.as_str()?.to_string(),
+        uid: r.get("uid").and_then(Value::as_str).unwrap_or("").to_string(),
+    })
+}
+
+/// Parse a Node object. A node without `status.nodeInfo` is refused: every version decision
+/// depends on it.
+pub fn parse_node(obj: &Value, opts: &SnapshotOptions) -> Result<Node, String> {
+    let meta = obj.get("metadata").ok_or("no metadata")?;
+    let name = meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string();
+    let labels = string_map(meta.get("labels"));
+    let info = at(obj, &["status", "nodeInfo"]).ok_or(
+        "has no status.nodeInfo (kubelet, kernel and runtime versions); take the snapshot with `kubectl get nodes -o json`, not a trimmed or custom output",
+    )?;
+    let kubelet =
+        info.get("kubeletVersion").and_then(Value::as_str).ok_or("status.nodeInfo.kubeletVersion is missing")?;
+    let kubelet_version: KubeVersion = kubelet.parse().map_err(|e| format!("status.nodeInfo.kubeletVersion: {e}"))?;
+    let s = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let role = if labels.contains_key("node-role.kubernetes.io/control-plane")
+        || labels.contains_key("node-role.kubernetes.io/master")
+    {
+        NodeRole::ControlPlane
+    } else {
+        NodeRole::Worker
+    };
+    let generation = opts
+        .generation_labels
+        .iter()
+        .find_map(|k| labels.get(k).filter(|v| !v.is_empty()).cloned())
+        .unwrap_or_else(|| UNKNOWN_GENERATION.to_string());
+    let cgroup = match labels.get(CGROUP_LABEL).map(String::as_str) {
+        Some("v1") => Some(CgroupVersion::V1),
+        Some("v2") => Some(CgroupVersion::V2),
+        _ => None,
+    };
+    let taints = at(obj, &["spec", "taints"])
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| {
+                    Some(Taint {
+                        key: t.get("key")?.as_str()?.to_string(),
+                        value: t.get("value").and_then(Value::as_str).map(String::from),
+                        effect: t.get("effect").and_then(Value::as_str).unwrap_or("").to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let conditions: Vec<Condition> = at(obj, &["status", "conditions"])
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    Some(Condition {
+                        kind: c.get("type")?.as_str()?.to_string(),
+                        status: c.get("status")?.as_str()?.to_string(),
+                        reason: c.get("reason").and_then(Value::as_str).map(String::from),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ready = conditions.iter().any(|c| c.kind == "Ready" && c.status == "True");
+    let internal_ip = at(obj, &["status", "addresses"])
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP")))
+        .and_then(|x| x.get("address").and_then(Value::as_str))
+        .map(String::from);
+    Ok(Node {
+        name,
+        role,
+        generation,
+        taints,
+        unschedulable: at(obj, &["spec", "unschedulable"]).and_then(Value::as_bool).unwrap_or(false),
+        kubelet_version,
+        kube_proxy_version: None,
+        os_image: s("osImage"),
+        kernel_version: s("kernelVersion"),
+        container_runtime: s("containerRuntimeVersion"),
+        architecture: s("architecture"),
+        cgroup,
+        allocatable: resources(at(obj, &["status", "allocatable"]))?,
+        capacity: resources(at(obj, &["status", "capacity"]))?,
+        ready,
+        conditions,
+        created: timestamp(meta.get("creationTimestamp"))?,
+        internal_ip,
+        labels,
+    })
+}
+
+fn container_requests(c: &Value) -> Result<Resources, String> {
+    resources(at(c, &["resources", "requests"]))
+}
+
+fn node_selector_terms(affinity: &Value) -> Vec<Selector> {
+    let Some(terms) =
+        at(affinity, &["nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"])
+            .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    terms
+        .iter()
+        .map(|t| {
+            let mut sel = Selector::from_label_selector(&serde_json::json!({
+                "matchExpressions": t.get("matchExpressions").cloned().unwrap_or(Value::Array(vec![]))
+            }))
+            .unwrap_or_default();
+            if let Some(fields) = t.get("matchFields").and_then(Value::as_array) {
+                for f in fields {
+                    if let Ok(s) = Selector::from_label_selector(&serde_json::json!({"matchExpressions": [f]})) {
+                        sel.requirements.extend(s.requirements);
+                    }
+                }
+            }
+            sel
+        })
+        .collect()
+}
+
+fn anti_affinity_terms(affinity: &Value) -> Vec<Selector> {
+    let Some(terms) =
+        at(affinity, &["podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution"]).and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    terms
+        .iter()
+        .filter(|t| t.get("topologyKey").and_then(Value::as_str) == Some("kubernetes.io/hostname"))
+        .filter_map(|t| t.get("labelSelector").and_then(|s| Selector::from_label_selector(s).ok()))
+        .collect()
+}
+
+pub fn parse_pod(obj: &Value) -> Result<Pod, String> {
+    let meta = obj.get("metadata").ok_or("no metadata")?;
+    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+    let status = obj.get("status").cloned().unwrap_or(Value::Null);
+    let phase = match status.get("phase").and_then(Value::as_str) {
+        Some("Running") => PodPhase::Running,
+        Some("Succeeded") => PodPhase::Succeeded,
+        Some("Failed") => PodPhase::Failed,
+        Some("Unknown") => PodPhase::Unknown,
+        _ => PodPhase::Pending,
+    };
+    let ready = status.get("conditions").and_then(Value::as_array).is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c.get("type").and_then(Value::as_str) == Some("Ready")
+                && c.get("status").and_then(Value::as_str) == Some("True")
+        })
+    });
+    let mut requests = Resources::default();
+    let mut images = Vec::new();
+    for c in spec.get("containers").and_then(Value::as_array).into_iter().flatten() {
+        requests = requests.saturating_add(container_requests(c)?);
+        if let Some(i) = c.get("image").and_then(Value::as_str) {
+            images.push(i.to_string());
+        }
+    }
+    for c in spec.get("initContainers").and_then(Value::as_array).into_iter().flatten() {
+        requests = requests.max(container_requests(c)?);
+    }
+    requests = requests.saturating_add(resources(spec.get("overhead"))?);
+    requests.pods = 1;
+    let volumes = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .map(|v| {
+                    let name = v.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+                    let source = if let Some(e) = v.get("emptyDir") {
+                        VolumeSource::EmptyDir {
+                            medium: e.get("medium").and_then(Value::as_str).filter(|m| !m.is_empty()).map(String::from),
+                        }
+                    } else if let Some(h) = v.get("hostPath") {
+                        VolumeSource::HostPath { path: h.get("path").and_then(Value::as_str).unwrap_or("").to_string() }
+                    } else if let Some(c) = v.get("persistentVolumeClaim") {
+                        VolumeSource::PersistentVolumeClaim {
+                            claim: c.get("claimName").and_then(Value::as_str).unwrap_or("").to_string(),
+                        }
+                    } else {
+                        let kind =
+                            v.as_object().and_then(|m| m.keys().find(|k| *k != "name").cloned()).unwrap_or_default();
+                        VolumeSource::Other { kind }
+                    };
+                    Volume { name, source }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let tolerations = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .map(|ts| {
+            ts.iter()
+                .map(|t| Toleration {
+                    key: t.get("key").and_then(Value::as_str).unwrap_or("").to_string(),
+                    operator: t.get("operator").and_then(Value::as_str).unwrap_or("Equal").to_string(),
+                    value: t.get("value").and_then(Value::as_str).unwrap_or("").to_string(),
+                    effect: t.get("effect").and_then(Value::as_str).unwrap_or("").to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let affinity = spec.get("affinity").cloned().unwrap_or(Value::Null);
+    Ok(Pod {
+        namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
+        name: meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string(),
+        uid: meta.get("uid").and_then(Value::as_str).unwrap_or("").to_string(),
+        node_name: spec.get("nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()).map(String::from),
+        phase,
+        ready,
+        labels: string_map(meta.get("labels")),
+        annotations: string_map(meta.get("annotations")),
+        owner: controller_owner(meta),
+        requests,
+        volumes,
+        node_selector: string_map(spec.get("nodeSelector")),
+        node_affinity: node_selector_terms(&affinity),
+        tolerations,
+        anti_affinity_hostname: anti_affinity_terms(&affinity),
+        priority: spec.get("priority").and_then(Value::as_i64).unwrap_or(0) as i32,
+        termination_grace_seconds: spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64),
+        deletion_timestamp: timestamp(meta.get("deletionTimestamp"))?,
+        created: timestamp(meta.get("creationTimestamp"))?,
+        images,
+    })
+}
+
+pub fn parse_pdb(obj: &Value) -> Result<Pdb, String> {
+    let meta = obj.get("metadata").ok_or("no metadata")?;
+    let spec = obj.get("spec").ok_or("no spec")?;
+    let selector = match spec.get("selector") {
+        Some(s) => Selector::from_label_selector(s).map_err(|e| e.to_string())?,
+        // policy/v1: a missing selector selects nothing. Model that as a requirement no pod meets.
+        None => Selector {
+            requirements: vec![Requirement {
+                key: "stepstone.io/no-selector".into(),
+                operator: Operator::In,
+                values: vec![],
+            }],
+        },
+    };
+    let ioi = |k: &str| -> Result<Option<IntOrPercent>, String> {
+        match spec.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => IntOrPercent::parse(v)
+                .map(Some)
+                .ok_or_else(|| format!("spec.{k} '{v}' is neither an integer nor a percentage")),
+        }
+    };
+    let status = obj.get("status").and_then(|s| {
+        Some(PdbStatus {
+            current_healthy: s.get("currentHealthy")?.as_i64()?,
+            desired_healthy: s.get("desiredHealthy")?.as_i64()?,
+            expected_pods: s.get("expectedPods")?.as_i64()?,
+            disruptions_allowed: s.get("disruptionsAllowed")?.as_i64()?,
+            observed_generation: s.get("observedGeneration").and_then(Value::as_i64).unwrap_or(0),
+        })
+    });
+    Ok(Pdb {
+        namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
+        name: meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string(),
+        selector,
+        min_available: ioi("minAvailable")?,
+        max_unavailable: ioi("maxUnavailable")?,
+        unhealthy_pod_eviction_policy: spec.get("unhealthyPodEvictionPolicy").and_then(Value::as_str).map(String::from),
+        generation: meta.get("generation").and_then(Value::as_i64).unwrap_or(1),
+        status,
+    })
+}
+
+pub fn parse_workload(obj: &Value) -> Result<Workload, String> {
+    let meta = obj.get("metadata").ok_or("no metadata")?;
+    let kind = obj.get("kind").and_then(Value::as_str).and_then(WorkloadKind::from_kind).ok_or("not a workload")?;
+    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+    let status = obj.get("status").cloned().unwrap_or(Value::Null);
+    let replicas = match kind {
+        WorkloadKind::DaemonSet => status.get("desiredNumberScheduled").and_then(Value::as_i64).unwrap_or(0),
+        _ => spec.get("replicas").and_then(Value::as_i64).unwrap_or(1),
+    };
+    let ready_replicas = match kind {
+        WorkloadKind::DaemonSet => status.get("numberReady").and_then(Value::as_i64).unwrap_or(0),
+        _ => status.get("readyReplicas").and_then(Value::as_i64).unwrap_or(0),
+    };
+    let selector = match spec.get("selector") {
+        Some(s) => Selector::from_label_selector(s).map_err(|e| e.to_string())?,
+        None => Selector::everything(),
+    };
+    let images = at(&spec, &["template", "spec", "containers"])
+        .and_then(Value::as_array)
+        .map(|cs| cs.iter().filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from)).collect())
+        .unwrap_or_default();
+    Ok(Workload {
+        kind,
+        namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
+        name: meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string(),
+        uid: meta.get("uid").and_then(Value::as_str).unwrap_or("").to_string(),
+        replicas,
+        ready_replicas,
+        owner: controller_owner(meta),
+        selector,
+        labels: string_map(meta.get("labels")),
+        images,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_json(name: &str) -> Value {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"node.kubernetes.io/instance-type": "dell-r640"}},
+            "status": {"nodeInfo": {"kubeletVersion": "v1.33.4", "kernelVersion": "5.15.0", "osImage": "Ubuntu 22.04",
+                        "containerRuntimeVersion": "containerd://1.7.22", "architecture": "amd64"},
+                       "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+        })
+    }
+
+    #[test]
+    fn list_and_single_objects() {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [node_json("a"), node_json("b")]});
+        let inv = load_str("x.json", &list.to_string(), &SnapshotOptions::default()).unwrap();
+        assert_eq!(inv.nodes.len(), 2);
+        assert_eq!(inv.nodes[0].generation, "dell-r640");
+        assert_eq!(inv.nodes[0].allocatable.cpu_millis, 32000);
+        let single = load_str("n.json", &node_json("c").to_string(), &SnapshotOptions::default()).unwrap();
+        assert_eq!(single.nodes[0].name, "c");
+    }
+
+    #[test]
+    fn raw_api_list_items_get_their_kind() {
+        let mut n = node_json("a");
+        n.as_object_mut().unwrap().remove("kind");
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "NodeList", "items": [n]});
+        let inv = load_str("x.json", &list.to_string(), &SnapshotOptions::default()).unwrap();
+        assert_eq!(inv.nodes.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_object() {
+        let e = load_str("bad.json", "{\"kind\": \"List\", \"items\": [", &SnapshotOptions::default()).unwrap_err();
+        assert!(e.to_string().starts_with("bad.json: not valid JSON at line 1"), "{e}");
+        let e = load_str("arr.json", "[1,2]", &SnapshotOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("arr.json: expected a kubectl List"), "{e}");
+        let mut n = node_json("w-1");
+        n["status"].as_object_mut().unwrap().remove("nodeInfo");
+        let list = serde_json::json!({"kind": "List", "items": [n]});
+        let e = load_str("c.json", &list.to_string(), &SnapshotOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("c.json: Node w-1: has no status.nodeInfo"), "{e}");
+        let e = load_str("e.json", "{\"kind\": \"List\", \"items\": []}", &SnapshotOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("no nodes found"), "{e}");
+    }
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(image_tag("registry.k8s.io/kube-apiserver:v1.34.2"), "v1.34.2");
+        assert_eq!(image_name("registry.k8s.io/kube-apiserver:v1.34.2"), "registry.k8s.io/kube-apiserver");
+        assert_eq!(image_tag("localhost:5000/etcd"), "");
+        assert_eq!(image_tag("registry.k8s.io/etcd:3.5.16-0@sha256:abc"), "3.5.16-0");
+    }
+}
