@@ -1,1 +1,106 @@
-fn main() {}
+//! The `stepstone` binary: argument parsing and dispatch only; the work lives in the library
+//! crates and in one `cmd/` module per command.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod exit;
+mod output;
+mod source;
+
+/// Plan, rehearse, execute and verify Kubernetes upgrades of bare-metal kubeadm clusters.
+///
+/// Every command reads the cluster from a snapshot (`--snapshot cluster.json`, as written by
+/// `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json` or `stepstone snapshot`) or from a
+/// live cluster (`--kubeconfig`). With neither, the bundled three-generation example fleet is used.
+#[derive(Debug, Parser)]
+#[command(name = "stepstone", version, propagate_version = true, max_term_width = 110)]
+#[command(after_help = "Examples:
+  stepstone plan --to v1.35                       # plan the bundled example fleet
+  stepstone inventory --snapshot cluster.json
+  stepstone skew --snapshot cluster.json --target v1.35.3 -o json
+  stepstone path --snapshot cluster.json --to v1.35
+  stepstone lab up --fleet examples/three-generations.json --kubeconfig ./lab.kubeconfig
+
+Exit codes: 0 ok, 1 findings of severity error (or an operation stopped short), 2 bad input or usage.")]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inventory(cmd::inventory::Args),
+    Snapshot(cmd::snapshot::Args),
+    Versions(cmd::versions::Args),
+    Skew(cmd::skew::Args),
+    Path(cmd::path::Args),
+    Plan(cmd::plan::Args),
+    Blockers(cmd::blockers::Args),
+    Lab(cmd::lab::Args),
+    Drain(cmd::drain::Args),
+    Uncordon(cmd::drain::UncordonArgs),
+    Preflight(cmd::preflight::Args),
+    Drift(cmd::drift::Args),
+    Etcd(cmd::etcd::Args),
+    Runbook(cmd::runbook::Args),
+    Staging(cmd::staging::Args),
+    Apis(cmd::apis::Args),
+    Completions(cmd::completions::Args),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Inventory(a) => cmd::inventory::run(a),
+        Command::Snapshot(a) => cmd::snapshot::run(a),
+        Command::Versions(a) => cmd::versions::run(a),
+        Command::Skew(a) => cmd::skew::run(a),
+        Command::Path(a) => cmd::path::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
+        Command::Blockers(a) => cmd::blockers::run(a),
+        Command::Lab(a) => cmd::lab::run(a),
+        Command::Drain(a) => cmd::drain::run(a),
+        Command::Uncordon(a) => cmd::drain::run_uncordon(a),
+        Command::Preflight(a) => cmd::preflight::run(a),
+        Command::Drift(a) => cmd::drift::run(a),
+        Command::Etcd(a) => cmd::etcd::run(a),
+        Command::Runbook(a) => cmd::runbook::run(a),
+        Command::Staging(a) => cmd::staging::run(a),
+        Command::Apis(a) => cmd::apis::run(a),
+        Command::Completions(a) => cmd::completions::run(a, <Cli as clap::CommandFactory>::command()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<exit::Failure>().is_some() {
+                ExitCode::from(exit::FINDINGS)
+            } else {
+                ExitCode::from(exit::BAD_INPUT)
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod findings;
 pub mod inventory;
+pub mod plan;
 pub mod quantity;
 pub mod releases;
 pub mod selector;

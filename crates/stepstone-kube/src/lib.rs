@@ -1,1 +1,3 @@
-//! placeholder
+//! stepstone-kube: the Kubernetes API adapter (kube-rs): collect inventory, cordon, evict, watch.
+
+pub mod collect;

@@ -1,0 +1,18 @@
+//! One module per `stepstone` subcommand: each turns its flags into library calls and output.
+
+pub mod apis;
+pub mod blockers;
+pub mod completions;
+pub mod drain;
+pub mod drift;
+pub mod etcd;
+pub mod inventory;
+pub mod lab;
+pub mod path;
+pub mod plan;
+pub mod preflight;
+pub mod runbook;
+pub mod skew;
+pub mod snapshot;
+pub mod staging;
+pub mod versions;

@@ -1,0 +1,5 @@
+//! Planning an upgrade: the Plan model, and (in submodules) the rules and simulators that fill it.
+
+pub mod model;
+
+pub use model::*;
