@@ -3,10 +3,12 @@
 
 pub mod findings;
 pub mod inventory;
+pub mod path;
 pub mod plan;
 pub mod quantity;
 pub mod releases;
 pub mod selector;
+pub mod skew;
 pub mod snapshot;
 pub mod version;
 

@@ -1,20 +1,265 @@
-//! Reading a live cluster into an inventory (not built yet).
+//! Reading a live cluster: paginated lists of nodes, pods, PDBs and workload controllers across
+//! all namespaces, plus `/version`.
+//!
+//! The objects are kept as the raw JSON the API server sent and handed to
+//! [`stepstone_core::snapshot::ObjectSet`], the parser that also reads snapshot files, so a live
+//! cluster and a `kubectl get … -o json` snapshot of it give the same inventory.
+//! [`to_kubectl_list`] turns a collected set into the `v1 List` that kubectl prints.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::{Map, Value};
 use stepstone_core::inventory::Inventory;
-use stepstone_core::snapshot::SnapshotOptions;
+use stepstone_core::snapshot::{ObjectSet, SnapshotError, SnapshotOptions};
+
+/// Items per list request, as `kubectl get --chunk-size` defaults to.
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+
+/// A resource the inventory needs, listed cluster-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resource {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    /// The cluster-wide list path.
+    pub path: &'static str,
+}
+
+/// What `stepstone snapshot` and the inventory read, in the order kubectl prints
+/// `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json`.
+pub const RESOURCES: &[Resource] = &[
+    Resource { kind: "Node", api_version: "v1", path: "/api/v1/nodes" },
+    Resource { kind: "Pod", api_version: "v1", path: "/api/v1/pods" },
+    Resource { kind: "PodDisruptionBudget", api_version: "policy/v1", path: "/apis/policy/v1/poddisruptionbudgets" },
+    Resource { kind: "Deployment", api_version: "apps/v1", path: "/apis/apps/v1/deployments" },
+    Resource { kind: "ReplicaSet", api_version: "apps/v1", path: "/apis/apps/v1/replicasets" },
+    Resource { kind: "StatefulSet", api_version: "apps/v1", path: "/apis/apps/v1/statefulsets" },
+    Resource { kind: "DaemonSet", api_version: "apps/v1", path: "/apis/apps/v1/daemonsets" },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
-    #[error("live collection is not available in this build")]
-    Unavailable,
+    #[error("cannot read kubeconfig {path}: {source}; check the path given to --kubeconfig or KUBECONFIG")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error(
+        "kubeconfig {path}: {source}; list the contexts with `kubectl config get-contexts --kubeconfig {path}` and pass one with --context"
+    )]
+    Context {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no kubeconfig given and none found ({source}); pass --kubeconfig FILE or set KUBECONFIG")]
+    Infer {
+        #[source]
+        source: kube::config::InferConfigError,
+    },
+    #[error("cannot build a Kubernetes client for {server}: {source}")]
+    Client {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "listing {what} from {server}: {source}; check that the server is reachable and the credentials may list {what} in all namespaces (`kubectl auth can-i list {what} -A`)"
+    )]
+    List {
+        what: String,
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading /version from {server}: {source}")]
+    Version {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{url}: the response is not a Kubernetes list: {reason}")]
+    NotAList { url: String, reason: String },
+    #[error("{url}: the server returned the continue token '{token}' twice; stopping instead of looping forever")]
+    PaginationLoop { url: String, token: String },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
+/// How to collect.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    /// Items per list request (`limit`); the server hands out `continue` tokens for the rest.
+    pub page_size: u32,
+}
+
+impl Default for CollectOptions {
+    fn default() -> Self {
+        CollectOptions { page_size: DEFAULT_PAGE_SIZE }
+    }
+}
+
+/// A client plus the words errors and the inventory use for where it points.
+pub struct Connection {
+    pub client: Client,
+    /// The API server URL.
+    pub server: String,
+    /// `cluster <server> (context <name>)`, for `Inventory::source`.
+    pub label: String,
+}
+
+/// Build a client from a kubeconfig file and context (the current context when `None`); with no
+/// file, the usual lookup (`KUBECONFIG`, `~/.kube/config`, in-cluster).
+pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Connection, CollectError> {
+    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|source| CollectError::Kubeconfig { path: path.to_path_buf(), source })?;
+            Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|source| CollectError::Context { path: path.to_path_buf(), source })?
+        }
+        None => Config::infer().await.map_err(|source| CollectError::Infer { source })?,
+    };
+    let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+    let label = match context {
+        Some(c) => format!("cluster {server} (context {c})"),
+        None => format!("cluster {server}"),
+    };
+    let client = Client::try_from(config).map_err(|source| CollectError::Client { server: server.clone(), source })?;
+    Ok(Connection { client, server, label })
+}
+
+/// Every object of [`RESOURCES`] and the server version, as raw JSON.
+pub async fn collect_objects(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<ObjectSet, CollectError> {
+    let conn = connect(kubeconfig, context).await?;
+    collect_with(&conn, &CollectOptions::default()).await
+}
+
+/// The live inventory, parsed by the same code as snapshot files.
 pub async fn collect_inventory(
-    _kubeconfig: Option<&Path>,
-    _context: Option<&str>,
-    _opts: &SnapshotOptions,
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    opts: &SnapshotOptions,
 ) -> Result<Inventory, CollectError> {
-    Err(CollectError::Unavailable)
+    let conn = connect(kubeconfig, context).await?;
+    let set = collect_with(&conn, &CollectOptions::default()).await?;
+    Ok(set.into_inventory(&conn.label, opts)?)
+}
+
+/// Collect through an existing connection.
+pub async fn collect_with(conn: &Connection, opts: &CollectOptions) -> Result<ObjectSet, CollectError> {
+    let mut set = ObjectSet::default();
+    for resource in RESOURCES {
+        let origin = format!("{}{}", conn.server, resource.path);
+        for item in list_all(conn, resource, opts.page_size).await? {
+            set.objects.push((origin.clone(), item));
+        }
+    }
+    let version = conn
+        .client
+        .apiserver_version()
+        .await
+        .map_err(|source| CollectError::Version { server: conn.server.clone(), source })?;
+    set.server_version = Some(version.git_version);
+    Ok(set)
+}
+
+/// List one resource across all namespaces, page by page, with kind and apiVersion set on
+/// every item (the API leaves them out of list items; kubectl fills them in).
+pub async fn list_all(conn: &Connection, resource: &Resource, page_size: u32) -> Result<Vec<Value>, CollectError> {
+    let url = format!("{}{}", conn.server, resource.path);
+    let request = kube::core::Request::new(resource.path);
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    let mut seen_tokens = std::collections::BTreeSet::new();
+    loop {
+        let mut params = ListParams::default();
+        if page_size > 0 {
+            params = params.limit(page_size);
+        }
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        let http_request = request.list(&params).map_err(|e| CollectError::List {
+            what: plural(resource.kind),
+            server: conn.server.clone(),
+            source: kube::Error::BuildRequest(e),
+        })?;
+        let text = conn.client.request_text(http_request).await.map_err(|source| CollectError::List {
+            what: plural(resource.kind),
+            server: conn.server.clone(),
+            source,
+        })?;
+        let page: Value = serde_json::from_str(&text)
+            .map_err(|e| CollectError::NotAList { url: url.clone(), reason: format!("invalid JSON: {e}") })?;
+        let page_items = page
+            .get("items")
+            .and_then(Value::as_array)
+            .ok_or_else(|| CollectError::NotAList { url: url.clone(), reason: "no \"items\" array".to_string() })?;
+        items.extend(page_items.iter().map(|item| with_type(item, resource)));
+        match page.pointer("/metadata/continue").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            Some(next) => {
+                if !seen_tokens.insert(next.to_string()) {
+                    return Err(CollectError::PaginationLoop { url, token: next.to_string() });
+                }
+                token = Some(next.to_string());
+            }
+            None => break,
+        }
+    }
+    tracing::debug!(resource = resource.kind, count = items.len(), "listed");
+    Ok(items)
+}
+
+fn plural(kind: &str) -> String {
+    match kind {
+        "PodDisruptionBudget" => "poddisruptionbudgets".to_string(),
+        k => format!("{}s", k.to_lowercase()),
+    }
+}
+
+/// The item with `apiVersion` and `kind` first, as kubectl prints list items.
+fn with_type(item: &Value, resource: &Resource) -> Value {
+    let mut out = Map::new();
+    out.insert("apiVersion".into(), Value::String(resource.api_version.to_string()));
+    out.insert("kind".into(), Value::String(resource.kind.to_string()));
+    if let Some(obj) = item.as_object() {
+        for (k, v) in obj {
+            if k != "apiVersion" && k != "kind" {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// The collected objects as the `v1 List` that `kubectl get … -o json` prints.
+pub fn to_kubectl_list(set: &ObjectSet) -> Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "items": set.objects.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>(),
+        "kind": "List",
+        "metadata": {"resourceVersion": ""},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_items_get_type_first() {
+        let item = serde_json::json!({"metadata": {"name": "a"}, "status": {}});
+        let typed = with_type(&item, &RESOURCES[2]);
+        let keys: Vec<&String> = typed.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["apiVersion", "kind", "metadata", "status"]);
+        assert_eq!(typed["apiVersion"], "policy/v1");
+        assert_eq!(plural("PodDisruptionBudget"), "poddisruptionbudgets");
+        assert_eq!(plural("Node"), "nodes");
+    }
 }

@@ -1,3 +1,4 @@
 //! stepstone-kube: the Kubernetes API adapter (kube-rs): collect inventory, cordon, evict, watch.
 
+pub mod apis;
 pub mod collect;

@@ -1,5 +1,8 @@
 //! Planning an upgrade: the Plan model, and (in submodules) the rules and simulators that fill it.
 
 pub mod model;
+pub mod schedule;
+pub mod simulate;
+pub mod window;
 
 pub use model::*;

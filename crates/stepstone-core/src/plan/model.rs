@@ -32,6 +32,51 @@ pub struct PlanPolicy {
     pub canary_soak_minutes: u32,
     pub batch_wait_minutes: u32,
     pub strategy: WorkerStrategy,
+    /// Hardware generations, oldest first, as the waves follow them (given or inferred).
+    #[serde(default)]
+    pub generation_order: Vec<String>,
+    /// How long each step is assumed to take, for the schedule.
+    #[serde(default)]
+    pub durations: Durations,
+}
+
+/// Assumed durations (minutes) of the steps the schedule is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Durations {
+    /// Cordon and evict a worker's pods (without waiting on disruption budgets).
+    pub drain_minutes: u32,
+    /// Install the new kubeadm/kubelet/kubectl packages and run `kubeadm upgrade node`.
+    pub package_upgrade_minutes: u32,
+    /// Restart the kubelet.
+    pub kubelet_restart_minutes: u32,
+    /// Node Ready again and uncordoned, its DaemonSet pods running.
+    pub ready_minutes: u32,
+    /// One control-plane node: drain, `kubeadm upgrade apply|node`, kubelet, checks.
+    pub control_plane_minutes: u32,
+    /// From eviction to a replacement pod Ready: what a budget with one disruption allowed
+    /// makes every further eviction wait for.
+    pub pod_start_minutes: u32,
+}
+
+impl Default for Durations {
+    fn default() -> Self {
+        Durations {
+            drain_minutes: 10,
+            package_upgrade_minutes: 5,
+            kubelet_restart_minutes: 2,
+            ready_minutes: 3,
+            control_plane_minutes: 30,
+            pod_start_minutes: 2,
+        }
+    }
+}
+
+impl Durations {
+    /// One worker from cordon to uncordon, budgets aside.
+    pub fn worker_minutes(&self) -> u32 {
+        self.drain_minutes + self.package_upgrade_minutes + self.kubelet_restart_minutes + self.ready_minutes
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +94,12 @@ pub struct ControlPlaneStep {
     pub node: String,
     pub action: ControlPlaneAction,
     pub generation: String,
+    /// Pods the drain of this node evicts (and the simulator placed elsewhere).
+    #[serde(default)]
+    pub pods_moved: u64,
+    /// Blockers (`code subject` of entries in `Plan::blockers`) that stop this node's drain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +121,16 @@ pub struct Wave {
     pub reason: String,
     /// Minutes to wait after the wave before the next one starts (soak or batch wait).
     pub wait_after_minutes: u32,
+    /// Pods the wave evicts (and the simulator placed elsewhere).
+    #[serde(default)]
+    pub pods_moved: u64,
+    /// Extra drain minutes because a disruption budget lets evictions through one at a time
+    /// (each waits for the previous replacement to become Ready).
+    #[serde(default)]
+    pub pdb_wait_minutes: u32,
+    /// Blockers (`code subject` of entries in `Plan::blockers`) that stop this wave's drain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<String>,
 }
 
 /// One minor step of the path.
@@ -82,6 +143,10 @@ pub struct Hop {
     pub etcd: Option<String>,
     /// Kubelets that must be upgraded before this hop's control plane may move (n-3 rule).
     pub kubelets_first: Vec<String>,
+    /// Waves that run before the control plane moves: the `kubelets_first` nodes and, in
+    /// lockstep, nodes more than one minor behind, brought to `from`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before_control_plane: Vec<Wave>,
     pub control_plane: Vec<ControlPlaneStep>,
     pub waves: Vec<Wave>,
 }
@@ -108,6 +173,18 @@ pub struct ScheduleEntry {
     pub nodes: Vec<String>,
     pub start: Timestamp,
     pub end: Timestamp,
+    /// Index into the hop's `waves` for canary, batch, soak and wait entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<usize>,
+}
+
+/// When one hop starts and ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HopSchedule {
+    pub hop: usize,
+    pub start: Timestamp,
+    pub finish: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,8 +197,18 @@ pub struct Schedule {
     pub entries: Vec<ScheduleEntry>,
     /// Working minutes (excluding time outside windows) of the whole plan.
     pub makespan_minutes: u64,
-    /// The makespan if every batch were as large as capacity alone allows.
+    /// The physical lower bound: the working minutes of the same plan if every batch were as
+    /// large as capacity (placement and headroom) alone allows, with no `max_unavailable` limit
+    /// and no time lost to disruption budgets serialising evictions. Same canaries, soaks,
+    /// waits and control-plane steps.
     pub lower_bound_minutes: u64,
+    /// `lower_bound_minutes` in percent of `makespan_minutes`: 100 means the plan is as short as
+    /// the fleet's spare capacity permits.
+    #[serde(default)]
+    pub efficiency_percent: u32,
+    /// Start and finish of each hop.
+    #[serde(default)]
+    pub hops: Vec<HopSchedule>,
     pub warnings: Vec<String>,
 }
 

@@ -1,0 +1,203 @@
+//! `stepstone runbook` and `stepstone staging` end to end: the binary, real files, and the HTML
+//! report opened by headless Chromium (Debian package `chromium`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../stepstone-runbook/tests/fixtures")
+}
+
+fn stepstone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepstone"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("the stepstone binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn plan_arg() -> String {
+    fixtures().join("plan.json").display().to_string()
+}
+
+fn fleet_arg() -> String {
+    fixtures().join("fleet.json").display().to_string()
+}
+
+#[test]
+fn markdown_runbook_from_a_plan_file() {
+    let out = stepstone(&["runbook", "--plan", &plan_arg(), "--snapshot", &fleet_arg()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let md = text(&out.stdout);
+    assert!(md.starts_with("# Upgrade runbook: snapshot fleet.json, v1.33.4 to v1.35.3"));
+    assert!(md.contains("kubeadm upgrade apply v1.34.6") && md.contains("kubeadm upgrade apply v1.35.3"));
+    assert!(md.contains("dnf install -y --disableexcludes=kubernetes kubeadm-1.34.6-150500.1.1"), "Rocky nodes use dnf");
+
+    let out = stepstone(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--rollback"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("# Rollback runbook:"));
+}
+
+#[test]
+fn bad_input_names_the_fix() {
+    let out = stepstone(&["runbook", "--plan", &plan_arg()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--distro apt"), "{}", text(&out.stderr));
+
+    let out = stepstone(&["runbook", "--plan", &fleet_arg(), "--distro", "apt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("holds a List, not a Plan"), "{}", text(&out.stderr));
+
+    let out = stepstone(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--rollback", "--format", "html"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = stepstone(&["runbook"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--plan plan.json"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn template_dir_replaces_the_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hooks.md"),
+        "{% macro notify_start(r) %}- [ ] Post to #ops: {{ r.cluster }} upgrade starts{% endmacro %}\n\
+         {% macro before_hop(r, hop) %}{% endmacro %}\n{% macro notify_finish(r) %}- [ ] Post to #ops: done{% endmacro %}\n",
+    )
+    .unwrap();
+    let out = stepstone(&[
+        "runbook",
+        "--plan",
+        &plan_arg(),
+        "--distro",
+        "dnf",
+        "--template-dir",
+        &dir.path().display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let md = text(&out.stdout);
+    assert!(md.contains("- [ ] Post to #ops: snapshot fleet.json upgrade starts"));
+    assert!(md.contains("- [ ] Post to #ops: done"));
+}
+
+#[test]
+fn staging_design_in_every_format() {
+    let out = stepstone(&["staging", "--snapshot", &fleet_arg(), "--to", "v1.34", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["apiVersion"], "stepstone/v1alpha1");
+    assert_eq!(doc["kind"], "StagingDesign");
+    assert_eq!(doc["controlPlane"]["count"], 3);
+    assert_eq!(doc["workers"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["tests"].as_array().unwrap().len(), 8);
+
+    let out = stepstone(&["staging", "--snapshot", &fleet_arg()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.contains("stg-dell-r640-k5.4-containerd-1.6") && table.contains("TEST MATRIX"), "{table}");
+    assert!(table.contains("-> v1.34."), "default target is the next minor: {table}");
+
+    let out = stepstone(&["staging", "--snapshot", &fleet_arg(), "-o", "markdown"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("## Test matrix"));
+
+    let out = stepstone(&["staging", "--snapshot", &fleet_arg(), "-o", "yaml"]);
+    assert!(out.status.success() && text(&out.stdout).contains("kind: StagingDesign"));
+}
+
+/// Headless Chromium with the flags that keep it off the network.
+fn chromium(profile: &Path, extra: &[&str], url: &str) -> Output {
+    let binary = Path::new("/usr/bin/chromium");
+    assert!(binary.exists(), "/usr/bin/chromium is missing: install the Debian package chromium");
+    Command::new("timeout")
+        .arg("120")
+        .arg(binary)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium starts: install the Debian package chromium")
+}
+
+/// Console errors and uncaught exceptions in Chromium's log.
+fn console_errors(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("Uncaught") || l.contains(":CONSOLE(") || l.contains("ERROR:CONSOLE"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn html_report_renders_in_chromium() {
+    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/runbook-report");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out_dir = out_dir.canonicalize().unwrap();
+    let report = out_dir.join("report.html");
+    let out = stepstone(&[
+        "runbook",
+        "--plan",
+        &plan_arg(),
+        "--snapshot",
+        &fleet_arg(),
+        "--format",
+        "html",
+        "-o",
+        &report.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let url = format!("file://{}", report.display());
+
+    let profile = tempfile::tempdir().unwrap();
+    let shot = out_dir.join("shot.png");
+    let _ = std::fs::remove_file(&shot);
+    let run = chromium(
+        profile.path(),
+        &[&format!("--screenshot={}", shot.display()), "--window-size=1400,2000"],
+        &url,
+    );
+    let log = text(&run.stderr);
+    assert!(run.status.success(), "chromium failed: {log}");
+    let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a real screenshot ({} bytes)", png.len());
+    assert_eq!(console_errors(&log), Vec::<String>::new());
+
+    let profile = tempfile::tempdir().unwrap();
+    let run = chromium(profile.path(), &["--dump-dom"], &url);
+    let dom = text(&run.stdout);
+    assert!(run.status.success(), "chromium failed: {}", text(&run.stderr));
+    assert_eq!(console_errors(&text(&run.stderr)), Vec::<String>::new());
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(plan_arg()).unwrap()).unwrap();
+    let waves: usize = plan["hops"].as_array().unwrap().iter().map(|h| h["waves"].as_array().unwrap().len()).sum();
+    assert!(dom.contains("<svg"), "the timeline SVG is in the rendered DOM");
+    assert_eq!(dom.matches("<rect class=\"bar wave\"").count(), waves, "one bar per wave in the rendered DOM");
+    assert!(dom.contains("Blockers and their fixes"));
+}
+
+#[test]
+fn the_console_check_catches_a_broken_page() {
+    // The detector above must be able to fail: a page with a script error trips it.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("broken.html");
+    std::fs::write(&page, "<!DOCTYPE html><html><body><script>noSuchFunction();</script></body></html>").unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let run = chromium(profile.path(), &["--dump-dom"], &format!("file://{}", page.display()));
+    let errors = console_errors(&text(&run.stderr));
+    assert!(!errors.is_empty(), "no console error seen in: {}", text(&run.stderr));
+}

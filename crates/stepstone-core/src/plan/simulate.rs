@@ -1,0 +1,925 @@
+//! The capacity simulator: where would a pod land if the scheduler placed it now?
+//!
+//! [`CapacityModel`] keeps, per node, the sum of the requests of the pods bound to it and answers
+//! [`CapacityModel::pick`] the way kube-scheduler's filters would (node unschedulable, node
+//! selector and required node affinity, taints with `NoSchedule`/`NoExecute`, requests against
+//! allocatable, required pod anti-affinity on `kubernetes.io/hostname`), plus one rule the real
+//! scheduler does not have: the *headroom*, a ceiling on the share of allocatable CPU and memory
+//! requested on any node after the move. Among the nodes that fit, the least allocated wins
+//! (mean of the CPU and memory shares requested), ties broken by node name, so placement is
+//! deterministic.
+//!
+//! It is built for fleets of thousands of nodes: requests are summed per node once, schedulable
+//! nodes are kept ordered by allocation, and the static part of the filters (selector, affinity,
+//! taints) is computed once per distinct set of scheduling constraints. A pick is then a walk down
+//! the ordered nodes until the first that fits, not a pass over every pod.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use crate::inventory::{Node, Pod, Taint, Toleration};
+use crate::quantity::Resources;
+use crate::selector::{Operator, Selector};
+
+/// The label kube-scheduler's hostname topology uses; anti-affinity on it means "not on the same node".
+pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
+
+/// The pseudo-label that stands for `matchFields: metadata.name` in node affinity terms.
+pub const NODE_NAME_FIELD: &str = "metadata.name";
+
+/// A ceiling on requested CPU and memory per node, in percent of allocatable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Headroom {
+    percent: u32,
+}
+
+/// Why a headroom value could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("headroom '{input}' is not a percentage between 1% and 100% (examples: 85%, 90)")]
+pub struct HeadroomError {
+    pub input: String,
+}
+
+impl Headroom {
+    /// The planner's default: no node above 85% of allocatable requested after a move.
+    pub const DEFAULT_PERCENT: u32 = 85;
+
+    /// A ceiling of `percent` (clamped to 1..=100).
+    pub fn percent(percent: u32) -> Self {
+        Headroom { percent: percent.clamp(1, 100) }
+    }
+
+    /// No ceiling beyond allocatable itself: what the real scheduler does.
+    pub fn none() -> Self {
+        Headroom { percent: 100 }
+    }
+
+    pub fn as_percent(self) -> u32 {
+        self.percent
+    }
+
+    /// `85%` or `85`.
+    pub fn parse(input: &str) -> Result<Self, HeadroomError> {
+        let err = || HeadroomError { input: input.to_string() };
+        let s = input.trim();
+        let digits = s.strip_suffix('%').unwrap_or(s).trim();
+        let p: u32 = digits.parse().map_err(|_| err())?;
+        if !(1..=100).contains(&p) {
+            return Err(err());
+        }
+        Ok(Headroom { percent: p })
+    }
+
+    fn limit(self, allocatable: u64) -> u64 {
+        if self.percent >= 100 {
+            allocatable
+        } else {
+            (u128::from(allocatable) * u128::from(self.percent) / 100) as u64
+        }
+    }
+}
+
+impl Default for Headroom {
+    fn default() -> Self {
+        Headroom::percent(Self::DEFAULT_PERCENT)
+    }
+}
+
+impl std::fmt::Display for Headroom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", self.percent)
+    }
+}
+
+/// The two resources the headroom applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HeadroomResource {
+    Cpu,
+    Memory,
+}
+
+impl std::fmt::Display for HeadroomResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HeadroomResource::Cpu => "CPU",
+            HeadroomResource::Memory => "memory",
+        })
+    }
+}
+
+/// The node that came closest to taking a pod but would have gone above the headroom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overflow {
+    pub node: String,
+    pub resource: HeadroomResource,
+    /// Share of allocatable requested on `node` had the pod been placed there, rounded up.
+    pub percent_after: u32,
+    pub headroom_percent: u32,
+}
+
+impl std::fmt::Display for Overflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at {}% {} (headroom {}%)",
+            self.node, self.percent_after, self.resource, self.headroom_percent
+        )
+    }
+}
+
+/// No node can take the pod. The message counts nodes per reason, like kube-scheduler's
+/// `0/47 nodes are available: 30 Insufficient cpu, 12 node(s) didn't match Pod's node
+/// affinity/selector, 5 node(s) were unschedulable`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pod}: 0/{nodes} nodes are available: {}", summary(.reasons))]
+pub struct Unschedulable {
+    /// `namespace/name` of the pod.
+    pub pod: String,
+    /// Nodes known to the model.
+    pub nodes: usize,
+    /// Node count per reason, most common first. A node short of several resources counts once
+    /// per resource, as in kube-scheduler's message.
+    pub reasons: Vec<(String, usize)>,
+    /// The least allocated node that failed on the headroom alone, if any.
+    pub closest: Option<Overflow>,
+}
+
+fn summary(reasons: &[(String, usize)]) -> String {
+    if reasons.is_empty() {
+        return "no nodes in the model".to_string();
+    }
+    reasons.iter().map(|(r, n)| format!("{n} {r}")).collect::<Vec<_>>().join(", ")
+}
+
+/// How allocated a node is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeUsage {
+    pub allocatable: Resources,
+    pub requested: Resources,
+    pub unschedulable: bool,
+}
+
+impl NodeUsage {
+    /// Requested CPU in percent of allocatable, rounded up (100 when nothing is allocatable).
+    pub fn cpu_percent(&self) -> u32 {
+        percent_ceil(self.requested.cpu_millis, self.allocatable.cpu_millis)
+    }
+
+    pub fn memory_percent(&self) -> u32 {
+        percent_ceil(self.requested.memory_bytes, self.allocatable.memory_bytes)
+    }
+}
+
+fn percent_ceil(part: u64, whole: u64) -> u32 {
+    if whole == 0 {
+        return if part == 0 { 0 } else { 100 };
+    }
+    (u128::from(part) * 100).div_ceil(u128::from(whole)).min(u128::from(u32::MAX)) as u32
+}
+
+/// Share requested, in parts per million: the least-allocated order.
+fn ppm(part: u64, whole: u64) -> u64 {
+    if whole == 0 {
+        return 1_000_000;
+    }
+    (u128::from(part) * 1_000_000 / u128::from(whole)).min(u128::from(u64::MAX)) as u64
+}
+
+struct SimNode {
+    name: String,
+    /// Labels plus `metadata.name`, for node affinity terms.
+    match_labels: BTreeMap<String, String>,
+    /// Only the taints that stop scheduling (`NoSchedule`, `NoExecute`).
+    taints: Vec<Taint>,
+    unschedulable: bool,
+    allocatable: Resources,
+    /// Allocatable CPU and memory scaled down to the headroom.
+    cpu_limit: u64,
+    memory_limit: u64,
+    requested: Resources,
+    /// Slab indices of the pods bound here.
+    pods: Vec<u32>,
+    /// The subset of `pods` that carries hostname anti-affinity terms.
+    anti_pods: Vec<u32>,
+}
+
+impl SimNode {
+    fn score(&self) -> u64 {
+        (ppm(self.requested.cpu_millis, self.allocatable.cpu_millis)
+            + ppm(self.requested.memory_bytes, self.allocatable.memory_bytes))
+            / 2
+    }
+}
+
+struct SimPod {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    anti_affinity: Vec<Selector>,
+    requests: Resources,
+    node: u32,
+}
+
+/// The static part of the filters for one distinct set of scheduling constraints.
+struct Class {
+    /// Per node: selector, affinity and taints allow it.
+    feasible: Vec<bool>,
+    /// When few nodes are feasible, their indices: scanning them beats walking the global order.
+    few: Option<Vec<u32>>,
+}
+
+/// A pod's scheduling constraints, as the class cache key.
+#[derive(PartialEq, Eq)]
+struct ClassKey {
+    node_selector: BTreeMap<String, String>,
+    node_affinity: Vec<Selector>,
+    tolerations: Vec<Toleration>,
+}
+
+impl ClassKey {
+    fn matches(&self, pod: &Pod) -> bool {
+        self.node_selector == pod.node_selector
+            && self.node_affinity == pod.node_affinity
+            && self.tolerations == pod.tolerations
+    }
+}
+
+fn class_hash(pod: &Pod) -> u64 {
+    let mut h = DefaultHasher::new();
+    pod.node_selector.hash(&mut h);
+    pod.node_affinity.len().hash(&mut h);
+    for term in &pod.node_affinity {
+        term.requirements.len().hash(&mut h);
+        for r in &term.requirements {
+            r.key.hash(&mut h);
+            operator_code(&r.operator).hash(&mut h);
+            r.values.hash(&mut h);
+        }
+    }
+    pod.tolerations.len().hash(&mut h);
+    for t in &pod.tolerations {
+        t.key.hash(&mut h);
+        t.operator.hash(&mut h);
+        t.value.hash(&mut h);
+        t.effect.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn operator_code(op: &Operator) -> u8 {
+    match op {
+        Operator::In => 0,
+        Operator::NotIn => 1,
+        Operator::Exists => 2,
+        Operator::DoesNotExist => 3,
+        Operator::Gt => 4,
+        Operator::Lt => 5,
+    }
+}
+
+fn is_plain(pod: &Pod) -> bool {
+    pod.node_selector.is_empty() && pod.node_affinity.is_empty() && pod.tolerations.is_empty()
+}
+
+/// Why a node is statically out for a pod (selector, affinity, taints), kube-scheduler wording.
+fn static_reason(node: &SimNode, pod: &Pod) -> Option<String> {
+    let selector_ok = pod.node_selector.iter().all(|(k, v)| node.match_labels.get(k) == Some(v));
+    let affinity_ok = pod.node_affinity.is_empty() || pod.node_affinity.iter().any(|t| t.matches(&node.match_labels));
+    if !selector_ok || !affinity_ok {
+        return Some("node(s) didn't match Pod's node affinity/selector".to_string());
+    }
+    for taint in &node.taints {
+        if !pod.tolerations.iter().any(|t| t.tolerates(taint)) {
+            return Some(format!(
+                "node(s) had untolerated taint {{{}: {}}}",
+                taint.key,
+                taint.value.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    None
+}
+
+/// Where a pod would fit, given the nodes and the pods bound to them. See the module docs.
+pub struct CapacityModel {
+    headroom: Headroom,
+    nodes: Vec<SimNode>,
+    by_name: HashMap<String, u32>,
+    /// Schedulable nodes ordered by (allocation score, name order).
+    order: BTreeSet<(u64, u32)>,
+    slab: Vec<SimPod>,
+    free: Vec<u32>,
+    /// `namespace/name` -> slab index.
+    bound: HashMap<String, u32>,
+    plain: Arc<Class>,
+    classes: Mutex<HashMap<u64, Vec<(ClassKey, Arc<Class>)>>>,
+}
+
+impl std::fmt::Debug for CapacityModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CapacityModel")
+            .field("headroom", &self.headroom)
+            .field("nodes", &self.nodes.len())
+            .field("pods", &self.bound.len())
+            .finish()
+    }
+}
+
+impl Clone for CapacityModel {
+    fn clone(&self) -> Self {
+        CapacityModel {
+            headroom: self.headroom,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| SimNode {
+                    name: n.name.clone(),
+                    match_labels: n.match_labels.clone(),
+                    taints: n.taints.clone(),
+                    unschedulable: n.unschedulable,
+                    allocatable: n.allocatable,
+                    cpu_limit: n.cpu_limit,
+                    memory_limit: n.memory_limit,
+                    requested: n.requested,
+                    pods: n.pods.clone(),
+                    anti_pods: n.anti_pods.clone(),
+                })
+                .collect(),
+            by_name: self.by_name.clone(),
+            order: self.order.clone(),
+            slab: self
+                .slab
+                .iter()
+                .map(|p| SimPod {
+                    namespace: p.namespace.clone(),
+                    labels: p.labels.clone(),
+                    anti_affinity: p.anti_affinity.clone(),
+                    requests: p.requests,
+                    node: p.node,
+                })
+                .collect(),
+            free: self.free.clone(),
+            bound: self.bound.clone(),
+            plain: self.plain.clone(),
+            classes: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Node index value meaning "not bound" in the slab (slots on the free list).
+const NOWHERE: u32 = u32::MAX;
+
+impl CapacityModel {
+    /// A model of `nodes` with every unfinished pod that has a `node_name` counted against its
+    /// node. Pods naming a node that is not in `nodes` are ignored.
+    pub fn new(nodes: &[Node], pods: &[Pod], headroom: Headroom) -> Self {
+        let mut sorted: Vec<&Node> = nodes.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        sorted.dedup_by(|a, b| a.name == b.name);
+        let sim_nodes: Vec<SimNode> = sorted
+            .iter()
+            .map(|n| {
+                let mut match_labels = n.labels.clone();
+                match_labels.insert(NODE_NAME_FIELD.to_string(), n.name.clone());
+                SimNode {
+                    name: n.name.clone(),
+                    match_labels,
+                    taints: n
+                        .taints
+                        .iter()
+                        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+                        .cloned()
+                        .collect(),
+                    unschedulable: n.unschedulable,
+                    allocatable: n.allocatable,
+                    cpu_limit: headroom.limit(n.allocatable.cpu_millis),
+                    memory_limit: headroom.limit(n.allocatable.memory_bytes),
+                    requested: Resources::default(),
+                    pods: Vec::new(),
+                    anti_pods: Vec::new(),
+                }
+            })
+            .collect();
+        let by_name = sim_nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u32)).collect();
+        let plain = Arc::new(Class {
+            feasible: sim_nodes.iter().map(|n| n.taints.is_empty()).collect(),
+            few: None,
+        });
+        let mut model = CapacityModel {
+            headroom,
+            nodes: sim_nodes,
+            by_name,
+            order: BTreeSet::new(),
+            slab: Vec::with_capacity(pods.len()),
+            free: Vec::new(),
+            bound: HashMap::with_capacity(pods.len()),
+            plain,
+            classes: Mutex::new(HashMap::new()),
+        };
+        for pod in pods {
+            if pod.phase.is_finished() {
+                continue;
+            }
+            if let Some(node) = pod.node_name.as_deref()
+                && let Some(&idx) = model.by_name.get(node)
+            {
+                model.attach(pod, idx);
+            }
+        }
+        for (i, n) in model.nodes.iter().enumerate() {
+            if !n.unschedulable {
+                model.order.insert((n.score(), i as u32));
+            }
+        }
+        model
+    }
+
+    pub fn headroom(&self) -> Headroom {
+        self.headroom
+    }
+
+    /// Node names, sorted.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().map(|n| n.name.as_str())
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node a pod (`namespace/name`) is bound to in the model.
+    pub fn node_of(&self, pod: &Pod) -> Option<&str> {
+        let idx = *self.bound.get(&pod.key())?;
+        Some(self.nodes[self.slab[idx as usize].node as usize].name.as_str())
+    }
+
+    pub fn usage(&self, node: &str) -> Option<NodeUsage> {
+        let n = &self.nodes[*self.by_name.get(node)? as usize];
+        Some(NodeUsage { allocatable: n.allocatable, requested: n.requested, unschedulable: n.unschedulable })
+    }
+
+    pub fn is_unschedulable(&self, node: &str) -> Option<bool> {
+        Some(self.nodes[*self.by_name.get(node)? as usize].unschedulable)
+    }
+
+    /// The node the scheduler would choose for `pod`, or why none fits. The pod's current
+    /// binding, if any, is not taken into account: unbind it first to model a move.
+    pub fn pick(&self, pod: &Pod) -> Result<String, Unschedulable> {
+        match self.pick_index(pod) {
+            Some(i) => Ok(self.nodes[i as usize].name.clone()),
+            None => Err(self.explain(pod)),
+        }
+    }
+
+    /// Like [`pick`](Self::pick) without the explanation: the planner's hot path.
+    pub fn fits_somewhere(&self, pod: &Pod) -> Option<&str> {
+        self.pick_index(pod).map(|i| self.nodes[i as usize].name.as_str())
+    }
+
+    /// Count `pod` against `node` (moving it if it was bound elsewhere). Unknown nodes are ignored.
+    pub fn bind(&mut self, pod: &Pod, node: &str) {
+        let Some(&idx) = self.by_name.get(node) else { return };
+        self.unbind(pod);
+        self.reorder(idx, |m| {
+            m.attach(pod, idx);
+        });
+    }
+
+    /// Stop counting `pod` (deleted, evicted, finished). Unknown pods are ignored.
+    pub fn unbind(&mut self, pod: &Pod) {
+        let Some(slot) = self.bound.remove(&pod.key()) else { return };
+        let node = self.slab[slot as usize].node;
+        self.reorder(node, |m| m.detach(slot));
+    }
+
+    /// Cordon (`true`) or uncordon a node.
+    pub fn set_unschedulable(&mut self, node: &str, unschedulable: bool) {
+        let Some(&idx) = self.by_name.get(node) else { return };
+        let n = &mut self.nodes[idx as usize];
+        if n.unschedulable == unschedulable {
+            return;
+        }
+        n.unschedulable = unschedulable;
+        let key = (n.score(), idx);
+        if unschedulable {
+            self.order.remove(&key);
+        } else {
+            self.order.insert(key);
+        }
+    }
+
+    /// Change a node's bookkeeping while keeping `order` consistent.
+    fn reorder(&mut self, idx: u32, change: impl FnOnce(&mut Self)) {
+        let n = &self.nodes[idx as usize];
+        let listed = !n.unschedulable;
+        if listed {
+            self.order.remove(&(n.score(), idx));
+        }
+        change(self);
+        let n = &self.nodes[idx as usize];
+        if listed {
+            self.order.insert((n.score(), idx));
+        }
+    }
+
+    fn attach(&mut self, pod: &Pod, idx: u32) {
+        let sim = SimPod {
+            namespace: pod.namespace.clone(),
+            labels: pod.labels.clone(),
+            anti_affinity: pod.anti_affinity_hostname.clone(),
+            requests: pod.requests,
+            node: idx,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = sim;
+                s
+            }
+            None => {
+                self.slab.push(sim);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        if let Some(old) = self.bound.insert(pod.key(), slot) {
+            // The same key bound twice (duplicate pods in the input): keep the newest.
+            self.detach(old);
+        }
+        let n = &mut self.nodes[idx as usize];
+        n.requested = n.requested.saturating_add(pod.requests);
+        n.pods.push(slot);
+        if !pod.anti_affinity_hostname.is_empty() {
+            n.anti_pods.push(slot);
+        }
+    }
+
+    fn detach(&mut self, slot: u32) {
+        let p = &mut self.slab[slot as usize];
+        let idx = p.node;
+        p.node = NOWHERE;
+        let requests = p.requests;
+        p.labels = BTreeMap::new();
+        p.anti_affinity = Vec::new();
+        let n = &mut self.nodes[idx as usize];
+        n.requested = n.requested.saturating_sub(requests);
+        if let Some(pos) = n.pods.iter().position(|&s| s == slot) {
+            n.pods.swap_remove(pos);
+        }
+        if let Some(pos) = n.anti_pods.iter().position(|&s| s == slot) {
+            n.anti_pods.swap_remove(pos);
+        }
+        self.free.push(slot);
+    }
+
+    fn class_of(&self, pod: &Pod) -> Arc<Class> {
+        if is_plain(pod) {
+            return self.plain.clone();
+        }
+        let hash = class_hash(pod);
+        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = classes.entry(hash).or_default();
+        if let Some((_, c)) = bucket.iter().find(|(k, _)| k.matches(pod)) {
+            return c.clone();
+        }
+        let feasible: Vec<bool> = self.nodes.iter().map(|n| static_reason(n, pod).is_none()).collect();
+        let count = feasible.iter().filter(|f| **f).count();
+        // Below one node in sixteen, walking the global order would mostly skip: scan instead.
+        let few = (count * 16 < self.nodes.len())
+            .then(|| feasible.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i as u32).collect());
+        let class = Arc::new(Class { feasible, few });
+        bucket.push((
+            ClassKey {
+                node_selector: pod.node_selector.clone(),
+                node_affinity: pod.node_affinity.clone(),
+                tolerations: pod.tolerations.clone(),
+            },
+            class.clone(),
+        ));
+        class
+    }
+
+    fn pick_index(&self, pod: &Pod) -> Option<u32> {
+        let class = self.class_of(pod);
+        if let Some(few) = &class.few {
+            return few
+                .iter()
+                .copied()
+                .filter(|&i| self.dynamic_fit(i, pod))
+                .min_by_key(|&i| (self.nodes[i as usize].score(), i));
+        }
+        self.order
+            .iter()
+            .map(|&(_, i)| i)
+            .find(|&i| class.feasible[i as usize] && self.dynamic_fit(i, pod))
+    }
+
+    fn resources_fit(&self, n: &SimNode, r: &Resources) -> bool {
+        // kube-scheduler only checks a resource the pod asks for; the pod slot always counts.
+        (r.cpu_millis == 0 || n.requested.cpu_millis.saturating_add(r.cpu_millis) <= n.cpu_limit)
+            && (r.memory_bytes == 0 || n.requested.memory_bytes.saturating_add(r.memory_bytes) <= n.memory_limit)
+            && n.requested.pods.saturating_add(r.pods.max(1)) <= n.allocatable.pods
+            && (r.ephemeral_storage_bytes == 0
+                || n.requested.ephemeral_storage_bytes.saturating_add(r.ephemeral_storage_bytes)
+                    <= n.allocatable.ephemeral_storage_bytes)
+    }
+
+    fn dynamic_fit(&self, i: u32, pod: &Pod) -> bool {
+        let n = &self.nodes[i as usize];
+        !n.unschedulable && self.resources_fit(n, &pod.requests) && self.anti_affinity_reason(n, pod).is_none()
+    }
+
+    fn anti_affinity_reason(&self, n: &SimNode, pod: &Pod) -> Option<&'static str> {
+        if !pod.anti_affinity_hostname.is_empty() {
+            let clash = n.pods.iter().any(|&s| {
+                let other = &self.slab[s as usize];
+                other.namespace == pod.namespace && pod.anti_affinity_hostname.iter().any(|t| t.matches(&other.labels))
+            });
+            if clash {
+                return Some("node(s) didn't match pod anti-affinity rules");
+            }
+        }
+        let existing = n.anti_pods.iter().any(|&s| {
+            let other = &self.slab[s as usize];
+            other.namespace == pod.namespace && other.anti_affinity.iter().any(|t| t.matches(&pod.labels))
+        });
+        existing.then_some("node(s) didn't satisfy existing pods anti-affinity rules")
+    }
+
+    /// Walk every node and say why it does not fit: the slow path, only taken on failure.
+    fn explain(&self, pod: &Pod) -> Unschedulable {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let mut closest: Option<(u32, u64, Overflow)> = None;
+        let r = &pod.requests;
+        for n in &self.nodes {
+            if n.unschedulable {
+                *counts.entry("node(s) were unschedulable".to_string()).or_default() += 1;
+                continue;
+            }
+            if let Some(reason) = static_reason(n, pod) {
+                *counts.entry(reason).or_default() += 1;
+                continue;
+            }
+            let mut short = Vec::new();
+            let mut over_headroom = Vec::new();
+            let cpu_after = n.requested.cpu_millis.saturating_add(r.cpu_millis);
+            let mem_after = n.requested.memory_bytes.saturating_add(r.memory_bytes);
+            if r.cpu_millis > 0 && cpu_after > n.allocatable.cpu_millis {
+                short.push("Insufficient cpu".to_string());
+            } else if r.cpu_millis > 0 && cpu_after > n.cpu_limit {
+                over_headroom.push((HeadroomResource::Cpu, percent_ceil(cpu_after, n.allocatable.cpu_millis)));
+            }
+            if r.memory_bytes > 0 && mem_after > n.allocatable.memory_bytes {
+                short.push("Insufficient memory".to_string());
+            } else if r.memory_bytes > 0 && mem_after > n.memory_limit {
+                over_headroom.push((HeadroomResource::Memory, percent_ceil(mem_after, n.allocatable.memory_bytes)));
+            }
+            if n.requested.pods.saturating_add(1) > n.allocatable.pods {
+                short.push("Too many pods".to_string());
+            }
+            if r.ephemeral_storage_bytes > 0
+                && n.requested.ephemeral_storage_bytes.saturating_add(r.ephemeral_storage_bytes)
+                    > n.allocatable.ephemeral_storage_bytes
+            {
+                short.push("Insufficient ephemeral-storage".to_string());
+            }
+            if !short.is_empty() {
+                for s in short {
+                    *counts.entry(s).or_default() += 1;
+                }
+                continue;
+            }
+            if let Some(reason) = self.anti_affinity_reason(n, pod) {
+                *counts.entry(reason.to_string()).or_default() += 1;
+                continue;
+            }
+            if !over_headroom.is_empty() {
+                let label = format!(
+                    "node(s) would go above the {}% headroom on {}",
+                    self.headroom.percent,
+                    over_headroom.iter().map(|(res, _)| res.to_string()).collect::<Vec<_>>().join(" and ")
+                );
+                *counts.entry(label).or_default() += 1;
+                let (resource, percent_after) =
+                    over_headroom.iter().copied().max_by_key(|(_, p)| *p).expect("not empty");
+                let candidate = (percent_after, n.score());
+                if closest.as_ref().is_none_or(|(p, s, _)| candidate < (*p, *s)) {
+                    closest = Some((
+                        percent_after,
+                        n.score(),
+                        Overflow {
+                            node: n.name.clone(),
+                            resource,
+                            percent_after,
+                            headroom_percent: self.headroom.percent,
+                        },
+                    ));
+                }
+                continue;
+            }
+            // Every filter passed: only possible if the caller asks about a pod that fits,
+            // which `pick` never does. Count it honestly anyway.
+            *counts.entry("node(s) fit".to_string()).or_default() += 1;
+        }
+        let mut reasons: Vec<(String, usize)> = counts.into_iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Unschedulable { pod: pod.key(), nodes: self.nodes.len(), reasons, closest: closest.map(|(_, _, o)| o) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{NodeRole, PodPhase};
+    use crate::version::KubeVersion;
+
+    pub(crate) fn node(name: &str, cpu: u64, mem_gi: u64) -> Node {
+        let alloc = Resources { cpu_millis: cpu, memory_bytes: mem_gi << 30, pods: 110, ephemeral_storage_bytes: 100 << 30 };
+        Node {
+            name: name.to_string(),
+            role: NodeRole::Worker,
+            generation: "gen".to_string(),
+            labels: BTreeMap::from([(HOSTNAME_TOPOLOGY.to_string(), name.to_string())]),
+            taints: vec![],
+            unschedulable: false,
+            kubelet_version: KubeVersion::new(1, 32, 0),
+            kube_proxy_version: None,
+            os_image: String::new(),
+            kernel_version: String::new(),
+            container_runtime: String::new(),
+            architecture: "amd64".to_string(),
+            cgroup: None,
+            allocatable: alloc,
+            capacity: alloc,
+            ready: true,
+            conditions: vec![],
+            created: None,
+            internal_ip: None,
+        }
+    }
+
+    pub(crate) fn pod(ns: &str, name: &str, node: Option<&str>, cpu: u64, mem_mi: u64) -> Pod {
+        Pod {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            uid: format!("uid-{name}"),
+            node_name: node.map(String::from),
+            phase: PodPhase::Running,
+            ready: true,
+            labels: BTreeMap::from([("app".to_string(), name.split('-').next().unwrap_or(name).to_string())]),
+            annotations: BTreeMap::new(),
+            owner: None,
+            requests: Resources { cpu_millis: cpu, memory_bytes: mem_mi << 20, pods: 1, ephemeral_storage_bytes: 0 },
+            volumes: vec![],
+            node_selector: BTreeMap::new(),
+            node_affinity: vec![],
+            tolerations: vec![],
+            anti_affinity_hostname: vec![],
+            priority: 0,
+            termination_grace_seconds: None,
+            deletion_timestamp: None,
+            created: None,
+            images: vec![],
+        }
+    }
+
+    #[test]
+    fn least_allocated_then_name() {
+        let nodes = vec![node("b", 4000, 8), node("a", 4000, 8), node("c", 4000, 8)];
+        let pods = vec![pod("x", "p1", Some("a"), 1000, 0)];
+        let m = CapacityModel::new(&nodes, &pods, Headroom::none());
+        // a is busier; b and c tie, b wins by name.
+        assert_eq!(m.pick(&pod("x", "new", None, 100, 100)).unwrap(), "b");
+    }
+
+    #[test]
+    fn counts_requests_and_honours_headroom() {
+        let nodes = vec![node("a", 1000, 8)];
+        let pods = vec![pod("x", "p1", Some("a"), 700, 0)];
+        let m = CapacityModel::new(&nodes, &pods, Headroom::percent(85));
+        let err = m.pick(&pod("x", "p2", None, 200, 0)).unwrap_err();
+        assert_eq!(err.to_string(), "x/p2: 0/1 nodes are available: 1 node(s) would go above the 85% headroom on CPU");
+        let closest = err.closest.unwrap();
+        assert_eq!(closest.to_string(), "a at 90% CPU (headroom 85%)");
+        assert_eq!(m.pick(&pod("x", "p3", None, 150, 0)).unwrap(), "a");
+        let none = CapacityModel::new(&nodes, &pods, Headroom::none());
+        assert_eq!(none.pick(&pod("x", "p2", None, 300, 0)).unwrap(), "a");
+        let err = none.pick(&pod("x", "p2", None, 301, 0)).unwrap_err();
+        assert_eq!(err.reasons, vec![("Insufficient cpu".to_string(), 1)]);
+    }
+
+    #[test]
+    fn finished_and_foreign_pods_do_not_count() {
+        let nodes = vec![node("a", 1000, 8)];
+        let mut done = pod("x", "done", Some("a"), 900, 0);
+        done.phase = PodPhase::Succeeded;
+        let elsewhere = pod("x", "other", Some("zzz"), 900, 0);
+        let m = CapacityModel::new(&nodes, &[done, elsewhere], Headroom::none());
+        assert_eq!(m.usage("a").unwrap().requested.cpu_millis, 0);
+    }
+
+    #[test]
+    fn bind_unbind_and_cordon() {
+        let nodes = vec![node("a", 1000, 8), node("b", 1000, 8)];
+        let mut m = CapacityModel::new(&nodes, &[], Headroom::none());
+        let p = pod("x", "p", None, 600, 0);
+        m.bind(&p, "a");
+        assert_eq!(m.node_of(&p), Some("a"));
+        assert_eq!(m.pick(&pod("x", "q", None, 600, 0)).unwrap(), "b");
+        m.set_unschedulable("b", true);
+        let err = m.pick(&pod("x", "q", None, 600, 0)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x/q: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were unschedulable"
+        );
+        m.bind(&p, "b"); // a move
+        assert_eq!(m.usage("a").unwrap().requested.cpu_millis, 0);
+        assert_eq!(m.usage("b").unwrap().requested.cpu_millis, 600);
+        m.unbind(&p);
+        assert_eq!(m.usage("b").unwrap().requested.cpu_millis, 0);
+        m.set_unschedulable("b", false);
+        assert_eq!(m.pick(&pod("x", "q", None, 600, 0)).unwrap(), "a");
+    }
+
+    #[test]
+    fn selector_affinity_and_name_field() {
+        let mut a = node("a", 1000, 8);
+        a.labels.insert("disk".into(), "ssd".into());
+        let nodes = vec![a, node("b", 1000, 8), node("c", 1000, 8)];
+        let m = CapacityModel::new(&nodes, &[], Headroom::none());
+        let mut p = pod("x", "p", None, 100, 0);
+        p.node_selector.insert("disk".into(), "ssd".into());
+        assert_eq!(m.pick(&p).unwrap(), "a");
+        let mut q = pod("x", "q", None, 100, 0);
+        q.node_affinity = vec![Selector::parse("metadata.name in (c)").unwrap()];
+        assert_eq!(m.pick(&q).unwrap(), "c");
+        let mut r = pod("x", "r", None, 100, 0);
+        r.node_selector.insert("disk".into(), "nvme".into());
+        assert_eq!(
+            m.pick(&r).unwrap_err().to_string(),
+            "x/r: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector"
+        );
+    }
+
+    #[test]
+    fn taints_and_tolerations() {
+        let mut cp = node("cp", 8000, 8);
+        cp.taints.push(Taint { key: "node-role.kubernetes.io/control-plane".into(), value: None, effect: "NoSchedule".into() });
+        let mut soft = node("soft", 1000, 8);
+        soft.taints.push(Taint { key: "x".into(), value: None, effect: "PreferNoSchedule".into() });
+        let m = CapacityModel::new(&[cp, soft], &[], Headroom::none());
+        assert_eq!(m.pick(&pod("x", "p", None, 2000, 0)).unwrap_err().to_string(),
+            "x/p: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }");
+        let mut tolerant = pod("x", "t", None, 2000, 0);
+        tolerant.tolerations.push(Toleration {
+            key: "node-role.kubernetes.io/control-plane".into(),
+            operator: "Exists".into(),
+            value: String::new(),
+            effect: "NoSchedule".into(),
+        });
+        assert_eq!(m.pick(&tolerant).unwrap(), "cp");
+    }
+
+    #[test]
+    fn anti_affinity_both_directions() {
+        let nodes = vec![node("a", 4000, 8), node("b", 4000, 8)];
+        let mut r1 = pod("db", "redis-0", Some("a"), 100, 0);
+        r1.anti_affinity_hostname = vec![Selector::parse("app=redis").unwrap()];
+        let m = CapacityModel::new(&nodes, &[r1.clone()], Headroom::none());
+        // An incoming redis without terms is still kept off `a` by r1's rule.
+        let plain = pod("db", "redis-1", None, 100, 0);
+        assert_eq!(m.pick(&plain).unwrap(), "b");
+        // Another namespace is not affected.
+        assert_eq!(m.pick(&pod("other", "redis-1", None, 100, 0)).unwrap(), "b");
+        let mut m2 = CapacityModel::new(&nodes, &[pod("db", "redis-0", Some("a"), 100, 0)], Headroom::none());
+        let mut r2 = pod("db", "redis-1", None, 100, 0);
+        r2.anti_affinity_hostname = vec![Selector::parse("app=redis").unwrap()];
+        assert_eq!(m2.pick(&r2).unwrap(), "b");
+        m2.bind(&pod("db", "redis-2", None, 0, 0), "b");
+        let err = m2.pick(&r2).unwrap_err();
+        assert_eq!(err.reasons, vec![("node(s) didn't match pod anti-affinity rules".to_string(), 2)]);
+    }
+
+    #[test]
+    fn few_feasible_nodes_scan_path() {
+        let mut nodes: Vec<Node> = (0..40).map(|i| node(&format!("n{i:02}"), 1000, 8)).collect();
+        nodes[7].labels.insert("gpu".into(), "yes".into());
+        nodes[9].labels.insert("gpu".into(), "yes".into());
+        let mut m = CapacityModel::new(&nodes, &[], Headroom::none());
+        let mut p = pod("x", "g1", None, 600, 0);
+        p.node_selector.insert("gpu".into(), "yes".into());
+        assert_eq!(m.pick(&p).unwrap(), "n07");
+        m.bind(&p, "n07");
+        let mut q = pod("x", "g2", None, 600, 0);
+        q.node_selector.insert("gpu".into(), "yes".into());
+        assert_eq!(m.pick(&q).unwrap(), "n09");
+    }
+
+    #[test]
+    fn headroom_parse() {
+        assert_eq!(Headroom::parse("85%").unwrap().as_percent(), 85);
+        assert_eq!(Headroom::parse(" 90 ").unwrap().as_percent(), 90);
+        assert!(Headroom::parse("0%").is_err());
+        assert!(Headroom::parse("150%").is_err());
+        assert!(Headroom::parse("most").is_err());
+    }
+}

@@ -1,0 +1,629 @@
+//! The wave planner: for each hop of the path, the control-plane steps, one canary per hardware
+//! generation (oldest generation first) and then each generation in batches, every batch as large
+//! as the operator's limit and the simulator allow.
+//!
+//! A batch is proved safe by simulating it: its nodes are cordoned, every pod the drain rules
+//! would evict is placed by the [`CapacityModel`] on the remaining schedulable nodes within the
+//! headroom, and the evictions go through the shared [`BudgetTracker`]. Evictions run in rounds
+//! of one pod start time: a pod whose budget has no disruption left waits until the replacements
+//! evicted before it are Ready. Budgets therefore cost time, never a failure; capacity caps the
+//! batch size. Once a batch is done its nodes come back (upgraded, empty) and the pods stay where
+//! the simulator put them, so later batches see the fleet as it will be.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::drain::{self, Disposition, DrainOptions};
+use crate::findings::{Finding, Severity};
+use crate::inventory::{Inventory, Node, Pod};
+use crate::pdb::BudgetTracker;
+
+use super::model::{ControlPlaneAction, ControlPlaneStep, Hop, Wave, WaveKind};
+use super::simulate::{CapacityModel, Headroom, Unschedulable};
+
+/// Knobs of the wave planner.
+#[derive(Debug, Clone)]
+pub struct WavePolicy {
+    /// Most workers drained at once (`u32::MAX`: no limit, capacity decides).
+    pub max_unavailable: u32,
+    pub headroom: Headroom,
+    pub canary_soak_minutes: u32,
+    pub batch_wait_minutes: u32,
+    /// Time from eviction to a Ready replacement: one round of budget-limited evictions.
+    pub pod_start_minutes: u32,
+    /// Model budgets serialising evictions (off for the capacity-only lower bound).
+    pub serialise_budgets: bool,
+    /// Hardware generations, oldest first.
+    pub generation_order: Vec<String>,
+    pub drain: DrainOptions,
+}
+
+/// The nodes one hop moves, as the path lays them out.
+#[derive(Debug, Clone)]
+pub struct HopNodes {
+    pub from: crate::version::KubeVersion,
+    pub to: crate::version::KubeVersion,
+    pub etcd: Option<String>,
+    /// Control-plane nodes in upgrade order (the first runs `kubeadm upgrade apply`).
+    pub control_plane: Vec<String>,
+    pub kubelets_first: Vec<String>,
+    /// Workers that move to `from` before the control plane (skew window and catch-up).
+    pub before_control_plane: Vec<String>,
+    /// Workers that move to `to` after the control plane.
+    pub workers: Vec<String>,
+}
+
+/// One step of the simulation, for checking the plan against independent arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// A wave (or control-plane step) starts: its nodes are cordoned.
+    WaveStart { hop: usize, nodes: Vec<String> },
+    /// A pod moved from one node to another (placement of its replacement).
+    Move { pod: usize, from: String, to: String },
+    /// Pods evicted together in one round of a wave; their replacements are Ready at the round's end.
+    Round { evicted: Vec<usize> },
+    /// The wave is over: its nodes are uncordoned.
+    WaveEnd,
+}
+
+/// A blocker found while planning, with the nodes it holds up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanBlocker {
+    pub finding: Finding,
+    pub nodes: BTreeSet<String>,
+}
+
+impl PlanBlocker {
+    /// How waves refer to it: `code subject`.
+    pub fn reference(&self) -> String {
+        reference(&self.finding)
+    }
+}
+
+pub fn reference(f: &Finding) -> String {
+    format!("{} {}", f.code, f.subject)
+}
+
+/// What the drain rules decided for a pod, reduced to what placement needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fate {
+    /// Stays on its node (DaemonSet, mirror, finished pods): nothing to place.
+    Stays,
+    /// Evicted, then placed elsewhere.
+    Moves,
+    /// Stops the drain of its node: the references of its blockers.
+    Blocks(Vec<String>),
+}
+
+const NOWHERE: u32 = u32::MAX;
+
+/// Why a batch stopped growing.
+enum Stop {
+    Limit,
+    EndOfGeneration,
+    Capacity { size: usize, why: Unschedulable },
+}
+
+/// The simulation state carried through the whole plan.
+pub struct Planner<'a> {
+    inv: &'a Inventory,
+    policy: &'a WavePolicy,
+    model: CapacityModel,
+    budgets: BudgetTracker,
+    fates: Vec<Fate>,
+    node_index: HashMap<&'a str, u32>,
+    /// Inventory pod indices currently on each node (inventory node order).
+    on_node: Vec<Vec<u32>>,
+    pod_node: Vec<u32>,
+    /// Static blocker references per node (its pods' `Blocks`).
+    static_blocks: Vec<Vec<String>>,
+    /// Blockers found while planning (no room, budgets that never recover).
+    found: BTreeMap<String, PlanBlocker>,
+    trace: Option<Vec<TraceEvent>>,
+    hop: usize,
+}
+
+impl<'a> Planner<'a> {
+    /// Start from the inventory as it is. `static_blockers` are the blockers report's findings
+    /// per pod (inventory index) that stop a drain.
+    pub fn new(inv: &'a Inventory, policy: &'a WavePolicy, pod_blockers: &BTreeMap<usize, Vec<String>>) -> Self {
+        let node_index: HashMap<&str, u32> =
+            inv.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i as u32)).collect();
+        let mut on_node = vec![Vec::new(); inv.nodes.len()];
+        let mut pod_node = vec![NOWHERE; inv.pods.len()];
+        let mut fates = Vec::with_capacity(inv.pods.len());
+        for (i, pod) in inv.pods.iter().enumerate() {
+            let node = pod.node_name.as_deref().and_then(|n| node_index.get(n)).copied();
+            let fate = if let Some(refs) = pod_blockers.get(&i) {
+                Fate::Blocks(refs.clone())
+            } else {
+                match drain::classify(pod, inv, &policy.drain) {
+                    d if d.is_evicted() => Fate::Moves,
+                    _ => Fate::Stays,
+                }
+            };
+            if let Some(n) = node
+                && !pod.phase.is_finished()
+            {
+                on_node[n as usize].push(i as u32);
+                pod_node[i] = n;
+            }
+            fates.push(fate);
+        }
+        let mut static_blocks = vec![Vec::new(); inv.nodes.len()];
+        for (n, pods) in on_node.iter().enumerate() {
+            let mut refs: Vec<String> = pods
+                .iter()
+                .filter_map(|&p| match &fates[p as usize] {
+                    Fate::Blocks(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            refs.sort();
+            refs.dedup();
+            static_blocks[n] = refs;
+        }
+        Planner {
+            inv,
+            policy,
+            model: CapacityModel::new(&inv.nodes, &inv.pods, policy.headroom),
+            budgets: BudgetTracker::new(inv),
+            fates,
+            node_index,
+            on_node,
+            pod_node,
+            static_blocks,
+            found: BTreeMap::new(),
+            trace: None,
+            hop: 0,
+        }
+    }
+
+    /// Record every simulated move and eviction round (for property tests).
+    pub fn with_trace(mut self) -> Self {
+        self.trace = Some(Vec::new());
+        self
+    }
+
+    pub fn trace(&self) -> &[TraceEvent] {
+        self.trace.as_deref().unwrap_or(&[])
+    }
+
+    /// Blockers discovered while planning, sorted by reference.
+    pub fn found_blockers(&self) -> Vec<PlanBlocker> {
+        self.found.values().cloned().collect()
+    }
+
+    fn record(&mut self, e: TraceEvent) {
+        if let Some(t) = &mut self.trace {
+            t.push(e);
+        }
+    }
+
+    fn node(&self, idx: u32) -> &'a Node {
+        &self.inv.nodes[idx as usize]
+    }
+
+    fn pod(&self, idx: u32) -> &'a Pod {
+        &self.inv.pods[idx as usize]
+    }
+
+    /// Plan every hop.
+    pub fn plan(&mut self, hops: &[HopNodes]) -> Vec<Hop> {
+        let mut out = Vec::with_capacity(hops.len());
+        for (h, hop) in hops.iter().enumerate() {
+            self.hop = h;
+            out.push(self.plan_hop(hop));
+        }
+        // No wait after the very last wave of the plan.
+        if let Some(last) = out.iter_mut().rev().find_map(|h: &mut Hop| h.waves.last_mut()) {
+            last.wait_after_minutes = 0;
+        }
+        out
+    }
+
+    fn plan_hop(&mut self, hop: &HopNodes) -> Hop {
+        let before = self.worker_waves(&hop.before_control_plane, false);
+        let mut control_plane = Vec::new();
+        for (i, name) in hop.control_plane.iter().enumerate() {
+            let Some(&idx) = self.node_index.get(name.as_str()) else { continue };
+            let action = if i == 0 { ControlPlaneAction::Apply } else { ControlPlaneAction::Node };
+            let (pods_moved, blockers) = match self.control_plane_drain(idx) {
+                Ok(done) => (done.pods_moved, vec![]),
+                Err(refs) => (0, refs),
+            };
+            control_plane.push(ControlPlaneStep {
+                node: name.clone(),
+                action,
+                generation: self.node(idx).generation.clone(),
+                pods_moved,
+                blockers,
+            });
+        }
+        let waves = self.worker_waves(&hop.workers, true);
+        Hop {
+            from: hop.from.clone(),
+            to: hop.to.clone(),
+            etcd: hop.etcd.clone(),
+            kubelets_first: hop.kubelets_first.clone(),
+            before_control_plane: before,
+            control_plane,
+            waves,
+        }
+    }
+
+    /// Generations of `names` in the policy's order (unknown generations last, by name).
+    fn by_generation(&self, names: &[String]) -> Vec<(String, Vec<u32>)> {
+        let mut groups: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        for name in names {
+            if let Some(&idx) = self.node_index.get(name.as_str()) {
+                groups.entry(self.node(idx).generation.as_str()).or_default().push(idx);
+            }
+        }
+        for g in groups.values_mut() {
+            g.sort_by(|a, b| self.node(*a).name.cmp(&self.node(*b).name));
+        }
+        let rank = |g: &str| self.policy.generation_order.iter().position(|x| x == g).unwrap_or(usize::MAX);
+        let mut out: Vec<(String, Vec<u32>)> = groups.into_iter().map(|(g, n)| (g.to_string(), n)).collect();
+        out.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    fn worker_waves(&mut self, names: &[String], canaries: bool) -> Vec<Wave> {
+        let mut waves = Vec::new();
+        let generations = self.by_generation(names);
+        let mut queues: Vec<(String, Vec<u32>, Vec<u32>)> = Vec::new();
+        for (generation, nodes) in generations {
+            let (blocked, free): (Vec<u32>, Vec<u32>) =
+                nodes.into_iter().partition(|&n| !self.static_blocks[n as usize].is_empty());
+            queues.push((generation, free, blocked));
+        }
+        if canaries {
+            for (generation, free, blocked) in &mut queues {
+                let mut chosen = None;
+                let mut i = 0;
+                while i < free.len() {
+                    let candidate = free[i];
+                    match self.batch_limited(&[candidate], 1) {
+                        Ok(done) => {
+                            chosen = Some((candidate, done));
+                            free.remove(i);
+                            break;
+                        }
+                        Err(_) => {
+                            // No room for it now; it is retried after the generation's batches.
+                            i += 1;
+                        }
+                    }
+                }
+                if let Some((node, done)) = chosen {
+                    let mut reason = format!(
+                        "canary: first {generation} node to move, then a {}m soak before the next wave",
+                        self.policy.canary_soak_minutes
+                    );
+                    reason.push_str(&done.budget_note(self.policy.pod_start_minutes));
+                    waves.push(Wave {
+                        kind: WaveKind::Canary,
+                        generation: generation.clone(),
+                        nodes: vec![self.node(node).name.clone()],
+                        reason,
+                        wait_after_minutes: self.policy.canary_soak_minutes,
+                        pods_moved: done.pods_moved,
+                        pdb_wait_minutes: done.pdb_wait_minutes(self.policy.pod_start_minutes),
+                        blockers: vec![],
+                    });
+                }
+            }
+        }
+        for (generation, free, blocked) in queues {
+            let mut pending: std::collections::VecDeque<u32> = free.into();
+            let mut deferred: Vec<u32> = Vec::new();
+            let mut retried = false;
+            loop {
+                if pending.is_empty() {
+                    if retried || deferred.is_empty() {
+                        break;
+                    }
+                    retried = true;
+                    pending = std::mem::take(&mut deferred).into();
+                }
+                let candidates: Vec<u32> = pending.iter().copied().collect();
+                match self.batch(&candidates) {
+                    Ok(done) => {
+                        for _ in 0..done.nodes.len() {
+                            pending.pop_front();
+                        }
+                        let size = done.nodes.len();
+                        let mut reason = match &done.stop {
+                            Stop::Limit => format!("limit: --max-unavailable {}", self.policy.max_unavailable),
+                            Stop::EndOfGeneration if size == 1 => format!("rest of {generation}: 1 node left"),
+                            Stop::EndOfGeneration => format!("rest of {generation}: {size} nodes left"),
+                            Stop::Capacity { size: tried, why } => capacity_reason(*tried, why),
+                        };
+                        reason.push_str(&done.budget_note(self.policy.pod_start_minutes));
+                        waves.push(Wave {
+                            kind: WaveKind::Batch,
+                            generation: generation.clone(),
+                            nodes: done.nodes.iter().map(|&n| self.node(n).name.clone()).collect(),
+                            reason,
+                            wait_after_minutes: self.policy.batch_wait_minutes,
+                            pods_moved: done.pods_moved,
+                            pdb_wait_minutes: done.pdb_wait_minutes(self.policy.pod_start_minutes),
+                            blockers: vec![],
+                        });
+                    }
+                    Err(why) => {
+                        let n = pending.pop_front().expect("not empty");
+                        if retried {
+                            self.record_nowhere(n, &why);
+                            self.push_blocked(&mut waves, &generation, &[n]);
+                        } else {
+                            deferred.push(n);
+                        }
+                    }
+                }
+            }
+            for chunk in blocked.chunks(self.policy.max_unavailable.clamp(1, 1 << 20) as usize) {
+                self.push_blocked(&mut waves, &generation, chunk);
+            }
+        }
+        waves
+    }
+
+    fn push_blocked(&mut self, waves: &mut Vec<Wave>, generation: &str, nodes: &[u32]) {
+        let mut refs: Vec<String> = Vec::new();
+        for &n in nodes {
+            refs.extend(self.static_blocks[n as usize].iter().cloned());
+            let name = &self.node(n).name;
+            refs.extend(self.found.values().filter(|b| b.nodes.contains(name)).map(|b| b.reference()));
+        }
+        refs.sort();
+        refs.dedup();
+        self.record(TraceEvent::WaveStart { hop: self.hop, nodes: nodes.iter().map(|&n| self.node(n).name.clone()).collect() });
+        self.record(TraceEvent::WaveEnd);
+        waves.push(Wave {
+            kind: WaveKind::Batch,
+            generation: generation.to_string(),
+            nodes: nodes.iter().map(|&n| self.node(n).name.clone()).collect(),
+            reason: format!("blocked: cannot be drained until fixed: {}", refs.join("; ")),
+            wait_after_minutes: self.policy.batch_wait_minutes,
+            pods_moved: 0,
+            pdb_wait_minutes: 0,
+            blockers: refs,
+        });
+    }
+
+    /// Drain a control-plane node on its own. On failure the node's blockers, recorded.
+    fn control_plane_drain(&mut self, idx: u32) -> Result<Done, Vec<String>> {
+        if !self.static_blocks[idx as usize].is_empty() {
+            return Err(self.static_blocks[idx as usize].clone());
+        }
+        self.batch_limited(&[idx], 1).map_err(|why| {
+            self.record_nowhere(idx, &why);
+            let name = &self.node(idx).name;
+            self.found.values().filter(|b| b.nodes.contains(name)).map(|b| b.reference()).collect()
+        })
+    }
+
+    fn batch(&mut self, candidates: &[u32]) -> Result<Done, Unschedulable> {
+        self.batch_limited(candidates, self.policy.max_unavailable.max(1) as usize)
+    }
+
+    /// Grow a batch from the front of `candidates` while it stays safe, then run its evictions.
+    /// `Err` when even the first node cannot be drained.
+    fn batch_limited(&mut self, candidates: &[u32], limit: usize) -> Result<Done, Unschedulable> {
+        let mut nodes: Vec<u32> = Vec::new();
+        let mut moves: Vec<(u32, u32, u32)> = Vec::new();
+        let mut stop = Stop::EndOfGeneration;
+        for &c in candidates {
+            if nodes.len() == limit {
+                stop = Stop::Limit;
+                break;
+            }
+            match self.drain_into_model(c) {
+                Ok(m) => {
+                    nodes.push(c);
+                    moves.extend(m);
+                }
+                Err(why) => {
+                    if nodes.is_empty() {
+                        return Err(why);
+                    }
+                    stop = Stop::Capacity { size: nodes.len() + 1, why };
+                    break;
+                }
+            }
+        }
+        let names: Vec<String> = nodes.iter().map(|&n| self.node(n).name.clone()).collect();
+        self.record(TraceEvent::WaveStart { hop: self.hop, nodes: names });
+        for &(pod, from, to) in &moves {
+            self.record(TraceEvent::Move {
+                pod: pod as usize,
+                from: self.node(from).name.clone(),
+                to: self.node(to).name.clone(),
+            });
+        }
+        // Each pod is evicted once, even if it was placed on a node that later joined the batch.
+        let mut seen = BTreeSet::new();
+        let evicted: Vec<u32> = moves.iter().map(|m| m.0).filter(|p| seen.insert(*p)).collect();
+        let (rounds, waited_on) = self.evict_in_rounds(&evicted);
+        for &n in &nodes {
+            self.model.set_unschedulable(&self.node(n).name, false);
+        }
+        self.record(TraceEvent::WaveEnd);
+        Ok(Done { nodes, pods_moved: evicted.len() as u64, rounds, waited_on, stop })
+    }
+
+    /// Cordon `node` and place every pod that moves off it. On failure everything is undone.
+    fn drain_into_model(&mut self, node: u32) -> Result<Vec<(u32, u32, u32)>, Unschedulable> {
+        let name = self.node(node).name.clone();
+        self.model.set_unschedulable(&name, true);
+        let leaving: Vec<u32> =
+            self.on_node[node as usize].iter().copied().filter(|&p| self.fates[p as usize] == Fate::Moves).collect();
+        let mut done: Vec<(u32, u32, u32)> = Vec::with_capacity(leaving.len());
+        for p in leaving {
+            let pod = self.pod(p);
+            self.model.unbind(pod);
+            match self.model.fits_somewhere(pod) {
+                Some(target) => {
+                    let t = self.node_index[target];
+                    self.model.bind(pod, &self.inv.nodes[t as usize].name);
+                    self.relocate(p, node, t);
+                    done.push((p, node, t));
+                }
+                None => {
+                    let why = self.model.pick(pod).expect_err("fits_somewhere said no");
+                    self.model.bind(pod, &name);
+                    for &(q, from, to) in done.iter().rev() {
+                        self.model.bind(self.pod(q), &self.inv.nodes[from as usize].name);
+                        self.relocate(q, to, from);
+                    }
+                    self.model.set_unschedulable(&name, false);
+                    return Err(why);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    fn relocate(&mut self, pod: u32, from: u32, to: u32) {
+        let list = &mut self.on_node[from as usize];
+        if let Some(pos) = list.iter().position(|&p| p == pod) {
+            list.swap_remove(pos);
+        }
+        self.on_node[to as usize].push(pod);
+        self.pod_node[pod as usize] = to;
+    }
+
+    /// Evict in rounds of one pod start time; returns the number of rounds and the budgets that
+    /// made pods wait.
+    fn evict_in_rounds(&mut self, evicted: &[u32]) -> (u32, BTreeSet<String>) {
+        let mut waited_on = BTreeSet::new();
+        if !self.policy.serialise_budgets || evicted.is_empty() {
+            if !evicted.is_empty() {
+                self.record(TraceEvent::Round { evicted: evicted.iter().map(|&p| p as usize).collect() });
+            }
+            return (u32::from(!evicted.is_empty()), waited_on);
+        }
+        let mut pending: Vec<u32> = evicted.to_vec();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            let mut now = Vec::new();
+            let mut later = Vec::new();
+            for p in pending {
+                match self.budgets.try_evict(self.pod(p)) {
+                    Ok(()) => now.push(p),
+                    Err(blocked) => {
+                        waited_on.insert(blocked.pdb.clone());
+                        later.push(p);
+                    }
+                }
+            }
+            if now.is_empty() {
+                // Nothing moved in a whole round: these budgets never recover. The pods were
+                // placed already; report the hang instead of looping.
+                for p in &later {
+                    self.record_budget_hang(*p);
+                }
+                break;
+            }
+            self.record(TraceEvent::Round { evicted: now.iter().map(|&p| p as usize).collect() });
+            for p in &now {
+                self.budgets.replacement_ready(self.pod(*p));
+            }
+            pending = later;
+        }
+        (rounds, waited_on)
+    }
+
+    fn record_nowhere(&mut self, node: u32, why: &Unschedulable) {
+        let name = self.node(node).name.clone();
+        let subject = why.pod.clone();
+        let key = format!("blocker.nowhere-to-go {subject}");
+        let entry = self.found.entry(key).or_insert_with(|| PlanBlocker {
+            finding: Finding::new(
+                Severity::Error,
+                "blocker.nowhere-to-go",
+                subject,
+                format!("during the plan, draining {name} leaves this pod with nowhere to go: {why}"),
+                nowhere_hint(why, self.policy.headroom),
+            ),
+            nodes: BTreeSet::new(),
+        });
+        entry.nodes.insert(name);
+    }
+
+    fn record_budget_hang(&mut self, pod: u32) {
+        let p = self.pod(pod);
+        let node = self.pod_node[pod as usize];
+        let subject = p.key();
+        let key = format!("blocker.pdb-hang {subject}");
+        let name = if node == NOWHERE { String::new() } else { self.node(node).name.clone() };
+        let entry = self.found.entry(key).or_insert_with(|| PlanBlocker {
+            finding: Finding::new(
+                Severity::Error,
+                "blocker.pdb-hang",
+                subject,
+                "during the plan this pod's disruption budget reaches 0 allowed disruptions and does not recover: the drain would hang".to_string(),
+                "scale the workload up by one for the duration, or relax the budget (minAvailable/maxUnavailable)".to_string(),
+            ),
+            nodes: BTreeSet::new(),
+        });
+        if !name.is_empty() {
+            entry.nodes.insert(name);
+        }
+    }
+}
+
+/// The fix for a pod with nowhere to go, by what stopped it.
+pub fn nowhere_hint(why: &Unschedulable, headroom: Headroom) -> String {
+    let mentions = |s: &str| why.reasons.iter().any(|(r, _)| r.contains(s));
+    if mentions("anti-affinity") {
+        "it cannot share a node with its siblings and every other node is taken or cordoned: add a node, or relax the required pod anti-affinity to preferred".to_string()
+    } else if mentions("affinity/selector") {
+        "its node selector or affinity allows too few nodes: widen the selector, label another node, or move the workload".to_string()
+    } else if mentions("headroom") && !mentions("Insufficient") {
+        format!(
+            "free capacity (lower the pod requests, add a node, scale down something unneeded), or accept a higher --headroom than {headroom}"
+        )
+    } else {
+        "free capacity: lower the pod requests, add a node, or scale down something unneeded for the duration".to_string()
+    }
+}
+
+fn capacity_reason(tried: usize, why: &Unschedulable) -> String {
+    match &why.closest {
+        Some(overflow) => format!("capacity: {tried} nodes at once would put {overflow}"),
+        None => format!("capacity: with {tried} nodes at once, {why}"),
+    }
+}
+
+/// A simulated batch that went through.
+struct Done {
+    nodes: Vec<u32>,
+    pods_moved: u64,
+    rounds: u32,
+    waited_on: BTreeSet<String>,
+    stop: Stop,
+}
+
+impl Done {
+    fn pdb_wait_minutes(&self, pod_start: u32) -> u32 {
+        self.rounds.saturating_sub(1) * pod_start
+    }
+
+    fn budget_note(&self, pod_start: u32) -> String {
+        if self.waited_on.is_empty() {
+            return String::new();
+        }
+        let list: Vec<&str> = self.waited_on.iter().map(String::as_str).take(3).collect();
+        let more = if self.waited_on.len() > 3 { format!(" and {} more", self.waited_on.len() - 3) } else { String::new() };
+        format!(
+            "; evictions wait on {}{more} ({} rounds, +{}m)",
+            list.join(", "),
+            self.rounds,
+            self.pdb_wait_minutes(pod_start)
+        )
+    }
+}

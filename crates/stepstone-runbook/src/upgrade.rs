@@ -1,0 +1,513 @@
+//! The upgrade runbook and the rollback runbook: view models built from a Plan (and the
+//! Inventory, when known) and rendered through `upgrade.md` / `rollback.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use stepstone_core::findings::Finding;
+use stepstone_core::inventory::Inventory;
+use stepstone_core::plan::{ControlPlaneAction, Plan, ScheduleEntryKind, WaveKind, WorkerStrategy};
+use stepstone_core::releases::ReleaseData;
+use stepstone_core::version::KubeVersion;
+
+use crate::packages::{self, Distro, DistroChoice, PackageCommands};
+use crate::templates::Templates;
+use crate::{RunbookError, time};
+
+/// Choices the operator makes when writing the runbook (the Plan fixes everything else).
+#[derive(Debug, Clone)]
+pub struct RunbookOptions {
+    pub distro: DistroChoice,
+    /// `kubectl drain --timeout` value, e.g. `15m`.
+    pub drain_timeout: String,
+    /// Where etcd snapshots are written and looked for.
+    pub backup_dir: String,
+    /// Image for the network and DNS probe pods (busybox: `httpd`, `wget`, `nslookup`).
+    pub probe_image: String,
+    /// Share of pods in CrashLoopBackOff that triggers a rollback, in percent.
+    pub crashloop_percent: u32,
+}
+
+impl Default for RunbookOptions {
+    fn default() -> Self {
+        RunbookOptions {
+            distro: DistroChoice::Auto,
+            drain_timeout: "15m".to_string(),
+            backup_dir: "/var/backups/stepstone".to_string(),
+            probe_image: "busybox:1.36".to_string(),
+            crashloop_percent: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingView {
+    pub severity: String,
+    pub code: String,
+    pub subject: String,
+    pub message: String,
+    pub hint: String,
+}
+
+impl From<&Finding> for FindingView {
+    fn from(f: &Finding) -> Self {
+        FindingView {
+            severity: f.severity.to_string(),
+            code: f.code.clone(),
+            subject: f.subject.clone(),
+            message: f.message.clone(),
+            hint: f.hint.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowView {
+    pub start: String,
+    pub finish: String,
+    pub time_zone: String,
+    pub makespan: String,
+    pub lower_bound: String,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DistroUse {
+    pub distro: Distro,
+    pub nodes: Vec<String>,
+    /// The installed-versions command of this family (for the record-versions step).
+    pub installed: String,
+}
+
+/// One node's part of a hop, with its package commands filled for the hop's target.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub generation: String,
+    pub control_plane: bool,
+    /// `apply` on the first control-plane node of the hop, `node` everywhere else.
+    pub action: String,
+    pub pkg: PackageCommands,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveView {
+    pub number: usize,
+    pub kind: String,
+    pub generation: String,
+    pub nodes: Vec<NodeView>,
+    pub node_names: Vec<String>,
+    pub reason: String,
+    pub wait_after_minutes: u32,
+    pub wait_seconds: u64,
+    /// `soak` after a canary, `wait` after a batch.
+    pub wait_kind: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// An upgraded node outside this wave for the pod-to-pod check.
+    pub peer: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HopView {
+    pub number: usize,
+    pub from: String,
+    pub to: String,
+    pub minor: String,
+    pub etcd: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub kubelets_first: Vec<String>,
+    pub first_control_plane: Option<String>,
+    pub control_plane: Vec<NodeView>,
+    pub waves: Vec<WaveView>,
+    /// One availability check per package family used in this hop.
+    pub available: Vec<PackageCommands>,
+}
+
+/// Everything `upgrade.md` reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpgradeView {
+    pub cluster: String,
+    pub from: String,
+    pub to: String,
+    pub strategy: String,
+    pub skip_minors: bool,
+    pub distros: Vec<DistroUse>,
+    pub window: WindowView,
+    pub blockers: Vec<FindingView>,
+    pub findings: Vec<FindingView>,
+    pub control_plane_nodes: Vec<String>,
+    pub first_control_plane: Option<String>,
+    pub hops: Vec<HopView>,
+    pub drain_timeout: String,
+    pub backup_dir: String,
+    pub probe_image: String,
+    pub crashloop_percent: u32,
+    pub policy: PolicyView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyView {
+    pub max_unavailable: u32,
+    pub headroom_percent: u32,
+    pub canary_soak_minutes: u32,
+    pub batch_wait_minutes: u32,
+}
+
+/// Where in the schedule a step sits: `(hop, kind, sorted nodes) -> (start, end)`.
+struct ScheduleIndex {
+    spans: BTreeMap<(usize, &'static str, Vec<String>), (Timestamp, Timestamp)>,
+    hops: BTreeMap<usize, (Timestamp, Timestamp)>,
+}
+
+fn kind_key(kind: ScheduleEntryKind) -> &'static str {
+    match kind {
+        ScheduleEntryKind::ControlPlane => "control-plane",
+        ScheduleEntryKind::Canary => "canary",
+        ScheduleEntryKind::Batch => "batch",
+        ScheduleEntryKind::Soak => "soak",
+        ScheduleEntryKind::Wait => "wait",
+        ScheduleEntryKind::OutsideWindow => "outside-window",
+    }
+}
+
+impl ScheduleIndex {
+    fn new(plan: &Plan) -> Self {
+        let mut spans: BTreeMap<(usize, &'static str, Vec<String>), (Timestamp, Timestamp)> = BTreeMap::new();
+        let mut hops: BTreeMap<usize, (Timestamp, Timestamp)> = BTreeMap::new();
+        for e in &plan.schedule.entries {
+            if e.kind == ScheduleEntryKind::OutsideWindow {
+                continue;
+            }
+            let mut nodes = e.nodes.clone();
+            nodes.sort();
+            let span = spans.entry((e.hop, kind_key(e.kind), nodes)).or_insert((e.start, e.end));
+            span.0 = span.0.min(e.start);
+            span.1 = span.1.max(e.end);
+            let hop = hops.entry(e.hop).or_insert((e.start, e.end));
+            hop.0 = hop.0.min(e.start);
+            hop.1 = hop.1.max(e.end);
+        }
+        ScheduleIndex { spans, hops }
+    }
+
+    fn span(&self, hop: usize, kind: &'static str, nodes: &[String]) -> Option<(Timestamp, Timestamp)> {
+        let mut nodes = nodes.to_vec();
+        nodes.sort();
+        self.spans.get(&(hop, kind, nodes)).copied()
+    }
+}
+
+/// Resolves each node's package family once.
+struct Families<'a> {
+    inventory: Option<&'a Inventory>,
+    choice: DistroChoice,
+}
+
+impl Families<'_> {
+    fn of(&self, node: &str) -> Result<Distro, RunbookError> {
+        match self.choice {
+            DistroChoice::Fixed(d) => Ok(d),
+            DistroChoice::Auto => {
+                let n = self
+                    .inventory
+                    .and_then(|inv| inv.node(node))
+                    .ok_or_else(|| RunbookError::NodeNotInInventory { node: node.to_string() })?;
+                Ok(packages::distro_for(n, DistroChoice::Auto)?)
+            }
+        }
+    }
+}
+
+fn opt_minute(span: Option<(Timestamp, Timestamp)>, tz: &TimeZone, end: bool) -> Option<String> {
+    span.map(|(s, e)| time::minute(if end { e } else { s }, tz))
+}
+
+fn wave_kind(kind: WaveKind) -> &'static str {
+    match kind {
+        WaveKind::Canary => "canary",
+        WaveKind::Batch => "batch",
+    }
+}
+
+/// Build the view `upgrade.md` renders.
+pub fn upgrade_view(
+    plan: &Plan,
+    inventory: Option<&Inventory>,
+    opts: &RunbookOptions,
+) -> Result<UpgradeView, RunbookError> {
+    let tz = time::zone(&plan.schedule.time_zone)?;
+    let index = ScheduleIndex::new(plan);
+    let families = Families { inventory, choice: opts.distro };
+    let mut used: BTreeMap<Distro, BTreeSet<String>> = BTreeMap::new();
+
+    let mut hops = Vec::new();
+    for (h, hop) in plan.hops.iter().enumerate() {
+        let mut node_view = |name: &str, generation: &str, cp: bool, action: &str| -> Result<NodeView, RunbookError> {
+            let distro = families.of(name)?;
+            used.entry(distro).or_default().insert(name.to_string());
+            Ok(NodeView {
+                name: name.to_string(),
+                generation: generation.to_string(),
+                control_plane: cp,
+                action: action.to_string(),
+                pkg: PackageCommands::new(distro, &hop.to),
+            })
+        };
+        let mut control_plane = Vec::new();
+        for step in &hop.control_plane {
+            let action = match step.action {
+                ControlPlaneAction::Apply => "apply",
+                ControlPlaneAction::Node => "node",
+            };
+            control_plane.push(node_view(&step.node, &step.generation, true, action)?);
+        }
+        let cp_names: Vec<String> = hop.control_plane.iter().map(|s| s.node.clone()).collect();
+        let mut waves = Vec::new();
+        for (w, wave) in hop.waves.iter().enumerate() {
+            let nodes =
+                wave.nodes.iter().map(|n| node_view(n, &wave.generation, false, "node")).collect::<Result<Vec<_>, _>>()?;
+            let span = index.span(h, wave_kind(wave.kind), &wave.nodes);
+            let others = cp_names.iter().chain(hop.waves.iter().flat_map(|o| o.nodes.iter()));
+            let peer = others.clone().find(|n| !wave.nodes.contains(n)).or(wave.nodes.first()).cloned().unwrap_or_default();
+            waves.push(WaveView {
+                number: w + 1,
+                kind: wave_kind(wave.kind).to_string(),
+                generation: wave.generation.clone(),
+                nodes,
+                node_names: wave.nodes.clone(),
+                reason: wave.reason.clone(),
+                wait_after_minutes: wave.wait_after_minutes,
+                wait_seconds: u64::from(wave.wait_after_minutes) * 60,
+                wait_kind: if wave.kind == WaveKind::Canary { "soak" } else { "wait" }.to_string(),
+                start: opt_minute(span, &tz, false),
+                end: opt_minute(span, &tz, true),
+                peer,
+            });
+        }
+        let mut hop_families: BTreeSet<Distro> = BTreeSet::new();
+        for n in cp_names.iter().chain(hop.waves.iter().flat_map(|w| w.nodes.iter())) {
+            hop_families.insert(families.of(n)?);
+        }
+        hops.push(HopView {
+            number: h + 1,
+            from: hop.from.to_string(),
+            to: hop.to.to_string(),
+            minor: hop.to.minor().to_string(),
+            etcd: hop.etcd.clone(),
+            start: opt_minute(index.hops.get(&h).copied(), &tz, false),
+            end: opt_minute(index.hops.get(&h).copied(), &tz, true),
+            kubelets_first: hop.kubelets_first.clone(),
+            first_control_plane: cp_names.first().cloned(),
+            control_plane,
+            waves,
+            available: hop_families.into_iter().map(|d| PackageCommands::new(d, &hop.to)).collect(),
+        });
+    }
+
+    let control_plane_nodes: Vec<String> = match inventory {
+        Some(inv) => inv.control_plane_nodes().map(|n| n.name.clone()).collect(),
+        None => plan.hops.first().map(|h| h.control_plane.iter().map(|s| s.node.clone()).collect()).unwrap_or_default(),
+    };
+    let first_control_plane = plan
+        .hops
+        .first()
+        .and_then(|h| h.control_plane.first().map(|s| s.node.clone()))
+        .or_else(|| control_plane_nodes.first().cloned());
+    let s = &plan.schedule;
+    Ok(UpgradeView {
+        cluster: plan.cluster.clone(),
+        from: plan.from.to_string(),
+        to: plan.to.to_string(),
+        strategy: match plan.policy.strategy {
+            WorkerStrategy::Lockstep => "lockstep",
+            WorkerStrategy::SkipMinors => "skip-minors",
+        }
+        .to_string(),
+        skip_minors: plan.policy.strategy == WorkerStrategy::SkipMinors,
+        distros: used
+            .into_iter()
+            .map(|(d, nodes)| DistroUse { distro: d, nodes: nodes.into_iter().collect(), installed: packages::forms(d).installed.clone() })
+            .collect(),
+        window: WindowView {
+            start: time::minute(s.start, &tz),
+            finish: time::minute(s.finish, &tz),
+            time_zone: s.time_zone.clone(),
+            makespan: time::duration(s.makespan_minutes),
+            lower_bound: time::duration(s.lower_bound_minutes),
+            warnings: s.warnings.clone(),
+        },
+        blockers: plan.blockers.iter().map(FindingView::from).collect(),
+        findings: plan.findings.iter().map(FindingView::from).collect(),
+        control_plane_nodes,
+        first_control_plane,
+        hops,
+        drain_timeout: opts.drain_timeout.clone(),
+        backup_dir: opts.backup_dir.clone(),
+        probe_image: opts.probe_image.clone(),
+        crashloop_percent: opts.crashloop_percent,
+        policy: PolicyView {
+            max_unavailable: plan.policy.max_unavailable,
+            headroom_percent: plan.policy.headroom_percent,
+            canary_soak_minutes: plan.policy.canary_soak_minutes,
+            batch_wait_minutes: plan.policy.batch_wait_minutes,
+        },
+    })
+}
+
+/// The upgrade runbook in Markdown.
+pub fn upgrade_markdown(
+    plan: &Plan,
+    inventory: Option<&Inventory>,
+    opts: &RunbookOptions,
+    templates: &Templates,
+) -> Result<String, RunbookError> {
+    templates.render("upgrade.md", &upgrade_view(plan, inventory, opts)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollback
+
+/// A control-plane node as the etcd restore needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub name: String,
+    /// Peer address: the node's InternalIP when the inventory has it, else its name.
+    pub address: String,
+    pub pkg: PackageCommands,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackHopView {
+    pub number: usize,
+    pub from: String,
+    pub to: String,
+    pub from_minor: String,
+    pub etcd_from: Option<String>,
+    pub etcd_to: Option<String>,
+    /// The hop moves etcd to another minor: binaries alone cannot take it back.
+    pub etcd_minor_changes: bool,
+    /// `etcdutl` for etcd 3.6 and later (etcdctl lost `snapshot restore`), else `etcdctl`.
+    pub restore_tool: String,
+    pub members: Vec<MemberView>,
+    pub initial_cluster: String,
+    pub workers: Vec<String>,
+    pub example_worker: Option<String>,
+    /// The previous version's package commands, one per family the workers use.
+    pub worker_pkgs: Vec<PackageCommands>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackView {
+    pub cluster: String,
+    pub from: String,
+    pub to: String,
+    pub hops: Vec<RollbackHopView>,
+    pub backup_dir: String,
+    pub drain_timeout: String,
+    pub crashloop_percent: u32,
+}
+
+fn etcd_minor(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.trim_start_matches('v').split(['.', '-']);
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The etcd version the control plane ran before the hop: the previous hop's, else the release
+/// data for the source minor, else the inventory's etcd image tag.
+fn etcd_before(plan: &Plan, h: usize, inventory: Option<&Inventory>) -> Option<String> {
+    if h > 0
+        && let Some(e) = &plan.hops[h - 1].etcd
+    {
+        return Some(e.clone());
+    }
+    if h == 0
+        && let Some(inv) = inventory
+        && let Some(c) = inv.components_of(stepstone_core::inventory::Component::Etcd).map(|c| c.tag.clone()).min()
+    {
+        return Some(c.split('-').next().unwrap_or(&c).to_string());
+    }
+    ReleaseData::embedded().get(plan.hops[h].from.minor()).map(|r| r.etcd.clone())
+}
+
+pub fn rollback_view(
+    plan: &Plan,
+    inventory: Option<&Inventory>,
+    opts: &RunbookOptions,
+) -> Result<RollbackView, RunbookError> {
+    let families = Families { inventory, choice: opts.distro };
+    let mut hops = Vec::new();
+    for (h, hop) in plan.hops.iter().enumerate() {
+        let previous: &KubeVersion = &hop.from;
+        let members = hop
+            .control_plane
+            .iter()
+            .map(|s| {
+                let address = inventory
+                    .and_then(|inv| inv.node(&s.node))
+                    .and_then(|n| n.internal_ip.clone())
+                    .unwrap_or_else(|| s.node.clone());
+                Ok(MemberView {
+                    name: s.node.clone(),
+                    address,
+                    pkg: PackageCommands::new(families.of(&s.node)?, previous),
+                })
+            })
+            .collect::<Result<Vec<_>, RunbookError>>()?;
+        let initial_cluster =
+            members.iter().map(|m| format!("{}=https://{}:2380", m.name, m.address)).collect::<Vec<_>>().join(",");
+        let workers: Vec<String> = hop.waves.iter().flat_map(|w| w.nodes.iter().cloned()).collect();
+        let mut worker_families = BTreeSet::new();
+        for w in &workers {
+            worker_families.insert(families.of(w)?);
+        }
+        let etcd_from = etcd_before(plan, h, inventory);
+        let etcd_to = hop.etcd.clone();
+        let etcd_minor_changes = match (etcd_from.as_deref().and_then(etcd_minor), etcd_to.as_deref().and_then(etcd_minor))
+        {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        };
+        let restore_tool = match etcd_from.as_deref().and_then(etcd_minor) {
+            Some((major, minor)) if (major, minor) < (3, 6) => "etcdctl",
+            _ => "etcdutl",
+        };
+        hops.push(RollbackHopView {
+            number: h + 1,
+            from: hop.from.to_string(),
+            to: hop.to.to_string(),
+            from_minor: hop.from.minor().to_string(),
+            etcd_from,
+            etcd_to,
+            etcd_minor_changes,
+            restore_tool: restore_tool.to_string(),
+            members,
+            initial_cluster,
+            example_worker: workers.first().cloned(),
+            workers,
+            worker_pkgs: worker_families.into_iter().map(|d| PackageCommands::new(d, previous)).collect(),
+        });
+    }
+    Ok(RollbackView {
+        cluster: plan.cluster.clone(),
+        from: plan.from.to_string(),
+        to: plan.to.to_string(),
+        hops,
+        backup_dir: opts.backup_dir.clone(),
+        drain_timeout: opts.drain_timeout.clone(),
+        crashloop_percent: opts.crashloop_percent,
+    })
+}
+
+/// The rollback runbook in Markdown.
+pub fn rollback_markdown(
+    plan: &Plan,
+    inventory: Option<&Inventory>,
+    opts: &RunbookOptions,
+    templates: &Templates,
+) -> Result<String, RunbookError> {
+    templates.render("rollback.md", &rollback_view(plan, inventory, opts)?)
+}

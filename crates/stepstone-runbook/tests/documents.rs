@@ -1,0 +1,213 @@
+//! Golden and property tests of the rendered documents, from a hand-written plan and fleet in
+//! `tests/fixtures/` (a mixed Ubuntu/Rocky fleet of three hardware generations, two hops).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use stepstone_core::inventory::Inventory;
+use stepstone_core::plan::Plan;
+use stepstone_runbook::{
+    Distro, DistroChoice, RunbookOptions, Templates, html_report, rollback_markdown, staging_design,
+    staging_markdown, upgrade_markdown,
+};
+
+fn fixture_plan() -> Plan {
+    serde_json::from_str(include_str!("fixtures/plan.json")).expect("fixtures/plan.json is a Plan")
+}
+
+fn fixture_inventory() -> Inventory {
+    stepstone_core::snapshot::load_str("fixtures/fleet.json", include_str!("fixtures/fleet.json"), &Default::default())
+        .expect("fixtures/fleet.json loads")
+}
+
+fn opts(distro: DistroChoice) -> RunbookOptions {
+    RunbookOptions { distro, ..RunbookOptions::default() }
+}
+
+/// Every ```bash / ```sh block of a Markdown document, with the line it starts on.
+pub fn shell_blocks(markdown: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        match &mut current {
+            None if line.trim_start() == "```bash" || line.trim_start() == "```sh" => current = Some((i + 1, String::new())),
+            Some(_) if line.trim_start() == "```" => blocks.push(current.take().unwrap()),
+            Some((_, text)) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            None => {}
+        }
+    }
+    assert!(current.is_none(), "a shell block is not closed");
+    blocks
+}
+
+/// `bash -n` over every shell block: each must parse on its own, as it is copied.
+fn assert_blocks_parse(name: &str, markdown: &str) {
+    let blocks = shell_blocks(markdown);
+    assert!(!blocks.is_empty(), "{name} has no shell blocks");
+    for (line, block) in blocks {
+        let mut child = Command::new("bash")
+            .arg("-n")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bash runs (install the Debian package bash)");
+        child.stdin.take().unwrap().write_all(block.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: the block at line {line} does not parse: {}\n{block}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn assert_safe_drains(name: &str, markdown: &str) {
+    let drains: Vec<&str> = markdown.lines().filter(|l| l.contains("kubectl drain ")).collect();
+    assert!(!drains.is_empty(), "{name} drains nothing");
+    for l in drains {
+        assert!(l.contains("--ignore-daemonsets") && l.contains("--timeout="), "{name}: {l}");
+        assert!(!l.contains("--force") && !l.contains("--disable-eviction"), "{name}: unsafe drain {l}");
+    }
+}
+
+#[test]
+fn upgrade_runbook_mixed_fleet_auto() {
+    let md =
+        upgrade_markdown(&fixture_plan(), Some(&fixture_inventory()), &opts(DistroChoice::Auto), &Templates::embedded())
+            .unwrap();
+    // The Rocky nodes get dnf commands, the Ubuntu nodes apt.
+    assert!(md.contains("# on epyc-01, as root\ncat > /etc/yum.repos.d/kubernetes.repo"), "epyc-01 uses dnf");
+    assert!(md.contains("dnf install -y --disableexcludes=kubernetes kubeadm-1.35.3-150500.1.1"));
+    assert!(md.contains("apt-get install -y kubeadm=1.34.6-1.1"));
+    assert_blocks_parse("upgrade (auto)", &md);
+    assert_safe_drains("upgrade (auto)", &md);
+    insta::assert_snapshot!("fixture_upgrade_auto", md);
+}
+
+#[test]
+fn upgrade_runbook_apt_and_dnf() {
+    for (distro, name) in [(Distro::Apt, "fixture_upgrade_apt"), (Distro::Dnf, "fixture_upgrade_dnf")] {
+        let md = upgrade_markdown(&fixture_plan(), None, &opts(DistroChoice::Fixed(distro)), &Templates::embedded())
+            .unwrap();
+        assert_blocks_parse(name, &md);
+        assert_safe_drains(name, &md);
+        insta::assert_snapshot!(name, md);
+    }
+}
+
+#[test]
+fn upgrade_runbook_order_follows_the_plan() {
+    let plan = fixture_plan();
+    let md = upgrade_markdown(&plan, None, &opts(DistroChoice::Fixed(Distro::Apt)), &Templates::embedded()).unwrap();
+    // Every node's drain appears once per hop, in plan order.
+    let mut expected = Vec::new();
+    for hop in &plan.hops {
+        expected.extend(hop.control_plane.iter().map(|s| s.node.clone()));
+        for w in &hop.waves {
+            expected.extend(w.nodes.iter().cloned());
+        }
+    }
+    let drained: Vec<String> = md
+        .lines()
+        .filter_map(|l| l.strip_prefix("kubectl drain "))
+        .map(|rest| rest.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(drained, expected);
+    assert_eq!(md.matches("kubeadm upgrade apply v").count(), plan.hops.len());
+    assert!(md.contains("sleep 1800") && md.contains("sleep 300"), "soak and wait from the plan");
+    for blocker in &plan.blockers {
+        assert!(md.contains(&blocker.hint), "blocker fix listed: {}", blocker.hint);
+    }
+}
+
+#[test]
+fn auto_without_the_inventory_names_the_fix() {
+    let err = upgrade_markdown(&fixture_plan(), None, &opts(DistroChoice::Auto), &Templates::embedded()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("cp-1") && text.contains("--distro apt"), "{text}");
+}
+
+#[test]
+fn rollback_runbook() {
+    let md =
+        rollback_markdown(&fixture_plan(), Some(&fixture_inventory()), &opts(DistroChoice::Auto), &Templates::embedded())
+            .unwrap();
+    assert!(md.contains("/etc/kubernetes/tmp/kubeadm-backup-manifests-"));
+    assert!(md.contains("mv /etc/kubernetes/manifests/*.yaml /etc/kubernetes/manifests-stopped/"));
+    // Hop 1 restores an etcd 3.5 snapshot (etcdctl), hop 2 an etcd 3.6 one (etcdutl).
+    assert!(md.contains("ETCDCTL_API=3 etcdctl snapshot restore"));
+    assert!(md.contains("etcdutl snapshot restore"));
+    assert!(md.contains("--initial-cluster cp-1=https://10.0.0.11:2380,cp-2=https://10.0.0.12:2380,cp-3=https://10.0.0.13:2380"));
+    assert!(md.contains("apt-get install -y --allow-downgrades kubeadm=1.33.4-1.1 kubelet=1.33.4-1.1 kubectl=1.33.4-1.1"));
+    assert!(md.contains("dnf downgrade -y --disableexcludes=kubernetes kubeadm-1.34.6-150500.1.1"));
+    assert!(md.contains("What is lost"));
+    assert_blocks_parse("rollback", &md);
+    assert_safe_drains("rollback", &md);
+    insta::assert_snapshot!("fixture_rollback_auto", md);
+}
+
+#[test]
+fn staging_design_from_the_fleet() {
+    let inv = fixture_inventory();
+    let design = staging_design(&inv, &"v1.34.6".parse().unwrap());
+    assert_eq!(design.control_plane.count, 3);
+    assert_eq!(design.control_plane.node.generation, "dell-r650");
+    let gens: Vec<&str> = design.workers.iter().map(|w| w.generation.as_str()).collect();
+    assert_eq!(gens, ["amd-epyc-9354", "dell-r640", "dell-r650"]);
+    assert_eq!(design.workers[1].name, "stg-dell-r640-k5.4-containerd-1.6");
+    assert_eq!(design.workers[1].variants.len(), 1, "r640-03 runs another kernel");
+    let roles: Vec<(&str, &str)> = design.addons.iter().map(|a| (a.role.as_str(), a.name.as_str())).collect();
+    for want in [
+        ("cni", "calico-node"),
+        ("csi", "csi-rbdplugin"),
+        ("ingress", "ingress-nginx-controller"),
+        ("dns", "coredns"),
+        ("device-plugin", "nvidia-device-plugin-daemonset"),
+        ("monitoring", "prometheus-k8s"),
+    ] {
+        assert!(roles.contains(&want), "{want:?} in {roles:?}");
+    }
+    assert!(!design.addons.iter().any(|a| a.name == "kube-proxy" || a.namespace == "shop"));
+    let ids: Vec<&str> = design.tests.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["upgrade", "scheduling", "network", "storage", "ingress", "dns", "devices", "monitoring"]);
+    let md = staging_markdown(&design, &Templates::embedded()).unwrap();
+    assert_blocks_parse("staging", &md);
+    insta::assert_snapshot!("fixture_staging", md);
+}
+
+#[test]
+fn html_report_is_self_contained_with_one_bar_per_wave() {
+    let plan = fixture_plan();
+    let html = html_report(&plan, Some(&fixture_inventory()), &Templates::embedded()).unwrap();
+    let waves: usize = plan.hops.iter().map(|h| h.waves.len()).sum();
+    assert_eq!(html.matches("<rect class=\"bar wave\"").count(), waves);
+    assert_eq!(html.matches("<rect class=\"bar cp\"").count(), 6);
+    assert!(html.contains("<rect class=\"off\""), "time outside the windows is shaded");
+    for forbidden in ["<script", " src=", "href=", "@import", "url("] {
+        assert!(!html.contains(forbidden), "the report must not fetch anything: found {forbidden}");
+    }
+    assert!(html.contains("@media print"));
+    assert!(html.contains("in shop to 5 for the duration"), "blocker fix shown");
+    // Deterministic: the same input renders the same bytes.
+    assert_eq!(html, html_report(&plan, Some(&fixture_inventory()), &Templates::embedded()).unwrap());
+}
+
+#[test]
+fn a_team_replaces_the_notification_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hooks.md"),
+        "{% macro notify_start(r) %}- [ ] Page #ops-{{ r.cluster | length }} via the bridge{% endmacro %}\n\
+         {% macro before_hop(r, hop) %}- [ ] Open change ticket for hop {{ hop.number }}{% endmacro %}\n\
+         {% macro notify_finish(r) %}- [ ] Close the change{% endmacro %}\n",
+    )
+    .unwrap();
+    let t = Templates::with_dir(dir.path()).unwrap();
+    let md = upgrade_markdown(&fixture_plan(), None, &opts(DistroChoice::Fixed(Distro::Apt)), &t).unwrap();
+    assert!(md.contains("- [ ] Open change ticket for hop 2"));
+    assert!(md.contains("- [ ] Close the change"));
+    assert!(!md.contains("Stakeholders notified"));
+}
