@@ -91,8 +91,8 @@ impl RemovedApis {
     }
 
     pub fn parse(origin: &str, text: &str) -> Result<RemovedApis, DataError> {
-        let data: RemovedApis = toml::from_str(text)
-            .map_err(|e| DataError::Toml { origin: origin.to_string(), message: e.to_string() })?;
+        let data: RemovedApis =
+            toml::from_str(text).map_err(|e| DataError::Toml { origin: origin.to_string(), message: e.to_string() })?;
         for rule in &data.api {
             let problem = if rule.kinds.is_empty() {
                 Some("kinds is empty")
@@ -129,9 +129,9 @@ impl RemovedApis {
     /// The rule and kind for a group, version and plural resource (how the apiserver metric speaks).
     pub fn rule_for_resource(&self, group: &str, version: &str, resource: &str) -> Option<(&ApiRule, String)> {
         self.api.iter().filter(|r| r.group() == group && r.version() == version).find_map(|r| {
-            r.kind_for_resource(resource).map(|k| (r, k.to_string())).or_else(|| {
-                r.kinds.iter().any(|k| k == "*").then(|| (r, resource.to_string()))
-            })
+            r.kind_for_resource(resource)
+                .map(|k| (r, k.to_string()))
+                .or_else(|| r.kinds.iter().any(|k| k == "*").then(|| (r, resource.to_string())))
         })
     }
 

@@ -23,8 +23,11 @@ pub fn analyze_object(data: &RemovedApis, origin: &str, obj: &Value) -> (Vec<Sig
     let name = obj.pointer("/metadata/name").and_then(Value::as_str);
     let object = object_label(kind, ns, name);
 
-    let entries: Vec<&Value> =
-        obj.pointer("/metadata/managedFields").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+    let entries: Vec<&Value> = obj
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     let mut managed_versions = BTreeSet::new();
     for entry in &entries {
         let Some(api_version) = entry.get("apiVersion").and_then(Value::as_str) else { continue };
@@ -37,7 +40,8 @@ pub fn analyze_object(data: &RemovedApis, origin: &str, obj: &Value) -> (Vec<Sig
             "" => "(unnamed manager)",
             m => m,
         };
-        let mut detail = format!("{} at {}", non_empty(field("operation"), "write"), non_empty(field("time"), "unknown time"));
+        let mut detail =
+            format!("{} at {}", non_empty(field("operation"), "write"), non_empty(field("time"), "unknown time"));
         if !field("subresource").is_empty() {
             detail.push_str(&format!(" on subresource {}", field("subresource")));
         }

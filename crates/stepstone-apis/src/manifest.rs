@@ -112,9 +112,7 @@ pub fn scan_path(path: &Path) -> Result<ManifestScan, ManifestError> {
         if hidden {
             continue;
         }
-        if entry.is_dir() {
-            scan.merge(scan_path(&entry)?);
-        } else if is_manifest_file(&entry) || is_flags_file(&entry) {
+        if entry.is_dir() || is_manifest_file(&entry) || is_flags_file(&entry) {
             scan.merge(scan_path(&entry)?);
         }
     }
@@ -181,7 +179,8 @@ pub fn scan_text(origin: &str, text: &str) -> ManifestScan {
                 } else {
                     ""
                 };
-                scan.problems.push(format!("{origin}:{start}: not valid YAML/JSON: {}{hint}", first_line(&e.to_string())));
+                scan.problems
+                    .push(format!("{origin}:{start}: not valid YAML/JSON: {}{hint}", first_line(&e.to_string())));
                 continue;
             }
         };
@@ -236,7 +235,9 @@ fn collect_kubelet_args(origin: &str, start: usize, doc: &str, value: &Value, ou
     let Some(args) = value.pointer("/nodeRegistration/kubeletExtraArgs") else { return };
     let names: Vec<String> = match args {
         Value::Object(map) => map.keys().cloned().collect(),
-        Value::Array(list) => list.iter().filter_map(|a| a.get("name").and_then(Value::as_str).map(str::to_string)).collect(),
+        Value::Array(list) => {
+            list.iter().filter_map(|a| a.get("name").and_then(Value::as_str).map(str::to_string)).collect()
+        }
         _ => Vec::new(),
     };
     for name in names {
@@ -261,7 +262,8 @@ pub fn scan_flags_text(origin: &str, text: &str) -> ManifestScan {
         if trimmed.starts_with('#') {
             continue;
         }
-        let relevant = trimmed.contains("KUBELET_") || (trimmed.starts_with("ExecStart=") && trimmed.contains("kubelet"));
+        let relevant =
+            trimmed.contains("KUBELET_") || (trimmed.starts_with("ExecStart=") && trimmed.contains("kubelet"));
         if !relevant {
             continue;
         }
@@ -331,7 +333,10 @@ mod tests {
         let text = "# generated\nKUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9 --housekeeping_interval 10s\"\n";
         let scan = scan_flags_text("kubeadm-flags.env", text);
         let flags: Vec<&str> = scan.flags.iter().map(|f| f.flag.as_str()).collect();
-        assert_eq!(flags, vec!["--container-runtime-endpoint", "--pod-infra-container-image", "--housekeeping-interval"]);
+        assert_eq!(
+            flags,
+            vec!["--container-runtime-endpoint", "--pod-infra-container-image", "--housekeeping-interval"]
+        );
         assert!(scan.flags.iter().all(|f| f.line == 2));
     }
 }

@@ -35,8 +35,11 @@ pub fn parse(origin: &str, text: &str) -> Result<Vec<DeprecatedRequest>, Metrics
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }
-        let malformed =
-            |problem: &str| MetricsError::Malformed { origin: origin.to_string(), line: index + 1, problem: problem.into() };
+        let malformed = |problem: &str| MetricsError::Malformed {
+            origin: origin.to_string(),
+            line: index + 1,
+            problem: problem.into(),
+        };
         let (labels, value_part) = if let Some(body) = rest.strip_prefix('{') {
             let end = closing_brace(body).ok_or_else(|| malformed("no closing '}'"))?;
             (parse_labels(&body[..end]).map_err(|p| malformed(&p))?, &body[end + 1..])

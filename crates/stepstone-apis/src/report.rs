@@ -293,7 +293,9 @@ fn to_finding(f: &ApiFinding, hop: Option<&HopApis>, current: Option<Minor>) -> 
     let (code, message) = match (f.severity, f.removed_in, hop) {
         (Severity::Info, Some(r), _) if s.source == SourceKind::KubeadmConfig => (
             "apis.kubeadm-config-rewritten",
-            format!("{used} is stored now; it is removed in {r}, but kubeadm rewrites the ConfigMap at each earlier hop"),
+            format!(
+                "{used} is stored now; it is removed in {r}, but kubeadm rewrites the ConfigMap at each earlier hop"
+            ),
         ),
         (Severity::Info, Some(r), _) => (
             "apis.historical",
@@ -308,7 +310,10 @@ fn to_finding(f: &ApiFinding, hop: Option<&HopApis>, current: Option<Minor>) -> 
                 None => format!("{}", h.to),
             };
             let verb = if is_flag { "is refused by the kubelet" } else { "is no longer served" };
-            (if is_flag { "apis.kubelet-flag-removed" } else { "apis.removed" }, format!("{used} {verb} from {r}: breaks at {step}"))
+            (
+                if is_flag { "apis.kubelet-flag-removed" } else { "apis.removed" },
+                format!("{used} {verb} from {r}: breaks at {step}"),
+            )
         }
         (_, Some(r), None) if current.is_some_and(|c| r <= c) => {
             ("apis.already-removed", format!("{used} is not served by the current cluster (removed in {r})"))

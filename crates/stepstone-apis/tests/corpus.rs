@@ -63,12 +63,18 @@ fn manifest_corpus_along_1_31_to_1_37() {
         .filter(|f| f.sighting.used.label().starts_with("kubeadm.k8s.io/v1beta3"))
         .map(|f| f.sighting.location.as_str())
         .collect();
-    assert_eq!(kubeadm_1_37, ["tests/fixtures/kubeadm/kubeadm-config.yaml:1", "tests/fixtures/kubeadm/kubeadm-config.yaml:9"]);
+    assert_eq!(
+        kubeadm_1_37,
+        ["tests/fixtures/kubeadm/kubeadm-config.yaml:1", "tests/fixtures/kubeadm/kubeadm-config.yaml:9"]
+    );
     assert!(at("1.37").iter().any(|f| f.sighting.used.label() == "kubelet flag --global-housekeeping-interval"));
 
     // Already gone on a 1.31 cluster: the old Ingress, CronJob, PDB, HPAs, PSP, CSIStorageCapacity.
-    let gone: Vec<String> =
-        report.already_removed.iter().map(|f| format!("{} @ {}", f.sighting.used.label(), f.sighting.location)).collect();
+    let gone: Vec<String> = report
+        .already_removed
+        .iter()
+        .map(|f| format!("{} @ {}", f.sighting.used.label(), f.sighting.location))
+        .collect();
     for expected in [
         "extensions/v1beta1 Ingress @ tests/fixtures/deploy/ingress.yaml:2",
         "batch/v1beta1 CronJob @ tests/fixtures/deploy/jobs.yaml:1",
@@ -82,7 +88,8 @@ fn manifest_corpus_along_1_31_to_1_37() {
     ] {
         assert!(gone.contains(&expected.to_string()), "missing {expected} in {gone:#?}");
     }
-    let helm_rendered = report.already_removed.iter().find(|f| f.sighting.location.ends_with("web-chart.yaml:40")).unwrap();
+    let helm_rendered =
+        report.already_removed.iter().find(|f| f.sighting.location.ends_with("web-chart.yaml:40")).unwrap();
     assert_eq!(helm_rendered.sighting.detail, "rendered from web/templates/hpa.yaml");
 
     // Deprecated but served at 1.37: the DRA v1beta1 DeviceClass.
@@ -105,7 +112,15 @@ fn an_old_cluster_sees_each_removal_at_its_own_hop() {
     scan.add_manifest_path(&fixtures().join("deploy")).unwrap();
     let report = evaluate(scan, Some(minor("1.24")), minor("1.27"));
     let labels = |to: &str| -> Vec<String> {
-        report.hops.iter().find(|h| h.to == minor(to)).unwrap().findings.iter().map(|f| f.sighting.used.label()).collect()
+        report
+            .hops
+            .iter()
+            .find(|h| h.to == minor(to))
+            .unwrap()
+            .findings
+            .iter()
+            .map(|f| f.sighting.used.label())
+            .collect()
     };
     assert_eq!(labels("1.25"), ["batch/v1beta1 CronJob", "policy/v1beta1 PodDisruptionBudget"]);
     assert_eq!(labels("1.26"), ["autoscaling/v2beta2 HorizontalPodAutoscaler"]);
@@ -118,7 +133,10 @@ fn an_old_cluster_sees_each_removal_at_its_own_hop() {
 fn a_path_that_stops_before_every_removal_passes() {
     let data = RemovedApis::embedded();
     let mut scan = Scan::new(data);
-    scan.add_manifest_text("ok.yaml", "apiVersion: flowcontrol.apiserver.k8s.io/v1beta3\nkind: FlowSchema\nmetadata: {name: a}\n");
+    scan.add_manifest_text(
+        "ok.yaml",
+        "apiVersion: flowcontrol.apiserver.k8s.io/v1beta3\nkind: FlowSchema\nmetadata: {name: a}\n",
+    );
     let report = evaluate(scan, Some(minor("1.29")), minor("1.31"));
     assert!(!report.breaks());
     assert_eq!(report.after_target.len(), 1);
@@ -155,7 +173,8 @@ fn helm_secret(name: &str, namespace: &str, revision: u64, status: &str, manifes
 
 const OLD_INGRESS: &str = "---\n# Source: shop/templates/ingress.yaml\napiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: shop\n";
 const V3_MANIFEST: &str = "---\n# Source: shop/templates/service.yaml\napiVersion: v1\nkind: Service\nmetadata:\n  name: shop\n---\n# Source: shop/templates/hpa.yaml\napiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: shop\n---\n# Source: shop/templates/pdb.yaml\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: shop\n";
-const FAILED_MANIFEST: &str = "---\n# Source: shop/templates/cron.yaml\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: shop\n";
+const FAILED_MANIFEST: &str =
+    "---\n# Source: shop/templates/cron.yaml\napiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: shop\n";
 
 #[test]
 fn helm_reads_only_the_newest_deployed_revision() {
@@ -178,7 +197,10 @@ fn helm_reads_only_the_newest_deployed_revision() {
     assert_eq!(f.sighting.object.as_deref(), Some("HorizontalPodAutoscaler shop"));
     assert_eq!(f.sighting.detail, "chart shop-1.3.0, template shop/templates/hpa.yaml, line 9 of the stored manifest");
     assert!(report.already_removed.is_empty(), "superseded and failed revisions are not read");
-    assert_eq!(report.notes, ["helm release web/broken has no deployed revision (revision 1 is failed); nothing read from it"]);
+    assert_eq!(
+        report.notes,
+        ["helm release web/broken has no deployed revision (revision 1 is failed); nothing read from it"]
+    );
     assert_eq!(report.sources.get("helm release records"), Some(&5));
     let text = render_text(&report);
     assert!(!text.contains("hunter2"), "release values must never be printed");
@@ -201,27 +223,27 @@ fn cluster_objects() -> Vec<Value> {
     vec![
         // Written today with the served version, but a tuning operator still patches it through v1beta3.
         json!({"apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
-               "metadata": {"name": "batch-jobs", "managedFields": [
-                   managed_entry("kubectl-client-side-apply", "flowcontrol.apiserver.k8s.io/v1", "Update", "2026-03-01T10:00:00Z"),
-                   managed_entry("fairness-tuner", "flowcontrol.apiserver.k8s.io/v1beta3", "Update", "2026-08-20T04:12:00Z"),
-               ]}}),
+        "metadata": {"name": "batch-jobs", "managedFields": [
+            managed_entry("kubectl-client-side-apply", "flowcontrol.apiserver.k8s.io/v1", "Update", "2026-03-01T10:00:00Z"),
+            managed_entry("fairness-tuner", "flowcontrol.apiserver.k8s.io/v1beta3", "Update", "2026-08-20T04:12:00Z"),
+        ]}}),
         // Migrated long ago: the annotation still says v1beta1, every manager writes policy/v1.
         json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-               "metadata": {"name": "db", "namespace": "shop",
-                   "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last_applied_pdb},
-                   "managedFields": [
-                       managed_entry("kubectl-client-side-apply", "policy/v1", "Update", "2025-01-10T09:00:00Z"),
-                       managed_entry("argocd-controller", "policy/v1", "Apply", "2026-08-01T09:00:00Z"),
-                   ]}}),
+        "metadata": {"name": "db", "namespace": "shop",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last_applied_pdb},
+            "managedFields": [
+                managed_entry("kubectl-client-side-apply", "policy/v1", "Update", "2025-01-10T09:00:00Z"),
+                managed_entry("argocd-controller", "policy/v1", "Apply", "2026-08-01T09:00:00Z"),
+            ]}}),
         // From a snapshot without managedFields: the annotation is all there is.
         json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                "metadata": {"name": "api", "namespace": "shop",
                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last_applied_hpa}}}),
         // A manager entry from a version the cluster stopped serving long ago: history.
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-               "metadata": {"name": "web", "namespace": "shop", "managedFields": [
-                   managed_entry("ingress-sync", "extensions/v1beta1", "Update", "2021-05-01T00:00:00Z"),
-               ]}}),
+        "metadata": {"name": "web", "namespace": "shop", "managedFields": [
+            managed_entry("ingress-sync", "extensions/v1beta1", "Update", "2021-05-01T00:00:00Z"),
+        ]}}),
         json!({"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
                "data": {"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.31.9\n"}}),

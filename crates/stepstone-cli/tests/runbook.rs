@@ -35,7 +35,10 @@ fn markdown_runbook_from_a_plan_file() {
     let md = text(&out.stdout);
     assert!(md.starts_with("# Upgrade runbook: snapshot fleet.json, v1.33.4 to v1.35.3"));
     assert!(md.contains("kubeadm upgrade apply v1.34.6") && md.contains("kubeadm upgrade apply v1.35.3"));
-    assert!(md.contains("dnf install -y --disableexcludes=kubernetes kubeadm-1.34.6-150500.1.1"), "Rocky nodes use dnf");
+    assert!(
+        md.contains("dnf install -y --disableexcludes=kubernetes kubeadm-1.34.6-150500.1.1"),
+        "Rocky nodes use dnf"
+    );
 
     let out = stepstone(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--rollback"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -167,11 +170,7 @@ fn html_report_renders_in_chromium() {
     let profile = tempfile::tempdir().unwrap();
     let shot = out_dir.join("shot.png");
     let _ = std::fs::remove_file(&shot);
-    let run = chromium(
-        profile.path(),
-        &[&format!("--screenshot={}", shot.display()), "--window-size=1400,2000"],
-        &url,
-    );
+    let run = chromium(profile.path(), &[&format!("--screenshot={}", shot.display()), "--window-size=1400,2000"], &url);
     let log = text(&run.stderr);
     assert!(run.status.success(), "chromium failed: {log}");
     let png = std::fs::read(&shot).expect("chromium wrote the screenshot");

@@ -112,7 +112,7 @@ impl Resources {
 
 /// Render millicores the way kubectl does: `500m`, `2`.
 pub fn format_cpu(millis: u64) -> String {
-    if millis % 1000 == 0 { format!("{}", millis / 1000) } else { format!("{millis}m") }
+    if millis.is_multiple_of(1000) { format!("{}", millis / 1000) } else { format!("{millis}m") }
 }
 
 /// Render bytes in the largest binary unit that divides them, `Ki` at least.
@@ -120,7 +120,7 @@ pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [(&str, u64); 5] =
         [("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
     for (name, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{name}", bytes / size);
         }
     }

@@ -2,6 +2,8 @@
 //! OpenSSH client, or a print-only backend), pre-flight checks over parsed command output,
 //! configuration drift per hardware generation, and verified etcd snapshots.
 
+pub mod drift;
+pub mod etcd;
 pub mod node;
 pub mod preflight;
 pub mod print;

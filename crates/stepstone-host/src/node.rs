@@ -70,7 +70,8 @@ impl RemoteCommand {
 /// Quote `s` for a POSIX shell: plain words stay as they are, everything else is single-quoted.
 pub fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '=' | ',' | '@' | '+'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '=' | ',' | '@' | '+'));
     if plain { s.to_string() } else { format!("'{}'", s.replace('\'', r"'\''")) }
 }
 
@@ -116,14 +117,18 @@ pub enum NodeError {
          --ssh-port, the ssh config and firewalls"
     )]
     Unreachable { node: String, address: String, detail: String },
-    #[error("{node} ({address}): no answer within {seconds}s; the command was stopped. Raise --timeout if the node is slow")]
+    #[error(
+        "{node} ({address}): no answer within {seconds}s; the command was stopped. Raise --timeout if the node is slow"
+    )]
     Timeout { node: String, address: String, seconds: u64 },
     #[error(
         "{node}: `sudo -n` needs a password for this user; allow passwordless sudo for the commands stepstone runs \
          or connect as root (--ssh-user root)"
     )]
     SudoPassword { node: String },
-    #[error("{node}: could not start `{program}`: {detail}. Install the OpenSSH client (Debian package openssh-client)")]
+    #[error(
+        "{node}: could not start `{program}`: {detail}. Install the OpenSSH client (Debian package openssh-client)"
+    )]
     Spawn { node: String, program: String, detail: String },
     #[error("{node}: local file {path}: {detail}")]
     LocalIo { node: String, path: String, detail: String },
@@ -235,7 +240,8 @@ mod tests {
 
     #[test]
     fn a_node_is_dialled_at_its_internal_ip_or_its_name() {
-        let json = serde_json::json!({"metadata": {"name": "w-1"}, "status": {"nodeInfo": {"kubeletVersion": "v1.34.1"}}});
+        let json =
+            serde_json::json!({"metadata": {"name": "w-1"}, "status": {"nodeInfo": {"kubeletVersion": "v1.34.1"}}});
         let mut node = stepstone_core::snapshot::parse_node(&json, &Default::default()).unwrap();
         assert_eq!(NodeTarget::from_node(&node).address, "w-1");
         node.internal_ip = Some("10.0.0.7".into());

@@ -202,7 +202,10 @@ impl SshNodeOps {
         let elapsed = started.elapsed();
         let output = match waited {
             Err(_) => {
-                self.log(node, &format!("$ {}\n--- stopped after {}s (timeout)\n", command.describe(), timeout.as_secs()));
+                self.log(
+                    node,
+                    &format!("$ {}\n--- stopped after {}s (timeout)\n", command.describe(), timeout.as_secs()),
+                );
                 return Err(NodeError::Timeout {
                     node: node.name.clone(),
                     address: node.address.clone(),
@@ -362,7 +365,8 @@ fn classify(node: &NodeTarget, options: &SshOptions, out: CommandOutput) -> Resu
         return Ok(out);
     }
     let err = &out.stderr;
-    if err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || err.contains("Host key for") && err.contains("has changed")
+    if err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || err.contains("Host key for") && err.contains("has changed")
     {
         return Err(NodeError::HostKeyChanged { node: name(), address: address() });
     }
@@ -403,7 +407,8 @@ fn append_log(dir: &Path, node: &str, entry: &str) -> std::io::Result<()> {
     let safe: String =
         node.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{safe}.log")))?;
-    let header = format!("=== {}\n", jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()));
+    let header =
+        format!("=== {}\n", jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()));
     f.write_all(format!("{header}{entry}\n").as_bytes())
 }
 
@@ -472,13 +477,17 @@ mod tests {
     #[test]
     fn openssh_failures_become_errors_that_say_what_to_do() {
         let o = SshOptions::default();
-        let changed = "@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n";
+        let changed =
+            "@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n";
         assert!(matches!(classify(&node(), &o, failed(changed)), Err(NodeError::HostKeyChanged { .. })));
         let unknown = "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\nHost key verification failed.\n";
         assert!(matches!(classify(&node(), &o, failed(unknown)), Err(NodeError::HostKeyUnknown { .. })));
         let refused = "ssh: connect to host 10.0.0.1 port 22: Connection refused\n";
         let e = classify(&node(), &o, failed(refused)).unwrap_err();
-        assert!(e.to_string().contains("unreachable: ssh: connect to host 10.0.0.1 port 22: Connection refused"), "{e}");
+        assert!(
+            e.to_string().contains("unreachable: ssh: connect to host 10.0.0.1 port 22: Connection refused"),
+            "{e}"
+        );
         let slow = "ssh: connect to host 10.0.0.1 port 22: Connection timed out\n";
         assert!(classify(&node(), &o, failed(slow)).unwrap_err().to_string().contains("(ConnectTimeout=10s)"));
         let denied = "ops@10.0.0.1: Permission denied (publickey).\n";

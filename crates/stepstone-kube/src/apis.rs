@@ -17,7 +17,9 @@ use crate::collect::{Connection, DEFAULT_PAGE_SIZE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApisFetchError {
-    #[error("reading {what} from {server}: {source}; check that the server is reachable and the credentials work (`kubectl get --raw /version`)")]
+    #[error(
+        "reading {what} from {server}: {source}; check that the server is reachable and the credentials work (`kubectl get --raw /version`)"
+    )]
     Request {
         what: String,
         server: String,
@@ -133,9 +135,9 @@ struct Skip(String);
 
 fn skip_reason(e: &kube::Error, what: &str) -> Option<String> {
     match e {
-        kube::Error::Api(status) if status.code == 403 => Some(format!(
-            "forbidden for these credentials; grant {what} (check with `kubectl auth can-i {what}`)"
-        )),
+        kube::Error::Api(status) if status.code == 403 => {
+            Some(format!("forbidden for these credentials; grant {what} (check with `kubectl auth can-i {what}`)"))
+        }
         kube::Error::Api(status) if status.code == 404 => Some("not found on this server".to_string()),
         kube::Error::Api(status) if status.code == 503 => {
             Some(format!("the server answered 503 ({}); an aggregated API may be down", status.message))
@@ -174,7 +176,8 @@ fn skip(e: &kube::Error, what: &str) -> Skip {
 }
 
 fn parse_json(url: &str, text: &str) -> Result<Value, ApisFetchError> {
-    serde_json::from_str(text).map_err(|e| ApisFetchError::Unexpected { url: url.to_string(), reason: format!("invalid JSON: {e}") })
+    serde_json::from_str(text)
+        .map_err(|e| ApisFetchError::Unexpected { url: url.to_string(), reason: format!("invalid JSON: {e}") })
 }
 
 /// Pick one listable resource per wanted kind: the group's preferred version first, so objects
@@ -250,7 +253,8 @@ async fn list_all(conn: &Connection, path: &str, params: &ListParams, page_size:
         }
         let text = list_text(conn, path, &p).await?;
         let page: Value = serde_json::from_str(&text).map_err(|e| Skip(format!("not JSON: {e}")))?;
-        let page_items = page.get("items").and_then(Value::as_array).ok_or_else(|| Skip("no \"items\" array".into()))?;
+        let page_items =
+            page.get("items").and_then(Value::as_array).ok_or_else(|| Skip("no \"items\" array".into()))?;
         items.extend(page_items.iter().cloned());
         match page.pointer("/metadata/continue").and_then(Value::as_str).filter(|t| !t.is_empty()) {
             Some(next) if seen.insert(next.to_string()) => token = Some(next.to_string()),

@@ -2,3 +2,4 @@
 
 pub mod apis;
 pub mod collect;
+pub mod drain;

@@ -152,9 +152,14 @@ impl PackageCommands {
         let spec = |name: &str| fill(&f.package_spec.replace("{name}", name), version, &f.revision);
         let specs = |names: &[&str]| names.iter().map(|n| spec(n)).collect::<Vec<_>>().join(" ");
         let with_names = |cmd: &str, names: &[&str]| {
-            if cmd.is_empty() { String::new() } else { fill(&cmd.replace("{names}", &names.join(" ")), version, &f.revision) }
+            if cmd.is_empty() {
+                String::new()
+            } else {
+                fill(&cmd.replace("{names}", &names.join(" ")), version, &f.revision)
+            }
         };
-        let with_packages = |cmd: &str, names: &[&str]| fill(&cmd.replace("{packages}", &specs(names)), version, &f.revision);
+        let with_packages =
+            |cmd: &str, names: &[&str]| fill(&cmd.replace("{packages}", &specs(names)), version, &f.revision);
         let pinned = format!("{}-{}", version.bare(), f.revision);
         let check_available = format!(
             "{} | grep -F -- '{}' || echo 'STOP: {} is not in the repository: check {}'",

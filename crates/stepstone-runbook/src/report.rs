@@ -217,12 +217,8 @@ fn gantt(plan: &Plan, tz: &TimeZone) -> Gantt {
     for e in &s.entries {
         end = end.max(e.end);
     }
-    let outside_spans: Vec<(Timestamp, Timestamp)> = s
-        .entries
-        .iter()
-        .filter(|e| e.kind == ScheduleEntryKind::OutsideWindow)
-        .map(|e| (e.start, e.end))
-        .collect();
+    let outside_spans: Vec<(Timestamp, Timestamp)> =
+        s.entries.iter().filter(|e| e.kind == ScheduleEntryKind::OutsideWindow).map(|e| (e.start, e.end)).collect();
     let scale = Scale::new(s.start, end, &outside_spans);
     let mut rows = Vec::new();
     let mut bars = Vec::new();
@@ -248,7 +244,8 @@ fn gantt(plan: &Plan, tz: &TimeZone) -> Gantt {
     };
 
     for (h, hop) in plan.hops.iter().enumerate() {
-        let entries: Vec<_> = s.entries.iter().filter(|e| e.hop == h && e.kind != ScheduleEntryKind::OutsideWindow).collect();
+        let entries: Vec<_> =
+            s.entries.iter().filter(|e| e.hop == h && e.kind != ScheduleEntryKind::OutsideWindow).collect();
         let hop_span = entries.iter().fold(None, |acc: Option<(Timestamp, Timestamp)>, e| {
             Some(acc.map_or((e.start, e.end), |(a, b)| (a.min(e.start), b.max(e.end))))
         });
@@ -262,7 +259,7 @@ fn gantt(plan: &Plan, tz: &TimeZone) -> Gantt {
             for step in &hop.control_plane {
                 let mine: Vec<_> = entries
                     .iter()
-                    .filter(|e| e.kind == ScheduleEntryKind::ControlPlane && e.nodes.iter().any(|n| *n == step.node))
+                    .filter(|e| e.kind == ScheduleEntryKind::ControlPlane && e.nodes.contains(&step.node))
                     .collect();
                 let (a, b) = span(&mine).unwrap_or((cursor, cursor));
                 cursor = cursor.max(b);
@@ -288,7 +285,14 @@ fn gantt(plan: &Plan, tz: &TimeZone) -> Gantt {
                 .collect();
             let (a, b) = span(&mine).unwrap_or((cursor, cursor));
             cursor = cursor.max(b);
-            let label = format!("wave {}: {} {} ({} node{})", w + 1, kind, wave.generation, wave.nodes.len(), if wave.nodes.len() == 1 { "" } else { "s" });
+            let label = format!(
+                "wave {}: {} {} ({} node{})",
+                w + 1,
+                kind,
+                wave.generation,
+                wave.nodes.len(),
+                if wave.nodes.len() == 1 { "" } else { "s" }
+            );
             let y = row_y(&mut rows, label.clone(), false);
             bars.push(bar("bar wave", kind, y, a, b, format!("hop {} {}: {}", h + 1, label, wave.nodes.join(", "))));
             waves += 1;
@@ -371,7 +375,9 @@ fn gantt(plan: &Plan, tz: &TimeZone) -> Gantt {
 }
 
 fn span(entries: &[&&stepstone_core::plan::ScheduleEntry]) -> Option<(Timestamp, Timestamp)> {
-    entries.iter().fold(None, |acc, e| Some(acc.map_or((e.start, e.end), |(a, b): (Timestamp, Timestamp)| (a.min(e.start), b.max(e.end)))))
+    entries.iter().fold(None, |acc, e| {
+        Some(acc.map_or((e.start, e.end), |(a, b): (Timestamp, Timestamp)| (a.min(e.start), b.max(e.end))))
+    })
 }
 
 fn joined(values: BTreeSet<String>) -> String {
@@ -393,7 +399,10 @@ fn generations(plan: &Plan, inventory: Option<&Inventory>) -> Vec<GenerationRow>
                 runtimes: joined(nodes.iter().map(|n| n.container_runtime.clone()).collect()),
                 kubelets: joined(nodes.iter().map(|n| n.kubelet_version.to_string()).collect()),
                 cgroups: joined(
-                    nodes.iter().map(|n| n.cgroup.map_or("unknown".to_string(), |c| format!("{c:?}").to_lowercase())).collect(),
+                    nodes
+                        .iter()
+                        .map(|n| n.cgroup.map_or("unknown".to_string(), |c| format!("{c:?}").to_lowercase()))
+                        .collect(),
                 ),
             })
             .collect();
@@ -474,7 +483,7 @@ pub fn report_view(plan: &Plan, inventory: Option<&Inventory>) -> Result<ReportV
         time_zone: s.time_zone.clone(),
         makespan: time::duration(s.makespan_minutes),
         lower_bound: time::duration(s.lower_bound_minutes),
-        efficiency_percent: if s.makespan_minutes == 0 { 100 } else { s.lower_bound_minutes * 100 / s.makespan_minutes },
+        efficiency_percent: (s.lower_bound_minutes * 100).checked_div(s.makespan_minutes).unwrap_or(100),
         warnings: s.warnings.clone(),
         findings: plan.findings.iter().map(FindingView::from).collect(),
         blockers: plan.blockers.iter().map(FindingView::from).collect(),

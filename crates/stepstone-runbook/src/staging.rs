@@ -9,8 +9,8 @@ use stepstone_core::inventory::{DEFAULT_GENERATION_LABELS, Inventory, Node, Work
 use stepstone_core::snapshot::{image_name, image_tag};
 use stepstone_core::version::KubeVersion;
 
-use crate::templates::Templates;
 use crate::RunbookError;
+use crate::templates::Templates;
 
 /// Control-plane nodes a staging cluster needs to rehearse a stacked-etcd upgrade with quorum.
 pub const STAGING_CONTROL_PLANE_NODES: u32 = 3;
@@ -85,10 +85,16 @@ pub struct StagingControlPlane {
 const ROLES: &[(&str, &[&str])] = &[
     ("device-plugin", &["device-plugin", "nvidia", "gpu-operator", "sriov", "intel/intel-"]),
     ("cni", &["calico", "cilium", "flannel", "weave", "kube-router", "antrea", "multus", "kube-ovn", "tigera"]),
-    ("csi", &["csi", "rook", "ceph", "longhorn", "openebs", "local-path-provisioner", "portworx", "topolvm", "nfs-subdir"]),
+    (
+        "csi",
+        &["csi", "rook", "ceph", "longhorn", "openebs", "local-path-provisioner", "portworx", "topolvm", "nfs-subdir"],
+    ),
     ("ingress", &["ingress-nginx", "nginx-ingress", "traefik", "haproxy-ingress", "contour", "envoy", "kong"]),
     ("dns", &["coredns", "k8s-dns-node-cache", "nodelocaldns"]),
-    ("monitoring", &["prometheus", "node-exporter", "kube-state-metrics", "grafana", "alertmanager", "victoria-metrics"]),
+    (
+        "monitoring",
+        &["prometheus", "node-exporter", "kube-state-metrics", "grafana", "alertmanager", "victoria-metrics"],
+    ),
     ("load-balancer", &["metallb", "kube-vip"]),
 ];
 
@@ -138,7 +144,11 @@ fn most_common<'a>(values: impl Iterator<Item = &'a str>) -> String {
         *counts.entry(v).or_default() += 1;
     }
     // Highest count wins; ties go to the smallest value so the choice is stable.
-    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0))).map(|(v, _)| v.to_string()).unwrap_or_default()
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(v, _)| v.to_string())
+        .unwrap_or_default()
 }
 
 fn generation_label(nodes: &[&Node]) -> Option<String> {
@@ -355,7 +365,12 @@ fn tests(cp: &StagingControlPlane, workers: &[StagingNode], addons: &[Addon], ta
     let plugins: Vec<&Addon> = addons.iter().filter(|a| a.role == "device-plugin").collect();
     let mut dev = String::new();
     for p in &plugins {
-        dev.push_str(&format!("kubectl -n {} rollout status {}/{} --timeout=2m\n", p.namespace, short_kind(&p.kind), p.name));
+        dev.push_str(&format!(
+            "kubectl -n {} rollout status {}/{} --timeout=2m\n",
+            p.namespace,
+            short_kind(&p.kind),
+            p.name
+        ));
     }
     dev.push_str(
         "kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}{\"\\t\"}{.status.allocatable}{\"\\n\"}{end}' | grep -E '[a-z0-9.-]+\\.[a-z]+/[a-z0-9_.-]+'",
@@ -411,7 +426,9 @@ pub fn staging_design(inventory: &Inventory, target: &KubeVersion) -> StagingDes
     let cp_like: Vec<&Node> = cp_nodes.iter().filter(|n| n.generation == cp_generation).copied().collect();
     let mut notes = Vec::new();
     let cp_node = if cp_like.is_empty() {
-        notes.push("production has no control-plane node in the inventory: use the newest hardware generation".to_string());
+        notes.push(
+            "production has no control-plane node in the inventory: use the newest hardware generation".to_string(),
+        );
         let newest: Vec<&Node> = generations.values().next_back().cloned().unwrap_or_default();
         if newest.is_empty() { None } else { Some(describe(&newest, "stg-cp")) }
     } else {
@@ -442,8 +459,8 @@ pub fn staging_design(inventory: &Inventory, target: &KubeVersion) -> StagingDes
         node: StagingNode { production_nodes: cp_nodes.len(), ..cp_node },
     };
     let workers: Vec<StagingNode> = generations
-        .iter()
-        .filter_map(|(_, nodes)| {
+        .values()
+        .filter_map(|nodes| {
             let ws: Vec<&Node> = nodes.iter().filter(|n| !n.is_control_plane()).copied().collect();
             if ws.is_empty() { None } else { Some(describe(&ws, "stg")) }
         })
@@ -481,9 +498,8 @@ pub fn staging_markdown(design: &StagingDesign, templates: &Templates) -> Result
 /// One line saying what the design asks for.
 pub fn summary_line(design: &StagingDesign) -> String {
     format!(
-        "{} control-plane nodes + {} workers ({} generations), {} add-ons, {} tests; rehearse {} -> {}",
+        "{} control-plane nodes + {} workers (one per hardware generation), {} add-ons, {} tests; rehearse {} -> {}",
         design.control_plane.count,
-        design.workers.len(),
         design.workers.len(),
         design.addons.len(),
         design.tests.len(),

@@ -49,7 +49,7 @@ impl Templates {
             }
             let name = entry.file_name().to_string_lossy().into_owned();
             let known = EMBEDDED.iter().any(|(n, _)| *n == name);
-            if !known && !(name.ends_with(".md") || name.ends_with(".html")) {
+            if !(known || name.ends_with(".md") || name.ends_with(".html")) {
                 return Err(RunbookError::UnusedTemplate {
                     path: path.display().to_string(),
                     known: EMBEDDED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),

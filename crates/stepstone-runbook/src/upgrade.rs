@@ -268,11 +268,15 @@ pub fn upgrade_view(
         let cp_names: Vec<String> = hop.control_plane.iter().map(|s| s.node.clone()).collect();
         let mut waves = Vec::new();
         for (w, wave) in hop.waves.iter().enumerate() {
-            let nodes =
-                wave.nodes.iter().map(|n| node_view(n, &wave.generation, false, "node")).collect::<Result<Vec<_>, _>>()?;
+            let nodes = wave
+                .nodes
+                .iter()
+                .map(|n| node_view(n, &wave.generation, false, "node"))
+                .collect::<Result<Vec<_>, _>>()?;
             let span = index.span(h, wave_kind(wave.kind), &wave.nodes);
             let others = cp_names.iter().chain(hop.waves.iter().flat_map(|o| o.nodes.iter()));
-            let peer = others.clone().find(|n| !wave.nodes.contains(n)).or(wave.nodes.first()).cloned().unwrap_or_default();
+            let peer =
+                others.clone().find(|n| !wave.nodes.contains(n)).or(wave.nodes.first()).cloned().unwrap_or_default();
             waves.push(WaveView {
                 number: w + 1,
                 kind: wave_kind(wave.kind).to_string(),
@@ -330,7 +334,11 @@ pub fn upgrade_view(
         skip_minors: plan.policy.strategy == WorkerStrategy::SkipMinors,
         distros: used
             .into_iter()
-            .map(|(d, nodes)| DistroUse { distro: d, nodes: nodes.into_iter().collect(), installed: packages::forms(d).installed.clone() })
+            .map(|(d, nodes)| DistroUse {
+                distro: d,
+                nodes: nodes.into_iter().collect(),
+                installed: packages::forms(d).installed.clone(),
+            })
             .collect(),
         window: WindowView {
             start: time::minute(s.start, &tz),
@@ -466,11 +474,11 @@ pub fn rollback_view(
         }
         let etcd_from = etcd_before(plan, h, inventory);
         let etcd_to = hop.etcd.clone();
-        let etcd_minor_changes = match (etcd_from.as_deref().and_then(etcd_minor), etcd_to.as_deref().and_then(etcd_minor))
-        {
-            (Some(a), Some(b)) => a != b,
-            _ => false,
-        };
+        let etcd_minor_changes =
+            match (etcd_from.as_deref().and_then(etcd_minor), etcd_to.as_deref().and_then(etcd_minor)) {
+                (Some(a), Some(b)) => a != b,
+                _ => false,
+            };
         let restore_tool = match etcd_from.as_deref().and_then(etcd_minor) {
             Some((major, minor)) if (major, minor) < (3, 6) => "etcdctl",
             _ => "etcdutl",

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::Plan;
 use stepstone_runbook::{
-    Distro, DistroChoice, RunbookOptions, Templates, html_report, rollback_markdown, staging_design,
-    staging_markdown, upgrade_markdown,
+    Distro, DistroChoice, RunbookOptions, Templates, html_report, rollback_markdown, staging_design, staging_markdown,
+    upgrade_markdown,
 };
 
 fn fixture_plan() -> Plan {
@@ -30,7 +30,9 @@ pub fn shell_blocks(markdown: &str) -> Vec<(usize, String)> {
     let mut current: Option<(usize, String)> = None;
     for (i, line) in markdown.lines().enumerate() {
         match &mut current {
-            None if line.trim_start() == "```bash" || line.trim_start() == "```sh" => current = Some((i + 1, String::new())),
+            None if line.trim_start() == "```bash" || line.trim_start() == "```sh" => {
+                current = Some((i + 1, String::new()))
+            }
             Some(_) if line.trim_start() == "```" => blocks.push(current.take().unwrap()),
             Some((_, text)) => {
                 text.push_str(line);
@@ -75,9 +77,13 @@ fn assert_safe_drains(name: &str, markdown: &str) {
 
 #[test]
 fn upgrade_runbook_mixed_fleet_auto() {
-    let md =
-        upgrade_markdown(&fixture_plan(), Some(&fixture_inventory()), &opts(DistroChoice::Auto), &Templates::embedded())
-            .unwrap();
+    let md = upgrade_markdown(
+        &fixture_plan(),
+        Some(&fixture_inventory()),
+        &opts(DistroChoice::Auto),
+        &Templates::embedded(),
+    )
+    .unwrap();
     // The Rocky nodes get dnf commands, the Ubuntu nodes apt.
     assert!(md.contains("# on epyc-01, as root\ncat > /etc/yum.repos.d/kubernetes.repo"), "epyc-01 uses dnf");
     assert!(md.contains("dnf install -y --disableexcludes=kubernetes kubeadm-1.35.3-150500.1.1"));
@@ -132,16 +138,24 @@ fn auto_without_the_inventory_names_the_fix() {
 
 #[test]
 fn rollback_runbook() {
-    let md =
-        rollback_markdown(&fixture_plan(), Some(&fixture_inventory()), &opts(DistroChoice::Auto), &Templates::embedded())
-            .unwrap();
+    let md = rollback_markdown(
+        &fixture_plan(),
+        Some(&fixture_inventory()),
+        &opts(DistroChoice::Auto),
+        &Templates::embedded(),
+    )
+    .unwrap();
     assert!(md.contains("/etc/kubernetes/tmp/kubeadm-backup-manifests-"));
     assert!(md.contains("mv /etc/kubernetes/manifests/*.yaml /etc/kubernetes/manifests-stopped/"));
     // Hop 1 restores an etcd 3.5 snapshot (etcdctl), hop 2 an etcd 3.6 one (etcdutl).
     assert!(md.contains("ETCDCTL_API=3 etcdctl snapshot restore"));
     assert!(md.contains("etcdutl snapshot restore"));
-    assert!(md.contains("--initial-cluster cp-1=https://10.0.0.11:2380,cp-2=https://10.0.0.12:2380,cp-3=https://10.0.0.13:2380"));
-    assert!(md.contains("apt-get install -y --allow-downgrades kubeadm=1.33.4-1.1 kubelet=1.33.4-1.1 kubectl=1.33.4-1.1"));
+    assert!(md.contains(
+        "--initial-cluster cp-1=https://10.0.0.11:2380,cp-2=https://10.0.0.12:2380,cp-3=https://10.0.0.13:2380"
+    ));
+    assert!(
+        md.contains("apt-get install -y --allow-downgrades kubeadm=1.33.4-1.1 kubelet=1.33.4-1.1 kubectl=1.33.4-1.1")
+    );
     assert!(md.contains("dnf downgrade -y --disableexcludes=kubernetes kubeadm-1.34.6-150500.1.1"));
     assert!(md.contains("What is lost"));
     assert_blocks_parse("rollback", &md);

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::Plan;
-use stepstone_runbook::{Distro, DistroChoice, RunbookOptions, Templates, html_report, rollback_markdown, upgrade_markdown};
+use stepstone_runbook::{
+    Distro, DistroChoice, RunbookOptions, Templates, html_report, rollback_markdown, upgrade_markdown,
+};
 
 use crate::exit::usage;
 use crate::source::SourceArgs;
@@ -97,15 +99,18 @@ pub struct Args {
 
 /// Read a plan file: the `stepstone/v1alpha1` envelope (`kind: Plan`) or the bare Plan object.
 pub fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("cannot read the plan {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read the plan {}: {e}", path.display())))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         usage(format!("{} is not JSON ({e}): write it with `stepstone plan ... -o json > plan.json`", path.display()))
     })?;
     if let Some(kind) = value.get("kind").and_then(|k| k.as_str())
         && kind != "Plan"
     {
-        return Err(usage(format!("{} holds a {kind}, not a Plan: write it with `stepstone plan -o json`", path.display())));
+        return Err(usage(format!(
+            "{} holds a {kind}, not a Plan: write it with `stepstone plan -o json`",
+            path.display()
+        )));
     }
     serde_json::from_value(value).map_err(|e| {
         usage(format!(
@@ -157,7 +162,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let text = match (args.format, args.rollback) {
         (Format::Html, true) => {
-            return Err(usage("the rollback runbook is Markdown: drop --format html, or drop --rollback for the report"));
+            return Err(usage(
+                "the rollback runbook is Markdown: drop --format html, or drop --rollback for the report",
+            ));
         }
         (Format::Html, false) => html_report(&plan, inventory.as_ref(), &templates),
         (Format::Markdown, true) => rollback_markdown(&plan, inventory.as_ref(), &opts, &templates),

@@ -65,9 +65,10 @@ pub fn resolve_target(to: Option<&str>, current: Option<&KubeVersion>) -> anyhow
     };
     match request {
         VersionRequest::Exact(v) => Ok(v),
-        VersionRequest::Minor(m) => data.latest_patch(m).cloned().ok_or_else(|| {
-            usage(format!("no release data for {m}: pass an exact version such as --to v{m}.0"))
-        }),
+        VersionRequest::Minor(m) => data
+            .latest_patch(m)
+            .cloned()
+            .ok_or_else(|| usage(format!("no release data for {m}: pass an exact version such as --to v{m}.0"))),
     }
 }
 

@@ -434,18 +434,29 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let names: Vec<String> = nodes.iter().map(|&n| self.node(n).name.clone()).collect();
-        self.record(TraceEvent::WaveStart { hop: self.hop, nodes: names });
-        for &(pod, from, to) in &moves {
-            self.record(TraceEvent::Move {
-                pod: pod as usize,
-                from: self.node(from).name.clone(),
-                to: self.node(to).name.clone(),
-            });
+        // A pod placed on a node that later joined the batch moved twice in the simulation; in
+        // the real drain every batch node is cordoned first, so it is one eviction from its
+        // original node to its final one.
+        let mut first_from: HashMap<u32, u32> = HashMap::new();
+        let mut evicted: Vec<u32> = Vec::new();
+        for &(pod, from, _) in &moves {
+            if let std::collections::hash_map::Entry::Vacant(e) = first_from.entry(pod) {
+                e.insert(from);
+                evicted.push(pod);
+            }
         }
-        // Each pod is evicted once, even if it was placed on a node that later joined the batch.
-        let mut seen = BTreeSet::new();
-        let evicted: Vec<u32> = moves.iter().map(|m| m.0).filter(|p| seen.insert(*p)).collect();
+        if self.trace.is_some() {
+            let names: Vec<String> = nodes.iter().map(|&n| self.node(n).name.clone()).collect();
+            self.record(TraceEvent::WaveStart { hop: self.hop, nodes: names });
+            for &pod in &evicted {
+                let (from, to) = (first_from[&pod], self.pod_node[pod as usize]);
+                self.record(TraceEvent::Move {
+                    pod: pod as usize,
+                    from: self.node(from).name.clone(),
+                    to: self.node(to).name.clone(),
+                });
+            }
+        }
         let (rounds, waited_on) = self.evict_in_rounds(&evicted);
         for &n in &nodes {
             self.model.set_unschedulable(&self.node(n).name, false);

@@ -245,6 +245,9 @@ fn elements(page_id: u64, bytes: &[u8]) -> Result<Vec<Element>, BoltError> {
     Ok(out)
 }
 
+/// Called for each leaf element: flags, key, value.
+type LeafVisitor<'v> = dyn FnMut(u32, &[u8], &[u8]) -> Result<(), BoltError> + 'v;
+
 struct Walker<'a> {
     db: &'a Db,
     seen: std::collections::HashSet<u64>,
@@ -262,7 +265,7 @@ impl Walker<'_> {
     }
 
     /// Visit every leaf element of the tree rooted at `root` in key order.
-    fn walk(&mut self, root: u64, visit: &mut dyn FnMut(u32, &[u8], &[u8]) -> Result<(), BoltError>) -> Result<(), BoltError> {
+    fn walk(&mut self, root: u64, visit: &mut LeafVisitor<'_>) -> Result<(), BoltError> {
         let page = self.db.page(root)?;
         self.mark(&page)?;
         match page.flags {
@@ -399,7 +402,10 @@ pub fn inspect(path: &Path) -> Result<DbStatus, BoltError> {
     if meta.freelist != NO_FREELIST {
         let page = db.page(meta.freelist)?;
         if page.flags & FREELIST == 0 {
-            return Err(BoltError::BadPage { page: meta.freelist, problem: "the meta page's freelist is not a freelist page".into() });
+            return Err(BoltError::BadPage {
+                page: meta.freelist,
+                problem: "the meta page's freelist is not a freelist page".into(),
+            });
         }
     }
     Ok(DbStatus {

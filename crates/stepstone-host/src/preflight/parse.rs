@@ -366,7 +366,8 @@ pub struct RepoFile {
     pub excludes: Vec<String>,
 }
 
-const K8S_REPO_HOSTS: &[&str] = &["pkgs.k8s.io", "pkgs.kubernetes.io", "packages.kubernetes.io", "prod-cdn.packages.k8s.io"];
+const K8S_REPO_HOSTS: &[&str] =
+    &["pkgs.k8s.io", "pkgs.kubernetes.io", "packages.kubernetes.io", "prod-cdn.packages.k8s.io"];
 
 /// The repos section: `file <path>` lines each followed by that file's contents.
 pub fn parse_repo_files(out: &str) -> Vec<RepoFile> {
@@ -622,7 +623,8 @@ mod tests {
         let down = "time=\"2025-01-10T10:00:00Z\" level=fatal msg=\"validate service connection: validate CRI v1 runtime API for endpoint \\\"unix:///run/containerd/containerd.sock\\\": rpc error: code = Unavailable\"\n";
         assert_eq!(parse_crictl_version(down), None);
         assert_eq!(
-            parse_containerd_version("containerd containerd.io 1.7.22 7f7fdf5fed64eb6a7caf99b3e12efcf9d60e311c\n").as_deref(),
+            parse_containerd_version("containerd containerd.io 1.7.22 7f7fdf5fed64eb6a7caf99b3e12efcf9d60e311c\n")
+                .as_deref(),
             Some("1.7.22") // Docker's containerd.io package, Ubuntu and RHEL alike
         );
         assert_eq!(
@@ -631,8 +633,10 @@ mod tests {
             Some("1.6.20~ds1") // Debian 12
         );
         assert_eq!(
-            parse_containerd_version("containerd github.com/containerd/containerd/v2 v2.0.2 c507a0257ea6462fbd6f5ba4f5c74facb04021f4\n")
-                .as_deref(),
+            parse_containerd_version(
+                "containerd github.com/containerd/containerd/v2 v2.0.2 c507a0257ea6462fbd6f5ba4f5c74facb04021f4\n"
+            )
+            .as_deref(),
             Some("v2.0.2")
         );
     }
@@ -675,7 +679,8 @@ mod tests {
         assert_eq!(p["kubeadm"], "1.34.1-150500.1.1");
         assert_eq!(p["cri-tools"], "1.34.0-150500.1.1");
         assert!(!p.contains_key("kubectl"));
-        let dnf = "# Added lock on Mon Jan  6 10:00:00 2025\nkubelet-0:1.34.1-150500.1.1.*\nkubeadm-0:1.34.1-150500.1.1.*\n";
+        let dnf =
+            "# Added lock on Mon Jan  6 10:00:00 2025\nkubelet-0:1.34.1-150500.1.1.*\nkubeadm-0:1.34.1-150500.1.1.*\n";
         assert_eq!(parse_versionlock(dnf, &wanted).len(), 2);
         let yum = "0:kubectl-1.28.2-150500.1.1.*\n";
         assert!(parse_versionlock(yum, &wanted).contains("kubectl"));

@@ -50,7 +50,7 @@ pub fn check_node(node: &PreflightNode, facts: &NodeFacts, ctx: &CheckContext<'_
         ("repository", check_repository(facts, ctx)),
         ("time", check_time(facts, node.control_plane)),
     ];
-    if let Some(v) = check_certificates(facts, ctx) {
+    if let Some(v) = check_certificates(facts, node.control_plane, ctx) {
         verdicts.push(("certificates", v));
     }
     verdicts
@@ -94,13 +94,19 @@ fn check_cgroup(
             } else if opted_out {
                 warn(
                     "cgroup-v1-opted-out",
-                    format!("{seen}; the kubelet config sets failCgroupV1: false, so v{target} starts, but cgroup v1 support is going away"),
-                    format!("{move_hint}; kubeadm {target} needs --ignore-preflight-errors=SystemVerification on this node."),
+                    format!(
+                        "{seen}; the kubelet config sets failCgroupV1: false, so v{target} starts, but cgroup v1 support is going away"
+                    ),
+                    format!(
+                        "{move_hint}; kubeadm {target} needs --ignore-preflight-errors=SystemVerification on this node."
+                    ),
                 )
             } else {
                 fail(
                     "cgroup-v1",
-                    format!("{seen}: the v{target} kubelet will not start on cgroup v1 (failCgroupV1 defaults to true)"),
+                    format!(
+                        "{seen}: the v{target} kubelet will not start on cgroup v1 (failCgroupV1 defaults to true)"
+                    ),
                     format!(
                         "{move_hint}; or, to stay on v1 for now, set failCgroupV1: false in the kube-system/kubelet-config \
                          ConfigMap and /var/lib/kubelet/config.yaml before upgrading."
@@ -182,7 +188,10 @@ fn check_runtime(facts: &NodeFacts, release: Option<&Release>, ctx: &CheckContex
         if needs_2.minus(target) <= i64::from(ctx.thresholds.containerd_2_warn_minors_ahead) {
             return warn(
                 "containerd-1x-ending",
-                format!("containerd {} works with v{target}, but kubelets from v{needs_2} need containerd 2.x", info.version),
+                format!(
+                    "containerd {} works with v{target}, but kubelets from v{needs_2} need containerd 2.x",
+                    info.version
+                ),
                 "Plan the containerd 2.x upgrade (`containerd config migrate`) before reaching that minor.",
             );
         }
@@ -210,7 +219,9 @@ fn check_swap(
     if fail_swap_on {
         return fail(
             "swap-on",
-            format!("swap is on ({names}) and the kubelet's failSwapOn is true (the default): the kubelet will not start"),
+            format!(
+                "swap is on ({names}) and the kubelet's failSwapOn is true (the default): the kubelet will not start"
+            ),
             off_hint,
         );
     }
@@ -221,7 +232,10 @@ fn check_swap(
     if ctx.target.minor() < ctx.thresholds.node_swap_ga {
         return warn(
             "swap-beta",
-            format!("swap is on ({names}), swapBehavior {behavior}; NodeSwap is beta before v{}", ctx.thresholds.node_swap_ga),
+            format!(
+                "swap is on ({names}), swapBehavior {behavior}; NodeSwap is beta before v{}",
+                ctx.thresholds.node_swap_ga
+            ),
             "Keep the NodeSwap feature gate settings the same across the upgrade.",
         );
     }
@@ -298,7 +312,11 @@ fn check_packages(facts: &NodeFacts, ctx: &CheckContext<'_>) -> Verdict {
     } else {
         warn(
             "packages-not-pinned",
-            format!("{manager}: {} not {pin_word}; a routine OS update could move them: {}", unpinned.join(", "), listed.join(", ")),
+            format!(
+                "{manager}: {} not {pin_word}; a routine OS update could move them: {}",
+                unpinned.join(", "),
+                listed.join(", ")
+            ),
             format!("Pin them so only the upgrade changes them: {pin_hint}."),
         )
     }
@@ -319,7 +337,10 @@ fn check_repository(facts: &NodeFacts, ctx: &CheckContext<'_>) -> Verdict {
     if let Some(legacy) = files.iter().find(|f| f.legacy) {
         return fail(
             "repository-legacy",
-            format!("{} uses the frozen legacy repository (apt.kubernetes.io / packages.cloud.google.com)", legacy.path),
+            format!(
+                "{} uses the frozen legacy repository (apt.kubernetes.io / packages.cloud.google.com)",
+                legacy.path
+            ),
             format!("Replace it with the per-minor pkgs.k8s.io repository: {line}."),
         );
     }
@@ -341,10 +362,16 @@ fn check_repository(facts: &NodeFacts, ctx: &CheckContext<'_>) -> Verdict {
     )
 }
 
-fn check_certificates(facts: &NodeFacts, ctx: &CheckContext<'_>) -> Option<Verdict> {
+fn check_certificates(facts: &NodeFacts, control_plane: bool, ctx: &CheckContext<'_>) -> Option<Verdict> {
     let section = facts.sections.get("certs")?;
     if section.output.trim() == NOT_CONTROL_PLANE {
-        return None;
+        return control_plane.then(|| {
+            warn(
+                "certificates-unknown",
+                "the cluster lists this node as control plane, but it has no /etc/kubernetes/manifests/kube-apiserver.yaml",
+                "Check that this is the right machine (address, ssh config) and that its control plane is kubeadm-managed.",
+            )
+        });
     }
     let certs = match parse::parse_cert_expiration(&section.output) {
         Ok(c) if section.status == 0 => c,
@@ -363,7 +390,13 @@ fn check_certificates(facts: &NodeFacts, ctx: &CheckContext<'_>) -> Option<Verdi
     let short: Vec<String> = certs
         .iter()
         .filter(|c| !c.externally_managed && days_left(c) < min_days)
-        .map(|c| if days_left(c) < 0 { format!("{} expired {}", c.name, c.expires) } else { format!("{} in {}d", c.name, days_left(c)) })
+        .map(|c| {
+            if days_left(c) < 0 {
+                format!("{} expired {}", c.name, c.expires)
+            } else {
+                format!("{} in {}d", c.name, days_left(c))
+            }
+        })
         .collect();
     if short.is_empty() {
         return Some(pass(
@@ -393,5 +426,154 @@ fn check_time(facts: &NodeFacts, control_plane: bool) -> Verdict {
             "could not tell whether the clock is synchronised (no timedatectl or chronyc answer)",
             "Check time sync on the node by hand (`timedatectl`, `chronyc tracking`).",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use stepstone_core::releases::ReleaseData;
+
+    use super::*;
+    use crate::node::NodeTarget;
+    use crate::preflight::{Section, Thresholds};
+
+    fn facts(sections: &[(&str, &str)]) -> NodeFacts {
+        let sections: BTreeMap<String, Section> =
+            sections.iter().map(|(k, v)| (k.to_string(), Section { output: v.to_string(), status: 0 })).collect();
+        NodeFacts { sections }
+    }
+
+    fn results(f: &NodeFacts, target: &str, control_plane: bool) -> BTreeMap<String, Finding> {
+        let ctx = CheckContext {
+            target: target.parse().unwrap(),
+            releases: ReleaseData::embedded(),
+            thresholds: Thresholds::embedded(),
+            now: "2026-08-22T10:00:00Z".parse().unwrap(),
+        };
+        let node = PreflightNode { target: NodeTarget::new("n", "n"), generation: "g".into(), control_plane };
+        check_node(&node, f, &ctx).into_iter().map(|r| (r.check, r.finding)).collect()
+    }
+
+    /// An Ubuntu 22.04 worker on cgroup v1 with an old repository and unheld packages.
+    fn ubuntu_worker() -> NodeFacts {
+        facts(&[
+            ("cgroup", "tmpfs\n"),
+            ("kernel", "5.15.0-122-generic\n"),
+            ("kubelet-config", "kind: KubeletConfiguration\ncgroupDriver: systemd\n"),
+            (
+                "disk",
+                "path /var/lib/kubelet\nFilesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 81106868 23190200 57900284 29% /\npath /var/lib/etcd\nabsent\n",
+            ),
+            ("crictl", "Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  1.7.22\nRuntimeApiVersion:  v1\n"),
+            ("swap", "Filename\tType\tSize\tUsed\tPriority\n"),
+            ("pkgmgr", "/usr/bin/apt-get\n"),
+            ("dpkg", "kubeadm 1.34.2-1.1 ii \nkubelet 1.34.2-1.1 ii \nkubectl 1.34.2-1.1 ii \n"),
+            ("holds", "kubeadm\n"),
+            (
+                "repos",
+                "file /etc/apt/sources.list.d/kubernetes.list\ndeb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /\n",
+            ),
+            ("certs", NOT_CONTROL_PLANE),
+            ("time", "NTPSynchronized=yes\n"),
+        ])
+    }
+
+    /// A Rocky 9 control plane on cgroup v2 with swap, chrony out of sync and a certificate
+    /// that runs out in ten days.
+    fn rocky_control_plane() -> NodeFacts {
+        facts(&[
+            ("cgroup", "cgroup2fs\n"),
+            ("kernel", "5.14.0-427.13.1.el9_4.x86_64\n"),
+            (
+                "kubelet-config",
+                "kind: KubeletConfiguration\nfailSwapOn: false\nmemorySwap:\n  swapBehavior: LimitedSwap\n",
+            ),
+            (
+                "disk",
+                "path /var/lib/etcd\nFilesystem 1024-blocks Used Available Capacity Mounted on\n/dev/mapper/rl-var 73364480 66028032 7336448 90% /var\n",
+            ),
+            ("crictl", "Version:  0.1.0\nRuntimeName:  containerd\nRuntimeVersion:  v2.0.2\nRuntimeApiVersion:  v1\n"),
+            ("swap", "Filename\tType\tSize\tUsed\tPriority\n/dev/dm-1 partition 8253436 0 -2\n"),
+            ("pkgmgr", "/usr/bin/dnf\n/usr/bin/yum\n"),
+            (
+                "rpm",
+                "kubeadm-1.34.2-150500.1.1.x86_64\nkubelet-1.34.2-150500.1.1.x86_64\nkubectl-1.34.2-150500.1.1.x86_64\n",
+            ),
+            (
+                "repos",
+                "file /etc/yum.repos.d/kubernetes.repo\n[kubernetes]\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.35/rpm/\nenabled=1\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n",
+            ),
+            (
+                "certs",
+                "CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY   EXTERNALLY MANAGED\n\
+                 apiserver                  Sep 01, 2026 09:12 UTC   9d              ca                      no\n\
+                 admin.conf                 Jul 14, 2027 09:12 UTC   326d            ca                      no\n",
+            ),
+            ("time", "Reference ID    : 00000000 ()\nLeap status     : Not synchronised\n"),
+        ])
+    }
+
+    #[test]
+    fn ubuntu_worker_on_cgroup_v1_fails_for_1_35_only() {
+        let r = results(&ubuntu_worker(), "v1.35.3", false);
+        assert_eq!((r["cgroup"].severity, r["cgroup"].code.as_str()), (Severity::Error, "preflight.cgroup-v1"));
+        assert_eq!(r["disk"].severity, Severity::Info);
+        assert_eq!(r["runtime"].severity, Severity::Info);
+        assert_eq!(r["swap"].code, "preflight.swap-off");
+        assert_eq!(r["kernel"].severity, Severity::Info);
+        assert_eq!(r["packages"].code, "preflight.packages-not-pinned");
+        assert!(r["packages"].message.contains("kubelet, kubectl not held"), "{}", r["packages"].message);
+        assert_eq!(r["repository"].code, "preflight.repository-missing");
+        assert!(r["repository"].hint.contains("https://pkgs.k8s.io/core:/stable:/v1.35/deb/"));
+        assert!(!r.contains_key("certificates"), "workers have no kubeadm certificates");
+        assert_eq!(r["time"].severity, Severity::Info);
+
+        let r = results(&ubuntu_worker(), "v1.34.2", false);
+        assert_eq!(r["cgroup"].severity, Severity::Warning);
+        assert_eq!(r["repository"].severity, Severity::Info);
+
+        let mut opted_out = ubuntu_worker();
+        opted_out.sections.get_mut("kubelet-config").unwrap().output.push_str("failCgroupV1: false\n");
+        let r = results(&opted_out, "v1.35.3", false);
+        assert_eq!(
+            (r["cgroup"].severity, r["cgroup"].code.as_str()),
+            (Severity::Warning, "preflight.cgroup-v1-opted-out")
+        );
+    }
+
+    #[test]
+    fn rocky_control_plane_problems() {
+        let r = results(&rocky_control_plane(), "v1.35.3", true);
+        assert_eq!(r["cgroup"].code, "preflight.cgroup-v2");
+        assert_eq!(r["disk"].severity, Severity::Error);
+        assert!(r["disk"].message.contains("/var/lib/etcd 90% used"));
+        assert_eq!(r["runtime"].code, "preflight.runtime-ok");
+        assert_eq!(r["swap"].code, "preflight.swap-nodeswap");
+        assert_eq!(r["packages"].code, "preflight.packages-ok", "excluded in the repo file counts as pinned");
+        assert_eq!(r["repository"].code, "preflight.repository-ok");
+        assert_eq!(r["certificates"].severity, Severity::Error);
+        assert!(r["certificates"].message.contains("apiserver in 9d"));
+        assert_eq!(r["time"].severity, Severity::Error, "an unsynchronised control plane fails");
+    }
+
+    #[test]
+    fn containerd_1x_ahead_of_the_containerd_2_minor() {
+        let r = results(&ubuntu_worker(), "v1.36.0", false);
+        assert_eq!(r["runtime"].code, "preflight.containerd-1x-ending");
+        let mut old = ubuntu_worker();
+        old.sections.get_mut("crictl").unwrap().output =
+            "RuntimeName:  containerd\nRuntimeVersion:  1.6.20~ds1\n".into();
+        let r = results(&old, "v1.35.3", false);
+        assert_eq!(
+            (r["runtime"].severity, r["runtime"].code.as_str()),
+            (Severity::Error, "preflight.containerd-too-old")
+        );
+        let mut down = ubuntu_worker();
+        down.sections.insert("crictl".into(), Section { output: "sh: 1: crictl: not found".into(), status: 127 });
+        let r = results(&down, "v1.35.3", false);
+        assert_eq!(r["runtime"].code, "preflight.runtime-unreachable");
+        assert!(r["runtime"].message.contains("crictl: not found"));
     }
 }

@@ -1,0 +1,140 @@
+//! The `preflight` and `etcd` commands end to end, against Debian's real sshd and etcd.
+
+#[path = "../../stepstone-host/tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{Etcd, Sshd};
+
+fn stepstone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).output().expect("stepstone runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn node(name: &str, ip: &str, generation: &str, control_plane: bool) -> serde_json::Value {
+    let mut labels = serde_json::json!({"stepstone.io/hardware-generation": generation});
+    if control_plane {
+        labels["node-role.kubernetes.io/control-plane"] = "".into();
+    }
+    serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+        "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+            "nodeInfo": {"kubeletVersion": "v1.34.2", "kernelVersion": "6.1.0-26-amd64", "osImage": "Debian GNU/Linux 12 (bookworm)",
+                "containerRuntimeVersion": "containerd://1.7.22", "architecture": "amd64"}}})
+}
+
+#[test]
+fn preflight_reports_per_generation_and_fails_on_errors() {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("cluster.json");
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        node("self", "127.0.0.1", "gen-a", false), node("gone", "127.0.0.2", "gen-b", false)]});
+    std::fs::write(&snapshot, list.to_string()).unwrap();
+    let config = sshd.client_config(&sshd.path("known_hosts"));
+    let logs = dir.path().join("logs");
+    let common_args = [
+        "preflight",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--to",
+        "v1.35.3",
+        "--ssh-config",
+        config.to_str().unwrap(),
+        "--connect-timeout",
+        "2",
+        "--log-dir",
+        logs.to_str().unwrap(),
+    ];
+    let out = stepstone(&[&common_args[..], &["-o", "json"]].concat());
+    assert_eq!(out.status.code(), Some(1), "errors found -> exit 1; stderr: {}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(doc["kind"], "PreflightReport");
+    let results = doc["results"].as_array().unwrap();
+    let find = |n: &str, c: &str| results.iter().find(|r| r["node"] == n && r["check"] == c).cloned();
+    let gone = find("gone", "reach").expect("the unreachable node reports");
+    assert_eq!(gone["finding"]["severity"], "error");
+    assert!(gone["finding"]["message"].as_str().unwrap().contains("Connection refused"));
+    let cgroup = find("self", "cgroup").expect("the reachable node was checked");
+    let tmpfs = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(4) == Some(&"/sys/fs/cgroup") && l.contains(" - tmpfs ")
+    });
+    if tmpfs {
+        assert_eq!(cgroup["finding"]["code"], "preflight.cgroup-v1");
+        assert_eq!(cgroup["finding"]["severity"], "error");
+    }
+    assert!(logs.join("self.log").is_file());
+
+    let out = stepstone(&common_args);
+    let table = text(&out.stdout);
+    assert!(table.starts_with("Pre-flight for v1.35.3 by hardware generation"), "{table}");
+    assert!(table.contains("gen-b       1 (1 failing)  reach"), "{table}");
+
+    let printed = stepstone(&[&common_args[..], &["--backend", "print"]].concat());
+    assert_eq!(printed.status.code(), Some(0));
+    assert!(text(&printed.stdout).contains("-o StrictHostKeyChecking=yes"));
+}
+
+#[test]
+fn etcd_backup_verify_and_restore_plan() {
+    common::require("etcdctl", "etcd-client");
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start("default", &dir.path().join("data"), None);
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let out = stepstone(&[
+        "etcd",
+        "backup",
+        "--endpoint",
+        &etcd.client_url,
+        "--dir",
+        backups.to_str().unwrap(),
+        "--cluster",
+        "lab",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "backup: {}", text(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["kind"], "EtcdSnapshot");
+    let file = backups.join(meta["file"].as_str().unwrap());
+
+    let ok = stepstone(&["etcd", "verify", file.to_str().unwrap()]);
+    assert!(ok.status.success(), "verify: {}{}", text(&ok.stdout), text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("The snapshot is sound."));
+
+    let stale = stepstone(&["etcd", "verify", file.to_str().unwrap(), "--max-age", "0s"]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(text(&stale.stderr).contains("failed verification (age)"), "{}", text(&stale.stderr));
+
+    let broken = backups.join("broken.db");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes.truncate(n - 4096);
+    std::fs::write(&broken, bytes).unwrap();
+    let bad = stepstone(&["etcd", "verify", broken.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let report = text(&bad.stdout);
+    assert!(report.lines().any(|l| l.starts_with("metadata") && l.contains("FAIL")), "{report}");
+    assert!(text(&bad.stdout).contains("truncated"), "{}", text(&bad.stdout));
+
+    let plan = stepstone(&[
+        "etcd",
+        "restore-plan",
+        file.to_str().unwrap(),
+        "--member",
+        "cp-1=10.0.0.1",
+        "--member",
+        "cp-2=10.0.0.2",
+    ]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let plan = text(&plan.stdout);
+    assert!(plan.contains("etcdctl snapshot restore"), "{plan}");
+    assert!(plan.contains("--initial-cluster=cp-1=https://10.0.0.1:2380,cp-2=https://10.0.0.2:2380"), "{plan}");
+    let usage = stepstone(&["etcd", "restore-plan", file.to_str().unwrap(), "--member", "cp-1"]);
+    assert_eq!(usage.status.code(), Some(2));
+}

@@ -1,0 +1,228 @@
+//! Invariants of the planner on random small fleets, checked against independent arithmetic by
+//! replaying the simulator's trace: no wave breaks a disruption budget or the headroom, control-
+//! plane nodes move one at a time, every worker moves once per hop, generations go oldest first,
+//! and the same input gives the same plan.
+
+mod plan_common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use proptest::prelude::*;
+use stepstone_core::inventory::{IntOrPercent, Inventory};
+use stepstone_core::plan::simulate::Headroom;
+use stepstone_core::plan::waves::TraceEvent;
+use stepstone_core::plan::{self, Plan, PlanRequest, WaveKind};
+use stepstone_core::releases::ReleaseData;
+
+use plan_common::FleetBuilder;
+
+#[derive(Debug, Clone)]
+struct Spec {
+    control_planes: usize,
+    /// (generation index, cpu cores) per worker.
+    workers: Vec<(usize, u64)>,
+    /// (replicas, cpu millis, budget kind 0 none / 1 minAvailable n-1 / 2 maxUnavailable 1 /
+    /// 3 minAvailable n (blocks), spread, first node offset)
+    deployments: Vec<(usize, u64, u8, bool, usize)>,
+    max_unavailable: u32,
+    headroom: u32,
+}
+
+const GENERATIONS: [&str; 4] = ["dell-r640", "dell-r740", "hp-dl380", "hp-dl385"];
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (
+        1usize..=3,
+        prop::collection::vec((0usize..4, 4u64..=16), 2..=27),
+        prop::collection::vec((1usize..=6, 100u64..=1500, 0u8..=3, any::<bool>(), 0usize..30), 1..=10),
+        1u32..=4,
+        70u32..=95,
+    )
+        .prop_map(|(control_planes, workers, deployments, max_unavailable, headroom)| Spec {
+            control_planes,
+            workers,
+            deployments,
+            max_unavailable,
+            headroom,
+        })
+}
+
+fn build(spec: &Spec) -> Inventory {
+    let mut f = FleetBuilder::new("v1.32.4");
+    for i in 0..spec.control_planes {
+        f.control_plane(&format!("cp-{}", i + 1));
+    }
+    let mut names = Vec::new();
+    for (i, (generation, cores)) in spec.workers.iter().enumerate() {
+        let g = GENERATIONS[*generation];
+        let name = format!("{g}-{:02}", i + 1);
+        // Older generations were bought earlier.
+        f.worker(&name, g, cores * 1000, cores * 4, 2018 + *generation as i16);
+        names.push(name);
+    }
+    f.daemonset("kube-system", "kube-proxy", 100);
+    for (d, (replicas, cpu, budget, spread, offset)) in spec.deployments.iter().enumerate() {
+        let app = format!("app{d}");
+        let nodes: Vec<&str> = (0..*replicas).map(|r| names[(offset + r) % names.len()].as_str()).collect();
+        f.deployment("prod", &app, &nodes, *cpu, 256);
+        if *spread {
+            f.spread("prod", &app);
+        }
+        match budget {
+            1 => {
+                f.pdb_min_available("prod", &app, *replicas as i64 - 1);
+            }
+            2 => {
+                f.pdb_max_unavailable("prod", &app, 1);
+            }
+            3 => {
+                f.pdb_min_available("prod", &app, *replicas as i64);
+            }
+            _ => {}
+        }
+    }
+    f.build()
+}
+
+fn request(spec: &Spec) -> PlanRequest {
+    let mut r = PlanRequest::new("v1.35".parse().unwrap(), "2026-12-01T08:00:00Z".parse().unwrap());
+    r.max_unavailable = spec.max_unavailable;
+    r.headroom = Headroom::percent(spec.headroom);
+    r
+}
+
+/// Disruptions a budget allows with every pod healthy, by the integer rules the fleets use.
+fn allowed(inv: &Inventory) -> HashMap<String, (i64, BTreeSet<usize>)> {
+    let mut out = HashMap::new();
+    for b in &inv.pdbs {
+        let pods: BTreeSet<usize> = inv.pods.iter().enumerate().filter(|(_, p)| b.selects(p)).map(|(i, _)| i).collect();
+        let n = pods.len() as i64;
+        let allowed = match (b.min_available, b.max_unavailable) {
+            (Some(IntOrPercent::Int(m)), _) => n - m,
+            (None, Some(IntOrPercent::Int(u))) => u,
+            _ => unreachable!("the fleets use integer budgets"),
+        };
+        out.insert(b.key(), (allowed.max(0), pods));
+    }
+    out
+}
+
+fn check_trace(inv: &Inventory, plan: &Plan, trace: &[TraceEvent]) -> Result<(), TestCaseError> {
+    let headroom = u64::from(plan.policy.headroom_percent);
+    let mut cpu: HashMap<String, u64> = HashMap::new();
+    let mut mem: HashMap<String, u64> = HashMap::new();
+    let mut pods: HashMap<String, u64> = HashMap::new();
+    for p in inv.pods.iter().filter(|p| !p.phase.is_finished()) {
+        if let Some(n) = &p.node_name {
+            *cpu.entry(n.clone()).or_default() += p.requests.cpu_millis;
+            *mem.entry(n.clone()).or_default() += p.requests.memory_bytes;
+            *pods.entry(n.clone()).or_default() += 1;
+        }
+    }
+    let nodes: HashMap<&str, &stepstone_core::inventory::Node> = inv.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let budgets = allowed(inv);
+    let mut wave: BTreeSet<String> = BTreeSet::new();
+    let mut received: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+    let finish_wave = |received: &BTreeMap<String, (bool, bool)>,
+                       cpu: &HashMap<String, u64>,
+                       mem: &HashMap<String, u64>,
+                       pods: &HashMap<String, u64>|
+     -> Result<(), TestCaseError> {
+        for (n, (got_cpu, got_mem)) in received {
+            let a = nodes[n.as_str()].allocatable;
+            if *got_cpu {
+                prop_assert!(cpu[n] * 100 <= a.cpu_millis * headroom, "{n} at {} of {} millicores", cpu[n], a.cpu_millis);
+            }
+            if *got_mem {
+                prop_assert!(mem[n] * 100 <= a.memory_bytes * headroom, "{n} memory over the headroom");
+            }
+            prop_assert!(pods[n] <= a.pods, "{n} has too many pods");
+        }
+        Ok(())
+    };
+    for e in trace {
+        match e {
+            TraceEvent::WaveStart { nodes: n, .. } => {
+                wave = n.iter().cloned().collect();
+                received.clear();
+            }
+            TraceEvent::Move { pod, from, to } => {
+                let p = &inv.pods[*pod];
+                prop_assert!(!wave.contains(to), "{} moved onto {to}, which is drained in the same wave", p.key());
+                prop_assert!(wave.contains(from), "{} moved off {from}, which is not in the wave", p.key());
+                prop_assert!(!nodes[to.as_str()].is_control_plane(), "{} landed on a tainted control-plane node", p.key());
+                *cpu.get_mut(from).unwrap() -= p.requests.cpu_millis;
+                *mem.get_mut(from).unwrap() -= p.requests.memory_bytes;
+                *pods.get_mut(from).unwrap() -= 1;
+                *cpu.entry(to.clone()).or_default() += p.requests.cpu_millis;
+                *mem.entry(to.clone()).or_default() += p.requests.memory_bytes;
+                *pods.entry(to.clone()).or_default() += 1;
+                let r = received.entry(to.clone()).or_default();
+                r.0 |= p.requests.cpu_millis > 0;
+                r.1 |= p.requests.memory_bytes > 0;
+            }
+            TraceEvent::Round { evicted } => {
+                let evicted: BTreeSet<usize> = evicted.iter().copied().collect();
+                for (name, (allow, covered)) in &budgets {
+                    let hit = covered.intersection(&evicted).count() as i64;
+                    prop_assert!(hit <= *allow, "budget {name} allows {allow} but {hit} of its pods were evicted at once");
+                }
+            }
+            TraceEvent::WaveEnd => finish_wave(&received, &cpu, &mem, &pods)?,
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn plans_are_safe_complete_ordered_and_deterministic(spec in spec()) {
+        let inv = build(&spec);
+        let req = request(&spec);
+        let (plan, trace) = plan::make_plan_traced(&inv, &req, ReleaseData::embedded()).unwrap();
+
+        check_trace(&inv, &plan, &trace)?;
+
+        let cps: Vec<String> = inv.control_plane_nodes().map(|n| n.name.clone()).collect();
+        let workers: BTreeSet<String> = inv.workers().map(|n| n.name.clone()).collect();
+        prop_assert_eq!(plan.hops.len(), 3);
+        for hop in &plan.hops {
+            // Control plane: each node once, one per step, the first with `apply`.
+            let steps: Vec<String> = hop.control_plane.iter().map(|s| s.node.clone()).collect();
+            prop_assert_eq!(&steps, &cps);
+            prop_assert!(hop.control_plane.iter().skip(1).all(|s| s.action == plan::ControlPlaneAction::Node));
+            prop_assert_eq!(hop.control_plane[0].action, plan::ControlPlaneAction::Apply);
+            // Workers: each exactly once per hop (lockstep), never a control-plane node.
+            let mut seen = BTreeSet::new();
+            for w in &hop.waves {
+                prop_assert!(!w.nodes.is_empty());
+                prop_assert!(w.nodes.len() as u32 <= spec.max_unavailable, "wave of {} over the limit", w.nodes.len());
+                for n in &w.nodes {
+                    prop_assert!(seen.insert(n.clone()), "{} twice in one hop", n);
+                }
+                prop_assert!(!w.reason.is_empty());
+            }
+            prop_assert_eq!(&seen, &workers);
+            // Canaries first, one per generation, in the plan's age order; then batches by generation.
+            let order = &plan.policy.generation_order;
+            let rank = |g: &str| order.iter().position(|x| x == g).unwrap();
+            let canaries: Vec<usize> =
+                hop.waves.iter().take_while(|w| w.kind == WaveKind::Canary).map(|w| rank(&w.generation)).collect();
+            prop_assert!(canaries.windows(2).all(|p| p[0] < p[1]), "canaries out of order: {:?}", canaries);
+            let batches: Vec<usize> = hop.waves.iter().skip(canaries.len()).map(|w| rank(&w.generation)).collect();
+            prop_assert!(hop.waves.iter().skip(canaries.len()).all(|w| w.kind == WaveKind::Batch));
+            prop_assert!(batches.windows(2).all(|p| p[0] <= p[1]), "generations out of order: {:?}", batches);
+        }
+        // Older generations (earlier creation) come first.
+        let mut by_age: Vec<&str> = GENERATIONS.iter().copied().filter(|g| inv.nodes.iter().any(|n| n.generation == *g)).collect();
+        by_age.sort_by_key(|g| GENERATIONS.iter().position(|x| x == g));
+        prop_assert_eq!(plan.policy.generation_order.iter().map(String::as_str).collect::<Vec<_>>(), by_age);
+
+        // Same input, same plan.
+        let again = plan::make_plan(&inv, &req, ReleaseData::embedded()).unwrap();
+        prop_assert_eq!(serde_json::to_string(&plan).unwrap(), serde_json::to_string(&again).unwrap());
+        prop_assert!(plan.schedule.lower_bound_minutes <= plan.schedule.makespan_minutes);
+    }
+}
