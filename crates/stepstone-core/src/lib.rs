@@ -1,9 +1,12 @@
 //! stepstone-core: the pure planning core. Values in, values out: no async, no network,
 //! no clock reads (the day is always passed in).
 
+pub mod drain;
 pub mod findings;
+pub mod fleet;
 pub mod inventory;
 pub mod path;
+pub mod pdb;
 pub mod plan;
 pub mod quantity;
 pub mod releases;

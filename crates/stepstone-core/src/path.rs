@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::findings::{self, Finding, Severity};
-use crate::inventory::Inventory;
+use crate::inventory::{CgroupVersion, Inventory};
 use crate::plan::model::WorkerStrategy;
 use crate::releases::ReleaseData;
 use crate::version::{KubeVersion, Minor, VersionRequest};
@@ -96,6 +96,8 @@ pub struct NodeVersion {
     pub name: String,
     pub control_plane: bool,
     pub kubelet: KubeVersion,
+    /// When known (pre-flight or a node label recorded it).
+    pub cgroup: Option<CgroupVersion>,
 }
 
 /// Work out the final version a request means, starting from `from`.
@@ -165,6 +167,7 @@ pub fn upgrade_path(
             name: n.name.clone(),
             control_plane: n.is_control_plane(),
             kubelet: n.kubelet_version.clone(),
+            cgroup: n.cgroup,
         })
         .collect();
     let (hops, findings) = plan_hops(&from, &to, &nodes, strategy, data)?;
@@ -213,6 +216,7 @@ pub fn plan_hops(
 
     let mut kubelets: BTreeMap<String, (bool, KubeVersion)> =
         nodes.iter().map(|n| (n.name.clone(), (n.control_plane, n.kubelet.clone()))).collect();
+    let cgroups: BTreeMap<&str, Option<CgroupVersion>> = nodes.iter().map(|n| (n.name.as_str(), n.cgroup)).collect();
     let control_plane: Vec<String> = kubelets.iter().filter(|(_, (cp, _))| *cp).map(|(n, _)| n.clone()).collect();
     let mut hops = Vec::new();
     let mut current = from.clone();
@@ -276,6 +280,7 @@ pub fn plan_hops(
             }
         }
         let mut workers = Vec::new();
+        let mut moving = Vec::new();
         for (name, (cp, version)) in kubelets.iter_mut() {
             let moves = if *cp {
                 true
@@ -286,6 +291,7 @@ pub fn plan_hops(
                 }
             };
             if moves && *version < end {
+                moving.push(name.clone());
                 if !*cp {
                     if end.minor().minus(version.minor()) > 1 {
                         skipping_moves += 1;
@@ -294,6 +300,19 @@ pub fn plan_hops(
                 }
                 *version = end.clone();
             }
+        }
+        // The kubelet of a cgroup-v2-only minor refuses to start on a cgroup v1 host.
+        let requires_v2 = data.get(target_minor).is_some_and(|r| r.cgroup_v2_required);
+        let on_v1: Vec<String> =
+            moving.into_iter().filter(|n| cgroups.get(n.as_str()) == Some(&Some(CgroupVersion::V1))).collect();
+        if requires_v2 && !on_v1.is_empty() {
+            findings.push(Finding::new(
+                Severity::Warning,
+                "path.cgroup-v2-required",
+                hop_label.clone(),
+                format!("the {target_minor} kubelet does not start on cgroup v1 by default; cgroup v1 on {}", preview(&on_v1)),
+                "move these hosts to cgroup v2 before this hop, or set failCgroupV1: false in the kube-system/kubelet-config ConfigMap before upgrading (cgroup v1 support is being removed)".to_string(),
+            ));
         }
         hops.push(PathHop {
             from: current.clone(),
@@ -349,12 +368,14 @@ mod tests {
     }
 
     fn fleet(cp: &str, workers: &[(&str, &str)]) -> Vec<NodeVersion> {
-        let mut out: Vec<NodeVersion> =
-            (1..=3).map(|i| NodeVersion { name: format!("cp-{i}"), control_plane: true, kubelet: v(cp) }).collect();
+        let mut out: Vec<NodeVersion> = (1..=3)
+            .map(|i| NodeVersion { name: format!("cp-{i}"), control_plane: true, kubelet: v(cp), cgroup: None })
+            .collect();
         out.extend(workers.iter().map(|(n, k)| NodeVersion {
             name: n.to_string(),
             control_plane: false,
             kubelet: v(k),
+            cgroup: None,
         }));
         out
     }
@@ -437,6 +458,20 @@ mod tests {
             plan_hops(&v("v1.33.13"), &v("v1.34.11"), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
         assert_eq!(hops[0].kubelets_first, vec!["old"]);
         assert!(findings.iter().any(|f| f.code == "path.node-skips-minors" && f.subject == "old"));
+    }
+
+    #[test]
+    fn cgroup_v1_nodes_are_warned_at_the_hop_that_needs_v2() {
+        let mut nodes = fleet("v1.34.11", &[("r640-1", "v1.34.11"), ("r740-1", "v1.34.11")]);
+        nodes[3].cgroup = Some(CgroupVersion::V1);
+        nodes[4].cgroup = Some(CgroupVersion::V2);
+        let (_, f) = plan_hops(&v("v1.34.11"), &v("v1.35.8"), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
+        let w: Vec<_> = f.iter().filter(|f| f.code == "path.cgroup-v2-required").collect();
+        assert_eq!(w.len(), 1, "{f:?}");
+        assert!(w[0].message.contains("1 node (r640-1)"), "{}", w[0].message);
+        // Before 1.35 nothing to say.
+        let (_, f) = plan_hops(&v("v1.33.13"), &v("v1.34.11"), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
+        assert!(f.iter().all(|f| f.code != "path.cgroup-v2-required"), "{f:?}");
     }
 
     fn arb_fleet() -> impl Strategy<Value = (u32, Vec<u32>)> {

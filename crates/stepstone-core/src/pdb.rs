@@ -32,14 +32,22 @@ pub fn scaled_value(value: IntOrPercent, total: i64, round_up: bool) -> i64 {
         IntOrPercent::Int(i) => i,
         IntOrPercent::Percent(p) => {
             let product = p * total;
-            if round_up { product.div_euclid(100) + i64::from(product.rem_euclid(100) != 0) } else { product.div_euclid(100) }
+            if round_up {
+                product.div_euclid(100) + i64::from(product.rem_euclid(100) != 0)
+            } else {
+                product.div_euclid(100)
+            }
         }
     }
 }
 
 /// `desiredHealthy` for a budget over `expected` pods. With neither field set the controller
 /// leaves it at 0.
-pub fn desired_healthy(min_available: Option<IntOrPercent>, max_unavailable: Option<IntOrPercent>, expected: i64) -> i64 {
+pub fn desired_healthy(
+    min_available: Option<IntOrPercent>,
+    max_unavailable: Option<IntOrPercent>,
+    expected: i64,
+) -> i64 {
     if let Some(max) = max_unavailable {
         return (expected - scaled_value(max, expected, true)).max(0);
     }
@@ -98,7 +106,9 @@ pub fn controller_scale(inv: &Inventory, pod: &Pod) -> ControllerScale {
                         _ => ControllerScale::Missing,
                     }
                 }
-                _ => ControllerScale::Found { uid: key(&rs.uid, WorkloadKind::ReplicaSet, &rs.name), scale: rs.replicas },
+                _ => {
+                    ControllerScale::Found { uid: key(&rs.uid, WorkloadKind::ReplicaSet, &rs.name), scale: rs.replicas }
+                }
             }
         }
         Some(kind @ (WorkloadKind::StatefulSet | WorkloadKind::ReplicationController)) => {
@@ -366,6 +376,59 @@ pub fn check_eviction(pod: &Pod, covering: &[(&Pdb, &PdbStatus)]) -> Result<Evic
     Ok(EvictionEffect::ConsumesBudget { pdb: pdb.key() })
 }
 
+/// Which budgets select a pod, answered from the pod's labels instead of a pass over every
+/// budget (a large fleet has thousands).
+#[derive(Debug, Clone, Default)]
+pub struct PdbIndex {
+    /// namespace → label key → label value → budgets whose selector requires exactly that label.
+    keyed: HashMap<String, HashMap<String, HashMap<String, Vec<usize>>>>,
+    /// namespace → budgets without such a requirement (checked against every pod there).
+    unkeyed: HashMap<String, Vec<usize>>,
+}
+
+impl PdbIndex {
+    pub fn new(pdbs: &[Pdb]) -> Self {
+        let mut index = PdbIndex::default();
+        for (i, pdb) in pdbs.iter().enumerate() {
+            let key = pdb
+                .selector
+                .requirements
+                .iter()
+                .find(|r| r.operator == crate::selector::Operator::In && r.values.len() == 1);
+            match key {
+                Some(r) => index
+                    .keyed
+                    .entry(pdb.namespace.clone())
+                    .or_default()
+                    .entry(r.key.clone())
+                    .or_default()
+                    .entry(r.values[0].clone())
+                    .or_default()
+                    .push(i),
+                None => index.unkeyed.entry(pdb.namespace.clone()).or_default().push(i),
+            }
+        }
+        index
+    }
+
+    /// Indices into `pdbs` (the slice the index was built from) of the budgets selecting
+    /// `pod`, in slice order.
+    pub fn covering(&self, pdbs: &[Pdb], pod: &Pod) -> Vec<usize> {
+        let mut out: Vec<usize> = self.unkeyed.get(&pod.namespace).cloned().unwrap_or_default();
+        if let Some(by_key) = self.keyed.get(&pod.namespace) {
+            for (k, v) in &pod.labels {
+                if let Some(found) = by_key.get(k).and_then(|by_value| by_value.get(v)) {
+                    out.extend(found);
+                }
+            }
+        }
+        out.retain(|i| pdbs[*i].selects(pod));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 /// Why the tracker refused an eviction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -394,10 +457,18 @@ impl std::fmt::Display for Blocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.reason {
             BlockReason::Budget => {
-                write!(f, "disruption budget {} needs {} healthy pods and has {} currently", self.pdb, self.needs, self.has)
+                write!(
+                    f,
+                    "disruption budget {} needs {} healthy pods and has {} currently",
+                    self.pdb, self.needs, self.has
+                )
             }
             BlockReason::SeveralBudgets { pdbs } => {
-                write!(f, "the pod is selected by several disruption budgets ({}); the eviction API refuses it", pdbs.join(", "))
+                write!(
+                    f,
+                    "the pod is selected by several disruption budgets ({}); the eviction API refuses it",
+                    pdbs.join(", ")
+                )
             }
             BlockReason::SyncFailed { error } => {
                 write!(f, "disruption budget {} allows no disruption: {error}", self.pdb)
@@ -422,6 +493,17 @@ pub struct BudgetView {
 impl BudgetView {
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The numbers as a budget status (what [`crate::drain::budget_blocker`] reads).
+    pub fn status(&self) -> PdbStatus {
+        PdbStatus {
+            current_healthy: self.current_healthy,
+            desired_healthy: self.desired_healthy,
+            expected_pods: self.expected_pods,
+            disruptions_allowed: self.disruptions_allowed(),
+            observed_generation: 0,
+        }
     }
 
     pub fn disruptions_allowed(&self) -> i64 {
@@ -449,9 +531,10 @@ pub enum Evicted {
 /// gives one back, so several nodes drained at once can never take a budget below its minimum.
 #[derive(Debug, Clone, Default)]
 pub struct BudgetTracker {
+    /// One view per budget, in the inventory's order (so `index` answers in view indices).
     budgets: Vec<BudgetView>,
-    /// `namespace/name` of a pod → indices of the budgets selecting it.
-    by_pod: HashMap<String, Vec<usize>>,
+    pdbs: Vec<Pdb>,
+    index: PdbIndex,
     by_key: HashMap<String, usize>,
 }
 
@@ -484,11 +567,7 @@ impl BudgetTracker {
             let pods: Vec<&Pod> = candidates.iter().map(|i| &inv.pods[*i]).filter(|p| pdb.selects(p)).collect();
             let computed =
                 compute_status_with(pdb, pods.iter().copied(), |p| controller_scale(inv, p), &BTreeSet::new());
-            let at = tracker.budgets.len();
-            for p in &pods {
-                tracker.by_pod.entry(p.key()).or_default().push(at);
-            }
-            tracker.by_key.insert(pdb.key(), at);
+            tracker.by_key.insert(pdb.key(), tracker.budgets.len());
             tracker.budgets.push(BudgetView {
                 namespace: pdb.namespace.clone(),
                 name: pdb.name.clone(),
@@ -499,6 +578,8 @@ impl BudgetTracker {
                 sync_error: computed.sync_error,
             });
         }
+        tracker.pdbs = inv.pdbs.clone();
+        tracker.index = PdbIndex::new(&tracker.pdbs);
         tracker
     }
 
@@ -510,16 +591,14 @@ impl BudgetTracker {
         self.by_key.get(key).map(|i| &self.budgets[*i])
     }
 
-    /// The budgets selecting `pod` (by `namespace/name` as indexed, else by its labels).
+    /// The budgets selecting `pod` by its namespace and labels (so a replacement pod, with the
+    /// same labels and another name, finds the same budgets).
     pub fn covering(&self, pod: &Pod) -> Vec<&BudgetView> {
         self.indices(pod).into_iter().map(|i| &self.budgets[i]).collect()
     }
 
     fn indices(&self, pod: &Pod) -> Vec<usize> {
-        if let Some(v) = self.by_pod.get(&pod.key()) {
-            return v.clone();
-        }
-        Vec::new()
+        self.index.covering(&self.pdbs, pod)
     }
 
     /// Evict `pod` if the budgets allow it now, consuming a disruption when the pod is healthy.
@@ -537,7 +616,9 @@ impl BudgetTracker {
                     pdb: first.key(),
                     needs: first.desired_healthy,
                     has: first.current_healthy,
-                    reason: BlockReason::SeveralBudgets { pdbs: several.iter().map(|i| self.budgets[*i].key()).collect() },
+                    reason: BlockReason::SeveralBudgets {
+                        pdbs: several.iter().map(|i| self.budgets[*i].key()).collect(),
+                    },
                 });
             }
         };
@@ -784,7 +865,8 @@ mod tests {
         going.deletion_timestamp = Some("2026-11-20T08:00:00Z".parse().unwrap());
 
         type Want = Result<&'static str, (u16, &'static str)>;
-        let cases: Vec<(&Pod, Vec<(&Pdb, PdbStatus)>, Want)> = vec![
+        type Case<'a> = (&'a Pod, Vec<(&'a Pdb, PdbStatus)>, Want);
+        let cases: Vec<Case> = vec![
             (&ready, vec![], Ok("no-budget")),
             (&pending, vec![(&if_healthy, status(0, 2, 0))], Ok("ignores-budgets")),
             (&done, vec![(&if_healthy, status(0, 2, 0))], Ok("ignores-budgets")),
@@ -832,12 +914,39 @@ mod tests {
         assert_eq!(s["reason"], "TooManyRequests");
         assert_eq!(s["message"], VIOLATES_BUDGET);
         assert_eq!(s["details"]["causes"][0]["reason"], "DisruptionBudget");
-        assert_eq!(s["details"]["causes"][0]["message"], "The disruption budget web needs 2 healthy pods and has 2 currently");
+        assert_eq!(
+            s["details"]["causes"][0]["message"],
+            "The disruption budget web needs 2 healthy pods and has 2 currently"
+        );
         assert!(s["details"].get("retryAfterSeconds").is_none());
         let r = check_eviction(&pod("a", true, None), &[(&p, &status(3, 2, -1))]).unwrap_err();
-        assert_eq!(r.to_status()["message"], "poddisruptionbudget.policy \"web\" is forbidden: pdb disruptions allowed is negative");
+        assert_eq!(
+            r.to_status()["message"],
+            "poddisruptionbudget.policy \"web\" is forbidden: pdb disruptions allowed is negative"
+        );
         let r = EvictionRefusal::disrupted_map_too_big(&p);
         assert_eq!(r.code, 403);
+    }
+
+    #[test]
+    fn index_finds_the_same_budgets_as_a_scan() {
+        let mut inv = deployment(2, &[true, true]);
+        inv.pods[1].labels.insert("tier".into(), "cache".into());
+        let mut by_tier = pdb(None, int(1));
+        by_tier.name = "cache".into();
+        by_tier.selector = Selector::parse("tier in (cache,db)").unwrap();
+        let mut everything = pdb(None, int(1));
+        everything.name = "all".into();
+        everything.selector = Selector::everything();
+        let mut elsewhere = pdb(None, int(1));
+        elsewhere.namespace = "staging".into();
+        inv.pdbs = vec![pdb(int(1), None), by_tier, everything, elsewhere];
+        let index = PdbIndex::new(&inv.pdbs);
+        for p in &inv.pods {
+            let scanned: Vec<usize> = (0..inv.pdbs.len()).filter(|i| inv.pdbs[*i].selects(p)).collect();
+            assert_eq!(index.covering(&inv.pdbs, p), scanned, "{}", p.name);
+        }
+        assert_eq!(index.covering(&inv.pdbs, &inv.pods[1]), vec![0, 1, 2]);
     }
 
     #[test]
@@ -850,7 +959,10 @@ mod tests {
         let blocked = t.try_evict(&inv.pods[1]).unwrap_err();
         assert_eq!((blocked.needs, blocked.has, &blocked.reason), (2, 2, &BlockReason::Budget));
         assert_eq!(blocked.to_string(), "disruption budget prod/web needs 2 healthy pods and has 2 currently");
-        t.replacement_ready(&inv.pods[0]);
+        // The replacement has another name and the same labels.
+        let mut replacement = inv.pods[0].clone();
+        replacement.name = "web-new".into();
+        t.replacement_ready(&replacement);
         assert_eq!(t.try_evict(&inv.pods[1]), Ok(Evicted::Consumed { pdb: "prod/web".into() }));
     }
 

@@ -384,7 +384,7 @@ pub const RULES: &[Rule] = &[
         limit: Limit::Within(Window::Minors(1)),
         severity: Severity::Warning,
         policy: "kubectl is supported within 1 minor (older or newer) of every kube-apiserver",
-        hint: "use a kubectl of minor {allowed} (pkgs.k8s.io has one repository per minor)",
+        hint: "use a kubectl within one minor of every kube-apiserver, the nearest being {allowed} (pkgs.k8s.io has one repository per minor)",
         unless: None,
     },
 ];

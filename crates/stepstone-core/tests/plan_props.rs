@@ -26,6 +26,8 @@ struct Spec {
     deployments: Vec<(usize, u64, u8, bool, usize)>,
     max_unavailable: u32,
     headroom: u32,
+    /// Share of worker CPU requested, in percent.
+    utilisation: u64,
 }
 
 const GENERATIONS: [&str; 4] = ["dell-r640", "dell-r740", "hp-dl380", "hp-dl385"];
@@ -34,16 +36,18 @@ fn spec() -> impl Strategy<Value = Spec> {
     (
         1usize..=3,
         prop::collection::vec((0usize..4, 4u64..=16), 2..=27),
-        prop::collection::vec((1usize..=6, 100u64..=1500, 0u8..=3, any::<bool>(), 0usize..30), 1..=10),
+        prop::collection::vec((1usize..=8, 1u64..=10, 0u8..=3, any::<bool>(), 0usize..30), 1..=12),
         1u32..=4,
         70u32..=95,
+        20u64..=85,
     )
-        .prop_map(|(control_planes, workers, deployments, max_unavailable, headroom)| Spec {
+        .prop_map(|(control_planes, workers, deployments, max_unavailable, headroom, utilisation)| Spec {
             control_planes,
             workers,
             deployments,
             max_unavailable,
             headroom,
+            utilisation,
         })
 }
 
@@ -61,10 +65,16 @@ fn build(spec: &Spec) -> Inventory {
         names.push(name);
     }
     f.daemonset("kube-system", "kube-proxy", 100);
-    for (d, (replicas, cpu, budget, spread, offset)) in spec.deployments.iter().enumerate() {
+    // Requests are scaled so that the deployments fill the workers to the wanted share.
+    let capacity: u64 = spec.workers.iter().map(|(_, cores)| cores * 1000).sum();
+    let weight: u64 = spec.deployments.iter().map(|(r, w, ..)| *r as u64 * w).sum();
+    let per_weight = capacity * spec.utilisation / 100 / weight.max(1);
+    let mut next = 0;
+    for (d, (replicas, w, budget, spread, offset)) in spec.deployments.iter().enumerate() {
         let app = format!("app{d}");
-        let nodes: Vec<&str> = (0..*replicas).map(|r| names[(offset + r) % names.len()].as_str()).collect();
-        f.deployment("prod", &app, &nodes, *cpu, 256);
+        let nodes: Vec<&str> = (0..*replicas).map(|r| names[(next + offset + r) % names.len()].as_str()).collect();
+        next += replicas;
+        f.deployment("prod", &app, &nodes, (w * per_weight).max(10), 256);
         if *spread {
             f.spread("prod", &app);
         }
@@ -119,7 +129,8 @@ fn check_trace(inv: &Inventory, plan: &Plan, trace: &[TraceEvent]) -> Result<(),
             *pods.entry(n.clone()).or_default() += 1;
         }
     }
-    let nodes: HashMap<&str, &stepstone_core::inventory::Node> = inv.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let nodes: HashMap<&str, &stepstone_core::inventory::Node> =
+        inv.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let budgets = allowed(inv);
     let mut wave: BTreeSet<String> = BTreeSet::new();
     let mut received: BTreeMap<String, (bool, bool)> = BTreeMap::new();
@@ -131,7 +142,12 @@ fn check_trace(inv: &Inventory, plan: &Plan, trace: &[TraceEvent]) -> Result<(),
         for (n, (got_cpu, got_mem)) in received {
             let a = nodes[n.as_str()].allocatable;
             if *got_cpu {
-                prop_assert!(cpu[n] * 100 <= a.cpu_millis * headroom, "{n} at {} of {} millicores", cpu[n], a.cpu_millis);
+                prop_assert!(
+                    cpu[n] * 100 <= a.cpu_millis * headroom,
+                    "{n} at {} of {} millicores",
+                    cpu[n],
+                    a.cpu_millis
+                );
             }
             if *got_mem {
                 prop_assert!(mem[n] * 100 <= a.memory_bytes * headroom, "{n} memory over the headroom");
@@ -150,7 +166,11 @@ fn check_trace(inv: &Inventory, plan: &Plan, trace: &[TraceEvent]) -> Result<(),
                 let p = &inv.pods[*pod];
                 prop_assert!(!wave.contains(to), "{} moved onto {to}, which is drained in the same wave", p.key());
                 prop_assert!(wave.contains(from), "{} moved off {from}, which is not in the wave", p.key());
-                prop_assert!(!nodes[to.as_str()].is_control_plane(), "{} landed on a tainted control-plane node", p.key());
+                prop_assert!(
+                    !nodes[to.as_str()].is_control_plane(),
+                    "{} landed on a tainted control-plane node",
+                    p.key()
+                );
                 *cpu.get_mut(from).unwrap() -= p.requests.cpu_millis;
                 *mem.get_mut(from).unwrap() -= p.requests.memory_bytes;
                 *pods.get_mut(from).unwrap() -= 1;
@@ -165,7 +185,10 @@ fn check_trace(inv: &Inventory, plan: &Plan, trace: &[TraceEvent]) -> Result<(),
                 let evicted: BTreeSet<usize> = evicted.iter().copied().collect();
                 for (name, (allow, covered)) in &budgets {
                     let hit = covered.intersection(&evicted).count() as i64;
-                    prop_assert!(hit <= *allow, "budget {name} allows {allow} but {hit} of its pods were evicted at once");
+                    prop_assert!(
+                        hit <= *allow,
+                        "budget {name} allows {allow} but {hit} of its pods were evicted at once"
+                    );
                 }
             }
             TraceEvent::WaveEnd => finish_wave(&received, &cpu, &mem, &pods)?,

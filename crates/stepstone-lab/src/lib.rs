@@ -1,1 +1,386 @@
-//! placeholder
+//! stepstone lab: a virtual bare-metal cluster that speaks the Kubernetes API on loopback.
+//!
+//! [`Lab::start`] loads a fleet (a `kubectl get … -o json` List, as `examples/*.json` or
+//! `stepstone_core::fleet::generate` produce), serves it over HTTP on 127.0.0.1 so that real
+//! `kubectl` and kube-rs clients can drive it, and runs simulated kubelets and controllers on a
+//! clock that can run many times faster than real time. Node operations (package installs,
+//! `kubeadm upgrade`, kubelet restarts) go through [`NodeOps`]; faults through [`FaultConfig`].
+//!
+//! ```no_run
+//! # async fn demo(fleet: serde_json::Value) -> Result<(), stepstone_lab::LabError> {
+//! let lab = stepstone_lab::Lab::start(fleet, stepstone_lab::LabOptions { speed: 60.0, ..Default::default() }).await?;
+//! println!("{}", lab.url());
+//! lab.nodes().restart_kubelet("worker-1").ok();
+//! lab.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod clock;
+pub mod controllers;
+pub mod faults;
+pub mod nodes;
+pub mod openapi;
+pub mod patch;
+pub mod resources;
+pub mod select;
+pub mod server;
+pub mod state;
+pub mod status;
+pub mod store;
+pub mod table;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub use faults::FaultConfig;
+pub use nodes::{KubeletState, NodeFacts, NodeOpError, NodeOps, Package, UpgradeOptions, UpgradeReport};
+pub use state::{RequestCounts, Timing};
+
+use state::{Shared, Stats, lock};
+use store::Store;
+
+/// How to run a lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// TCP port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// Where to write a kubeconfig for the lab, if anywhere.
+    pub kubeconfig: Option<PathBuf>,
+    pub timing: Timing,
+    pub faults: FaultConfig,
+    /// Seed for generated names and UIDs and for fault dice.
+    pub seed: u64,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            port: 0,
+            speed: 1.0,
+            kubeconfig: None,
+            timing: Timing::default(),
+            faults: FaultConfig::default(),
+            seed: 0x5eed,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(
+        "the fleet is not a kubectl List: expected {{\"kind\": \"List\", \"items\": [...]}} (as `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json` prints) or a single object"
+    )]
+    NotAList,
+    #[error("the fleet has no Node objects; a lab needs at least one node")]
+    NoNodes,
+    #[error("fleet item {index} ({kind} {name}): {reason}")]
+    BadItem { index: usize, kind: String, name: String, reason: String },
+    #[error("cannot listen on 127.0.0.1:{port}: {source}; pick another port with --port (0 picks a free one)")]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid fault configuration: {0}")]
+    Faults(String),
+    #[error("cannot start the lab's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// What loading a fleet did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Objects loaded per kind.
+    pub loaded: std::collections::BTreeMap<String, usize>,
+    /// Kinds the lab does not serve, skipped, with counts.
+    pub skipped: std::collections::BTreeMap<String, usize>,
+}
+
+/// The entry point.
+#[derive(Debug)]
+pub struct Lab;
+
+/// A running lab. Dropping it stops the server and the controllers.
+pub struct LabHandle {
+    pub addr: SocketAddr,
+    pub load: LoadReport,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    kubeconfig_path: Option<PathBuf>,
+    /// Set by [`Lab::start_blocking`]: the runtime the lab runs on.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for LabHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabHandle").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+/// Load a fleet List into a fresh store.
+pub fn load_fleet(store: &mut Store, fleet: Value, now: Timestamp) -> Result<LoadReport, LabError> {
+    let items = match fleet {
+        Value::Object(mut m) if m.get("items").is_some_and(Value::is_array) => match m.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(LabError::NotAList),
+        },
+        v @ Value::Object(_) if v.get("kind").is_some() => vec![v],
+        _ => return Err(LabError::NotAList),
+    };
+    let mut report = LoadReport::default();
+    let mut namespaces: std::collections::BTreeSet<String> =
+        ["default", "kube-system", "kube-public", "kube-node-lease"].iter().map(|s| s.to_string()).collect();
+    let mut typed = Vec::with_capacity(items.len());
+    for (index, mut item) in items.into_iter().enumerate() {
+        let kind = item.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+        let api_version = item.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let Some(res) = resources::by_kind(&api_version, &kind) else {
+            *report.skipped.entry(format!("{api_version}/{kind}")).or_default() += 1;
+            continue;
+        };
+        let name = store::name_of(&item).to_string();
+        if name.is_empty() {
+            return Err(LabError::BadItem { index, kind, name, reason: "metadata.name is missing".into() });
+        }
+        if resources::RESOURCES[res].namespaced {
+            let ns = match store::namespace_of(&item) {
+                "" => "default".to_string(),
+                n => n.to_string(),
+            };
+            store::meta_mut(&mut item).insert("namespace".into(), json!(ns));
+            namespaces.insert(ns);
+        }
+        store::meta_mut(&mut item).remove("resourceVersion");
+        if res == resources::NODES {
+            nodes::default_packages(&mut item);
+        }
+        typed.push((index, res, kind, item));
+    }
+    if !typed.iter().any(|(_, res, _, _)| *res == resources::NODES) {
+        return Err(LabError::NoNodes);
+    }
+    for ns in namespaces {
+        if store.get(resources::NAMESPACES, "", &ns).is_none() {
+            let mut obj = json!({"metadata": {"name": ns}});
+            api::apply_defaults(resources::NAMESPACES, &mut obj);
+            store.create(resources::NAMESPACES, obj, now, false).expect("fresh namespace");
+        }
+    }
+    for (index, res, kind, item) in typed {
+        let name = store::name_of(&item).to_string();
+        store.create(res, item, now, true).map_err(|e| LabError::BadItem {
+            index,
+            kind: kind.clone(),
+            name,
+            reason: e.message,
+        })?;
+        *report.loaded.entry(kind).or_default() += 1;
+    }
+    Ok(report)
+}
+
+/// The newest timestamp in the fleet, so the simulated clock never starts before the snapshot.
+fn newest_timestamp(fleet: &Value) -> Option<Timestamp> {
+    fleet
+        .get("items")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(|i| store::meta_str(i, "creationTimestamp").and_then(clock::parse))
+        .max()
+}
+
+/// A kubeconfig for a lab at `url`.
+pub fn kubeconfig_for(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: stepstone-lab\n  cluster:\n    server: {url}\ncontexts:\n- name: stepstone-lab\n  context:\n    cluster: stepstone-lab\n    user: stepstone-lab\n    namespace: default\ncurrent-context: stepstone-lab\nusers:\n- name: stepstone-lab\n  user: {{}}\npreferences: {{}}\n"
+    )
+}
+
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(lock(&shared.faults).clone()).into_response()
+}
+
+async fn put_faults(State(shared): State<Arc<Shared>>, axum::Json(cfg): axum::Json<FaultConfig>) -> Response {
+    if let Err(e) = cfg.validate() {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response();
+    }
+    *lock(&shared.faults) = cfg.clone();
+    axum::Json(cfg).into_response()
+}
+
+pub(crate) fn faults_router() -> Router<Arc<Shared>> {
+    Router::new().route("/lab/v1/faults", get(get_faults).put(put_faults))
+}
+
+impl Lab {
+    /// Load `fleet` and serve it on 127.0.0.1 (on the current tokio runtime, which must be
+    /// multi-threaded if the caller blocks on anything, such as a `kubectl` child process).
+    pub async fn start(fleet: Value, opts: LabOptions) -> Result<LabHandle, LabError> {
+        opts.faults.validate().map_err(LabError::Faults)?;
+        let start = newest_timestamp(&fleet).map_or(Timestamp::now(), |t| t.max(Timestamp::now()));
+        let start = Timestamp::from_second(start.as_second()).unwrap_or(start);
+        let sim = clock::SimClock::new(start, opts.speed);
+        let mut store = Store::new(opts.seed);
+        let load = load_fleet(&mut store, fleet, sim.now())?;
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            clock: sim,
+            timing: opts.timing.clone(),
+            faults: Mutex::new(opts.faults.clone()),
+            fault_rng: Mutex::new(opts.seed ^ 0xfa17),
+            wake: Notify::new(),
+            stats: Stats::default(),
+            kubelets: Mutex::new(Default::default()),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+            .await
+            .map_err(|source| LabError::Bind { port: opts.port, source })?;
+        let addr = listener.local_addr().map_err(|source| LabError::Bind { port: opts.port, source })?;
+        let (tx, rx) = watch::channel(false);
+        let app = server::router(shared.clone());
+        let mut server_rx = rx.clone();
+        // Without TCP_NODELAY, multi-write responses meet the client's delayed ACKs and every
+        // paged request stalls for tens of milliseconds.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = server_rx.changed().await;
+                })
+                .await;
+        });
+        let controllers = tokio::spawn(controllers::run(shared.clone(), rx));
+        let handle = LabHandle {
+            addr,
+            load,
+            shared,
+            shutdown: tx,
+            tasks: vec![server, controllers],
+            kubeconfig_path: opts.kubeconfig.clone(),
+            runtime: None,
+        };
+        if let Some(path) = &opts.kubeconfig {
+            handle.write_kubeconfig(path)?;
+        }
+        Ok(handle)
+    }
+
+    /// [`start`](Self::start) on a runtime of its own, for synchronous callers and tests that
+    /// block (running `kubectl`, say). The runtime lives as long as the handle.
+    pub fn start_blocking(fleet: Value, opts: LabOptions) -> Result<LabHandle, LabError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("stepstone-lab")
+            .enable_all()
+            .build()
+            .map_err(LabError::Runtime)?;
+        let mut handle = runtime.block_on(Self::start(fleet, opts))?;
+        handle.runtime = Some(runtime);
+        Ok(handle)
+    }
+}
+
+impl LabHandle {
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The kubeconfig text for this lab.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig_for(&self.url())
+    }
+
+    /// Where [`LabOptions::kubeconfig`] wrote the kubeconfig.
+    pub fn kubeconfig_path(&self) -> Option<&Path> {
+        self.kubeconfig_path.as_deref()
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), LabError> {
+        std::fs::write(path, self.kubeconfig())
+            .map_err(|source| LabError::Kubeconfig { path: path.to_path_buf(), source })
+    }
+
+    /// The node-operation API.
+    pub fn nodes(&self) -> NodeOps {
+        NodeOps::new(self.shared.clone())
+    }
+
+    pub fn faults(&self) -> FaultConfig {
+        lock(&self.shared.faults).clone()
+    }
+
+    pub fn set_faults(&self, cfg: FaultConfig) -> Result<(), LabError> {
+        cfg.validate().map_err(LabError::Faults)?;
+        *lock(&self.shared.faults) = cfg;
+        Ok(())
+    }
+
+    /// API requests served so far.
+    pub fn requests(&self) -> RequestCounts {
+        self.shared.stats.snapshot()
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> Timestamp {
+        self.shared.now()
+    }
+
+    pub fn speed(&self) -> f64 {
+        self.shared.clock.speed()
+    }
+
+    /// The stored object (`plural` as in URLs: `pods`, `deployments`, ...), without going
+    /// through HTTP. `namespace` is ignored for cluster-scoped resources.
+    pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let res = resources::RESOURCES.iter().position(|r| r.plural == plural)?;
+        let ns = if resources::RESOURCES[res].namespaced { namespace } else { "" };
+        self.shared.store().get(res, ns, name).map(|v| (**v).clone())
+    }
+
+    /// Every stored object of a resource, optionally in one namespace.
+    pub fn list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
+        let Some(res) = resources::RESOURCES.iter().position(|r| r.plural == plural) else { return Vec::new() };
+        self.shared.store().iter(res, namespace, None).map(|v| (**v).clone()).collect()
+    }
+
+    /// Stop serving and wait for the tasks to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for LabHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+        }
+    }
+}

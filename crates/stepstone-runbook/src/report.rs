@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 use stepstone_core::inventory::Inventory;
-use stepstone_core::plan::{Plan, ScheduleEntryKind, WaveKind};
+use stepstone_core::plan::{Plan, ScheduleEntryKind, Wave, WaveKind};
 
 use crate::templates::Templates;
 use crate::upgrade::FindingView;
@@ -103,6 +103,8 @@ pub struct HopSummary {
     pub etcd: String,
     pub control_plane: String,
     pub kubelets_first: String,
+    /// Waves that bring lagging kubelets to `from` before the control plane moves.
+    pub catch_up: Vec<WaveSummary>,
     pub waves: Vec<WaveSummary>,
 }
 
@@ -254,6 +256,47 @@ fn gantt(plan: &Plan, tz: &TimeZone) -> Gantt {
         bars.push(bar("bar hop", "", y, hop_from, hop_to, format!("hop {}: {} to {}", h + 1, hop.from, hop.to)));
         let mut cursor = hop_from;
 
+        // Soaks and waits follow their wave: by the entry's wave index, else by node list, else
+        // the wave they follow in time.
+        let mut wave_rows: Vec<(f64, Timestamp, BTreeSet<String>, Option<usize>)> = Vec::new();
+        let wave_row = |rows: &mut Vec<Row>,
+                        bars: &mut Vec<Bar>,
+                        cursor: &mut Timestamp,
+                        wave: &Wave,
+                        index: Option<usize>,
+                        label: String| {
+            let kind = match wave.kind {
+                WaveKind::Canary => "canary",
+                WaveKind::Batch => "batch",
+            };
+            let entry_kind = match wave.kind {
+                WaveKind::Canary => ScheduleEntryKind::Canary,
+                WaveKind::Batch => ScheduleEntryKind::Batch,
+            };
+            let set: BTreeSet<&str> = wave.nodes.iter().map(String::as_str).collect();
+            let mine: Vec<_> = entries
+                .iter()
+                .filter(|e| {
+                    e.kind == entry_kind
+                        && match (e.wave, index) {
+                            (Some(a), Some(b)) => a == b,
+                            _ => e.nodes.iter().map(String::as_str).collect::<BTreeSet<_>>() == set,
+                        }
+                })
+                .collect();
+            let (a, b) = span(&mine).unwrap_or((*cursor, *cursor));
+            *cursor = (*cursor).max(b);
+            let y = row_y(rows, label.clone(), false);
+            bars.push(bar("bar wave", kind, y, a, b, format!("hop {} {}: {}", h + 1, label, wave.nodes.join(", "))));
+            (y, b, wave.nodes.iter().cloned().collect::<BTreeSet<String>>(), index)
+        };
+        for wave in &hop.before_control_plane {
+            let label = format!("kubelets to {} ({} node{})", hop.from, wave.nodes.len(), plural(wave.nodes.len()));
+            let row = wave_row(&mut rows, &mut bars, &mut cursor, wave, None, label);
+            wave_rows.push(row);
+            waves += 1;
+        }
+
         if !hop.control_plane.is_empty() {
             let y = row_y(&mut rows, format!("control plane ({} nodes)", hop.control_plane.len()), false);
             for step in &hop.control_plane {
@@ -267,44 +310,30 @@ fn gantt(plan: &Plan, tz: &TimeZone) -> Gantt {
             }
         }
 
-        // Soaks and waits follow their wave: matched by node list, else by the wave they follow in time.
-        let mut wave_rows: Vec<(f64, Timestamp, BTreeSet<&str>)> = Vec::new();
         for (w, wave) in hop.waves.iter().enumerate() {
-            let kind = match wave.kind {
-                WaveKind::Canary => "canary",
-                WaveKind::Batch => "batch",
-            };
-            let entry_kind = match wave.kind {
-                WaveKind::Canary => ScheduleEntryKind::Canary,
-                WaveKind::Batch => ScheduleEntryKind::Batch,
-            };
-            let set: BTreeSet<&str> = wave.nodes.iter().map(String::as_str).collect();
-            let mine: Vec<_> = entries
-                .iter()
-                .filter(|e| e.kind == entry_kind && e.nodes.iter().map(String::as_str).collect::<BTreeSet<_>>() == set)
-                .collect();
-            let (a, b) = span(&mine).unwrap_or((cursor, cursor));
-            cursor = cursor.max(b);
+            let kind = if wave.kind == WaveKind::Canary { "canary" } else { "batch" };
             let label = format!(
                 "wave {}: {} {} ({} node{})",
                 w + 1,
                 kind,
                 wave.generation,
                 wave.nodes.len(),
-                if wave.nodes.len() == 1 { "" } else { "s" }
+                plural(wave.nodes.len())
             );
-            let y = row_y(&mut rows, label.clone(), false);
-            bars.push(bar("bar wave", kind, y, a, b, format!("hop {} {}: {}", h + 1, label, wave.nodes.join(", "))));
+            let row = wave_row(&mut rows, &mut bars, &mut cursor, wave, Some(w), label);
+            wave_rows.push(row);
             waves += 1;
-            wave_rows.push((y, b, set));
         }
         for e in entries.iter().filter(|e| matches!(e.kind, ScheduleEntryKind::Soak | ScheduleEntryKind::Wait)) {
-            let set: BTreeSet<&str> = e.nodes.iter().map(String::as_str).collect();
+            let set: BTreeSet<String> = e.nodes.iter().cloned().collect();
             let row = wave_rows
                 .iter()
-                .find(|(_, _, nodes)| !set.is_empty() && *nodes == set)
-                .or_else(|| wave_rows.iter().filter(|(_, end, _)| *end <= e.start).max_by_key(|(_, end, _)| *end));
-            if let Some((y, _, _)) = row {
+                .find(|(_, _, _, index)| e.wave.is_some() && *index == e.wave)
+                .or_else(|| wave_rows.iter().find(|(_, _, nodes, _)| !set.is_empty() && *nodes == set))
+                .or_else(|| {
+                    wave_rows.iter().filter(|(_, end, _, _)| *end <= e.start).max_by_key(|(_, end, _, _)| *end)
+                });
+            if let Some((y, _, _, _)) = row {
                 let class = if e.kind == ScheduleEntryKind::Soak { "bar soak" } else { "bar wait" };
                 bars.push(bar(class, "", *y, e.start, e.end, e.label.clone()));
             }
@@ -380,6 +409,10 @@ fn span(entries: &[&&stepstone_core::plan::ScheduleEntry]) -> Option<(Timestamp,
     })
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 fn joined(values: BTreeSet<String>) -> String {
     values.into_iter().collect::<Vec<_>>().join(", ")
 }
@@ -433,6 +466,22 @@ fn generations(plan: &Plan, inventory: Option<&Inventory>) -> Vec<GenerationRow>
         .collect()
 }
 
+fn summaries(waves: &[Wave]) -> Vec<WaveSummary> {
+    waves
+        .iter()
+        .enumerate()
+        .map(|(w, wave)| WaveSummary {
+            number: w + 1,
+            kind: if wave.kind == WaveKind::Canary { "canary" } else { "batch" }.to_string(),
+            generation: wave.generation.clone(),
+            nodes: wave.nodes.join(", "),
+            count: wave.nodes.len(),
+            reason: wave.reason.clone(),
+            wait_after_minutes: wave.wait_after_minutes,
+        })
+        .collect()
+}
+
 pub fn report_view(plan: &Plan, inventory: Option<&Inventory>) -> Result<ReportView, RunbookError> {
     let tz = time::zone(&plan.schedule.time_zone)?;
     let s = &plan.schedule;
@@ -450,20 +499,8 @@ pub fn report_view(plan: &Plan, inventory: Option<&Inventory>) -> Result<ReportV
             etcd: hop.etcd.clone().unwrap_or_default(),
             control_plane: hop.control_plane.iter().map(|c| c.node.clone()).collect::<Vec<_>>().join(", "),
             kubelets_first: hop.kubelets_first.join(", "),
-            waves: hop
-                .waves
-                .iter()
-                .enumerate()
-                .map(|(w, wave)| WaveSummary {
-                    number: w + 1,
-                    kind: if wave.kind == WaveKind::Canary { "canary" } else { "batch" }.to_string(),
-                    generation: wave.generation.clone(),
-                    nodes: wave.nodes.join(", "),
-                    count: wave.nodes.len(),
-                    reason: wave.reason.clone(),
-                    wait_after_minutes: wave.wait_after_minutes,
-                })
-                .collect(),
+            catch_up: summaries(&hop.before_control_plane),
+            waves: summaries(&hop.waves),
         })
         .collect();
     let mut path = vec![plan.from.to_string()];

@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use stepstone_core::findings::Finding;
 use stepstone_core::inventory::Inventory;
-use stepstone_core::plan::{ControlPlaneAction, Plan, ScheduleEntryKind, WaveKind, WorkerStrategy};
+use stepstone_core::plan::{ControlPlaneAction, Plan, ScheduleEntryKind, Wave, WaveKind, WorkerStrategy};
 use stepstone_core::releases::ReleaseData;
 use stepstone_core::version::KubeVersion;
 
@@ -92,6 +92,13 @@ pub struct NodeView {
     pub pkg: PackageCommands,
 }
 
+/// Nodes of one wave that share a package family: one block of node-local commands for all.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeGroup {
+    pub nodes: Vec<String>,
+    pub pkg: PackageCommands,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct WaveView {
     pub number: usize,
@@ -99,7 +106,12 @@ pub struct WaveView {
     pub generation: String,
     pub nodes: Vec<NodeView>,
     pub node_names: Vec<String>,
+    /// The wave's nodes by package family, in plan order of first appearance.
+    pub groups: Vec<NodeGroup>,
     pub reason: String,
+    /// Plan blockers this wave waits on (their fixes are in the preparation checklist).
+    pub blockers: Vec<String>,
+    pub pods_moved: u64,
     pub wait_after_minutes: u32,
     pub wait_seconds: u64,
     /// `soak` after a canary, `wait` after a batch.
@@ -116,14 +128,17 @@ pub struct HopView {
     pub from: String,
     pub to: String,
     pub minor: String,
+    pub from_minor: String,
     pub etcd: Option<String>,
     pub start: Option<String>,
     pub end: Option<String>,
     pub kubelets_first: Vec<String>,
     pub first_control_plane: Option<String>,
+    /// Kubelets brought to `from` before the control plane moves (they are behind the skew).
+    pub before_control_plane: Vec<WaveView>,
     pub control_plane: Vec<NodeView>,
     pub waves: Vec<WaveView>,
-    /// One availability check per package family used in this hop.
+    /// One availability check per package family and version used in this hop.
     pub available: Vec<PackageCommands>,
 }
 
@@ -157,9 +172,12 @@ pub struct PolicyView {
     pub batch_wait_minutes: u32,
 }
 
-/// Where in the schedule a step sits: `(hop, kind, sorted nodes) -> (start, end)`.
+/// Where in the schedule a step sits: `(hop, kind, wave index, sorted nodes) -> (start, end)`.
+/// Entries of the hop's waves carry the wave index; catch-up waves and older plans do not.
+type StepKey = (usize, &'static str, Option<usize>, Vec<String>);
+
 struct ScheduleIndex {
-    spans: BTreeMap<(usize, &'static str, Vec<String>), (Timestamp, Timestamp)>,
+    spans: BTreeMap<StepKey, (Timestamp, Timestamp)>,
     hops: BTreeMap<usize, (Timestamp, Timestamp)>,
 }
 
@@ -176,7 +194,7 @@ fn kind_key(kind: ScheduleEntryKind) -> &'static str {
 
 impl ScheduleIndex {
     fn new(plan: &Plan) -> Self {
-        let mut spans: BTreeMap<(usize, &'static str, Vec<String>), (Timestamp, Timestamp)> = BTreeMap::new();
+        let mut spans: BTreeMap<_, (Timestamp, Timestamp)> = BTreeMap::new();
         let mut hops: BTreeMap<usize, (Timestamp, Timestamp)> = BTreeMap::new();
         for e in &plan.schedule.entries {
             if e.kind == ScheduleEntryKind::OutsideWindow {
@@ -184,7 +202,7 @@ impl ScheduleIndex {
             }
             let mut nodes = e.nodes.clone();
             nodes.sort();
-            let span = spans.entry((e.hop, kind_key(e.kind), nodes)).or_insert((e.start, e.end));
+            let span = spans.entry((e.hop, kind_key(e.kind), e.wave, nodes)).or_insert((e.start, e.end));
             span.0 = span.0.min(e.start);
             span.1 = span.1.max(e.end);
             let hop = hops.entry(e.hop).or_insert((e.start, e.end));
@@ -194,10 +212,17 @@ impl ScheduleIndex {
         ScheduleIndex { spans, hops }
     }
 
-    fn span(&self, hop: usize, kind: &'static str, nodes: &[String]) -> Option<(Timestamp, Timestamp)> {
+    fn span(
+        &self,
+        hop: usize,
+        kind: &'static str,
+        wave: Option<usize>,
+        nodes: &[String],
+    ) -> Option<(Timestamp, Timestamp)> {
         let mut nodes = nodes.to_vec();
         nodes.sort();
-        self.spans.get(&(hop, kind, nodes)).copied()
+        let indexed = wave.and_then(|w| self.spans.get(&(hop, kind, Some(w), nodes.clone())));
+        indexed.or_else(|| self.spans.get(&(hop, kind, None, nodes))).copied()
     }
 }
 
@@ -246,15 +271,15 @@ pub fn upgrade_view(
 
     let mut hops = Vec::new();
     for (h, hop) in plan.hops.iter().enumerate() {
-        let mut node_view = |name: &str, generation: &str, cp: bool, action: &str| -> Result<NodeView, RunbookError> {
+        let mut node_view = |name: &str, generation: &str, cp: bool, action: &str, version: &KubeVersion| {
             let distro = families.of(name)?;
             used.entry(distro).or_default().insert(name.to_string());
-            Ok(NodeView {
+            Ok::<_, RunbookError>(NodeView {
                 name: name.to_string(),
                 generation: generation.to_string(),
                 control_plane: cp,
                 action: action.to_string(),
-                pkg: PackageCommands::new(distro, &hop.to),
+                pkg: PackageCommands::new(distro, version),
             })
         };
         let mut control_plane = Vec::new();
@@ -263,52 +288,91 @@ pub fn upgrade_view(
                 ControlPlaneAction::Apply => "apply",
                 ControlPlaneAction::Node => "node",
             };
-            control_plane.push(node_view(&step.node, &step.generation, true, action)?);
+            control_plane.push(node_view(&step.node, &step.generation, true, action, &hop.to)?);
         }
         let cp_names: Vec<String> = hop.control_plane.iter().map(|s| s.node.clone()).collect();
-        let mut waves = Vec::new();
-        for (w, wave) in hop.waves.iter().enumerate() {
-            let nodes = wave
-                .nodes
-                .iter()
-                .map(|n| node_view(n, &wave.generation, false, "node"))
-                .collect::<Result<Vec<_>, _>>()?;
-            let span = index.span(h, wave_kind(wave.kind), &wave.nodes);
-            let others = cp_names.iter().chain(hop.waves.iter().flat_map(|o| o.nodes.iter()));
-            let peer =
-                others.clone().find(|n| !wave.nodes.contains(n)).or(wave.nodes.first()).cloned().unwrap_or_default();
-            waves.push(WaveView {
-                number: w + 1,
-                kind: wave_kind(wave.kind).to_string(),
-                generation: wave.generation.clone(),
-                nodes,
-                node_names: wave.nodes.clone(),
-                reason: wave.reason.clone(),
-                wait_after_minutes: wave.wait_after_minutes,
-                wait_seconds: u64::from(wave.wait_after_minutes) * 60,
-                wait_kind: if wave.kind == WaveKind::Canary { "soak" } else { "wait" }.to_string(),
-                start: opt_minute(span, &tz, false),
-                end: opt_minute(span, &tz, true),
-                peer,
-            });
-        }
+        let all_nodes: Vec<&String> = hop
+            .before_control_plane
+            .iter()
+            .flat_map(|w| w.nodes.iter())
+            .chain(cp_names.iter())
+            .chain(hop.waves.iter().flat_map(|w| w.nodes.iter()))
+            .collect();
+        let mut wave_views =
+            |waves: &[Wave], indexed: bool, version: &KubeVersion| -> Result<Vec<WaveView>, RunbookError> {
+                let mut out = Vec::new();
+                for (w, wave) in waves.iter().enumerate() {
+                    let nodes = wave
+                        .nodes
+                        .iter()
+                        .map(|n| node_view(n, &wave.generation, false, "node", version))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let span = index.span(h, wave_kind(wave.kind), indexed.then_some(w), &wave.nodes);
+                    // An upgraded node outside the wave for the pod-to-pod check: the control plane
+                    // first (it moved before any worker), then the other waves.
+                    let peer = cp_names
+                        .iter()
+                        .chain(all_nodes.iter().copied())
+                        .find(|n| !wave.nodes.contains(n))
+                        .or(wave.nodes.first())
+                        .cloned()
+                        .unwrap_or_default();
+                    let mut groups: Vec<NodeGroup> = Vec::new();
+                    for n in &nodes {
+                        match groups.iter_mut().find(|g| g.pkg.distro == n.pkg.distro) {
+                            Some(g) => g.nodes.push(n.name.clone()),
+                            None => groups.push(NodeGroup { nodes: vec![n.name.clone()], pkg: n.pkg.clone() }),
+                        }
+                    }
+                    out.push(WaveView {
+                        number: w + 1,
+                        groups,
+                        kind: wave_kind(wave.kind).to_string(),
+                        generation: wave.generation.clone(),
+                        nodes,
+                        node_names: wave.nodes.clone(),
+                        reason: wave.reason.clone(),
+                        blockers: wave.blockers.clone(),
+                        pods_moved: wave.pods_moved,
+                        wait_after_minutes: wave.wait_after_minutes,
+                        wait_seconds: u64::from(wave.wait_after_minutes) * 60,
+                        wait_kind: if wave.kind == WaveKind::Canary { "soak" } else { "wait" }.to_string(),
+                        start: opt_minute(span, &tz, false),
+                        end: opt_minute(span, &tz, true),
+                        peer,
+                    });
+                }
+                Ok(out)
+            };
+        let before_control_plane = wave_views(&hop.before_control_plane, false, &hop.from)?;
+        let waves = wave_views(&hop.waves, true, &hop.to)?;
         let mut hop_families: BTreeSet<Distro> = BTreeSet::new();
         for n in cp_names.iter().chain(hop.waves.iter().flat_map(|w| w.nodes.iter())) {
             hop_families.insert(families.of(n)?);
+        }
+        let mut catch_up_families: BTreeSet<Distro> = BTreeSet::new();
+        for n in hop.before_control_plane.iter().flat_map(|w| w.nodes.iter()) {
+            catch_up_families.insert(families.of(n)?);
         }
         hops.push(HopView {
             number: h + 1,
             from: hop.from.to_string(),
             to: hop.to.to_string(),
             minor: hop.to.minor().to_string(),
+            from_minor: hop.from.minor().to_string(),
             etcd: hop.etcd.clone(),
             start: opt_minute(index.hops.get(&h).copied(), &tz, false),
             end: opt_minute(index.hops.get(&h).copied(), &tz, true),
             kubelets_first: hop.kubelets_first.clone(),
             first_control_plane: cp_names.first().cloned(),
+            before_control_plane,
             control_plane,
             waves,
-            available: hop_families.into_iter().map(|d| PackageCommands::new(d, &hop.to)).collect(),
+            available: catch_up_families
+                .into_iter()
+                .map(|d| PackageCommands::new(d, &hop.from))
+                .chain(hop_families.into_iter().map(|d| PackageCommands::new(d, &hop.to)))
+                .collect(),
         });
     }
 

@@ -1,9 +1,9 @@
 //! Golden and property tests of the rendered documents, from a hand-written plan and fleet in
 //! `tests/fixtures/` (a mixed Ubuntu/Rocky fleet of three hardware generations, two hops).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
+use common::assert_blocks_parse;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::Plan;
 use stepstone_runbook::{
@@ -22,48 +22,6 @@ fn fixture_inventory() -> Inventory {
 
 fn opts(distro: DistroChoice) -> RunbookOptions {
     RunbookOptions { distro, ..RunbookOptions::default() }
-}
-
-/// Every ```bash / ```sh block of a Markdown document, with the line it starts on.
-pub fn shell_blocks(markdown: &str) -> Vec<(usize, String)> {
-    let mut blocks = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    for (i, line) in markdown.lines().enumerate() {
-        match &mut current {
-            None if line.trim_start() == "```bash" || line.trim_start() == "```sh" => {
-                current = Some((i + 1, String::new()))
-            }
-            Some(_) if line.trim_start() == "```" => blocks.push(current.take().unwrap()),
-            Some((_, text)) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-            None => {}
-        }
-    }
-    assert!(current.is_none(), "a shell block is not closed");
-    blocks
-}
-
-/// `bash -n` over every shell block: each must parse on its own, as it is copied.
-fn assert_blocks_parse(name: &str, markdown: &str) {
-    let blocks = shell_blocks(markdown);
-    assert!(!blocks.is_empty(), "{name} has no shell blocks");
-    for (line, block) in blocks {
-        let mut child = Command::new("bash")
-            .arg("-n")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("bash runs (install the Debian package bash)");
-        child.stdin.take().unwrap().write_all(block.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: the block at line {line} does not parse: {}\n{block}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 fn assert_safe_drains(name: &str, markdown: &str) {
@@ -196,7 +154,7 @@ fn staging_design_from_the_fleet() {
 fn html_report_is_self_contained_with_one_bar_per_wave() {
     let plan = fixture_plan();
     let html = html_report(&plan, Some(&fixture_inventory()), &Templates::embedded()).unwrap();
-    let waves: usize = plan.hops.iter().map(|h| h.waves.len()).sum();
+    let waves: usize = plan.hops.iter().map(|h| h.waves.len() + h.before_control_plane.len()).sum();
     assert_eq!(html.matches("<rect class=\"bar wave\"").count(), waves);
     assert_eq!(html.matches("<rect class=\"bar cp\"").count(), 6);
     assert!(html.contains("<rect class=\"off\""), "time outside the windows is shaded");
@@ -224,4 +182,12 @@ fn a_team_replaces_the_notification_hooks() {
     assert!(md.contains("- [ ] Open change ticket for hop 2"));
     assert!(md.contains("- [ ] Close the change"));
     assert!(!md.contains("Stakeholders notified"));
+}
+
+#[test]
+fn the_bash_check_catches_a_broken_block() {
+    let broken = "text\n\n```bash\nif [ -f x ]; then echo unterminated\n```\n";
+    assert_eq!(common::shell_blocks(broken).len(), 1);
+    let caught = std::panic::catch_unwind(|| assert_blocks_parse("broken", broken));
+    assert!(caught.is_err(), "bash -n must refuse an unterminated if");
 }

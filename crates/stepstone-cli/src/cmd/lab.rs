@@ -1,11 +1,232 @@
-//! `stepstone lab`: not built yet.
+//! `stepstone lab`: run a virtual bare-metal cluster on 127.0.0.1 that real `kubectl` can drive
+//! (`lab up`), and generate fleets to run it with (`lab generate`).
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// (not available yet)
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use serde::Serialize;
+use stepstone_core::fleet::{FleetSpec, generate, to_pretty_json};
+use stepstone_lab::{FaultConfig, Lab, LabOptions};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(crate::exit::usage("'stepstone lab' is not available in this build"))
+use crate::output::{OutputArgs, emit};
+
+/// A virtual bare-metal cluster that speaks the Kubernetes API, for rehearsing upgrades.
+///
+/// `lab up` loads a fleet (a `kubectl get … -o json` List such as examples/three-generations.json,
+/// a snapshot of your own cluster, or the output of `lab generate`) and serves it on 127.0.0.1
+/// with simulated kubelets, scheduler and controllers, so `kubectl get/cordon/drain/scale` and
+/// stepstone itself behave as against a real cluster. `lab generate` writes a synthetic fleet.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab up --fleet examples/three-generations.json --kubeconfig ./lab.kubeconfig
+  kubectl --kubeconfig ./lab.kubeconfig get nodes -o wide
+  stepstone lab generate --nodes 500 --generations 3 --utilization 0.8 > fleet.json")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LabCommand {
+    Up(UpArgs),
+    Generate(GenerateArgs),
+}
+
+/// Serve a fleet on 127.0.0.1 until Ctrl-C.
+///
+/// Writes a kubeconfig pointing at the lab (plain HTTP on loopback, no credentials) and prints the
+/// address. Simulated time runs --speed times faster than the wall clock: pod start-up, grace
+/// periods and kubelet restarts shrink accordingly. Node operations (package installs,
+/// `kubeadm upgrade`, kubelet restarts) and fault injection are served under /lab/v1/.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab up --fleet examples/small.json
+  stepstone lab up --fleet cluster.json --port 6443 --speed 60 --kubeconfig ./lab.kubeconfig
+  stepstone lab up --fleet fleet.json --error-rate 0.05 --latency-ms 20")]
+pub struct UpArgs {
+    /// The fleet to load: a kubectl List in JSON.
+    #[arg(long, value_name = "FILE")]
+    pub fleet: PathBuf,
+
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+
+    /// Where to write the kubeconfig for the lab.
+    #[arg(long, value_name = "FILE", default_value = "./lab.kubeconfig")]
+    pub kubeconfig: PathBuf,
+
+    /// Seed for generated names, UIDs and fault dice.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+
+    /// Share of API requests answered 500 (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+
+    /// Share of API requests answered 429 throttling (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+
+    /// Milliseconds added to every API request.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Write a synthetic fleet (nodes, pods, PDBs and workloads as a kubectl List) to stdout.
+///
+/// Nodes are split evenly over hardware generations (the oldest on cgroup v1), about 30 pods per
+/// node at the requested CPU utilization, with Deployments, StatefulSets, DaemonSets and PDBs.
+/// The same arguments always give the same file.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab generate --nodes 500 --generations 3 --utilization 0.8 > fleet.json
+  stepstone lab generate --nodes 1000 --seed 7 --out fleet-1000.json")]
+pub struct GenerateArgs {
+    /// Total nodes, control plane included (3 control-plane nodes when there are enough).
+    #[arg(long, default_value_t = 50)]
+    pub nodes: usize,
+
+    /// Hardware generations.
+    #[arg(long, default_value_t = 3)]
+    pub generations: usize,
+
+    /// Share of worker CPU requested by pods, 0.0 to 1.0.
+    #[arg(long, default_value_t = 0.7)]
+    pub utilization: f64,
+
+    /// Seed for names and placement (default: derived from --nodes).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        LabCommand::Up(a) => up(a),
+        LabCommand::Generate(a) => generate_fleet(a),
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Started {
+    url: String,
+    kubeconfig: PathBuf,
+    speed: f64,
+    loaded: std::collections::BTreeMap<String, usize>,
+    skipped: std::collections::BTreeMap<String, usize>,
+}
+
+fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
+    if !(a.speed.is_finite() && a.speed > 0.0) {
+        return Err(crate::exit::usage(format!(
+            "--speed {} must be a positive number (1 = real time, 60 = a minute per second)",
+            a.speed
+        )));
+    }
+    let text = std::fs::read_to_string(&a.fleet)
+        .map_err(|e| crate::exit::usage(format!("cannot read --fleet {}: {e}", a.fleet.display())))?;
+    let fleet: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        crate::exit::usage(format!(
+            "--fleet {}: not JSON ({e}); write one with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json` or `stepstone lab generate`",
+            a.fleet.display()
+        ))
+    })?;
+    let faults = FaultConfig {
+        error_rate: a.error_rate,
+        throttle_rate: a.throttle_rate,
+        latency_ms: a.latency_ms,
+        ..Default::default()
+    };
+    faults.validate().map_err(|e| crate::exit::usage(format!("fault flags: {e}")))?;
+    let opts = LabOptions {
+        port: a.port,
+        speed: a.speed,
+        kubeconfig: Some(a.kubeconfig.clone()),
+        faults,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let fleet_name = a.fleet.display().to_string();
+    let format = a.output.output;
+    crate::exit::block_on(async move {
+        let lab = Lab::start(fleet, opts).await.map_err(|e| match e {
+            stepstone_lab::LabError::Bind { .. }
+            | stepstone_lab::LabError::Kubeconfig { .. }
+            | stepstone_lab::LabError::Runtime(_) => anyhow::Error::new(e),
+            other => crate::exit::usage(format!("--fleet {fleet_name}: {other}")),
+        })?;
+        let started = Started {
+            url: lab.url(),
+            kubeconfig: a.kubeconfig.clone(),
+            speed: a.speed,
+            loaded: lab.load.loaded.clone(),
+            skipped: lab.load.skipped.clone(),
+        };
+        emit(format, "LabStarted", &started, || {
+            let count = |k: &str| started.loaded.get(k).copied().unwrap_or(0);
+            let mut text = format!(
+                "lab serving {} ({} nodes, {} pods, {} PDBs; speed x{})\n",
+                started.url,
+                count("Node"),
+                count("Pod"),
+                count("PodDisruptionBudget"),
+                started.speed
+            );
+            for (kind, n) in &started.skipped {
+                text.push_str(&format!("skipped {n} {kind} (not served by the lab)\n"));
+            }
+            text.push_str(&format!("kubeconfig written to {}\n", started.kubeconfig.display()));
+            text.push_str(&format!("  kubectl --kubeconfig {} get nodes -o wide\n", started.kubeconfig.display()));
+            text.push_str(&format!("node operations: {}/lab/v1/nodes   (Ctrl-C stops the lab)\n", started.url));
+            text
+        })?;
+        std::io::stdout().flush()?;
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        lab.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate_fleet(a: GenerateArgs) -> anyhow::Result<ExitCode> {
+    if a.nodes == 0 {
+        return Err(crate::exit::usage("--nodes must be at least 1"));
+    }
+    if a.generations == 0 {
+        return Err(crate::exit::usage("--generations must be at least 1"));
+    }
+    if !(0.0..=1.0).contains(&a.utilization) {
+        return Err(crate::exit::usage(format!(
+            "--utilization {} must be between 0.0 and 1.0 (0.8 = 80% of CPU requested)",
+            a.utilization
+        )));
+    }
+    let mut spec = FleetSpec::synthetic(a.nodes, a.generations, a.utilization);
+    if let Some(seed) = a.seed {
+        spec.seed = seed;
+    }
+    let text = to_pretty_json(&generate(&spec));
+    match &a.out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,230 @@
-//! `stepstone plan`: not built yet.
+//! `stepstone plan`: the whole upgrade as data: hops, control-plane steps, canaries, capacity-
+//! and budget-safe batches per hardware generation, blockers, and a calendar.
 
 use std::process::ExitCode;
 
-/// (not available yet)
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use stepstone_core::drain::DrainOptions;
+use stepstone_core::plan::schedule::{self, ScheduleOptions};
+use stepstone_core::plan::simulate::Headroom;
+use stepstone_core::plan::window::MaintenanceWindow;
+use stepstone_core::plan::{self, Durations, PlanRequest};
+use stepstone_core::releases::ReleaseData;
+use stepstone_core::version::VersionRequest;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(crate::exit::usage("'stepstone plan' is not available in this build"))
+use crate::cmd::path::WorkersArg;
+use crate::exit::usage;
+use crate::output::{OutputArgs, emit};
+use crate::source::SourceArgs;
+
+/// Plan the upgrade: control plane first, then one canary per hardware generation (oldest
+/// first), then every generation in batches that the capacity and disruption-budget simulator
+/// proves safe, with a calendar.
+///
+/// Every batch is as large as --max-unavailable allows unless the simulator shows that one more
+/// node would leave a pod with nowhere to go or push a node above the headroom; each wave says
+/// why it has its size. Blockers (budgets at 0, unmanaged or node-local pods, pods with nowhere
+/// to go) are listed with their fix, and the nodes they hold up still appear in the plan.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone plan --to v1.35
+  stepstone plan --snapshot cluster.json --to v1.35.3 --max-unavailable 3 --headroom 85%
+  stepstone plan --snapshot cluster.json --to v1.35 --window 'Tue,Wed 09:00-13:00 Europe/Berlin' \\
+      --start 2026-12-01T09:00 -o json > plan.json
+
+Exit codes: 0 plan made, 1 plan made but blockers of severity error stop some drains,
+2 bad input (unknown target, bad window, unknown generation).")]
+pub struct Args {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Target version: a minor (v1.35, its latest known patch) or an exact patch (v1.35.3).
+    #[arg(long, value_name = "VERSION", value_parser = parse_request)]
+    pub to: VersionRequest,
+
+    /// Most workers drained at the same time.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unavailable: u32,
+
+    /// No node may be above this share of allocatable CPU or memory requested after a drain.
+    #[arg(long, value_name = "PERCENT", default_value = "85%", value_parser = parse_headroom)]
+    pub headroom: Headroom,
+
+    /// Watch time after each canary before the next wave (e.g. 30m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_minutes)]
+    pub canary_soak: u32,
+
+    /// Wait between batches, for evicted pods to settle (e.g. 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_minutes)]
+    pub batch_wait: u32,
+
+    /// Maintenance window: days, hours and IANA time zone, e.g. 'Tue,Wed 09:00-13:00 Europe/Berlin'.
+    /// Repeatable. Work starts only inside a window and never runs past its end.
+    #[arg(long, value_name = "WINDOW", value_parser = parse_window)]
+    pub window: Vec<MaintenanceWindow>,
+
+    /// When the plan starts, local to the window's time zone (UTC without a window),
+    /// e.g. 2026-12-01T09:00. Default: now.
+    #[arg(long, value_name = "DATETIME", value_parser = parse_start)]
+    pub start: Option<jiff::civil::DateTime>,
+
+    /// How workers follow the control plane across hops.
+    #[arg(long, value_enum, default_value_t = WorkersArg::Lockstep)]
+    pub workers: WorkersArg,
+
+    /// Hardware generations oldest first, e.g. dell-r640,dell-r740,hp-dl380 (default: inferred
+    /// from the earliest node creation time per generation, then the oldest kernel).
+    #[arg(long, value_name = "GEN,GEN,...", value_delimiter = ',')]
+    pub generation_order: Vec<String>,
+
+    /// Plan as if drains evict pods with emptyDir volumes (their data is lost), as
+    /// `stepstone drain --delete-emptydir-data` does. Without it such pods block their node.
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+
+    /// Plan as if drains delete pods no controller recreates (they are gone for good).
+    #[arg(long)]
+    pub delete_unmanaged_pods: bool,
+
+    /// Plan as if drains evict pods bound to node-local storage (their data stays behind).
+    #[arg(long)]
+    pub allow_local_storage_loss: bool,
+
+    /// Do not warn about work on Saturdays and Sundays.
+    #[arg(long)]
+    pub allow_weekend: bool,
+
+    /// Do not warn about work on Friday afternoons.
+    #[arg(long)]
+    pub allow_friday: bool,
+
+    /// Assumed time to drain a worker (evictions without budget waits).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_minutes)]
+    pub drain_time: u32,
+
+    /// Assumed time to install packages and run `kubeadm upgrade node` on a worker.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_minutes)]
+    pub upgrade_time: u32,
+
+    /// Assumed time to restart the kubelet.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_minutes)]
+    pub restart_time: u32,
+
+    /// Assumed time until the node is Ready and uncordoned.
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_minutes)]
+    pub ready_time: u32,
+
+    /// Assumed time for one control-plane node (drain, kubeadm upgrade, kubelet, checks).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_minutes)]
+    pub control_plane_time: u32,
+
+    /// Assumed time from an eviction to its replacement pod being Ready.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_minutes)]
+    pub pod_start_time: u32,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_request(s: &str) -> Result<VersionRequest, String> {
+    s.parse::<VersionRequest>().map_err(|e| e.to_string())
+}
+
+fn parse_headroom(s: &str) -> Result<Headroom, String> {
+    Headroom::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_window(s: &str) -> Result<MaintenanceWindow, String> {
+    MaintenanceWindow::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_start(s: &str) -> Result<jiff::civil::DateTime, String> {
+    s.parse::<jiff::civil::DateTime>()
+        .map_err(|_| format!("'{s}' is not a local date and time; use e.g. 2026-12-01T09:00"))
+}
+
+/// `30m`, `1h`, `1h30m`, `90` (minutes), `0`.
+pub fn parse_minutes(s: &str) -> Result<u32, String> {
+    let err = || format!("'{s}' is not a duration; use minutes or hours, e.g. 30m, 1h, 1h30m");
+    let t = s.trim();
+    if let Ok(m) = t.parse::<u32>() {
+        return Ok(m);
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut seen = false;
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| err())?;
+        num.clear();
+        total += match c {
+            'h' => n * 60,
+            'm' => n,
+            'd' => n * 1440,
+            _ => return Err(err()),
+        };
+        seen = true;
+    }
+    if !num.is_empty() || !seen {
+        return Err(err());
+    }
+    u32::try_from(total).map_err(|_| err())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let inv = args.source.load()?;
+    let start = match args.start {
+        Some(local) => schedule::resolve_start(local, &args.window).map_err(|e| usage(e.to_string()))?,
+        // The core never reads the clock; the command supplies "now", to the minute.
+        None => jiff::Timestamp::now().round(jiff::Unit::Minute).map_err(|e| usage(e.to_string()))?,
+    };
+    let mut schedule = ScheduleOptions::new(start);
+    schedule.windows = args.window.clone();
+    schedule.allow_weekend = args.allow_weekend;
+    schedule.allow_friday = args.allow_friday;
+    let request = PlanRequest {
+        target: args.to.clone(),
+        max_unavailable: args.max_unavailable,
+        headroom: args.headroom,
+        canary_soak_minutes: args.canary_soak,
+        batch_wait_minutes: args.batch_wait,
+        strategy: args.workers.into(),
+        generation_order: args.generation_order.clone(),
+        durations: Durations {
+            drain_minutes: args.drain_time,
+            package_upgrade_minutes: args.upgrade_time,
+            kubelet_restart_minutes: args.restart_time,
+            ready_minutes: args.ready_time,
+            control_plane_minutes: args.control_plane_time,
+            pod_start_minutes: args.pod_start_time,
+        },
+        drain: DrainOptions {
+            delete_emptydir_data: args.delete_emptydir_data,
+            delete_unmanaged: args.delete_unmanaged_pods,
+            allow_local_storage_loss: args.allow_local_storage_loss,
+            ..DrainOptions::default()
+        },
+        schedule,
+    };
+    let plan = plan::make_plan(&inv, &request, ReleaseData::embedded()).map_err(|e| usage(e.to_string()))?;
+    emit(args.output.output, "Plan", &plan, || plan::table::render(&plan))?;
+    Ok(crate::exit::for_findings(&plan.blockers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_minutes;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_minutes("30m"), Ok(30));
+        assert_eq!(parse_minutes("1h30m"), Ok(90));
+        assert_eq!(parse_minutes("90"), Ok(90));
+        assert_eq!(parse_minutes("2h"), Ok(120));
+        assert!(parse_minutes("soon").is_err());
+        assert!(parse_minutes("5s").is_err());
+        assert!(parse_minutes("m").is_err());
+    }
 }

@@ -2,21 +2,24 @@
 //! anything runs, each with the concrete fix and the nodes it holds up.
 //!
 //! Kinds (finding code `blocker.<kind>`):
-//! - `pdb-no-disruptions`: a budget that allows 0 disruptions now (too few replicas for its
-//!   minimum, `maxUnavailable: 0`, unready pods);
-//! - `several-pdbs`: a pod selected by more than one budget (the eviction API refuses it);
-//! - `unmanaged`, `local-storage`, `emptydir`, and other drain-rule outcomes that stop a drain;
-//! - `singleton`: a workload with one replica (no budget stops the drain, but it goes down);
-//! - `nowhere-to-go`: pods that fit on no other node when their node is drained on its own.
+//! - every blocker of the drain rules ([`crate::drain::BlockerKind`]): `unmanaged`,
+//!   `not-safe-to-evict`, `local-storage`, `pinned-to-node`, `emptydir`, `several-budgets`
+//!   (errors; warnings when an option such as `--delete-emptydir-data` accepted them);
+//! - `budget`: a PodDisruptionBudget that allows 0 disruptions now (too few replicas for its
+//!   minimum, `maxUnavailable: 0`, unready pods), one finding per budget with all its nodes;
+//! - `singleton`: a Deployment or StatefulSet with one replica (nothing blocks the drain, but
+//!   the workload is down until its replacement is Ready);
+//! - `nowhere-to-go`: pods that fit on no other node when their node is drained on its own;
+//! - `pdb-hang` (from the plan's simulation): a budget that runs out and never recovers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::drain::{self, DrainOptions};
+use crate::drain::{self, BlockerKind, DrainOptions};
 use crate::findings::{Finding, Severity};
-use crate::inventory::{Inventory, Pdb, Pod, Workload, WorkloadKind};
-use crate::pdb;
+use crate::inventory::{Inventory, PdbStatus, Pod, Workload, WorkloadKind};
+use crate::pdb::BudgetTracker;
 
 use super::simulate::{CapacityModel, Headroom};
 use super::waves::{nowhere_hint, reference};
@@ -56,10 +59,19 @@ impl BlockersReport {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BlockerOptions {
     pub drain: DrainOptions,
     pub headroom: Headroom,
+    /// Drain every node on its own to find pods with nowhere to go. The wave planner skips
+    /// this: its simulation meets those pods at their node's turn, in the fleet as it is then.
+    pub check_placement: bool,
+}
+
+impl Default for BlockerOptions {
+    fn default() -> Self {
+        BlockerOptions { drain: DrainOptions::default(), headroom: Headroom::default(), check_placement: true }
+    }
 }
 
 /// The report, and per pod (inventory index) the references of the error blockers that stop
@@ -68,6 +80,8 @@ pub struct BlockerOptions {
 pub struct Analysis {
     pub report: BlockersReport,
     pub pod_blockers: BTreeMap<usize, Vec<String>>,
+    /// Per pod (inventory index): the drain evicts it (rather than skipping it or stopping).
+    pub evicts: Vec<bool>,
 }
 
 struct Collector {
@@ -120,33 +134,27 @@ impl<'a> Controllers<'a> {
     }
 }
 
-/// `deploy/redis in prod` for the controller a user scales.
-fn workload_name(w: &Workload) -> String {
-    format!("{}/{} in {}", w.kind.short(), w.name, w.namespace)
-}
-
-/// The smallest replica count that lets a budget allow one disruption, if scaling helps at all.
-fn replicas_needed(pdb: &Pdb, expected: i64) -> Option<i64> {
-    use crate::inventory::IntOrPercent::*;
-    (expected.max(1)..expected.max(1) + 1000).find(|&n| {
-        let desired = match (pdb.min_available, pdb.max_unavailable) {
-            (Some(Int(m)), _) => m,
-            (Some(Percent(p)), _) => (n * p + 99) / 100,
-            (None, Some(Int(u))) => n - u,
-            (None, Some(Percent(p))) => n - (n * p + 99) / 100,
-            (None, None) => n,
-        };
-        n - desired >= 1 && n > expected
-    })
+/// The finding code of a drain-rule blocker: `blocker.unmanaged`, `blocker.budget`, ...
+pub fn code(kind: BlockerKind) -> String {
+    format!("blocker.{}", kind.code())
 }
 
 /// Find every blocker in the inventory.
 pub fn analyse(inv: &Inventory, opts: &BlockerOptions) -> Analysis {
+    let budgets = BudgetTracker::new(inv);
+    let mut model = CapacityModel::new(&inv.nodes, &inv.pods, opts.headroom);
+    analyse_with(inv, opts, &budgets, &mut model)
+}
+
+/// [`analyse`] with the budget tracker and a capacity model of the same inventory and
+/// headroom, built by the caller (the planner shares them); the model is left as it was found.
+pub fn analyse_with(
+    inv: &Inventory,
+    opts: &BlockerOptions,
+    budgets: &BudgetTracker,
+    model: &mut CapacityModel,
+) -> Analysis {
     let mut c = Collector { by_ref: BTreeMap::new(), pod_blockers: BTreeMap::new() };
-    let mut pdbs_by_ns: HashMap<&str, Vec<&Pdb>> = HashMap::new();
-    for b in &inv.pdbs {
-        pdbs_by_ns.entry(b.namespace.as_str()).or_default().push(b);
-    }
     let mut pods_by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, p) in inv.pods.iter().enumerate() {
         if !p.phase.is_finished() {
@@ -156,81 +164,68 @@ pub fn analyse(inv: &Inventory, opts: &BlockerOptions) -> Analysis {
     let controllers = Controllers::new(inv);
     let workers_and_cp: BTreeSet<&str> = inv.nodes.iter().map(|n| n.name.as_str()).collect();
 
-    // Budgets that allow no disruption now.
-    for b in &inv.pdbs {
-        let status = pdb::compute_status(b, inv);
-        if status.disruptions_allowed > 0 {
-            continue;
-        }
-        let covered: Vec<usize> = pods_by_ns
-            .get(b.namespace.as_str())
-            .map(|v| v.iter().copied().filter(|&i| b.selects(&inv.pods[i])).collect())
-            .unwrap_or_default();
-        if covered.is_empty() {
-            continue;
-        }
-        let unhealthy = status.expected_pods.max(covered.len() as i64) - status.current_healthy;
-        let budget = match (b.min_available, b.max_unavailable) {
-            (Some(m), _) => format!("minAvailable {m}"),
-            (None, Some(u)) => format!("maxUnavailable {u}"),
-            (None, None) => "no minimum".to_string(),
-        };
-        let workload = covered.iter().find_map(|&i| controllers.top(&inv.pods[i])).map(workload_name);
-        let mut message = format!(
-            "pdb {} ({budget}) allows 0 disruptions: {} healthy of {} expected, {} needed",
-            b.name, status.current_healthy, status.expected_pods, status.desired_healthy
-        );
-        let hint = if unhealthy > 0 && !b.always_allow_unhealthy() {
-            message.push_str(&format!("; {unhealthy} pod(s) not Ready"));
-            "make the unready pods Ready, or set unhealthyPodEvictionPolicy: AlwaysAllow on the budget so unready pods can be evicted without spending it".to_string()
-        } else {
-            match (replicas_needed(b, status.expected_pods), &workload) {
-                (Some(n), Some(name)) => format!(
-                    "scale {name} to {n} for the duration (kubectl scale --replicas={n}), or relax the budget"
-                ),
-                (Some(n), None) => format!("run {n} matching pods for the duration, or relax the budget"),
-                (None, _) => format!(
-                    "{budget} never allows an eviction: set maxUnavailable: 1 (or a minAvailable below the replica count) for the duration"
-                ),
-            }
-        };
-        let finding =
-            Finding::new(Severity::Error, "blocker.pdb-no-disruptions", format!("{}/{}", b.namespace, b.name), message, hint);
-        for &i in &covered {
-            let node = inv.pods[i].node_name.as_deref().filter(|n| workers_and_cp.contains(n));
-            c.add(finding.clone(), node, Some(i));
-        }
-    }
-
+    // The drain rules, pod by pod: what stops a drain, and what an option let through.
+    let classifier = drain::Classifier::new(inv, &opts.drain);
+    let mut evicts = vec![false; inv.pods.len()];
     for (i, pod) in inv.pods.iter().enumerate() {
         if pod.phase.is_finished() {
             continue;
         }
         let node = pod.node_name.as_deref().filter(|n| workers_and_cp.contains(n));
-        // Several budgets on one pod: the eviction API answers 500 and kubectl gives up.
-        let matching: Vec<&Pdb> =
-            pdbs_by_ns.get(pod.namespace.as_str()).map(|v| v.iter().copied().filter(|b| b.selects(pod)).collect()).unwrap_or_default();
-        if matching.len() > 1 {
-            let names: Vec<String> = matching.iter().map(|b| b.name.clone()).collect();
+        let disposition = classifier.classify(pod);
+        evicts[i] = disposition.is_evicted();
+        if let Some(b) = disposition.blocker() {
             c.add(
-                Finding::new(
-                    Severity::Error,
-                    "blocker.several-pdbs",
-                    pod.key(),
-                    format!("selected by {} disruption budgets ({}); the eviction API refuses such pods", names.len(), names.join(", ")),
-                    format!("make the selectors of {} disjoint so one budget covers the pod", names.join(" and ")),
-                ),
+                Finding::new(Severity::Error, code(b.kind), b.pod.clone(), b.reason.clone(), b.fix.clone()),
                 node,
                 Some(i),
             );
         }
-        if let Some(rule) = drain::classify(pod, inv, &opts.drain).blocker() {
-            let severity = if rule.stops_drain { Severity::Error } else { Severity::Warning };
+        for b in disposition.overrides() {
+            let flag = b.kind.override_flag().unwrap_or("an override");
             c.add(
-                Finding::new(severity, format!("blocker.{}", rule.kind), pod.key(), rule.message, rule.hint),
+                Finding::new(
+                    Severity::Warning,
+                    code(b.kind),
+                    b.pod.clone(),
+                    format!("{} (accepted by {flag})", b.reason),
+                    format!("make sure losing this is acceptable, or drop {flag} and {}", b.fix),
+                ),
                 node,
-                rule.stops_drain.then_some(i),
+                None,
             );
+        }
+    }
+
+    // Budgets that allow no disruption now: every pod they cover that the drain would evict
+    // waits forever.
+    for b in &inv.pdbs {
+        let Some(view) = budgets.budget(&b.key()) else { continue };
+        if view.disruptions_allowed() > 0 {
+            continue;
+        }
+        let covered: Vec<usize> = pods_by_ns
+            .get(b.namespace.as_str())
+            .map(|v| v.iter().copied().filter(|&i| evicts[i] && b.selects(&inv.pods[i])).collect())
+            .unwrap_or_default();
+        let Some(&first) = covered.first() else { continue };
+        let status = PdbStatus {
+            current_healthy: view.current_healthy,
+            desired_healthy: view.desired_healthy,
+            expected_pods: view.expected_pods,
+            disruptions_allowed: 0,
+            observed_generation: b.generation,
+        };
+        let blocker = drain::budget_blocker(&inv.pods[first], b, &status, inv);
+        let mut message = blocker.reason.clone();
+        if let Some(error) = &view.sync_error {
+            message.push_str(&format!(" (the disruption controller cannot compute it: {error})"));
+        }
+        message.push_str(&format!("; {} pod(s) under it", covered.len()));
+        let finding = Finding::new(Severity::Error, code(BlockerKind::Budget), b.key(), message, blocker.fix);
+        for &i in &covered {
+            let node = inv.pods[i].node_name.as_deref().filter(|n| workers_and_cp.contains(n));
+            c.add(finding.clone(), node, Some(i));
         }
     }
 
@@ -276,7 +271,9 @@ pub fn analyse(inv: &Inventory, opts: &BlockerOptions) -> Analysis {
         );
     }
 
-    nowhere_to_go(inv, opts, &mut c, &pdbs_by_ns);
+    if opts.check_placement {
+        nowhere_to_go(inv, opts, &mut c, budgets, &evicts, model);
+    }
 
     let mut blockers: Vec<Blocker> = c.by_ref.into_values().collect();
     for b in &mut blockers {
@@ -302,61 +299,71 @@ pub fn analyse(inv: &Inventory, opts: &BlockerOptions) -> Analysis {
         nodes_blocked: blocked_nodes.len(),
         nodes: inv.nodes.len(),
     };
-    let report = BlockersReport {
-        cluster: inv.source.clone(),
-        headroom_percent: opts.headroom.as_percent(),
-        summary,
-        blockers,
-    };
-    Analysis { report, pod_blockers: c.pod_blockers }
+    let report =
+        BlockersReport { cluster: inv.source.clone(), headroom_percent: opts.headroom.as_percent(), summary, blockers };
+    Analysis { report, pod_blockers: c.pod_blockers, evicts }
 }
 
 /// Drain every node on its own from the current state: pods that fit nowhere else.
-fn nowhere_to_go(inv: &Inventory, opts: &BlockerOptions, c: &mut Collector, pdbs: &HashMap<&str, Vec<&Pdb>>) {
-    let mut model = CapacityModel::new(&inv.nodes, &inv.pods, opts.headroom);
-    let mut on_node: HashMap<&str, Vec<usize>> = HashMap::new();
+fn nowhere_to_go(
+    inv: &Inventory,
+    opts: &BlockerOptions,
+    c: &mut Collector,
+    budgets: &BudgetTracker,
+    evicts: &[bool],
+    model: &mut CapacityModel,
+) {
+    let mut on_node: Vec<Vec<usize>> = vec![Vec::new(); model.node_count()];
     for (i, p) in inv.pods.iter().enumerate() {
-        if p.phase.is_finished() || c.pod_blockers.contains_key(&i) {
+        if p.phase.is_finished() || !evicts[i] || c.pod_blockers.contains_key(&i) {
             continue;
         }
-        if let Some(n) = p.node_name.as_deref()
-            && drain::classify(p, inv, &opts.drain).is_evicted()
-        {
-            on_node.entry(n).or_default().push(i);
+        if let Some(n) = p.node_name.as_deref().and_then(|n| model.index_of(n)) {
+            on_node[n as usize].push(i);
         }
     }
-    for node in &inv.nodes {
-        let Some(pods) = on_node.get(node.name.as_str()) else { continue };
-        model.set_unschedulable(&node.name, true);
-        let mut moved: Vec<(usize, String)> = Vec::new();
+    for (node, pods) in on_node.iter().enumerate() {
+        let node = node as u32;
+        if pods.is_empty() {
+            continue;
+        }
+        model.set_unschedulable_at(node, true);
+        let mut moved: Vec<usize> = Vec::new();
         for &i in pods {
             let pod = &inv.pods[i];
             model.unbind(pod);
-            match model.pick(pod) {
-                Ok(target) => {
-                    model.bind(pod, &target);
-                    moved.push((i, target));
+            match model.pick_at(pod) {
+                Some(target) => {
+                    model.bind_at(pod, target);
+                    moved.push(i);
                 }
-                Err(why) => {
-                    model.bind(pod, &node.name);
-                    let covered = pdbs
-                        .get(pod.namespace.as_str())
-                        .is_some_and(|v| v.iter().any(|b| b.selects(pod)));
-                    let mut message = format!("draining {} leaves this pod with nowhere to go: {why}", node.name);
-                    if covered {
-                        message.push_str("; its disruption budget stays spent until a replacement runs, so the drain hangs");
+                None => {
+                    let why = model.pick(pod).expect_err("pick_at said no");
+                    model.bind_at(pod, node);
+                    let name = model.name_at(node).to_string();
+                    let mut message = format!("draining {name} leaves this pod with nowhere to go: {why}");
+                    if !budgets.covering(pod).is_empty() {
+                        message.push_str(
+                            "; its disruption budget stays spent until a replacement runs, so the drain hangs",
+                        );
                     }
                     c.add(
-                        Finding::new(Severity::Error, "blocker.nowhere-to-go", pod.key(), message, nowhere_hint(&why, opts.headroom)),
-                        Some(&node.name),
+                        Finding::new(
+                            Severity::Error,
+                            "blocker.nowhere-to-go",
+                            pod.key(),
+                            message,
+                            nowhere_hint(&why, opts.headroom),
+                        ),
+                        Some(&name),
                         None,
                     );
                 }
             }
         }
-        for (i, _) in moved.into_iter().rev() {
-            model.bind(&inv.pods[i], &node.name);
+        for i in moved.into_iter().rev() {
+            model.bind_at(&inv.pods[i], node);
         }
-        model.set_unschedulable(&node.name, false);
+        model.set_unschedulable_at(node, false);
     }
 }

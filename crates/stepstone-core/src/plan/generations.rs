@@ -135,10 +135,7 @@ mod tests {
             ("e1", "alpha", None, "5.10.0"),
             ("f1", "beta", None, "5.10.0"),
         ]);
-        assert_eq!(
-            order(&i, &[]).unwrap(),
-            vec!["dell-r640", "dell-r740", "hp-dl380", "zeta", "alpha", "beta"]
-        );
+        assert_eq!(order(&i, &[]).unwrap(), vec!["dell-r640", "dell-r740", "hp-dl380", "zeta", "alpha", "beta"]);
         assert_eq!(kernel_key("5.15.0-90-generic"), vec![5, 15, 0, 90]);
     }
 

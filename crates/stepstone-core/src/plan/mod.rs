@@ -1,10 +1,196 @@
-//! Planning an upgrade: the Plan model, and (in submodules) the rules and simulators that fill it.
+//! Planning an upgrade: [`make_plan`] turns an inventory and a request into a [`Plan`]: the
+//! path's hops, each with control-plane steps and waves of workers sized by the capacity and
+//! disruption-budget simulator, the blockers with their fixes, and a calendar.
+//!
+//! Submodules: [`model`] (the Plan JSON contract), [`simulate`] (capacity), [`waves`] (the wave
+//! planner), [`blockers`], [`generations`] (age order of hardware), [`schedule`] and [`window`]
+//! (the calendar), [`table`] (the text rendering).
 
+pub mod blockers;
 pub mod generations;
 pub mod model;
 pub mod schedule;
 pub mod simulate;
 pub mod table;
+pub mod waves;
 pub mod window;
 
 pub use model::*;
+
+use crate::drain::DrainOptions;
+use crate::findings::{self, Finding};
+use crate::inventory::Inventory;
+use crate::path::{self, PathError, UpgradePath};
+use crate::pdb::BudgetTracker;
+use crate::releases::ReleaseData;
+use crate::version::VersionRequest;
+
+use self::blockers::{BlockerOptions, analyse_with};
+use self::schedule::{ScheduleError, ScheduleOptions};
+use self::simulate::{CapacityModel, Headroom};
+use self::waves::{HopNodes, Planner, WavePolicy};
+
+/// What the operator asks for.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub target: VersionRequest,
+    /// Most workers drained at once (at least 1).
+    pub max_unavailable: u32,
+    pub headroom: Headroom,
+    pub canary_soak_minutes: u32,
+    pub batch_wait_minutes: u32,
+    pub strategy: WorkerStrategy,
+    /// Hardware generations oldest first; empty: inferred.
+    pub generation_order: Vec<String>,
+    pub durations: Durations,
+    /// The drain's overrides (`--delete-emptydir-data` and the like): what they accept is
+    /// evicted and moved instead of blocking.
+    pub drain: DrainOptions,
+    pub schedule: ScheduleOptions,
+}
+
+impl PlanRequest {
+    /// The defaults of `stepstone plan`, starting at `start`.
+    pub fn new(target: VersionRequest, start: jiff::Timestamp) -> Self {
+        PlanRequest {
+            target,
+            max_unavailable: 2,
+            headroom: Headroom::default(),
+            canary_soak_minutes: 30,
+            batch_wait_minutes: 5,
+            strategy: WorkerStrategy::Lockstep,
+            generation_order: Vec::new(),
+            durations: Durations::default(),
+            drain: DrainOptions::default(),
+            schedule: ScheduleOptions::new(start),
+        }
+    }
+}
+
+/// Why no plan could be made. Each message names the input and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error(transparent)]
+    Generation(#[from] generations::UnknownGeneration),
+    #[error("{0}: the inventory has no nodes; check the snapshot includes `kubectl get nodes -o json` output")]
+    NoNodes(String),
+}
+
+fn hop_nodes(inv: &Inventory, path: &UpgradePath) -> Vec<HopNodes> {
+    let is_worker = |n: &String| inv.node(n).is_some_and(|x| !x.is_control_plane());
+    path.hops
+        .iter()
+        .map(|h| {
+            let mut before: Vec<String> =
+                h.kubelets_first.iter().chain(&h.catch_up).filter(|n| is_worker(n)).cloned().collect();
+            before.sort();
+            before.dedup();
+            HopNodes {
+                from: h.from.clone(),
+                to: h.to.clone(),
+                etcd: h.etcd.clone(),
+                control_plane: h.control_plane.clone(),
+                kubelets_first: h.kubelets_first.clone(),
+                before_control_plane: before,
+                workers: h.workers.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Plan the upgrade of `inv` as `req` asks. Pure and deterministic: the same inputs give the
+/// same plan, byte for byte.
+pub fn make_plan(inv: &Inventory, req: &PlanRequest, releases: &ReleaseData) -> Result<Plan, PlanError> {
+    make(inv, req, releases, false).map(|(plan, _)| plan)
+}
+
+/// [`make_plan`], plus every simulated move and eviction round of the plan, for checking the
+/// plan against independent arithmetic.
+pub fn make_plan_traced(
+    inv: &Inventory,
+    req: &PlanRequest,
+    releases: &ReleaseData,
+) -> Result<(Plan, Vec<waves::TraceEvent>), PlanError> {
+    make(inv, req, releases, true)
+}
+
+fn make(
+    inv: &Inventory,
+    req: &PlanRequest,
+    releases: &ReleaseData,
+    traced: bool,
+) -> Result<(Plan, Vec<waves::TraceEvent>), PlanError> {
+    if inv.nodes.is_empty() {
+        return Err(PlanError::NoNodes(inv.source.clone()));
+    }
+    let path = path::upgrade_path(inv, &req.target, req.strategy, releases)?;
+    let generation_order = generations::order(inv, &req.generation_order)?;
+    let budgets = BudgetTracker::new(inv);
+    let mut model = CapacityModel::new(&inv.nodes, &inv.pods, req.headroom);
+    let analysis = analyse_with(
+        inv,
+        &BlockerOptions { drain: req.drain.clone(), headroom: req.headroom, check_placement: false },
+        &budgets,
+        &mut model,
+    );
+    let hops_in = hop_nodes(inv, &path);
+
+    let policy = WavePolicy {
+        max_unavailable: req.max_unavailable.max(1),
+        headroom: req.headroom,
+        canary_soak_minutes: req.canary_soak_minutes,
+        batch_wait_minutes: req.batch_wait_minutes,
+        pod_start_minutes: req.durations.pod_start_minutes,
+        serialise_budgets: true,
+        generation_order: generation_order.clone(),
+    };
+    let mut planner = Planner::new(inv, &policy, &analysis, budgets, model);
+    let batch_bound = planner.capacity_batch_bound();
+    if traced {
+        planner = planner.with_trace();
+    }
+    let hops = planner.plan(&hops_in);
+
+    // The physical lower bound: batches as large as aggregate capacity allows, no budget waits.
+    let lower_bound =
+        schedule::working_minutes(&waves::relaxed(&hops, batch_bound, req.batch_wait_minutes), &req.durations);
+
+    let mut schedule = schedule::build(&hops, &req.durations, &req.schedule, lower_bound)?;
+    schedule.lower_bound_batch_size = u32::try_from(batch_bound).unwrap_or(u32::MAX);
+
+    let mut blockers: Vec<Finding> = analysis.report.findings();
+    let known: std::collections::BTreeSet<String> = blockers.iter().map(waves::reference).collect();
+    for b in planner.found_blockers() {
+        if !known.contains(&b.reference()) {
+            blockers.push(b.finding);
+        }
+    }
+    findings::sort(&mut blockers);
+    let mut plan_findings = path.findings.clone();
+    findings::sort(&mut plan_findings);
+
+    let trace = planner.take_trace();
+    let plan = Plan {
+        cluster: inv.source.clone(),
+        from: path.from.clone(),
+        to: path.to.clone(),
+        policy: PlanPolicy {
+            max_unavailable: policy.max_unavailable,
+            headroom_percent: req.headroom.as_percent(),
+            canary_soak_minutes: req.canary_soak_minutes,
+            batch_wait_minutes: req.batch_wait_minutes,
+            strategy: req.strategy,
+            generation_order,
+            durations: req.durations,
+        },
+        hops,
+        blockers,
+        findings: plan_findings,
+        schedule,
+    };
+    Ok((plan, trace))
+}

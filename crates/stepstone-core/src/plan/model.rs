@@ -202,6 +202,10 @@ pub struct Schedule {
     /// and no time lost to disruption budgets serialising evictions. Same canaries, soaks,
     /// waits and control-plane steps.
     pub lower_bound_minutes: u64,
+    /// The batch size the lower bound uses: the most nodes any batch could hold if aggregate
+    /// capacity were the only limit (an upper bound on every safe batch).
+    #[serde(default)]
+    pub lower_bound_batch_size: u32,
     /// `lower_bound_minutes` in percent of `makespan_minutes`: 100 means the plan is as short as
     /// the fleet's spare capacity permits.
     #[serde(default)]

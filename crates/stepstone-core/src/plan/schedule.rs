@@ -15,9 +15,7 @@ use super::window::{self, Fit, MaintenanceWindow};
 /// Why a schedule could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
-    #[error(
-        "start {start}: that local time does not exist in {zone} (a daylight-saving gap); pick another --start"
-    )]
+    #[error("start {start}: that local time does not exist in {zone} (a daylight-saving gap); pick another --start")]
     NoSuchLocalTime { start: String, zone: String },
     #[error("the maintenance windows use different time zones ({0}); give every --window the same zone")]
     MixedZones(String),
@@ -149,23 +147,31 @@ impl Builder<'_> {
     }
 }
 
-/// A short label for a wave, as the schedule and the table show it.
-pub fn wave_label(hop: &Hop, index: usize) -> String {
-    let w = &hop.waves[index];
-    match w.kind {
-        WaveKind::Canary => format!("canary {}", w.nodes.join(", ")),
-        WaveKind::Batch => {
-            let of_gen: Vec<usize> = hop
-                .waves
-                .iter()
-                .enumerate()
-                .filter(|(_, x)| x.kind == WaveKind::Batch && x.generation == w.generation)
-                .map(|(i, _)| i)
-                .collect();
-            let n = of_gen.iter().position(|&i| i == index).unwrap_or(0) + 1;
-            format!("batch {n} of {} {} ({} node{})", of_gen.len(), w.generation, w.nodes.len(), plural(w.nodes.len()))
-        }
+/// Short labels for a hop's waves, as the schedule and the table show them:
+/// `canary dell-r640-01`, `batch 2 of 7 dell-r640 (3 nodes)`.
+pub fn wave_labels(hop: &Hop) -> Vec<String> {
+    let mut batches: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for w in hop.waves.iter().filter(|w| w.kind == WaveKind::Batch) {
+        *batches.entry(w.generation.as_str()).or_default() += 1;
     }
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    hop.waves
+        .iter()
+        .map(|w| match w.kind {
+            WaveKind::Canary => format!("canary {}", w.nodes.join(", ")),
+            WaveKind::Batch => {
+                let n = seen.entry(w.generation.as_str()).or_default();
+                *n += 1;
+                format!(
+                    "batch {n} of {} {} ({} node{})",
+                    batches[w.generation.as_str()],
+                    w.generation,
+                    w.nodes.len(),
+                    plural(w.nodes.len())
+                )
+            }
+        })
+        .collect()
 }
 
 fn plural(n: usize) -> &'static str {
@@ -195,10 +201,17 @@ pub fn build(
                 super::model::ControlPlaneAction::Node => "kubeadm upgrade node".to_string(),
             };
             let label = format!("control plane {} ({action})", step.node);
-            b.work(h, ScheduleEntryKind::ControlPlane, label, std::slice::from_ref(&step.node), d.control_plane_minutes, None);
+            b.work(
+                h,
+                ScheduleEntryKind::ControlPlane,
+                label,
+                std::slice::from_ref(&step.node),
+                d.control_plane_minutes,
+                None,
+            );
         }
-        for (i, w) in hop.waves.iter().enumerate() {
-            b.wave(h, Some(i), w, wave_label(hop, i), d);
+        for ((i, w), label) in hop.waves.iter().enumerate().zip(wave_labels(hop)) {
+            b.wave(h, Some(i), w, label, d);
         }
         let hop_entries = &b.entries[first..];
         let start = hop_entries
@@ -229,6 +242,7 @@ pub fn build(
         entries: b.entries,
         makespan_minutes: makespan,
         lower_bound_minutes,
+        lower_bound_batch_size: 0,
         efficiency_percent,
         hops: hop_times,
         warnings,
@@ -245,7 +259,12 @@ pub fn local(t: Timestamp, zone: &TimeZone) -> String {
 }
 
 /// Friday-afternoon and weekend work, unless allowed: the times with no one to handle a failure.
-fn calendar_warnings(entries: &[ScheduleEntry], zone: &TimeZone, zone_name: &str, opts: &ScheduleOptions) -> Vec<String> {
+fn calendar_warnings(
+    entries: &[ScheduleEntry],
+    zone: &TimeZone,
+    zone_name: &str,
+    opts: &ScheduleOptions,
+) -> Vec<String> {
     let mut weekend: Vec<&ScheduleEntry> = Vec::new();
     let mut friday: Vec<&ScheduleEntry> = Vec::new();
     for e in entries.iter().filter(|e| is_work(e.kind)) {

@@ -14,9 +14,8 @@
 //! taints) is computed once per distinct set of scheduling constraints. A pick is then a walk down
 //! the ordered nodes until the first that fits, not a pass over every pod.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use crate::inventory::{Node, Pod, Taint, Toleration};
@@ -121,11 +120,7 @@ pub struct Overflow {
 
 impl std::fmt::Display for Overflow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} at {}% {} (headroom {}%)",
-            self.node, self.percent_after, self.resource, self.headroom_percent
-        )
+        write!(f, "{} at {}% {} (headroom {}%)", self.node, self.percent_after, self.resource, self.headroom_percent)
     }
 }
 
@@ -213,24 +208,58 @@ impl SimNode {
     }
 }
 
+/// A fast, deterministic hasher for the model's string keys (SipHash's DoS resistance buys
+/// nothing here and costs a third of a pick).
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        // murmur3's finaliser: the multiply above leaves the low bits (the bucket index) weak.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// What the model remembers of a pod. Slots outlive a binding, so a pod moved again and again
+/// (as the planner does) is not copied again and again.
 struct SimPod {
-    namespace: String,
-    labels: BTreeMap<String, String>,
+    /// Index into `CapacityModel::namespaces`.
+    namespace: u32,
+    /// Shared between pods with the same labels (the replicas of one ReplicaSet).
+    labels: Arc<BTreeMap<String, String>>,
     anti_affinity: Vec<Selector>,
     requests: Resources,
+    /// The node it is bound to, or [`NOWHERE`].
     node: u32,
+    class: Arc<Class>,
 }
 
 /// The static part of the filters for one distinct set of scheduling constraints.
 struct Class {
-    /// Per node: selector, affinity and taints allow it.
+    key: ClassKey,
+    /// Per node: selector, affinity and taints allow it (empty when `few` is set).
     feasible: Vec<bool>,
     /// When few nodes are feasible, their indices: scanning them beats walking the global order.
     few: Option<Vec<u32>>,
 }
 
 /// A pod's scheduling constraints, as the class cache key.
-#[derive(PartialEq, Eq)]
+#[derive(PartialEq, Eq, Default)]
 struct ClassKey {
     node_selector: BTreeMap<String, String>,
     node_affinity: Vec<Selector>,
@@ -246,7 +275,7 @@ impl ClassKey {
 }
 
 fn class_hash(pod: &Pod) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = FastHasher::default();
     pod.node_selector.hash(&mut h);
     pod.node_affinity.len().hash(&mut h);
     for term in &pod.node_affinity {
@@ -282,6 +311,27 @@ fn is_plain(pod: &Pod) -> bool {
     pod.node_selector.is_empty() && pod.node_affinity.is_empty() && pod.tolerations.is_empty()
 }
 
+/// Selector, affinity and taints allow the node (allocation-free: run once per node and class).
+fn static_ok(node: &SimNode, pod: &Pod) -> bool {
+    pod.node_selector.iter().all(|(k, v)| node.match_labels.get(k) == Some(v))
+        && (pod.node_affinity.is_empty() || pod.node_affinity.iter().any(|t| t.matches(&node.match_labels)))
+        && node.taints.iter().all(|taint| pod.tolerations.iter().any(|t| t.tolerates(taint)))
+}
+
+/// The node names a pod's affinity pins it to, when every term names nodes (`matchFields`
+/// on `metadata.name`, as DaemonSet pods carry): only those nodes need a look.
+fn pinned_names(pod: &Pod) -> Option<Vec<&str>> {
+    if pod.node_affinity.is_empty() {
+        return None;
+    }
+    let mut names = Vec::new();
+    for term in &pod.node_affinity {
+        let r = term.requirements.iter().find(|r| r.key == NODE_NAME_FIELD && r.operator == Operator::In)?;
+        names.extend(r.values.iter().map(String::as_str));
+    }
+    Some(names)
+}
+
 /// Why a node is statically out for a pod (selector, affinity, taints), kube-scheduler wording.
 fn static_reason(node: &SimNode, pod: &Pod) -> Option<String> {
     let selector_ok = pod.node_selector.iter().all(|(k, v)| node.match_labels.get(k) == Some(v));
@@ -305,15 +355,20 @@ fn static_reason(node: &SimNode, pod: &Pod) -> Option<String> {
 pub struct CapacityModel {
     headroom: Headroom,
     nodes: Vec<SimNode>,
-    by_name: HashMap<String, u32>,
+    by_name: FastMap<String, u32>,
     /// Schedulable nodes ordered by (allocation score, name order).
     order: BTreeSet<(u64, u32)>,
-    slab: Vec<SimPod>,
-    free: Vec<u32>,
-    /// `namespace/name` -> slab index.
-    bound: HashMap<String, u32>,
+    slots: Vec<SimPod>,
+    /// Namespace names; a namespace's index is its id in `ns_ids` and `keys`.
+    namespaces: Vec<String>,
+    ns_ids: FastMap<String, u32>,
+    /// Per namespace id: pod name -> slot.
+    keys: Vec<FastMap<String, u32>>,
+    /// Distinct label sets, by hash.
+    label_sets: FastMap<u64, Vec<Arc<BTreeMap<String, String>>>>,
+    bound: usize,
     plain: Arc<Class>,
-    classes: Mutex<HashMap<u64, Vec<(ClassKey, Arc<Class>)>>>,
+    classes: Mutex<FastMap<u64, Vec<Arc<Class>>>>,
 }
 
 impl std::fmt::Debug for CapacityModel {
@@ -321,7 +376,7 @@ impl std::fmt::Debug for CapacityModel {
         f.debug_struct("CapacityModel")
             .field("headroom", &self.headroom)
             .field("nodes", &self.nodes.len())
-            .field("pods", &self.bound.len())
+            .field("pods", &self.bound)
             .finish()
     }
 }
@@ -348,26 +403,30 @@ impl Clone for CapacityModel {
                 .collect(),
             by_name: self.by_name.clone(),
             order: self.order.clone(),
-            slab: self
-                .slab
+            slots: self
+                .slots
                 .iter()
                 .map(|p| SimPod {
-                    namespace: p.namespace.clone(),
+                    namespace: p.namespace,
                     labels: p.labels.clone(),
                     anti_affinity: p.anti_affinity.clone(),
                     requests: p.requests,
                     node: p.node,
+                    class: p.class.clone(),
                 })
                 .collect(),
-            free: self.free.clone(),
-            bound: self.bound.clone(),
+            namespaces: self.namespaces.clone(),
+            ns_ids: self.ns_ids.clone(),
+            keys: self.keys.clone(),
+            label_sets: self.label_sets.clone(),
+            bound: self.bound,
             plain: self.plain.clone(),
-            classes: Mutex::new(HashMap::new()),
+            classes: Mutex::new(self.classes.lock().unwrap_or_else(|e| e.into_inner()).clone()),
         }
     }
 }
 
-/// Node index value meaning "not bound" in the slab (slots on the free list).
+/// Node index meaning "not bound".
 const NOWHERE: u32 = u32::MAX;
 
 impl CapacityModel {
@@ -403,6 +462,7 @@ impl CapacityModel {
             .collect();
         let by_name = sim_nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u32)).collect();
         let plain = Arc::new(Class {
+            key: ClassKey::default(),
             feasible: sim_nodes.iter().map(|n| n.taints.is_empty()).collect(),
             few: None,
         });
@@ -411,11 +471,14 @@ impl CapacityModel {
             nodes: sim_nodes,
             by_name,
             order: BTreeSet::new(),
-            slab: Vec::with_capacity(pods.len()),
-            free: Vec::new(),
-            bound: HashMap::with_capacity(pods.len()),
+            slots: Vec::with_capacity(pods.len()),
+            namespaces: Vec::new(),
+            ns_ids: FastMap::default(),
+            keys: Vec::new(),
+            label_sets: FastMap::default(),
+            bound: 0,
             plain,
-            classes: Mutex::new(HashMap::new()),
+            classes: Mutex::new(FastMap::default()),
         };
         for pod in pods {
             if pod.phase.is_finished() {
@@ -448,10 +511,20 @@ impl CapacityModel {
         self.nodes.len()
     }
 
+    /// Pods counted against some node.
+    pub fn bound_count(&self) -> usize {
+        self.bound
+    }
+
+    fn slot_of(&self, pod: &Pod) -> Option<u32> {
+        let ns = *self.ns_ids.get(pod.namespace.as_str())?;
+        self.keys[ns as usize].get(pod.name.as_str()).copied()
+    }
+
     /// The node a pod (`namespace/name`) is bound to in the model.
     pub fn node_of(&self, pod: &Pod) -> Option<&str> {
-        let idx = *self.bound.get(&pod.key())?;
-        Some(self.nodes[self.slab[idx as usize].node as usize].name.as_str())
+        let node = self.slots[self.slot_of(pod)? as usize].node;
+        (node != NOWHERE).then(|| self.nodes[node as usize].name.as_str())
     }
 
     pub fn usage(&self, node: &str) -> Option<NodeUsage> {
@@ -466,7 +539,7 @@ impl CapacityModel {
     /// The node the scheduler would choose for `pod`, or why none fits. The pod's current
     /// binding, if any, is not taken into account: unbind it first to model a move.
     pub fn pick(&self, pod: &Pod) -> Result<String, Unschedulable> {
-        match self.pick_index(pod) {
+        match self.pick_at(pod) {
             Some(i) => Ok(self.nodes[i as usize].name.clone()),
             None => Err(self.explain(pod)),
         }
@@ -474,28 +547,70 @@ impl CapacityModel {
 
     /// Like [`pick`](Self::pick) without the explanation: the planner's hot path.
     pub fn fits_somewhere(&self, pod: &Pod) -> Option<&str> {
-        self.pick_index(pod).map(|i| self.nodes[i as usize].name.as_str())
+        self.pick_at(pod).map(|i| self.nodes[i as usize].name.as_str())
     }
 
     /// Count `pod` against `node` (moving it if it was bound elsewhere). Unknown nodes are ignored.
     pub fn bind(&mut self, pod: &Pod, node: &str) {
-        let Some(&idx) = self.by_name.get(node) else { return };
-        self.unbind(pod);
-        self.reorder(idx, |m| {
-            m.attach(pod, idx);
-        });
+        if let Some(&idx) = self.by_name.get(node) {
+            self.bind_at(pod, idx);
+        }
     }
 
     /// Stop counting `pod` (deleted, evicted, finished). Unknown pods are ignored.
     pub fn unbind(&mut self, pod: &Pod) {
-        let Some(slot) = self.bound.remove(&pod.key()) else { return };
-        let node = self.slab[slot as usize].node;
-        self.reorder(node, |m| m.detach(slot));
+        let Some(slot) = self.slot_of(pod) else { return };
+        let node = self.slots[slot as usize].node;
+        if node != NOWHERE {
+            self.reorder(node, |m| m.detach(slot));
+        }
     }
 
     /// Cordon (`true`) or uncordon a node.
     pub fn set_unschedulable(&mut self, node: &str, unschedulable: bool) {
-        let Some(&idx) = self.by_name.get(node) else { return };
+        if let Some(&idx) = self.by_name.get(node) {
+            self.set_unschedulable_at(idx, unschedulable);
+        }
+    }
+
+    /// The model's index of a node (nodes are indexed in name order).
+    pub fn index_of(&self, node: &str) -> Option<u32> {
+        self.by_name.get(node).copied()
+    }
+
+    pub fn name_at(&self, idx: u32) -> &str {
+        &self.nodes[idx as usize].name
+    }
+
+    /// [`fits_somewhere`](Self::fits_somewhere) by node index.
+    pub fn pick_at(&self, pod: &Pod) -> Option<u32> {
+        let cached = self.slot_of(pod).map(|s| &self.slots[s as usize].class).filter(|c| c.key.matches(pod));
+        let class = match cached {
+            Some(c) => c.clone(),
+            None => self.class_of(pod),
+        };
+        self.pick_in(&class, pod)
+    }
+
+    fn pick_in(&self, class: &Class, pod: &Pod) -> Option<u32> {
+        if let Some(few) = &class.few {
+            return few
+                .iter()
+                .copied()
+                .filter(|&i| self.dynamic_fit(i, pod))
+                .min_by_key(|&i| (self.nodes[i as usize].score(), i));
+        }
+        self.order.iter().map(|&(_, i)| i).find(|&i| class.feasible[i as usize] && self.dynamic_fit(i, pod))
+    }
+
+    /// [`bind`](Self::bind) by node index.
+    pub fn bind_at(&mut self, pod: &Pod, idx: u32) {
+        self.unbind(pod);
+        self.reorder(idx, |m| m.attach(pod, idx));
+    }
+
+    /// [`set_unschedulable`](Self::set_unschedulable) by node index.
+    pub fn set_unschedulable_at(&mut self, idx: u32, unschedulable: bool) {
         let n = &mut self.nodes[idx as usize];
         if n.unschedulable == unschedulable {
             return;
@@ -523,52 +638,151 @@ impl CapacityModel {
         }
     }
 
-    fn attach(&mut self, pod: &Pod, idx: u32) {
-        let sim = SimPod {
-            namespace: pod.namespace.clone(),
-            labels: pod.labels.clone(),
-            anti_affinity: pod.anti_affinity_hostname.clone(),
-            requests: pod.requests,
-            node: idx,
-        };
-        let slot = match self.free.pop() {
+    /// The slot remembering `pod`, created or refreshed from it. Its binding is left alone.
+    fn ensure_slot(&mut self, pod: &Pod) -> u32 {
+        match self.slot_of(pod) {
             Some(s) => {
-                self.slab[s as usize] = sim;
+                let class = if self.slots[s as usize].class.key.matches(pod) { None } else { Some(self.class_of(pod)) };
+                if *self.slots[s as usize].labels != pod.labels {
+                    let labels = self.intern_labels(&pod.labels);
+                    self.slots[s as usize].labels = labels;
+                }
+                let p = &mut self.slots[s as usize];
+                if p.anti_affinity != pod.anti_affinity_hostname {
+                    p.anti_affinity = pod.anti_affinity_hostname.clone();
+                }
+                if let Some(c) = class {
+                    p.class = c;
+                }
+                if p.requests != pod.requests && p.node != NOWHERE {
+                    // Requests changed while bound: re-count them on the node.
+                    let idx = p.node;
+                    self.reorder(idx, |m| m.detach(s));
+                    self.slots[s as usize].requests = pod.requests;
+                    self.reorder(idx, |m| m.attach_slot(s, idx));
+                } else {
+                    self.slots[s as usize].requests = pod.requests;
+                }
                 s
             }
             None => {
-                self.slab.push(sim);
-                (self.slab.len() - 1) as u32
+                let class = self.class_of(pod);
+                let namespace = self.namespace_id(&pod.namespace);
+                let labels = self.intern_labels(&pod.labels);
+                self.slots.push(SimPod {
+                    namespace,
+                    labels,
+                    anti_affinity: pod.anti_affinity_hostname.clone(),
+                    requests: pod.requests,
+                    node: NOWHERE,
+                    class,
+                });
+                let s = (self.slots.len() - 1) as u32;
+                self.keys[namespace as usize].insert(pod.name.clone(), s);
+                s
             }
-        };
-        if let Some(old) = self.bound.insert(pod.key(), slot) {
-            // The same key bound twice (duplicate pods in the input): keep the newest.
-            self.detach(old);
         }
+    }
+
+    fn namespace_id(&mut self, namespace: &str) -> u32 {
+        if let Some(&id) = self.ns_ids.get(namespace) {
+            return id;
+        }
+        let id = self.namespaces.len() as u32;
+        self.namespaces.push(namespace.to_string());
+        self.ns_ids.insert(namespace.to_string(), id);
+        self.keys.push(FastMap::default());
+        id
+    }
+
+    fn intern_labels(&mut self, labels: &BTreeMap<String, String>) -> Arc<BTreeMap<String, String>> {
+        let mut h = FastHasher::default();
+        labels.hash(&mut h);
+        let bucket = self.label_sets.entry(h.finish()).or_default();
+        if let Some(found) = bucket.iter().find(|l| ***l == *labels) {
+            return found.clone();
+        }
+        let new = Arc::new(labels.clone());
+        bucket.push(new.clone());
+        new
+    }
+
+    /// Bind a pod that is not bound to anything (callers unbind first).
+    fn attach(&mut self, pod: &Pod, idx: u32) {
+        let slot = self.ensure_slot(pod);
+        if self.slots[slot as usize].node != NOWHERE {
+            // The same key twice in the input (duplicate pods): the later one wins.
+            let old = self.slots[slot as usize].node;
+            self.reorder(old, |m| m.detach(slot));
+        }
+        self.attach_slot(slot, idx);
+    }
+
+    fn attach_slot(&mut self, slot: u32, idx: u32) {
+        let p = &mut self.slots[slot as usize];
+        p.node = idx;
+        let (requests, anti) = (p.requests, !p.anti_affinity.is_empty());
+        self.bound += 1;
         let n = &mut self.nodes[idx as usize];
-        n.requested = n.requested.saturating_add(pod.requests);
+        n.requested = n.requested.saturating_add(requests);
         n.pods.push(slot);
-        if !pod.anti_affinity_hostname.is_empty() {
+        if anti {
             n.anti_pods.push(slot);
         }
     }
 
+    /// A stable handle for `pod`, for callers that move the same pods many times (the wave
+    /// planner): the `*_slot` methods skip the name lookup and the refresh from the pod. The
+    /// pod must not change while its handle is used.
+    pub fn slot(&mut self, pod: &Pod) -> u32 {
+        self.ensure_slot(pod)
+    }
+
+    /// The handle of a pod the model already knows (no refresh from the pod).
+    pub fn existing_slot(&self, pod: &Pod) -> Option<u32> {
+        self.slot_of(pod)
+    }
+
+    /// The node index a slot is bound to.
+    pub fn slot_node(&self, slot: u32) -> Option<u32> {
+        let n = self.slots[slot as usize].node;
+        (n != NOWHERE).then_some(n)
+    }
+
+    /// [`unbind`](Self::unbind) by handle.
+    pub fn unbind_slot(&mut self, slot: u32) {
+        let node = self.slots[slot as usize].node;
+        if node != NOWHERE {
+            self.reorder(node, |m| m.detach(slot));
+        }
+    }
+
+    /// [`bind_at`](Self::bind_at) by handle.
+    pub fn bind_slot(&mut self, slot: u32, idx: u32) {
+        self.unbind_slot(slot);
+        self.reorder(idx, |m| m.attach_slot(slot, idx));
+    }
+
+    /// [`pick_at`](Self::pick_at) by handle (`pod` is the pod the handle was made from).
+    pub fn pick_slot(&self, slot: u32, pod: &Pod) -> Option<u32> {
+        let class = self.slots[slot as usize].class.clone();
+        self.pick_in(&class, pod)
+    }
+
     fn detach(&mut self, slot: u32) {
-        let p = &mut self.slab[slot as usize];
+        let p = &mut self.slots[slot as usize];
         let idx = p.node;
         p.node = NOWHERE;
         let requests = p.requests;
-        p.labels = BTreeMap::new();
-        p.anti_affinity = Vec::new();
+        self.bound -= 1;
         let n = &mut self.nodes[idx as usize];
         n.requested = n.requested.saturating_sub(requests);
-        if let Some(pos) = n.pods.iter().position(|&s| s == slot) {
+        if let Some(pos) = n.pods.iter().rposition(|&s| s == slot) {
             n.pods.swap_remove(pos);
         }
-        if let Some(pos) = n.anti_pods.iter().position(|&s| s == slot) {
+        if let Some(pos) = n.anti_pods.iter().rposition(|&s| s == slot) {
             n.anti_pods.swap_remove(pos);
         }
-        self.free.push(slot);
     }
 
     fn class_of(&self, pod: &Pod) -> Arc<Class> {
@@ -578,39 +792,43 @@ impl CapacityModel {
         let hash = class_hash(pod);
         let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
         let bucket = classes.entry(hash).or_default();
-        if let Some((_, c)) = bucket.iter().find(|(k, _)| k.matches(pod)) {
+        if let Some(c) = bucket.iter().find(|c| c.key.matches(pod)) {
             return c.clone();
         }
-        let feasible: Vec<bool> = self.nodes.iter().map(|n| static_reason(n, pod).is_none()).collect();
-        let count = feasible.iter().filter(|f| **f).count();
-        // Below one node in sixteen, walking the global order would mostly skip: scan instead.
-        let few = (count * 16 < self.nodes.len())
-            .then(|| feasible.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i as u32).collect());
-        let class = Arc::new(Class { feasible, few });
-        bucket.push((
-            ClassKey {
+        let (feasible, few) = match pinned_names(pod) {
+            Some(names) => {
+                let mut few: Vec<u32> = names
+                    .iter()
+                    .filter_map(|n| self.by_name.get(*n).copied())
+                    .filter(|&i| static_ok(&self.nodes[i as usize], pod))
+                    .collect();
+                few.sort_unstable();
+                few.dedup();
+                (Vec::new(), Some(few))
+            }
+            None => {
+                let feasible: Vec<bool> = self.nodes.iter().map(|n| static_ok(n, pod)).collect();
+                let count = feasible.iter().filter(|f| **f).count();
+                // Below one node in sixteen, walking the global order would mostly skip: scan instead.
+                if count * 16 < self.nodes.len() {
+                    let few = feasible.iter().enumerate().filter(|(_, f)| **f).map(|(i, _)| i as u32).collect();
+                    (Vec::new(), Some(few))
+                } else {
+                    (feasible, None)
+                }
+            }
+        };
+        let class = Arc::new(Class {
+            key: ClassKey {
                 node_selector: pod.node_selector.clone(),
                 node_affinity: pod.node_affinity.clone(),
                 tolerations: pod.tolerations.clone(),
             },
-            class.clone(),
-        ));
+            feasible,
+            few,
+        });
+        bucket.push(class.clone());
         class
-    }
-
-    fn pick_index(&self, pod: &Pod) -> Option<u32> {
-        let class = self.class_of(pod);
-        if let Some(few) = &class.few {
-            return few
-                .iter()
-                .copied()
-                .filter(|&i| self.dynamic_fit(i, pod))
-                .min_by_key(|&i| (self.nodes[i as usize].score(), i));
-        }
-        self.order
-            .iter()
-            .map(|&(_, i)| i)
-            .find(|&i| class.feasible[i as usize] && self.dynamic_fit(i, pod))
     }
 
     fn resources_fit(&self, n: &SimNode, r: &Resources) -> bool {
@@ -629,18 +847,20 @@ impl CapacityModel {
     }
 
     fn anti_affinity_reason(&self, n: &SimNode, pod: &Pod) -> Option<&'static str> {
+        // A namespace the model has never seen holds no pod to clash with.
+        let ns = *self.ns_ids.get(pod.namespace.as_str())?;
         if !pod.anti_affinity_hostname.is_empty() {
             let clash = n.pods.iter().any(|&s| {
-                let other = &self.slab[s as usize];
-                other.namespace == pod.namespace && pod.anti_affinity_hostname.iter().any(|t| t.matches(&other.labels))
+                let other = &self.slots[s as usize];
+                other.namespace == ns && pod.anti_affinity_hostname.iter().any(|t| t.matches(&other.labels))
             });
             if clash {
                 return Some("node(s) didn't match pod anti-affinity rules");
             }
         }
         let existing = n.anti_pods.iter().any(|&s| {
-            let other = &self.slab[s as usize];
-            other.namespace == pod.namespace && other.anti_affinity.iter().any(|t| t.matches(&pod.labels))
+            let other = &self.slots[s as usize];
+            other.namespace == ns && other.anti_affinity.iter().any(|t| t.matches(&pod.labels))
         });
         existing.then_some("node(s) didn't satisfy existing pods anti-affinity rules")
     }
@@ -733,7 +953,8 @@ mod tests {
     use crate::version::KubeVersion;
 
     pub(crate) fn node(name: &str, cpu: u64, mem_gi: u64) -> Node {
-        let alloc = Resources { cpu_millis: cpu, memory_bytes: mem_gi << 30, pods: 110, ephemeral_storage_bytes: 100 << 30 };
+        let alloc =
+            Resources { cpu_millis: cpu, memory_bytes: mem_gi << 30, pods: 110, ephemeral_storage_bytes: 100 << 30 };
         Node {
             name: name.to_string(),
             role: NodeRole::Worker,
@@ -827,10 +1048,7 @@ mod tests {
         assert_eq!(m.pick(&pod("x", "q", None, 600, 0)).unwrap(), "b");
         m.set_unschedulable("b", true);
         let err = m.pick(&pod("x", "q", None, 600, 0)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "x/q: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were unschedulable"
-        );
+        assert_eq!(err.to_string(), "x/q: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were unschedulable");
         m.bind(&p, "b"); // a move
         assert_eq!(m.usage("a").unwrap().requested.cpu_millis, 0);
         assert_eq!(m.usage("b").unwrap().requested.cpu_millis, 600);
@@ -863,12 +1081,18 @@ mod tests {
     #[test]
     fn taints_and_tolerations() {
         let mut cp = node("cp", 8000, 8);
-        cp.taints.push(Taint { key: "node-role.kubernetes.io/control-plane".into(), value: None, effect: "NoSchedule".into() });
+        cp.taints.push(Taint {
+            key: "node-role.kubernetes.io/control-plane".into(),
+            value: None,
+            effect: "NoSchedule".into(),
+        });
         let mut soft = node("soft", 1000, 8);
         soft.taints.push(Taint { key: "x".into(), value: None, effect: "PreferNoSchedule".into() });
         let m = CapacityModel::new(&[cp, soft], &[], Headroom::none());
-        assert_eq!(m.pick(&pod("x", "p", None, 2000, 0)).unwrap_err().to_string(),
-            "x/p: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }");
+        assert_eq!(
+            m.pick(&pod("x", "p", None, 2000, 0)).unwrap_err().to_string(),
+            "x/p: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"
+        );
         let mut tolerant = pod("x", "t", None, 2000, 0);
         tolerant.tolerations.push(Toleration {
             key: "node-role.kubernetes.io/control-plane".into(),

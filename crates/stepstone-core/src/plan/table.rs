@@ -7,7 +7,7 @@ use std::fmt::Write;
 use jiff::tz::TimeZone;
 
 use super::model::{ControlPlaneAction, Plan, ScheduleEntryKind, Wave, WaveKind};
-use super::schedule::{local, wave_label};
+use super::schedule::{local, wave_labels};
 
 /// `1h 05m`, `45m`, `3d 2h 10m`.
 pub fn minutes(m: u64) -> String {
@@ -115,8 +115,7 @@ pub fn render(plan: &Plan) -> String {
                 let _ = writeln!(out, "      {} blocked: {}", s.node, s.blockers.join("; "));
             }
         }
-        for (i, w) in hop.waves.iter().enumerate() {
-            let label = wave_label(hop, i);
+        for ((i, w), label) in hop.waves.iter().enumerate().zip(wave_labels(hop)) {
             let _ = write!(out, "  {}", wave_head(w, &label));
             if let Some(end) = wave_end.get(&(h, i)) {
                 let _ = write!(out, "  (until {})", at(*end));

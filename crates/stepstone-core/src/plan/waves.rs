@@ -12,11 +12,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::drain::{self, Disposition, DrainOptions};
 use crate::findings::{Finding, Severity};
 use crate::inventory::{Inventory, Node, Pod};
-use crate::pdb::BudgetTracker;
+use crate::pdb::{BudgetTracker, Evicted};
 
+use super::blockers::Analysis;
 use super::model::{ControlPlaneAction, ControlPlaneStep, Hop, Wave, WaveKind};
 use super::simulate::{CapacityModel, Headroom, Unschedulable};
 
@@ -34,7 +34,6 @@ pub struct WavePolicy {
     pub serialise_budgets: bool,
     /// Hardware generations, oldest first.
     pub generation_order: Vec<String>,
-    pub drain: DrainOptions,
 }
 
 /// The nodes one hop moves, as the path lays them out.
@@ -110,7 +109,10 @@ pub struct Planner<'a> {
     model: CapacityModel,
     budgets: BudgetTracker,
     fates: Vec<Fate>,
-    node_index: HashMap<&'a str, u32>,
+    /// The model's handle of every pod that moves (inventory pod index).
+    slots: Vec<u32>,
+    /// Model node index -> inventory node index.
+    to_inv: Vec<u32>,
     /// Inventory pod indices currently on each node (inventory node order).
     on_node: Vec<Vec<u32>>,
     pod_node: Vec<u32>,
@@ -123,33 +125,50 @@ pub struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    /// Start from the inventory as it is. `static_blockers` are the blockers report's findings
-    /// per pod (inventory index) that stop a drain.
-    pub fn new(inv: &'a Inventory, policy: &'a WavePolicy, pod_blockers: &BTreeMap<usize, Vec<String>>) -> Self {
-        let node_index: HashMap<&str, u32> =
-            inv.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i as u32)).collect();
-        let mut on_node = vec![Vec::new(); inv.nodes.len()];
+    /// Start from the inventory as it is, with the drain rules' outcome per pod and the blockers
+    /// that stop drains from `analysis`, the budgets as `budgets` computed them, and `model`
+    /// built from the same inventory with the policy's headroom.
+    pub fn new(
+        inv: &'a Inventory,
+        policy: &'a WavePolicy,
+        analysis: &Analysis,
+        budgets: BudgetTracker,
+        mut model: CapacityModel,
+    ) -> Self {
+        // Node indices are the model's (name order); `to_inv` leads back to the inventory.
+        let by_name: HashMap<&str, u32> =
+            inv.nodes.iter().enumerate().rev().map(|(i, n)| (n.name.as_str(), i as u32)).collect();
+        let to_inv: Vec<u32> = (0..model.node_count() as u32).map(|i| by_name[model.name_at(i)]).collect();
+        let count = to_inv.len();
+        let mut on_node = vec![Vec::new(); count];
         let mut pod_node = vec![NOWHERE; inv.pods.len()];
         let mut fates = Vec::with_capacity(inv.pods.len());
+        let mut slots = vec![NOWHERE; inv.pods.len()];
         for (i, pod) in inv.pods.iter().enumerate() {
-            let node = pod.node_name.as_deref().and_then(|n| node_index.get(n)).copied();
-            let fate = if let Some(refs) = pod_blockers.get(&i) {
+            let node = pod.node_name.as_deref().and_then(|n| model.index_of(n));
+            let fate = if let Some(refs) = analysis.pod_blockers.get(&i) {
                 Fate::Blocks(refs.clone())
+            } else if analysis.evicts[i] {
+                Fate::Moves
             } else {
-                match drain::classify(pod, inv, &policy.drain) {
-                    d if d.is_evicted() => Fate::Moves,
-                    _ => Fate::Stays,
-                }
+                Fate::Stays
             };
             if let Some(n) = node
                 && !pod.phase.is_finished()
             {
                 on_node[n as usize].push(i as u32);
                 pod_node[i] = n;
+                if fate == Fate::Moves {
+                    // The model was built from this inventory: the pod's slot is current.
+                    slots[i] = match model.existing_slot(pod) {
+                        Some(s) => s,
+                        None => model.slot(pod),
+                    };
+                }
             }
             fates.push(fate);
         }
-        let mut static_blocks = vec![Vec::new(); inv.nodes.len()];
+        let mut static_blocks = vec![Vec::new(); count];
         for (n, pods) in on_node.iter().enumerate() {
             let mut refs: Vec<String> = pods
                 .iter()
@@ -166,10 +185,11 @@ impl<'a> Planner<'a> {
         Planner {
             inv,
             policy,
-            model: CapacityModel::new(&inv.nodes, &inv.pods, policy.headroom),
-            budgets: BudgetTracker::new(inv),
+            model,
+            budgets,
             fates,
-            node_index,
+            slots,
+            to_inv,
             on_node,
             pod_node,
             static_blocks,
@@ -177,6 +197,60 @@ impl<'a> Planner<'a> {
             trace: None,
             hop: 0,
         }
+    }
+
+    /// An upper bound on the number of nodes any safe batch can hold, from aggregate capacity
+    /// alone: whatever the batch, every pod that moves must end up on the other nodes within
+    /// the headroom. Per resource, each node offers at most `max(limit, load now) - load that
+    /// never moves`; removing the nodes offering least must leave room for all movable load.
+    /// Bin packing, selectors, anti-affinity and budgets can only make batches smaller.
+    pub fn capacity_batch_bound(&self) -> usize {
+        let headroom = self.policy.headroom;
+        let count = self.to_inv.len();
+        let mut offer: [Vec<i128>; 3] =
+            [Vec::with_capacity(count), Vec::with_capacity(count), Vec::with_capacity(count)];
+        let mut movable = [0i128; 3];
+        for n in 0..count as u32 {
+            let node = self.node(n);
+            let a = node.allocatable;
+            let mut load = [0i128; 3];
+            let mut stay = [0i128; 3];
+            for &p in &self.on_node[n as usize] {
+                let r = self.pod(p).requests;
+                let v = [i128::from(r.cpu_millis), i128::from(r.memory_bytes), 1];
+                for k in 0..3 {
+                    load[k] += v[k];
+                    if self.fates[p as usize] == Fate::Moves {
+                        movable[k] += v[k];
+                    } else {
+                        stay[k] += v[k];
+                    }
+                }
+            }
+            let limit = [
+                i128::from(a.cpu_millis) * i128::from(headroom.as_percent()) / 100,
+                i128::from(a.memory_bytes) * i128::from(headroom.as_percent()) / 100,
+                i128::from(a.pods),
+            ];
+            for k in 0..3 {
+                offer[k].push(limit[k].max(load[k]) - stay[k]);
+            }
+        }
+        let mut bound = count;
+        for k in 0..3 {
+            offer[k].sort_unstable();
+            let mut remaining: i128 = offer[k].iter().sum();
+            let mut removable = 0;
+            for o in &offer[k] {
+                if remaining - o < movable[k] {
+                    break;
+                }
+                remaining -= o;
+                removable += 1;
+            }
+            bound = bound.min(removable);
+        }
+        bound.max(1)
     }
 
     /// Record every simulated move and eviction round (for property tests).
@@ -187,6 +261,10 @@ impl<'a> Planner<'a> {
 
     pub fn trace(&self) -> &[TraceEvent] {
         self.trace.as_deref().unwrap_or(&[])
+    }
+
+    pub fn take_trace(&mut self) -> Vec<TraceEvent> {
+        self.trace.take().unwrap_or_default()
     }
 
     /// Blockers discovered while planning, sorted by reference.
@@ -201,7 +279,7 @@ impl<'a> Planner<'a> {
     }
 
     fn node(&self, idx: u32) -> &'a Node {
-        &self.inv.nodes[idx as usize]
+        &self.inv.nodes[self.to_inv[idx as usize] as usize]
     }
 
     fn pod(&self, idx: u32) -> &'a Pod {
@@ -226,7 +304,7 @@ impl<'a> Planner<'a> {
         let before = self.worker_waves(&hop.before_control_plane, false);
         let mut control_plane = Vec::new();
         for (i, name) in hop.control_plane.iter().enumerate() {
-            let Some(&idx) = self.node_index.get(name.as_str()) else { continue };
+            let Some(idx) = self.model.index_of(name) else { continue };
             let action = if i == 0 { ControlPlaneAction::Apply } else { ControlPlaneAction::Node };
             let (pods_moved, blockers) = match self.control_plane_drain(idx) {
                 Ok(done) => (done.pods_moved, vec![]),
@@ -256,7 +334,7 @@ impl<'a> Planner<'a> {
     fn by_generation(&self, names: &[String]) -> Vec<(String, Vec<u32>)> {
         let mut groups: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for name in names {
-            if let Some(&idx) = self.node_index.get(name.as_str()) {
+            if let Some(idx) = self.model.index_of(name) {
                 groups.entry(self.node(idx).generation.as_str()).or_default().push(idx);
             }
         }
@@ -279,7 +357,7 @@ impl<'a> Planner<'a> {
             queues.push((generation, free, blocked));
         }
         if canaries {
-            for (generation, free, blocked) in &mut queues {
+            for (generation, free, _) in &mut queues {
                 let mut chosen = None;
                 let mut i = 0;
                 while i < free.len() {
@@ -336,6 +414,9 @@ impl<'a> Planner<'a> {
                         let size = done.nodes.len();
                         let mut reason = match &done.stop {
                             Stop::Limit => format!("limit: --max-unavailable {}", self.policy.max_unavailable),
+                            Stop::EndOfGeneration if !blocked.is_empty() || !deferred.is_empty() => {
+                                format!("last {generation} nodes that can be drained now: {size}")
+                            }
                             Stop::EndOfGeneration if size == 1 => format!("rest of {generation}: 1 node left"),
                             Stop::EndOfGeneration => format!("rest of {generation}: {size} nodes left"),
                             Stop::Capacity { size: tried, why } => capacity_reason(*tried, why),
@@ -379,7 +460,10 @@ impl<'a> Planner<'a> {
         }
         refs.sort();
         refs.dedup();
-        self.record(TraceEvent::WaveStart { hop: self.hop, nodes: nodes.iter().map(|&n| self.node(n).name.clone()).collect() });
+        self.record(TraceEvent::WaveStart {
+            hop: self.hop,
+            nodes: nodes.iter().map(|&n| self.node(n).name.clone()).collect(),
+        });
         self.record(TraceEvent::WaveEnd);
         waves.push(Wave {
             kind: WaveKind::Batch,
@@ -459,7 +543,7 @@ impl<'a> Planner<'a> {
         }
         let (rounds, waited_on) = self.evict_in_rounds(&evicted);
         for &n in &nodes {
-            self.model.set_unschedulable(&self.node(n).name, false);
+            self.model.set_unschedulable_at(n, false);
         }
         self.record(TraceEvent::WaveEnd);
         Ok(Done { nodes, pods_moved: evicted.len() as u64, rounds, waited_on, stop })
@@ -467,29 +551,28 @@ impl<'a> Planner<'a> {
 
     /// Cordon `node` and place every pod that moves off it. On failure everything is undone.
     fn drain_into_model(&mut self, node: u32) -> Result<Vec<(u32, u32, u32)>, Unschedulable> {
-        let name = self.node(node).name.clone();
-        self.model.set_unschedulable(&name, true);
+        self.model.set_unschedulable_at(node, true);
         let leaving: Vec<u32> =
             self.on_node[node as usize].iter().copied().filter(|&p| self.fates[p as usize] == Fate::Moves).collect();
         let mut done: Vec<(u32, u32, u32)> = Vec::with_capacity(leaving.len());
         for p in leaving {
             let pod = self.pod(p);
-            self.model.unbind(pod);
-            match self.model.fits_somewhere(pod) {
-                Some(target) => {
-                    let t = self.node_index[target];
-                    self.model.bind(pod, &self.inv.nodes[t as usize].name);
+            let slot = self.slots[p as usize];
+            self.model.unbind_slot(slot);
+            match self.model.pick_slot(slot, pod) {
+                Some(t) => {
+                    self.model.bind_slot(slot, t);
                     self.relocate(p, node, t);
                     done.push((p, node, t));
                 }
                 None => {
-                    let why = self.model.pick(pod).expect_err("fits_somewhere said no");
-                    self.model.bind(pod, &name);
+                    let why = self.model.pick(pod).expect_err("pick_at said no");
+                    self.model.bind_slot(slot, node);
                     for &(q, from, to) in done.iter().rev() {
-                        self.model.bind(self.pod(q), &self.inv.nodes[from as usize].name);
+                        self.model.bind_slot(self.slots[q as usize], from);
                         self.relocate(q, to, from);
                     }
-                    self.model.set_unschedulable(&name, false);
+                    self.model.set_unschedulable_at(node, false);
                     return Err(why);
                 }
             }
@@ -521,17 +604,19 @@ impl<'a> Planner<'a> {
         while !pending.is_empty() {
             rounds += 1;
             let mut now = Vec::new();
+            let mut free = Vec::new();
             let mut later = Vec::new();
             for p in pending {
                 match self.budgets.try_evict(self.pod(p)) {
-                    Ok(()) => now.push(p),
+                    Ok(Evicted::Consumed { .. }) => now.push(p),
+                    Ok(_) => free.push(p),
                     Err(blocked) => {
                         waited_on.insert(blocked.pdb.clone());
                         later.push(p);
                     }
                 }
             }
-            if now.is_empty() {
+            if now.is_empty() && free.is_empty() {
                 // Nothing moved in a whole round: these budgets never recover. The pods were
                 // placed already; report the hang instead of looping.
                 for p in &later {
@@ -539,7 +624,7 @@ impl<'a> Planner<'a> {
                 }
                 break;
             }
-            self.record(TraceEvent::Round { evicted: now.iter().map(|&p| p as usize).collect() });
+            self.record(TraceEvent::Round { evicted: now.iter().chain(&free).map(|&p| p as usize).collect() });
             for p in &now {
                 self.budgets.replacement_ready(self.pod(*p));
             }
@@ -599,7 +684,8 @@ pub fn nowhere_hint(why: &Unschedulable, headroom: Headroom) -> String {
             "free capacity (lower the pod requests, add a node, scale down something unneeded), or accept a higher --headroom than {headroom}"
         )
     } else {
-        "free capacity: lower the pod requests, add a node, or scale down something unneeded for the duration".to_string()
+        "free capacity: lower the pod requests, add a node, or scale down something unneeded for the duration"
+            .to_string()
     }
 }
 
@@ -629,7 +715,8 @@ impl Done {
             return String::new();
         }
         let list: Vec<&str> = self.waited_on.iter().map(String::as_str).take(3).collect();
-        let more = if self.waited_on.len() > 3 { format!(" and {} more", self.waited_on.len() - 3) } else { String::new() };
+        let more =
+            if self.waited_on.len() > 3 { format!(" and {} more", self.waited_on.len() - 3) } else { String::new() };
         format!(
             "; evictions wait on {}{more} ({} rounds, +{}m)",
             list.join(", "),
@@ -637,4 +724,48 @@ impl Done {
             self.pdb_wait_minutes(pod_start)
         )
     }
+}
+
+/// The plan's hops with every generation's batches re-cut to `batch_bound` nodes (or the
+/// plan's largest batch of that generation, if larger) and no time lost to budgets: the
+/// physical lower bound's shape. Canaries, soaks, waits and control-plane steps stay.
+pub fn relaxed(hops: &[Hop], batch_bound: usize, batch_wait_minutes: u32) -> Vec<Hop> {
+    let recut = |waves: &[Wave]| -> Vec<Wave> {
+        let mut out: Vec<Wave> = Vec::new();
+        let mut i = 0;
+        while i < waves.len() {
+            let w = &waves[i];
+            if w.kind == WaveKind::Canary {
+                out.push(Wave { pdb_wait_minutes: 0, ..w.clone() });
+                i += 1;
+                continue;
+            }
+            let run: Vec<&Wave> =
+                waves[i..].iter().take_while(|x| x.kind == WaveKind::Batch && x.generation == w.generation).collect();
+            i += run.len();
+            let largest = run.iter().map(|x| x.nodes.len()).max().unwrap_or(1);
+            let nodes: Vec<String> = run.iter().flat_map(|x| x.nodes.iter().cloned()).collect();
+            for chunk in nodes.chunks(batch_bound.max(largest).max(1)) {
+                out.push(Wave {
+                    kind: WaveKind::Batch,
+                    generation: w.generation.clone(),
+                    nodes: chunk.to_vec(),
+                    reason: "capacity-only batch".to_string(),
+                    wait_after_minutes: batch_wait_minutes,
+                    pods_moved: 0,
+                    pdb_wait_minutes: 0,
+                    blockers: vec![],
+                });
+            }
+        }
+        out
+    };
+    let mut out: Vec<Hop> = hops
+        .iter()
+        .map(|h| Hop { before_control_plane: recut(&h.before_control_plane), waves: recut(&h.waves), ..h.clone() })
+        .collect();
+    if let Some(last) = out.iter_mut().rev().find_map(|h| h.waves.last_mut()) {
+        last.wait_after_minutes = 0;
+    }
+    out
 }

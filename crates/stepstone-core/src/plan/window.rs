@@ -11,9 +11,13 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 /// Why a `--window` value could not be read. Each message shows the accepted form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WindowError {
-    #[error("window '{input}': {reason} (expected e.g. 'Tue,Wed 09:00-13:00 Europe/Berlin' or 'Mon-Fri 22:00-02:00 UTC')")]
+    #[error(
+        "window '{input}': {reason} (expected e.g. 'Tue,Wed 09:00-13:00 Europe/Berlin' or 'Mon-Fri 22:00-02:00 UTC')"
+    )]
     Syntax { input: String, reason: String },
-    #[error("window '{input}': unknown time zone '{zone}'; use an IANA name such as Europe/Berlin, America/New_York or UTC")]
+    #[error(
+        "window '{input}': unknown time zone '{zone}'; use an IANA name such as Europe/Berlin, America/New_York or UTC"
+    )]
     UnknownZone { input: String, zone: String },
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use stepstone_core::inventory::{
-    Component, ComponentInstance, Inventory, IntOrPercent, Node, NodeRole, OwnerRef, Pdb, Pod, PodPhase, Taint,
+    Component, ComponentInstance, IntOrPercent, Inventory, Node, NodeRole, OwnerRef, Pdb, Pod, PodPhase, Taint,
     Toleration, Workload, WorkloadKind,
 };
 use stepstone_core::quantity::Resources;
@@ -24,18 +24,25 @@ impl FleetBuilder {
     pub fn new(version: &str) -> Self {
         let version: KubeVersion = version.parse().unwrap();
         FleetBuilder {
-            inv: Inventory { source: "test fleet".to_string(), server_version: Some(version.clone()), ..Default::default() },
+            inv: Inventory {
+                source: "test fleet".to_string(),
+                server_version: Some(version.clone()),
+                ..Default::default()
+            },
             version,
         }
     }
 
-    fn node(&self, name: &str, role: NodeRole, generation: &str, cpu_millis: u64, mem_gi: u64, created_year: i16) -> Node {
-        let alloc = Resources {
-            cpu_millis,
-            memory_bytes: mem_gi << 30,
-            pods: 110,
-            ephemeral_storage_bytes: 200 << 30,
-        };
+    fn node(
+        &self,
+        name: &str,
+        role: NodeRole,
+        generation: &str,
+        cpu_millis: u64,
+        mem_gi: u64,
+        created_year: i16,
+    ) -> Node {
+        let alloc = Resources { cpu_millis, memory_bytes: mem_gi << 30, pods: 110, ephemeral_storage_bytes: 200 << 30 };
         let mut labels = BTreeMap::new();
         labels.insert("kubernetes.io/hostname".to_string(), name.to_string());
         labels.insert("node.kubernetes.io/instance-type".to_string(), generation.to_string());
@@ -84,7 +91,14 @@ impl FleetBuilder {
         self
     }
 
-    pub fn worker(&mut self, name: &str, generation: &str, cpu_millis: u64, mem_gi: u64, created_year: i16) -> &mut Self {
+    pub fn worker(
+        &mut self,
+        name: &str,
+        generation: &str,
+        cpu_millis: u64,
+        mem_gi: u64,
+        created_year: i16,
+    ) -> &mut Self {
         let n = self.node(name, NodeRole::Worker, generation, cpu_millis, mem_gi, created_year);
         self.inv.nodes.push(n);
         self
@@ -138,7 +152,11 @@ impl FleetBuilder {
             uid: format!("uid-rs-{ns}-{rs}"),
             replicas: nodes.len() as i64,
             ready_replicas: nodes.len() as i64,
-            owner: Some(OwnerRef { kind: "Deployment".to_string(), name: name.to_string(), uid: format!("uid-deploy-{ns}-{name}") }),
+            owner: Some(OwnerRef {
+                kind: "Deployment".to_string(),
+                name: name.to_string(),
+                uid: format!("uid-deploy-{ns}-{name}"),
+            }),
             selector: Selector::parse(&format!("app={name}")).unwrap(),
             labels: labels.clone(),
             images: vec![],
@@ -146,7 +164,8 @@ impl FleetBuilder {
         for (i, node) in nodes.iter().enumerate() {
             let mut p = self.pod(ns, &format!("{rs}-{i:02}"), Some(node), cpu_millis, mem_mi);
             p.labels = labels.clone();
-            p.owner = Some(OwnerRef { kind: "ReplicaSet".to_string(), name: rs.clone(), uid: format!("uid-rs-{ns}-{rs}") });
+            p.owner =
+                Some(OwnerRef { kind: "ReplicaSet".to_string(), name: rs.clone(), uid: format!("uid-rs-{ns}-{rs}") });
             self.inv.pods.push(p);
         }
         self
@@ -155,7 +174,9 @@ impl FleetBuilder {
     /// Required pod anti-affinity on the hostname between the deployment's own pods.
     pub fn spread(&mut self, ns: &str, name: &str) -> &mut Self {
         let sel = Selector::parse(&format!("app={name}")).unwrap();
-        for p in self.inv.pods.iter_mut().filter(|p| p.namespace == ns && p.labels.get("app").is_some_and(|a| a == name)) {
+        for p in
+            self.inv.pods.iter_mut().filter(|p| p.namespace == ns && p.labels.get("app").is_some_and(|a| a == name))
+        {
             p.anti_affinity_hostname = vec![sel.clone()];
         }
         self
@@ -179,8 +200,17 @@ impl FleetBuilder {
         for n in names {
             let mut p = self.pod(ns, &format!("{name}-{n}"), Some(&n), cpu_millis, 64);
             p.labels.insert("app".to_string(), name.to_string());
-            p.owner = Some(OwnerRef { kind: "DaemonSet".to_string(), name: name.to_string(), uid: format!("uid-ds-{ns}-{name}") });
-            p.tolerations.push(Toleration { key: String::new(), operator: "Exists".to_string(), value: String::new(), effect: String::new() });
+            p.owner = Some(OwnerRef {
+                kind: "DaemonSet".to_string(),
+                name: name.to_string(),
+                uid: format!("uid-ds-{ns}-{name}"),
+            });
+            p.tolerations.push(Toleration {
+                key: String::new(),
+                operator: "Exists".to_string(),
+                value: String::new(),
+                effect: String::new(),
+            });
             self.inv.pods.push(p);
         }
         self

@@ -119,9 +119,11 @@ impl BudgetView {
             {
                 continue;
             }
-            let left = b.disruptions_allowed - self.in_flight.get(key).copied().unwrap_or(0);
-            if !b.observed || left <= 0 {
-                return Some(Hold { pdb: key.clone(), needs: b.desired_healthy, has: b.current_healthy });
+            let in_flight = self.in_flight.get(key).copied().unwrap_or(0);
+            if !b.observed || b.disruptions_allowed - in_flight <= 0 {
+                // Our own unanswered evictions already count against the healthy pods.
+                let has = (b.current_healthy - in_flight).max(0);
+                return Some(Hold { pdb: key.clone(), needs: b.desired_healthy, has });
             }
         }
         None
@@ -248,12 +250,12 @@ mod tests {
     fn a_batch_never_spends_more_than_the_budget_allows() {
         let mut view = BudgetView::default();
         view.update(budget("web", 1, 3, 2));
-                // Two nodes each hold one web pod: only one eviction may go.
+        // Two nodes each hold one web pod: only one eviction may go.
         let cands = vec![cand("web"), cand("web")];
         let d = pick(&cands, &mut view, 10, 0, Duration::from_secs(5));
         assert_eq!(d.send, vec![0]);
         // The other one is held, and not probed while the first eviction is unanswered.
-        assert_eq!(d.held, vec![(1, Hold { pdb: "prod/web".into(), needs: 2, has: 3 })]);
+        assert_eq!(d.held, vec![(1, Hold { pdb: "prod/web".into(), needs: 2, has: 2 })]);
         view.settle(&cands[0].pdbs, true, PodHealth::Ready, 100);
         // The server just answered for this budget: no probe until the interval has passed.
         let d = pick(&cands[1..], &mut view, 10, 200, Duration::from_secs(5));
@@ -267,7 +269,7 @@ mod tests {
         let mut view = BudgetView::default();
         view.update(budget("redis", 0, 2, 2));
         view.update(budget("web", 2, 4, 2));
-                let cands = vec![cand("redis"), cand("redis"), cand("web"), cand("web"), cand("web")];
+        let cands = vec![cand("redis"), cand("redis"), cand("web"), cand("web"), cand("web")];
         let d = pick(&cands, &mut view, 10, 0, Duration::from_secs(5));
         assert_eq!(d.send, vec![2, 3, 0]);
         assert_eq!(d.held, vec![(1, Hold { pdb: "prod/redis".into(), needs: 2, has: 2 }), (4, hold_web())]);
@@ -283,13 +285,13 @@ mod tests {
     }
 
     fn hold_web() -> Hold {
-        Hold { pdb: "prod/web".into(), needs: 2, has: 4 }
+        Hold { pdb: "prod/web".into(), needs: 2, has: 2 }
     }
 
     #[test]
     fn slots_bound_the_batch() {
         let mut view = BudgetView::default();
-                let cands = vec![cand("none"), cand("none"), cand("none")];
+        let cands = vec![cand("none"), cand("none"), cand("none")];
         let d = pick(&cands, &mut view, 2, 0, Duration::from_secs(5));
         assert_eq!(d.send, vec![0, 1]);
     }

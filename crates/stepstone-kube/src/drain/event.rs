@@ -52,6 +52,9 @@ pub enum DrainEvent {
         node: String,
         evict: Vec<String>,
         delete: Vec<String>,
+        /// Already terminating: nothing to send, their going is awaited.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        terminating: Vec<String>,
         skipped: Vec<SkippedPod>,
         blockers: Vec<BlockerView>,
     },
@@ -128,10 +131,13 @@ impl DrainEvent {
     pub fn message(&self) -> String {
         match self {
             DrainEvent::Cordoned { .. } => "cordoned".to_string(),
-            DrainEvent::Classified { evict, delete, skipped, blockers, .. } => {
+            DrainEvent::Classified { evict, delete, terminating, skipped, blockers, .. } => {
                 let mut parts = vec![format!("{} to evict", evict.len())];
                 if !delete.is_empty() {
                     parts.push(format!("{} to delete", delete.len()));
+                }
+                if !terminating.is_empty() {
+                    parts.push(format!("{} already terminating", terminating.len()));
                 }
                 if !skipped.is_empty() {
                     let mut reasons: Vec<&str> = skipped.iter().map(|s| s.reason.as_str()).collect();
@@ -230,10 +236,10 @@ pub fn human_duration(d: Duration) -> String {
     if ms < 1000 {
         format!("{ms}ms")
     } else if ms < 60_000 {
-        if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{:.1}s", d.as_secs_f64()) }
+        if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{:.1}s", d.as_secs_f64()) }
     } else {
         let s = d.as_secs();
-        if s % 60 == 0 { format!("{}m", s / 60) } else { format!("{}m{}s", s / 60, s % 60) }
+        if s.is_multiple_of(60) { format!("{}m", s / 60) } else { format!("{}m{}s", s / 60, s % 60) }
     }
 }
 
@@ -270,6 +276,7 @@ mod tests {
             node: "w1".into(),
             evict: vec!["a/x".into(), "a/y".into()],
             delete: vec![],
+            terminating: vec![],
             skipped: vec![
                 SkippedPod { pod: "kube-system/proxy".into(), reason: "DaemonSet".into() },
                 SkippedPod { pod: "kube-system/cni".into(), reason: "DaemonSet".into() },

@@ -92,10 +92,10 @@ fn is_uid_precondition(message: &str) -> bool {
 pub fn parse_budget_message(message: &str) -> BudgetRefusal {
     let mut refusal = BudgetRefusal { pdb: String::new(), needs: None, has: None, message: message.to_string() };
     let words: Vec<&str> = message.split_whitespace().collect();
-    if let Some(i) = words.windows(2).position(|w| w[0] == "disruption" && w[1] == "budget") {
-        if let Some(name) = words.get(i + 2) {
-            refusal.pdb = name.trim_end_matches(['.', ',']).to_string();
-        }
+    if let Some(i) = words.windows(2).position(|w| w[0] == "disruption" && w[1] == "budget")
+        && let Some(name) = words.get(i + 2)
+    {
+        refusal.pdb = name.trim_end_matches(['.', ',']).to_string();
     }
     let number_after = |word: &str| {
         words.iter().position(|w| *w == word).and_then(|i| words.get(i + 1)).and_then(|n| n.parse::<i64>().ok())

@@ -3,11 +3,39 @@
 //! and report precisely what is left when it stops short.
 //!
 //! The decisions live in pure submodules ([`eviction`], [`retry`], [`budget`], [`watch`],
-//! [`event`], [`report`]); [`engine`] is the thin layer that talks to the API server.
+//! [`event`], [`report`], [`plan`]); [`engine`] is the thin layer that talks to the API server.
 
+mod api;
 pub mod budget;
+pub mod engine;
 pub mod event;
 pub mod eviction;
+pub mod plan;
 pub mod report;
 pub mod retry;
 pub mod watch;
+
+pub use api::connect;
+pub use engine::{DrainConfig, EventSink, drain, uncordon};
+pub use event::DrainEvent;
+pub use plan::RuleOptions;
+pub use report::{DrainReport, NodeOutcome, NodeReport};
+pub use retry::RetryPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("kubeconfig {what}: {message}; pass --kubeconfig FILE (and --context NAME) or set KUBECONFIG")]
+    Kubeconfig { what: String, message: String },
+    #[error("node {node} not found; list the nodes with `kubectl get nodes` (nothing was cordoned)")]
+    NodeNotFound { node: String },
+    #[error("{action}: {source}")]
+    Api {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading the cluster for the drain rules: {message}")]
+    Inventory { message: String },
+    #[error("{what}; check that the API server answers watches (`kubectl get pdb -A --watch`)")]
+    Stalled { what: String },
+}

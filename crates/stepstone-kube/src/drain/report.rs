@@ -173,10 +173,7 @@ pub struct ScaleTarget {
 
 /// What would let `budget` allow one more disruption, as a command where one exists.
 pub fn budget_fix(budget: &LiveBudget, controller: Option<&ScaleTarget>) -> String {
-    let patch = format!(
-        "kubectl patch pdb {} -n {} --type merge -p '{{\"spec\":{{\"maxUnavailable\":1,\"minAvailable\":null}}}}'",
-        budget.name, budget.namespace
-    );
+    let patch = relax_patch(budget);
     let unready = budget.expected_pods - budget.current_healthy;
     if let Some(IntOrPercent::Int(0) | IntOrPercent::Percent(0)) = budget.max_unavailable {
         return format!(
@@ -185,7 +182,7 @@ pub fn budget_fix(budget: &LiveBudget, controller: Option<&ScaleTarget>) -> Stri
     }
     if budget.min_available.is_none() && unready > 0 {
         return format!(
-            "{unready} of {} pods are not Ready; scaling up does not help a maxUnavailable budget: make them Ready (kubectl get pods -n {}), or relax it: {patch}",
+            "{unready} of {} pods are not Ready (replacements of evicted pods may still be starting); scaling up does not help a maxUnavailable budget: make them Ready (kubectl get pods -n {}), or relax it: {patch}",
             budget.expected_pods, budget.namespace
         );
     }
@@ -194,16 +191,26 @@ pub fn budget_fix(budget: &LiveBudget, controller: Option<&ScaleTarget>) -> Stri
     }
     let extra = extra_replicas(budget);
     match (controller, extra) {
-        (Some(c), Some(k)) => format!(
-            "kubectl scale {}/{} -n {} --replicas={}",
-            c.short_kind,
-            c.name,
-            c.namespace,
-            c.replicas + k
-        ),
+        (Some(c), Some(k)) => {
+            format!("kubectl scale {}/{} -n {} --replicas={}", c.short_kind, c.name, c.namespace, c.replicas + k)
+        }
         (None, Some(k)) => format!("add {k} Ready pod(s) selected by the budget, or relax it: {patch}"),
         (_, None) => format!("{} can never allow an eviction; relax it: {patch}", budget.rule()),
     }
+}
+
+/// The merge patch that lets the budget allow one more disruption than it does now: one more
+/// `maxUnavailable`, or one less `minAvailable`, written as an integer.
+pub fn relax_patch(budget: &LiveBudget) -> String {
+    // Healthy pods the budget may lose now, plus one.
+    let unavailable_now = (budget.expected_pods - budget.desired_healthy).max(0);
+    let spec = match (budget.min_available, budget.max_unavailable) {
+        (_, Some(IntOrPercent::Int(m))) => format!("{{\"maxUnavailable\":{}}}", m.max(0) + 1),
+        (_, Some(IntOrPercent::Percent(_))) => format!("{{\"maxUnavailable\":{}}}", unavailable_now + 1),
+        (Some(_), None) => format!("{{\"minAvailable\":{}}}", (budget.desired_healthy - 1).max(0)),
+        (None, None) => "{\"maxUnavailable\":1}".to_string(),
+    };
+    format!("kubectl patch pdb {} -n {} --type merge -p '{{\"spec\":{spec}}}'", budget.name, budget.namespace)
 }
 
 /// Replicas to add so a `minAvailable` budget allows one disruption; `None` when no number helps
@@ -226,7 +233,13 @@ pub fn extra_replicas(budget: &LiveBudget) -> Option<i64> {
 mod tests {
     use super::*;
 
-    fn budget(min: Option<IntOrPercent>, max: Option<IntOrPercent>, healthy: i64, desired: i64, expected: i64) -> LiveBudget {
+    fn budget(
+        min: Option<IntOrPercent>,
+        max: Option<IntOrPercent>,
+        healthy: i64,
+        desired: i64,
+        expected: i64,
+    ) -> LiveBudget {
         LiveBudget {
             namespace: "prod".into(),
             name: "redis".into(),
@@ -264,6 +277,23 @@ mod tests {
         assert_eq!(extra_replicas(&b), Some(6));
         assert_eq!(extra_replicas(&budget(Some(IntOrPercent::Percent(100)), None, 3, 3, 3)), None);
         assert!(budget_fix(&budget(Some(IntOrPercent::Percent(100)), None, 3, 3, 3), None).contains("never"));
+    }
+
+    #[test]
+    fn relaxing_asks_for_one_more_disruption() {
+        let b = budget(None, Some(IntOrPercent::Int(1)), 8, 8, 9);
+        assert_eq!(
+            relax_patch(&b),
+            r#"kubectl patch pdb redis -n prod --type merge -p '{"spec":{"maxUnavailable":2}}'"#
+        );
+        let b = budget(Some(IntOrPercent::Percent(100)), None, 3, 3, 3);
+        assert_eq!(relax_patch(&b), r#"kubectl patch pdb redis -n prod --type merge -p '{"spec":{"minAvailable":2}}'"#);
+        // 25% of 8 rounds up to 2 unavailable: allow 3.
+        let b = budget(None, Some(IntOrPercent::Percent(25)), 6, 6, 8);
+        assert_eq!(
+            relax_patch(&b),
+            r#"kubectl patch pdb redis -n prod --type merge -p '{"spec":{"maxUnavailable":3}}'"#
+        );
     }
 
     #[test]

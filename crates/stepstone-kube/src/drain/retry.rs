@@ -67,7 +67,8 @@ impl RetryPolicy {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// The wait before the `attempt`-th retry (1-based) after throttling or a transient error.
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(20);
         self.throttle_base.saturating_mul(1u32 << doublings).min(self.throttle_max)
     }

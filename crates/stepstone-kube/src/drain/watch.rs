@@ -149,12 +149,16 @@ impl WaitState {
         self.awaited.values().filter(|a| a.node == node && !a.gone).map(|a| a.key.clone()).collect()
     }
 
-    /// Controllers of `node` whose replacements are not Ready yet: (label, ready, target).
+    /// Controllers of `node` whose evicted pods are gone but whose replacements are not Ready
+    /// yet: (label, ready, target). Controllers with pods still on the node are not listed:
+    /// those pods are what holds the drain up.
     pub fn pending_replacements(&self, node: &str) -> Vec<(String, i64, i64)> {
         let ready = self.ready_by_owner(|p| !self.on_draining(p));
+        let waiting_on_pods: BTreeSet<&str> =
+            self.awaited.values().filter(|a| !a.gone).filter_map(|a| a.controller.as_deref()).collect();
         self.goals
             .iter()
-            .filter(|(_, g)| g.nodes.contains(node) && !g.reached)
+            .filter(|(uid, g)| g.nodes.contains(node) && !g.reached && !waiting_on_pods.contains(uid.as_str()))
             .map(|(uid, g)| (g.label.clone(), ready.get(uid).copied().unwrap_or(0), g.target.unwrap_or(0)))
             .collect()
     }

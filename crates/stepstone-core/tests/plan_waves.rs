@@ -1,0 +1,230 @@
+//! The wave planner and the blockers report on hand-built fleets whose answers can be worked
+//! out on paper.
+
+mod plan_common;
+
+use stepstone_core::inventory::Inventory;
+use stepstone_core::plan::blockers::{self, BlockerOptions};
+use stepstone_core::plan::simulate::Headroom;
+use stepstone_core::plan::{self, Plan, PlanRequest, WaveKind, WorkerStrategy};
+use stepstone_core::releases::ReleaseData;
+
+use plan_common::FleetBuilder;
+
+fn request(max_unavailable: u32, headroom: u32) -> PlanRequest {
+    let mut r = PlanRequest::new("v1.33".parse().unwrap(), "2026-12-01T08:00:00Z".parse().unwrap());
+    r.max_unavailable = max_unavailable;
+    r.headroom = Headroom::percent(headroom);
+    r
+}
+
+fn plan(inv: &Inventory, req: &PlanRequest) -> Plan {
+    plan::make_plan(inv, req, ReleaseData::embedded()).unwrap()
+}
+
+/// 20 workers of 10 CPU, each with sixteen 500m pods: 80% of CPU requested everywhere.
+fn busy_fleet() -> Inventory {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    let names: Vec<String> = (1..=20).map(|i| format!("r640-{i:02}")).collect();
+    for n in &names {
+        f.worker(n, "dell-r640", 10_000, 64, 2019);
+    }
+    for (i, n) in names.iter().enumerate() {
+        let nodes: Vec<&str> = vec![n.as_str(); 16];
+        f.deployment("prod", &format!("web{i:02}"), &nodes, 500, 256);
+    }
+    f.build()
+}
+
+#[test]
+fn a_fleet_at_80_percent_cpu_drains_one_node_at_a_time_and_says_why() {
+    let inv = busy_fleet();
+    // Headroom 85%: every node can take one more 500m pod (8.5 of 10 CPU). One drained node's
+    // sixteen pods fit on the nineteen others; two nodes' thirty-two do not fit on eighteen.
+    let p = plan(&inv, &request(3, 85));
+    let waves = &p.hops[0].waves;
+    assert_eq!(waves[0].kind, WaveKind::Canary);
+    let batches: Vec<_> = waves.iter().filter(|w| w.kind == WaveKind::Batch).collect();
+    assert_eq!(batches.len(), 19, "{:#?}", batches.iter().map(|w| &w.nodes).collect::<Vec<_>>());
+    for w in &batches {
+        assert_eq!(w.nodes.len(), 1);
+    }
+    let first = &batches[0].reason;
+    assert!(first.starts_with("capacity: 2 nodes at once would put r640-"), "{first}");
+    assert!(first.ends_with(" at 90% CPU (headroom 85%)"), "{first}");
+    assert_eq!(batches.last().unwrap().reason, "rest of dell-r640: 1 node left");
+    // The canary moves its sixteen pods; the next node also carries one the canary left it.
+    assert_eq!(waves[0].pods_moved, 16);
+    assert_eq!(batches[0].pods_moved, 17);
+    // Nothing is blocked: the fleet is slow to drain, not stuck.
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    // The lower bound pools all spare room (the control plane's too, ignoring its taint and
+    // bin packing): that would just hold two nodes' pods, so it is below the plan.
+    assert_eq!(p.schedule.lower_bound_batch_size, 2);
+    assert!(p.schedule.lower_bound_minutes < p.schedule.makespan_minutes);
+
+    // With a 95% headroom the same fleet takes the operator's limit.
+    let p = plan(&inv, &request(3, 95));
+    let batch = p.hops[0].waves.iter().find(|w| w.kind == WaveKind::Batch).unwrap();
+    assert_eq!(batch.nodes.len(), 3);
+    assert_eq!(batch.reason, "limit: --max-unavailable 3");
+}
+
+#[test]
+fn control_plane_first_then_canaries_oldest_generation_first() {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1").control_plane("cp-2").control_plane("cp-3");
+    for i in 1..=4 {
+        f.worker(&format!("dl380-{i:02}"), "hp-dl380", 32_000, 128, 2023);
+        f.worker(&format!("r640-{i:02}"), "dell-r640", 16_000, 64, 2019);
+        f.worker(&format!("r740-{i:02}"), "dell-r740", 24_000, 96, 2021);
+    }
+    f.deployment("prod", "web", &["r640-01", "r740-02", "dl380-03", "r640-04"], 1000, 512);
+    let inv = f.build();
+    let p = plan(&inv, &request(2, 85));
+    let hop = &p.hops[0];
+    let cp: Vec<(&str, plan::ControlPlaneAction)> =
+        hop.control_plane.iter().map(|s| (s.node.as_str(), s.action)).collect();
+    assert_eq!(
+        cp,
+        vec![
+            ("cp-1", plan::ControlPlaneAction::Apply),
+            ("cp-2", plan::ControlPlaneAction::Node),
+            ("cp-3", plan::ControlPlaneAction::Node)
+        ]
+    );
+    let shape: Vec<(WaveKind, &str, usize)> =
+        hop.waves.iter().map(|w| (w.kind, w.generation.as_str(), w.nodes.len())).collect();
+    assert_eq!(
+        shape,
+        vec![
+            (WaveKind::Canary, "dell-r640", 1),
+            (WaveKind::Canary, "dell-r740", 1),
+            (WaveKind::Canary, "hp-dl380", 1),
+            (WaveKind::Batch, "dell-r640", 2),
+            (WaveKind::Batch, "dell-r640", 1),
+            (WaveKind::Batch, "dell-r740", 2),
+            (WaveKind::Batch, "dell-r740", 1),
+            (WaveKind::Batch, "hp-dl380", 2),
+            (WaveKind::Batch, "hp-dl380", 1),
+        ]
+    );
+    assert_eq!(hop.waves[0].wait_after_minutes, 30);
+    assert_eq!(hop.waves[3].wait_after_minutes, 5);
+    assert_eq!(hop.waves.last().unwrap().wait_after_minutes, 0);
+    assert_eq!(p.policy.generation_order, vec!["dell-r640", "dell-r740", "hp-dl380"]);
+
+    // An explicit order wins.
+    let mut req = request(2, 85);
+    req.generation_order = vec!["hp-dl380".into()];
+    let p = plan(&inv, &req);
+    assert_eq!(p.hops[0].waves[0].generation, "hp-dl380");
+    assert_eq!(p.policy.generation_order, vec!["hp-dl380", "dell-r640", "dell-r740"]);
+    req.generation_order = vec!["r650".into()];
+    let e = plan::make_plan(&inv, &req, ReleaseData::embedded()).unwrap_err();
+    assert!(e.to_string().contains("--generation-order names 'r650'"), "{e}");
+}
+
+#[test]
+fn a_budget_with_one_disruption_serialises_evictions_in_time_not_in_failure() {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    for i in 1..=6 {
+        f.worker(&format!("w-{i}"), "gen", 16_000, 64, 2020);
+    }
+    // Four replicas on w-2 and w-3, two each; the budget lets one go at a time.
+    f.deployment("prod", "api", &["w-2", "w-2", "w-3", "w-3"], 500, 256);
+    f.pdb_max_unavailable("prod", "api", 1);
+    let inv = f.build();
+    let mut req = request(2, 85);
+    req.durations.pod_start_minutes = 3;
+    let p = plan(&inv, &req);
+    let batch = p.hops[0].waves.iter().find(|w| w.nodes.contains(&"w-2".to_string())).unwrap();
+    assert_eq!(batch.nodes, vec!["w-2", "w-3"]);
+    // Four evictions, one per pod start: three extra rounds of 3 minutes.
+    assert_eq!(batch.pdb_wait_minutes, 9);
+    assert!(batch.reason.contains("evictions wait on prod/api-pdb (4 rounds, +9m)"), "{}", batch.reason);
+}
+
+#[test]
+fn blockers_name_the_fix_and_the_nodes_and_the_plan_keeps_blocked_nodes() {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    for i in 1..=5 {
+        f.worker(&format!("w-{i}"), "gen", 16_000, 64, 2020);
+    }
+    f.deployment("prod", "redis", &["w-1", "w-2"], 500, 256);
+    f.pdb_min_available("prod", "redis", 2);
+    f.deployment("prod", "solo", &["w-4"], 500, 256);
+    let mut stray = f.pod("default", "debug-shell", Some("w-3"), 100, 64);
+    stray.labels.insert("run".into(), "debug".into());
+    f.inv.pods.push(stray);
+    let inv = f.build();
+
+    let report = blockers::analyse(&inv, &BlockerOptions::default()).report;
+    let budget = report.blockers.iter().find(|b| b.finding.code == "blocker.budget").unwrap();
+    assert_eq!(budget.finding.subject, "prod/redis-pdb");
+    assert_eq!(budget.nodes, vec!["w-1", "w-2"]);
+    assert!(budget.finding.hint.contains("scale deploy redis in prod to 3"), "{}", budget.finding.hint);
+    let unmanaged = report.blockers.iter().find(|b| b.finding.code == "blocker.unmanaged").unwrap();
+    assert_eq!(unmanaged.finding.subject, "default/debug-shell");
+    assert_eq!(unmanaged.nodes, vec!["w-3"]);
+    let solo = report.blockers.iter().find(|b| b.finding.code == "blocker.singleton").unwrap();
+    assert_eq!(solo.finding.severity, stepstone_core::findings::Severity::Warning);
+    assert!(solo.finding.hint.contains("--replicas=2"), "{}", solo.finding.hint);
+    assert_eq!(report.summary.errors, 2);
+    assert_eq!(report.summary.nodes_blocked, 3);
+
+    let p = plan(&inv, &request(2, 85));
+    let workers: Vec<&String> = p.hops[0].waves.iter().flat_map(|w| &w.nodes).collect();
+    assert_eq!(workers.len(), 5, "every worker appears, blocked or not");
+    let blocked: Vec<_> = p.hops[0].waves.iter().filter(|w| !w.blockers.is_empty()).collect();
+    let blocked_nodes: Vec<&String> = blocked.iter().flat_map(|w| &w.nodes).collect();
+    assert_eq!(blocked_nodes, vec!["w-1", "w-2", "w-3"]);
+    assert!(blocked[0].blockers.contains(&"blocker.budget prod/redis-pdb".to_string()));
+    assert!(blocked[0].reason.starts_with("blocked: cannot be drained until fixed: "));
+    assert!(p.blockers.iter().any(|b| b.code == "blocker.budget"));
+}
+
+#[test]
+fn a_pod_with_nowhere_to_go_is_found_before_the_plan_and_during_it() {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    for i in 1..=3 {
+        f.worker(&format!("w-{i}"), "gen", 4_000, 16, 2020);
+    }
+    // Three replicas that must not share a node, on three workers: none can move.
+    f.deployment("prod", "zk", &["w-1", "w-2", "w-3"], 500, 256);
+    f.spread("prod", "zk");
+    let inv = f.build();
+    let report = blockers::analyse(&inv, &BlockerOptions::default()).report;
+    let nowhere: Vec<_> = report.blockers.iter().filter(|b| b.finding.code == "blocker.nowhere-to-go").collect();
+    assert_eq!(nowhere.len(), 3);
+    assert!(
+        nowhere[0].finding.message.contains("didn't match pod anti-affinity rules"),
+        "{}",
+        nowhere[0].finding.message
+    );
+    let p = plan(&inv, &request(2, 85));
+    let waves = &p.hops[0].waves;
+    assert!(waves.iter().all(|w| w.kind == WaveKind::Batch && !w.blockers.is_empty()), "{waves:#?}");
+    assert!(p.blockers.iter().any(|b| b.code == "blocker.nowhere-to-go"));
+}
+
+#[test]
+fn skip_minors_moves_workers_only_in_the_hops_the_path_says() {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    f.worker("w-1", "gen", 8_000, 32, 2020).worker("w-2", "gen", 8_000, 32, 2020);
+    let inv = f.build();
+    let mut req = request(2, 85);
+    req.target = "v1.34".parse().unwrap();
+    req.strategy = WorkerStrategy::SkipMinors;
+    let p = plan(&inv, &req);
+    assert_eq!(p.hops.len(), 2);
+    assert!(p.hops[0].waves.is_empty());
+    let moved: Vec<&String> = p.hops[1].waves.iter().flat_map(|w| &w.nodes).collect();
+    assert_eq!(moved, vec!["w-1", "w-2"]);
+    assert_eq!(p.hops[0].control_plane.len(), 1);
+}

@@ -1,0 +1,1111 @@
+//! The drain loop: cordon, read what the rule chain needs, classify, then evict with bounded
+//! concurrency under one shared budget view, waiting on watches (never polling) for pods to go
+//! and replacements to turn Ready, until every node is drained or the timeout passes.
+//!
+//! Every decision is delegated to the pure submodules; this file only moves data between them
+//! and the API server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod as ApiPod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event as WatchEvent};
+use kube::{Api, Client};
+use serde_json::Value;
+use stepstone_core::inventory::{Inventory, Pod, PodPhase, WorkloadKind};
+use stepstone_core::snapshot::{ObjectSet, SnapshotOptions, parse_pdb, parse_pod};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::budget::{BudgetView, Candidate, LiveBudget, PodHealth, pick};
+use super::event::{DrainEvent, Removal};
+use super::eviction::EvictionOutcome;
+use super::plan::{self, NodePlan, RuleOptions};
+use super::report::{
+    BlockingBudget, DrainReport, LeftPod, NodeOutcome, NodeReport, PendingReplacement, ScaleTarget, budget_fix,
+};
+use super::retry::{Next, RetryPolicy};
+use super::watch::{PodObservation, Progress, WaitState};
+use super::{DrainError, api};
+
+/// Everything `stepstone drain` decides before talking to the cluster.
+#[derive(Debug, Clone)]
+pub struct DrainConfig {
+    /// Stop evicting after this long; the node stays cordoned.
+    pub timeout: Duration,
+    /// Overrides each pod's `terminationGracePeriodSeconds` when set.
+    pub grace_period: Option<i64>,
+    /// Only pods matching this label selector are drained (others are left and reported).
+    pub pod_selector: Option<String>,
+    /// The rule chain's named overrides (emptyDir data, unmanaged pods, ...).
+    pub rules: RuleOptions,
+    /// DELETE instead of evicting: PodDisruptionBudgets are not consulted. Dangerous.
+    pub bypass_budgets: bool,
+    /// Classify and report only: no cordon, no eviction.
+    pub dry_run: bool,
+    /// Count a node as drained only once its evicted pods' controllers have their Ready
+    /// replicas back on other nodes.
+    pub wait_replacements: bool,
+    /// Evictions in flight at once, for the whole batch.
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    /// Post Kubernetes Events on the nodes.
+    pub node_events: bool,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        DrainConfig {
+            timeout: Duration::from_secs(300),
+            grace_period: None,
+            pod_selector: None,
+            rules: RuleOptions::default(),
+            bypass_budgets: false,
+            dry_run: false,
+            wait_replacements: true,
+            concurrency: 32,
+            retry: RetryPolicy::default(),
+            node_events: true,
+        }
+    }
+}
+
+/// Where progress goes (a terminal, log lines, JSON lines, a test's vector).
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: &DrainEvent);
+}
+
+impl<F: Fn(&DrainEvent) + Send + Sync> EventSink for F {
+    fn emit(&self, event: &DrainEvent) {
+        self(event)
+    }
+}
+
+/// What the watches and eviction tasks tell the loop.
+enum Msg {
+    BudgetsListed(Vec<WatchedBudget>),
+    Budget(LiveBudget),
+    BudgetGone(String),
+    PodsListed(String, Vec<PodObservation>),
+    PodApplied(PodObservation),
+    PodDeleted(String),
+    Answer { target: usize, outcome: EvictionOutcome },
+    WatchFailed(String),
+}
+
+/// Cordon and drain `nodes` as one batch.
+pub async fn drain(
+    client: &Client,
+    nodes: &[String],
+    config: &DrainConfig,
+    sink: &dyn EventSink,
+) -> Result<DrainReport, DrainError> {
+    let start = Instant::now();
+    let deadline = start + config.timeout;
+    let nodes: Vec<String> = nodes.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let notifier = Notifier::new(client.clone(), config.node_events && !config.dry_run, sink);
+
+    // Nodes first: a typo in a batch must not leave the other nodes cordoned.
+    let mut node_objects: BTreeMap<String, Node> = BTreeMap::new();
+    if config.dry_run || nodes.len() > 1 {
+        for n in &nodes {
+            node_objects.insert(n.clone(), with_retries(&config.retry, || api::get_node(client, n)).await?);
+        }
+    }
+    if !config.dry_run {
+        for n in &nodes {
+            node_objects
+                .insert(n.clone(), with_retries(&config.retry, || api::set_unschedulable(client, n, true)).await?);
+            notifier.node_uid(n, node_objects[n].metadata.uid.clone());
+            notifier.emit(&DrainEvent::Cordoned { node: n.clone() });
+        }
+    }
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut watches = JoinSet::new();
+    watches.spawn(watch_budgets(client.clone(), tx.clone()));
+
+    // What the rule chain reads: the nodes, their pods, the owners of those pods, the budgets.
+    let mut pods_by_node = BTreeMap::new();
+    for n in &nodes {
+        let pods = with_retries(&config.retry, || api::pods_on(client, n, config.pod_selector.as_deref())).await?;
+        pods_by_node.insert(n.clone(), pods);
+    }
+    let all_pods: Vec<&ApiPod> = pods_by_node.values().flatten().collect();
+    let controllers = with_retries(&config.retry, || read_controllers(client, &all_pods)).await?;
+    let budgets = loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Msg::BudgetsListed(b))) => break b,
+            Ok(Some(Msg::WatchFailed(e))) => tracing::warn!("listing PodDisruptionBudgets: {e}"),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                return Err(DrainError::Stalled {
+                    what: "the PodDisruptionBudget list never arrived before the timeout".into(),
+                });
+            }
+        }
+    };
+
+    let mut set = ObjectSet::default();
+    for n in node_objects.values() {
+        set.objects.push(("api".into(), to_value(n)?));
+    }
+    for p in &all_pods {
+        set.objects.push(("api".into(), typed_item(to_value(*p)?, "v1", "Pod")));
+    }
+    for c in controllers {
+        set.objects.push(("api".into(), c));
+    }
+    let mut view = BudgetView::default();
+    for b in budgets {
+        set.objects.push(("api".into(), b.raw.clone()));
+        view.update(b.live);
+    }
+    let inventory = set
+        .into_inventory("cluster", &SnapshotOptions::default())
+        .map_err(|e| DrainError::Inventory { message: e.to_string() })?;
+
+    let mut plans = Vec::new();
+    for n in &nodes {
+        let plan = plan::plan_node(&inventory, n, &config.rules, config.bypass_budgets, &view);
+        for w in &plan.warnings {
+            notifier.emit(&DrainEvent::Warning { node: Some(n.clone()), message: w.clone() });
+        }
+        notifier.emit(&plan.classified_event());
+        plans.push(plan);
+    }
+
+    if config.dry_run {
+        drop(watches);
+        let reports = plans.iter().map(|p| dry_run_report(p, &inventory, &mut view.clone())).collect();
+        return Ok(DrainReport { dry_run: true, nodes: reports });
+    }
+
+    let mut reports: BTreeMap<String, NodeReport> = BTreeMap::new();
+    let mut runnable = Vec::new();
+    for plan in plans {
+        if plan.blockers.is_empty() {
+            runnable.push(plan);
+        } else {
+            let reason = format!("{} blocker(s) found before any eviction", plan.blockers.len());
+            notifier.emit(&DrainEvent::Stopped { node: plan.node.clone(), reason });
+            reports.insert(plan.node.clone(), blocked_report(&plan, start.elapsed()));
+        }
+    }
+
+    let mut run = Run::new(client, config, &inventory, &nodes, runnable, view, tx.clone(), &notifier, start);
+    for ns in run.wait.namespaces() {
+        watches.spawn(watch_pods(client.clone(), ns, tx.clone()));
+    }
+    drop(tx);
+    run.drive(&mut rx, deadline).await;
+    for r in run.into_reports() {
+        reports.insert(r.node.clone(), r);
+    }
+    drop(watches);
+    notifier.flush().await;
+    Ok(DrainReport { dry_run: false, nodes: reports.into_values().collect() })
+}
+
+/// Clear `spec.unschedulable` on each node.
+pub async fn uncordon(
+    client: &Client,
+    nodes: &[String],
+    node_events: bool,
+    sink: &dyn EventSink,
+) -> Result<(), DrainError> {
+    let notifier = Notifier::new(client.clone(), node_events, sink);
+    let policy = RetryPolicy::default();
+    for n in nodes {
+        let node = with_retries(&policy, || api::set_unschedulable(client, n, false)).await?;
+        notifier.node_uid(n, node.metadata.uid.clone());
+        notifier.emit(&DrainEvent::Uncordoned { node: n.clone() });
+    }
+    notifier.flush().await;
+    Ok(())
+}
+
+/// Reads and the idempotent cordon patch, retried a few times (logged) when the server throttles
+/// or fails transiently; evictions have their own loop.
+async fn with_retries<T, F, Fut>(policy: &RetryPolicy, mut call: F) -> Result<T, DrainError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DrainError>>,
+{
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(DrainError::Api { action, source }) if attempt + 1 < ATTEMPTS && transient(&source) => {
+                attempt += 1;
+                let delay = policy.backoff(attempt);
+                tracing::warn!("{action}: {source}; retrying in {}", super::event::human_duration(delay));
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Emits to the sink and posts the milestone events on the nodes, in the background, once per
+/// (node, reason, budget) so retries do not flood `kubectl describe node`.
+struct Notifier<'a> {
+    client: Client,
+    post: bool,
+    sink: &'a dyn EventSink,
+    uids: std::sync::Mutex<BTreeMap<String, Option<String>>>,
+    posted: std::sync::Mutex<BTreeSet<String>>,
+    posts: std::sync::Mutex<JoinSet<()>>,
+}
+
+impl<'a> Notifier<'a> {
+    fn new(client: Client, post: bool, sink: &'a dyn EventSink) -> Self {
+        Notifier { client, post, sink, uids: Default::default(), posted: Default::default(), posts: Default::default() }
+    }
+
+    fn node_uid(&self, node: &str, uid: Option<String>) {
+        self.uids.lock().expect("not poisoned").insert(node.to_string(), uid);
+    }
+
+    fn emit(&self, event: &DrainEvent) {
+        self.sink.emit(event);
+        if !self.post {
+            return;
+        }
+        let Some(node_event) = event.node_event() else { return };
+        let dedupe = match event {
+            DrainEvent::Blocked { node, pdb, .. } => format!("{node}/{}/{pdb}", node_event.reason),
+            _ => format!("{}/{}/{}", node_event.node, node_event.reason, node_event.message),
+        };
+        if !self.posted.lock().expect("not poisoned").insert(dedupe) {
+            return;
+        }
+        let uid = self.uids.lock().expect("not poisoned").get(&node_event.node).cloned().flatten();
+        let client = self.client.clone();
+        self.posts.lock().expect("not poisoned").spawn(async move {
+            if let Err(e) = api::post_node_event(&client, &node_event, uid.as_deref()).await {
+                // Events are a courtesy to other operators; the drain does not depend on them.
+                tracing::warn!("posting event {} on node {}: {e}", node_event.reason, node_event.node);
+            }
+        });
+    }
+
+    /// Wait (briefly) for the posted events to land.
+    async fn flush(&self) {
+        let mut posts = std::mem::take(&mut *self.posts.lock().expect("not poisoned"));
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), async { while posts.join_next().await.is_some() {} }).await;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Waiting,
+    InFlight,
+    /// The server accepted the eviction (or the pod was already gone).
+    Accepted,
+    Failed(String),
+}
+
+/// One pod to remove.
+struct Target {
+    node: String,
+    pod: Pod,
+    removal: Removal,
+    pdbs: Vec<String>,
+    health: PodHealth,
+    state: State,
+    due_ms: u64,
+    attempts: u32,
+    /// The budget holding it back and its numbers, as last seen.
+    hold: Option<(String, Option<i64>, Option<i64>)>,
+    hold_emitted_ms: Option<u64>,
+    throttled: bool,
+}
+
+struct Run<'a> {
+    client: &'a Client,
+    config: &'a DrainConfig,
+    inventory: &'a Inventory,
+    notifier: &'a Notifier<'a>,
+    start: Instant,
+    targets: Vec<Target>,
+    /// Nodes being drained here, with their plans.
+    plans: BTreeMap<String, NodePlan>,
+    finished: BTreeMap<String, (NodeOutcome, u64)>,
+    view: BudgetView,
+    budgets_current: bool,
+    wait: WaitState,
+    tx: mpsc::UnboundedSender<Msg>,
+    requests: JoinSet<()>,
+}
+
+impl<'a> Run<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        client: &'a Client,
+        config: &'a DrainConfig,
+        inventory: &'a Inventory,
+        batch: &[String],
+        plans: Vec<NodePlan>,
+        view: BudgetView,
+        tx: mpsc::UnboundedSender<Msg>,
+        notifier: &'a Notifier<'a>,
+        start: Instant,
+    ) -> Self {
+        // Every node of the batch is cordoned: a replacement landing on any of them does not count.
+        let mut wait = WaitState::new(batch.iter().cloned());
+        let mut targets = Vec::new();
+        for plan in &plans {
+            let terminating = plan.wait.iter().map(|p| (p, None));
+            let to_remove = plan.remove.iter().map(|(p, r)| (p, Some(*r)));
+            for (pod, removal) in to_remove.chain(terminating) {
+                let controller = if config.wait_replacements { replacement_goal(inventory, pod) } else { None };
+                wait.expect_removal(
+                    &plan.node,
+                    &observation(pod),
+                    controller.as_ref().map(|(uid, label)| (uid.as_str(), label.as_str())),
+                );
+                let pdbs = match removal {
+                    Some(Removal::Eviction) => inventory.pdbs_for(pod).map(|b| b.key()).collect(),
+                    // DELETE does not consult budgets; terminating pods need nothing sent.
+                    Some(Removal::Delete) | None => Vec::new(),
+                };
+                targets.push(Target {
+                    node: plan.node.clone(),
+                    pod: pod.clone(),
+                    removal: removal.unwrap_or(Removal::Eviction),
+                    pdbs,
+                    health: health(pod),
+                    // A terminating pod is on its way out already: only its going is awaited.
+                    state: if removal.is_some() { State::Waiting } else { State::Accepted },
+                    due_ms: 0,
+                    attempts: 0,
+                    hold: None,
+                    hold_emitted_ms: None,
+                    throttled: false,
+                });
+            }
+        }
+        Run {
+            client,
+            config,
+            inventory,
+            notifier,
+            start,
+            targets,
+            plans: plans.into_iter().map(|p| (p.node.clone(), p)).collect(),
+            finished: BTreeMap::new(),
+            view,
+            budgets_current: true,
+            wait,
+            tx,
+            requests: JoinSet::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    async fn drive(&mut self, rx: &mut mpsc::UnboundedReceiver<Msg>, deadline: Instant) {
+        loop {
+            self.dispatch();
+            self.check_nodes();
+            if self.finished.len() == self.plans.len() {
+                break;
+            }
+            let wake = self.next_wake().min(deadline);
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(m) => self.handle(m),
+                    None => tokio::time::sleep_until(wake).await,
+                },
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        // Stop evicting; collect the answers already on their way so the report is exact.
+        let grace = Instant::now() + Duration::from_secs(2);
+        while self.targets.iter().any(|t| t.state == State::InFlight) {
+            match tokio::time::timeout_at(grace, rx.recv()).await {
+                Ok(Some(m @ Msg::Answer { .. })) => self.handle(m),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.requests.abort_all();
+        let elapsed = self.now_ms();
+        let unfinished: Vec<String> = self.plans.keys().filter(|n| !self.finished.contains_key(*n)).cloned().collect();
+        for node in unfinished {
+            let left = self.left_on(&node).len();
+            self.notifier.emit(&DrainEvent::Timeout { node: node.clone(), left });
+            self.finished.insert(node, (NodeOutcome::TimedOut, elapsed));
+        }
+    }
+
+    /// Send what the budget view lets through, up to the concurrency bound.
+    fn dispatch(&mut self) {
+        if !self.wait.ready_to_evict() || !self.budgets_current {
+            return;
+        }
+        let in_flight = self.targets.iter().filter(|t| t.state == State::InFlight).count();
+        let slots = self.config.concurrency.max(1).saturating_sub(in_flight);
+        let waiting: Vec<usize> =
+            (0..self.targets.len()).filter(|i| self.targets[*i].state == State::Waiting).collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let candidates: Vec<Candidate> = waiting
+            .iter()
+            .map(|i| {
+                let t = &self.targets[*i];
+                Candidate { pdbs: t.pdbs.clone(), health: t.health, due_ms: t.due_ms }
+            })
+            .collect();
+        let now = self.now_ms();
+        let decision = pick(&candidates, &mut self.view, slots, now, self.config.retry.budget_interval);
+        for (j, hold) in decision.held {
+            let i = waiting[j];
+            let key = (hold.pdb.clone(), Some(hold.needs), Some(hold.has));
+            self.note_hold(i, key, self.config.retry.budget_interval, false);
+        }
+        for j in decision.send {
+            let i = waiting[j];
+            self.send(i);
+        }
+    }
+
+    fn send(&mut self, i: usize) {
+        let t = &mut self.targets[i];
+        t.state = State::InFlight;
+        t.attempts += 1;
+        let event =
+            DrainEvent::Evicting { node: t.node.clone(), pod: t.pod.key(), attempt: t.attempts, removal: t.removal };
+        let (client, ns, name, uid) =
+            (self.client.clone(), t.pod.namespace.clone(), t.pod.name.clone(), t.pod.uid.clone());
+        let grace = self.config.grace_period;
+        let removal = t.removal;
+        let tx = self.tx.clone();
+        self.requests.spawn(async move {
+            let outcome = match removal {
+                Removal::Eviction => api::evict(&client, &ns, &name, &uid, grace).await,
+                Removal::Delete => api::delete(&client, &ns, &name, &uid, grace).await,
+            };
+            let _ = tx.send(Msg::Answer { target: i, outcome });
+        });
+        self.notifier.emit(&event);
+    }
+
+    /// Report a budget hold: on change, and again every few intervals so a long wait is never
+    /// silent.
+    /// A refusal from the server is always reported (one per retry interval, as kubectl does);
+    /// a hold by the budget view only when it changes or has been quiet for a while.
+    fn note_hold(&mut self, i: usize, hold: (String, Option<i64>, Option<i64>), retry_in: Duration, refused: bool) {
+        let now = self.now_ms();
+        let heartbeat = self.config.retry.budget_interval.as_millis() as u64 * 6;
+        let interval = self.config.retry.budget_interval.as_millis() as u64;
+        let t = &mut self.targets[i];
+        let since = t.hold_emitted_ms.map(|at| now.saturating_sub(at));
+        // A new budget or requirement is news at once; the healthy count flickers while the
+        // server and its disruption controller catch up, so its changes wait an interval.
+        let new_budget = t.hold.as_ref().is_none_or(|h| h.0 != hold.0 || h.1 != hold.1);
+        let new_count = t.hold.as_ref() != Some(&hold) && since.is_none_or(|s| s >= interval);
+        let stale = since.is_none_or(|s| s >= heartbeat);
+        t.hold = Some(hold.clone());
+        if refused || new_budget || new_count || stale {
+            t.hold_emitted_ms = Some(now);
+            let event = DrainEvent::Blocked {
+                node: t.node.clone(),
+                pod: t.pod.key(),
+                pdb: hold.0,
+                needs: hold.1,
+                has: hold.2,
+                retry_in_ms: retry_in.as_millis() as u64,
+            };
+            self.notifier.emit(&event);
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let progress = match msg {
+            Msg::BudgetsListed(list) => {
+                self.view = BudgetView::default();
+                for b in list {
+                    self.view.update(b.live);
+                }
+                self.budgets_current = true;
+                Vec::new()
+            }
+            Msg::Budget(b) => {
+                self.view.update(b);
+                Vec::new()
+            }
+            Msg::BudgetGone(key) => {
+                self.view.remove(&key);
+                Vec::new()
+            }
+            Msg::PodsListed(ns, pods) => self.wait.relist(&ns, pods),
+            Msg::PodApplied(p) => self.wait.apply(p),
+            Msg::PodDeleted(uid) => self.wait.delete(&uid),
+            Msg::WatchFailed(e) => {
+                tracing::warn!("watch: {e}");
+                Vec::new()
+            }
+            Msg::Answer { target, outcome } => self.answer(target, outcome),
+        };
+        self.progress(progress);
+    }
+
+    fn answer(&mut self, i: usize, outcome: EvictionOutcome) -> Vec<Progress> {
+        let now = self.now_ms();
+        tracing::debug!(pod = %self.targets[i].pod.key(), ?outcome, "eviction answer");
+        let accepted = outcome == EvictionOutcome::Accepted;
+        let (pdbs, health) = (self.targets[i].pdbs.clone(), self.targets[i].health);
+        self.view.settle(&pdbs, accepted, health, now);
+        let t = &mut self.targets[i];
+        let attempt = if matches!(outcome, EvictionOutcome::Throttled { .. }) && t.throttled { t.attempts } else { 1 };
+        let next = self.config.retry.after(&outcome, attempt);
+        match (&outcome, next) {
+            (EvictionOutcome::Accepted, _) => {
+                t.state = State::Accepted;
+                t.hold = None;
+                let event = DrainEvent::Evicted { node: t.node.clone(), pod: t.pod.key(), removal: t.removal };
+                self.notifier.emit(&event);
+                Vec::new()
+            }
+            (EvictionOutcome::Gone, _) => {
+                t.state = State::Accepted;
+                t.hold = None;
+                let uid = t.pod.uid.clone();
+                self.wait.forget(&uid)
+            }
+            (_, Next::RetryAfter(delay)) => {
+                t.state = State::Waiting;
+                t.due_ms = now + delay.as_millis() as u64;
+                t.throttled = matches!(outcome, EvictionOutcome::Throttled { .. });
+                match &outcome {
+                    EvictionOutcome::BudgetBlocked(refusal) => {
+                        let key = if refusal.pdb.is_empty() {
+                            pdbs.first().cloned().unwrap_or_else(|| "(unnamed)".to_string())
+                        } else {
+                            format!("{}/{}", t.pod.namespace, refusal.pdb)
+                        };
+                        self.note_hold(i, (key, refusal.needs, refusal.has), delay, true);
+                    }
+                    EvictionOutcome::Throttled { .. } => {
+                        let event = DrainEvent::Throttled {
+                            node: t.node.clone(),
+                            pod: t.pod.key(),
+                            retry_in_ms: delay.as_millis() as u64,
+                        };
+                        self.notifier.emit(&event);
+                    }
+                    EvictionOutcome::NamespaceTerminating if t.attempts == 1 => {
+                        let event = DrainEvent::Warning {
+                            node: Some(t.node.clone()),
+                            message: format!(
+                                "{}: its namespace is being deleted; waiting for the pod to go with it",
+                                t.pod.key()
+                            ),
+                        };
+                        self.notifier.emit(&event);
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
+            (_, _) => {
+                let message = match &outcome {
+                    EvictionOutcome::MultipleBudgets { message } => format!(
+                        "{message} Budgets selecting it: {}. Fix: make exactly one PodDisruptionBudget select the pod",
+                        pdbs.join(", ")
+                    ),
+                    EvictionOutcome::Failed { code, message } => format!("the API server answered {code}: {message}"),
+                    other => format!("{other:?}"),
+                };
+                t.state = State::Failed(message.clone());
+                let event = DrainEvent::Failed { node: t.node.clone(), pod: t.pod.key(), message };
+                self.notifier.emit(&event);
+                Vec::new()
+            }
+        }
+    }
+
+    fn progress(&mut self, progress: Vec<Progress>) {
+        for p in progress {
+            match p {
+                Progress::Gone { node, pod } => self.notifier.emit(&DrainEvent::Gone { node, pod }),
+                Progress::ReplacementReady { nodes, controller, ready, target } => {
+                    for node in nodes {
+                        let event =
+                            DrainEvent::ReplacementReady { node, controller: controller.clone(), ready, target };
+                        self.notifier.emit(&event);
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_nodes(&mut self) {
+        let now = self.now_ms();
+        let open: Vec<String> = self.plans.keys().filter(|n| !self.finished.contains_key(*n)).cloned().collect();
+        for node in open {
+            let mine = || self.targets.iter().filter(|t| t.node == node);
+            if mine().any(|t| matches!(t.state, State::Waiting | State::InFlight)) {
+                continue;
+            }
+            let failed = mine().any(|t| matches!(t.state, State::Failed(_)));
+            // Failed pods are never gone; the node is finished once everything else settled.
+            let settled = if failed {
+                mine()
+                    .filter(|t| t.state == State::Accepted)
+                    .all(|t| !self.wait.remaining_on(&node).contains(&t.pod.key()))
+            } else {
+                self.wait.node_done(&node, self.config.wait_replacements)
+            };
+            if !settled {
+                continue;
+            }
+            if failed {
+                let reason = "some pods cannot be evicted as configured".to_string();
+                self.notifier.emit(&DrainEvent::Stopped { node: node.clone(), reason });
+                self.finished.insert(node, (NodeOutcome::Failed, now));
+            } else {
+                self.notifier.emit(&DrainEvent::Drained { node: node.clone(), elapsed_ms: now });
+                self.finished.insert(node, (NodeOutcome::Drained, now));
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let now = self.now_ms();
+        let mut wake = now + 60_000;
+        for t in self.targets.iter().filter(|t| t.state == State::Waiting) {
+            let at = if t.due_ms > now {
+                t.due_ms
+            } else {
+                // Held by the view: look again when a probe is due (watch updates wake us sooner).
+                now + self.config.retry.budget_interval.as_millis() as u64
+            };
+            wake = wake.min(at);
+        }
+        self.start + Duration::from_millis(wake)
+    }
+
+    /// Pods still on `node` and why.
+    fn left_on(&self, node: &str) -> Vec<LeftPod> {
+        let remaining: BTreeSet<String> = self.wait.remaining_on(node).into_iter().collect();
+        let mut left = Vec::new();
+        for t in self.targets.iter().filter(|t| t.node == node && remaining.contains(&t.pod.key())) {
+            let reason = match (&t.state, &t.hold) {
+                (State::Failed(m), _) => m.clone(),
+                (State::Accepted, _) => match t.pod.termination_grace_seconds.or(self.config.grace_period) {
+                    Some(g) => format!("evicted, still terminating (grace period {g}s)"),
+                    None => "evicted, still terminating".to_string(),
+                },
+                (State::InFlight, _) => "eviction sent, no answer yet".to_string(),
+                (State::Waiting, Some((pdb, needs, has))) => match (needs, has) {
+                    (Some(n), Some(h)) => {
+                        format!("blocked by PodDisruptionBudget {pdb}: needs {n} healthy pods and has {h}")
+                    }
+                    _ => format!("blocked by PodDisruptionBudget {pdb}"),
+                },
+                (State::Waiting, None) if t.throttled => "the API server kept throttling its eviction".to_string(),
+                (State::Waiting, None) => "not evicted yet".to_string(),
+            };
+            left.push(LeftPod { pod: t.pod.key(), reason });
+        }
+        left
+    }
+
+    fn into_reports(self) -> Vec<NodeReport> {
+        let mut out = Vec::new();
+        for (node, plan) in &self.plans {
+            let (outcome, elapsed_ms) = self.finished.get(node).cloned().unwrap_or((NodeOutcome::TimedOut, 0));
+            let mine: Vec<&Target> = self.targets.iter().filter(|t| &t.node == node).collect();
+            let evicted = mine.iter().filter(|t| t.state == State::Accepted).map(|t| t.pod.key()).collect();
+            let left = if outcome == NodeOutcome::Drained { Vec::new() } else { self.left_on(node) };
+            let mut held: BTreeMap<String, Vec<&Target>> = BTreeMap::new();
+            if outcome != NodeOutcome::Drained {
+                for t in mine.iter().filter(|t| t.state == State::Waiting) {
+                    if let Some((pdb, _, _)) = &t.hold {
+                        held.entry(pdb.clone()).or_default().push(t);
+                    }
+                }
+            }
+            let budgets = held
+                .into_iter()
+                .filter_map(|(key, pods)| {
+                    let budget = self.view.get(&key)?.clone();
+                    let scale = scale_target(self.inventory, &pods[0].pod);
+                    Some(BlockingBudget {
+                        fix: budget_fix(&budget, scale.as_ref()),
+                        budget,
+                        pods: pods.iter().map(|t| t.pod.key()).collect(),
+                    })
+                })
+                .collect();
+            let replacements = if outcome == NodeOutcome::Drained || !self.config.wait_replacements {
+                Vec::new()
+            } else {
+                self.wait
+                    .pending_replacements(node)
+                    .into_iter()
+                    .map(|(controller, ready, target)| PendingReplacement { controller, ready, target })
+                    .collect()
+            };
+            out.push(NodeReport {
+                node: node.clone(),
+                outcome,
+                cordoned: true,
+                evicted,
+                skipped: plan.skipped.clone(),
+                blockers: Vec::new(),
+                left,
+                budgets,
+                replacements,
+                elapsed_ms,
+            });
+        }
+        out
+    }
+}
+
+fn blocked_report(plan: &NodePlan, elapsed: Duration) -> NodeReport {
+    NodeReport {
+        node: plan.node.clone(),
+        outcome: NodeOutcome::Blocked,
+        cordoned: true,
+        evicted: Vec::new(),
+        skipped: plan.skipped.clone(),
+        blockers: plan.blockers.clone(),
+        left: plan
+            .remove
+            .iter()
+            .map(|(p, _)| LeftPod { pod: p.key(), reason: "not evicted: the node has blockers".into() })
+            .collect(),
+        budgets: Vec::new(),
+        replacements: Vec::new(),
+        elapsed_ms: elapsed.as_millis() as u64,
+    }
+}
+
+/// What a real run would do now: budgets that would hold pods back are named with their fix.
+fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut BudgetView) -> NodeReport {
+    let mut left = Vec::new();
+    let mut held: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
+    for (pod, removal) in &plan.remove {
+        if *removal == Removal::Delete {
+            continue;
+        }
+        let pdbs: Vec<String> = inventory.pdbs_for(pod).map(|b| b.key()).collect();
+        match view.hold(&pdbs, health(pod)) {
+            None => {
+                // Spend the disruption, so the next pod of the batch sees what is left.
+                view.reserve(&pdbs);
+                view.settle(&pdbs, true, health(pod), 0);
+            }
+            Some(h) => {
+                left.push(LeftPod {
+                    pod: pod.key(),
+                    reason: format!(
+                        "would wait for PodDisruptionBudget {}: needs {} healthy pods and has {}",
+                        h.pdb, h.needs, h.has
+                    ),
+                });
+                held.entry(h.pdb).or_default().push(pod);
+            }
+        }
+    }
+    let budgets = held
+        .into_iter()
+        .filter_map(|(key, pods)| {
+            let budget = view.get(&key)?.clone();
+            let scale = scale_target(inventory, pods[0]);
+            Some(BlockingBudget {
+                fix: budget_fix(&budget, scale.as_ref()),
+                budget,
+                pods: pods.iter().map(|p| p.key()).collect(),
+            })
+        })
+        .collect();
+    NodeReport {
+        node: plan.node.clone(),
+        outcome: NodeOutcome::DryRun,
+        cordoned: false,
+        evicted: plan.remove.iter().map(|(p, _)| p.key()).collect(),
+        skipped: plan.skipped.clone(),
+        blockers: plan.blockers.clone(),
+        left,
+        budgets,
+        replacements: Vec::new(),
+        elapsed_ms: 0,
+    }
+}
+
+fn health(pod: &Pod) -> PodHealth {
+    if pod.is_terminating() || pod.phase != PodPhase::Running {
+        PodHealth::Unguarded
+    } else if pod.ready {
+        PodHealth::Ready
+    } else {
+        PodHealth::Unready
+    }
+}
+
+fn observation(pod: &Pod) -> PodObservation {
+    PodObservation {
+        uid: pod.uid.clone(),
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        node: pod.node_name.clone(),
+        owner_uid: pod.owner.as_ref().map(|o| o.uid.clone()).filter(|u| !u.is_empty()),
+        ready: pod.ready && pod.phase == PodPhase::Running,
+        terminating: pod.is_terminating(),
+    }
+}
+
+/// The controller whose Ready replicas must come back, keyed by the UID the pods carry in their
+/// owner reference, labelled by the object a user would scale.
+fn replacement_goal(inventory: &Inventory, pod: &Pod) -> Option<(String, String)> {
+    let owner = pod.owner.as_ref()?;
+    let kind = WorkloadKind::from_kind(&owner.kind)?;
+    if !matches!(kind, WorkloadKind::ReplicaSet | WorkloadKind::StatefulSet | WorkloadKind::ReplicationController)
+        || owner.uid.is_empty()
+    {
+        return None;
+    }
+    let label = match inventory.top_controller(pod) {
+        Some(w) => format!("{}/{}/{}", w.kind.short(), w.namespace, w.name),
+        None => format!("{}/{}/{}", kind.short(), pod.namespace, owner.name),
+    };
+    Some((owner.uid.clone(), label))
+}
+
+fn scale_target(inventory: &Inventory, pod: &Pod) -> Option<ScaleTarget> {
+    let w = inventory.top_controller(pod)?;
+    if w.kind == WorkloadKind::DaemonSet {
+        return None;
+    }
+    Some(ScaleTarget {
+        short_kind: w.kind.short().to_string(),
+        namespace: w.namespace.clone(),
+        name: w.name.clone(),
+        replicas: w.replicas,
+    })
+}
+
+/// Read the controllers of the pods: ReplicaSets, StatefulSets, ReplicationControllers, and the
+/// Deployments above ReplicaSets (what a user scales, what replacements are counted against).
+/// DaemonSet pods stay on the node, so their controllers are not read. A kind with several
+/// objects in one namespace is listed there once instead of read object by object.
+async fn read_controllers(client: &Client, pods: &[&ApiPod]) -> Result<Vec<Value>, DrainError> {
+    let mut wanted: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for p in pods {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        for o in p.metadata.owner_references.iter().flatten().filter(|o| o.controller == Some(true)) {
+            if matches!(o.kind.as_str(), "ReplicaSet" | "StatefulSet" | "ReplicationController") {
+                wanted.insert((o.kind.clone(), ns.clone(), o.name.clone()));
+            }
+        }
+    }
+    let mut found = fetch_controllers(client, &wanted).await?;
+    let deployments: BTreeSet<(String, String, String)> = found
+        .iter()
+        .filter(|v| v.get("kind").and_then(Value::as_str) == Some("ReplicaSet"))
+        .flat_map(|rs| {
+            let ns = rs.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
+            owner_refs(rs).into_iter().filter(|(k, _)| k == "Deployment").map(move |(k, n)| (k, ns.clone(), n))
+        })
+        .collect();
+    found.extend(fetch_controllers(client, &deployments).await?);
+    Ok(found)
+}
+
+/// `(kind, namespace, name)` objects: one GET for a lone object, one list for a kind with
+/// several in a namespace (filtered to the wanted names).
+async fn fetch_controllers(
+    client: &Client,
+    wanted: &BTreeSet<(String, String, String)>,
+) -> Result<Vec<Value>, DrainError> {
+    let mut groups: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for (kind, ns, name) in wanted {
+        groups.entry((kind.clone(), ns.clone())).or_default().insert(name.clone());
+    }
+    let fetched = futures::stream::iter(groups.into_iter().map(|((kind, ns), names)| async move {
+        if names.len() == 1 {
+            let name = names.iter().next().expect("one name");
+            api::get_controller(client, &kind, &ns, name).await.map(|v| v.into_iter().collect::<Vec<_>>())
+        } else {
+            api::list_controllers(client, &kind, &ns)
+                .await
+                .map(|all| all.into_iter().filter(|v| names.contains(api::name_of(v))).collect())
+        }
+    }))
+    .buffer_unordered(8)
+    .collect::<Vec<_>>()
+    .await;
+    let mut out = Vec::new();
+    for r in fetched {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+fn owner_refs(obj: &Value) -> Vec<(String, String)> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+                .filter_map(|r| Some((r.get("kind")?.as_str()?.to_string(), r.get("name")?.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn to_value<T: serde::Serialize>(obj: &T) -> Result<Value, DrainError> {
+    serde_json::to_value(obj).map_err(|e| DrainError::Inventory { message: e.to_string() })
+}
+
+/// List items come without kind/apiVersion; the parser needs them.
+fn typed_item(mut v: Value, api_version: &str, kind: &str) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.entry("apiVersion").or_insert_with(|| Value::String(api_version.into()));
+        o.entry("kind").or_insert_with(|| Value::String(kind.into()));
+    }
+    v
+}
+
+/// A budget as the watch delivers it: the raw object (for the inventory) and the live numbers.
+struct WatchedBudget {
+    raw: Value,
+    live: LiveBudget,
+}
+
+fn watched_budget(pdb: &PodDisruptionBudget) -> Option<WatchedBudget> {
+    let raw = typed_item(serde_json::to_value(pdb).ok()?, "policy/v1", "PodDisruptionBudget");
+    let parsed = parse_pdb(&raw).ok()?;
+    let status = parsed.status.unwrap_or(stepstone_core::inventory::PdbStatus {
+        current_healthy: 0,
+        desired_healthy: 0,
+        expected_pods: 0,
+        disruptions_allowed: 0,
+        observed_generation: 0,
+    });
+    let live = LiveBudget {
+        namespace: parsed.namespace.clone(),
+        name: parsed.name.clone(),
+        min_available: parsed.min_available,
+        max_unavailable: parsed.max_unavailable,
+        always_allow_unhealthy: parsed.always_allow_unhealthy(),
+        current_healthy: status.current_healthy,
+        desired_healthy: status.desired_healthy,
+        expected_pods: status.expected_pods,
+        disruptions_allowed: status.disruptions_allowed,
+        observed: status.observed_generation >= parsed.generation,
+    };
+    Some(WatchedBudget { raw, live })
+}
+
+async fn watch_budgets(client: Client, tx: mpsc::UnboundedSender<Msg>) {
+    let api: Api<PodDisruptionBudget> = Api::all(client);
+    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut listing: Vec<WatchedBudget> = Vec::new();
+    while let Some(event) = stream.next().await {
+        let msg = match event {
+            Ok(WatchEvent::Init) => {
+                listing.clear();
+                continue;
+            }
+            Ok(WatchEvent::InitApply(p)) => {
+                listing.extend(watched_budget(&p));
+                continue;
+            }
+            // The first listing also feeds the inventory, so listings carry the raw objects.
+            Ok(WatchEvent::InitDone) => Msg::BudgetsListed(std::mem::take(&mut listing)),
+            Ok(WatchEvent::Apply(p)) => match watched_budget(&p) {
+                Some(b) => Msg::Budget(b.live),
+                None => continue,
+            },
+            Ok(WatchEvent::Delete(p)) => Msg::BudgetGone(format!(
+                "{}/{}",
+                p.metadata.namespace.unwrap_or_default(),
+                p.metadata.name.unwrap_or_default()
+            )),
+            Err(e) => Msg::WatchFailed(format!("PodDisruptionBudgets: {e}")),
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+async fn watch_pods(client: Client, namespace: String, tx: mpsc::UnboundedSender<Msg>) {
+    let api: Api<ApiPod> = Api::namespaced(client, &namespace);
+    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut listing = Vec::new();
+    while let Some(event) = stream.next().await {
+        let msg = match event {
+            Ok(WatchEvent::Init) => {
+                listing.clear();
+                continue;
+            }
+            Ok(WatchEvent::InitApply(p)) => {
+                listing.extend(pod_observation(&p));
+                continue;
+            }
+            Ok(WatchEvent::InitDone) => Msg::PodsListed(namespace.clone(), std::mem::take(&mut listing)),
+            Ok(WatchEvent::Apply(p)) => match pod_observation(&p) {
+                Some(o) => Msg::PodApplied(o),
+                None => continue,
+            },
+            Ok(WatchEvent::Delete(p)) => Msg::PodDeleted(p.metadata.uid.unwrap_or_default()),
+            Err(e) => Msg::WatchFailed(format!("pods in {namespace}: {e}")),
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+fn pod_observation(pod: &ApiPod) -> Option<PodObservation> {
+    let raw = typed_item(serde_json::to_value(pod).ok()?, "v1", "Pod");
+    parse_pod(&raw).ok().map(|p| observation(&p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observations_follow_the_pod() {
+        let raw = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "prod", "uid": "u1",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "rs1", "controller": true}]},
+            "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "nginx"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        });
+        let pod: ApiPod = serde_json::from_value(raw).unwrap();
+        let o = pod_observation(&pod).unwrap();
+        assert_eq!(o.owner_uid.as_deref(), Some("rs1"));
+        assert!(o.ready && !o.terminating);
+        assert_eq!(o.node.as_deref(), Some("w1"));
+    }
+}

@@ -1,0 +1,243 @@
+//! `stepstone_kube::drain` against the lab: budgets that block and unblock, blockers found
+//! before any eviction, pods left on purpose, consent for emptyDir data, and the timeout report.
+
+mod drain_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drain_support::{Fleet, Recorder, TestLab, config};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use stepstone_kube::drain::{DrainEvent, NodeOutcome, RuleOptions, drain};
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_blocks_until_the_deployment_is_scaled_up() {
+    let fleet = Fleet::new()
+        .node("w1")
+        .node("w2")
+        .node("w3")
+        .deployment("prod", "redis", 2, json!([]))
+        .pdb("prod", "redis", "redis", 2)
+        .build();
+    let t = TestLab::start(fleet).await;
+    t.wait_healthy("prod", "redis", 2).await;
+    let node = t.node_of("prod", "redis");
+    let before = t.pods_on(&node);
+    let client = t.client().await;
+    let recorder = Arc::new(Recorder::default());
+
+    let task = tokio::spawn({
+        let (client, recorder, node) = (client.clone(), recorder.clone(), node.clone());
+        async move { drain(&client, &[node], &config(Duration::from_secs(30)), &*recorder).await }
+    });
+    wait_for("the budget to block", || {
+        recorder.count(
+            |e| matches!(e, DrainEvent::Blocked { pdb, needs: Some(2), has: Some(2), .. } if pdb == "prod/redis"),
+        ) >= 2
+    })
+    .await;
+    // Blocked means blocked: the redis pod is still there, both replicas healthy.
+    assert_eq!(t.pods_on(&node), before);
+    assert_eq!(t.healthy("prod", "redis").len(), 2);
+    assert!(t.unschedulable(&node), "the node is cordoned while the drain waits");
+
+    // The operator follows the advice: one more replica.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "prod");
+    deployments
+        .patch("redis", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .await
+        .expect("scale up");
+
+    let report = task.await.expect("drain task").expect("drain");
+    assert_eq!(report.nodes[0].outcome, NodeOutcome::Drained, "{}", report.render());
+    assert!(report.succeeded());
+    assert!(t.unschedulable(&node), "a drained node stays cordoned");
+    assert!(!t.pods_on(&node).iter().any(|(p, _)| p.starts_with("prod/redis")), "{:?}", t.pods_on(&node));
+    // Waiting for replacements means the budget is whole again when the drain returns.
+    assert!(t.healthy("prod", "redis").len() >= 2);
+    assert!(
+        recorder.count(
+            |e| matches!(e, DrainEvent::ReplacementReady { controller, .. } if controller == "deploy/prod/redis")
+        ) == 1
+    );
+    let events = t.node_events(&node);
+    assert!(events.iter().any(|(r, m)| r == "StepstoneDrainBlocked" && m.contains("prod/redis")), "{events:?}");
+    assert!(events.iter().any(|(r, _)| r == "StepstoneDrainCompleted"), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_singleton_under_min_available_1_stops_the_drain_before_any_eviction() {
+    let fleet = Fleet::new()
+        .node("w1")
+        .node("w2")
+        .deployment("prod", "db", 1, json!([]))
+        .pdb("prod", "db", "db", 1)
+        .deployment("prod", "web", 4, json!([]))
+        .build();
+    let t = TestLab::start(fleet).await;
+    t.wait_healthy("prod", "db", 1).await;
+    t.wait_healthy("prod", "web", 4).await;
+    let node = t.node_of("prod", "db");
+    let before = t.pods_on(&node);
+    let client = t.client().await;
+    let recorder = Recorder::default();
+
+    let report =
+        drain(&client, std::slice::from_ref(&node), &config(Duration::from_secs(30)), &recorder).await.expect("drain");
+
+    let n = &report.nodes[0];
+    assert_eq!(n.outcome, NodeOutcome::Blocked, "{}", report.render());
+    assert!(!report.succeeded());
+    let blocker = n.blockers.iter().find(|b| b.pod.starts_with("prod/db-")).expect("db blocker");
+    assert_eq!(blocker.kind, "budget");
+    assert!(
+        blocker.reason.contains("PodDisruptionBudget prod/db needs 1 healthy pods and has 1"),
+        "{}",
+        blocker.reason
+    );
+    assert!(blocker.fix.contains("--replicas=2"), "{}", blocker.fix);
+    // Nothing was evicted: not the singleton, not the web pods beside it.
+    assert_eq!(recorder.count(|e| matches!(e, DrainEvent::Evicting { .. })), 0);
+    assert_eq!(t.pods_on(&node), before);
+    assert!(t.unschedulable(&node));
+    assert!(report.render().contains("stepstone uncordon"), "{}", report.render());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemonset_and_mirror_pods_stay_on_the_node() {
+    let fleet = Fleet::new()
+        .node("w1")
+        .node("w2")
+        .daemonset("node-exporter")
+        .mirror_pod("etcd", "w1")
+        .deployment("prod", "web", 4, json!([]))
+        .build();
+    let t = TestLab::start(fleet).await;
+    t.wait_healthy("prod", "web", 4).await;
+    t.wait_healthy("kube-system", "node-exporter", 2).await;
+    let kept: Vec<(String, String)> = t
+        .pods_on("w1")
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("kube-system/node-exporter") || p == "kube-system/etcd-w1")
+        .collect();
+    assert_eq!(kept.len(), 2, "{:?}", t.pods_on("w1"));
+    let client = t.client().await;
+    let recorder = Recorder::default();
+
+    let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(30)), &recorder).await.expect("drain");
+
+    let n = &report.nodes[0];
+    assert_eq!(n.outcome, NodeOutcome::Drained, "{}", report.render());
+    assert_eq!(t.pods_on("w1"), kept, "only the DaemonSet and mirror pods remain, untouched");
+    let mut reasons: Vec<(&str, &str)> = n.skipped.iter().map(|s| (s.pod.as_str(), s.reason.as_str())).collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2);
+    assert_eq!(reasons[0].1, "mirror pod");
+    assert_eq!(reasons[1].1, "DaemonSet");
+    assert_eq!(t.healthy("prod", "web").len(), 4, "every web replica is back, on w2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptydir_data_needs_consent() {
+    let fleet = Fleet::new()
+        .node("w1")
+        .node("w2")
+        .deployment("prod", "cache", 2, json!([{"name": "scratch", "emptyDir": {}}]))
+        .build();
+    let t = TestLab::start(fleet).await;
+    t.wait_healthy("prod", "cache", 2).await;
+    let node = t.node_of("prod", "cache");
+    let before = t.pods_on(&node);
+    let client = t.client().await;
+
+    let recorder = Recorder::default();
+    let report =
+        drain(&client, std::slice::from_ref(&node), &config(Duration::from_secs(30)), &recorder).await.expect("drain");
+    let n = &report.nodes[0];
+    assert_eq!(n.outcome, NodeOutcome::Blocked, "{}", report.render());
+    assert!(n.blockers.iter().all(|b| b.kind == "emptydir"));
+    assert_eq!(n.blockers[0].override_flag.as_deref(), Some("--delete-emptydir-data"));
+    assert_eq!(t.pods_on(&node), before, "nothing evicted without consent");
+
+    let mut consent = config(Duration::from_secs(30));
+    consent.rules = RuleOptions { delete_emptydir_data: true, ..Default::default() };
+    let recorder = Recorder::default();
+    let report = drain(&client, std::slice::from_ref(&node), &consent, &recorder).await.expect("drain");
+    assert_eq!(report.nodes[0].outcome, NodeOutcome::Drained, "{}", report.render());
+    assert!(
+        recorder.count(
+            |e| matches!(e, DrainEvent::Warning { message, .. } if message.starts_with("--delete-emptydir-data"))
+        ) >= 1
+    );
+    assert!(!t.pods_on(&node).iter().any(|(p, _)| p.starts_with("prod/cache")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_reports_the_blocking_budget_and_leaves_the_node_cordoned() {
+    let fleet = Fleet::new()
+        .node("w1")
+        .node("w2")
+        .node("w3")
+        .deployment("prod", "redis", 2, json!([]))
+        .pdb("prod", "redis", "redis", 2)
+        .deployment("prod", "web", 3, json!([]))
+        .build();
+    let t = TestLab::start(fleet).await;
+    t.wait_healthy("prod", "redis", 2).await;
+    t.wait_healthy("prod", "web", 3).await;
+    let node = t.node_of("prod", "redis");
+    let client = t.client().await;
+    let recorder = Recorder::default();
+
+    let started = Instant::now();
+    let report = drain(&client, std::slice::from_ref(&node), &config(Duration::from_millis(1500)), &recorder)
+        .await
+        .expect("drain");
+    assert!(started.elapsed() < Duration::from_secs(6), "the timeout is honoured: {:?}", started.elapsed());
+
+    let n = &report.nodes[0];
+    assert_eq!(n.outcome, NodeOutcome::TimedOut, "{}", report.render());
+    assert!(t.unschedulable(&node));
+    let budget = n.budgets.iter().find(|b| b.budget.name == "redis").expect("redis budget in the report");
+    assert_eq!((budget.budget.current_healthy, budget.budget.desired_healthy), (2, 2));
+    assert_eq!(budget.fix, "kubectl scale deploy/redis -n prod --replicas=3");
+    let left: Vec<&str> = n.left.iter().map(|l| l.reason.as_str()).collect();
+    assert!(left.iter().any(|r| r.starts_with("blocked by PodDisruptionBudget prod/redis")), "{left:?}");
+    let text = report.render();
+    assert!(
+        text.contains("PodDisruptionBudget prod/redis (minAvailable 2): 2 healthy of 2 expected, needs 2"),
+        "{text}"
+    );
+    assert!(recorder.count(|e| matches!(e, DrainEvent::Timeout { .. })) == 1);
+    assert!(t.node_events(&node).iter().any(|(r, _)| r == "StepstoneDrainTimedOut"));
+    // The redis pod was never evicted.
+    assert_eq!(t.healthy("prod", "redis").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_throttling_is_retried_with_backoff() {
+    let fleet = Fleet::new().node("w1").node("w2").node("w3").deployment("prod", "web", 9, json!([])).build();
+    let t = TestLab::start(fleet).await;
+    t.wait_healthy("prod", "web", 9).await;
+    let client = t.client().await;
+    // Four requests in ten answered 429 without a budget cause: without retries the drain
+    // (cordon, list, reads, three evictions, watches) would almost never get through.
+    t.lab.set_faults(stepstone_lab::FaultConfig { throttle_rate: 0.4, ..Default::default() }).expect("faults");
+    let recorder = Recorder::default();
+    let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(30)), &recorder).await.expect("drain");
+    t.lab.set_faults(stepstone_lab::FaultConfig::default()).expect("faults");
+    assert_eq!(report.nodes[0].outcome, NodeOutcome::Drained, "{}", report.render());
+    assert!(!t.pods_on("w1").iter().any(|(p, _)| p.starts_with("prod/")));
+    assert_eq!(t.healthy("prod", "web").len(), 9);
+}

@@ -1,0 +1,280 @@
+//! Shared by the drain tests: small fleets for the lab, a lab with a kubeconfig, a client built
+//! the way `stepstone drain` builds it, an event recorder, and waits on the lab's state.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stepstone_kube::drain::{DrainConfig, DrainEvent, EventSink, RetryPolicy};
+use stepstone_lab::{Lab, LabHandle, LabOptions};
+
+/// Simulated seconds per real second: a 30 s grace period takes 0.15 s, a pod starts and turns
+/// Ready in 35 ms.
+pub const SPEED: f64 = 200.0;
+
+/// A fleet built object by object: worker nodes, then workloads the lab's controllers create
+/// pods for and its scheduler places.
+#[derive(Default, Clone)]
+pub struct Fleet {
+    items: Vec<Value>,
+}
+
+impl Fleet {
+    pub fn new() -> Self {
+        Fleet::default()
+    }
+
+    /// A Ready worker with 16 CPUs and 64 GiB.
+    pub fn node(mut self, name: &str) -> Self {
+        self.items.push(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {
+                "name": name, "uid": format!("uid-node-{name}"), "creationTimestamp": "2026-01-05T09:00:00Z",
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                    "node.kubernetes.io/instance-type": "dell-r650", "stepstone.io/cgroup-version": "v2"}
+            },
+            "spec": {},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": name}],
+                "allocatable": {"cpu": "15500m", "memory": "64000Mi", "pods": "110", "ephemeral-storage": "100Gi"},
+                "capacity": {"cpu": "16", "memory": "65536Mi", "pods": "110", "ephemeral-storage": "100Gi"},
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "lastHeartbeatTime": "2026-01-05T09:00:00Z", "lastTransitionTime": "2026-01-05T09:00:00Z"}],
+                "nodeInfo": {"architecture": "amd64", "containerRuntimeVersion": "containerd://1.7.27",
+                    "kernelVersion": "6.8.0-45-generic", "kubeProxyVersion": "", "kubeletVersion": "v1.34.6",
+                    "operatingSystem": "linux", "osImage": "Ubuntu 24.04.1 LTS"}
+            }
+        }));
+        self
+    }
+
+    /// A Deployment of `replicas` pods labelled `app=<name>`; `volumes` go into the pod template.
+    pub fn deployment(mut self, ns: &str, name: &str, replicas: i64, volumes: Value) -> Self {
+        self.items.push(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-deploy-{name}"),
+                "creationTimestamp": "2026-01-05T09:00:00Z", "generation": 1, "labels": {"app": name}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [{"name": name, "image": format!("registry.local/{name}:1.0"),
+                            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}],
+                        "volumes": volumes
+                    }
+                }
+            }
+        }));
+        self
+    }
+
+    /// A DaemonSet `name` in kube-system (one pod per node).
+    pub fn daemonset(mut self, name: &str) -> Self {
+        self.items.push(json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": name, "namespace": "kube-system", "uid": format!("uid-ds-{name}"),
+                "creationTimestamp": "2026-01-05T09:00:00Z", "generation": 1},
+            "spec": {
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": name, "image": format!("registry.local/{name}:1.0"),
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}
+                }
+            }
+        }));
+        self
+    }
+
+    /// A static pod's API mirror on `node`.
+    pub fn mirror_pod(mut self, name: &str, node: &str) -> Self {
+        self.items.push(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("{name}-{node}"), "namespace": "kube-system", "uid": format!("uid-mirror-{name}-{node}"),
+                "creationTimestamp": "2026-01-05T09:00:00Z",
+                "annotations": {"kubernetes.io/config.mirror": "abc", "kubernetes.io/config.source": "file"},
+                "labels": {"component": name, "tier": "control-plane"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": format!("uid-node-{node}"), "controller": true}]},
+            "spec": {"nodeName": node, "priority": 2000001000,
+                "containers": [{"name": name, "image": format!("registry.k8s.io/{name}:v1.34.6")}]},
+            "status": {"phase": "Running", "startTime": "2026-01-05T09:00:00Z",
+                "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]}
+        }));
+        self
+    }
+
+    /// A PodDisruptionBudget over `app=<app>`.
+    pub fn pdb(mut self, ns: &str, name: &str, app: &str, min_available: i64) -> Self {
+        self.items.push(json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-pdb-{name}"), "generation": 1,
+                "creationTimestamp": "2026-01-05T09:00:00Z"},
+            "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}}
+        }));
+        self
+    }
+
+    /// A PodDisruptionBudget over `app=<app>` with `maxUnavailable`.
+    pub fn pdb_max_unavailable(mut self, ns: &str, name: &str, app: &str, max_unavailable: i64) -> Self {
+        self.items.push(json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-pdb-{name}"), "generation": 1,
+                "creationTimestamp": "2026-01-05T09:00:00Z"},
+            "spec": {"maxUnavailable": max_unavailable, "selector": {"matchLabels": {"app": app}}}
+        }));
+        self
+    }
+
+    pub fn build(self) -> Value {
+        json!({"apiVersion": "v1", "kind": "List", "items": self.items})
+    }
+}
+
+/// A running lab and a kubeconfig for it.
+pub struct TestLab {
+    pub lab: LabHandle,
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestLab {
+    pub async fn start(fleet: Value) -> TestLab {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("lab.kubeconfig");
+        let opts = LabOptions { speed: SPEED, kubeconfig: Some(kubeconfig.clone()), ..Default::default() };
+        let lab = Lab::start(fleet, opts).await.expect("lab starts");
+        TestLab { lab, kubeconfig, _dir: dir }
+    }
+
+    /// A client exactly as `stepstone drain` builds one (no built-in 429 retry).
+    pub async fn client(&self) -> kube::Client {
+        stepstone_kube::drain::connect(Some(&self.kubeconfig), None).await.expect("client")
+    }
+
+    /// Pods of `app=<app>` in `ns` that count as healthy for a budget: Ready, not terminating.
+    pub fn healthy(&self, ns: &str, app: &str) -> Vec<Value> {
+        self.lab
+            .list("pods", Some(ns))
+            .into_iter()
+            .filter(|p| p.pointer("/metadata/labels/app").and_then(Value::as_str) == Some(app))
+            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none() && is_ready(p))
+            .collect()
+    }
+
+    /// Wait (polling the lab's store, which costs no API request) until `app` has `n` healthy
+    /// pods and every budget has caught up with them.
+    pub async fn wait_healthy(&self, ns: &str, app: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.healthy(ns, app).len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{ns}/{app} never reached {n} Ready pods: {:#?}",
+                self.lab.list("pods", Some(ns))
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The disruption controller reacts to the same pods; give it a moment to publish.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// The node running the first healthy pod of `app`.
+    pub fn node_of(&self, ns: &str, app: &str) -> String {
+        let pods = self.healthy(ns, app);
+        let mut nodes: Vec<String> =
+            pods.iter().filter_map(|p| p.pointer("/spec/nodeName").and_then(Value::as_str).map(String::from)).collect();
+        nodes.sort();
+        nodes.into_iter().next().unwrap_or_else(|| panic!("no healthy pod of {ns}/{app}"))
+    }
+
+    /// `(name, uid)` of every pod on `node`, sorted.
+    pub fn pods_on(&self, node: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .lab
+            .list("pods", None)
+            .into_iter()
+            .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
+            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+            .map(|p| {
+                let ns = p.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+                let name = p.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let uid = p.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+                (format!("{ns}/{name}"), uid.to_string())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn unschedulable(&self, node: &str) -> bool {
+        self.lab
+            .get("nodes", "", node)
+            .and_then(|n| n.pointer("/spec/unschedulable").and_then(Value::as_bool))
+            .unwrap_or(false)
+    }
+
+    /// The Events posted about `node`, as (reason, message).
+    pub fn node_events(&self, node: &str) -> Vec<(String, String)> {
+        self.lab
+            .list("events", None)
+            .into_iter()
+            .filter(|e| {
+                e.pointer("/involvedObject/kind").and_then(Value::as_str) == Some("Node")
+                    && e.pointer("/involvedObject/name").and_then(Value::as_str) == Some(node)
+            })
+            .map(|e| {
+                (
+                    e.get("reason").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    e.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn is_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// A drain configuration for the lab's clock: budget retries every 100 ms instead of 5 s.
+pub fn config(timeout: Duration) -> DrainConfig {
+    DrainConfig {
+        timeout,
+        retry: RetryPolicy {
+            budget_interval: Duration::from_millis(100),
+            ..RetryPolicy::default().scaled(SPEED / 4.0)
+        },
+        ..DrainConfig::default()
+    }
+}
+
+/// Keeps every event, in order.
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Mutex<Vec<DrainEvent>>,
+}
+
+impl Recorder {
+    pub fn all(&self) -> Vec<DrainEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, pred: impl Fn(&DrainEvent) -> bool) -> usize {
+        self.events.lock().unwrap().iter().filter(|e| pred(e)).count()
+    }
+}
+
+impl EventSink for Recorder {
+    fn emit(&self, event: &DrainEvent) {
+        // Shown by the test harness when a test fails.
+        eprintln!("{}", event.line());
+        self.events.lock().unwrap().push(event.clone());
+    }
+}

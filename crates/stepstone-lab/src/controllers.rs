@@ -1,0 +1,987 @@
+//! The control loop on simulated time: simulated kubelets (pods Pending -> Running -> Ready,
+//! graceful termination, kubelet restarts, node leases), the scheduler (the planner's
+//! `CapacityModel`, not a second implementation), the ReplicaSet, Deployment, StatefulSet and
+//! DaemonSet controllers, the disruption controller (`stepstone_core::pdb`) and garbage
+//! collection of objects whose owners are gone.
+//!
+//! A pass runs after writes (woken by the API) or when a simulated deadline falls due; each
+//! part runs only when the resources it reads changed since its last run, so an idle lab of
+//! thousands of nodes costs nothing but lease renewals.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use stepstone_core::inventory::{Inventory, Pdb, Pod};
+use stepstone_core::pdb as budget;
+use stepstone_core::plan::simulate::{CapacityModel, Headroom};
+use stepstone_core::selector::Operator;
+use stepstone_core::snapshot::{SnapshotOptions, parse_node, parse_pdb, parse_pod, parse_workload};
+
+use crate::api::{self, DeleteOptions};
+use crate::clock;
+use crate::nodes;
+use crate::resources::{self as r, RESOURCES, ResId};
+use crate::state::Shared;
+use crate::store::{self, Part, Store, controller_uid, meta, meta_str, name_of, namespace_of, uid_of};
+
+/// Pods created per controller pass at most, so one huge scale-up does not stall the API.
+const CREATE_BURST: usize = 500;
+
+/// Parsed pods, reused across passes while their resourceVersion is unchanged.
+#[derive(Default)]
+struct PodCache {
+    pods: HashMap<(String, String), (String, Arc<Pod>)>,
+}
+
+impl PodCache {
+    fn refresh(&mut self, store: &Store) {
+        let mut seen = HashSet::with_capacity(self.pods.len());
+        for obj in store.iter(r::PODS, None, None) {
+            let key = (namespace_of(obj).to_string(), name_of(obj).to_string());
+            let rv = meta_str(obj, "resourceVersion").unwrap_or("");
+            let fresh = self.pods.get(&key).is_some_and(|(v, _)| v == rv);
+            if !fresh && let Ok(p) = parse_pod(obj) {
+                self.pods.insert(key.clone(), (rv.to_string(), Arc::new(p)));
+            }
+            seen.insert(key);
+        }
+        self.pods.retain(|k, _| seen.contains(k));
+    }
+}
+
+struct Loop {
+    shared: Arc<Shared>,
+    seen: Vec<u64>,
+    cache: PodCache,
+    next_heartbeat: Timestamp,
+    /// Pods already reported unschedulable with this message (no repeated events).
+    unschedulable: HashMap<String, String>,
+}
+
+fn changed(store: &Store, seen: &[u64], resources: &[ResId]) -> bool {
+    resources.iter().any(|&res| store.last_change(res) > seen[res])
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Run until `shutdown` fires.
+pub async fn run(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let now = shared.now();
+    let mut lp = Loop {
+        shared: shared.clone(),
+        seen: vec![0; RESOURCES.len()],
+        cache: PodCache::default(),
+        next_heartbeat: now,
+        unschedulable: HashMap::new(),
+    };
+    let mut due: Option<Timestamp> = Some(now);
+    loop {
+        let deadline = earliest(due, Some(lp.next_heartbeat)).expect("heartbeat always set");
+        let wait = shared.clock.real_until(deadline).min(Duration::from_secs(2));
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = shared.wake.notified() => {
+                // Let a burst of writes (a drain, a scale) land before reacting.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        due = lp.pass(due);
+    }
+}
+
+impl Loop {
+    /// One reconciliation pass; returns the next simulated deadline.
+    fn pass(&mut self, previous_due: Option<Timestamp>) -> Option<Timestamp> {
+        let shared = self.shared.clone();
+        let now = shared.now();
+        let mut store = shared.store();
+        let timer = previous_due.is_some_and(|d| d <= now) || self.seen.iter().all(|s| *s == 0);
+        // A deadline not reached yet stays pending even if no part below runs.
+        let carried = if timer { None } else { previous_due };
+        let mut due = earliest(carried, nodes::finish_restarts(&shared, &mut store, now));
+        let before: Vec<u64> = (0..RESOURCES.len()).map(|res| store.last_change(res)).collect();
+        let pods_or_nodes = changed(&store, &self.seen, &[r::PODS, r::NODES]);
+        let workloads = changed(
+            &store,
+            &self.seen,
+            &[r::PODS, r::NODES, r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS, r::DAEMONSETS],
+        );
+        let budgets = changed(&store, &self.seen, &[r::PODS, r::PDBS, r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS]);
+        if workloads || timer {
+            gc(&mut store, now);
+            deployments(&mut store, now);
+            replicasets(&mut store, now);
+            statefulsets(&mut store, now);
+            daemonsets(&mut store, now);
+        }
+        if pods_or_nodes || workloads || timer {
+            self.schedule(&mut store, now);
+            due = earliest(due, kubelets(&shared, &mut store, now));
+        }
+        if budgets || timer || changed(&store, &before, &[r::PODS]) {
+            self.cache.refresh(&store);
+            due = earliest(due, disruption(&mut store, &self.cache, now));
+        }
+        if now >= self.next_heartbeat {
+            heartbeat(&shared, &mut store, now);
+            let period = shared.timing.lease_renew_seconds.max(shared.clock.speed() * 2.0);
+            self.next_heartbeat = clock::plus(now, period);
+        }
+        self.seen = before;
+        due
+    }
+
+    fn schedule(&mut self, store: &mut Store, now: Timestamp) {
+        let pending: Vec<Arc<Value>> = store
+            .iter(r::PODS, None, None)
+            .filter(|p| {
+                p.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty)
+                    && meta(p).get("deletionTimestamp").is_none()
+                    && p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending") == "Pending"
+                    && p.pointer("/spec/schedulerName").and_then(Value::as_str).is_none_or(|s| s == "default-scheduler")
+            })
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            self.unschedulable.clear();
+            return;
+        }
+        self.cache.refresh(store);
+        let mut model = scheduler_model(store, &self.cache);
+        let mut queue: Vec<(Arc<Value>, Pod)> =
+            pending.into_iter().filter_map(|o| parse_pod(&o).ok().map(|p| (o, p))).collect();
+        queue.sort_by(|a, b| {
+            b.1.priority.cmp(&a.1.priority).then(a.1.created.cmp(&b.1.created)).then(a.1.name.cmp(&b.1.name))
+        });
+        for (obj, pod) in queue {
+            match pick(&model, &pod) {
+                Ok(node) => {
+                    let mut next = (*obj).clone();
+                    next["spec"]["nodeName"] = json!(node);
+                    nodes::set_pod_condition(&mut next, "PodScheduled", true, now);
+                    if let Ok(bound) = store.update(r::PODS, next, Part::All, false) {
+                        model.bind(&pod, &node);
+                        self.unschedulable.remove(&pod.key());
+                        nodes::record_event(
+                            store,
+                            now,
+                            &bound,
+                            "Normal",
+                            "Scheduled",
+                            &format!("Successfully assigned {}/{} to {node}", pod.namespace, pod.name),
+                            "default-scheduler",
+                        );
+                    }
+                }
+                Err(message) => {
+                    if self.unschedulable.get(&pod.key()) == Some(&message) {
+                        continue;
+                    }
+                    let mut next = (*obj).clone();
+                    nodes::set_pod_condition(&mut next, "PodScheduled", false, now);
+                    if let Some(cs) = next.pointer_mut("/status/conditions").and_then(Value::as_array_mut)
+                        && let Some(c) = cs.iter_mut().find(|c| c["type"] == "PodScheduled")
+                    {
+                        c["reason"] = json!("Unschedulable");
+                        c["message"] = json!(message);
+                    }
+                    if let Ok(updated) = store.update(r::PODS, next, Part::All, false) {
+                        nodes::record_event(
+                            store,
+                            now,
+                            &updated,
+                            "Warning",
+                            "FailedScheduling",
+                            &message,
+                            "default-scheduler",
+                        );
+                    }
+                    self.unschedulable.insert(pod.key(), message);
+                }
+            }
+        }
+    }
+}
+
+/// The scheduler's view: every node and every bound, unfinished pod, in the planner's
+/// capacity model with no headroom beyond allocatable (what kube-scheduler enforces).
+fn scheduler_model(store: &Store, cache: &PodCache) -> CapacityModel {
+    let opts = SnapshotOptions::default();
+    let node_list: Vec<_> = store.iter(r::NODES, None, None).filter_map(|n| parse_node(n, &opts).ok()).collect();
+    let pods: Vec<Pod> =
+        cache.pods.values().filter(|(_, p)| p.node_name.is_some()).map(|(_, p)| (**p).clone()).collect();
+    CapacityModel::new(&node_list, &pods, Headroom::none())
+}
+
+/// The one place the scheduling decision is made: the planner's simulator.
+fn pick(model: &CapacityModel, pod: &Pod) -> Result<String, String> {
+    model.pick(pod).map_err(|u| {
+        let reasons: Vec<String> = u.reasons.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
+        format!("0/{} nodes are available: {}.", u.nodes, reasons.join(", "))
+    })
+}
+
+fn phase(p: &Value) -> &str {
+    p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending")
+}
+
+fn is_active(p: &Value) -> bool {
+    meta(p).get("deletionTimestamp").is_none() && !matches!(phase(p), "Succeeded" | "Failed")
+}
+
+fn is_ready(p: &Value) -> bool {
+    p.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn node_ready(n: &Value) -> bool {
+    n.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn started_at(p: &Value) -> Option<Timestamp> {
+    p.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(|c| c.pointer("/state/running/startedAt").and_then(Value::as_str).and_then(clock::parse))
+        .max()
+}
+
+fn bound_at(p: &Value) -> Option<Timestamp> {
+    p.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled" && c["status"] == "True"))
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .and_then(clock::parse)
+        .or_else(|| meta_str(p, "creationTimestamp").and_then(clock::parse))
+}
+
+/// The simulated kubelets' work on pods. Returns the next deadline.
+fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timestamp> {
+    let timing = &shared.timing;
+    let down = nodes::kubelet_down(shared);
+    let ready_nodes: HashSet<String> =
+        store.iter(r::NODES, None, None).filter(|n| node_ready(n)).map(|n| name_of(n).to_string()).collect();
+    let all_nodes: HashSet<String> = store.iter(r::NODES, None, None).map(|n| name_of(n).to_string()).collect();
+    let mut due: Option<Timestamp> = None;
+    let mut removals = Vec::new();
+    let mut updates = Vec::new();
+    for p in store.iter(r::PODS, None, None) {
+        let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        if node.is_empty() {
+            continue;
+        }
+        if let Some(deadline) = meta_str(p, "deletionTimestamp").and_then(clock::parse) {
+            // A stopped kubelet cannot finish terminating its pods; a vanished node's pods go.
+            if down.contains(node) && all_nodes.contains(node) {
+                continue;
+            }
+            if deadline <= now || !all_nodes.contains(node) {
+                removals.push((namespace_of(p).to_string(), name_of(p).to_string()));
+            } else {
+                due = earliest(due, Some(deadline));
+            }
+            continue;
+        }
+        if down.contains(node) || !ready_nodes.contains(node) {
+            continue;
+        }
+        match phase(p) {
+            "Pending" => {
+                let at = clock::plus(bound_at(p).unwrap_or(now), timing.pod_start_seconds);
+                if at <= now {
+                    updates.push(start_pod(p, now));
+                } else {
+                    due = earliest(due, Some(at));
+                }
+            }
+            "Running" if !is_ready(p) => {
+                let crashing = p
+                    .pointer("/status/containerStatuses")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|c| c.pointer("/state/waiting").is_some()));
+                if crashing {
+                    continue;
+                }
+                let at = clock::plus(started_at(p).unwrap_or(now), timing.pod_ready_seconds);
+                if at <= now {
+                    let mut next = (**p).clone();
+                    if let Some(cs) = next.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+                        for c in cs {
+                            c["ready"] = json!(true);
+                            c["started"] = json!(true);
+                        }
+                    }
+                    nodes::set_pod_condition(&mut next, "ContainersReady", true, now);
+                    nodes::set_pod_condition(&mut next, "Ready", true, now);
+                    updates.push(next);
+                } else {
+                    due = earliest(due, Some(at));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (ns, name) in removals {
+        store.remove(r::PODS, &ns, &name);
+    }
+    for u in updates {
+        let _ = store.update(r::PODS, u, Part::All, false);
+    }
+    due
+}
+
+fn start_pod(p: &Value, now: Timestamp) -> Value {
+    let mut next = p.clone();
+    let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").to_string();
+    let host_ip = String::new();
+    let h = {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        uid_of(p).hash(&mut hasher);
+        hasher.finish()
+    };
+    let pod_ip = format!("10.{}.{}.{}", 64 + (h % 64), (h >> 8) % 256, 2 + (h >> 16) % 250);
+    if !next.get("status").is_some_and(Value::is_object) {
+        next["status"] = json!({});
+    }
+    let st = &mut next["status"];
+    st["phase"] = json!("Running");
+    st["startTime"] = json!(clock::format(now));
+    if st.get("podIP").is_none() {
+        st["podIP"] = json!(pod_ip);
+        st["podIPs"] = json!([{"ip": pod_ip}]);
+    }
+    if st.get("hostIP").is_none() && !host_ip.is_empty() {
+        st["hostIP"] = json!(host_ip);
+    }
+    let _ = node;
+    nodes::restart_containers(&mut next, now, false);
+    // A first start is not a restart.
+    if let Some(cs) = next.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+        for c in cs {
+            c["restartCount"] = json!(0);
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastState");
+            }
+        }
+    }
+    nodes::set_pod_condition(&mut next, "Initialized", true, now);
+    nodes::set_pod_condition(&mut next, "PodScheduled", true, now);
+    next
+}
+
+/// Node leases in kube-node-lease, renewed by running kubelets.
+fn heartbeat(shared: &Shared, store: &mut Store, now: Timestamp) {
+    if store.get(r::NAMESPACES, "", "kube-node-lease").is_none() {
+        let mut ns = json!({"metadata": {"name": "kube-node-lease"}});
+        api::apply_defaults(r::NAMESPACES, &mut ns);
+        let _ = store.create(r::NAMESPACES, ns, now, false);
+    }
+    let down = nodes::kubelet_down(shared);
+    let duration = (shared.timing.lease_renew_seconds * 4.0).round() as i64;
+    let renew = now.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let node_list: Vec<(String, String)> =
+        store.iter(r::NODES, None, None).map(|n| (name_of(n).to_string(), uid_of(n).to_string())).collect();
+    for (node, uid) in node_list {
+        if down.contains(&node) {
+            continue;
+        }
+        match store.get(r::LEASES, "kube-node-lease", &node).cloned() {
+            Some(l) => {
+                let mut next = (*l).clone();
+                next["spec"]["renewTime"] = json!(renew);
+                let _ = store.update(r::LEASES, next, Part::All, false);
+            }
+            None => {
+                let lease = json!({
+                    "metadata": {"name": node, "namespace": "kube-node-lease",
+                        "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}]},
+                    "spec": {"holderIdentity": node, "leaseDurationSeconds": duration, "renewTime": renew},
+                });
+                let _ = store.create(r::LEASES, lease, now, false);
+            }
+        }
+    }
+}
+
+// ---- workload controllers
+
+fn owner_ref(kind: &str, obj: &Value) -> Value {
+    json!([{"apiVersion": "apps/v1", "kind": kind, "name": name_of(obj), "uid": uid_of(obj),
+        "controller": true, "blockOwnerDeletion": true}])
+}
+
+fn pods_by_owner(store: &Store) -> HashMap<String, Vec<Arc<Value>>> {
+    let mut out: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
+    for p in store.iter(r::PODS, None, None) {
+        if let Some(uid) = controller_uid(p) {
+            out.entry(uid.to_string()).or_default().push(p.clone());
+        }
+    }
+    out
+}
+
+fn replicas(obj: &Value) -> i64 {
+    obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+}
+
+fn generation(obj: &Value) -> i64 {
+    meta(obj).get("generation").and_then(Value::as_i64).unwrap_or(1)
+}
+
+/// A pod from a controller's template.
+fn pod_from_template(owner: &Value, owner_kind: &str, name: String, extra_labels: &[(&str, String)]) -> Value {
+    let template = owner.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+    for (k, v) in extra_labels {
+        labels[*k] = json!(v);
+    }
+    let mut pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace_of(owner), "labels": labels,
+            "ownerReferences": owner_ref(owner_kind, owner)},
+        "spec": template.get("spec").cloned().unwrap_or(json!({})),
+        "status": {"phase": "Pending"},
+    });
+    if let Some(a) = template.pointer("/metadata/annotations") {
+        pod["metadata"]["annotations"] = a.clone();
+    }
+    api::apply_defaults(r::PODS, &mut pod);
+    pod
+}
+
+fn write_status(store: &mut Store, res: ResId, obj: &Value, status: Value) {
+    let mut merged = obj.get("status").cloned().unwrap_or(json!({}));
+    crate::patch::merge(&mut merged, &status);
+    if obj.get("status") == Some(&merged) {
+        return;
+    }
+    let mut next = obj.clone();
+    next["status"] = merged;
+    let _ = store.update(res, next, Part::Status, false);
+}
+
+/// Pods to remove first when scaling down, as upstream ranks them: unscheduled, then pending,
+/// then not ready, then the newest.
+fn deletion_rank(p: &Value) -> (bool, u8, bool, std::cmp::Reverse<String>) {
+    let scheduled = p.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let phase_rank = match phase(p) {
+        "Pending" => 0,
+        "Unknown" => 1,
+        _ => 2,
+    };
+    (scheduled, phase_rank, is_ready(p), std::cmp::Reverse(meta_str(p, "creationTimestamp").unwrap_or("").to_string()))
+}
+
+fn replicasets(store: &mut Store, now: Timestamp) {
+    let owned = pods_by_owner(store);
+    let sets: Vec<Arc<Value>> = store.iter(r::REPLICASETS, None, None).cloned().collect();
+    let mut budget = CREATE_BURST;
+    for rs in sets {
+        let mut active: Vec<Arc<Value>> =
+            owned.get(uid_of(&rs)).map(|v| v.iter().filter(|p| is_active(p)).cloned().collect()).unwrap_or_default();
+        let want = replicas(&rs).max(0) as usize;
+        if active.len() < want {
+            for _ in 0..(want - active.len()).min(budget) {
+                let name = format!("{}-{}", name_of(&rs), store.random_suffix(5));
+                let pod = pod_from_template(&rs, "ReplicaSet", name, &[]);
+                if let Ok(p) = store.create(r::PODS, pod, now, false) {
+                    active.push(p);
+                    budget -= 1;
+                }
+            }
+        } else if active.len() > want {
+            active.sort_by_key(|p| deletion_rank(p));
+            let extra: Vec<Arc<Value>> = active.drain(..active.len() - want).collect();
+            for p in extra {
+                let _ = api::delete(store, r::PODS, namespace_of(&p), name_of(&p), &DeleteOptions::default(), now);
+            }
+        }
+        let ready = active.iter().filter(|p| is_ready(p)).count();
+        write_status(
+            store,
+            r::REPLICASETS,
+            &rs,
+            json!({"replicas": active.len(), "fullyLabeledReplicas": active.len(), "readyReplicas": ready,
+                "availableReplicas": ready, "observedGeneration": generation(&rs)}),
+        );
+    }
+}
+
+/// What makes two pod templates the same revision: labels (without the hash) and containers.
+fn template_identity(template: Option<&Value>) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+    let Some(t) = template else { return Default::default() };
+    let mut labels = store::string_map(t.pointer("/metadata/labels"));
+    labels.remove("pod-template-hash");
+    let containers = t
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["image"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (labels, containers)
+}
+
+fn template_hash(template: &Value) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    template.to_string().hash(&mut h);
+    let mut n = h.finish();
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..10)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+            n /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn deployments(store: &mut Store, now: Timestamp) {
+    let deps: Vec<Arc<Value>> = store.iter(r::DEPLOYMENTS, None, None).cloned().collect();
+    if deps.is_empty() {
+        return;
+    }
+    let mut sets_by_owner: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
+    for rs in store.iter(r::REPLICASETS, None, None) {
+        if let Some(uid) = controller_uid(rs) {
+            sets_by_owner.entry(uid.to_string()).or_default().push(rs.clone());
+        }
+    }
+    for d in deps {
+        let want = replicas(&d).max(0);
+        let sets = sets_by_owner.remove(uid_of(&d)).unwrap_or_default();
+        let identity = template_identity(d.pointer("/spec/template"));
+        let current = sets.iter().find(|rs| template_identity(rs.pointer("/spec/template")) == identity).cloned();
+        let revision = sets
+            .iter()
+            .filter_map(|rs| {
+                meta(rs).pointer("/annotations/deployment.kubernetes.io~1revision").and_then(Value::as_str)
+            })
+            .filter_map(|v| v.parse::<i64>().ok())
+            .max()
+            .unwrap_or(0);
+        let new_rs = match current {
+            Some(rs) => {
+                if replicas(&rs) != want {
+                    let mut next = (*rs).clone();
+                    next["spec"]["replicas"] = json!(want);
+                    store.update(r::REPLICASETS, next, Part::Main, false).ok()
+                } else {
+                    Some(rs)
+                }
+            }
+            None => {
+                let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+                let hash = template_hash(&template);
+                let mut t = template.clone();
+                t["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+                let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
+                selector["matchLabels"]["pod-template-hash"] = json!(hash);
+                let mut labels = t.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+                labels["pod-template-hash"] = json!(hash);
+                let rs = json!({
+                    "metadata": {"name": format!("{}-{hash}", name_of(&d)), "namespace": namespace_of(&d), "labels": labels,
+                        "annotations": {"deployment.kubernetes.io/revision": (revision + 1).to_string(),
+                            "deployment.kubernetes.io/desired-replicas": want.to_string()},
+                        "ownerReferences": owner_ref("Deployment", &d)},
+                    "spec": {"replicas": want, "selector": selector, "template": t},
+                });
+                store.create(r::REPLICASETS, rs, now, false).ok()
+            }
+        };
+        let Some(new_rs) = new_rs else { continue };
+        // Rolling update: old ReplicaSets shrink as the new one's pods turn Ready.
+        let new_ready = new_rs.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
+        let mut old_budget = (want - new_ready).max(0);
+        let mut olds: Vec<Arc<Value>> = sets.iter().filter(|rs| uid_of(rs) != uid_of(&new_rs)).cloned().collect();
+        olds.sort_by(|a, b| meta_str(b, "creationTimestamp").cmp(&meta_str(a, "creationTimestamp")));
+        for old in &olds {
+            let keep = replicas(old).min(old_budget);
+            old_budget -= keep;
+            if replicas(old) != keep {
+                let mut next = (**old).clone();
+                next["spec"]["replicas"] = json!(keep);
+                let _ = store.update(r::REPLICASETS, next, Part::Main, false);
+            }
+        }
+        let all: Vec<Arc<Value>> = std::iter::once(new_rs.clone()).chain(olds).collect();
+        let sum = |field: &str| -> i64 {
+            all.iter().filter_map(|rs| rs.pointer(&format!("/status/{field}")).and_then(Value::as_i64)).sum()
+        };
+        let available = sum("availableReplicas");
+        let updated = new_rs.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0);
+        let t = clock::format(now);
+        let available_ok = available >= want - (want / 4);
+        let conditions = json!([
+            {"type": "Available", "status": if available_ok {"True"} else {"False"},
+             "reason": if available_ok {"MinimumReplicasAvailable"} else {"MinimumReplicasUnavailable"},
+             "message": if available_ok {"Deployment has minimum availability."} else {"Deployment does not have minimum availability."},
+             "lastUpdateTime": t, "lastTransitionTime": t},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+             "message": format!("ReplicaSet \"{}\" has successfully progressed.", name_of(&new_rs)),
+             "lastUpdateTime": t, "lastTransitionTime": t},
+        ]);
+        let mut status = json!({
+            "observedGeneration": generation(&d), "replicas": sum("replicas"), "updatedReplicas": updated,
+            "readyReplicas": sum("readyReplicas"), "availableReplicas": available,
+            "unavailableReplicas": (want - available).max(0),
+        });
+        // Conditions only change when availability flips, to keep the object stable.
+        let old_available = d
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Available"))
+            .map(|c| c["status"] == "True");
+        if old_available != Some(available_ok) {
+            status["conditions"] = conditions;
+        }
+        write_status(store, r::DEPLOYMENTS, &d, status);
+    }
+}
+
+fn ordinal(sts: &str, pod: &str) -> Option<i64> {
+    pod.strip_prefix(sts)?.strip_prefix('-')?.parse().ok()
+}
+
+fn statefulsets(store: &mut Store, now: Timestamp) {
+    let owned = pods_by_owner(store);
+    let sets: Vec<Arc<Value>> = store.iter(r::STATEFULSETS, None, None).cloned().collect();
+    for sts in sets {
+        let name = name_of(&sts).to_string();
+        let ns = namespace_of(&sts).to_string();
+        let want = replicas(&sts).max(0);
+        let parallel = sts.pointer("/spec/podManagementPolicy").and_then(Value::as_str) == Some("Parallel");
+        let pods: BTreeMap<i64, Arc<Value>> = owned
+            .get(uid_of(&sts))
+            .into_iter()
+            .flatten()
+            .filter_map(|p| ordinal(&name, name_of(p)).map(|o| (o, p.clone())))
+            .collect();
+        let revision =
+            format!("{name}-{}", &template_hash(&sts.pointer("/spec/template").cloned().unwrap_or(json!({})))[..10]);
+        // Scale up in order, each pod waiting for its predecessors to be Running and Ready.
+        for i in 0..want {
+            if pods.contains_key(&i) {
+                continue;
+            }
+            let predecessors_ready = (0..i).all(|j| pods.get(&j).is_some_and(|p| is_active(p) && is_ready(p)));
+            if !parallel && !predecessors_ready {
+                break;
+            }
+            let pod_name = format!("{name}-{i}");
+            let mut pod = pod_from_template(
+                &sts,
+                "StatefulSet",
+                pod_name.clone(),
+                &[
+                    ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
+                    ("apps.kubernetes.io/pod-index", i.to_string()),
+                    ("controller-revision-hash", revision.clone()),
+                ],
+            );
+            pod["spec"]["hostname"] = json!(pod_name);
+            if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
+                pod["spec"]["subdomain"] = json!(svc);
+            }
+            let _ = store.create(r::PODS, pod, now, false);
+            if !parallel {
+                break;
+            }
+        }
+        // Scale down from the highest ordinal, one at a time.
+        let condemned: Vec<&Arc<Value>> = pods.iter().rev().filter(|(o, _)| **o >= want).map(|(_, p)| p).collect();
+        for p in condemned {
+            if meta(p).get("deletionTimestamp").is_some() {
+                if !parallel {
+                    break;
+                }
+                continue;
+            }
+            let _ = api::delete(store, r::PODS, &ns, name_of(p), &DeleteOptions::default(), now);
+            if !parallel {
+                break;
+            }
+        }
+        let active: Vec<&Arc<Value>> = pods.values().filter(|p| is_active(p)).collect();
+        let ready = active.iter().filter(|p| is_ready(p)).count();
+        write_status(
+            store,
+            r::STATEFULSETS,
+            &sts,
+            json!({"observedGeneration": generation(&sts), "replicas": active.len(), "readyReplicas": ready,
+                "currentReplicas": active.len(), "updatedReplicas": active.len(), "availableReplicas": ready,
+                "currentRevision": revision, "updateRevision": revision}),
+        );
+    }
+}
+
+/// Tolerations the DaemonSet controller adds to its pods so they run on troubled and cordoned nodes.
+fn daemon_tolerations() -> Vec<Value> {
+    let mut out: Vec<Value> = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+        .iter()
+        .map(|k| json!({"key": k, "operator": "Exists", "effect": "NoExecute"}))
+        .collect();
+    for k in [
+        "node.kubernetes.io/disk-pressure",
+        "node.kubernetes.io/memory-pressure",
+        "node.kubernetes.io/pid-pressure",
+        "node.kubernetes.io/unschedulable",
+    ] {
+        out.push(json!({"key": k, "operator": "Exists", "effect": "NoSchedule"}));
+    }
+    out
+}
+
+fn daemonsets(store: &mut Store, now: Timestamp) {
+    let sets: Vec<Arc<Value>> = store.iter(r::DAEMONSETS, None, None).cloned().collect();
+    if sets.is_empty() {
+        return;
+    }
+    let owned = pods_by_owner(store);
+    let opts = SnapshotOptions::default();
+    let node_objs: Vec<Arc<Value>> = store.iter(r::NODES, None, None).cloned().collect();
+    let parsed: Vec<_> = node_objs.iter().filter_map(|n| parse_node(n, &opts).ok()).collect();
+    for ds in sets {
+        let mut template_pod = pod_from_template(&ds, "DaemonSet", "template".into(), &[]);
+        let mut tolerations =
+            template_pod.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
+        for t in daemon_tolerations() {
+            if !tolerations.contains(&t) {
+                tolerations.push(t);
+            }
+        }
+        template_pod["spec"]["tolerations"] = json!(tolerations);
+        let Ok(shape) = parse_pod(&template_pod) else { continue };
+        let eligible: BTreeSet<String> = parsed
+            .iter()
+            .filter(|n| {
+                let mut labels = n.labels.clone();
+                labels.insert(stepstone_core::plan::simulate::NODE_NAME_FIELD.to_string(), n.name.clone());
+                let selector_ok = shape.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+                let affinity_ok =
+                    shape.node_affinity.is_empty() || shape.node_affinity.iter().any(|t| t.matches(&labels));
+                let taints_ok = n
+                    .taints
+                    .iter()
+                    .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+                    .all(|t| shape.tolerations.iter().any(|tol| tol.tolerates(t)));
+                selector_ok && affinity_ok && taints_ok
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        let pods: Vec<Arc<Value>> = owned.get(uid_of(&ds)).cloned().unwrap_or_default();
+        let mut on_node: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
+        for p in pods.iter().filter(|p| is_active(p)) {
+            let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").to_string();
+            on_node.entry(node).or_default().push(p.clone());
+        }
+        for node in &eligible {
+            if on_node.contains_key(node) {
+                continue;
+            }
+            let name = format!("{}-{}", name_of(&ds), store.random_suffix(5));
+            let mut pod = template_pod.clone();
+            pod["metadata"]["name"] = json!(name);
+            pod["spec"]["nodeName"] = json!(node);
+            nodes::set_pod_condition(&mut pod, "PodScheduled", true, now);
+            let _ = store.create(r::PODS, pod, now, false);
+        }
+        let mut misscheduled = 0;
+        for (node, ps) in &on_node {
+            if !eligible.contains(node) {
+                misscheduled += ps.len();
+                for p in ps {
+                    let _ = api::delete(store, r::PODS, namespace_of(p), name_of(p), &DeleteOptions::default(), now);
+                }
+            }
+        }
+        let scheduled = eligible.iter().filter(|n| on_node.contains_key(*n)).count();
+        let ready =
+            eligible.iter().filter(|n| on_node.get(*n).is_some_and(|ps| ps.iter().any(|p| is_ready(p)))).count();
+        write_status(
+            store,
+            r::DAEMONSETS,
+            &ds,
+            json!({"desiredNumberScheduled": eligible.len(), "currentNumberScheduled": scheduled,
+                "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": scheduled,
+                "numberMisscheduled": misscheduled, "numberUnavailable": eligible.len().saturating_sub(ready),
+                "observedGeneration": generation(&ds)}),
+        );
+    }
+}
+
+/// Objects whose every owner is gone are deleted (background cascading deletion).
+fn gc(store: &mut Store, now: Timestamp) {
+    let mut uids: HashSet<String> = HashSet::new();
+    for res in [r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS, r::DAEMONSETS, r::NODES, r::PODS] {
+        uids.extend(store.iter(res, None, None).map(|o| uid_of(o).to_string()));
+    }
+    for res in [r::REPLICASETS, r::PODS, r::LEASES] {
+        let orphans: Vec<(String, String)> = store
+            .iter(res, None, None)
+            .filter(|o| {
+                meta(o).get("ownerReferences").and_then(Value::as_array).is_some_and(|refs| {
+                    !refs.is_empty()
+                        && refs.iter().all(|x| x.get("uid").and_then(Value::as_str).is_some_and(|u| !uids.contains(u)))
+                })
+            })
+            .map(|o| (namespace_of(o).to_string(), name_of(o).to_string()))
+            .collect();
+        for (ns, name) in orphans {
+            let _ = api::delete(store, res, &ns, &name, &DeleteOptions::default(), now);
+        }
+    }
+}
+
+/// The disruption controller: every budget's status from `stepstone_core::pdb`.
+fn disruption(store: &mut Store, cache: &PodCache, now: Timestamp) -> Option<Timestamp> {
+    let pdb_objs: Vec<Arc<Value>> = store.iter(r::PDBS, None, None).cloned().collect();
+    if pdb_objs.is_empty() {
+        return None;
+    }
+    let namespaces: HashSet<String> = pdb_objs.iter().map(|p| namespace_of(p).to_string()).collect();
+    // Per namespace: its pods, a label index, and an inventory of its workloads for the finders.
+    let mut pods_in: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+    for ((ns, _), (_, pod)) in &cache.pods {
+        if namespaces.contains(ns) {
+            pods_in.entry(ns.clone()).or_default().push(pod.clone());
+        }
+    }
+    let mut inventories: HashMap<String, Inventory> = HashMap::new();
+    for ns in &namespaces {
+        let mut inv = Inventory::default();
+        for res in [r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS] {
+            inv.workloads.extend(store.iter(res, Some(ns), None).filter_map(|o| parse_workload(o).ok()));
+        }
+        inventories.insert(ns.clone(), inv);
+    }
+    let mut index: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+    for (ns, pods) in &pods_in {
+        for (i, p) in pods.iter().enumerate() {
+            for (k, v) in &p.labels {
+                index.entry((ns.as_str(), k.as_str(), v.as_str())).or_default().push(i);
+            }
+        }
+    }
+    let mut due: Option<Timestamp> = None;
+    let mut writes = Vec::new();
+    let empty: Vec<Arc<Pod>> = Vec::new();
+    for obj in &pdb_objs {
+        let Ok(pdb) = parse_pdb(obj) else { continue };
+        let ns_pods = pods_in.get(&pdb.namespace).unwrap_or(&empty);
+        let candidates: Vec<&Pod> = candidates(&pdb, ns_pods, &index);
+        let disrupted_all = api::recently_disrupted(obj, now);
+        // Keep only evictions still waiting for their pod to go.
+        let disrupted: BTreeSet<String> = disrupted_all
+            .into_iter()
+            .filter(|name| ns_pods.iter().any(|p| &p.name == name && !p.is_terminating()))
+            .collect();
+        let inv = &inventories[&pdb.namespace];
+        let computed = budget::compute_status_with(&pdb, candidates, |p| budget::controller_scale(inv, p), &disrupted);
+        let s = computed.status;
+        let mut disrupted_map = serde_json::Map::new();
+        if let Some(m) = obj.pointer("/status/disruptedPods").and_then(Value::as_object) {
+            for (k, v) in m {
+                if disrupted.contains(k) {
+                    disrupted_map.insert(k.clone(), v.clone());
+                    if let Some(t) = v.as_str().and_then(clock::parse) {
+                        due = earliest(due, Some(clock::plus(t, 120.0)));
+                    }
+                }
+            }
+        }
+        let allowed = s.disruptions_allowed > 0;
+        let (reason, message) = match (&computed.sync_error, allowed) {
+            (Some(e), _) => ("SyncFailed", e.clone()),
+            (None, true) => ("SufficientPods", String::new()),
+            (None, false) => ("InsufficientPods", String::new()),
+        };
+        let old_condition = obj
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionAllowed"))
+            .cloned();
+        let condition = match old_condition {
+            Some(c) if c["reason"] == reason && c["message"] == message.as_str() => c,
+            _ => json!({"type": "DisruptionAllowed", "status": if allowed {"True"} else {"False"}, "reason": reason,
+                "message": message, "observedGeneration": pdb.generation, "lastTransitionTime": clock::format(now)}),
+        };
+        let status = json!({
+            "observedGeneration": s.observed_generation, "disruptionsAllowed": s.disruptions_allowed,
+            "currentHealthy": s.current_healthy, "desiredHealthy": s.desired_healthy, "expectedPods": s.expected_pods,
+            "disruptedPods": disrupted_map, "conditions": [condition],
+        });
+        if obj.get("status") != Some(&status) {
+            let mut next = (**obj).clone();
+            next["status"] = status;
+            writes.push(next);
+        }
+    }
+    for w in writes {
+        let _ = store.update(r::PDBS, w, Part::Status, false);
+    }
+    due
+}
+
+/// The pods of the namespace a budget may select, narrowed with the label index.
+fn candidates<'a>(pdb: &Pdb, pods: &'a [Arc<Pod>], index: &HashMap<(&str, &str, &str), Vec<usize>>) -> Vec<&'a Pod> {
+    let narrowest = pdb
+        .selector
+        .requirements
+        .iter()
+        .filter(|req| req.operator == Operator::In && req.values.len() == 1)
+        .map(|req| {
+            index
+                .get(&(pdb.namespace.as_str(), req.key.as_str(), req.values[0].as_str()))
+                .map_or(&[][..], Vec::as_slice)
+        })
+        .min_by_key(|v| v.len());
+    match narrowest {
+        Some(idx) => idx.iter().map(|&i| &*pods[i]).collect(),
+        None => pods.iter().map(|p| &**p).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinals_parse_from_names() {
+        assert_eq!(ordinal("db", "db-2"), Some(2));
+        assert_eq!(ordinal("db", "db-x"), None);
+        assert_eq!(ordinal("db", "dbx-1"), None);
+    }
+
+    #[test]
+    fn scale_down_prefers_unscheduled_then_unready() {
+        let unscheduled = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {}, "status": {"phase": "Pending"}});
+        let ready = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n"},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+        let unready = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n"},
+            "status": {"phase": "Running"}});
+        let mut v = [ready.clone(), unready.clone(), unscheduled.clone()];
+        v.sort_by_key(deletion_rank);
+        assert_eq!(v, [unscheduled, unready, ready]);
+    }
+}

@@ -1,0 +1,936 @@
+//! Bare-metal node simulation and the node-operation API: installed kubeadm/kubelet/kubectl
+//! packages, `kubeadm upgrade apply|node`, kubelet restarts (NotReady while restarting, back
+//! with the new `kubeletVersion`, or stuck NotReady when a kubelet >= 1.35 meets cgroup v1),
+//! control-plane static pods whose image tags follow upgrades, and `/version`.
+//!
+//! The facts live on the Node objects, so kubectl sees them: packages as annotations
+//! (`stepstone.io/kubeadm-version`, ...), cgroup version as the `stepstone.io/cgroup-version`
+//! label, the rest in `status.nodeInfo`. [`NodeOps`] is the Rust API; the same operations are
+//! served under `/lab/v1/nodes/{name}/...` for other processes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use stepstone_core::inventory::CGROUP_LABEL;
+use stepstone_core::releases::ReleaseData;
+use stepstone_core::version::{KubeVersion, PackageVersion};
+
+use crate::clock;
+use crate::resources::{CONFIGMAPS, NODES, PODS};
+use crate::state::{Shared, lock};
+use crate::store::{self, Part, Store, meta_mut};
+
+pub const KUBEADM_ANNOTATION: &str = "stepstone.io/kubeadm-version";
+pub const KUBELET_ANNOTATION: &str = "stepstone.io/kubelet-version";
+pub const KUBECTL_ANNOTATION: &str = "stepstone.io/kubectl-version";
+/// `false` when the kubelet configuration sets `failCgroupV1: false` (the opt-out to stay on v1).
+pub const FAIL_CGROUP_V1_ANNOTATION: &str = "stepstone.io/kubelet-fail-cgroup-v1";
+
+/// The kubelet error upstream's kubelet stops with on a cgroup v1 host when `failCgroupV1` is on.
+pub const CGROUP_V1_ERROR: &str =
+    "kubelet is configured to not run on a host using cgroup v1. cgroup v1 support is in maintenance mode";
+
+/// The components kubeadm runs as static pods on a control-plane node.
+pub const STATIC_COMPONENTS: [&str; 4] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"];
+
+/// What the simulated kubelet of a node is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum KubeletState {
+    Running,
+    /// Restarting; back at `until` (simulated time), or never when `until` is `None`.
+    Restarting {
+        until: Option<String>,
+        version: String,
+    },
+    /// Exited and stays down (the cgroup v1 refusal).
+    Failed {
+        reason: String,
+    },
+}
+
+/// A package kubeadm-based nodes carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Package {
+    Kubeadm,
+    Kubelet,
+    Kubectl,
+}
+
+impl Package {
+    fn annotation(self) -> &'static str {
+        match self {
+            Package::Kubeadm => KUBEADM_ANNOTATION,
+            Package::Kubelet => KUBELET_ANNOTATION,
+            Package::Kubectl => KUBECTL_ANNOTATION,
+        }
+    }
+}
+
+impl std::str::FromStr for Package {
+    type Err = NodeOpError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "kubeadm" => Ok(Package::Kubeadm),
+            "kubelet" => Ok(Package::Kubelet),
+            "kubectl" => Ok(Package::Kubectl),
+            other => Err(NodeOpError::UnknownPackage(other.to_string())),
+        }
+    }
+}
+
+/// Why a node operation failed. Messages name the node and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeOpError {
+    #[error("node \"{0}\" not found in the lab; list nodes with `kubectl get nodes`")]
+    UnknownNode(String),
+    #[error("unknown package \"{0}\"; the lab knows kubeadm, kubelet and kubectl")]
+    UnknownPackage(String),
+    #[error("version \"{0}\" is not a Kubernetes package version (examples: 1.35.3-1.1, 1.35.3)")]
+    BadVersion(String),
+    #[error("{node}: `kubeadm upgrade apply` runs on a control-plane node; on workers use `kubeadm upgrade node`")]
+    NotControlPlane { node: String },
+    #[error(
+        "{node}: [upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- Specified version to upgrade to \"{target}\" is higher than the kubeadm version \"{kubeadm}\". Upgrade kubeadm first using the tool you used to install kubeadm"
+    )]
+    KubeadmTooOld { node: String, target: String, kubeadm: String },
+    #[error(
+        "{node}: [upgrade/version] FATAL: Specified version to upgrade to \"{target}\" is too high; kubeadm can upgrade only 1 minor version at a time (cluster is at {current})"
+    )]
+    SkipsMinor { node: String, target: String, current: String },
+    #[error(
+        "{node}: [preflight] Some fatal errors occurred:\n\t[ERROR SystemVerification]: kubelet {kubelet} does not support cgroup v1 hosts unless failCgroupV1 is false in the kubelet configuration; migrate the node to cgroup v2, or set failCgroupV1: false in the kube-system/kubelet-config ConfigMap and pass --ignore-preflight-errors=SystemVerification"
+    )]
+    CgroupV1Preflight { node: String, kubelet: String },
+    #[error(
+        "{node}: no control-plane version known: the cluster has no kubeadm-config ConfigMap and no kube-apiserver static pod"
+    )]
+    NoClusterVersion { node: String },
+}
+
+impl NodeOpError {
+    fn http_code(&self) -> StatusCode {
+        match self {
+            NodeOpError::UnknownNode(_) => StatusCode::NOT_FOUND,
+            NodeOpError::UnknownPackage(_) | NodeOpError::BadVersion(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::CONFLICT,
+        }
+    }
+}
+
+/// One node as a bare-metal operator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFacts {
+    pub name: String,
+    pub control_plane: bool,
+    pub generation: Option<String>,
+    pub os_image: String,
+    pub kernel_version: String,
+    /// `v1` or `v2`.
+    pub cgroup_version: Option<String>,
+    pub container_runtime: String,
+    /// Installed package versions.
+    pub packages: BTreeMap<String, String>,
+    /// The version the running kubelet reports.
+    pub kubelet_version: String,
+    pub kubelet: KubeletState,
+    pub ready: bool,
+    /// Image tag of each control-plane static pod on this node.
+    pub static_pods: BTreeMap<String, String>,
+}
+
+/// What a `kubeadm upgrade` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeReport {
+    pub node: String,
+    pub version: String,
+    /// Static pod images changed, `component: old -> new`.
+    pub changed: Vec<String>,
+    pub message: String,
+}
+
+/// Options of `kubeadm upgrade apply|node`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UpgradeOptions {
+    /// Preflight checks to downgrade to warnings (`SystemVerification`, `all`).
+    pub ignore_preflight_errors: Vec<String>,
+}
+
+impl UpgradeOptions {
+    fn ignores(&self, check: &str) -> bool {
+        self.ignore_preflight_errors.iter().any(|c| c.eq_ignore_ascii_case(check) || c == "all")
+    }
+}
+
+/// The node-operation API: what the rollout's lab backend calls instead of SSH.
+#[derive(Clone, Debug)]
+pub struct NodeOps {
+    shared: Arc<Shared>,
+}
+
+fn version_of_package(s: &str) -> Result<KubeVersion, NodeOpError> {
+    let s = s.trim();
+    if let Ok(p) = s.parse::<PackageVersion>() {
+        return Ok(p.upstream);
+    }
+    s.parse::<KubeVersion>().map_err(|_| NodeOpError::BadVersion(s.to_string()))
+}
+
+fn ready_condition(node: &Value) -> Option<&str> {
+    node.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["status"].as_str())
+}
+
+pub fn is_control_plane(node: &Value) -> bool {
+    store::labels_of(node).contains_key("node-role.kubernetes.io/control-plane")
+        || store::labels_of(node).contains_key("node-role.kubernetes.io/master")
+}
+
+/// The kube-system static pod of `component` on `node`, if the fleet has one.
+fn static_pod<'a>(store: &'a Store, component: &str, node: &str) -> Option<&'a Arc<Value>> {
+    store.get(PODS, "kube-system", &format!("{component}-{node}"))
+}
+
+/// The image tag of a pod's first container.
+pub fn image_tag(pod: &Value) -> Option<String> {
+    pod.pointer("/spec/containers/0/image")
+        .and_then(Value::as_str)
+        .map(|i| stepstone_core::snapshot::image_tag(i).to_string())
+}
+
+/// The cluster's control-plane version: the kubeadm-config ConfigMap's `kubernetesVersion`,
+/// else the newest kube-apiserver static pod tag.
+pub fn cluster_version(store: &Store) -> Option<KubeVersion> {
+    if let Some(cm) = store.get(CONFIGMAPS, "kube-system", "kubeadm-config")
+        && let Some(text) = cm.pointer("/data/ClusterConfiguration").and_then(Value::as_str)
+        && let Some(line) = text.lines().find(|l| l.trim_start().starts_with("kubernetesVersion:"))
+        && let Ok(v) =
+            line.split_once(':').map(|(_, v)| v.trim().trim_matches('"')).unwrap_or("").parse::<KubeVersion>()
+    {
+        return Some(v);
+    }
+    apiserver_versions(store).into_iter().max()
+}
+
+fn apiserver_versions(store: &Store) -> Vec<KubeVersion> {
+    store
+        .iter(PODS, Some("kube-system"), None)
+        .filter(|p| {
+            store::labels_of(p).get("component").map(String::as_str) == Some("kube-apiserver")
+                || store::name_of(p).starts_with("kube-apiserver-")
+        })
+        .filter_map(|p| image_tag(p).and_then(|t| t.parse::<KubeVersion>().ok()))
+        .collect()
+}
+
+/// `/version`: the newest kube-apiserver behind the (simulated) load balancer, which is what
+/// answers once `kubeadm upgrade apply` has run on the first control-plane node.
+pub fn version_info(shared: &Shared) -> Value {
+    let store = shared.store();
+    let v = apiserver_versions(&store)
+        .into_iter()
+        .max()
+        .or_else(|| cluster_version(&store))
+        .or_else(|| {
+            store
+                .iter(NODES, None, None)
+                .filter_map(|n| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str))
+                .filter_map(|v| v.parse::<KubeVersion>().ok())
+                .max()
+        })
+        .unwrap_or(KubeVersion::new(1, 32, 0));
+    json!({
+        "major": v.major.to_string(),
+        "minor": v.minor.to_string(),
+        "gitVersion": v.canonical(),
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
+}
+
+/// Fill in the package annotations of a node loaded without them: packages match the running
+/// kubelet, as on a freshly provisioned node.
+pub fn default_packages(node: &mut Value) {
+    let kubelet =
+        node.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("v1.32.0").to_string();
+    let pkg = match kubelet.parse::<KubeVersion>() {
+        Ok(v) => format!("{}-1.1", v.bare()),
+        Err(_) => kubelet.trim_start_matches('v').to_string(),
+    };
+    let m = meta_mut(node);
+    let ann = m.entry("annotations").or_insert_with(|| json!({}));
+    if let Some(a) = ann.as_object_mut() {
+        for key in [KUBEADM_ANNOTATION, KUBELET_ANNOTATION, KUBECTL_ANNOTATION] {
+            a.entry(key).or_insert_with(|| json!(pkg));
+        }
+    }
+}
+
+fn annotation<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
+    store::meta(node).get("annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
+}
+
+fn set_ready(node: &mut Value, status: &str, reason: &str, message: &str, now: Timestamp) {
+    let t = clock::format(now);
+    if !node.get("status").is_some_and(Value::is_object) {
+        node["status"] = json!({});
+    }
+    let conds = node["status"].as_object_mut().expect("object").entry("conditions").or_insert_with(|| json!([]));
+    let Some(list) = conds.as_array_mut() else { return };
+    match list.iter_mut().find(|c| c["type"] == "Ready") {
+        Some(c) => {
+            if c["status"] != status {
+                c["lastTransitionTime"] = json!(t);
+            }
+            c["status"] = json!(status);
+            c["reason"] = json!(reason);
+            c["message"] = json!(message);
+            c["lastHeartbeatTime"] = json!(t);
+        }
+        None => list.push(json!({"type": "Ready", "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": t, "lastTransitionTime": t})),
+    }
+    // TaintNodesByCondition: the node lifecycle controller keeps NotReady nodes out of scheduling.
+    let taint_key = match status {
+        "True" => None,
+        "False" => Some("node.kubernetes.io/not-ready"),
+        _ => Some("node.kubernetes.io/unreachable"),
+    };
+    if !node.get("spec").is_some_and(Value::is_object) {
+        node["spec"] = json!({});
+    }
+    let spec = node["spec"].as_object_mut().expect("object");
+    let mut taints: Vec<Value> = spec.get("taints").and_then(Value::as_array).cloned().unwrap_or_default();
+    taints.retain(|t| t["key"] != "node.kubernetes.io/not-ready" && t["key"] != "node.kubernetes.io/unreachable");
+    if let Some(k) = taint_key {
+        taints.push(json!({"key": k, "effect": "NoSchedule", "timeAdded": t}));
+    }
+    if taints.is_empty() {
+        spec.remove("taints");
+    } else {
+        spec.insert("taints".into(), Value::Array(taints));
+    }
+}
+
+/// Record a core/v1 Event about an object.
+pub fn record_event(
+    store: &mut Store,
+    now: Timestamp,
+    about: &Value,
+    kind: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
+    let ns = match store::namespace_of(about) {
+        "" => "default".to_string(),
+        n => n.to_string(),
+    };
+    let name = format!("{}.{:x}", store::name_of(about), now.as_nanosecond() as u64 ^ (store.resource_version() << 8));
+    let t = clock::format(now);
+    let host = about
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .or_else(|| (about["kind"] == "Node").then(|| store::name_of(about)));
+    let mut source = json!({"component": component});
+    if let Some(h) = host {
+        source["host"] = json!(h);
+    }
+    let event = json!({
+        "metadata": {"name": name, "namespace": ns},
+        "involvedObject": {
+            "kind": about["kind"], "apiVersion": about["apiVersion"], "name": store::name_of(about),
+            "namespace": store::namespace_of(about), "uid": store::uid_of(about),
+        },
+        "reason": reason, "message": message, "type": kind, "count": 1,
+        "firstTimestamp": t, "lastTimestamp": t, "source": source,
+        "reportingComponent": component, "reportingInstance": host.unwrap_or(""),
+    });
+    let _ = store.create(crate::resources::EVENTS, event, now, true);
+}
+
+impl NodeOps {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        NodeOps { shared }
+    }
+
+    fn node(&self, store: &Store, name: &str) -> Result<Arc<Value>, NodeOpError> {
+        store.get(NODES, "", name).cloned().ok_or_else(|| NodeOpError::UnknownNode(name.to_string()))
+    }
+
+    fn facts_of(&self, store: &Store, node: &Value) -> NodeFacts {
+        let name = store::name_of(node).to_string();
+        let labels = store::labels_of(node);
+        let generation =
+            stepstone_core::inventory::DEFAULT_GENERATION_LABELS.iter().find_map(|l| labels.get(*l).cloned());
+        let info =
+            |k: &str| node.pointer(&format!("/status/nodeInfo/{k}")).and_then(Value::as_str).unwrap_or("").to_string();
+        let packages =
+            [("kubeadm", KUBEADM_ANNOTATION), ("kubelet", KUBELET_ANNOTATION), ("kubectl", KUBECTL_ANNOTATION)]
+                .into_iter()
+                .filter_map(|(p, a)| annotation(node, a).map(|v| (p.to_string(), v.to_string())))
+                .collect();
+        let static_pods = STATIC_COMPONENTS
+            .iter()
+            .filter_map(|c| static_pod(store, c, &name).and_then(|p| image_tag(p)).map(|t| (c.to_string(), t)))
+            .collect();
+        NodeFacts {
+            control_plane: is_control_plane(node),
+            generation,
+            os_image: info("osImage"),
+            kernel_version: info("kernelVersion"),
+            cgroup_version: labels.get(CGROUP_LABEL).cloned(),
+            container_runtime: info("containerRuntimeVersion"),
+            packages,
+            kubelet_version: info("kubeletVersion"),
+            kubelet: lock(&self.shared.kubelets).get(&name).cloned().unwrap_or(KubeletState::Running),
+            ready: ready_condition(node) == Some("True"),
+            static_pods,
+            name,
+        }
+    }
+
+    pub fn facts(&self, node: &str) -> Result<NodeFacts, NodeOpError> {
+        let store = self.shared.store();
+        let n = self.node(&store, node)?;
+        Ok(self.facts_of(&store, &n))
+    }
+
+    pub fn list(&self) -> Vec<NodeFacts> {
+        let store = self.shared.store();
+        store.iter(NODES, None, None).map(|n| self.facts_of(&store, n)).collect()
+    }
+
+    /// `apt-get install kubeadm=1.35.3-1.1` (or kubelet/kubectl). Installing the kubelet
+    /// package does not restart the running kubelet: that is [`restart_kubelet`](Self::restart_kubelet).
+    pub fn install_package(&self, node: &str, package: Package, version: &str) -> Result<NodeFacts, NodeOpError> {
+        version_of_package(version)?;
+        let now = self.shared.now();
+        let mut store = self.shared.store();
+        let n = self.node(&store, node)?;
+        let mut next = (*n).clone();
+        let m = meta_mut(&mut next);
+        let ann = m.entry("annotations").or_insert_with(|| json!({}));
+        ann[package.annotation()] = json!(version.trim());
+        let updated = store.update(NODES, next, Part::All, false).expect("node exists");
+        let pkg = format!("{package:?}").to_lowercase();
+        record_event(
+            &mut store,
+            now,
+            &updated,
+            "Normal",
+            "PackageInstalled",
+            &format!("{pkg} {} installed", version.trim()),
+            "stepstone-lab",
+        );
+        drop(store);
+        self.shared.wake.notify_one();
+        self.facts(node)
+    }
+
+    /// `kubeadm upgrade apply vX` on a control-plane node: the cluster version becomes `vX` and
+    /// this node's static pods get the new images (they restart and turn Ready again).
+    pub fn kubeadm_upgrade_apply(
+        &self,
+        node: &str,
+        version: &str,
+        opts: &UpgradeOptions,
+    ) -> Result<UpgradeReport, NodeOpError> {
+        let target = version.trim().parse::<KubeVersion>().map_err(|_| NodeOpError::BadVersion(version.to_string()))?;
+        let now = self.shared.now();
+        let mut store = self.shared.store();
+        let n = self.node(&store, node)?;
+        if !is_control_plane(&n) {
+            return Err(NodeOpError::NotControlPlane { node: node.to_string() });
+        }
+        self.check_kubeadm(&n, &target)?;
+        let current =
+            cluster_version(&store).ok_or_else(|| NodeOpError::NoClusterVersion { node: node.to_string() })?;
+        if target.minor().minus(current.minor()) > 1 {
+            return Err(NodeOpError::SkipsMinor {
+                node: node.to_string(),
+                target: target.canonical(),
+                current: current.canonical(),
+            });
+        }
+        self.check_cgroup(&store, &n, opts)?;
+        set_cluster_version(&mut store, &target, now);
+        let changed = upgrade_static_pods(&mut store, node, &target, now);
+        record_event(
+            &mut store,
+            now,
+            &n,
+            "Normal",
+            "KubeadmUpgradeApply",
+            &format!("kubeadm upgrade apply {} succeeded", target.canonical()),
+            "kubeadm",
+        );
+        drop(store);
+        self.shared.wake.notify_one();
+        Ok(UpgradeReport {
+            node: node.to_string(),
+            version: target.canonical(),
+            changed,
+            message: format!(
+                "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{}\". Enjoy!\n\n[upgrade/kubelet] Now that your control plane is upgraded, please proceed with upgrading your kubelets if you haven't already done so.",
+                target.canonical()
+            ),
+        })
+    }
+
+    /// `kubeadm upgrade node`: a control-plane node's static pods follow the cluster version;
+    /// every node picks up the kubelet configuration (`failCgroupV1`) from `kubelet-config`.
+    pub fn kubeadm_upgrade_node(&self, node: &str, opts: &UpgradeOptions) -> Result<UpgradeReport, NodeOpError> {
+        let now = self.shared.now();
+        let mut store = self.shared.store();
+        let n = self.node(&store, node)?;
+        let target = cluster_version(&store).ok_or_else(|| NodeOpError::NoClusterVersion { node: node.to_string() })?;
+        self.check_kubeadm(&n, &target)?;
+        self.check_cgroup(&store, &n, opts)?;
+        let fail_v1 = kubelet_config_fail_cgroup_v1(&store);
+        let mut next = (*n).clone();
+        let ann = meta_mut(&mut next).entry("annotations").or_insert_with(|| json!({}));
+        ann[FAIL_CGROUP_V1_ANNOTATION] = json!(fail_v1.to_string());
+        store.update(NODES, next, Part::All, false).expect("node exists");
+        let changed =
+            if is_control_plane(&n) { upgrade_static_pods(&mut store, node, &target, now) } else { Vec::new() };
+        record_event(&mut store, now, &n, "Normal", "KubeadmUpgradeNode", "kubeadm upgrade node succeeded", "kubeadm");
+        drop(store);
+        self.shared.wake.notify_one();
+        Ok(UpgradeReport {
+            node: node.to_string(),
+            version: target.canonical(),
+            changed,
+            message: "[upgrade] The configuration for this node was successfully upgraded!\n[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager.".into(),
+        })
+    }
+
+    fn check_kubeadm(&self, n: &Value, target: &KubeVersion) -> Result<(), NodeOpError> {
+        let installed = annotation(n, KUBEADM_ANNOTATION).map(version_of_package).transpose()?;
+        if let Some(k) = installed
+            && (k.minor() < target.minor() || (k.minor() == target.minor() && k.patch < target.patch))
+        {
+            return Err(NodeOpError::KubeadmTooOld {
+                node: store::name_of(n).to_string(),
+                target: target.canonical(),
+                kubeadm: k.canonical(),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_cgroup(&self, store: &Store, n: &Value, opts: &UpgradeOptions) -> Result<(), NodeOpError> {
+        let cgroup_v1 = store::labels_of(n).get(CGROUP_LABEL).map(String::as_str) == Some("v1");
+        let kubelet = annotation(n, KUBELET_ANNOTATION).and_then(|k| version_of_package(k).ok());
+        let kubeadm = annotation(n, KUBEADM_ANNOTATION).and_then(|k| version_of_package(k).ok());
+        let newest = kubelet.into_iter().chain(kubeadm).max();
+        if cgroup_v1
+            && newest.as_ref().is_some_and(|v| v.minor() >= stepstone_core::version::Minor::new(1, 35))
+            && kubelet_config_fail_cgroup_v1(store)
+            && !opts.ignores("SystemVerification")
+        {
+            return Err(NodeOpError::CgroupV1Preflight {
+                node: store::name_of(n).to_string(),
+                kubelet: newest.map(|v| v.canonical()).unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `systemctl restart kubelet`: NotReady now, back after the restart time with the
+    /// installed kubelet's version, unless the kubelet refuses to start (cgroup v1 with kubelet
+    /// >= 1.35 and `failCgroupV1` on) or a fault keeps it down.
+    pub fn restart_kubelet(&self, node: &str) -> Result<NodeFacts, NodeOpError> {
+        let now = self.shared.now();
+        let mut store = self.shared.store();
+        let n = self.node(&store, node)?;
+        let version = annotation(&n, KUBELET_ANNOTATION)
+            .map(version_of_package)
+            .transpose()?
+            .map(|v| v.canonical())
+            .or_else(|| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).map(String::from))
+            .unwrap_or_default();
+        let never = lock(&self.shared.faults).never_return.contains(node);
+        let until = (!never).then(|| clock::format(clock::plus(now, self.shared.timing.kubelet_restart_seconds)));
+        lock(&self.shared.kubelets)
+            .insert(node.to_string(), KubeletState::Restarting { until, version: version.clone() });
+        let mut next = (*n).clone();
+        set_ready(&mut next, "False", "KubeletNotReady", "kubelet is restarting", now);
+        let updated = store.update(NODES, next, Part::All, false).expect("node exists");
+        record_event(&mut store, now, &updated, "Normal", "Starting", "Starting kubelet.", "kubelet");
+        drop(store);
+        self.shared.wake.notify_one();
+        self.facts(node)
+    }
+}
+
+fn kubelet_config_fail_cgroup_v1(store: &Store) -> bool {
+    let Some(cm) = store.get(CONFIGMAPS, "kube-system", "kubelet-config") else { return true };
+    let text = cm.pointer("/data/kubelet").and_then(Value::as_str).unwrap_or("");
+    !text.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with("failCgroupV1:") && l.trim_start_matches("failCgroupV1:").trim() == "false"
+    })
+}
+
+fn set_cluster_version(store: &mut Store, v: &KubeVersion, now: Timestamp) {
+    let existing = store.get(CONFIGMAPS, "kube-system", "kubeadm-config").cloned();
+    match existing {
+        Some(cm) => {
+            let mut next = (*cm).clone();
+            let text = cm.pointer("/data/ClusterConfiguration").and_then(Value::as_str).unwrap_or("").to_string();
+            let mut replaced = false;
+            let mut lines: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    if l.trim_start().starts_with("kubernetesVersion:") {
+                        replaced = true;
+                        format!("kubernetesVersion: {}", v.canonical())
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            if !replaced {
+                lines.push(format!("kubernetesVersion: {}", v.canonical()));
+            }
+            next["data"]["ClusterConfiguration"] = json!(lines.join("\n") + "\n");
+            let _ = store.update(CONFIGMAPS, next, Part::All, false);
+        }
+        None => {
+            let cm = json!({"metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+                "data": {"ClusterConfiguration": format!(
+                    "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: {}\n", v.canonical())}});
+            let _ = store.create(CONFIGMAPS, cm, now, true);
+        }
+    }
+}
+
+/// Point the static pods of `node` at `target` (etcd at kubeadm's etcd for that minor) and
+/// restart them. Returns `component: old -> new` for each change.
+fn upgrade_static_pods(store: &mut Store, node: &str, target: &KubeVersion, now: Timestamp) -> Vec<String> {
+    let etcd = ReleaseData::embedded().get(target.minor()).map(|r| r.etcd.clone());
+    let mut changed = Vec::new();
+    for component in STATIC_COMPONENTS {
+        let Some(pod) = static_pod(store, component, node).cloned() else { continue };
+        let new_tag = if component == "etcd" {
+            match &etcd {
+                Some(e) => {
+                    // kubeadm never downgrades etcd.
+                    let old = image_tag(&pod).unwrap_or_default();
+                    if etcd_older(e, &old) { old } else { e.clone() }
+                }
+                None => continue,
+            }
+        } else {
+            target.canonical()
+        };
+        let old_tag = image_tag(&pod).unwrap_or_default();
+        if old_tag == new_tag {
+            continue;
+        }
+        let mut next = (*pod).clone();
+        if let Some(c) = next.pointer_mut("/spec/containers/0") {
+            let image = c["image"].as_str().unwrap_or("").to_string();
+            let base = stepstone_core::snapshot::image_name(&image).to_string();
+            c["image"] = json!(format!("{base}:{new_tag}"));
+        }
+        restart_containers(&mut next, now, false);
+        let _ = store.update(PODS, next, Part::All, false);
+        changed.push(format!("{component}: {old_tag} -> {new_tag}"));
+    }
+    changed
+}
+
+fn etcd_older(candidate: &str, current: &str) -> bool {
+    let parse = |s: &str| -> Vec<u64> { s.split(['.', '-']).filter_map(|p| p.parse().ok()).collect() };
+    parse(candidate) < parse(current)
+}
+
+/// Restart a pod's containers now: not ready until the kubelet simulation sees the start
+/// delay pass; crash-looping ones wait in back-off instead.
+pub fn restart_containers(pod: &mut Value, now: Timestamp, crash: bool) {
+    let t = clock::format(now);
+    let images: Vec<(String, String)> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["image"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let previous: BTreeMap<String, i64> = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["restartCount"].as_i64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let statuses: Vec<Value> = images
+        .iter()
+        .map(|(name, image)| {
+            let restarts = previous.get(name).map_or(0, |r| r + 1);
+            let state = if crash {
+                json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {name}")}})
+            } else {
+                json!({"running": {"startedAt": t}})
+            };
+            json!({"name": name, "image": image, "imageID": "", "ready": false, "started": !crash,
+                "restartCount": restarts, "state": state,
+                "lastState": {"terminated": {"exitCode": if crash {1} else {0}, "reason": if crash {"Error"} else {"Completed"}, "finishedAt": t}}})
+        })
+        .collect();
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    pod["status"]["containerStatuses"] = json!(statuses);
+    set_pod_condition(pod, "Ready", false, now);
+    set_pod_condition(pod, "ContainersReady", false, now);
+}
+
+pub fn set_pod_condition(pod: &mut Value, kind: &str, ok: bool, now: Timestamp) {
+    let status = if ok { "True" } else { "False" };
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    let conds = pod["status"].as_object_mut().expect("object").entry("conditions").or_insert_with(|| json!([]));
+    let Some(list) = conds.as_array_mut() else { return };
+    match list.iter_mut().find(|c| c["type"] == kind) {
+        Some(c) => {
+            if c["status"] != status {
+                c["status"] = json!(status);
+                c["lastTransitionTime"] = json!(clock::format(now));
+            }
+        }
+        None => list.push(
+            json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": clock::format(now)}),
+        ),
+    }
+}
+
+/// Complete kubelet restarts that are due: the node reports the new version and Ready, or
+/// stays NotReady with an error Event. Returns the earliest pending restart end.
+pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timestamp> {
+    let mut next_due: Option<Timestamp> = None;
+    let due: Vec<(String, String)> = {
+        let kubelets = lock(&shared.kubelets);
+        kubelets
+            .iter()
+            .filter_map(|(node, st)| match st {
+                KubeletState::Restarting { until: Some(u), version } => {
+                    let at = clock::parse(u)?;
+                    if at <= now {
+                        Some((node.clone(), version.clone()))
+                    } else {
+                        next_due = Some(next_due.map_or(at, |d: Timestamp| d.min(at)));
+                        None
+                    }
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for (node, version) in due {
+        let Some(n) = store.get(NODES, "", &node).cloned() else {
+            lock(&shared.kubelets).remove(&node);
+            continue;
+        };
+        let cgroup_v1 = store::labels_of(&n).get(CGROUP_LABEL).map(String::as_str) == Some("v1");
+        let opted_out = annotation(&n, FAIL_CGROUP_V1_ANNOTATION) == Some("false");
+        let new_minor = version.parse::<KubeVersion>().ok().map(|v| v.minor());
+        let refuses =
+            cgroup_v1 && !opted_out && new_minor.is_some_and(|m| m >= stepstone_core::version::Minor::new(1, 35));
+        let mut next = (*n).clone();
+        if refuses {
+            lock(&shared.kubelets).insert(node.clone(), KubeletState::Failed { reason: CGROUP_V1_ERROR.into() });
+            set_ready(&mut next, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.", now);
+            let updated = store.update(NODES, next, Part::All, false).expect("node exists");
+            record_event(
+                store,
+                now,
+                &updated,
+                "Warning",
+                "KubeletFailed",
+                &format!("failed to run Kubelet: {CGROUP_V1_ERROR}"),
+                "kubelet",
+            );
+            continue;
+        }
+        let old_version =
+            n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        lock(&shared.kubelets).insert(node.clone(), KubeletState::Running);
+        if !version.is_empty() {
+            next["status"]["nodeInfo"]["kubeletVersion"] = json!(version);
+        }
+        set_ready(&mut next, "True", "KubeletReady", "kubelet is posting ready status", now);
+        let updated = store.update(NODES, next, Part::All, false).expect("node exists");
+        record_event(
+            store,
+            now,
+            &updated,
+            "Normal",
+            "NodeReady",
+            &format!("Node {node} status is now: NodeReady"),
+            "kubelet",
+        );
+        // A new kubelet restarts every container on the node (the container spec hash changes).
+        if old_version != version {
+            let faults = lock(&shared.faults).clone();
+            let pods: Vec<Arc<Value>> = store
+                .iter(PODS, None, None)
+                .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node.as_str()))
+                .filter(|p| p.pointer("/status/phase").and_then(Value::as_str) == Some("Running"))
+                .cloned()
+                .collect();
+            for p in pods {
+                let mut np = (*p).clone();
+                let crash = faults.crash_loops(store::namespace_of(&p), store::name_of(&p), &node);
+                restart_containers(&mut np, now, crash);
+                let _ = store.update(PODS, np, Part::All, false);
+            }
+        }
+    }
+    next_due
+}
+
+/// Nodes whose kubelet is not running (pods there do not progress).
+pub(crate) fn kubelet_down(shared: &Shared) -> std::collections::BTreeSet<String> {
+    lock(&shared.kubelets).iter().filter(|(_, s)| **s != KubeletState::Running).map(|(n, _)| n.clone()).collect()
+}
+
+// ---- HTTP: /lab/v1
+
+fn op_error(e: NodeOpError) -> Response {
+    (e.http_code(), axum::Json(json!({"error": e.to_string()}))).into_response()
+}
+
+fn ops(shared: &Arc<Shared>) -> NodeOps {
+    NodeOps::new(shared.clone())
+}
+
+async fn list_nodes(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(ops(&shared).list()).into_response()
+}
+
+async fn get_node(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    match ops(&shared).facts(&name) {
+        Ok(f) => axum::Json(f).into_response(),
+        Err(e) => op_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct InstallBody {
+    package: String,
+    version: String,
+}
+
+async fn install(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<InstallBody>,
+) -> Response {
+    let result = b.package.parse::<Package>().and_then(|p| ops(&shared).install_package(&name, p, &b.version));
+    match result {
+        Ok(f) => axum::Json(f).into_response(),
+        Err(e) => op_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplyBody {
+    version: String,
+    #[serde(default)]
+    ignore_preflight_errors: Vec<String>,
+}
+
+async fn upgrade_apply(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<ApplyBody>,
+) -> Response {
+    let opts = UpgradeOptions { ignore_preflight_errors: b.ignore_preflight_errors };
+    match ops(&shared).kubeadm_upgrade_apply(&name, &b.version, &opts) {
+        Ok(r) => axum::Json(r).into_response(),
+        Err(e) => op_error(e),
+    }
+}
+
+async fn upgrade_node(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Option<axum::Json<UpgradeOptions>>,
+) -> Response {
+    let opts = body.map(|b| b.0).unwrap_or_default();
+    match ops(&shared).kubeadm_upgrade_node(&name, &opts) {
+        Ok(r) => axum::Json(r).into_response(),
+        Err(e) => op_error(e),
+    }
+}
+
+async fn restart(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    match ops(&shared).restart_kubelet(&name) {
+        Ok(f) => axum::Json(f).into_response(),
+        Err(e) => op_error(e),
+    }
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(shared.stats.snapshot()).into_response()
+}
+
+async fn clock_info(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(json!({"now": clock::format(shared.now()), "speed": shared.clock.speed()})).into_response()
+}
+
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/lab/v1/nodes", get(list_nodes))
+        .route("/lab/v1/nodes/{name}", get(get_node))
+        .route("/lab/v1/nodes/{name}/packages", post(install))
+        .route("/lab/v1/nodes/{name}/kubeadm/upgrade-apply", post(upgrade_apply))
+        .route("/lab/v1/nodes/{name}/kubeadm/upgrade-node", post(upgrade_node))
+        .route("/lab/v1/nodes/{name}/kubelet/restart", post(restart))
+        .route("/lab/v1/stats", get(stats))
+        .route("/lab/v1/clock", get(clock_info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_versions_parse_both_forms() {
+        assert_eq!(version_of_package("1.35.3-1.1").unwrap().canonical(), "v1.35.3");
+        assert_eq!(version_of_package("v1.35.3").unwrap().canonical(), "v1.35.3");
+        assert!(version_of_package("latest").is_err());
+    }
+
+    #[test]
+    fn etcd_tags_compare_numerically() {
+        assert!(etcd_older("3.5.16-0", "3.5.21-0"));
+        assert!(!etcd_older("3.6.4-0", "3.5.21-0"));
+    }
+}

@@ -1,0 +1,160 @@
+//! List filters: label selectors (the core's selector parser) and field selectors with the
+//! fields the API server indexes for each resource (`spec.nodeName`, `status.phase`, ...).
+
+use serde_json::Value;
+use stepstone_core::selector::Selector;
+
+use crate::resources::{self, ResId};
+use crate::status::ApiError;
+use crate::store;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FieldTerm {
+    field: String,
+    value: String,
+    negate: bool,
+}
+
+/// `labelSelector` and `fieldSelector` of a list or watch.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    labels: Option<Selector>,
+    fields: Vec<FieldTerm>,
+}
+
+impl Filter {
+    pub fn parse(res: ResId, label_selector: Option<&str>, field_selector: Option<&str>) -> Result<Self, ApiError> {
+        let labels = match label_selector.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Some(
+                Selector::parse(s).map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut fields = Vec::new();
+        for term in field_selector.unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (field, value, negate) = if let Some((f, v)) = term.split_once("!=") {
+                (f, v, true)
+            } else if let Some((f, v)) = term.split_once("==") {
+                (f, v, false)
+            } else if let Some((f, v)) = term.split_once('=') {
+                (f, v, false)
+            } else {
+                return Err(ApiError::bad_request(format!("invalid selector: '{term}'; can't understand '{term}'")));
+            };
+            let field = field.trim();
+            if !supported_field(res, field) {
+                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
+            }
+            fields.push(FieldTerm { field: field.to_string(), value: value.trim().to_string(), negate });
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_none() && self.fields.is_empty()
+    }
+
+    /// `metadata.name=x` pins the list to one name (kube-rs `await_condition` watches this way).
+    pub fn exact_name(&self) -> Option<&str> {
+        self.fields.iter().find(|t| t.field == "metadata.name" && !t.negate).map(|t| t.value.as_str())
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(sel) = &self.labels
+            && !sel.matches(&store::labels_of(obj))
+        {
+            return false;
+        }
+        self.fields.iter().all(|t| {
+            let v = field_value(obj, &t.field);
+            (v.as_deref().unwrap_or("") == t.value) != t.negate
+        })
+    }
+}
+
+fn supported_field(res: ResId, field: &str) -> bool {
+    if matches!(field, "metadata.name" | "metadata.namespace") {
+        return true;
+    }
+    match resources::storage_of(res) {
+        resources::PODS => matches!(
+            field,
+            "spec.nodeName"
+                | "spec.restartPolicy"
+                | "spec.schedulerName"
+                | "spec.serviceAccountName"
+                | "spec.hostNetwork"
+                | "status.phase"
+                | "status.podIP"
+                | "status.nominatedNodeName"
+        ),
+        resources::NODES => field == "spec.unschedulable",
+        resources::EVENTS => {
+            field.starts_with("involvedObject.")
+                || matches!(field, "reason" | "reportingComponent" | "source" | "type" | "regarding.name")
+        }
+        resources::SECRETS => field == "type",
+        resources::NAMESPACES => field == "status.phase",
+        resources::REPLICASETS => field == "status.replicas",
+        _ => false,
+    }
+}
+
+/// The string value of a selectable field (`""` when absent, as upstream's field sets have it).
+pub fn field_value(obj: &Value, field: &str) -> Option<String> {
+    if field == "metadata.namespace" {
+        return Some(store::namespace_of(obj).to_string());
+    }
+    if field == "source" {
+        return obj.pointer("/source/component").and_then(Value::as_str).map(String::from);
+    }
+    let pointer = format!("/{}", field.replace('.', "/"));
+    match obj.pointer(&pointer) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => {
+            if field == "spec.unschedulable" || field == "spec.hostNetwork" {
+                Some("false".into())
+            } else {
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn field_selectors_match_and_negate() {
+        let pod = json!({"metadata": {"name": "a", "namespace": "ns", "labels": {"app": "web"}},
+            "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let f =
+            Filter::parse(resources::PODS, Some("app=web"), Some("spec.nodeName=n1,status.phase!=Succeeded")).unwrap();
+        assert!(f.matches(&pod));
+        let f = Filter::parse(resources::PODS, None, Some("spec.nodeName==n2")).unwrap();
+        assert!(!f.matches(&pod));
+        let f = Filter::parse(resources::PODS, Some("app!=web"), None).unwrap();
+        assert!(!f.matches(&pod));
+        let f = Filter::parse(resources::PODS, None, Some("metadata.namespace=ns,metadata.name=a")).unwrap();
+        assert!(f.matches(&pod));
+        assert_eq!(f.exact_name(), Some("a"));
+    }
+
+    #[test]
+    fn unknown_field_is_a_bad_request() {
+        let e = Filter::parse(resources::PODS, None, Some("spec.foo=1")).unwrap_err();
+        assert_eq!(e.code, 400);
+        assert_eq!(e.message, "field label not supported: spec.foo");
+    }
+
+    #[test]
+    fn unschedulable_defaults_to_false() {
+        let node = json!({"metadata": {"name": "n"}, "spec": {}});
+        let f = Filter::parse(resources::NODES, None, Some("spec.unschedulable=false")).unwrap();
+        assert!(f.matches(&node));
+    }
+}

@@ -1,0 +1,696 @@
+//! The HTTP face of the lab: URL routing for the core and group APIs, discovery, lists with
+//! selectors and pagination, watches as newline-delimited JSON streams, Tables, and the
+//! verbs of [`crate::api`], with injected faults applied first.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::api::{self, DeleteOptions};
+use crate::faults;
+use crate::patch::PatchType;
+use crate::resources::{self, RESOURCES, ResId};
+use crate::select::Filter;
+use crate::state::{Shared, lock};
+use crate::status::ApiError;
+use crate::store::{self, Change, ChangeKind, Key, Part};
+use crate::table;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(ok))
+        .route("/readyz", get(ok))
+        .route("/livez", get(ok))
+        .merge(crate::nodes::router())
+        .merge(crate::faults_router())
+        .fallback(dispatch)
+        .with_state(shared)
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+async fn version(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(crate::nodes::version_info(&shared))
+}
+
+pub fn json_response(code: u16, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).expect("JSON values serialise");
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.to_status());
+    if let Some(s) = e.details.retry_after_seconds.filter(|s| *s > 0) {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+enum Route {
+    Discovery(Value),
+    Collection { res: ResId, ns: Option<String> },
+    Item { res: ResId, ns: String, name: String, sub: Option<String> },
+}
+
+fn route(path: &str) -> Result<(Route, bool), ApiError> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let not_found = || ApiError::no_route(path);
+    let (group, version, rest) = match segs.as_slice() {
+        ["api"] => {
+            return Ok((
+                Route::Discovery(json!({"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})),
+                false,
+            ));
+        }
+        ["apis"] => return Ok((Route::Discovery(resources::group_list()), false)),
+        ["apis", g] => return resources::group(g).map(|v| (Route::Discovery(v), false)).ok_or_else(not_found),
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(not_found()),
+    };
+    if rest.is_empty() {
+        return resources::resource_list(group, version).map(|v| (Route::Discovery(v), false)).ok_or_else(not_found);
+    }
+    let (rest, watch) = match rest {
+        ["watch", r @ ..] => (r, true),
+        r => (r, false),
+    };
+    let find = |p: &str| resources::find(group, version, p);
+    let r = match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if find(plural).is_some() && !(group.is_empty() && *plural == "status") =>
+        {
+            let res = find(plural).ok_or_else(not_found)?;
+            if !RESOURCES[res].namespaced {
+                return Err(not_found());
+            }
+            match tail {
+                [] => Route::Collection { res, ns: Some(ns.to_string()) },
+                [name] => Route::Item { res, ns: ns.to_string(), name: name.to_string(), sub: None },
+                [name, sub] => {
+                    Route::Item { res, ns: ns.to_string(), name: name.to_string(), sub: Some(sub.to_string()) }
+                }
+                _ => return Err(not_found()),
+            }
+        }
+        [plural, tail @ ..] => {
+            let res = find(plural).ok_or_else(not_found)?;
+            match tail {
+                [] => Route::Collection { res, ns: None },
+                [name] if !RESOURCES[res].namespaced => {
+                    Route::Item { res, ns: String::new(), name: name.to_string(), sub: None }
+                }
+                [name, sub] if !RESOURCES[res].namespaced => {
+                    Route::Item { res, ns: String::new(), name: name.to_string(), sub: Some(sub.to_string()) }
+                }
+                _ => return Err(not_found()),
+            }
+        }
+        [] => return Err(not_found()),
+    };
+    Ok((r, watch))
+}
+
+fn verb(method: &Method, route: &Route, watch: bool) -> &'static str {
+    match (method, route) {
+        (_, Route::Discovery(_)) => "discovery",
+        (&Method::GET, Route::Collection { .. }) if watch => "watch",
+        (&Method::GET, Route::Collection { .. }) => "list",
+        (&Method::GET, Route::Item { .. }) => "get",
+        (&Method::POST, Route::Item { sub: Some(s), .. }) if s == "eviction" => "eviction",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, Route::Collection { .. }) => "deletecollection",
+        (&Method::DELETE, _) => "delete",
+        _ => "other",
+    }
+}
+
+async fn dispatch(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    if path.starts_with("/openapi/") {
+        // get, cordon, drain, scale and delete never ask; create and apply read the v3 index to
+        // learn that the server validates fields itself. There is no v2 document.
+        shared.stats.count("openapi");
+        let doc =
+            if path == "/openapi/v3" { Some(crate::openapi::root()) } else { crate::openapi::group_version(&path) };
+        return match doc {
+            Some(d) => json_response(200, &d),
+            None => error_response(&ApiError::no_route(&path)),
+        };
+    }
+    let query = parse_query(uri.query());
+    let (route, path_watch) = match route(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.stats.count("other");
+            return error_response(&e);
+        }
+    };
+    let watch = path_watch || matches!(query.get("watch").map(String::as_str), Some("1" | "true"));
+    shared.stats.count(verb(&method, &route, watch));
+    // Faults hit resource requests, not discovery, so clients can still start.
+    if !matches!(route, Route::Discovery(_)) {
+        let (fault, latency) = {
+            let cfg = lock(&shared.faults);
+            let roll = faults::next_unit(&mut lock(&shared.fault_rng));
+            (faults::injected(&cfg, roll), cfg.latency())
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        if let Some(e) = fault {
+            return error_response(&e);
+        }
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let result = match (method, route) {
+        (Method::GET, Route::Discovery(v)) => Ok(json_response(200, &v)),
+        (_, Route::Discovery(_)) => {
+            Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"))
+        }
+        (Method::GET, Route::Collection { res, ns }) if watch => watch_response(&shared, res, ns, &query, &accept),
+        (Method::GET, Route::Collection { res, ns }) => list(&shared, res, ns, &query, &accept),
+        (Method::POST, Route::Collection { res, ns }) => {
+            let dry = query.get("dryRun").is_some_and(|d| d == "All");
+            parse_body(&body).and_then(|obj| {
+                let now = shared.now();
+                let created = api::create(&mut shared.store(), res, obj, ns.as_deref(), now, dry)?;
+                Ok(json_response(201, &created))
+            })
+        }
+        (Method::DELETE, Route::Collection { res, ns }) => delete_collection(&shared, res, ns, &query, &body),
+        (method, Route::Item { res, ns, name, sub }) => {
+            item(&shared, method, res, &ns, &name, sub.as_deref(), &query, &accept, &content_type, &body)
+        }
+        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+    };
+    shared.wake.notify_one();
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))
+}
+
+fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOptions::default()
+    } else {
+        DeleteOptions::from_json(&parse_body(body)?)
+    };
+    if let Some(g) = query.get("gracePeriodSeconds") {
+        opts.grace_period_seconds =
+            Some(g.parse().map_err(|_| ApiError::bad_request(format!("gracePeriodSeconds '{g}' is not an integer")))?);
+    }
+    if let Some(p) = query.get("propagationPolicy") {
+        opts.propagation = Some(p.clone());
+    }
+    if query.get("dryRun").is_some_and(|d| d == "All") {
+        opts.dry_run = true;
+    }
+    Ok(opts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn item(
+    shared: &Shared,
+    method: Method,
+    res: ResId,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    query: &HashMap<String, String>,
+    accept: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let def = &RESOURCES[res];
+    let now = shared.now();
+    match (method, sub) {
+        (Method::GET, None | Some("status")) => {
+            let obj = shared.store().get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+            if table::wants_table(accept) {
+                let rv = shared.store().resource_version();
+                let include = query.get("includeObject").map(String::as_str).unwrap_or("Metadata");
+                return Ok(json_response(200, &table::table(res, &[obj], now, rv, None, include)));
+            }
+            Ok(json_response(200, &obj))
+        }
+        (Method::PUT, None) => {
+            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Main)?;
+            Ok(json_response(200, &obj))
+        }
+        (Method::PUT, Some("status")) if def.status => {
+            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Status)?;
+            Ok(json_response(200, &obj))
+        }
+        (Method::PATCH, None) => {
+            let kind = PatchType::from_content_type(content_type)?;
+            let part = if def.status { Part::Main } else { Part::All };
+            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, part)?;
+            Ok(json_response(200, &obj))
+        }
+        (Method::PATCH, Some("status")) if def.status => {
+            let kind = PatchType::from_content_type(content_type)?;
+            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, Part::Status)?;
+            Ok(json_response(200, &obj))
+        }
+        (Method::DELETE, None) => {
+            let opts = delete_options(query, body)?;
+            let d = api::delete(&mut shared.store(), res, ns, name, &opts, now)?;
+            if res == resources::PODS || !d.gone {
+                return Ok(json_response(200, &d.object));
+            }
+            let mut details = json!({"name": name, "kind": def.plural, "uid": store::uid_of(&d.object)});
+            if !def.group.is_empty() {
+                details["group"] = json!(def.group);
+            }
+            Ok(json_response(200, &crate::status::success(200, Some(details))))
+        }
+        (Method::GET, Some("scale")) if def.scale => {
+            let obj = shared.store().get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+            Ok(json_response(200, &api::scale_of(res, &obj)))
+        }
+        (Method::PUT, Some("scale")) if def.scale => {
+            let scale = parse_body(body)?;
+            let out = api::set_scale(&mut shared.store(), res, ns, name, &scale)?;
+            Ok(json_response(200, &out))
+        }
+        (Method::PATCH, Some("scale")) if def.scale => {
+            let kind = PatchType::from_content_type(content_type)?;
+            let mut store = shared.store();
+            let obj = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+            let patched = crate::patch::apply(kind, &api::scale_of(res, &obj), body)?;
+            let out = api::set_scale(&mut store, res, ns, name, &patched)?;
+            Ok(json_response(200, &out))
+        }
+        (Method::POST, Some("eviction")) if res == resources::PODS => {
+            let eviction = if body.is_empty() { json!({}) } else { parse_body(body)? };
+            let out = api::evict(&mut shared.store(), ns, name, &eviction, now)?;
+            Ok(json_response(201, &out))
+        }
+        (_, Some(s)) if !matches!(s, "status" | "scale" | "eviction") => {
+            Err(ApiError::no_route(&format!("{}/{name}/{s}", def.plural)))
+        }
+        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+    }
+}
+
+fn encode_continue(key: &Key) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\u{0}{}", key.0, key.1))
+}
+
+fn decode_continue(token: &str) -> Result<Key, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: the continue token could not be decoded; restart the list without it",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let s = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (ns, name) = s.split_once('\u{0}').ok_or_else(bad)?;
+    Ok((ns.to_string(), name.to_string()))
+}
+
+fn list(
+    shared: &Shared,
+    res: ResId,
+    ns: Option<String>,
+    query: &HashMap<String, String>,
+    accept: &str,
+) -> Result<Response, ApiError> {
+    let filter = Filter::parse(
+        res,
+        query.get("labelSelector").map(String::as_str),
+        query.get("fieldSelector").map(String::as_str),
+    )?;
+    let limit: usize = match query.get("limit").map(|l| l.parse::<usize>()) {
+        Some(Ok(0)) | None => usize::MAX,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return Err(ApiError::bad_request("limit must be a non-negative integer")),
+    };
+    let after = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(c) => Some(decode_continue(c)?),
+        None => None,
+    };
+    let (items, rv, cont) = {
+        let store = shared.store();
+        let mut items = Vec::new();
+        let mut last: Option<Key> = None;
+        let mut more = false;
+        for obj in store.iter(res, ns.as_deref(), after.as_ref()) {
+            if !filter.matches(obj) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(obj.clone());
+            last = Some((store::namespace_of(obj).to_string(), store::name_of(obj).to_string()));
+        }
+        let cont = if more { last.as_ref().map(encode_continue) } else { None };
+        (items, store.resource_version(), cont)
+    };
+    let now = shared.now();
+    if table::wants_table(accept) {
+        let include = query.get("includeObject").map(String::as_str).unwrap_or("Metadata");
+        let mut r = Response::new(Body::from(table::table_bytes(res, &items, now, rv, cont, include)));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(r);
+    }
+    let def = &RESOURCES[res];
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = &cont {
+        metadata["continue"] = json!(c);
+    }
+    // Written piece by piece: large lists are serialised without copying the objects.
+    let mut out = Vec::with_capacity(items.len() * 1024 + 256);
+    out.extend_from_slice(b"{\"kind\":");
+    serde_json::to_writer(&mut out, &def.list_kind()).expect("string");
+    out.extend_from_slice(b",\"apiVersion\":");
+    serde_json::to_writer(&mut out, &def.api_version()).expect("string");
+    out.extend_from_slice(b",\"metadata\":");
+    serde_json::to_writer(&mut out, &metadata).expect("object");
+    out.extend_from_slice(b",\"items\":[");
+    for (i, obj) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &**obj).expect("object");
+    }
+    out.extend_from_slice(b"]}");
+    let mut r = Response::new(Body::from(out));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+fn delete_collection(
+    shared: &Shared,
+    res: ResId,
+    ns: Option<String>,
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let filter = Filter::parse(
+        res,
+        query.get("labelSelector").map(String::as_str),
+        query.get("fieldSelector").map(String::as_str),
+    )?;
+    let opts = delete_options(query, body)?;
+    let now = shared.now();
+    let mut store = shared.store();
+    let keys: Vec<Key> = store
+        .iter(res, ns.as_deref(), None)
+        .filter(|o| filter.matches(o))
+        .map(|o| (store::namespace_of(o).to_string(), store::name_of(o).to_string()))
+        .collect();
+    let mut items = Vec::new();
+    for (ns, name) in keys {
+        if let Ok(d) = api::delete(&mut store, res, &ns, &name, &opts, now) {
+            items.push(d.object);
+        }
+    }
+    let def = &RESOURCES[res];
+    let rv = store.resource_version();
+    Ok(json_response(
+        200,
+        &json!({"kind": def.list_kind(), "apiVersion": def.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()}, "items": items.iter().map(|o| (**o).clone()).collect::<Vec<Value>>()}),
+    ))
+}
+
+// ---- watch
+
+struct WatchState {
+    res: ResId,
+    ns: Option<String>,
+    filter: Filter,
+    table: bool,
+    pending: VecDeque<Bytes>,
+    rx: Option<broadcast::Receiver<Arc<Change>>>,
+    deadline: tokio::time::Instant,
+    bookmarks: bool,
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serialises");
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+impl WatchState {
+    fn render(&self, obj: &Arc<Value>) -> Value {
+        if self.table {
+            let now = self.shared.now();
+            table::table(self.res, std::slice::from_ref(obj), now, 0, None, "Metadata")
+        } else {
+            (**obj).clone()
+        }
+    }
+
+    fn in_scope(&self, obj: &Value) -> bool {
+        self.ns.as_deref().is_none_or(|n| store::namespace_of(obj) == n)
+    }
+
+    fn classify(&self, c: &Change) -> Option<(&'static str, Arc<Value>)> {
+        if resources::storage_of(self.res) != c.res || !self.in_scope(&c.object) {
+            return None;
+        }
+        let now_matches = self.filter.matches(&c.object);
+        match c.kind {
+            ChangeKind::Added => now_matches.then(|| ("ADDED", c.object.clone())),
+            ChangeKind::Deleted => now_matches.then(|| ("DELETED", c.object.clone())),
+            ChangeKind::Modified => {
+                let before = c.prev.as_ref().is_none_or(|p| self.filter.matches(p));
+                match (before, now_matches) {
+                    (true, true) => Some(("MODIFIED", c.object.clone())),
+                    (false, true) => Some(("ADDED", c.object.clone())),
+                    (true, false) => Some(("DELETED", c.object.clone())),
+                    (false, false) => None,
+                }
+            }
+        }
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let def = &RESOURCES[self.res];
+        let mut metadata = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        event_line("BOOKMARK", &json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": metadata}))
+    }
+}
+
+fn watch_response(
+    shared: &Arc<Shared>,
+    res: ResId,
+    ns: Option<String>,
+    query: &HashMap<String, String>,
+    accept: &str,
+) -> Result<Response, ApiError> {
+    let filter = Filter::parse(
+        res,
+        query.get("labelSelector").map(String::as_str),
+        query.get("fieldSelector").map(String::as_str),
+    )?;
+    let timeout = query.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800);
+    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| b == "true" || b == "1");
+    let send_initial = query.get("sendInitialEvents").is_some_and(|b| b == "true");
+    let rv_param = query.get("resourceVersion").cloned().unwrap_or_default();
+    let mut state = WatchState {
+        res,
+        ns,
+        filter,
+        table: table::wants_table(accept),
+        pending: VecDeque::new(),
+        rx: None,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(timeout),
+        bookmarks,
+        shared: shared.clone(),
+        done: false,
+    };
+    {
+        let store = shared.store();
+        let current = store.resource_version();
+        let from = if rv_param.is_empty() || rv_param == "0" || send_initial {
+            // Start at the current state: every matching object as ADDED, then changes.
+            let objects: Vec<Arc<Value>> =
+                store.iter(res, state.ns.as_deref(), None).filter(|o| state.filter.matches(o)).cloned().collect();
+            for o in &objects {
+                let rendered = state.render(o);
+                state.pending.push_back(event_line("ADDED", &rendered));
+            }
+            if send_initial {
+                state.pending.push_back(state.bookmark(current, true));
+            }
+            current
+        } else {
+            rv_param
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("resourceVersion '{rv_param}' is not valid")))?
+        };
+        match store.changes_since(from) {
+            Some((past, rx)) => {
+                for c in past {
+                    if let Some((kind, obj)) = state.classify(&c) {
+                        let rendered = state.render(&obj);
+                        state.pending.push_back(event_line(kind, &rendered));
+                    }
+                }
+                state.rx = Some(rx);
+            }
+            None => {
+                let e = ApiError::gone(format!("too old resource version: {from} ({})", store.oldest_history_rv()));
+                state.pending.push_back(event_line("ERROR", &e.to_status()));
+                state.done = true;
+            }
+        }
+    }
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(b) = st.pending.pop_front() {
+                return Some((Ok::<Bytes, Infallible>(b), st));
+            }
+            if st.done {
+                return None;
+            }
+            let rx = st.rx.as_mut()?;
+            let tick = tokio::time::sleep(Duration::from_secs(5));
+            tokio::select! {
+                _ = tokio::time::sleep_until(st.deadline) => return None,
+                _ = tick, if st.bookmarks => {
+                    let rv = st.shared.store().resource_version();
+                    let b = st.bookmark(rv, false);
+                    st.pending.push_back(b);
+                }
+                msg = rx.recv() => match msg {
+                    Ok(c) => {
+                        if let Some((kind, obj)) = st.classify(&c) {
+                            let rendered = st.render(&obj);
+                            st.pending.push_back(event_line(kind, &rendered));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let e = ApiError::gone("too old resource version: the watch fell behind; list again");
+                        st.pending.push_back(event_line("ERROR", &e.to_status()));
+                        st.done = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            }
+        }
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    Ok(r.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_core_and_group_paths() {
+        let (r, _) = route("/api/v1/namespaces/default/pods/web-0/eviction").unwrap();
+        assert!(
+            matches!(r, Route::Item { res, ref name, sub: Some(ref s), .. } if res == resources::PODS && name == "web-0" && s == "eviction")
+        );
+        let (r, _) = route("/api/v1/nodes/n1/status").unwrap();
+        assert!(matches!(r, Route::Item { res, sub: Some(_), .. } if res == resources::NODES));
+        let (r, _) = route("/apis/apps/v1/namespaces/x/deployments").unwrap();
+        assert!(matches!(r, Route::Collection { res, ns: Some(_) } if res == resources::DEPLOYMENTS));
+        let (r, _) = route("/api/v1/namespaces/kube-system").unwrap();
+        assert!(
+            matches!(r, Route::Item { res, ref name, .. } if res == resources::NAMESPACES && name == "kube-system")
+        );
+        let (r, _) = route("/api/v1/pods").unwrap();
+        assert!(matches!(r, Route::Collection { res, ns: None } if res == resources::PODS));
+        let (_, w) = route("/api/v1/watch/pods").unwrap();
+        assert!(w);
+        assert_eq!(route("/api/v1/frobs").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query(Some("fieldSelector=spec.nodeName%3Dn1&labelSelector=app+in+(a%2Cb)&limit=500"));
+        assert_eq!(q["fieldSelector"], "spec.nodeName=n1");
+        assert_eq!(q["labelSelector"], "app in (a,b)");
+        assert_eq!(q["limit"], "500");
+    }
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let k = ("ns".to_string(), "pod-1".to_string());
+        assert_eq!(decode_continue(&encode_continue(&k)).unwrap(), k);
+        assert!(decode_continue("!!").is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! The lab's shared state: the store, the simulated clock, timings, faults, per-node kubelet
+//! state and request counters, behind one `Arc` that the HTTP server, the controllers and the
+//! node-operation API all hold.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::clock::SimClock;
+use crate::faults::FaultConfig;
+use crate::nodes::KubeletState;
+use crate::store::Store;
+
+/// Simulated durations, in simulated seconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Timing {
+    /// From binding to `Running` (image pull, container start).
+    pub pod_start_seconds: f64,
+    /// From `Running` to `Ready` (readiness probe passing).
+    pub pod_ready_seconds: f64,
+    /// How long a kubelet restart keeps the node `NotReady`.
+    pub kubelet_restart_seconds: f64,
+    /// How long a control-plane static pod takes to come back after `kubeadm upgrade`.
+    pub static_pod_restart_seconds: f64,
+    /// Node lease renewal period (`nodeLeaseDurationSeconds` is four times this).
+    pub lease_renew_seconds: f64,
+    /// A crash-looping container's back-off between restarts.
+    pub crash_backoff_seconds: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            pod_start_seconds: 2.0,
+            pod_ready_seconds: 5.0,
+            kubelet_restart_seconds: 20.0,
+            static_pod_restart_seconds: 15.0,
+            lease_renew_seconds: 10.0,
+            crash_backoff_seconds: 10.0,
+        }
+    }
+}
+
+/// API request counts, for benchmarks that compare clients by the requests they make.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub by_verb: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Stats {
+    pub fn count(&self, verb: &str) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.by_verb).entry(verb.to_string()).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> RequestCounts {
+        RequestCounts { total: self.requests.load(Ordering::Relaxed), by_verb: lock(&self.by_verb).clone() }
+    }
+}
+
+/// Requests served so far, by verb (`get`, `list`, `watch`, `create`, `update`, `patch`,
+/// `delete`, `eviction`, ...).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub by_verb: BTreeMap<String, u64>,
+}
+
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub clock: SimClock,
+    pub timing: Timing,
+    pub faults: Mutex<FaultConfig>,
+    pub fault_rng: Mutex<u64>,
+    /// Wakes the controllers after a write.
+    pub wake: Notify,
+    pub stats: Stats,
+    pub kubelets: Mutex<BTreeMap<String, KubeletState>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("clock", &self.clock).finish_non_exhaustive()
+    }
+}
+
+/// Lock a mutex, recovering the data if a panicking thread poisoned it (the lab keeps serving).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+}

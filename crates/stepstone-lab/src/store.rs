@@ -1,0 +1,557 @@
+//! The object store: every object as JSON, keyed by resource, namespace and name, with one
+//! global `resourceVersion` counter, server-set metadata (uid, creationTimestamp, generation),
+//! optimistic concurrency, and a bounded change history that watches start from.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use crate::clock;
+use crate::resources::{self, RESOURCES, ResId};
+use crate::status::ApiError;
+
+/// What happened to an object: the watch event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "ADDED",
+            ChangeKind::Modified => "MODIFIED",
+            ChangeKind::Deleted => "DELETED",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Change {
+    pub rv: u64,
+    pub res: ResId,
+    pub kind: ChangeKind,
+    pub object: Arc<Value>,
+    /// The object before a modification, so filtered watches can tell "left the selection".
+    pub prev: Option<Arc<Value>>,
+}
+
+/// Changes as they happen, for watches.
+pub type WatchReceiver = broadcast::Receiver<Arc<Change>>;
+
+/// (namespace, name); namespace is empty for cluster-scoped objects.
+pub type Key = (String, String);
+
+/// Which part of an object an update may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Everything but `status` (for resources with a status subresource).
+    Main,
+    /// Only `status`.
+    Status,
+    /// Everything: internal writers (controllers, the fleet loader).
+    All,
+}
+
+const HISTORY: usize = 20_000;
+const WATCH_BUFFER: usize = 1 << 15;
+
+pub struct Store {
+    rv: u64,
+    tables: Vec<BTreeMap<Key, Arc<Value>>>,
+    history: VecDeque<Arc<Change>>,
+    /// The `resourceVersion` of the last change of each resource type.
+    last_change: Vec<u64>,
+    tx: broadcast::Sender<Arc<Change>>,
+    rng: u64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("rv", &self.rv).finish_non_exhaustive()
+    }
+}
+
+pub fn meta(obj: &Value) -> &Value {
+    obj.get("metadata").unwrap_or(&Value::Null)
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    meta(obj).get(field).and_then(Value::as_str)
+}
+
+pub fn name_of(obj: &Value) -> &str {
+    meta_str(obj, "name").unwrap_or("")
+}
+
+pub fn namespace_of(obj: &Value) -> &str {
+    meta_str(obj, "namespace").unwrap_or("")
+}
+
+pub fn uid_of(obj: &Value) -> &str {
+    meta_str(obj, "uid").unwrap_or("")
+}
+
+pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
+    string_map(meta(obj).get("labels"))
+}
+
+pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// The metadata object of `obj`, created if missing.
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"].as_object_mut().expect("metadata is an object")
+}
+
+/// The uid of the controller owner (`ownerReferences[controller=true]`).
+pub fn controller_uid(obj: &Value) -> Option<&str> {
+    meta(obj)
+        .get("ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+        .and_then(|o| o.get("uid").and_then(Value::as_str))
+}
+
+pub fn controller_kind(obj: &Value) -> Option<&str> {
+    meta(obj)
+        .get("ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+        .and_then(|o| o.get("kind").and_then(Value::as_str))
+}
+
+fn has_generation(res: ResId) -> bool {
+    matches!(
+        res,
+        resources::DEPLOYMENTS
+            | resources::REPLICASETS
+            | resources::STATEFULSETS
+            | resources::DAEMONSETS
+            | resources::PDBS
+    )
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new(0x1ab_5eed)
+    }
+}
+
+impl Store {
+    pub fn new(seed: u64) -> Self {
+        let (tx, _) = broadcast::channel(WATCH_BUFFER);
+        Store {
+            rv: 1,
+            tables: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
+            history: VecDeque::new(),
+            last_change: vec![0; RESOURCES.len()],
+            tx,
+            rng: seed,
+        }
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// The resourceVersion of the latest change to resource `res`.
+    pub fn last_change(&self, res: ResId) -> u64 {
+        self.last_change[resources::storage_of(res)]
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64: deterministic for a seed, no dependency.
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn new_uid(&mut self) -> String {
+        let a = self.next_random();
+        let b = self.next_random();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0xfff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    /// Five characters from the alphabet upstream uses for generated names (no vowels).
+    pub fn random_suffix(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut r = self.next_random();
+        (0..len)
+            .map(|_| {
+                let c = ALPHABET[(r % ALPHABET.len() as u64) as usize] as char;
+                r /= ALPHABET.len() as u64;
+                c
+            })
+            .collect()
+    }
+
+    pub fn get(&self, res: ResId, ns: &str, name: &str) -> Option<&Arc<Value>> {
+        self.tables[resources::storage_of(res)].get(&(ns.to_string(), name.to_string()))
+    }
+
+    pub fn len(&self, res: ResId) -> usize {
+        self.tables[resources::storage_of(res)].len()
+    }
+
+    pub fn is_empty(&self, res: ResId) -> bool {
+        self.len(res) == 0
+    }
+
+    /// Objects of `res` in key order, optionally within one namespace, strictly after `after`.
+    pub fn iter<'a>(
+        &'a self,
+        res: ResId,
+        ns: Option<&'a str>,
+        after: Option<&Key>,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Value>> + 'a> {
+        let table = &self.tables[resources::storage_of(res)];
+        let start = match (ns, after) {
+            (_, Some(k)) => std::ops::Bound::Excluded(k.clone()),
+            (Some(n), None) => std::ops::Bound::Included((n.to_string(), String::new())),
+            (None, None) => std::ops::Bound::Unbounded,
+        };
+        let range = table.range((start, std::ops::Bound::Unbounded));
+        match ns {
+            Some(n) => Box::new(range.take_while(move |((kns, _), _)| kns == n).map(|(_, v)| v)),
+            None => Box::new(range.map(|(_, v)| v)),
+        }
+    }
+
+    fn record(&mut self, res: ResId, kind: ChangeKind, object: Arc<Value>, prev: Option<Arc<Value>>) {
+        let change = Arc::new(Change { rv: self.rv, res, kind, object, prev });
+        self.last_change[res] = self.rv;
+        if self.history.len() >= HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(change.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(change);
+    }
+
+    fn bump(&mut self, obj: &mut Value) -> u64 {
+        self.rv += 1;
+        meta_mut(obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        self.rv
+    }
+
+    /// Create an object. With `keep_identity` (loading a fleet) the given uid and
+    /// creationTimestamp are kept; otherwise the server sets them, as a real API server does.
+    pub fn create(
+        &mut self,
+        res: ResId,
+        mut obj: Value,
+        now: Timestamp,
+        keep_identity: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let res = resources::storage_of(res);
+        let def = &RESOURCES[res];
+        let mut name = name_of(&obj).to_string();
+        if name.is_empty()
+            && let Some(prefix) = meta_str(&obj, "generateName").map(String::from)
+        {
+            name = format!("{prefix}{}", self.random_suffix(5));
+            meta_mut(&mut obj).insert("name".into(), json!(name));
+        }
+        let ns = if def.namespaced { namespace_of(&obj).to_string() } else { String::new() };
+        if def.namespaced
+            && !keep_identity
+            && !self.tables[resources::NAMESPACES].contains_key(&(String::new(), ns.clone()))
+        {
+            return Err(ApiError::not_found(&RESOURCES[resources::NAMESPACES], &ns));
+        }
+        let key = (ns, name.clone());
+        if self.tables[res].contains_key(&key) {
+            return Err(ApiError::already_exists(def, &name));
+        }
+        obj["apiVersion"] = json!(def.api_version());
+        obj["kind"] = json!(def.kind);
+        let uid = match meta_str(&obj, "uid") {
+            Some(u) if keep_identity && !u.is_empty() => u.to_string(),
+            _ => self.new_uid(),
+        };
+        let created = match meta_str(&obj, "creationTimestamp") {
+            Some(t) if keep_identity && !t.is_empty() => t.to_string(),
+            _ => clock::format(now),
+        };
+        {
+            let m = meta_mut(&mut obj);
+            m.insert("uid".into(), json!(uid));
+            m.insert("creationTimestamp".into(), json!(created));
+            if !keep_identity {
+                m.remove("deletionTimestamp");
+                m.remove("deletionGracePeriodSeconds");
+            }
+            if has_generation(res) {
+                let keep = keep_identity && m.get("generation").and_then(Value::as_i64).is_some();
+                if !keep {
+                    m.insert("generation".into(), json!(1));
+                }
+            }
+        }
+        self.bump(&mut obj);
+        let obj = Arc::new(obj);
+        self.tables[res].insert(key, obj.clone());
+        self.record(res, ChangeKind::Added, obj.clone(), None);
+        Ok(obj)
+    }
+
+    /// Replace an object. `check_rv` enforces the optimistic-concurrency precondition when the
+    /// new object names a resourceVersion (an empty one means "unconditional", as upstream).
+    pub fn update(&mut self, res: ResId, new: Value, part: Part, check_rv: bool) -> Result<Arc<Value>, ApiError> {
+        let res = resources::storage_of(res);
+        let def = &RESOURCES[res];
+        let name = name_of(&new).to_string();
+        let ns = if def.namespaced { namespace_of(&new).to_string() } else { String::new() };
+        let key = (ns, name.clone());
+        let Some(old) = self.tables[res].get(&key).cloned() else {
+            return Err(ApiError::not_found(def, &name));
+        };
+        if check_rv
+            && let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty())
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError::modified(def, &name));
+        }
+        if check_rv
+            && let Some(uid) = meta_str(&new, "uid").filter(|u| !u.is_empty())
+            && uid != uid_of(&old)
+        {
+            return Err(ApiError::conflict(
+                def,
+                &name,
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", uid_of(&old)),
+            ));
+        }
+        let mut obj = match part {
+            Part::All => new,
+            Part::Main => {
+                let mut o = new;
+                if def.status {
+                    match old.get("status") {
+                        Some(s) => o["status"] = s.clone(),
+                        None => {
+                            if let Some(m) = o.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                    }
+                }
+                o
+            }
+            Part::Status => {
+                let mut o = (*old).clone();
+                match new.get("status") {
+                    Some(s) => o["status"] = s.clone(),
+                    None => {
+                        if let Some(m) = o.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+                // A status write changes nothing but the status, as upstream.
+                o
+            }
+        };
+        obj["apiVersion"] = json!(def.api_version());
+        obj["kind"] = json!(def.kind);
+        {
+            let old_meta = meta(&old).clone();
+            let m = meta_mut(&mut obj);
+            for field in ["uid", "creationTimestamp", "namespace", "name"] {
+                match old_meta.get(field) {
+                    Some(v) => {
+                        m.insert(field.into(), v.clone());
+                    }
+                    None => {
+                        m.remove(field);
+                    }
+                }
+            }
+            if part != Part::All {
+                for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
+                    match old_meta.get(field) {
+                        Some(v) => {
+                            m.insert(field.into(), v.clone());
+                        }
+                        None => {
+                            m.remove(field);
+                        }
+                    }
+                }
+            }
+            if has_generation(res) {
+                let old_gen = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+                let spec_changed = obj_spec(&old) != obj.get("spec");
+                let m = meta_mut(&mut obj);
+                m.insert("generation".into(), json!(if spec_changed { old_gen + 1 } else { old_gen }));
+            }
+        }
+        if *old == obj_without_rv(&obj, &old) {
+            // Nothing changed: upstream does not bump the resourceVersion for a no-op update.
+            return Ok(old);
+        }
+        // An object marked for deletion whose last finalizer is gone is removed.
+        let finalizers_empty = meta(&obj).get("finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        let deleting = meta(&obj).get("deletionTimestamp").is_some();
+        if deleting && finalizers_empty && res != resources::PODS {
+            self.bump(&mut obj);
+            let obj = Arc::new(obj);
+            self.tables[res].remove(&key);
+            self.record(res, ChangeKind::Deleted, obj.clone(), Some(old));
+            return Ok(obj);
+        }
+        self.bump(&mut obj);
+        let obj = Arc::new(obj);
+        self.tables[res].insert(key, obj.clone());
+        self.record(res, ChangeKind::Modified, obj.clone(), Some(old));
+        Ok(obj)
+    }
+
+    /// Remove an object now. Returns it as last seen (with a new resourceVersion).
+    pub fn remove(&mut self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
+        let res = resources::storage_of(res);
+        let old = self.tables[res].remove(&(ns.to_string(), name.to_string()))?;
+        let mut obj = (*old).clone();
+        self.bump(&mut obj);
+        let obj = Arc::new(obj);
+        self.record(res, ChangeKind::Deleted, obj.clone(), Some(old));
+        Some(obj)
+    }
+
+    /// Changes after `from_rv` (for a watch starting there) and a receiver for what follows,
+    /// taken together so nothing falls in between. `None` when `from_rv` is older than the history.
+    pub fn changes_since(&self, from_rv: u64) -> Option<(Vec<Arc<Change>>, WatchReceiver)> {
+        let oldest = self.history.front().map(|c| c.rv).unwrap_or(self.rv + 1);
+        if from_rv + 1 < oldest && from_rv < self.rv {
+            return None;
+        }
+        let past: Vec<Arc<Change>> = self.history.iter().filter(|c| c.rv > from_rv).cloned().collect();
+        Some((past, self.tx.subscribe()))
+    }
+
+    pub fn oldest_history_rv(&self) -> u64 {
+        self.history.front().map(|c| c.rv).unwrap_or(self.rv)
+    }
+}
+
+fn obj_spec(v: &Value) -> Option<&Value> {
+    v.get("spec")
+}
+
+/// `new` with the old resourceVersion, to compare contents.
+fn obj_without_rv(new: &Value, old: &Value) -> Value {
+    let mut n = new.clone();
+    match meta_str(old, "resourceVersion") {
+        Some(rv) => {
+            meta_mut(&mut n).insert("resourceVersion".into(), json!(rv));
+        }
+        None => {
+            meta_mut(&mut n).remove("resourceVersion");
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::{DEPLOYMENTS, NAMESPACES, PODS};
+
+    fn now() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn store_with_ns() -> Store {
+        let mut s = Store::new(1);
+        s.create(NAMESPACES, json!({"metadata": {"name": "default"}}), now(), false).unwrap();
+        s
+    }
+
+    #[test]
+    fn create_sets_server_fields_and_refuses_duplicates() {
+        let mut s = store_with_ns();
+        let p = s
+            .create(PODS, json!({"metadata": {"name": "a", "namespace": "default", "uid": "given"}}), now(), false)
+            .unwrap();
+        assert_ne!(uid_of(&p), "given");
+        assert_eq!(meta_str(&p, "creationTimestamp"), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(p["kind"], "Pod");
+        let e = s.create(PODS, json!({"metadata": {"name": "a", "namespace": "default"}}), now(), false).unwrap_err();
+        assert_eq!(e.code, 409);
+        assert_eq!(e.message, "pods \"a\" already exists");
+        let e = s.create(PODS, json!({"metadata": {"name": "a", "namespace": "nope"}}), now(), false).unwrap_err();
+        assert_eq!(e.message, "namespaces \"nope\" not found");
+    }
+
+    #[test]
+    fn stale_update_conflicts_and_generation_follows_spec() {
+        let mut s = store_with_ns();
+        let d = s
+            .create(
+                DEPLOYMENTS,
+                json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 1}}),
+                now(),
+                false,
+            )
+            .unwrap();
+        let mut v = (*d).clone();
+        v["spec"]["replicas"] = json!(2);
+        let d2 = s.update(DEPLOYMENTS, v.clone(), Part::Main, true).unwrap();
+        assert_eq!(meta(&d2)["generation"], 2);
+        let e = s.update(DEPLOYMENTS, v, Part::Main, true).unwrap_err();
+        assert_eq!(e.code, 409);
+        let mut st = (*d2).clone();
+        st["status"] = json!({"replicas": 2});
+        let d3 = s.update(DEPLOYMENTS, st, Part::Status, true).unwrap();
+        assert_eq!(meta(&d3)["generation"], 2);
+        assert_eq!(d3["status"]["replicas"], 2);
+    }
+
+    #[test]
+    fn watch_history_starts_after_the_given_version() {
+        let mut s = store_with_ns();
+        let rv = s.resource_version();
+        s.create(PODS, json!({"metadata": {"name": "a", "namespace": "default"}}), now(), false).unwrap();
+        s.remove(PODS, "default", "a").unwrap();
+        let (past, _rx) = s.changes_since(rv).unwrap();
+        let kinds: Vec<ChangeKind> = past.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, vec![ChangeKind::Added, ChangeKind::Deleted]);
+    }
+
+    #[test]
+    fn namespaced_iteration_stays_in_the_namespace() {
+        let mut s = store_with_ns();
+        s.create(NAMESPACES, json!({"metadata": {"name": "b"}}), now(), false).unwrap();
+        for (ns, n) in [("default", "x"), ("b", "y"), ("b", "z")] {
+            s.create(PODS, json!({"metadata": {"name": n, "namespace": ns}}), now(), false).unwrap();
+        }
+        let names: Vec<&str> = s.iter(PODS, Some("b"), None).map(|o| name_of(o)).collect();
+        assert_eq!(names, vec!["y", "z"]);
+        let after = ("b".to_string(), "y".to_string());
+        let names: Vec<&str> = s.iter(PODS, None, Some(&after)).map(|o| name_of(o)).collect();
+        assert_eq!(names, vec!["z", "x"]);
+    }
+}

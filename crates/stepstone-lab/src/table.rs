@@ -1,0 +1,506 @@
+//! Server-side printing: `meta.k8s.io/v1` Tables with the columns `kubectl get` shows for each
+//! resource (priority-1 columns appear with `-o wide`), computed the way upstream's printers do.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::clock;
+use crate::resources::{self, RESOURCES, ResId};
+use crate::store::{self, meta, meta_str};
+
+/// Does the Accept header ask for a Table?
+pub fn wants_table(accept: &str) -> bool {
+    accept.split(',').next().is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
+}
+
+type Cell = fn(&Value, Timestamp) -> Value;
+
+struct Column {
+    name: &'static str,
+    kind: &'static str,
+    priority: u8,
+    cell: Cell,
+}
+
+const fn col(name: &'static str, kind: &'static str, priority: u8, cell: Cell) -> Column {
+    Column { name, kind, priority, cell }
+}
+
+fn name(o: &Value, _: Timestamp) -> Value {
+    json!(store::name_of(o))
+}
+
+fn age(o: &Value, now: Timestamp) -> Value {
+    json!(age_of(meta_str(o, "creationTimestamp"), now))
+}
+
+fn age_of(ts: Option<&str>, now: Timestamp) -> String {
+    ts.and_then(clock::parse).map(|t| clock::human_age(t, now)).unwrap_or_else(|| "<unknown>".into())
+}
+
+fn s<'a>(o: &'a Value, ptr: &str) -> Option<&'a str> {
+    o.pointer(ptr).and_then(Value::as_str)
+}
+
+fn i(o: &Value, ptr: &str) -> i64 {
+    o.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn or_none(v: Option<&str>) -> Value {
+    json!(v.filter(|s| !s.is_empty()).unwrap_or("<none>"))
+}
+
+// ---- nodes
+
+pub fn node_status(o: &Value) -> String {
+    let ready = o
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["status"].as_str());
+    let mut out = match ready {
+        Some("True") => "Ready".to_string(),
+        Some("False") => "NotReady".to_string(),
+        _ => "Unknown".to_string(),
+    };
+    if o.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+        out.push_str(",SchedulingDisabled");
+    }
+    out
+}
+
+fn node_status_cell(o: &Value, _: Timestamp) -> Value {
+    json!(node_status(o))
+}
+
+fn node_roles(o: &Value, _: Timestamp) -> Value {
+    let mut roles: Vec<String> = store::labels_of(o)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            if let Some(r) = k.strip_prefix("node-role.kubernetes.io/") {
+                Some(r.to_string())
+            } else if k == "kubernetes.io/role" {
+                Some(v)
+            } else {
+                None
+            }
+        })
+        .filter(|r| !r.is_empty())
+        .collect();
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() { json!("<none>") } else { json!(roles.join(",")) }
+}
+
+fn node_address(o: &Value, kind: &str) -> Value {
+    let addr = o
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|x| x["type"] == kind))
+        .and_then(|x| x["address"].as_str());
+    or_none(addr)
+}
+
+const NODE_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Status", "string", 0, node_status_cell),
+    col("Roles", "string", 0, node_roles),
+    col("Age", "string", 0, age),
+    col("Version", "string", 0, |o, _| json!(s(o, "/status/nodeInfo/kubeletVersion").unwrap_or(""))),
+    col("Internal-IP", "string", 1, |o, _| node_address(o, "InternalIP")),
+    col("External-IP", "string", 1, |o, _| node_address(o, "ExternalIP")),
+    col("OS-Image", "string", 1, |o, _| or_none(s(o, "/status/nodeInfo/osImage"))),
+    col("Kernel-Version", "string", 1, |o, _| or_none(s(o, "/status/nodeInfo/kernelVersion"))),
+    col("Container-Runtime", "string", 1, |o, _| or_none(s(o, "/status/nodeInfo/containerRuntimeVersion"))),
+];
+
+// ---- pods
+
+fn container_statuses(o: &Value) -> &[Value] {
+    o.pointer("/status/containerStatuses").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn pod_ready(o: &Value, _: Timestamp) -> Value {
+    let total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+    let ready = container_statuses(o).iter().filter(|c| c["ready"] == true).count();
+    json!(format!("{ready}/{total}"))
+}
+
+/// The STATUS column: the phase, or a more telling reason (Terminating, CrashLoopBackOff, ...).
+pub fn pod_status(o: &Value) -> String {
+    let mut reason = s(o, "/status/reason").or(s(o, "/status/phase")).unwrap_or("Pending").to_string();
+    for c in container_statuses(o) {
+        if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+            reason = r.to_string();
+        } else if let Some(r) = c.pointer("/state/terminated/reason").and_then(Value::as_str).filter(|r| !r.is_empty())
+        {
+            reason = r.to_string();
+        }
+    }
+    if meta(o).get("deletionTimestamp").is_some() {
+        reason = if s(o, "/status/reason") == Some("NodeLost") { "Unknown".into() } else { "Terminating".into() };
+    }
+    reason
+}
+
+fn pod_restarts(o: &Value, now: Timestamp) -> Value {
+    let mut restarts = 0;
+    let mut last: Option<Timestamp> = None;
+    for c in container_statuses(o) {
+        restarts += c["restartCount"].as_i64().unwrap_or(0);
+        if let Some(t) = c.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str).and_then(clock::parse) {
+            last = Some(last.map_or(t, |l: Timestamp| l.max(t)));
+        }
+    }
+    match (restarts, last) {
+        (n, Some(t)) if n > 0 => json!(format!("{n} ({} ago)", clock::human_age(t, now))),
+        (n, _) => json!(n.to_string()),
+    }
+}
+
+fn pod_readiness_gates(o: &Value, _: Timestamp) -> Value {
+    let gates = o.pointer("/spec/readinessGates").and_then(Value::as_array).map_or(0, Vec::len);
+    if gates == 0 {
+        return json!("<none>");
+    }
+    let conditions = o.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ready = o
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|g| conditions.iter().any(|c| c["type"] == g["conditionType"] && c["status"] == "True"));
+    json!(format!("{}/{gates}", ready.count()))
+}
+
+const POD_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Ready", "string", 0, pod_ready),
+    col("Status", "string", 0, |o, _| json!(pod_status(o))),
+    col("Restarts", "string", 0, pod_restarts),
+    col("Age", "string", 0, age),
+    col("IP", "string", 1, |o, _| or_none(s(o, "/status/podIP"))),
+    col("Node", "string", 1, |o, _| or_none(s(o, "/spec/nodeName"))),
+    col("Nominated Node", "string", 1, |o, _| or_none(s(o, "/status/nominatedNodeName"))),
+    col("Readiness Gates", "string", 1, pod_readiness_gates),
+];
+
+// ---- workloads
+
+fn containers_of(o: &Value) -> Vec<&Value> {
+    o.pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().collect())
+        .unwrap_or_default()
+}
+
+fn container_names(o: &Value, _: Timestamp) -> Value {
+    json!(containers_of(o).iter().filter_map(|c| c["name"].as_str()).collect::<Vec<_>>().join(","))
+}
+
+fn container_images(o: &Value, _: Timestamp) -> Value {
+    json!(containers_of(o).iter().filter_map(|c| c["image"].as_str()).collect::<Vec<_>>().join(","))
+}
+
+/// `app=web,tier in (a,b)`: a label selector printed as kubectl does.
+pub fn selector_string(sel: Option<&Value>) -> String {
+    let Some(sel) = sel else { return "<none>".into() };
+    let mut parts = Vec::new();
+    for (k, v) in store::string_map(sel.get("matchLabels")) {
+        parts.push(format!("{k}={v}"));
+    }
+    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        match e["operator"].as_str().unwrap_or("") {
+            "In" => parts.push(format!("{key} in ({})", values.join(","))),
+            "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
+            "Exists" => parts.push(key.to_string()),
+            "DoesNotExist" => parts.push(format!("!{key}")),
+            _ => {}
+        }
+    }
+    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+}
+
+fn selector_cell(o: &Value, _: Timestamp) -> Value {
+    json!(selector_string(o.pointer("/spec/selector")))
+}
+
+const DEPLOYMENT_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Ready", "string", 0, |o, _| {
+        json!(format!(
+            "{}/{}",
+            i(o, "/status/readyReplicas"),
+            o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+        ))
+    }),
+    col("Up-to-date", "integer", 0, |o, _| json!(i(o, "/status/updatedReplicas"))),
+    col("Available", "integer", 0, |o, _| json!(i(o, "/status/availableReplicas"))),
+    col("Age", "string", 0, age),
+    col("Containers", "string", 1, container_names),
+    col("Images", "string", 1, container_images),
+    col("Selector", "string", 1, selector_cell),
+];
+
+const REPLICASET_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Desired", "integer", 0, |o, _| json!(o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))),
+    col("Current", "integer", 0, |o, _| json!(i(o, "/status/replicas"))),
+    col("Ready", "integer", 0, |o, _| json!(i(o, "/status/readyReplicas"))),
+    col("Age", "string", 0, age),
+    col("Containers", "string", 1, container_names),
+    col("Images", "string", 1, container_images),
+    col("Selector", "string", 1, selector_cell),
+];
+
+const STATEFULSET_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Ready", "string", 0, |o, _| {
+        json!(format!(
+            "{}/{}",
+            i(o, "/status/readyReplicas"),
+            o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+        ))
+    }),
+    col("Age", "string", 0, age),
+    col("Containers", "string", 1, container_names),
+    col("Images", "string", 1, container_images),
+];
+
+fn node_selector_cell(o: &Value, _: Timestamp) -> Value {
+    let m = store::string_map(o.pointer("/spec/template/spec/nodeSelector"));
+    if m.is_empty() {
+        json!("<none>")
+    } else {
+        json!(m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+    }
+}
+
+const DAEMONSET_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Desired", "integer", 0, |o, _| json!(i(o, "/status/desiredNumberScheduled"))),
+    col("Current", "integer", 0, |o, _| json!(i(o, "/status/currentNumberScheduled"))),
+    col("Ready", "integer", 0, |o, _| json!(i(o, "/status/numberReady"))),
+    col("Up-to-date", "integer", 0, |o, _| json!(i(o, "/status/updatedNumberScheduled"))),
+    col("Available", "integer", 0, |o, _| json!(i(o, "/status/numberAvailable"))),
+    col("Node Selector", "string", 0, node_selector_cell),
+    col("Age", "string", 0, age),
+    col("Containers", "string", 1, container_names),
+    col("Images", "string", 1, container_images),
+    col("Selector", "string", 1, selector_cell),
+];
+
+fn int_or_string(v: Option<&Value>) -> Value {
+    match v {
+        Some(Value::Number(n)) => json!(n.to_string()),
+        Some(Value::String(s)) => json!(s),
+        _ => json!("N/A"),
+    }
+}
+
+const PDB_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Min Available", "string", 0, |o, _| int_or_string(o.pointer("/spec/minAvailable"))),
+    col("Max Unavailable", "string", 0, |o, _| int_or_string(o.pointer("/spec/maxUnavailable"))),
+    col("Allowed Disruptions", "integer", 0, |o, _| json!(i(o, "/status/disruptionsAllowed"))),
+    col("Age", "string", 0, age),
+];
+
+const NAMESPACE_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Status", "string", 0, |o, _| json!(s(o, "/status/phase").unwrap_or("Active"))),
+    col("Age", "string", 0, age),
+];
+
+fn event_last_seen(o: &Value, now: Timestamp) -> Value {
+    let t = s(o, "/lastTimestamp").or(s(o, "/eventTime")).or(meta_str(o, "creationTimestamp"));
+    json!(age_of(t, now))
+}
+
+fn event_object(o: &Value, _: Timestamp) -> Value {
+    let kind = s(o, "/involvedObject/kind").unwrap_or("").to_lowercase();
+    json!(format!("{kind}/{}", s(o, "/involvedObject/name").unwrap_or("")))
+}
+
+const EVENT_COLUMNS: &[Column] = &[
+    col("Last Seen", "string", 0, event_last_seen),
+    col("Type", "string", 0, |o, _| json!(s(o, "/type").unwrap_or(""))),
+    col("Reason", "string", 0, |o, _| json!(s(o, "/reason").unwrap_or(""))),
+    col("Object", "string", 0, event_object),
+    col("Subobject", "string", 1, |o, _| json!(s(o, "/involvedObject/fieldPath").unwrap_or(""))),
+    col("Source", "string", 1, |o, _| {
+        let c = s(o, "/source/component").unwrap_or("");
+        match s(o, "/source/host") {
+            Some(h) if !h.is_empty() => json!(format!("{c}, {h}")),
+            _ => json!(c),
+        }
+    }),
+    col("Message", "string", 0, |o, _| json!(s(o, "/message").unwrap_or("").trim())),
+    col("First Seen", "string", 1, |o, now| {
+        json!(age_of(s(o, "/firstTimestamp").or(meta_str(o, "creationTimestamp")), now))
+    }),
+    col("Count", "string", 1, |o, _| json!(o["count"].as_i64().unwrap_or(1).to_string())),
+    col("Name", "string", 1, name),
+];
+
+fn data_count(o: &Value, _: Timestamp) -> Value {
+    let n = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
+        + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+    json!(n)
+}
+
+const CONFIGMAP_COLUMNS: &[Column] =
+    &[col("Name", "string", 0, name), col("Data", "integer", 0, data_count), col("Age", "string", 0, age)];
+
+const SECRET_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Type", "string", 0, |o, _| json!(s(o, "/type").unwrap_or("Opaque"))),
+    col("Data", "integer", 0, data_count),
+    col("Age", "string", 0, age),
+];
+
+const LEASE_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Holder", "string", 0, |o, _| json!(s(o, "/spec/holderIdentity").unwrap_or(""))),
+    col("Age", "string", 0, age),
+];
+
+fn columns(res: ResId) -> &'static [Column] {
+    match resources::storage_of(res) {
+        resources::NODES => NODE_COLUMNS,
+        resources::PODS => POD_COLUMNS,
+        resources::DEPLOYMENTS => DEPLOYMENT_COLUMNS,
+        resources::REPLICASETS => REPLICASET_COLUMNS,
+        resources::STATEFULSETS => STATEFULSET_COLUMNS,
+        resources::DAEMONSETS => DAEMONSET_COLUMNS,
+        resources::PDBS => PDB_COLUMNS,
+        resources::NAMESPACES => NAMESPACE_COLUMNS,
+        resources::EVENTS => EVENT_COLUMNS,
+        resources::CONFIGMAPS => CONFIGMAP_COLUMNS,
+        resources::SECRETS => SECRET_COLUMNS,
+        resources::LEASES => LEASE_COLUMNS,
+        _ => &[],
+    }
+}
+
+fn description(name: &str) -> String {
+    match name {
+        "Name" => "Name must be unique within a namespace. Cannot be updated.".into(),
+        "Age" => "CreationTimestamp is a timestamp representing the server time when this object was created.".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A Table of `objects`; `include_object` is the `includeObject` option (`None`, `Metadata`
+/// (default) or `Object`).
+pub fn table(
+    res: ResId,
+    objects: &[Arc<Value>],
+    now: Timestamp,
+    rv: u64,
+    cont: Option<String>,
+    include_object: &str,
+) -> Value {
+    serde_json::from_slice(&table_bytes(res, objects, now, rv, cont, include_object)).expect("the table is valid JSON")
+}
+
+/// [`table`] serialised directly: large lists are written row by row without copying the
+/// objects' metadata.
+pub fn table_bytes(
+    res: ResId,
+    objects: &[Arc<Value>],
+    now: Timestamp,
+    rv: u64,
+    cont: Option<String>,
+    include_object: &str,
+) -> Vec<u8> {
+    let cols = columns(res);
+    let defs: Vec<Value> = if cols.is_empty() {
+        vec![
+            json!({"name": "Name", "type": "string", "format": "name", "description": description("Name"), "priority": 0}),
+            json!({"name": "Created At", "type": "date", "format": "", "description": description("Age"), "priority": 0}),
+        ]
+    } else {
+        cols.iter()
+            .map(|c| {
+                json!({"name": c.name, "type": c.kind, "format": if c.name == "Name" {"name"} else {""},
+                    "description": description(c.name), "priority": c.priority})
+            })
+            .collect()
+    };
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = cont {
+        metadata["continue"] = json!(c);
+    }
+    let _ = &RESOURCES[res];
+    let write = |out: &mut Vec<u8>, v: &Value| serde_json::to_writer(out, v).expect("JSON values serialise");
+    let mut out = Vec::with_capacity(objects.len() * 768 + 1024);
+    out.extend_from_slice(br#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":"#);
+    write(&mut out, &metadata);
+    out.extend_from_slice(br#","columnDefinitions":"#);
+    write(&mut out, &Value::Array(defs));
+    out.extend_from_slice(br#","rows":["#);
+    for (i, o) in objects.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let cells = if cols.is_empty() {
+            json!([store::name_of(o), meta_str(o, "creationTimestamp").unwrap_or("")])
+        } else {
+            Value::Array(cols.iter().map(|c| (c.cell)(o, now)).collect())
+        };
+        out.extend_from_slice(br#"{"cells":"#);
+        write(&mut out, &cells);
+        match include_object {
+            "None" => {}
+            "Object" => {
+                out.extend_from_slice(br#","object":"#);
+                write(&mut out, o);
+            }
+            _ => {
+                out.extend_from_slice(
+                    br#","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#,
+                );
+                write(&mut out, meta(o));
+                out.push(b'}');
+            }
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cordoned_ready_node_prints_scheduling_disabled() {
+        let n =
+            json!({"spec": {"unschedulable": true}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert_eq!(node_status(&n), "Ready,SchedulingDisabled");
+        let n = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+        assert_eq!(node_status(&n), "NotReady");
+    }
+
+    #[test]
+    fn terminating_pod_status() {
+        let p = json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}});
+        assert_eq!(pod_status(&p), "Terminating");
+        let p = json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        assert_eq!(pod_status(&p), "CrashLoopBackOff");
+    }
+
+    #[test]
+    fn table_accept_header() {
+        assert!(wants_table(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+        ));
+        assert!(!wants_table("application/json"));
+    }
+}
