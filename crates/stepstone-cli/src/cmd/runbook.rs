@@ -124,9 +124,16 @@ fn source_given(s: &SourceArgs) -> bool {
     !s.snapshot.is_empty() || s.kubeconfig.is_some() || s.example.is_some()
 }
 
+/// Plan with `stepstone plan`'s defaults, starting now; for other knobs write the plan with
+/// `stepstone plan -o json` and pass `--plan`.
 fn compute_plan(inventory: &Inventory, to: &str) -> anyhow::Result<Plan> {
-    let _ = (inventory, to);
-    Err(usage("computing the plan here needs the planner: write it with `stepstone plan -o json` and pass --plan"))
+    let target: stepstone_core::version::VersionRequest =
+        to.parse().map_err(|e: stepstone_core::version::VersionError| usage(format!("--to: {e}")))?;
+    // The core never reads the clock; the command supplies "now", to the minute.
+    let start = jiff::Timestamp::now().round(jiff::Unit::Minute).map_err(|e| usage(e.to_string()))?;
+    let request = stepstone_core::plan::PlanRequest::new(target, start);
+    stepstone_core::plan::make_plan(inventory, &request, stepstone_core::releases::ReleaseData::embedded())
+        .map_err(|e| usage(e.to_string()))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
