@@ -454,7 +454,14 @@ impl Inventory {
     }
 
     pub fn workload(&self, kind: WorkloadKind, namespace: &str, name: &str) -> Option<&Workload> {
-        self.workloads.iter().find(|w| w.kind == kind && w.namespace == namespace && w.name == name)
+        // Parsed inventories keep workloads sorted by (kind, namespace, name), so the per-pod
+        // owner lookups of the planner stay logarithmic; a hand-built, unsorted list still
+        // answers correctly through the linear scan.
+        let key = (kind, namespace, name);
+        match self.workloads.binary_search_by(|w| (w.kind, w.namespace.as_str(), w.name.as_str()).cmp(&key)) {
+            Ok(i) => Some(&self.workloads[i]),
+            Err(_) => self.workloads.iter().find(|w| w.kind == kind && w.namespace == namespace && w.name == name),
+        }
     }
 
     /// The workload a pod's controller reference points at, following a ReplicaSet up to its
