@@ -230,6 +230,33 @@ pub struct Pod {
 pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 impl Pod {
+    /// A Running, Ready pod named `namespace/name` (uid `uid-<name>`) with nothing else set:
+    /// the starting point for pods built by hand (tests, generators), overridden field by field.
+    pub fn running(namespace: &str, name: &str) -> Pod {
+        Pod {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            uid: format!("uid-{name}"),
+            node_name: None,
+            phase: PodPhase::Running,
+            ready: true,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            owner: None,
+            requests: Resources::default(),
+            volumes: Vec::new(),
+            node_selector: BTreeMap::new(),
+            node_affinity: Vec::new(),
+            tolerations: Vec::new(),
+            anti_affinity_hostname: Vec::new(),
+            priority: 0,
+            termination_grace_seconds: None,
+            deletion_timestamp: None,
+            created: None,
+            images: Vec::new(),
+        }
+    }
+
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }

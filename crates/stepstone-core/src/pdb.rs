@@ -667,26 +667,11 @@ mod tests {
 
     fn pod(name: &str, ready: bool, owner: Option<(&str, &str)>) -> Pod {
         Pod {
-            namespace: "prod".into(),
-            name: name.into(),
-            uid: format!("uid-{name}"),
             node_name: Some("n1".into()),
-            phase: PodPhase::Running,
             ready,
             labels: [("app".to_string(), "web".to_string())].into(),
-            annotations: BTreeMap::new(),
             owner: owner.map(|(kind, name)| OwnerRef { kind: kind.into(), name: name.into(), uid: String::new() }),
-            requests: Default::default(),
-            volumes: vec![],
-            node_selector: BTreeMap::new(),
-            node_affinity: vec![],
-            tolerations: vec![],
-            anti_affinity_hostname: vec![],
-            priority: 0,
-            termination_grace_seconds: None,
-            deletion_timestamp: None,
-            created: None,
-            images: vec![],
+            ..Pod::running("prod", name)
         }
     }
 

@@ -345,33 +345,15 @@ pub fn classify_node<'a>(node: &str, inv: &'a Inventory, opts: &'a DrainOptions)
 pub(crate) mod testing {
     //! Small builders shared by the rule tests.
 
-    use std::collections::BTreeMap;
-
     use crate::inventory::*;
     use crate::selector::Selector;
 
     pub fn pod(name: &str) -> Pod {
         Pod {
-            namespace: "prod".into(),
-            name: name.into(),
-            uid: format!("uid-{name}"),
             node_name: Some("w1".into()),
-            phase: PodPhase::Running,
-            ready: true,
             labels: [("app".to_string(), name.to_string())].into(),
-            annotations: BTreeMap::new(),
             owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: format!("{name}-abc"), uid: String::new() }),
-            requests: Default::default(),
-            volumes: vec![],
-            node_selector: BTreeMap::new(),
-            node_affinity: vec![],
-            tolerations: vec![],
-            anti_affinity_hostname: vec![],
-            priority: 0,
-            termination_grace_seconds: None,
-            deletion_timestamp: None,
-            created: None,
-            images: vec![],
+            ..Pod::running("prod", name)
         }
     }
 

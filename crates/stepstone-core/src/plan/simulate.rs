@@ -980,26 +980,10 @@ mod tests {
 
     pub(crate) fn pod(ns: &str, name: &str, node: Option<&str>, cpu: u64, mem_mi: u64) -> Pod {
         Pod {
-            namespace: ns.to_string(),
-            name: name.to_string(),
-            uid: format!("uid-{name}"),
             node_name: node.map(String::from),
-            phase: PodPhase::Running,
-            ready: true,
             labels: BTreeMap::from([("app".to_string(), name.split('-').next().unwrap_or(name).to_string())]),
-            annotations: BTreeMap::new(),
-            owner: None,
             requests: Resources { cpu_millis: cpu, memory_bytes: mem_mi << 20, pods: 1, ephemeral_storage_bytes: 0 },
-            volumes: vec![],
-            node_selector: BTreeMap::new(),
-            node_affinity: vec![],
-            tolerations: vec![],
-            anti_affinity_hostname: vec![],
-            priority: 0,
-            termination_grace_seconds: None,
-            deletion_timestamp: None,
-            created: None,
-            images: vec![],
+            ..Pod::running(ns, name)
         }
     }
 

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use stepstone_core::inventory::{
-    Component, ComponentInstance, IntOrPercent, Inventory, Node, NodeRole, OwnerRef, Pdb, Pod, PodPhase, Taint,
-    Toleration, Workload, WorkloadKind,
+    Component, ComponentInstance, IntOrPercent, Inventory, Node, NodeRole, OwnerRef, Pdb, Pod, Taint, Toleration,
+    Workload, WorkloadKind,
 };
 use stepstone_core::quantity::Resources;
 use stepstone_core::selector::Selector;
@@ -106,26 +106,12 @@ impl FleetBuilder {
 
     pub fn pod(&self, ns: &str, name: &str, node: Option<&str>, cpu_millis: u64, mem_mi: u64) -> Pod {
         Pod {
-            namespace: ns.to_string(),
-            name: name.to_string(),
             uid: format!("uid-{ns}-{name}"),
             node_name: node.map(String::from),
-            phase: PodPhase::Running,
-            ready: true,
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
-            owner: None,
             requests: Resources { cpu_millis, memory_bytes: mem_mi << 20, pods: 1, ephemeral_storage_bytes: 0 },
-            volumes: vec![],
-            node_selector: BTreeMap::new(),
-            node_affinity: vec![],
-            tolerations: vec![],
-            anti_affinity_hostname: vec![],
-            priority: 0,
             termination_grace_seconds: Some(30),
-            deletion_timestamp: None,
             created: Some("2026-01-01T00:00:00Z".parse().unwrap()),
-            images: vec![],
+            ..Pod::running(ns, name)
         }
     }
 
