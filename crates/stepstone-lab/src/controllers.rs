@@ -1,8 +1,9 @@
 //! The control loop on simulated time: simulated kubelets (pods Pending -> Running -> Ready,
 //! graceful termination, kubelet restarts, node leases), the scheduler (the planner's
 //! `CapacityModel`, not a second implementation), the ReplicaSet, Deployment, StatefulSet and
-//! DaemonSet controllers, the disruption controller (`stepstone_core::pdb`) and garbage
-//! collection of objects whose owners are gone.
+//! DaemonSet controllers (Deployment and DaemonSet template changes roll out within their
+//! surge and unavailability budgets), the disruption controller (`stepstone_core::pdb`) and
+//! garbage collection of objects whose owners are gone.
 //!
 //! A pass runs after writes (woken by the API) or when a simulated deadline falls due; each
 //! part runs only when the resources it reads changed since its last run, so an idle lab of
@@ -60,6 +61,8 @@ struct Loop {
     next_heartbeat: Timestamp,
     /// Pods already reported unschedulable with this message (no repeated events).
     unschedulable: HashMap<String, String>,
+    /// DaemonSets (by uid) whose pods from before the lab started were adopted into the current revision.
+    adopted_daemonsets: HashSet<String>,
 }
 
 fn changed(store: &Store, seen: &[u64], resources: &[ResId]) -> bool {
@@ -83,6 +86,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver
         cache: PodCache::default(),
         next_heartbeat: now,
         unschedulable: HashMap::new(),
+        adopted_daemonsets: HashSet::new(),
     };
     let mut due: Option<Timestamp> = Some(now);
     loop {
@@ -126,11 +130,17 @@ impl Loop {
             deployments(&mut store, now);
             replicasets(&mut store, now);
             statefulsets(&mut store, now);
-            daemonsets(&mut store, now);
+            due = earliest(due, daemonsets(&mut store, now, &mut self.adopted_daemonsets));
         }
         if pods_or_nodes || workloads || timer {
             self.schedule(&mut store, now);
+            let before_kubelets = store.last_change(r::PODS);
             due = earliest(due, kubelets(&shared, &mut store, now));
+            // Pods that just turned Running or Ready move rollouts on: the controllers see them
+            // in the next pass right away, as upstream's informers would, not at the next deadline.
+            if store.last_change(r::PODS) > before_kubelets {
+                due = earliest(due, Some(now));
+            }
         }
         if budgets || timer || changed(&store, &before, &[r::PODS]) {
             self.cache.refresh(&store);
@@ -542,9 +552,34 @@ fn template_identity(template: Option<&Value>) -> (BTreeMap<String, String>, Vec
     (labels, containers)
 }
 
+/// Feed a JSON value to a hasher with object keys in sorted order, so the same template hashes
+/// the same whatever order its fields were written in.
+fn hash_canonical(v: &Value, h: &mut impl Hasher) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            '{'.hash(h);
+            for k in keys {
+                k.hash(h);
+                hash_canonical(&m[k], h);
+            }
+            '}'.hash(h);
+        }
+        Value::Array(items) => {
+            '['.hash(h);
+            for i in items {
+                hash_canonical(i, h);
+            }
+            ']'.hash(h);
+        }
+        other => other.to_string().hash(h),
+    }
+}
+
 fn template_hash(template: &Value) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    template.to_string().hash(&mut h);
+    hash_canonical(template, &mut h);
     let mut n = h.finish();
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..10)
@@ -554,6 +589,75 @@ fn template_hash(template: &Value) -> String {
             c
         })
         .collect()
+}
+
+/// A RollingUpdate Deployment's `(maxSurge, maxUnavailable)` for `want` replicas, as upstream's
+/// `ResolveFenceposts`: surge rounded up, unavailable rounded down, and 1 unavailable when both
+/// come out 0 (defaults 25% each). Recreate Deployments have neither.
+fn deployment_fenceposts(d: &Value, want: i64) -> (i64, i64) {
+    let total = want.max(0) as usize;
+    if d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate") {
+        return (0, 0);
+    }
+    let field = |name: &str, round_up: bool| -> i64 {
+        let v = d.pointer(&format!("/spec/strategy/rollingUpdate/{name}")).cloned().unwrap_or(json!("25%"));
+        scaled_int_or_percent(&v, total, round_up).unwrap_or(0) as i64
+    };
+    let surge = field("maxSurge", true);
+    let unavailable = field("maxUnavailable", false);
+    if surge == 0 && unavailable == 0 { (0, 1) } else { (surge, unavailable.min(want.max(0))) }
+}
+
+/// The new ReplicaSet's size during a rolling update (upstream `NewRSNewReplicas`): grow while
+/// all ReplicaSets together stay within `want + max_surge`, never past `want`.
+fn rolling_new_replicas(want: i64, max_surge: i64, total: i64, new: i64) -> i64 {
+    let max_total = want + max_surge;
+    if total >= max_total {
+        return new;
+    }
+    new + (max_total - total).min(want - new).max(0)
+}
+
+/// The old ReplicaSets' sizes after one scale-down step (upstream `reconcileOldReplicaSets`):
+/// first drop their unavailable pods, then available ones while at least `want -
+/// max_unavailable` pods stay available. `new` and each of `olds` are `(replicas, available)`;
+/// `olds` oldest first.
+fn rolling_old_replicas(want: i64, max_unavailable: i64, new: (i64, i64), olds: &[(i64, i64)]) -> Vec<i64> {
+    let mut sizes: Vec<i64> = olds.iter().map(|o| o.0).collect();
+    let old_total: i64 = sizes.iter().sum();
+    if old_total == 0 {
+        return sizes;
+    }
+    let min_available = want - max_unavailable;
+    let new_unavailable = new.0 - new.1;
+    let max_scaled_down = old_total + new.0 - min_available - new_unavailable;
+    if max_scaled_down <= 0 {
+        return sizes;
+    }
+    let mut cleaned = 0;
+    for (size, (_, available)) in sizes.iter_mut().zip(olds) {
+        if cleaned >= max_scaled_down {
+            break;
+        }
+        let unhealthy = *size - (*available).min(*size);
+        let n = unhealthy.min(max_scaled_down - cleaned);
+        *size -= n;
+        cleaned += n;
+    }
+    let available_total: i64 = new.1 + olds.iter().map(|o| o.1).sum::<i64>();
+    if available_total <= min_available {
+        return sizes;
+    }
+    let mut budget = available_total - min_available;
+    for size in sizes.iter_mut() {
+        if budget == 0 {
+            break;
+        }
+        let n = (*size).min(budget);
+        *size -= n;
+        budget -= n;
+    }
+    sizes
 }
 
 fn deployments(store: &mut Store, now: Timestamp) {
@@ -580,14 +684,34 @@ fn deployments(store: &mut Store, now: Timestamp) {
             .filter_map(|v| v.parse::<i64>().ok())
             .max()
             .unwrap_or(0);
-        let new_rs = match current {
+        let mut olds: Vec<Arc<Value>> =
+            sets.iter().filter(|rs| current.as_ref().is_none_or(|c| uid_of(c) != uid_of(rs))).cloned().collect();
+        // Oldest first: upstream scales old ReplicaSets down in creation order.
+        olds.sort_by(|a, b| meta_str(a, "creationTimestamp").cmp(&meta_str(b, "creationTimestamp")));
+        let old_total: i64 = olds.iter().map(|rs| replicas(rs)).sum();
+        let recreate = d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
+        let (max_surge, max_unavailable) = deployment_fenceposts(&d, want);
+        let new_replicas = |current_new: i64| -> i64 {
+            if recreate {
+                // Recreate: the new pods start once every old pod is gone.
+                let old_pods: i64 =
+                    olds.iter().filter_map(|rs| rs.pointer("/status/replicas").and_then(Value::as_i64)).sum();
+                if old_total == 0 && old_pods == 0 { want } else { 0 }
+            } else if old_total == 0 || current_new > want {
+                want
+            } else {
+                rolling_new_replicas(want, max_surge, old_total + current_new, current_new)
+            }
+        };
+        let (new_rs, scaled_up) = match current {
             Some(rs) => {
-                if replicas(&rs) != want {
+                let target = new_replicas(replicas(&rs));
+                if replicas(&rs) != target {
                     let mut next = (*rs).clone();
-                    next["spec"]["replicas"] = json!(want);
-                    store.update(r::REPLICASETS, next, Part::Main, false).ok()
+                    next["spec"]["replicas"] = json!(target);
+                    (store.update(r::REPLICASETS, next, Part::Main, false).ok(), target > replicas(&rs))
                 } else {
-                    Some(rs)
+                    (Some(rs), false)
                 }
             }
             None => {
@@ -599,25 +723,33 @@ fn deployments(store: &mut Store, now: Timestamp) {
                 selector["matchLabels"]["pod-template-hash"] = json!(hash);
                 let mut labels = t.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
                 labels["pod-template-hash"] = json!(hash);
+                let target = new_replicas(0);
                 let rs = json!({
                     "metadata": {"name": format!("{}-{hash}", name_of(&d)), "namespace": namespace_of(&d), "labels": labels,
                         "annotations": {"deployment.kubernetes.io/revision": (revision + 1).to_string(),
-                            "deployment.kubernetes.io/desired-replicas": want.to_string()},
+                            "deployment.kubernetes.io/desired-replicas": want.to_string(),
+                            "deployment.kubernetes.io/max-replicas": (want + max_surge).to_string()},
                         "ownerReferences": owner_ref("Deployment", &d)},
-                    "spec": {"replicas": want, "selector": selector, "template": t},
+                    "spec": {"replicas": target, "selector": selector, "template": t},
                 });
-                store.create(r::REPLICASETS, rs, now, false).ok()
+                (store.create(r::REPLICASETS, rs, now, false).ok(), target > 0)
             }
         };
         let Some(new_rs) = new_rs else { continue };
-        // Rolling update: old ReplicaSets shrink as the new one's pods turn Ready.
-        let new_ready = new_rs.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
-        let mut old_budget = (want - new_ready).max(0);
-        let mut olds: Vec<Arc<Value>> = sets.iter().filter(|rs| uid_of(rs) != uid_of(&new_rs)).cloned().collect();
-        olds.sort_by(|a, b| meta_str(b, "creationTimestamp").cmp(&meta_str(a, "creationTimestamp")));
-        for old in &olds {
-            let keep = replicas(old).min(old_budget);
-            old_budget -= keep;
+        // Old ReplicaSets shrink only in a pass that did not grow the new one (upstream returns
+        // after a scale-up), and only as far as availability allows.
+        let old_targets = if recreate {
+            olds.iter().map(|_| 0).collect()
+        } else if scaled_up {
+            olds.iter().map(|rs| replicas(rs)).collect()
+        } else {
+            let status_of = |rs: &Value, field: &str| rs.pointer(&format!("/status/{field}")).and_then(Value::as_i64);
+            let old_sets: Vec<(i64, i64)> =
+                olds.iter().map(|rs| (replicas(rs), status_of(rs, "availableReplicas").unwrap_or(0))).collect();
+            let new_available = status_of(&new_rs, "availableReplicas").unwrap_or(0);
+            rolling_old_replicas(want, max_unavailable, (replicas(&new_rs), new_available), &old_sets)
+        };
+        for (old, keep) in olds.iter().zip(old_targets) {
             if replicas(old) != keep {
                 let mut next = (**old).clone();
                 next["spec"]["replicas"] = json!(keep);
@@ -752,27 +884,77 @@ fn daemon_tolerations() -> Vec<Value> {
     out
 }
 
-fn daemonsets(store: &mut Store, now: Timestamp) {
-    let sets: Vec<Arc<Value>> = store.iter(r::DAEMONSETS, None, None).cloned().collect();
-    if sets.is_empty() {
-        return;
-    }
-    let owned = pods_by_owner(store);
-    let opts = SnapshotOptions::default();
-    let node_objs: Vec<Arc<Value>> = store.iter(r::NODES, None, None).cloned().collect();
-    let parsed: Vec<_> = node_objs.iter().filter_map(|n| parse_node(n, &opts).ok()).collect();
-    for ds in sets {
-        let mut template_pod = pod_from_template(&ds, "DaemonSet", "template".into(), &[]);
-        let mut tolerations =
-            template_pod.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
-        for t in daemon_tolerations() {
-            if !tolerations.contains(&t) {
-                tolerations.push(t);
-            }
+/// The pod label upstream's DaemonSet controller uses to tell pods of the current template
+/// (revision) from older ones.
+const REVISION_LABEL: &str = "controller-revision-hash";
+
+/// Resolve an int-or-percent against `total` like upstream's `GetScaledValueFromIntOrPercent`:
+/// integers as they are, `"N%"` scaled and rounded up or down. `None` for anything else (the
+/// API server rejects such values, so they only come from hand-written fleets).
+fn scaled_int_or_percent(v: &Value, total: usize, round_up: bool) -> Option<usize> {
+    match v {
+        Value::Number(n) => n.as_u64().map(|n| n as usize),
+        Value::String(s) => {
+            let p: f64 = s.strip_suffix('%')?.trim().parse().ok()?;
+            let exact = p * total as f64 / 100.0;
+            Some(if round_up { exact.ceil() } else { exact.floor() }.max(0.0) as usize)
         }
-        template_pod["spec"]["tolerations"] = json!(tolerations);
-        let Ok(shape) = parse_pod(&template_pod) else { continue };
-        let eligible: BTreeSet<String> = parsed
+        _ => None,
+    }
+}
+
+/// How many nodes a RollingUpdate DaemonSet may have without an available pod while it
+/// replaces pods: `maxUnavailable` (default 1) against the nodes that should run the daemon,
+/// percentages rounded up (upstream `UnavailableCount`). `maxSurge` is not simulated, so
+/// where upstream would surge (maxUnavailable 0) the lab falls back to 1, as upstream does
+/// when both come out 0.
+pub(crate) fn daemon_max_unavailable(ds: &Value, desired: usize) -> usize {
+    let n = match ds.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable") {
+        None | Some(Value::Null) => 1,
+        Some(v) => scaled_int_or_percent(v, desired, true).unwrap_or(1),
+    };
+    if desired > 0 && n == 0 { 1 } else { n }
+}
+
+/// Upstream `IsPodAvailable`: Ready for at least `min_ready` seconds. Returns whether it is,
+/// and when a Ready pod that is not available yet will be.
+fn pod_available(p: &Value, min_ready: f64, now: Timestamp) -> (bool, Option<Timestamp>) {
+    let Some(ready) = p
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready" && c["status"] == "True"))
+    else {
+        return (false, None);
+    };
+    if min_ready <= 0.0 {
+        return (true, None);
+    }
+    match ready["lastTransitionTime"].as_str().and_then(clock::parse) {
+        Some(t) => {
+            let at = clock::plus(t, min_ready);
+            if at <= now { (true, None) } else { (false, Some(at)) }
+        }
+        None => (false, None),
+    }
+}
+
+fn image_list(containers: Option<&Value>) -> Vec<(String, String)> {
+    containers
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["image"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The nodes a DaemonSet's pods should run on: node selector, required node affinity and the
+/// taints its pods (with the controller's added tolerations) tolerate.
+fn daemon_nodes(template_pod: &Value, parsed: &[stepstone_core::inventory::Node]) -> Option<BTreeSet<String>> {
+    let shape = parse_pod(template_pod).ok()?;
+    Some(
+        parsed
             .iter()
             .filter(|n| {
                 let mut labels = n.labels.clone();
@@ -788,13 +970,136 @@ fn daemonsets(store: &mut Store, now: Timestamp) {
                 selector_ok && affinity_ok && taints_ok
             })
             .map(|n| n.name.clone())
-            .collect();
-        let pods: Vec<Arc<Value>> = owned.get(uid_of(&ds)).cloned().unwrap_or_default();
-        let mut on_node: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
+            .collect(),
+    )
+}
+
+/// The DaemonSet controller: one pod per eligible node, pods on other nodes removed, and
+/// template changes rolled out as upstream does it. Each pod carries the template's hash in
+/// `controller-revision-hash`; a pod with another hash is old. `RollingUpdate` deletes old pods
+/// while at most `maxUnavailable` nodes lack an available pod (old pods that are not available
+/// anyway go first) and the next pass creates the new pod on the freed node; `OnDelete` only
+/// replaces pods someone deleted. Returns the next deadline (`minReadySeconds`).
+///
+/// Pods that existed before the lab first saw the DaemonSet (a loaded snapshot) carry hashes
+/// computed by a real controller; those whose containers run the template's images are
+/// relabelled with the lab's hash, as upstream relabels pods when it deduplicates revisions.
+fn daemonsets(store: &mut Store, now: Timestamp, adopted: &mut HashSet<String>) -> Option<Timestamp> {
+    let sets: Vec<Arc<Value>> = store.iter(r::DAEMONSETS, None, None).cloned().collect();
+    adopted.retain(|uid| sets.iter().any(|ds| uid_of(ds) == uid));
+    if sets.is_empty() {
+        return None;
+    }
+    let owned = pods_by_owner(store);
+    let opts = SnapshotOptions::default();
+    let parsed: Vec<_> = store.iter(r::NODES, None, None).filter_map(|n| parse_node(n, &opts).ok()).collect();
+    let mut due: Option<Timestamp> = None;
+    for ds in sets {
+        let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let hash = template_hash(&template);
+        let mut template_pod =
+            pod_from_template(&ds, "DaemonSet", "template".into(), &[(REVISION_LABEL, hash.clone())]);
+        let mut tolerations =
+            template_pod.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
+        for t in daemon_tolerations() {
+            if !tolerations.contains(&t) {
+                tolerations.push(t);
+            }
+        }
+        template_pod["spec"]["tolerations"] = json!(tolerations);
+        let Some(eligible) = daemon_nodes(&template_pod, &parsed) else { continue };
+        let mut pods: Vec<Arc<Value>> = owned.get(uid_of(&ds)).cloned().unwrap_or_default();
+        if adopted.insert(uid_of(&ds).to_string()) {
+            let images = image_list(template.pointer("/spec/containers"));
+            for p in pods.iter_mut() {
+                let label = meta(p).pointer(&format!("/labels/{REVISION_LABEL}")).and_then(Value::as_str);
+                if is_active(p) && label != Some(hash.as_str()) && image_list(p.pointer("/spec/containers")) == images {
+                    let mut next = (**p).clone();
+                    store::meta_mut(&mut next)
+                        .entry("labels")
+                        .or_insert_with(|| json!({}))
+                        .as_object_mut()
+                        .map(|l| l.insert(REVISION_LABEL.into(), json!(hash)));
+                    if let Ok(updated) = store.update(r::PODS, next, Part::All, false) {
+                        *p = updated;
+                    }
+                }
+            }
+        }
+        let updated_pod = |p: &Value| store::labels_of(p).get(REVISION_LABEL) == Some(&hash);
+        let min_ready = ds.pointer("/spec/minReadySeconds").and_then(Value::as_f64).unwrap_or(0.0);
+        let mut on_node: BTreeMap<String, Vec<Arc<Value>>> = BTreeMap::new();
         for p in pods.iter().filter(|p| is_active(p)) {
             let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").to_string();
             on_node.entry(node).or_default().push(p.clone());
         }
+        for ps in on_node.values_mut() {
+            ps.sort_by(|a, b| meta_str(a, "creationTimestamp").cmp(&meta_str(b, "creationTimestamp")));
+        }
+        let mut doomed: Vec<Arc<Value>> = Vec::new();
+        // Pods on nodes that should not run the daemon go; so do all but the oldest pod on a node.
+        for (node, ps) in &on_node {
+            if eligible.contains(node) {
+                doomed.extend(ps.iter().skip(1).cloned());
+            } else {
+                doomed.extend(ps.iter().cloned());
+            }
+        }
+        let strategy = ds.pointer("/spec/updateStrategy/type").and_then(Value::as_str).unwrap_or("RollingUpdate");
+        if strategy == "RollingUpdate" {
+            let max_unavailable = daemon_max_unavailable(&ds, eligible.len());
+            let mut unavailable = 0;
+            let mut replace_now = Vec::new();
+            let mut candidates = Vec::new();
+            for node in &eligible {
+                let ps = on_node.get(node).map(Vec::as_slice).unwrap_or(&[]);
+                let (new, old): (Vec<&Arc<Value>>, Vec<&Arc<Value>>) = ps.iter().partition(|p| updated_pod(p));
+                match (new.first(), old.first()) {
+                    (Some(n), None) => {
+                        let (available, at) = pod_available(n, min_ready, now);
+                        due = earliest(due, at);
+                        if !available {
+                            unavailable += 1;
+                        }
+                    }
+                    (None, Some(o)) => {
+                        let (available, at) = pod_available(o, min_ready, now);
+                        due = earliest(due, at);
+                        if !available {
+                            replace_now.push((*o).clone());
+                        } else if unavailable < max_unavailable {
+                            candidates.push((*o).clone());
+                        }
+                    }
+                    // No pod yet, or old and new side by side: the node counts as unavailable.
+                    _ => unavailable += 1,
+                }
+            }
+            let room = max_unavailable.saturating_sub(unavailable).min(candidates.len());
+            doomed.extend(replace_now);
+            doomed.extend(candidates.into_iter().take(room));
+        }
+        let misscheduled = on_node.keys().filter(|n| !eligible.contains(*n)).count();
+        let mut deleted: HashSet<String> = HashSet::new();
+        for p in &doomed {
+            if deleted.insert(name_of(p).to_string())
+                && api::delete(store, r::PODS, namespace_of(p), name_of(p), &DeleteOptions::default(), now).is_ok()
+            {
+                nodes::record_event(
+                    store,
+                    now,
+                    &ds,
+                    "Normal",
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", name_of(p)),
+                    "daemonset-controller",
+                );
+            }
+        }
+        for ps in on_node.values_mut() {
+            ps.retain(|p| !deleted.contains(name_of(p)));
+        }
+        on_node.retain(|_, ps| !ps.is_empty());
         for node in &eligible {
             if on_node.contains_key(node) {
                 continue;
@@ -802,32 +1107,51 @@ fn daemonsets(store: &mut Store, now: Timestamp) {
             let name = format!("{}-{}", name_of(&ds), store.random_suffix(5));
             let mut pod = template_pod.clone();
             pod["metadata"]["name"] = json!(name);
+            // The DaemonSet controller pins the pod to its node with required node affinity;
+            // the lab binds it directly, which is what the scheduler then does.
             pod["spec"]["nodeName"] = json!(node);
             nodes::set_pod_condition(&mut pod, "PodScheduled", true, now);
-            let _ = store.create(r::PODS, pod, now, false);
-        }
-        let mut misscheduled = 0;
-        for (node, ps) in &on_node {
-            if !eligible.contains(node) {
-                misscheduled += ps.len();
-                for p in ps {
-                    let _ = api::delete(store, r::PODS, namespace_of(p), name_of(p), &DeleteOptions::default(), now);
-                }
+            if let Ok(created) = store.create(r::PODS, pod, now, false) {
+                nodes::record_event(
+                    store,
+                    now,
+                    &ds,
+                    "Normal",
+                    "SuccessfulCreate",
+                    &format!("Created pod: {}", name_of(&created)),
+                    "daemonset-controller",
+                );
+                on_node.insert(node.clone(), vec![created]);
             }
         }
-        let scheduled = eligible.iter().filter(|n| on_node.contains_key(*n)).count();
-        let ready =
-            eligible.iter().filter(|n| on_node.get(*n).is_some_and(|ps| ps.iter().any(|p| is_ready(p)))).count();
+        // Status as upstream counts it: per node that should run the daemon, its oldest pod.
+        let (mut scheduled, mut ready, mut available, mut updated) = (0, 0, 0, 0);
+        for node in &eligible {
+            let Some(p) = on_node.get(node).and_then(|ps| ps.first()) else { continue };
+            scheduled += 1;
+            if is_ready(p) {
+                ready += 1;
+                let (ok, at) = pod_available(p, min_ready, now);
+                due = earliest(due, at);
+                if ok {
+                    available += 1;
+                }
+            }
+            if updated_pod(p) {
+                updated += 1;
+            }
+        }
         write_status(
             store,
             r::DAEMONSETS,
             &ds,
             json!({"desiredNumberScheduled": eligible.len(), "currentNumberScheduled": scheduled,
-                "numberReady": ready, "numberAvailable": ready, "updatedNumberScheduled": scheduled,
-                "numberMisscheduled": misscheduled, "numberUnavailable": eligible.len().saturating_sub(ready),
+                "numberReady": ready, "numberAvailable": available, "updatedNumberScheduled": updated,
+                "numberMisscheduled": misscheduled, "numberUnavailable": eligible.len().saturating_sub(available),
                 "observedGeneration": generation(&ds)}),
         );
     }
+    due
 }
 
 /// Objects whose every owner is gone are deleted (background cascading deletion).
@@ -971,6 +1295,65 @@ mod tests {
         assert_eq!(ordinal("db", "db-2"), Some(2));
         assert_eq!(ordinal("db", "db-x"), None);
         assert_eq!(ordinal("db", "dbx-1"), None);
+    }
+
+    #[test]
+    fn daemonset_max_unavailable_scales_like_upstream() {
+        let ds = |v: Value| json!({"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": v}}}});
+        assert_eq!(daemon_max_unavailable(&ds(json!(3)), 10), 3);
+        // Percentages of the nodes that should run the daemon, rounded up.
+        assert_eq!(daemon_max_unavailable(&ds(json!("25%")), 10), 3);
+        assert_eq!(daemon_max_unavailable(&ds(json!("10%")), 5), 1);
+        assert_eq!(daemon_max_unavailable(&ds(json!("40%")), 5), 2);
+        assert_eq!(daemon_max_unavailable(&ds(json!("100%")), 7), 7);
+        // Zero (no surge in the lab) falls back to one, as upstream does when both are zero.
+        assert_eq!(daemon_max_unavailable(&ds(json!(0)), 5), 1);
+        assert_eq!(daemon_max_unavailable(&ds(json!("0%")), 5), 1);
+        assert_eq!(daemon_max_unavailable(&ds(json!("30%")), 0), 0);
+        // The API default when the fleet left it out; garbage as the default too.
+        assert_eq!(daemon_max_unavailable(&json!({"spec": {}}), 5), 1);
+        assert_eq!(daemon_max_unavailable(&ds(json!("two")), 5), 1);
+    }
+
+    #[test]
+    fn deployment_fenceposts_round_surge_up_and_unavailable_down() {
+        let d = |surge: Value, unavailable: Value| json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}}});
+        assert_eq!(deployment_fenceposts(&d(json!("25%"), json!("25%")), 2), (1, 0));
+        assert_eq!(deployment_fenceposts(&d(json!("25%"), json!("25%")), 10), (3, 2));
+        assert_eq!(deployment_fenceposts(&d(json!(0), json!(0)), 4), (0, 1));
+        assert_eq!(deployment_fenceposts(&json!({"spec": {}}), 4), (1, 1));
+        assert_eq!(deployment_fenceposts(&json!({"spec": {"strategy": {"type": "Recreate"}}}), 4), (0, 0));
+    }
+
+    #[test]
+    fn rolling_steps_keep_within_surge_and_availability() {
+        // 2 replicas, surge 1, unavailable 0: the new set grows to 1 while 2 old pods run.
+        assert_eq!(rolling_new_replicas(2, 1, 2, 0), 1);
+        assert_eq!(rolling_new_replicas(2, 1, 3, 1), 1);
+        assert_eq!(rolling_new_replicas(2, 1, 2, 1), 2);
+        // The new pod is not available yet: nothing old may go.
+        assert_eq!(rolling_old_replicas(2, 0, (1, 0), &[(2, 2)]), [2]);
+        // It is: one old pod goes.
+        assert_eq!(rolling_old_replicas(2, 0, (1, 1), &[(2, 2)]), [1]);
+        // Unavailable old pods go first, even below the availability floor, but no more than
+        // the total may shrink: 4 + 1 pods, 3 must stay available, the new one is not yet.
+        assert_eq!(rolling_old_replicas(4, 1, (1, 0), &[(4, 2)]), [3]);
+        assert_eq!(rolling_old_replicas(4, 1, (2, 0), &[(4, 2)]), [3]);
+        assert_eq!(rolling_old_replicas(4, 1, (2, 2), &[(3, 1)]), [1]);
+        // Oldest sets shrink first.
+        assert_eq!(rolling_old_replicas(4, 1, (2, 2), &[(1, 1), (2, 2)]), [0, 1]);
+    }
+
+    #[test]
+    fn template_hash_ignores_field_order() {
+        let a: Value =
+            serde_json::from_str(r#"{"metadata": {"labels": {"a": "1"}}, "spec": {"x": 1, "y": [1, 2]}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"spec": {"y": [1, 2], "x": 1}, "metadata": {"labels": {"a": "1"}}}"#).unwrap();
+        let c: Value =
+            serde_json::from_str(r#"{"spec": {"y": [2, 1], "x": 1}, "metadata": {"labels": {"a": "1"}}}"#).unwrap();
+        assert_eq!(template_hash(&a), template_hash(&b));
+        assert_ne!(template_hash(&a), template_hash(&c));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod api;
 pub mod clock;
 pub mod controllers;
 pub mod faults;
+pub mod metrics;
 pub mod nodes;
 pub mod openapi;
 pub mod patch;

@@ -1,7 +1,8 @@
 //! Bare-metal node simulation and the node-operation API: installed kubeadm/kubelet/kubectl
 //! packages, `kubeadm upgrade apply|node`, kubelet restarts (NotReady while restarting, back
 //! with the new `kubeletVersion`, or stuck NotReady when a kubelet >= 1.35 meets cgroup v1),
-//! control-plane static pods whose image tags follow upgrades, and `/version`.
+//! control-plane static pods whose image tags follow upgrades, the kube-proxy and CoreDNS
+//! addons kubeadm upgrades once every control-plane node is on the new version, and `/version`.
 //!
 //! The facts live on the Node objects, so kubectl sees them: packages as annotations
 //! (`stepstone.io/kubeadm-version`, ...), cgroup version as the `stepstone.io/cgroup-version`
@@ -24,7 +25,7 @@ use stepstone_core::releases::ReleaseData;
 use stepstone_core::version::{KubeVersion, PackageVersion};
 
 use crate::clock;
-use crate::resources::{CONFIGMAPS, NODES, PODS};
+use crate::resources::{CONFIGMAPS, DAEMONSETS, DEPLOYMENTS, NODES, PODS};
 use crate::state::{Shared, lock};
 use crate::store::{self, Part, Store, meta_mut};
 
@@ -155,7 +156,8 @@ pub struct NodeFacts {
 pub struct UpgradeReport {
     pub node: String,
     pub version: String,
-    /// Static pod images changed, `component: old -> new`.
+    /// Static pod and addon images changed, `component: old -> new` (addons as `coredns` and
+    /// `kube-proxy`).
     pub changed: Vec<String>,
     pub message: String,
 }
@@ -473,7 +475,9 @@ impl NodeOps {
         }
         self.check_cgroup(&store, &n, opts)?;
         set_cluster_version(&mut store, &target, now);
-        let changed = upgrade_static_pods(&mut store, node, &target, now);
+        let mut changed = upgrade_static_pods(&mut store, node, &target, now);
+        let (addons, addon_output) = upgrade_addons(&mut store, node, &target, "kubeadm upgrade apply", now);
+        changed.extend(addons);
         record_event(
             &mut store,
             now,
@@ -490,7 +494,8 @@ impl NodeOps {
             version: target.canonical(),
             changed,
             message: format!(
-                "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{}\". Enjoy!\n\n[upgrade/kubelet] Now that your control plane is upgraded, please proceed with upgrading your kubelets if you haven't already done so.",
+                "{}[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{}\". Enjoy!\n\n[upgrade/kubelet] Now that your control plane is upgraded, please proceed with upgrading your kubelets if you haven't already done so.",
+                addon_output.iter().map(|l| format!("{l}\n")).collect::<String>(),
                 target.canonical()
             ),
         })
@@ -510,8 +515,14 @@ impl NodeOps {
         let ann = meta_mut(&mut next).entry("annotations").or_insert_with(|| json!({}));
         ann[FAIL_CGROUP_V1_ANNOTATION] = json!(fail_v1.to_string());
         store.update(NODES, next, Part::All, false).expect("node exists");
-        let changed =
-            if is_control_plane(&n) { upgrade_static_pods(&mut store, node, &target, now) } else { Vec::new() };
+        let (changed, addon_output) = if is_control_plane(&n) {
+            let mut changed = upgrade_static_pods(&mut store, node, &target, now);
+            let (addons, output) = upgrade_addons(&mut store, node, &target, "kubeadm upgrade node", now);
+            changed.extend(addons);
+            (changed, output)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         record_event(&mut store, now, &n, "Normal", "KubeadmUpgradeNode", "kubeadm upgrade node succeeded", "kubeadm");
         drop(store);
         self.shared.wake.notify_one();
@@ -519,7 +530,10 @@ impl NodeOps {
             node: node.to_string(),
             version: target.canonical(),
             changed,
-            message: "[upgrade] The configuration for this node was successfully upgraded!\n[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager.".into(),
+            message: format!(
+                "{}[upgrade] The configuration for this node was successfully upgraded!\n[upgrade] Now you should go ahead and upgrade the kubelet package using your package manager.",
+                addon_output.iter().map(|l| format!("{l}\n")).collect::<String>()
+            ),
         })
     }
 
@@ -658,6 +672,132 @@ fn upgrade_static_pods(store: &mut Store, node: &str, target: &KubeVersion, now:
         changed.push(format!("{component}: {old_tag} -> {new_tag}"));
     }
     changed
+}
+
+/// The CoreDNS image tag `kubeadm upgrade apply` of each minor deploys: kubeadm's
+/// `constants.CoreDNSVersion` (cmd/kubeadm/app/constants/constants.go) of that release.
+/// Sources: 1.32 from kubernetes/kubernetes constants.go on the 1.32 branch (with
+/// `SupportedEtcdVersion` 29..32); 1.33, 1.34 and 1.35 from `kubeadm config images list` and
+/// `kubeadm upgrade plan` output of v1.33.5/v1.33.7, v1.34.0/v1.34.1 and v1.35.0; 1.36 from the
+/// images of kubeadm-built (kind) v1.36.1 clusters. Not listed, so the running image is kept:
+/// 1.31 (published outputs disagree between v1.11.1 and v1.11.3), older minors, and 1.37+.
+const KUBEADM_COREDNS: &[(u32, &str)] =
+    &[(32, "v1.11.3"), (33, "v1.12.0"), (34, "v1.12.1"), (35, "v1.13.1"), (36, "v1.14.2")];
+
+/// The CoreDNS tag kubeadm deploys with `target`, when known.
+pub fn kubeadm_coredns_tag(target: &KubeVersion) -> Option<&'static str> {
+    if target.major != 1 {
+        return None;
+    }
+    KUBEADM_COREDNS.iter().find(|(m, _)| *m == target.minor).map(|(_, t)| *t)
+}
+
+/// `dns.imageTag` of the kubeadm-config ClusterConfiguration: a user's pin that kubeadm
+/// deploys instead of its own CoreDNS version.
+fn cluster_config_dns_tag(store: &Store) -> Option<String> {
+    let cm = store.get(CONFIGMAPS, "kube-system", "kubeadm-config")?;
+    let text = cm.pointer("/data/ClusterConfiguration").and_then(Value::as_str)?;
+    let mut in_dns = false;
+    for line in text.lines() {
+        if !line.starts_with([' ', '\t']) {
+            in_dns = line.trim_end() == "dns:";
+            continue;
+        }
+        if in_dns && let Some(v) = line.trim().strip_prefix("imageTag:") {
+            let v = v.trim().trim_matches('"').trim_matches('\'');
+            return (!v.is_empty()).then(|| v.to_string());
+        }
+    }
+    None
+}
+
+/// Control-plane nodes whose kube-apiserver runs another image than `node`'s (upstream
+/// `UnupgradedControlPlaneInstances`): kubeadm upgrades the addons only once none is left,
+/// so with several control-plane nodes it is the last `kubeadm upgrade node` that does it.
+fn unupgraded_control_planes(store: &Store, node: &str, target: &KubeVersion) -> Vec<String> {
+    let images: BTreeMap<String, String> = store
+        .iter(PODS, Some("kube-system"), None)
+        .filter(|p| store::labels_of(p).get("component").map(String::as_str) == Some("kube-apiserver"))
+        .filter_map(|p| {
+            let on = p.pointer("/spec/nodeName").and_then(Value::as_str)?.to_string();
+            let containers = p.pointer("/spec/containers").and_then(Value::as_array)?;
+            let c = containers.iter().find(|c| c["name"] == "kube-apiserver").or(containers.first())?;
+            Some((on, c["image"].as_str().unwrap_or("").to_string()))
+        })
+        .collect();
+    match images.get(node) {
+        Some(mine) => images.iter().filter(|(_, image)| *image != mine).map(|(n, _)| n.clone()).collect(),
+        None => images
+            .iter()
+            .filter(|(_, image)| stepstone_core::snapshot::image_tag(image) != target.canonical())
+            .map(|(n, _)| n.clone())
+            .collect(),
+    }
+}
+
+/// Point container `container` (else the first) of a workload's pod template at `tag`,
+/// keeping the image repository. Returns the old and new image when it changed.
+fn retag_template(obj: &mut Value, container: &str, tag: &str) -> Option<(String, String)> {
+    let containers = obj.pointer_mut("/spec/template/spec/containers").and_then(Value::as_array_mut)?;
+    let idx = containers.iter().position(|c| c["name"] == container).unwrap_or(0);
+    let c = containers.get_mut(idx)?;
+    let old = c["image"].as_str()?.to_string();
+    let new = format!("{}:{tag}", stepstone_core::snapshot::image_name(&old));
+    if new == old {
+        return None;
+    }
+    c["image"] = json!(new);
+    Some((old, new))
+}
+
+/// kubeadm's `addon/coredns` and `addon/kube-proxy` phases: the `coredns` Deployment gets the
+/// CoreDNS image kubeadm pins for `target` and the `kube-proxy` DaemonSet `kube-proxy:<target>`;
+/// their controllers then roll the pods. Only addons the cluster has are touched (upstream
+/// checks their ConfigMaps, which `kubectl get` snapshots do not carry, so the lab looks at
+/// the workloads). Returns `addon: old -> new` changes and kubeadm's output lines.
+fn upgrade_addons(
+    store: &mut Store,
+    node: &str,
+    target: &KubeVersion,
+    command: &str,
+    now: Timestamp,
+) -> (Vec<String>, Vec<String>) {
+    let mut changed = Vec::new();
+    let mut output = Vec::new();
+    let pending = unupgraded_control_planes(store, node, target);
+    if !pending.is_empty() {
+        output.push(format!(
+            "[upgrade/addons] skip upgrade addons because control plane instances [{}] have not been upgraded",
+            pending.join(" ")
+        ));
+        return (changed, output);
+    }
+    let coredns_tag = cluster_config_dns_tag(store).or_else(|| kubeadm_coredns_tag(target).map(String::from));
+    let kube_proxy_tag = target.canonical();
+    let addons = [
+        (DEPLOYMENTS, "coredns", "coredns", "CoreDNS", coredns_tag),
+        (DAEMONSETS, "kube-proxy", "kube-proxy", "kube-proxy", Some(kube_proxy_tag)),
+    ];
+    for (res, name, container, label, tag) in addons {
+        let Some(obj) = store.get(res, "kube-system", name).cloned() else { continue };
+        output.push(format!("[addons] Applied essential addon: {label}"));
+        let Some(tag) = tag else { continue };
+        let mut next = (*obj).clone();
+        let Some((old, new)) = retag_template(&mut next, container, &tag) else { continue };
+        let Ok(updated) = store.update(res, next, Part::Main, false) else { continue };
+        record_event(
+            store,
+            now,
+            &updated,
+            "Normal",
+            "KubeadmAddonUpgrade",
+            &format!("{command} {}: image {old} -> {new}", target.canonical()),
+            "kubeadm",
+        );
+        let old_tag = stepstone_core::snapshot::image_tag(&old);
+        changed.push(format!("{name}: {old_tag} -> {tag}"));
+    }
+    (changed, output)
 }
 
 fn etcd_older(candidate: &str, current: &str) -> bool {
@@ -926,6 +1066,29 @@ mod tests {
         assert_eq!(version_of_package("1.35.3-1.1").unwrap().canonical(), "v1.35.3");
         assert_eq!(version_of_package("v1.35.3").unwrap().canonical(), "v1.35.3");
         assert!(version_of_package("latest").is_err());
+    }
+
+    #[test]
+    fn coredns_follows_kubeadm_releases_and_unknown_ones_keep_the_image() {
+        let tag = |v: &str| kubeadm_coredns_tag(&v.parse::<KubeVersion>().unwrap());
+        assert_eq!(tag("v1.34.6"), Some("v1.12.1"));
+        assert_eq!(tag("v1.35.0"), Some("v1.13.1"));
+        assert_eq!(tag("v1.31.14"), None);
+        assert_eq!(tag("v1.37.0"), None);
+    }
+
+    #[test]
+    fn template_images_are_retagged_keeping_the_repository() {
+        let mut ds = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "sidecar", "image": "busybox:1"},
+            {"name": "kube-proxy", "image": "mirror.example/k8s/kube-proxy:v1.34.2"}]}}}});
+        let change = retag_template(&mut ds, "kube-proxy", "v1.35.0");
+        assert_eq!(
+            change,
+            Some(("mirror.example/k8s/kube-proxy:v1.34.2".into(), "mirror.example/k8s/kube-proxy:v1.35.0".into()))
+        );
+        assert_eq!(ds["spec"]["template"]["spec"]["containers"][0]["image"], "busybox:1");
+        assert_eq!(retag_template(&mut ds, "kube-proxy", "v1.35.0"), None);
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! The resource types the lab serves: their group, version, kind, scope, short names,
-//! categories and subresources, which drive URL routing, discovery documents and tables.
+//! categories and subresources, which drive URL routing, discovery documents and tables; and the
+//! deprecated group/versions ([`Alias`]) served beside them while the cluster's version still has
+//! them, taken from `data/removed-apis.toml`.
+
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+use stepstone_apis::RemovedApis;
+use stepstone_core::version::Minor;
 
 /// Index of a resource in [`RESOURCES`].
 pub type ResId = usize;
@@ -232,26 +238,30 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<ResId> {
     RESOURCES.iter().position(|r| r.kind == kind && r.api_version() == api_version)
 }
 
-/// The groups served under `/apis`, in discovery order, with their versions.
-pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+/// The groups served under `/apis`, in discovery order, with their versions: the lab's own
+/// resources first (so the preferred version is the current one), then the deprecated
+/// group/versions in `aliases`.
+pub fn groups(aliases: &[&Alias]) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
-        match out.iter_mut().find(|(g, _)| *g == r.group) {
+    let served = RESOURCES.iter().filter(|r| !r.group.is_empty()).map(|r| (r.group, r.version));
+    for (group, version) in served.chain(aliases.iter().map(|a| (a.group, a.version))) {
+        match out.iter_mut().find(|(g, _)| *g == group) {
             Some((_, versions)) => {
-                if !versions.contains(&r.version) {
-                    versions.push(r.version);
+                if !versions.contains(&version) {
+                    versions.push(version);
                 }
             }
-            None => out.push((r.group, vec![r.version])),
+            None => out.push((group, vec![version])),
         }
     }
     // policy also answers v1beta1 evictions, but only v1 resources are listed.
     out
 }
 
-/// `APIResourceList` for one group/version.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+/// `APIResourceList` for one group/version, which may be one of the deprecated `aliases`.
+pub fn resource_list(group: &str, version: &str, aliases: &[&Alias]) -> Option<Value> {
+    let mut defs: Vec<&ResourceDef> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    defs.extend(aliases.iter().filter(|a| a.group == group && a.version == version).map(|a| &RESOURCES[a.res]));
     if defs.is_empty() {
         return None;
     }
@@ -299,8 +309,8 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = groups()
+pub fn group_list(aliases: &[&Alias]) -> Value {
+    let groups: Vec<Value> = groups(aliases)
         .into_iter()
         .map(|(g, versions)| {
             let vs: Vec<Value> =
@@ -311,12 +321,126 @@ pub fn group_list() -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn group(name: &str) -> Option<Value> {
-    groups().into_iter().find(|(g, _)| *g == name).map(|(g, versions)| {
+pub fn group(name: &str, aliases: &[&Alias]) -> Option<Value> {
+    groups(aliases).into_iter().find(|(g, _)| *g == name).map(|(g, versions)| {
         let vs: Vec<Value> =
             versions.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
         json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": vs, "preferredVersion": vs[0].clone()})
     })
+}
+
+/// The first minor whose apiserver sends deprecation warnings and keeps the
+/// `apiserver_requested_deprecated_apis` metric (KEP-1693): older ones serve deprecated versions
+/// silently.
+pub const WARNINGS_SINCE: Minor = Minor::new(1, 19);
+
+/// The apiserver's own deprecation facts (the `k8s:prerelease-lifecycle-gen` tags of the types,
+/// which its warnings quote) for the rows of `data/removed-apis.toml` that have no
+/// `deprecated_in`: group/version, kind, deprecated in, and whether the warning names a
+/// replacement (events.k8s.io/v1beta1 Event carries no replacement tag).
+const LIFECYCLE: &[(&str, &str, Minor, bool)] = &[
+    ("policy/v1beta1", "PodDisruptionBudget", Minor::new(1, 21), true),
+    ("events.k8s.io/v1beta1", "Event", Minor::new(1, 22), false),
+    ("coordination.k8s.io/v1beta1", "Lease", Minor::new(1, 19), true),
+];
+
+/// A deprecated group/version of a resource the lab serves, answered from the same stored objects
+/// (with `apiVersion` rewritten) for as long as the cluster's version still serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub group: &'static str,
+    pub version: &'static str,
+    /// The served resource (the replacement) whose objects the alias reads and writes.
+    pub res: ResId,
+    /// First minor that no longer serves it; `None` while only deprecated.
+    pub removed_in: Option<Minor>,
+    /// Minor from which requests get a warning and mark the deprecated-API metric.
+    pub deprecated_in: Option<Minor>,
+    /// The replacement the warning names, if any.
+    pub names_replacement: bool,
+}
+
+impl Alias {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+    }
+
+    pub fn def(&self) -> &'static ResourceDef {
+        &RESOURCES[self.res]
+    }
+
+    /// Served by an apiserver of minor `cluster`.
+    pub fn served_at(&self, cluster: Minor) -> bool {
+        self.removed_in.is_none_or(|r| cluster < r)
+    }
+
+    /// An apiserver of minor `cluster` warns about it and counts it in the deprecated-API metric.
+    pub fn deprecated_at(&self, cluster: Minor) -> bool {
+        cluster >= WARNINGS_SINCE && self.deprecated_in.is_some_and(|d| cluster >= d)
+    }
+
+    /// `1.25`, the `removed_release` label, or empty when no removal is known.
+    pub fn removed_release(&self) -> String {
+        self.removed_in.map(|m| m.to_string()).unwrap_or_default()
+    }
+
+    /// The text of the apiserver's `Warning: 299 - "..."` header for a request to this alias.
+    pub fn warning(&self) -> String {
+        let def = self.def();
+        let mut text = format!("{} {}", self.api_version(), def.kind);
+        if let Some(d) = self.deprecated_in {
+            text.push_str(&format!(" is deprecated in v{d}+"));
+        }
+        if let Some(r) = self.removed_in {
+            text.push_str(&format!(", unavailable in v{r}+"));
+        }
+        if self.names_replacement {
+            text.push_str(&format!("; use {} {}", def.api_version(), def.kind));
+        }
+        text
+    }
+}
+
+/// Every deprecated group/version/kind of `data/removed-apis.toml` whose replacement the lab
+/// serves, whatever the cluster version.
+pub fn alias_candidates() -> &'static [Alias] {
+    static ALIASES: OnceLock<Vec<Alias>> = OnceLock::new();
+    ALIASES.get_or_init(|| build_aliases(RemovedApis::embedded()))
+}
+
+fn build_aliases(data: &'static RemovedApis) -> Vec<Alias> {
+    let mut out: Vec<Alias> = Vec::new();
+    for rule in &data.api {
+        let (group, version) = (rule.group(), rule.version());
+        for kind in rule.kinds.iter().filter(|k| *k != "*") {
+            let Some(res) = by_kind(&rule.replacement, kind) else { continue };
+            // A group/version the lab serves as current (or already aliased) is not a second alias.
+            if find(group, version, RESOURCES[res].plural).is_some()
+                || out.iter().any(|a| a.group == group && a.version == version && a.res == res)
+            {
+                continue;
+            }
+            let known = LIFECYCLE.iter().find(|(gv, k, _, _)| *gv == rule.group_version && k == kind);
+            let (deprecated_in, names_replacement) = match (rule.deprecated_in, known) {
+                (Some(d), _) => (Some(d), true),
+                (None, Some((_, _, d, named))) => (Some(*d), *named),
+                (None, None) => (rule.replacement_since, true),
+            };
+            out.push(Alias { group, version, res, removed_in: rule.removed_in, deprecated_in, names_replacement });
+        }
+    }
+    out
+}
+
+/// The aliases an apiserver of minor `cluster` serves.
+pub fn aliases_at(cluster: Minor) -> Vec<&'static Alias> {
+    alias_candidates().iter().filter(|a| a.served_at(cluster)).collect()
+}
+
+/// Whether `group` (and `version`, when given) has a deprecated version the lab may serve at some
+/// cluster version, so that requests elsewhere need not look up the cluster version.
+pub fn may_alias(group: &str, version: Option<&str>) -> bool {
+    alias_candidates().iter().any(|a| a.group == group && version.is_none_or(|v| a.version == v))
 }
 
 #[cfg(test)]
@@ -342,16 +466,54 @@ mod tests {
 
     #[test]
     fn core_list_has_eviction_subresource() {
-        let list = resource_list("", "v1").unwrap();
+        let list = resource_list("", "v1", &[]).unwrap();
         let names: Vec<&str> =
             list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert!(names.contains(&"pods/eviction"));
         assert!(names.contains(&"pods/status"));
-        let apps = resource_list("apps", "v1").unwrap();
+        let apps = resource_list("apps", "v1", &[]).unwrap();
         let names: Vec<&str> =
             apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert!(names.contains(&"deployments/scale"));
         assert!(names.contains(&"statefulsets/scale"));
         assert!(names.contains(&"replicasets/scale"));
+    }
+
+    #[test]
+    fn aliases_follow_the_data_and_the_served_replacements() {
+        let pdb = alias_candidates()
+            .iter()
+            .find(|a| a.group == "policy" && a.version == "v1beta1")
+            .expect("policy/v1beta1 PodDisruptionBudget is aliased: the lab serves policy/v1");
+        assert_eq!(pdb.res, PDBS);
+        assert_eq!(
+            pdb.warning(),
+            "policy/v1beta1 PodDisruptionBudget is deprecated in v1.21+, unavailable in v1.25+; use policy/v1 PodDisruptionBudget"
+        );
+        assert!(pdb.served_at(Minor::new(1, 24)) && !pdb.served_at(Minor::new(1, 25)));
+        assert!(!pdb.deprecated_at(Minor::new(1, 20)) && pdb.deprecated_at(Minor::new(1, 24)));
+        let events = alias_candidates().iter().find(|a| a.group == "events.k8s.io").unwrap();
+        assert_eq!(events.warning(), "events.k8s.io/v1beta1 Event is deprecated in v1.22+, unavailable in v1.25+");
+        // No replacement served (batch/v1 CronJob, networking.k8s.io/v1 Ingress): no alias.
+        assert!(!alias_candidates().iter().any(|a| a.group == "batch" || a.group == "networking.k8s.io"));
+        assert!(!alias_candidates().iter().any(|a| find(a.group, a.version, a.def().plural).is_some()));
+        assert!(aliases_at(Minor::new(1, 32)).is_empty(), "{:?}", aliases_at(Minor::new(1, 32)));
+    }
+
+    #[test]
+    fn discovery_lists_served_aliases_after_the_current_version() {
+        let at_24 = aliases_at(Minor::new(1, 24));
+        let policy = group("policy", &at_24).unwrap();
+        assert_eq!(policy["preferredVersion"]["version"], "v1");
+        let versions: Vec<&str> =
+            policy["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+        assert_eq!(versions, ["v1", "v1beta1"]);
+        let list = resource_list("policy", "v1beta1", &at_24).unwrap();
+        assert_eq!(list["groupVersion"], "policy/v1beta1");
+        assert_eq!(list["resources"][0]["name"], "poddisruptionbudgets");
+        let at_25 = aliases_at(Minor::new(1, 25));
+        assert!(resource_list("policy", "v1beta1", &at_25).is_none());
+        assert_eq!(group("policy", &at_25).unwrap()["versions"].as_array().unwrap().len(), 1);
+        assert!(resource_list("policy", "v1beta1", &[]).is_none());
     }
 }

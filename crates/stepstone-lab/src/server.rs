@@ -12,15 +12,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::api::{self, DeleteOptions};
 use crate::faults;
+use crate::metrics::{self, Metrics, RequestLabels};
 use crate::patch::PatchType;
-use crate::resources::{self, RESOURCES, ResId};
+use crate::resources::{self, Alias, RESOURCES, ResId};
 use crate::select::Filter;
 use crate::state::{Shared, lock};
 use crate::status::ApiError;
@@ -30,17 +31,26 @@ use crate::table;
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/version", get(version))
-        .route("/healthz", get(ok))
-        .route("/readyz", get(ok))
-        .route("/livez", get(ok))
+        .route("/healthz", get(health))
+        .route("/readyz", get(health))
+        .route("/livez", get(health))
+        .route("/metrics", get(metrics_text))
         .merge(crate::nodes::router())
         .merge(crate::faults_router())
         .fallback(dispatch)
+        .layer(Extension(Arc::new(Metrics::default())))
         .with_state(shared)
 }
 
-async fn ok() -> &'static str {
+async fn health(Extension(metrics): Extension<Arc<Metrics>>, uri: Uri) -> &'static str {
+    metrics.record(RequestLabels::non_resource(uri.path()), 200);
     "ok"
+}
+
+async fn metrics_text(Extension(metrics): Extension<Arc<Metrics>>) -> Response {
+    let mut r = Response::new(Body::from(metrics.render()));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
+    r
 }
 
 async fn version(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -105,7 +115,8 @@ enum Route {
     Item { res: ResId, ns: String, name: String, sub: Option<String> },
 }
 
-fn route(path: &str) -> Result<(Route, bool), ApiError> {
+/// Route a path; `aliases` are the deprecated group/versions served at the cluster's version.
+fn route(path: &str, aliases: &[&Alias]) -> Result<(Route, bool), ApiError> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let not_found = || ApiError::no_route(path);
     let (group, version, rest) = match segs.as_slice() {
@@ -116,14 +127,18 @@ fn route(path: &str) -> Result<(Route, bool), ApiError> {
                 false,
             ));
         }
-        ["apis"] => return Ok((Route::Discovery(resources::group_list()), false)),
-        ["apis", g] => return resources::group(g).map(|v| (Route::Discovery(v), false)).ok_or_else(not_found),
+        ["apis"] => return Ok((Route::Discovery(resources::group_list(aliases)), false)),
+        ["apis", g] => {
+            return resources::group(g, aliases).map(|v| (Route::Discovery(v), false)).ok_or_else(not_found);
+        }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err(not_found()),
     };
     if rest.is_empty() {
-        return resources::resource_list(group, version).map(|v| (Route::Discovery(v), false)).ok_or_else(not_found);
+        return resources::resource_list(group, version, aliases)
+            .map(|v| (Route::Discovery(v), false))
+            .ok_or_else(not_found);
     }
     let (rest, watch) = match rest {
         ["watch", r @ ..] => (r, true),
@@ -181,12 +196,185 @@ fn verb(method: &Method, route: &Route, watch: bool) -> &'static str {
     }
 }
 
+/// Every API request: resolves a deprecated alias to the resource it views, serves it, and
+/// then rewrites the alias's `apiVersion`, adds the apiserver's deprecation warning and counts
+/// the request in `/metrics`.
 async fn dispatch(
     State(shared): State<Arc<Shared>>,
+    Extension(metrics): Extension<Arc<Metrics>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+) -> Response {
+    let cluster = alias_cluster_version(&shared, uri.path());
+    let aliases = cluster.map(resources::aliases_at).unwrap_or_default();
+    let alias = alias_of(uri.path(), &aliases);
+    let uri = alias.and_then(|a| replacement_uri(&uri, a)).unwrap_or(uri);
+    let mut info = None;
+    let mut response = handle(shared, method, uri, headers, body, &aliases, &mut info).await;
+    if let Some(a) = alias {
+        let watch = info.as_ref().is_some_and(|l| l.verb == "WATCH");
+        response = alias_response(response, a, watch).await;
+        if let Some(l) = info.as_mut() {
+            a.group.clone_into(&mut l.group);
+            a.version.clone_into(&mut l.version);
+        }
+        if cluster.is_some_and(|c| a.deprecated_at(c)) {
+            let warning = format!("299 - \"{}\"", a.warning());
+            if let Ok(v) = HeaderValue::from_str(&warning) {
+                response.headers_mut().append(header::WARNING, v);
+            }
+            if let Some(l) = &info {
+                metrics.mark_deprecated(a.group, a.version, &l.resource, &l.subresource, &a.removed_release());
+            }
+        }
+    }
+    if let Some(labels) = info {
+        metrics.record(labels, response.status().as_u16());
+    }
+    response
+}
+
+/// The cluster's minor when `path` may touch a deprecated alias (`/apis`, or a group or
+/// group/version that has one), so other requests skip the look-up.
+fn alias_cluster_version(shared: &Shared, path: &str) -> Option<stepstone_core::version::Minor> {
+    let mut segs = path.split('/').filter(|s| !s.is_empty());
+    if segs.next() != Some("apis") || segs.next().is_some_and(|g| !resources::may_alias(g, segs.next())) {
+        return None;
+    }
+    let stored = crate::nodes::cluster_version(&shared.store());
+    let version = stored.or_else(|| crate::nodes::version_info(shared)["gitVersion"].as_str()?.parse().ok())?;
+    Some(version.minor())
+}
+
+/// The served alias a resource path under `/apis/{group}/{version}/` names.
+fn alias_of(path: &str, aliases: &[&'static Alias]) -> Option<&'static Alias> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let ["apis", g, v, rest @ ..] = segs.as_slice() else { return None };
+    let rest = match rest {
+        ["watch", r @ ..] => r,
+        r => r,
+    };
+    let plural = match rest {
+        ["namespaces", _, plural, ..] => *plural,
+        [plural, ..] => *plural,
+        [] => return None,
+    };
+    aliases.iter().copied().find(|a| a.group == *g && a.version == *v && a.def().plural == plural)
+}
+
+/// The same request against the resource the alias views.
+fn replacement_uri(uri: &Uri, alias: &Alias) -> Option<Uri> {
+    let def = alias.def();
+    let rest = uri.path().strip_prefix(&format!("/apis/{}/{}", alias.group, alias.version))?;
+    let base =
+        if def.group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{}/{}", def.group, def.version) };
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{base}{rest}{query}").parse().ok()
+}
+
+/// Give objects of the alias's kind (and its lists and watch events) the alias's `apiVersion`.
+fn to_alias_version(v: &mut Value, alias: &Alias) {
+    let def = alias.def();
+    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
+    if kind == def.kind {
+        v["apiVersion"] = json!(alias.api_version());
+    } else if kind == def.list_kind() {
+        v["apiVersion"] = json!(alias.api_version());
+        for item in v.get_mut("items").and_then(Value::as_array_mut).into_iter().flatten() {
+            to_alias_version(item, alias);
+        }
+    } else if v.get("type").is_some()
+        && let Some(object) = v.get_mut("object")
+    {
+        to_alias_version(object, alias);
+    }
+}
+
+/// Rewrite a response to an alias request. Watch streams are rewritten event by event: the lab
+/// writes one event per chunk; anything that does not parse passes through unchanged.
+async fn alias_response(response: Response, alias: &'static Alias, watch: bool) -> Response {
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let rewrite = move |bytes: &[u8]| -> Option<Vec<u8>> {
+        let mut v: Value = serde_json::from_slice(bytes).ok()?;
+        to_alias_version(&mut v, alias);
+        serde_json::to_vec(&v).ok()
+    };
+    if watch {
+        use futures::StreamExt;
+        let events = body.into_data_stream().map(move |chunk| {
+            chunk.map(|b| {
+                let mut out = Vec::with_capacity(b.len() + 16);
+                for line in b.split_inclusive(|c| *c == b'\n') {
+                    let (text, newline) = line.strip_suffix(b"\n").map_or((line, false), |t| (t, true));
+                    out.extend(rewrite(text).unwrap_or_else(|| text.to_vec()));
+                    if newline {
+                        out.push(b'\n');
+                    }
+                }
+                Bytes::from(out)
+            })
+        });
+        return Response::from_parts(parts, Body::from_stream(events));
+    }
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let out = rewrite(&bytes).map_or(bytes, Bytes::from);
+    Response::from_parts(parts, Body::from(out))
+}
+
+/// The `apiserver_request_total` labels of a resource request (discovery is not counted).
+fn request_labels(
+    method: &Method,
+    route: &Route,
+    watch: bool,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Option<RequestLabels> {
+    let (res, scope, sub) = match route {
+        Route::Discovery(_) => return None,
+        Route::Collection { res, .. } if method == Method::POST => (*res, "resource", ""),
+        Route::Collection { res, ns: Some(_) } => (*res, "namespace", ""),
+        Route::Collection { res, ns: None } => (*res, "cluster", ""),
+        Route::Item { res, sub, .. } => (*res, "resource", sub.as_deref().unwrap_or("")),
+    };
+    let apply = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/apply-patch"));
+    let verb = match *method {
+        Method::GET | Method::HEAD if watch => "WATCH",
+        Method::GET | Method::HEAD if scope == "resource" => "GET",
+        Method::GET | Method::HEAD => "LIST",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH if apply => "APPLY",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "other",
+    };
+    let def = &RESOURCES[res];
+    Some(RequestLabels {
+        component: "apiserver",
+        dry_run: metrics::dry_run_label(query.get("dryRun").map(String::as_str)),
+        group: def.group.to_string(),
+        resource: def.plural.to_string(),
+        scope,
+        subresource: sub.to_string(),
+        verb,
+        version: def.version.to_string(),
+    })
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    aliases: &[&Alias],
+    info: &mut Option<RequestLabels>,
 ) -> Response {
     let path = uri.path().to_string();
     if path.starts_with("/openapi/") {
@@ -201,7 +389,7 @@ async fn dispatch(
         };
     }
     let query = parse_query(uri.query());
-    let (route, path_watch) = match route(&path) {
+    let (route, path_watch) = match route(&path, aliases) {
         Ok(r) => r,
         Err(e) => {
             shared.stats.count("other");
@@ -210,6 +398,7 @@ async fn dispatch(
     };
     let watch = path_watch || matches!(query.get("watch").map(String::as_str), Some("1" | "true"));
     shared.stats.count(verb(&method, &route, watch));
+    *info = request_labels(&method, &route, watch, &query, &headers);
     // Faults hit resource requests, not discovery, so clients can still start.
     if !matches!(route, Route::Discovery(_)) {
         let (fault, latency) = {
@@ -660,23 +849,23 @@ mod tests {
 
     #[test]
     fn routes_core_and_group_paths() {
-        let (r, _) = route("/api/v1/namespaces/default/pods/web-0/eviction").unwrap();
+        let (r, _) = route("/api/v1/namespaces/default/pods/web-0/eviction", &[]).unwrap();
         assert!(
             matches!(r, Route::Item { res, ref name, sub: Some(ref s), .. } if res == resources::PODS && name == "web-0" && s == "eviction")
         );
-        let (r, _) = route("/api/v1/nodes/n1/status").unwrap();
+        let (r, _) = route("/api/v1/nodes/n1/status", &[]).unwrap();
         assert!(matches!(r, Route::Item { res, sub: Some(_), .. } if res == resources::NODES));
-        let (r, _) = route("/apis/apps/v1/namespaces/x/deployments").unwrap();
+        let (r, _) = route("/apis/apps/v1/namespaces/x/deployments", &[]).unwrap();
         assert!(matches!(r, Route::Collection { res, ns: Some(_) } if res == resources::DEPLOYMENTS));
-        let (r, _) = route("/api/v1/namespaces/kube-system").unwrap();
+        let (r, _) = route("/api/v1/namespaces/kube-system", &[]).unwrap();
         assert!(
             matches!(r, Route::Item { res, ref name, .. } if res == resources::NAMESPACES && name == "kube-system")
         );
-        let (r, _) = route("/api/v1/pods").unwrap();
+        let (r, _) = route("/api/v1/pods", &[]).unwrap();
         assert!(matches!(r, Route::Collection { res, ns: None } if res == resources::PODS));
-        let (_, w) = route("/api/v1/watch/pods").unwrap();
+        let (_, w) = route("/api/v1/watch/pods", &[]).unwrap();
         assert!(w);
-        assert_eq!(route("/api/v1/frobs").unwrap_err().code, 404);
+        assert_eq!(route("/api/v1/frobs", &[]).unwrap_err().code, 404);
     }
 
     #[test]
