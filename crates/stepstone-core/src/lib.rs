@@ -14,6 +14,7 @@ pub mod selector;
 pub mod skew;
 pub mod snapshot;
 pub mod version;
+pub mod wire;
 
 /// The `apiVersion` of every document stepstone prints.
 pub const API_VERSION: &str = "stepstone/v1alpha1";

@@ -64,15 +64,15 @@ pub struct ObjectSet {
 
 impl ObjectSet {
     /// Add the items of a List, a `XxxList`, or a single object.
-    pub fn add_document(&mut self, origin: &str, doc: Value) -> Result<(), SnapshotError> {
+    pub fn add_document(&mut self, origin: &str, mut doc: Value) -> Result<(), SnapshotError> {
         let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-        if let Some(items) = doc.get("items").and_then(Value::as_array) {
+        if let Some(Value::Array(items)) = doc.get_mut("items").filter(|i| i.is_array()).map(Value::take) {
             // kubectl get -o json lists carry kind on every item; a raw API list (`PodList`)
             // does not, so fill it in from the list kind.
             let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
             let api_version = doc.get("apiVersion").cloned();
-            for item in items {
-                let mut item = item.clone();
+            self.objects.reserve(items.len());
+            for mut item in items {
                 if item.get("kind").is_none()
                     && let (Some(k), Some(obj)) = (&item_kind, item.as_object_mut())
                 {
@@ -132,38 +132,70 @@ impl ObjectSet {
 
     /// Build the inventory. Unknown kinds are ignored (a snapshot may hold more than we need).
     pub fn into_inventory(self, source: &str, opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
-        let mut inv = Inventory { source: source.to_string(), ..Default::default() };
-        if let Some(v) = &self.server_version {
-            inv.server_version = v.parse().ok();
-        }
-        let mut seen = std::collections::BTreeSet::new();
+        let mut builder = InventoryBuilder::new(source, opts);
+        builder.server_version(self.server_version.as_deref());
         for (origin, obj) in &self.objects {
-            let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-            let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or("");
-            let name = str_at(obj, &["metadata", "name"]).unwrap_or("");
-            // The same object may appear in several files of a directory: keep the first.
-            if !seen.insert((kind.to_string(), ns.to_string(), name.to_string())) {
-                continue;
-            }
-            let wrap = |reason: String| SnapshotError::Object {
-                path: origin.clone(),
-                kind: kind.to_string(),
-                name: if ns.is_empty() { name.to_string() } else { format!("{ns}/{name}") },
-                reason,
-            };
-            match kind {
-                "Node" => inv.nodes.push(parse_node(obj, opts).map_err(wrap)?),
-                "Pod" => inv.pods.push(parse_pod(obj).map_err(wrap)?),
-                "PodDisruptionBudget" => inv.pdbs.push(parse_pdb(obj).map_err(wrap)?),
-                k if WorkloadKind::from_kind(k).is_some() => inv.workloads.push(parse_workload(obj).map_err(wrap)?),
-                _ => {}
-            }
+            builder.add(origin, obj)?;
         }
-        if inv.nodes.is_empty() {
-            return Err(SnapshotError::NoNodes { path: source.to_string() });
+        builder.finish()
+    }
+}
+
+/// Parses objects one at a time into an inventory, so a caller reading page after page (the
+/// live collector) can drop each page once it is parsed instead of holding the whole cluster.
+#[derive(Debug)]
+pub struct InventoryBuilder {
+    inv: Inventory,
+    opts: SnapshotOptions,
+    seen: std::collections::HashSet<(String, String, String)>,
+}
+
+impl InventoryBuilder {
+    pub fn new(source: &str, opts: &SnapshotOptions) -> Self {
+        InventoryBuilder {
+            inv: Inventory { source: source.to_string(), ..Default::default() },
+            opts: opts.clone(),
+            seen: Default::default(),
         }
-        finish(&mut inv);
-        Ok(inv)
+    }
+
+    /// The apiserver's `/version` `gitVersion`, when known.
+    pub fn server_version(&mut self, version: Option<&str>) {
+        self.inv.server_version = version.and_then(|v| v.parse().ok());
+    }
+
+    /// Parse one object; `origin` names the file or URL for errors.
+    pub fn add(&mut self, origin: &str, obj: &Value) -> Result<(), SnapshotError> {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or("");
+        let name = str_at(obj, &["metadata", "name"]).unwrap_or("");
+        let wrap = |reason: String| SnapshotError::Object {
+            path: origin.to_string(),
+            kind: kind.to_string(),
+            name: if ns.is_empty() { name.to_string() } else { format!("{ns}/{name}") },
+            reason,
+        };
+        let wanted = matches!(kind, "Node" | "Pod" | "PodDisruptionBudget") || WorkloadKind::from_kind(kind).is_some();
+        // The same object may appear in several files of a directory: keep the first.
+        if !wanted || !self.seen.insert((kind.to_string(), ns.to_string(), name.to_string())) {
+            return Ok(());
+        }
+        let inv = &mut self.inv;
+        match kind {
+            "Node" => inv.nodes.push(parse_node(obj, &self.opts).map_err(wrap)?),
+            "Pod" => inv.pods.push(parse_pod(obj).map_err(wrap)?),
+            "PodDisruptionBudget" => inv.pdbs.push(parse_pdb(obj).map_err(wrap)?),
+            _ => inv.workloads.push(parse_workload(obj).map_err(wrap)?),
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Inventory, SnapshotError> {
+        if self.inv.nodes.is_empty() {
+            return Err(SnapshotError::NoNodes { path: self.inv.source.clone() });
+        }
+        finish(&mut self.inv);
+        Ok(self.inv)
     }
 }
 
@@ -440,8 +472,8 @@ fn anti_affinity_terms(affinity: &Value) -> Vec<Selector> {
 
 pub fn parse_pod(obj: &Value) -> Result<Pod, String> {
     let meta = obj.get("metadata").ok_or("no metadata")?;
-    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-    let status = obj.get("status").cloned().unwrap_or(Value::Null);
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let status = obj.get("status").unwrap_or(&Value::Null);
     let phase = match status.get("phase").and_then(Value::as_str) {
         Some("Running") => PodPhase::Running,
         Some("Succeeded") => PodPhase::Succeeded,
@@ -509,7 +541,7 @@ pub fn parse_pod(obj: &Value) -> Result<Pod, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let affinity = spec.get("affinity").cloned().unwrap_or(Value::Null);
+    let affinity = spec.get("affinity").unwrap_or(&Value::Null);
     Ok(Pod {
         namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
         name: meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string(),
@@ -523,9 +555,9 @@ pub fn parse_pod(obj: &Value) -> Result<Pod, String> {
         requests,
         volumes,
         node_selector: string_map(spec.get("nodeSelector")),
-        node_affinity: node_selector_terms(&affinity),
+        node_affinity: node_selector_terms(affinity),
         tolerations,
-        anti_affinity_hostname: anti_affinity_terms(&affinity),
+        anti_affinity_hostname: anti_affinity_terms(affinity),
         priority: spec.get("priority").and_then(Value::as_i64).unwrap_or(0) as i32,
         termination_grace_seconds: spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64),
         deletion_timestamp: timestamp(meta.get("deletionTimestamp"))?,
@@ -580,8 +612,8 @@ pub fn parse_pdb(obj: &Value) -> Result<Pdb, String> {
 pub fn parse_workload(obj: &Value) -> Result<Workload, String> {
     let meta = obj.get("metadata").ok_or("no metadata")?;
     let kind = obj.get("kind").and_then(Value::as_str).and_then(WorkloadKind::from_kind).ok_or("not a workload")?;
-    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-    let status = obj.get("status").cloned().unwrap_or(Value::Null);
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let status = obj.get("status").unwrap_or(&Value::Null);
     let replicas = match kind {
         WorkloadKind::DaemonSet => status.get("desiredNumberScheduled").and_then(Value::as_i64).unwrap_or(0),
         _ => spec.get("replicas").and_then(Value::as_i64).unwrap_or(1),
@@ -594,7 +626,7 @@ pub fn parse_workload(obj: &Value) -> Result<Workload, String> {
         Some(s) => Selector::from_label_selector(s).map_err(|e| e.to_string())?,
         None => Selector::everything(),
     };
-    let images = at(&spec, &["template", "spec", "containers"])
+    let images = at(spec, &["template", "spec", "containers"])
         .and_then(Value::as_array)
         .map(|cs| cs.iter().filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from)).collect())
         .unwrap_or_default();

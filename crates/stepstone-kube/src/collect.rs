@@ -13,7 +13,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Map, Value};
 use stepstone_core::inventory::Inventory;
-use stepstone_core::snapshot::{ObjectSet, SnapshotError, SnapshotOptions};
+use stepstone_core::snapshot::{InventoryBuilder, ObjectSet, SnapshotError, SnapshotOptions};
+use stepstone_core::wire::{self, Keep};
 
 /// Items per list request, as `kubectl get --chunk-size` defaults to.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -87,6 +88,8 @@ pub enum CollectError {
     PaginationLoop { url: String, token: String },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error("the page parser stopped unexpectedly: {0}")]
+    Parser(String),
 }
 
 /// How to collect.
@@ -147,8 +150,62 @@ pub async fn collect_inventory(
     opts: &SnapshotOptions,
 ) -> Result<Inventory, CollectError> {
     let conn = connect(kubeconfig, context).await?;
-    let set = collect_with(&conn, &CollectOptions::default()).await?;
-    Ok(set.into_inventory(&conn.label, opts)?)
+    collect_inventory_with(&conn, &CollectOptions::default(), opts).await
+}
+
+/// The live inventory through an existing connection. Each page is read keeping only what the
+/// parsers use ([`stepstone_core::wire`]) and parsed on a worker thread while the next page is
+/// fetched, so memory stays at a few pages of JSON plus the inventory.
+pub async fn collect_inventory_with(
+    conn: &Connection,
+    opts: &CollectOptions,
+    snapshot_opts: &SnapshotOptions,
+) -> Result<Inventory, CollectError> {
+    let (pages_tx, mut pages_rx) = tokio::sync::mpsc::channel::<(usize, String)>(2);
+    let mut builder = InventoryBuilder::new(&conn.label, snapshot_opts);
+    let server = conn.server.clone();
+    let parser = tokio::task::spawn_blocking(move || -> Result<InventoryBuilder, CollectError> {
+        while let Some((index, text)) = pages_rx.blocking_recv() {
+            let resource = &RESOURCES[index];
+            let origin = format!("{server}{}", resource.path);
+            let keep = wire::keep_for(resource.kind).unwrap_or(Keep::All);
+            let page = wire::read_page(&text, keep)
+                .map_err(|e| CollectError::NotAList { url: origin.clone(), reason: format!("invalid list: {e}") })?;
+            drop(text);
+            for item in page.items {
+                builder.add(&origin, &with_type(item, resource))?;
+            }
+        }
+        Ok(builder)
+    });
+    'resources: for (index, resource) in RESOURCES.iter().enumerate() {
+        let mut pages = Pages::new(conn, resource, opts.page_size);
+        while let Some(text) = pages.next_text().await? {
+            let token = wire::continue_token(&text).map_err(|e| CollectError::NotAList {
+                url: format!("{}{}", conn.server, resource.path),
+                reason: format!("invalid JSON: {e}"),
+            })?;
+            pages.set_continue(&token)?;
+            if pages_tx.send((index, text)).await.is_err() {
+                // The parser stopped on an error; it is returned below.
+                break 'resources;
+            }
+        }
+    }
+    drop(pages_tx);
+    let mut builder = parser.await.map_err(|e| CollectError::Parser(e.to_string()))??;
+    let version = server_version(conn).await?;
+    builder.server_version(Some(&version));
+    Ok(builder.finish()?)
+}
+
+async fn server_version(conn: &Connection) -> Result<String, CollectError> {
+    let version = conn
+        .client
+        .apiserver_version()
+        .await
+        .map_err(|source| CollectError::Version { server: conn.server.clone(), source })?;
+    Ok(version.git_version)
 }
 
 /// Collect through an existing connection.
@@ -160,12 +217,7 @@ pub async fn collect_with(conn: &Connection, opts: &CollectOptions) -> Result<Ob
             set.objects.push((origin.clone(), item));
         }
     }
-    let version = conn
-        .client
-        .apiserver_version()
-        .await
-        .map_err(|source| CollectError::Version { server: conn.server.clone(), source })?;
-    set.server_version = Some(version.git_version);
+    set.server_version = Some(server_version(conn).await?);
     Ok(set)
 }
 
@@ -173,47 +225,75 @@ pub async fn collect_with(conn: &Connection, opts: &CollectOptions) -> Result<Ob
 /// every item (the API leaves them out of list items; kubectl fills them in).
 pub async fn list_all(conn: &Connection, resource: &Resource, page_size: u32) -> Result<Vec<Value>, CollectError> {
     let url = format!("{}{}", conn.server, resource.path);
-    let request = kube::core::Request::new(resource.path);
     let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    let mut seen_tokens = std::collections::BTreeSet::new();
-    loop {
-        let mut params = ListParams::default();
-        if page_size > 0 {
-            params = params.limit(page_size);
-        }
-        if let Some(t) = &token {
-            params = params.continue_token(t);
-        }
-        let http_request = request.list(&params).map_err(|e| CollectError::List {
-            what: plural(resource.kind),
-            server: conn.server.clone(),
-            source: kube::Error::BuildRequest(e),
-        })?;
-        let text = conn.client.request_text(http_request).await.map_err(|source| CollectError::List {
-            what: plural(resource.kind),
-            server: conn.server.clone(),
-            source,
-        })?;
-        let page: Value = serde_json::from_str(&text)
+    let mut pages = Pages::new(conn, resource, page_size);
+    while let Some(text) = pages.next_text().await? {
+        let mut page: Value = serde_json::from_str(&text)
             .map_err(|e| CollectError::NotAList { url: url.clone(), reason: format!("invalid JSON: {e}") })?;
-        let page_items = page
-            .get("items")
-            .and_then(Value::as_array)
-            .ok_or_else(|| CollectError::NotAList { url: url.clone(), reason: "no \"items\" array".to_string() })?;
-        items.extend(page_items.iter().map(|item| with_type(item, resource)));
-        match page.pointer("/metadata/continue").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-            Some(next) => {
-                if !seen_tokens.insert(next.to_string()) {
-                    return Err(CollectError::PaginationLoop { url, token: next.to_string() });
-                }
-                token = Some(next.to_string());
-            }
-            None => break,
-        }
+        drop(text);
+        let Some(Value::Array(page_items)) = page.get_mut("items").map(Value::take) else {
+            return Err(CollectError::NotAList { url: url.clone(), reason: "no \"items\" array".to_string() });
+        };
+        items.extend(page_items.into_iter().map(|item| with_type(item, resource)));
+        pages.set_continue(page.pointer("/metadata/continue").and_then(Value::as_str).unwrap_or(""))?;
     }
     tracing::debug!(resource = resource.kind, count = items.len(), "listed");
     Ok(items)
+}
+
+/// The pages of one cluster-wide list: fetches the text of each, follows `continue` tokens
+/// and refuses a token it has already seen (a server bug that would otherwise loop forever).
+struct Pages<'a> {
+    conn: &'a Connection,
+    resource: &'a Resource,
+    page_size: u32,
+    token: Option<String>,
+    seen_tokens: std::collections::BTreeSet<String>,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn new(conn: &'a Connection, resource: &'a Resource, page_size: u32) -> Self {
+        Pages { conn, resource, page_size, token: None, seen_tokens: Default::default(), done: false }
+    }
+
+    /// The next page's JSON text; `None` after the last page.
+    async fn next_text(&mut self) -> Result<Option<String>, CollectError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut params = ListParams::default();
+        if self.page_size > 0 {
+            params = params.limit(self.page_size);
+        }
+        if let Some(t) = &self.token {
+            params = params.continue_token(t);
+        }
+        let list_error =
+            |source| CollectError::List { what: plural(self.resource.kind), server: self.conn.server.clone(), source };
+        let request = kube::core::Request::new(self.resource.path)
+            .list(&params)
+            .map_err(|e| list_error(kube::Error::BuildRequest(e)))?;
+        // Until the caller reports a continue token, this is the last page.
+        self.done = true;
+        self.conn.client.request_text(request).await.map(Some).map_err(list_error)
+    }
+
+    /// Record the page's `metadata.continue` (empty on the last page).
+    fn set_continue(&mut self, token: &str) -> Result<(), CollectError> {
+        if token.is_empty() {
+            return Ok(());
+        }
+        if !self.seen_tokens.insert(token.to_string()) {
+            return Err(CollectError::PaginationLoop {
+                url: format!("{}{}", self.conn.server, self.resource.path),
+                token: token.to_string(),
+            });
+        }
+        self.token = Some(token.to_string());
+        self.done = false;
+        Ok(())
+    }
 }
 
 fn plural(kind: &str) -> String {
@@ -224,17 +304,13 @@ fn plural(kind: &str) -> String {
 }
 
 /// The item with `apiVersion` and `kind` first, as kubectl prints list items.
-fn with_type(item: &Value, resource: &Resource) -> Value {
-    let mut out = Map::new();
+fn with_type(item: Value, resource: &Resource) -> Value {
+    let Value::Object(fields) = item else { return item };
+    let mut out = Map::with_capacity(fields.len() + 2);
     out.insert("apiVersion".into(), Value::String(resource.api_version.to_string()));
     out.insert("kind".into(), Value::String(resource.kind.to_string()));
-    if let Some(obj) = item.as_object() {
-        for (k, v) in obj {
-            if k != "apiVersion" && k != "kind" {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
+    // Moved, not cloned: a pod list page is megabytes of nested maps.
+    out.extend(fields.into_iter().filter(|(k, _)| k != "apiVersion" && k != "kind"));
     Value::Object(out)
 }
 
@@ -255,7 +331,7 @@ mod tests {
     #[test]
     fn list_items_get_type_first() {
         let item = serde_json::json!({"metadata": {"name": "a"}, "status": {}});
-        let typed = with_type(&item, &RESOURCES[2]);
+        let typed = with_type(item, &RESOURCES[2]);
         let keys: Vec<&String> = typed.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["apiVersion", "kind", "metadata", "status"]);
         assert_eq!(typed["apiVersion"], "policy/v1");

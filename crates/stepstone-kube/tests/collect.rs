@@ -36,6 +36,16 @@ async fn paginates_every_list_with_continue_tokens() {
     assert_eq!(set.server_version.as_deref(), Some("v1.33.4"));
 
     let inv = set.into_inventory("cluster lab", &SnapshotOptions::default()).unwrap();
+    // The inventory path reads the same pages pruned, on a parser thread: same result, same requests.
+    let before = api.log.lock().unwrap().len();
+    let streamed =
+        collect::collect_inventory_with(&conn, &CollectOptions { page_size: 2 }, &SnapshotOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(api.log.lock().unwrap().len() - before, log.len(), "one request per page, as before");
+    let mut streamed_value = serde_json::to_value(&streamed).unwrap();
+    streamed_value["source"] = "cluster lab".into();
+    assert_eq!(streamed_value, serde_json::to_value(&inv).unwrap());
     assert_eq!(inv.nodes.len(), 5);
     assert_eq!(inv.server_version.as_ref().unwrap().to_string(), "v1.33.4");
     assert_eq!(inv.control_plane_version().unwrap().to_string(), "v1.33.4");

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod clock;
 pub mod controllers;
+pub mod encoded;
 pub mod faults;
 pub mod metrics;
 pub mod nodes;
@@ -253,6 +254,7 @@ impl Lab {
             wake: Notify::new(),
             stats: Stats::default(),
             kubelets: Mutex::new(Default::default()),
+            encoded: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
             .await

@@ -626,11 +626,11 @@ fn list(
     out.extend_from_slice(b",\"metadata\":");
     serde_json::to_writer(&mut out, &metadata).expect("object");
     out.extend_from_slice(b",\"items\":[");
-    for (i, obj) in items.iter().enumerate() {
+    for (i, json) in shared.encoded.encode_all(&items).iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, &**obj).expect("object");
+        out.extend_from_slice(json);
     }
     out.extend_from_slice(b"]}");
     let mut r = Response::new(Body::from(out));

@@ -81,6 +81,8 @@ pub struct Shared {
     pub wake: Notify,
     pub stats: Stats,
     pub kubelets: Mutex<BTreeMap<String, KubeletState>>,
+    /// JSON of stored objects, reused by list responses.
+    pub encoded: crate::encoded::EncodedObjects,
 }
 
 impl std::fmt::Debug for Shared {
