@@ -40,6 +40,29 @@ pub struct ApiRule {
     #[serde(default)]
     pub note: String,
     pub source: String,
+    /// What the apiserver's own deprecation warning about these kinds says, where the row
+    /// records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// The `k8s:prerelease-lifecycle-gen` tags of a deprecated type, which the apiserver quotes in
+/// the `Warning: 299` header of every request to it (`policy/v1beta1 PodDisruptionBudget is
+/// deprecated in v1.21+, unavailable in v1.25+; use policy/v1 PodDisruptionBudget`). Kept apart
+/// from the row's `deprecated_in`, which records what the migration guides state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    /// The minor from which the apiserver warns (the `deprecated` tag).
+    pub deprecated_in: Minor,
+    /// Whether the warning names the replacement (the type has a `replacement` tag).
+    #[serde(default = "names_replacement_default")]
+    pub names_replacement: bool,
+    pub source: String,
+}
+
+fn names_replacement_default() -> bool {
+    true
 }
 
 impl ApiRule {
@@ -102,6 +125,8 @@ impl RemovedApis {
                 Some("source is empty")
             } else if rule.version().is_empty() {
                 Some("group_version has no version")
+            } else if rule.lifecycle.as_ref().is_some_and(|l| l.source.trim().is_empty()) {
+                Some("lifecycle.source is empty")
             } else {
                 None
             };
@@ -222,5 +247,43 @@ source = "test"
 "#;
         let err = RemovedApis::parse("t.toml", text).unwrap_err().to_string();
         assert!(err.contains("x.example/v1beta1") && err.contains("removed_in"), "{err}");
+    }
+
+    #[test]
+    fn lifecycle_is_optional_and_names_the_replacement_unless_told() {
+        let row = |lifecycle: &str| {
+            format!(
+                "updated = \"2026-01-01\"\n[[api]]\ngroup_version = \"x.example/v1beta1\"\nkinds = [\"Thing\"]\n\
+                 removed_in = \"1.30\"\nreplacement = \"x.example/v1\"\nsource = \"test\"\n{lifecycle}"
+            )
+        };
+        let plain = RemovedApis::parse("t.toml", &row("")).unwrap();
+        assert_eq!(plain.api[0].lifecycle, None);
+        let tagged =
+            RemovedApis::parse("t.toml", &row("lifecycle = { deprecated_in = \"1.27\", source = \"tags\" }")).unwrap();
+        assert_eq!(
+            tagged.api[0].lifecycle,
+            Some(Lifecycle { deprecated_in: Minor::new(1, 27), names_replacement: true, source: "tags".into() })
+        );
+        let bare = row("lifecycle = { deprecated_in = \"1.27\", names_replacement = false, source = \"tags\" }");
+        assert!(!RemovedApis::parse("t.toml", &bare).unwrap().api[0].lifecycle.as_ref().unwrap().names_replacement);
+        let err = RemovedApis::parse("t.toml", &row("lifecycle = { deprecated_in = \"1.27\", source = \" \" }"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lifecycle.source is empty"), "{err}");
+    }
+
+    #[test]
+    fn the_served_aliases_record_what_the_apiserver_warns() {
+        let data = RemovedApis::embedded();
+        for (gv, kind, deprecated, named) in [
+            ("policy/v1beta1", "PodDisruptionBudget", Minor::new(1, 21), true),
+            ("coordination.k8s.io/v1beta1", "Lease", Minor::new(1, 19), true),
+            ("events.k8s.io/v1beta1", "Event", Minor::new(1, 22), false),
+        ] {
+            let lifecycle =
+                data.rule_for(gv, kind).and_then(|r| r.lifecycle.as_ref()).unwrap_or_else(|| panic!("{gv}"));
+            assert_eq!((lifecycle.deprecated_in, lifecycle.names_replacement), (deprecated, named), "{gv} {kind}");
+        }
     }
 }

@@ -200,6 +200,44 @@ pub fn apply_defaults(res: ResId, obj: &mut Value) {
     }
 }
 
+/// The annotation through which apps/v1 carries a DaemonSet's template generation (the internal
+/// `spec.templateGeneration`); the DaemonSet controller copies it into its pods'
+/// `pod-template-generation` label.
+pub const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+/// What the apiserver stores on create beyond the object the client sent: the defaults and, for
+/// a DaemonSet, its template generation.
+pub fn prepare_for_create(res: ResId, obj: &mut Value) {
+    apply_defaults(res, obj);
+    if res == resources::DAEMONSETS {
+        set_template_generation(obj, None);
+    }
+}
+
+/// A DaemonSet's template generation as its annotation states it.
+pub fn template_generation(ds: &Value) -> Option<i64> {
+    meta(ds).get("annotations")?.get(TEMPLATE_GENERATION)?.as_str()?.parse().ok()
+}
+
+/// Upstream's DaemonSet strategy and apps/v1 conversion: on create (`old` is `None`) the template
+/// generation is the one the client sent, at least 1; on update the client cannot change it and
+/// it goes up by one when `spec.template` changes (the store bumps `metadata.generation` for the
+/// same change). apps/v1 always writes it back into the annotation, whatever the client sent.
+pub fn set_template_generation(ds: &mut Value, old: Option<&Value>) {
+    let generation = match old {
+        None => template_generation(ds).unwrap_or(0).max(1),
+        Some(old) => {
+            let before = template_generation(old).unwrap_or(0);
+            if old.pointer("/spec/template") == ds.pointer("/spec/template") { before } else { before + 1 }
+        }
+    };
+    let annotations = meta_mut(ds).entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations[TEMPLATE_GENERATION] = json!(generation.to_string());
+}
+
 /// POST to a collection.
 pub fn create(
     store: &mut Store,
@@ -238,7 +276,7 @@ pub fn create(
             def.api_version()
         )));
     }
-    apply_defaults(res, &mut obj);
+    prepare_for_create(res, &mut obj);
     validate(res, &obj)?;
     if dry_run {
         if store.get(res, if def.namespaced { store::namespace_of(&obj) } else { "" }, name_of(&obj)).is_some() {
@@ -275,6 +313,11 @@ pub fn update(
     }
     if part != Part::Status {
         validate(res, &obj)?;
+        if res == resources::DAEMONSETS
+            && let Some(old) = store.get(res, ns, name).cloned()
+        {
+            set_template_generation(&mut obj, Some(&old));
+        }
     }
     store.update(res, obj, part, true)
 }
@@ -292,12 +335,15 @@ pub fn patch(
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
     let current = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
-    let patched = patch::apply(kind, &current, body)?;
+    let mut patched = patch::apply(kind, &current, body)?;
     if name_of(&patched) != name {
         return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
     }
     if part != Part::Status {
         validate(res, &patched)?;
+        if res == resources::DAEMONSETS {
+            set_template_generation(&mut patched, Some(&current));
+        }
     }
     // A patch that names a resourceVersion is conditional on it; otherwise it applies to the latest.
     store.update(res, patched, part, true)

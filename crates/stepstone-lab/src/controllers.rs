@@ -888,6 +888,10 @@ fn daemon_tolerations() -> Vec<Value> {
 /// (revision) from older ones.
 const REVISION_LABEL: &str = "controller-revision-hash";
 
+/// The pod label upstream's DaemonSet controller copies the DaemonSet's template generation
+/// ([`api::TEMPLATE_GENERATION`]) into.
+const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
+
 /// Resolve an int-or-percent against `total` like upstream's `GetScaledValueFromIntOrPercent`:
 /// integers as they are, `"N%"` scaled and rounded up or down. `None` for anything else (the
 /// API server rejects such values, so they only come from hand-written fleets).
@@ -997,8 +1001,16 @@ fn daemonsets(store: &mut Store, now: Timestamp, adopted: &mut HashSet<String>) 
     for ds in sets {
         let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let hash = template_hash(&template);
-        let mut template_pod =
-            pod_from_template(&ds, "DaemonSet", "template".into(), &[(REVISION_LABEL, hash.clone())]);
+        // Upstream's CreatePodTemplate: the template generation (when the DaemonSet has one) and
+        // the revision hash. Whether a pod is current is decided by the hash alone: every pod the
+        // lab creates or adopts carries one, so the generation label's fallback for pods from
+        // before revision hashes never applies.
+        let mut extra_labels = Vec::with_capacity(2);
+        if let Some(generation) = api::template_generation(&ds) {
+            extra_labels.push((TEMPLATE_GENERATION_LABEL, generation.to_string()));
+        }
+        extra_labels.push((REVISION_LABEL, hash.clone()));
+        let mut template_pod = pod_from_template(&ds, "DaemonSet", "template".into(), &extra_labels);
         let mut tolerations =
             template_pod.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
         for t in daemon_tolerations() {

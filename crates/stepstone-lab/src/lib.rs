@@ -174,6 +174,10 @@ pub fn load_fleet(store: &mut Store, fleet: Value, now: Timestamp) -> Result<Loa
             namespaces.insert(ns);
         }
         store::meta_mut(&mut item).remove("resourceVersion");
+        // Stored as an apiserver would have stored it: a hand-written object gets the defaults
+        // (a DaemonSet's RollingUpdate strategy, a pod's grace period); a snapshot already has
+        // them and is left as it is.
+        api::prepare_for_create(res, &mut item);
         if res == resources::NODES {
             nodes::default_packages(&mut item);
         }

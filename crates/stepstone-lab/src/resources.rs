@@ -334,16 +334,6 @@ pub fn group(name: &str, aliases: &[&Alias]) -> Option<Value> {
 /// silently.
 pub const WARNINGS_SINCE: Minor = Minor::new(1, 19);
 
-/// The apiserver's own deprecation facts (the `k8s:prerelease-lifecycle-gen` tags of the types,
-/// which its warnings quote) for the rows of `data/removed-apis.toml` that have no
-/// `deprecated_in`: group/version, kind, deprecated in, and whether the warning names a
-/// replacement (events.k8s.io/v1beta1 Event carries no replacement tag).
-const LIFECYCLE: &[(&str, &str, Minor, bool)] = &[
-    ("policy/v1beta1", "PodDisruptionBudget", Minor::new(1, 21), true),
-    ("events.k8s.io/v1beta1", "Event", Minor::new(1, 22), false),
-    ("coordination.k8s.io/v1beta1", "Lease", Minor::new(1, 19), true),
-];
-
 /// A deprecated group/version of a resource the lab serves, answered from the same stored objects
 /// (with `apiVersion` rewritten) for as long as the cluster's version still serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -420,10 +410,11 @@ fn build_aliases(data: &'static RemovedApis) -> Vec<Alias> {
             {
                 continue;
             }
-            let known = LIFECYCLE.iter().find(|(gv, k, _, _)| *gv == rule.group_version && k == kind);
-            let (deprecated_in, names_replacement) = match (rule.deprecated_in, known) {
-                (Some(d), _) => (Some(d), true),
-                (None, Some((_, _, d, named))) => (Some(*d), *named),
+            // The row's `lifecycle` is what the apiserver's warning quotes; without one, the
+            // documented deprecation, else the release that made the replacement available.
+            let (deprecated_in, names_replacement) = match (&rule.lifecycle, rule.deprecated_in) {
+                (Some(l), _) => (Some(l.deprecated_in), l.names_replacement),
+                (None, Some(d)) => (Some(d), true),
                 (None, None) => (rule.replacement_since, true),
             };
             out.push(Alias { group, version, res, removed_in: rule.removed_in, deprecated_in, names_replacement });
@@ -494,6 +485,12 @@ mod tests {
         assert!(!pdb.deprecated_at(Minor::new(1, 20)) && pdb.deprecated_at(Minor::new(1, 24)));
         let events = alias_candidates().iter().find(|a| a.group == "events.k8s.io").unwrap();
         assert_eq!(events.warning(), "events.k8s.io/v1beta1 Event is deprecated in v1.22+, unavailable in v1.25+");
+        let lease = alias_candidates().iter().find(|a| a.group == "coordination.k8s.io").unwrap();
+        assert_eq!(
+            lease.warning(),
+            "coordination.k8s.io/v1beta1 Lease is deprecated in v1.19+, unavailable in v1.22+; use coordination.k8s.io/v1 Lease"
+        );
+        assert!(lease.deprecated_at(Minor::new(1, 21)) && !lease.served_at(Minor::new(1, 22)));
         // No replacement served (batch/v1 CronJob, networking.k8s.io/v1 Ingress): no alias.
         assert!(!alias_candidates().iter().any(|a| a.group == "batch" || a.group == "networking.k8s.io"));
         assert!(!alias_candidates().iter().any(|a| find(a.group, a.version, a.def().plural).is_some()));

@@ -237,8 +237,14 @@ async fn dispatch(
 }
 
 /// The cluster's minor when `path` may touch a deprecated alias (`/apis`, or a group or
-/// group/version that has one), so other requests skip the look-up.
+/// group/version that has one, or the OpenAPI index or document of one), so other requests skip
+/// the look-up.
 fn alias_cluster_version(shared: &Shared, path: &str) -> Option<stepstone_core::version::Minor> {
+    let path = match path.strip_prefix("/openapi/v3") {
+        Some("") | Some("/") => "/apis",
+        Some(document) => document,
+        None => path,
+    };
     let mut segs = path.split('/').filter(|s| !s.is_empty());
     if segs.next() != Some("apis") || segs.next().is_some_and(|g| !resources::may_alias(g, segs.next())) {
         return None;
@@ -381,8 +387,11 @@ async fn handle(
         // get, cordon, drain, scale and delete never ask; create and apply read the v3 index to
         // learn that the server validates fields itself. There is no v2 document.
         shared.stats.count("openapi");
-        let doc =
-            if path == "/openapi/v3" { Some(crate::openapi::root()) } else { crate::openapi::group_version(&path) };
+        let doc = if path == "/openapi/v3" {
+            Some(crate::openapi::root(aliases))
+        } else {
+            crate::openapi::group_version(&path, aliases)
+        };
         return match doc {
             Some(d) => json_response(200, &d),
             None => error_response(&ApiError::no_route(&path)),
