@@ -115,8 +115,12 @@ pub fn read_page(text: &str, keep: Keep) -> Result<Page, serde_json::Error> {
     Ok(page)
 }
 
-/// Only `metadata.continue` of a list response (empty on the last page): a scan that allocates
-/// nothing for the items, so the next page can be requested before this one is parsed.
+/// Only `metadata.continue` of a list response (empty on the last page), read without parsing
+/// the items, so the next page can be requested while this one is parsed.
+///
+/// API servers write `metadata` before `items`; then only the text before `"items":` is read.
+/// (Inside a JSON string a quote is escaped, so that byte sequence can only be a key.) Any other
+/// layout falls back to a full scan that allocates nothing for the items.
 pub fn continue_token(text: &str) -> Result<String, serde_json::Error> {
     #[derive(Deserialize)]
     struct Head {
@@ -128,8 +132,16 @@ pub fn continue_token(text: &str) -> Result<String, serde_json::Error> {
         #[serde(default, rename = "continue")]
         continue_token: Option<String>,
     }
-    let head: Head = serde_json::from_str(text)?;
-    Ok(head.metadata.and_then(|m| m.continue_token).unwrap_or_default())
+    let token = |head: Head| head.metadata.and_then(|m| m.continue_token).unwrap_or_default();
+    if let Some(at) = text.find("\"items\":") {
+        let head_only = format!("{}\"items\":null}}", &text[..at]);
+        if let Ok(head) = serde_json::from_str::<Head>(&head_only)
+            && head.metadata.is_some()
+        {
+            return Ok(token(head));
+        }
+    }
+    Ok(token(serde_json::from_str(text)?))
 }
 
 /// Read one object keeping only what `keep` says.
@@ -342,8 +354,19 @@ mod tests {
         assert_eq!(page.items, vec![json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {}})]);
         assert_eq!(
             continue_token(r#"{"items":[{"metadata":{"continue":"no"}}],"metadata":{"continue":"abc"}}"#).unwrap(),
-            "abc"
+            "abc",
+            "items first: the full scan"
         );
+        assert_eq!(
+            continue_token(
+                r#"{"kind":"PodList","metadata":{"continue":"abc"},"items":[{"metadata":{"continue":"no"}}]}"#
+            )
+            .unwrap(),
+            "abc",
+            "metadata first: the head only"
+        );
+        assert_eq!(continue_token(r#"{"metadata":{"resourceVersion":"5"},"items":[]}"#).unwrap(), "");
+        assert!(continue_token(r#"{"metadata":{"continue":"abc"},"items":[{"#).is_ok(), "the head alone decides");
         let last = read_page(r#"{"metadata":{},"items":null}"#, POD).unwrap();
         assert_eq!(last.continue_token, "");
         assert!(last.items.is_empty());
