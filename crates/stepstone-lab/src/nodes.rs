@@ -784,6 +784,10 @@ fn upgrade_addons(
         let Some(tag) = tag else { continue };
         let mut next = (*obj).clone();
         let Some((old, new)) = retag_template(&mut next, container, &tag) else { continue };
+        if res == DAEMONSETS {
+            // kubeadm writes through the API, which moves the template generation on a template change.
+            crate::api::set_template_generation(&mut next, Some(&obj));
+        }
         let Ok(updated) = store.update(res, next, Part::Main, false) else { continue };
         record_event(
             store,

@@ -169,6 +169,12 @@ fn kube_proxy_rolls_one_node_at_a_time_and_coredns_follows() {
             && s["numberAvailable"] == 5
             && s["observedGeneration"] == 2
     });
+    // The template changed through kubeadm's write: the template generation moved with it.
+    let ds = lab.get("daemonsets", "kube-system", "kube-proxy").unwrap();
+    assert_eq!(ds["metadata"]["annotations"]["deprecated.daemonset.template.generation"], "2", "{}", ds["metadata"]);
+    for p in proxy_pods(&lab).values().flatten() {
+        assert_eq!(p["metadata"]["labels"]["pod-template-generation"], "2", "{}", p["metadata"]);
+    }
     let events = lab.list("events", Some("kube-system"));
     let reasons: Vec<&str> = events
         .iter()

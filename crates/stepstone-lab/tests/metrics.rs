@@ -147,12 +147,12 @@ fn a_deprecated_version_warns_marks_the_gauge_and_shares_storage() {
     assert_eq!(list["apiVersion"], "policy/v1beta1");
     assert_eq!(list["kind"], "PodDisruptionBudgetList");
 
-    // Written through the old version, stored once, read back through the current one. The lab's
-    // OpenAPI documents do not list the deprecated version, so kubectl's client-side check is off.
+    // Written through the old version (kubectl validates it against the lab's OpenAPI document for
+    // it), stored once, read back through the current one.
     let legacy = json!({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
         "metadata": {"name": "legacy", "namespace": "shop"},
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
-    let out = kubectl_fresh(&kc, &cache, &["create", "--validate=false", "-f", "-"], Some(&legacy.to_string()));
+    let out = kubectl_fresh(&kc, &cache, &["create", "-f", "-"], Some(&legacy.to_string()));
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("poddisruptionbudget.policy/legacy created"), "{stdout}");
