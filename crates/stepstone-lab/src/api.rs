@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use stepstone_core::pdb::{self, EvictionEffect};
 use stepstone_core::snapshot::{parse_pdb, parse_pod};
 
+use crate::apply::{self, Writer};
 use crate::clock;
 use crate::patch::{self, PatchType};
 use crate::resources::{self, RESOURCES, ResId};
@@ -246,6 +247,7 @@ pub fn create(
     ns: Option<&str>,
     now: Timestamp,
     dry_run: bool,
+    writer: &Writer,
 ) -> Result<Arc<Value>, ApiError> {
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
@@ -278,6 +280,7 @@ pub fn create(
     }
     prepare_for_create(res, &mut obj);
     validate(res, &obj)?;
+    apply::track_update(def, None, &mut obj, writer, if def.status { Part::Main } else { Part::All }, None);
     if dry_run {
         if store.get(res, if def.namespaced { store::namespace_of(&obj) } else { "" }, name_of(&obj)).is_some() {
             return Err(ApiError::already_exists(def, name_of(&obj)));
@@ -295,6 +298,7 @@ pub fn update(
     ns: &str,
     name: &str,
     part: Part,
+    writer: &Writer,
 ) -> Result<Arc<Value>, ApiError> {
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
@@ -319,10 +323,32 @@ pub fn update(
             set_template_generation(&mut obj, Some(&old));
         }
     }
-    store.update(res, obj, part, true)
+    store_tracked(store, res, obj, part, writer)
+}
+
+/// Record the write in managedFields, then store it. A status write is recorded on the stored
+/// object with its new status (the store would otherwise keep the old metadata).
+fn store_tracked(
+    store: &mut Store,
+    res: ResId,
+    obj: Value,
+    part: Part,
+    writer: &Writer,
+) -> Result<Arc<Value>, ApiError> {
+    let def = &RESOURCES[res];
+    let Some(old) = store.get(res, store::namespace_of(&obj), name_of(&obj)).cloned() else {
+        return store.update(res, obj, part, true);
+    };
+    let (mut obj, store_part) = match part {
+        Part::Status => (apply::with_status_of(&old, &obj), Part::All),
+        p => (obj, p),
+    };
+    apply::track_update(def, Some(&old), &mut obj, writer, part, None);
+    store.update(res, obj, store_part, true)
 }
 
 /// PATCH of the main resource or its status.
+#[allow(clippy::too_many_arguments)]
 pub fn patch(
     store: &mut Store,
     res: ResId,
@@ -331,6 +357,7 @@ pub fn patch(
     kind: PatchType,
     body: &[u8],
     part: Part,
+    writer: &Writer,
 ) -> Result<Arc<Value>, ApiError> {
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
@@ -346,7 +373,7 @@ pub fn patch(
         }
     }
     // A patch that names a resourceVersion is conditional on it; otherwise it applies to the latest.
-    store.update(res, patched, part, true)
+    store_tracked(store, res, patched, part, writer)
 }
 
 /// DELETE of one object. Pods are deleted gracefully (deletionTimestamp now + grace period,
@@ -500,7 +527,14 @@ pub fn scale_of(res: ResId, obj: &Value) -> Value {
 }
 
 /// Write a new Scale (from PUT or after a PATCH of the current Scale) to its parent.
-pub fn set_scale(store: &mut Store, res: ResId, ns: &str, name: &str, scale: &Value) -> Result<Value, ApiError> {
+pub fn set_scale(
+    store: &mut Store,
+    res: ResId,
+    ns: &str,
+    name: &str,
+    scale: &Value,
+    writer: &Writer,
+) -> Result<Value, ApiError> {
     let def = &RESOURCES[res];
     let current = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
     let replicas = match scale.pointer("/spec/replicas") {
@@ -522,6 +556,7 @@ pub fn set_scale(store: &mut Store, res: ResId, ns: &str, name: &str, scale: &Va
     }
     let mut next = (*current).clone();
     next["spec"]["replicas"] = json!(replicas);
+    apply::track_update(def, Some(&current), &mut next, writer, Part::Main, Some("scale"));
     let updated = store.update(res, next, Part::Main, false)?;
     Ok(scale_of(res, &updated))
 }
@@ -790,6 +825,7 @@ mod tests {
             Some("default"),
             now(),
             false,
+            &Writer { manager: "test".into(), now: now() },
         )
         .unwrap_err();
         assert_eq!(e.code, 422);

@@ -122,7 +122,15 @@ impl Loop {
         let workloads = changed(
             &store,
             &self.seen,
-            &[r::PODS, r::NODES, r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS, r::DAEMONSETS],
+            &[
+                r::PODS,
+                r::NODES,
+                r::DEPLOYMENTS,
+                r::REPLICASETS,
+                r::STATEFULSETS,
+                r::DAEMONSETS,
+                r::CONTROLLER_REVISIONS,
+            ],
         );
         let budgets = changed(&store, &self.seen, &[r::PODS, r::PDBS, r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS]);
         if workloads || timer {
@@ -978,6 +986,63 @@ fn daemon_nodes(template_pod: &Value, parsed: &[stepstone_core::inventory::Node]
     )
 }
 
+/// Upstream's DaemonSet history (`constructHistory`, `cleanupHistory`): one ControllerRevision per
+/// distinct template, named `<ds>-<hash>`, labelled with the template's labels and the hash its
+/// pods carry in `controller-revision-hash`, with the DaemonSet's annotations (so
+/// `kubernetes.io/change-cause` shows in `kubectl rollout history`), `data` the patch that puts
+/// the template back (what `kubectl rollout undo` sends) and the highest `revision` for the
+/// current template; a template seen before (a rollback) gets its old revision renumbered rather
+/// than a new one. Beyond `revisionHistoryLimit` (default 10), the oldest revisions no live pod
+/// runs go.
+fn daemon_history(store: &mut Store, ds: &Value, template: &Value, hash: &str, pods: &[Arc<Value>], now: Timestamp) {
+    let ns = namespace_of(ds).to_string();
+    let uid = uid_of(ds).to_string();
+    let revision = |cr: &Value| cr["revision"].as_i64().unwrap_or(0);
+    let hash_of = |o: &Value| store::labels_of(o).get(REVISION_LABEL).cloned();
+    let mut history: Vec<Arc<Value>> = store
+        .iter(r::CONTROLLER_REVISIONS, Some(&ns), None)
+        .filter(|cr| controller_uid(cr) == Some(uid.as_str()))
+        .cloned()
+        .collect();
+    let newest = history.iter().map(|cr| revision(cr)).max().unwrap_or(0);
+    match history.iter().position(|cr| hash_of(cr).as_deref() == Some(hash)) {
+        Some(i) if revision(&history[i]) == newest => {}
+        Some(i) => {
+            let mut next = (*history[i]).clone();
+            next["revision"] = json!(newest + 1);
+            if let Ok(updated) = store.update(r::CONTROLLER_REVISIONS, next, Part::All, false) {
+                history[i] = updated;
+            }
+        }
+        None => {
+            let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+            labels[REVISION_LABEL] = json!(hash);
+            let mut data_template = template.clone();
+            data_template["$patch"] = json!("replace");
+            let mut metadata = json!({"name": format!("{}-{hash}", name_of(ds)), "namespace": ns, "labels": labels,
+                "ownerReferences": owner_ref("DaemonSet", ds)});
+            if let Some(a) = meta(ds).get("annotations").filter(|a| a.as_object().is_some_and(|a| !a.is_empty())) {
+                metadata["annotations"] = a.clone();
+            }
+            let cr = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": metadata,
+                "data": {"spec": {"template": data_template}}, "revision": newest + 1});
+            if let Ok(created) = store.create(r::CONTROLLER_REVISIONS, cr, now, false) {
+                history.push(created);
+            }
+        }
+    }
+    let limit = ds.pointer("/spec/revisionHistoryLimit").and_then(Value::as_u64).unwrap_or(10) as usize;
+    let live: HashSet<String> = pods.iter().filter(|p| is_active(p)).filter_map(|p| hash_of(p)).collect();
+    let mut old: Vec<&Arc<Value>> =
+        history.iter().filter(|cr| hash_of(cr).is_none_or(|h| h != hash && !live.contains(&h))).collect();
+    old.sort_by_key(|cr| revision(cr));
+    let excess = old.len().saturating_sub(limit);
+    let doomed: Vec<String> = old.iter().take(excess).map(|cr| name_of(cr).to_string()).collect();
+    for name in doomed {
+        store.remove(r::CONTROLLER_REVISIONS, &ns, &name);
+    }
+}
+
 /// The DaemonSet controller: one pod per eligible node, pods on other nodes removed, and
 /// template changes rolled out as upstream does it. Each pod carries the template's hash in
 /// `controller-revision-hash`; a pod with another hash is old. `RollingUpdate` deletes old pods
@@ -1038,6 +1103,7 @@ fn daemonsets(store: &mut Store, now: Timestamp, adopted: &mut HashSet<String>) 
                 }
             }
         }
+        daemon_history(store, &ds, &template, &hash, &pods, now);
         let updated_pod = |p: &Value| store::labels_of(p).get(REVISION_LABEL) == Some(&hash);
         let min_ready = ds.pointer("/spec/minReadySeconds").and_then(Value::as_f64).unwrap_or(0.0);
         let mut on_node: BTreeMap<String, Vec<Arc<Value>>> = BTreeMap::new();
@@ -1172,7 +1238,7 @@ fn gc(store: &mut Store, now: Timestamp) {
     for res in [r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS, r::DAEMONSETS, r::NODES, r::PODS] {
         uids.extend(store.iter(res, None, None).map(|o| uid_of(o).to_string()));
     }
-    for res in [r::REPLICASETS, r::PODS, r::LEASES] {
+    for res in [r::REPLICASETS, r::PODS, r::LEASES, r::CONTROLLER_REVISIONS] {
         let orphans: Vec<(String, String)> = store
             .iter(res, None, None)
             .filter(|o| {

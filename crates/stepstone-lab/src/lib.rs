@@ -16,6 +16,7 @@
 //! ```
 
 pub mod api;
+pub mod apply;
 pub mod clock;
 pub mod controllers;
 pub mod encoded;

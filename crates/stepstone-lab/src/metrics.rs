@@ -1,11 +1,13 @@
 //! The lab's `GET /metrics`: kube-apiserver's `apiserver_request_total` counter and
 //! `apiserver_requested_deprecated_apis` gauge, with the upstream names, labels, help texts and
-//! verb spelling, in the Prometheus text exposition format.
+//! verb spelling, in the Prometheus text exposition format. Like an apiserver's, they count since
+//! kube-apiserver last started: `kubeadm upgrade` restarting it ([`Metrics::reset`]) starts them
+//! again from zero.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
-use crate::state::lock;
+use crate::state::{Shared, lock};
 
 /// `Content-Type` of the Prometheus text format, as the apiserver sends it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -61,14 +63,38 @@ struct DeprecatedSeries {
     version: String,
 }
 
-/// Counters since the lab started, like an apiserver's since its start.
+/// Counters since the lab's kube-apiserver last started.
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, RequestLabels), u64>>,
     deprecated: Mutex<BTreeSet<DeprecatedSeries>>,
 }
 
+/// The metrics of every running lab, by its shared state: the HTTP layer counts into them and the
+/// node operations reset them, and both hold only the lab's `Arc<Shared>`.
+static LABS: Mutex<Vec<(Weak<Shared>, Arc<Metrics>)>> = Mutex::new(Vec::new());
+
+/// The metrics of the lab whose shared state is `shared`, created on first use. Entries of labs
+/// that have stopped are dropped here.
+pub fn of(shared: &Arc<Shared>) -> Arc<Metrics> {
+    let mut labs = lock(&LABS);
+    labs.retain(|(lab, _)| lab.strong_count() > 0);
+    if let Some((_, metrics)) = labs.iter().find(|(lab, _)| std::ptr::eq(lab.as_ptr(), Arc::as_ptr(shared))) {
+        return metrics.clone();
+    }
+    let metrics = Arc::new(Metrics::default());
+    labs.push((Arc::downgrade(shared), metrics.clone()));
+    metrics
+}
+
 impl Metrics {
+    /// kube-apiserver restarted: every counter and the deprecated-API gauge start again empty, so
+    /// `/metrics` shows only what was requested since (what `stepstone` reads after an upgrade).
+    pub fn reset(&self) {
+        lock(&self.requests).clear();
+        lock(&self.deprecated).clear();
+    }
+
     /// Count one served request with its HTTP status code. A watch is counted when its stream
     /// starts (the apiserver counts it when the stream ends).
     pub fn record(&self, labels: RequestLabels, code: u16) {
@@ -195,5 +221,18 @@ mod tests {
         assert_eq!(dry_run_label(Some("All")), "All");
         assert_eq!(dry_run_label(Some("Bogus")), "invalid");
         assert_eq!(dry_run_label(None), "");
+    }
+
+    #[test]
+    fn a_reset_empties_counters_and_the_gauge() {
+        let m = Metrics::default();
+        m.record(list_pods(), 200);
+        m.mark_deprecated("policy", "v1beta1", "poddisruptionbudgets", "", "1.25");
+        m.reset();
+        assert_eq!(m.render(), "");
+        m.record(list_pods(), 200);
+        let text = m.render();
+        assert!(text.contains("verb=\"LIST\",version=\"v1\"} 1\n"), "{text}");
+        assert!(!text.contains(DEPRECATED), "{text}");
     }
 }

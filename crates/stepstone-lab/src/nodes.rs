@@ -475,7 +475,11 @@ impl NodeOps {
         }
         self.check_cgroup(&store, &n, opts)?;
         set_cluster_version(&mut store, &target, now);
+        let apiserver_before = static_pod(&store, "kube-apiserver", node).is_some();
         let mut changed = upgrade_static_pods(&mut store, node, &target, now);
+        // kubeadm writes the new kube-apiserver manifest; without a static pod in the fleet the
+        // lab cannot compare images, and a new cluster version means a new manifest.
+        self.apiserver_restarted(&changed, !apiserver_before && target != current);
         let (addons, addon_output) = upgrade_addons(&mut store, node, &target, "kubeadm upgrade apply", now);
         changed.extend(addons);
         record_event(
@@ -517,6 +521,7 @@ impl NodeOps {
         store.update(NODES, next, Part::All, false).expect("node exists");
         let (changed, addon_output) = if is_control_plane(&n) {
             let mut changed = upgrade_static_pods(&mut store, node, &target, now);
+            self.apiserver_restarted(&changed, false);
             let (addons, output) = upgrade_addons(&mut store, node, &target, "kubeadm upgrade node", now);
             changed.extend(addons);
             (changed, output)
@@ -535,6 +540,15 @@ impl NodeOps {
                 addon_output.iter().map(|l| format!("{l}\n")).collect::<String>()
             ),
         })
+    }
+
+    /// A `kubeadm upgrade` that gave kube-apiserver a new image (or `forced`) restarted it, so its
+    /// `/metrics` start again from zero. The lab's one API endpoint stands for every control-plane
+    /// node's apiserver behind the load balancer, so each restart resets it.
+    fn apiserver_restarted(&self, changed: &[String], forced: bool) {
+        if forced || changed.iter().any(|c| c.starts_with("kube-apiserver:")) {
+            crate::metrics::of(&self.shared).reset();
+        }
     }
 
     fn check_kubeadm(&self, n: &Value, target: &KubeVersion) -> Result<(), NodeOpError> {

@@ -188,6 +188,18 @@ pub const RESOURCES: &[ResourceDef] = &[
         status: false,
         scale: false,
     },
+    ResourceDef {
+        group: "apps",
+        version: "v1",
+        plural: "controllerrevisions",
+        singular: "controllerrevision",
+        kind: "ControllerRevision",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        status: false,
+        scale: false,
+    },
 ];
 
 pub const NAMESPACES: ResId = 0;
@@ -204,6 +216,8 @@ pub const PDBS: ResId = 10;
 pub const LEASES: ResId = 11;
 /// `events.k8s.io/v1` events are a second view of the core events: they share storage.
 pub const EVENTS_V1: ResId = 12;
+/// The template history the DaemonSet controller keeps (`kubectl rollout history|undo ds`).
+pub const CONTROLLER_REVISIONS: ResId = 13;
 
 impl ResourceDef {
     pub fn api_version(&self) -> String {
@@ -453,6 +467,7 @@ mod tests {
         assert_eq!(RESOURCES[PDBS].plural, "poddisruptionbudgets");
         assert_eq!(RESOURCES[LEASES].plural, "leases");
         assert_eq!(RESOURCES[EVENTS_V1].group, "events.k8s.io");
+        assert_eq!(RESOURCES[CONTROLLER_REVISIONS].plural, "controllerrevisions");
     }
 
     #[test]
@@ -468,6 +483,10 @@ mod tests {
         assert!(names.contains(&"deployments/scale"));
         assert!(names.contains(&"statefulsets/scale"));
         assert!(names.contains(&"replicasets/scale"));
+        let revisions = apps["resources"].as_array().unwrap().iter().find(|r| r["name"] == "controllerrevisions");
+        let revisions = revisions.expect("controllerrevisions are served");
+        assert_eq!(revisions["kind"], "ControllerRevision");
+        assert_eq!(revisions["namespaced"], true);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::api::{self, DeleteOptions};
+use crate::apply::{self, ApplyOptions, Writer};
 use crate::faults;
 use crate::metrics::{self, Metrics, RequestLabels};
 use crate::patch::PatchType;
@@ -35,10 +36,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(health))
         .route("/livez", get(health))
         .route("/metrics", get(metrics_text))
+        .route("/openapi/v2", get(crate::openapi::serve_v2))
         .merge(crate::nodes::router())
         .merge(crate::faults_router())
         .fallback(dispatch)
-        .layer(Extension(Arc::new(Metrics::default())))
+        .layer(Extension(crate::metrics::of(&shared)))
         .with_state(shared)
 }
 
@@ -424,6 +426,8 @@ async fn handle(
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let writer = Writer::from_request(query.get("fieldManager").map(String::as_str), user_agent, shared.now());
     let result = match (method, route) {
         (Method::GET, Route::Discovery(v)) => Ok(json_response(200, &v)),
         (_, Route::Discovery(_)) => {
@@ -435,13 +439,13 @@ async fn handle(
             let dry = query.get("dryRun").is_some_and(|d| d == "All");
             parse_body(&body).and_then(|obj| {
                 let now = shared.now();
-                let created = api::create(&mut shared.store(), res, obj, ns.as_deref(), now, dry)?;
+                let created = api::create(&mut shared.store(), res, obj, ns.as_deref(), now, dry, &writer)?;
                 Ok(json_response(201, &created))
             })
         }
         (Method::DELETE, Route::Collection { res, ns }) => delete_collection(&shared, res, ns, &query, &body),
         (method, Route::Item { res, ns, name, sub }) => {
-            item(&shared, method, res, &ns, &name, sub.as_deref(), &query, &accept, &content_type, &body)
+            item(&shared, method, res, &ns, &name, sub.as_deref(), &query, &accept, &content_type, &body, &writer)
         }
         _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
     };
@@ -485,9 +489,18 @@ fn item(
     accept: &str,
     content_type: &str,
     body: &[u8],
+    writer: &Writer,
 ) -> Result<Response, ApiError> {
     let def = &RESOURCES[res];
     let now = shared.now();
+    let is_apply = apply::is_apply(content_type);
+    if method == Method::PATCH {
+        apply::validate_options(
+            is_apply,
+            query.get("fieldManager").map(String::as_str),
+            query.get("force").map(String::as_str),
+        )?;
+    }
     match (method, sub) {
         (Method::GET, None | Some("status")) => {
             let obj = shared.store().get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
@@ -498,23 +511,37 @@ fn item(
             }
             Ok(json_response(200, &obj))
         }
+        (Method::PATCH, None | Some("status")) if is_apply && (sub.is_none() || def.status) => {
+            let part = match sub {
+                Some(_) => Part::Status,
+                None if def.status => Part::Main,
+                None => Part::All,
+            };
+            let opts = ApplyOptions {
+                writer: writer.clone(),
+                force: query.get("force").is_some_and(|f| f == "true"),
+                dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
+            };
+            let (code, obj) = apply::serve(&mut shared.store(), res, ns, name, part, body, &opts)?;
+            Ok(json_response(code, &obj))
+        }
         (Method::PUT, None) => {
-            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Main)?;
+            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Main, writer)?;
             Ok(json_response(200, &obj))
         }
         (Method::PUT, Some("status")) if def.status => {
-            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Status)?;
+            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Status, writer)?;
             Ok(json_response(200, &obj))
         }
         (Method::PATCH, None) => {
             let kind = PatchType::from_content_type(content_type)?;
             let part = if def.status { Part::Main } else { Part::All };
-            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, part)?;
+            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, part, writer)?;
             Ok(json_response(200, &obj))
         }
         (Method::PATCH, Some("status")) if def.status => {
             let kind = PatchType::from_content_type(content_type)?;
-            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, Part::Status)?;
+            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, Part::Status, writer)?;
             Ok(json_response(200, &obj))
         }
         (Method::DELETE, None) => {
@@ -535,7 +562,7 @@ fn item(
         }
         (Method::PUT, Some("scale")) if def.scale => {
             let scale = parse_body(body)?;
-            let out = api::set_scale(&mut shared.store(), res, ns, name, &scale)?;
+            let out = api::set_scale(&mut shared.store(), res, ns, name, &scale, writer)?;
             Ok(json_response(200, &out))
         }
         (Method::PATCH, Some("scale")) if def.scale => {
@@ -543,7 +570,7 @@ fn item(
             let mut store = shared.store();
             let obj = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
             let patched = crate::patch::apply(kind, &api::scale_of(res, &obj), body)?;
-            let out = api::set_scale(&mut store, res, ns, name, &patched)?;
+            let out = api::set_scale(&mut store, res, ns, name, &patched, writer)?;
             Ok(json_response(200, &out))
         }
         (Method::POST, Some("eviction")) if res == resources::PODS => {
