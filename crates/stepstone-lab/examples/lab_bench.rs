@@ -60,7 +60,7 @@ async fn time_kubectl(kubeconfig: &std::path::Path, args: &[&str], pods: usize) 
         }
         runs.push(run);
     }
-    runs.sort_by(|a, b| a.wall.cmp(&b.wall));
+    runs.sort_by_key(|r| r.wall);
     runs
 }
 
