@@ -12,11 +12,23 @@ use serde_json::Value;
 
 use crate::state::lock;
 
+/// Which JSON of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// The whole object, as list items are.
+    Whole,
+    /// Only its `metadata`, as Table rows carry it (`includeObject=Metadata`).
+    Metadata,
+}
+
+/// An object's address and which of its encodings.
+type EntryKey = (usize, Encoding);
+
 /// Encodings by object identity. Each entry holds its `Arc`, so the address cannot be reused by
 /// another object while the entry exists.
 #[derive(Debug, Default)]
 pub struct EncodedObjects {
-    entries: Mutex<HashMap<usize, (Arc<Value>, Bytes)>>,
+    entries: Mutex<HashMap<EntryKey, (Arc<Value>, Bytes)>>,
 }
 
 /// Above this many entries, those whose object nothing else holds any more are dropped.
@@ -25,18 +37,28 @@ const SWEEP_ABOVE: usize = 4096;
 impl EncodedObjects {
     /// The JSON of each object, in order, encoding only those not seen before.
     pub fn encode_all(&self, objects: &[Arc<Value>]) -> Vec<Bytes> {
+        self.encode(objects, Encoding::Whole)
+    }
+
+    /// The JSON of each object (or of the part `encoding` names), in order, encoding only those
+    /// not seen before.
+    pub fn encode(&self, objects: &[Arc<Value>], encoding: Encoding) -> Vec<Bytes> {
         let mut entries = lock(&self.entries);
         let out = objects
             .iter()
             .map(|obj| {
-                let entry = entries.entry(Arc::as_ptr(obj) as usize).or_insert_with(|| {
-                    let bytes = serde_json::to_vec(&**obj).expect("a JSON value serialises");
+                let entry = entries.entry((Arc::as_ptr(obj) as usize, encoding)).or_insert_with(|| {
+                    let part = match encoding {
+                        Encoding::Whole => &**obj,
+                        Encoding::Metadata => obj.get("metadata").unwrap_or(&Value::Null),
+                    };
+                    let bytes = serde_json::to_vec(part).expect("a JSON value serialises");
                     (obj.clone(), Bytes::from(bytes))
                 });
                 entry.1.clone()
             })
             .collect();
-        if entries.len() > SWEEP_ABOVE.max(objects.len() * 2) {
+        if entries.len() > SWEEP_ABOVE.max(objects.len() * 4) {
             // Objects replaced or deleted since they were encoded: only this cache holds them.
             entries.retain(|_, (obj, _)| Arc::strong_count(obj) > 1);
         }
@@ -68,6 +90,8 @@ mod tests {
         let updated = Arc::new(json!({"metadata": {"name": "a", "resourceVersion": "2"}}));
         let out = cache.encode_all(std::slice::from_ref(&updated));
         assert_eq!(serde_json::from_slice::<Value>(&out[0]).unwrap()["metadata"]["resourceVersion"], "2");
+        let meta = cache.encode(std::slice::from_ref(&updated), Encoding::Metadata);
+        assert_eq!(serde_json::from_slice::<Value>(&meta[0]).unwrap(), updated["metadata"], "its own entry");
     }
 
     #[test]

@@ -644,7 +644,7 @@ fn list(
     let now = shared.now();
     if table::wants_table(accept) {
         let include = query.get("includeObject").map(String::as_str).unwrap_or("Metadata");
-        let mut r = Response::new(Body::from(table::table_bytes(res, &items, now, rv, cont, include)));
+        let mut r = Response::new(Body::from(table::table_bytes(res, &items, now, rv, cont, include, &shared.encoded)));
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok(r);
     }

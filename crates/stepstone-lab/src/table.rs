@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::encoded::{EncodedObjects, Encoding};
 use crate::resources::{self, RESOURCES, ResId};
 use crate::store::{self, meta, meta_str};
 
@@ -405,11 +406,14 @@ pub fn table(
     cont: Option<String>,
     include_object: &str,
 ) -> Value {
-    serde_json::from_slice(&table_bytes(res, objects, now, rv, cont, include_object)).expect("the table is valid JSON")
+    // Single objects and watch events: nothing to reuse, so a cache of their own.
+    let encoded = EncodedObjects::default();
+    serde_json::from_slice(&table_bytes(res, objects, now, rv, cont, include_object, &encoded))
+        .expect("the table is valid JSON")
 }
 
-/// [`table`] serialised directly: large lists are written row by row without copying the
-/// objects' metadata.
+/// [`table`] serialised directly, row by row, with the objects' JSON taken from `encoded` (so a
+/// large list neither copies nor re-serialises their metadata).
 pub fn table_bytes(
     res: ResId,
     objects: &[Arc<Value>],
@@ -417,6 +421,7 @@ pub fn table_bytes(
     rv: u64,
     cont: Option<String>,
     include_object: &str,
+    encoded: &EncodedObjects,
 ) -> Vec<u8> {
     let cols = columns(res);
     let defs: Vec<Value> = if cols.is_empty() {
@@ -444,6 +449,11 @@ pub fn table_bytes(
     out.extend_from_slice(br#","columnDefinitions":"#);
     write(&mut out, &Value::Array(defs));
     out.extend_from_slice(br#","rows":["#);
+    let objects_json = match include_object {
+        "None" => Vec::new(),
+        "Object" => encoded.encode(objects, Encoding::Whole),
+        _ => encoded.encode(objects, Encoding::Metadata),
+    };
     for (i, o) in objects.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -459,13 +469,13 @@ pub fn table_bytes(
             "None" => {}
             "Object" => {
                 out.extend_from_slice(br#","object":"#);
-                write(&mut out, o);
+                out.extend_from_slice(&objects_json[i]);
             }
             _ => {
                 out.extend_from_slice(
                     br#","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#,
                 );
-                write(&mut out, meta(o));
+                out.extend_from_slice(&objects_json[i]);
                 out.push(b'}');
             }
         }
