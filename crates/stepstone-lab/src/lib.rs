@@ -260,6 +260,7 @@ impl Lab {
             stats: Stats::default(),
             kubelets: Mutex::new(Default::default()),
             encoded: Default::default(),
+            metrics: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
             .await

@@ -5,9 +5,9 @@
 //! again from zero.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Mutex;
 
-use crate::state::{Shared, lock};
+use crate::state::lock;
 
 /// `Content-Type` of the Prometheus text format, as the apiserver sends it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -68,23 +68,6 @@ struct DeprecatedSeries {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, RequestLabels), u64>>,
     deprecated: Mutex<BTreeSet<DeprecatedSeries>>,
-}
-
-/// The metrics of every running lab, by its shared state: the HTTP layer counts into them and the
-/// node operations reset them, and both hold only the lab's `Arc<Shared>`.
-static LABS: Mutex<Vec<(Weak<Shared>, Arc<Metrics>)>> = Mutex::new(Vec::new());
-
-/// The metrics of the lab whose shared state is `shared`, created on first use. Entries of labs
-/// that have stopped are dropped here.
-pub fn of(shared: &Arc<Shared>) -> Arc<Metrics> {
-    let mut labs = lock(&LABS);
-    labs.retain(|(lab, _)| lab.strong_count() > 0);
-    if let Some((_, metrics)) = labs.iter().find(|(lab, _)| std::ptr::eq(lab.as_ptr(), Arc::as_ptr(shared))) {
-        return metrics.clone();
-    }
-    let metrics = Arc::new(Metrics::default());
-    labs.push((Arc::downgrade(shared), metrics.clone()));
-    metrics
 }
 
 impl Metrics {

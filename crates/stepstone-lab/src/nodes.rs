@@ -547,7 +547,7 @@ impl NodeOps {
     /// node's apiserver behind the load balancer, so each restart resets it.
     fn apiserver_restarted(&self, changed: &[String], forced: bool) {
         if forced || changed.iter().any(|c| c.starts_with("kube-apiserver:")) {
-            crate::metrics::of(&self.shared).reset();
+            self.shared.metrics.reset();
         }
     }
 

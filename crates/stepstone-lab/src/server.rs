@@ -40,7 +40,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(crate::nodes::router())
         .merge(crate::faults_router())
         .fallback(dispatch)
-        .layer(Extension(crate::metrics::of(&shared)))
+        .layer(Extension(shared.metrics.clone()))
         .with_state(shared)
 }
 
@@ -387,7 +387,7 @@ async fn handle(
     let path = uri.path().to_string();
     if path.starts_with("/openapi/") {
         // get, cordon, drain, scale and delete never ask; create and apply read the v3 index to
-        // learn that the server validates fields itself. There is no v2 document.
+        // learn that the server validates fields itself, and fall back to v2 for kinds v3 lacks.
         shared.stats.count("openapi");
         let doc = if path == "/openapi/v3" {
             Some(crate::openapi::root(aliases))

@@ -83,6 +83,8 @@ pub struct Shared {
     pub kubelets: Mutex<BTreeMap<String, KubeletState>>,
     /// JSON of stored objects, reused by list responses.
     pub encoded: crate::encoded::EncodedObjects,
+    /// What `/metrics` shows; node operations reset it when kube-apiserver restarts.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Shared {

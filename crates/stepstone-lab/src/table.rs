@@ -370,6 +370,29 @@ const LEASE_COLUMNS: &[Column] = &[
     col("Age", "string", 0, age),
 ];
 
+const CONTROLLER_REVISION_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Controller", "string", 0, revision_controller),
+    col("Revision", "integer", 0, |o, _| json!(o.get("revision").and_then(Value::as_i64).unwrap_or(0))),
+    col("Age", "string", 0, age),
+];
+
+/// The controlling owner as `kind.group/name` (`daemonset.apps/kube-proxy`), `<none>` without one.
+fn revision_controller(o: &Value, _: Timestamp) -> Value {
+    let owner = meta(o)
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+        .and_then(|refs| refs.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true)));
+    let Some(owner) = owner else { return json!("<none>") };
+    let kind = owner.get("kind").and_then(Value::as_str).unwrap_or("").to_lowercase();
+    let group = owner.get("apiVersion").and_then(Value::as_str).and_then(|v| v.split_once('/')).map(|(g, _)| g);
+    let name = owner.get("name").and_then(Value::as_str).unwrap_or("");
+    match group {
+        Some(g) => json!(format!("{kind}.{g}/{name}")),
+        None => json!(format!("{kind}/{name}")),
+    }
+}
+
 fn columns(res: ResId) -> &'static [Column] {
     match resources::storage_of(res) {
         resources::NODES => NODE_COLUMNS,
@@ -384,6 +407,7 @@ fn columns(res: ResId) -> &'static [Column] {
         resources::CONFIGMAPS => CONFIGMAP_COLUMNS,
         resources::SECRETS => SECRET_COLUMNS,
         resources::LEASES => LEASE_COLUMNS,
+        resources::CONTROLLER_REVISIONS => CONTROLLER_REVISION_COLUMNS,
         _ => &[],
     }
 }

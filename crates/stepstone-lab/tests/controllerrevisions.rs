@@ -83,6 +83,15 @@ fn daemonset_revisions_drive_rollout_history_and_undo() {
         [(1, "registry.example/app:1.0".to_string()), (2, "registry.example/app:2.0".to_string())]
     );
     assert_eq!(history_revisions(&kc), ["1", "2"]);
+    // `kubectl get` prints the apiserver's columns for revisions.
+    let table = kubectl_ok(&kc, &["get", "controllerrevisions", "-n", "kube-system"]);
+    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(header, ["NAME", "CONTROLLER", "REVISION", "AGE"], "{table}");
+    let rows: Vec<Vec<&str>> = table.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert!(rows.iter().all(|r| r[1] == "daemonset.apps/kube-proxy"), "{table}");
+    let mut numbers: Vec<&str> = rows.iter().map(|r| r[2]).collect();
+    numbers.sort();
+    assert_eq!(numbers, ["1", "2"], "{table}");
     let first = kubectl_ok(&kc, &["rollout", "history", "ds/kube-proxy", "-n", "kube-system", "--revision=1"]);
     assert!(first.contains("registry.example/app:1.0"), "{first}");
 
