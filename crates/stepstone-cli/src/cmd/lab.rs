@@ -1,5 +1,6 @@
 //! `stepstone lab`: run a virtual bare-metal cluster on 127.0.0.1 that real `kubectl` can drive
-//! (`lab up`), and generate fleets to run it with (`lab generate`).
+//! (`lab up`), generate fleets to run it with (`lab generate`), and operate its nodes as over
+//! SSH (`lab nodes`, `lab node`, `lab faults`, in [`super::lab_node`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use stepstone_core::fleet::{FleetSpec, generate, to_pretty_json};
 use stepstone_lab::{FaultConfig, Lab, LabOptions};
 
+use super::lab_node;
 use crate::output::{OutputArgs, emit};
 
 /// A virtual bare-metal cluster that speaks the Kubernetes API, for rehearsing upgrades.
@@ -18,10 +20,17 @@ use crate::output::{OutputArgs, emit};
 /// a snapshot of your own cluster, or the output of `lab generate`) and serves it on 127.0.0.1
 /// with simulated kubelets, scheduler and controllers, so `kubectl get/cordon/drain/scale` and
 /// stepstone itself behave as against a real cluster. `lab generate` writes a synthetic fleet.
+/// `lab nodes`, `lab node NODE ...` and `lab faults` do on a running lab what you would do over
+/// SSH on the servers: read node facts, install packages, run `kubeadm upgrade`, restart kubelets.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   stepstone lab up --fleet examples/three-generations.json --kubeconfig ./lab.kubeconfig
   kubectl --kubeconfig ./lab.kubeconfig get nodes -o wide
+  stepstone lab nodes --kubeconfig ./lab.kubeconfig
+  stepstone lab node cp-01 install kubeadm=1.35.0-1.1
+  stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
+  stepstone lab node cp-01 restart-kubelet --wait
+  stepstone lab faults --error-rate 0.05
   stepstone lab generate --nodes 500 --generations 3 --utilization 0.8 > fleet.json")]
 pub struct Args {
     #[command(subcommand)]
@@ -32,6 +41,9 @@ pub struct Args {
 pub enum LabCommand {
     Up(UpArgs),
     Generate(GenerateArgs),
+    Nodes(lab_node::NodesArgs),
+    Node(lab_node::NodeArgs),
+    Faults(lab_node::FaultsArgs),
 }
 
 /// Serve a fleet on 127.0.0.1 until Ctrl-C.
@@ -117,6 +129,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         LabCommand::Up(a) => up(a),
         LabCommand::Generate(a) => generate_fleet(a),
+        LabCommand::Nodes(a) => lab_node::nodes(a),
+        LabCommand::Node(a) => lab_node::node(a),
+        LabCommand::Faults(a) => lab_node::faults(a),
     }
 }
 
@@ -191,7 +206,10 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             }
             text.push_str(&format!("kubeconfig written to {}\n", started.kubeconfig.display()));
             text.push_str(&format!("  kubectl --kubeconfig {} get nodes -o wide\n", started.kubeconfig.display()));
-            text.push_str(&format!("node operations: {}/lab/v1/nodes   (Ctrl-C stops the lab)\n", started.url));
+            text.push_str(&format!(
+                "  stepstone lab nodes --kubeconfig {}   (node operations; Ctrl-C stops the lab)\n",
+                started.kubeconfig.display()
+            ));
             text
         })?;
         std::io::stdout().flush()?;

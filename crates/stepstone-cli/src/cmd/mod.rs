@@ -8,6 +8,7 @@ pub mod drift;
 pub mod etcd;
 pub mod inventory;
 pub mod lab;
+pub mod lab_node;
 pub mod path;
 pub mod plan;
 pub mod preflight;

