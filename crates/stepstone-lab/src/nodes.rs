@@ -655,7 +655,10 @@ fn set_cluster_version(store: &mut Store, v: &KubeVersion, now: Timestamp) {
 /// Point the static pods of `node` at `target` (etcd at kubeadm's etcd for that minor) and
 /// restart them. Returns `component: old -> new` for each change.
 fn upgrade_static_pods(store: &mut Store, node: &str, target: &KubeVersion, now: Timestamp) -> Vec<String> {
-    let etcd = ReleaseData::embedded().get(target.minor()).map(|r| r.etcd.clone());
+    // kubeadm's etcd images carry a build suffix: etcd 3.6.4 is `registry.k8s.io/etcd:3.6.4-0`.
+    let etcd = ReleaseData::embedded()
+        .get(target.minor())
+        .map(|r| if r.etcd.contains('-') { r.etcd.clone() } else { format!("{}-0", r.etcd) });
     let mut changed = Vec::new();
     for component in STATIC_COMPONENTS {
         let Some(pod) = static_pod(store, component, node).cloned() else { continue };

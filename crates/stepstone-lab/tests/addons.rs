@@ -114,6 +114,8 @@ fn kube_proxy_rolls_one_node_at_a_time_and_coredns_follows() {
 
     let report = upgrade_cp1(&lab);
     assert!(report.changed.contains(&"kube-proxy: v1.34.2 -> v1.35.0".to_string()), "{:?}", report.changed);
+    // etcd follows kubeadm's etcd for 1.35, as the image tag kubeadm writes (with its `-0`).
+    assert!(report.changed.contains(&"etcd: 3.6.4-0 -> 3.6.6-0".to_string()), "{:?}", report.changed);
     assert!(report.changed.contains(&"coredns: v1.12.1 -> v1.13.1".to_string()), "{:?}", report.changed);
     assert!(report.message.contains("[addons] Applied essential addon: CoreDNS"), "{}", report.message);
     assert!(report.message.contains("[addons] Applied essential addon: kube-proxy"), "{}", report.message);
