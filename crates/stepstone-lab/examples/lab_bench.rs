@@ -84,6 +84,18 @@ fn parse_go_duration(s: &str) -> Duration {
     number.parse::<f64>().map(|n| Duration::from_secs_f64(n * scale)).unwrap_or_default()
 }
 
+/// This process's resident memory (`VmRSS`), in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
 fn describe(runs: &[KubectlRun]) -> String {
     let median = runs[runs.len() / 2];
     format!(
@@ -114,6 +126,7 @@ async fn main() {
         .await
         .expect("lab starts");
     let started = t.elapsed();
+    let rss_started = rss_mib();
     if std::env::var_os("LAB_BENCH_HOLD").is_some() {
         // Keep the lab up for manual measurements.
         println!("{}", lab.url());
@@ -144,6 +157,7 @@ async fn main() {
     assert!(table.len() > 1000);
     let table_time = t.elapsed();
     let counts = lab.requests();
+    let rss_served = rss_mib();
     lab.shutdown().await;
 
     println!("lab benchmark: {nodes} nodes, {pods} pods, {items} objects (2 cores shared)");
@@ -153,4 +167,7 @@ async fn main() {
     println!("  kubectl get pods -A --chunk-size=0 {}", describe(&single));
     println!("  lab answers: all pods as one Table {}", ms(table_time));
     println!("  API requests served                {}", counts.total);
+    println!(
+        "  resident memory                    {rss_started:.0} MiB after start, {rss_served:.0} MiB after serving (encodings cached)"
+    );
 }
