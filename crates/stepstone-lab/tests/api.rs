@@ -156,10 +156,19 @@ async fn patches_conflicts_and_errors() {
 
     // Optimistic concurrency: an update with a stale resourceVersion is refused.
     let deploys: Api<Deployment> = Api::namespaced(c.clone(), "shop");
-    let d = deploys.get("web").await.unwrap();
-    let mut newer = d.clone();
-    newer.spec.as_mut().unwrap().replicas = Some(3);
-    let stored = deploys.replace("web", &PostParams::default(), &newer).await.unwrap();
+    // The controllers write the Deployment's status too, so the first replace may itself race
+    // one of them: retry it as a client would, with the object read again.
+    let mut attempts = 0;
+    let (d, stored) = loop {
+        let d = deploys.get("web").await.unwrap();
+        let mut newer = d.clone();
+        newer.spec.as_mut().unwrap().replicas = Some(3);
+        match deploys.replace("web", &PostParams::default(), &newer).await {
+            Ok(stored) => break (d, stored),
+            Err(kube::Error::Api(s)) if attempts < 10 && s.code == 409 => attempts += 1,
+            Err(e) => panic!("replace failed: {e}"),
+        }
+    };
     assert_eq!(stored.metadata.generation, Some(2));
     let mut stale = d.clone();
     stale.spec.as_mut().unwrap().replicas = Some(5);

@@ -6,22 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use serde_json::Value;
-use stepstone_lab::{Lab, LabHandle, LabOptions};
-
-fn start() -> (LabHandle, tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        drain_fleet(),
-        LabOptions { speed: 50.0, kubeconfig: Some(kubeconfig.clone()), ..Default::default() },
-    )
-    .expect("lab starts");
-    (lab, dir, kubeconfig)
-}
+use stepstone_lab::LabHandle;
 
 /// `(revision, image)` of kube-proxy's ControllerRevisions, by revision.
 fn revisions(lab: &LabHandle) -> Vec<(i64, String)> {
@@ -46,7 +35,7 @@ fn history_revisions(kc: &Path) -> Vec<String> {
 
 #[test]
 fn daemonset_revisions_drive_rollout_history_and_undo() {
-    let (lab, _dir, kc) = start();
+    let (lab, _dir, kc) = start_lab(drain_fleet(), 50.0);
     wait_for(10, "the first revision", || revisions(&lab).len() == 1);
     let ds = lab.get("daemonsets", "kube-system", "kube-proxy").unwrap();
     let crs = lab.list("controllerrevisions", Some("kube-system"));

@@ -7,24 +7,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 use serde_json::{Value, json};
-use stepstone_lab::{Lab, LabHandle, LabOptions};
+use stepstone_lab::LabHandle;
 
 const ANNOTATION: &str = "deprecated.daemonset.template.generation";
-
-fn start(fleet: Value) -> (LabHandle, tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        fleet,
-        LabOptions { speed: 20.0, kubeconfig: Some(kubeconfig.clone()), ..Default::default() },
-    )
-    .expect("lab starts");
-    (lab, dir, kubeconfig)
-}
 
 fn get_json(kc: &std::path::Path, args: &[&str]) -> Value {
     let mut all = args.to_vec();
@@ -56,7 +43,7 @@ fn a_hand_written_daemonset_gets_the_api_defaults_and_rollout_status_accepts_it(
     let fleet = drain_fleet();
     let written = fleet["items"].as_array().unwrap().iter().find(|i| i["kind"] == "DaemonSet").unwrap().clone();
     assert!(written["spec"].get("updateStrategy").is_none());
-    let (_lab, _dir, kc) = start(fleet);
+    let (_lab, _dir, kc) = start_lab(fleet, 20.0);
 
     let ds = get_json(&kc, &["get", "ds", "kube-proxy", "-n", "kube-system"]);
     assert_eq!(
@@ -84,7 +71,7 @@ fn a_snapshot_daemonset_is_loaded_unchanged() {
         }
     }
     let original = fleet["items"].as_array().unwrap().iter().find(|i| i["kind"] == "DaemonSet").unwrap().clone();
-    let (lab, _dir, _kc) = start(fleet);
+    let (lab, _dir, _kc) = start_lab(fleet, 20.0);
     let stored = lab.get("daemonsets", "kube-system", "kube-proxy").unwrap();
     assert_eq!(stored["metadata"]["generation"], 4);
     assert_eq!(stored["metadata"]["annotations"], original["metadata"]["annotations"]);
@@ -95,7 +82,7 @@ fn a_snapshot_daemonset_is_loaded_unchanged() {
 
 #[test]
 fn a_template_change_bumps_the_template_generation_and_the_pods_carry_it() {
-    let (lab, _dir, kc) = start(drain_fleet());
+    let (lab, _dir, kc) = start_lab(drain_fleet(), 20.0);
     let nodes = ["cp1", "w1", "w2", "w3"];
 
     // A change outside the template moves metadata.generation only.

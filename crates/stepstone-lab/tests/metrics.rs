@@ -5,85 +5,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
 use common::*;
 use serde_json::{Value, json};
-use stepstone_lab::{Lab, LabHandle, LabOptions, Package, UpgradeOptions};
-
-const PDB_WARNING: &str = "Warning: policy/v1beta1 PodDisruptionBudget is deprecated in v1.21+, unavailable in v1.25+; use policy/v1 PodDisruptionBudget";
-
-fn start(fleet: Value) -> (LabHandle, tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        fleet,
-        LabOptions { speed: 20.0, kubeconfig: Some(kubeconfig.clone()), ..Default::default() },
-    )
-    .expect("lab starts");
-    (lab, dir, kubeconfig)
-}
-
-/// The drain fleet moved back to Kubernetes 1.24, where `policy/v1beta1` is still served.
-fn fleet_1_24() -> Value {
-    let mut fleet = drain_fleet();
-    for item in fleet["items"].as_array_mut().unwrap() {
-        if item["kind"] == "Node" {
-            item["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.24.17");
-        }
-        if let Some(image) = item.pointer("/spec/containers/0/image").and_then(Value::as_str)
-            && image.ends_with(":v1.34.2")
-        {
-            item["spec"]["containers"][0]["image"] = json!(image.replace(":v1.34.2", ":v1.24.17"));
-        }
-    }
-    fleet
-}
-
-/// kubectl with a discovery cache of its own, so a cached document never hides what the lab
-/// serves now.
-fn kubectl_fresh(kubeconfig: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(kubectl_path())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// The sum of the `metric` series whose labels include every pair of `labels`.
-fn series(metrics: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix(metric)?.strip_prefix('{'))
-        .filter_map(|l| l.split_once("} "))
-        .filter(|(set, _)| labels.iter().all(|(k, v)| set.split(',').any(|p| p == format!("{k}=\"{v}\""))))
-        .map(|(_, value)| value.trim().parse::<f64>().expect("numeric sample"))
-        .sum()
-}
-
-fn metrics(kubeconfig: &Path) -> String {
-    kubectl_ok(kubeconfig, &["get", "--raw", "/metrics"])
-}
+use stepstone_lab::{Package, UpgradeOptions};
 
 #[test]
 fn request_counters_move_with_kubectl_requests() {
-    let (_lab, _dir, kc) = start(drain_fleet());
+    let (_lab, _dir, kc) = start_lab(drain_fleet(), 20.0);
     let list_pods = [
         ("code", "200"),
         ("component", "apiserver"),
@@ -121,7 +49,7 @@ fn request_counters_move_with_kubectl_requests() {
 
 #[test]
 fn a_deprecated_version_warns_marks_the_gauge_and_shares_storage() {
-    let (lab, dir, kc) = start(fleet_1_24());
+    let (lab, dir, kc) = start_lab(fleet_1_24(), 20.0);
     let cache = dir.path().join("cache");
     let versions = kubectl_ok(&kc, &["api-versions"]);
     assert!(
@@ -190,7 +118,7 @@ fn a_deprecated_version_warns_marks_the_gauge_and_shares_storage() {
 
 #[test]
 fn the_deprecated_version_is_gone_after_the_upgrade_to_its_removal_release() {
-    let (lab, dir, kc) = start(fleet_1_24());
+    let (lab, dir, kc) = start_lab(fleet_1_24(), 20.0);
     let path = "/apis/policy/v1beta1/namespaces/shop/poddisruptionbudgets/web";
     kubectl_ok(&kc, &["get", "--raw", path]);
 

@@ -4,55 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::*;
-use serde_json::{Value, json};
-use stepstone_lab::{Lab, LabHandle, LabOptions, Package, UpgradeOptions};
-
-fn start_1_24() -> (LabHandle, tempfile::TempDir, PathBuf) {
-    let mut fleet = drain_fleet();
-    for item in fleet["items"].as_array_mut().unwrap() {
-        if item["kind"] == "Node" {
-            item["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.24.17");
-        }
-        if let Some(image) = item.pointer("/spec/containers/0/image").and_then(Value::as_str)
-            && image.ends_with(":v1.34.2")
-        {
-            item["spec"]["containers"][0]["image"] = json!(image.replace(":v1.34.2", ":v1.24.17"));
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        fleet,
-        LabOptions { speed: 20.0, kubeconfig: Some(kubeconfig.clone()), ..Default::default() },
-    )
-    .expect("lab starts");
-    (lab, dir, kubeconfig)
-}
-
-/// The sum of the `metric` series whose labels include every pair of `labels`.
-fn series(metrics: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix(metric)?.strip_prefix('{'))
-        .filter_map(|l| l.split_once("} "))
-        .filter(|(set, _)| labels.iter().all(|(k, v)| set.split(',').any(|p| p == format!("{k}=\"{v}\""))))
-        .map(|(_, value)| value.trim().parse::<f64>().expect("numeric sample"))
-        .sum()
-}
-
-fn metrics(kubeconfig: &Path) -> String {
-    kubectl_ok(kubeconfig, &["get", "--raw", "/metrics"])
-}
+use stepstone_lab::{Package, UpgradeOptions};
 
 const LIST_PODS: [(&str, &str); 5] =
     [("code", "200"), ("resource", "pods"), ("scope", "namespace"), ("verb", "LIST"), ("version", "v1")];
 
 #[test]
 fn a_control_plane_upgrade_restarts_the_apiservers_counters() {
-    let (lab, _dir, kc) = start_1_24();
+    let (lab, _dir, kc) = start_lab(fleet_1_24(), 20.0);
     kubectl_ok(&kc, &["get", "pods", "-n", "shop"]);
     kubectl_ok(&kc, &["get", "--raw", "/apis/policy/v1beta1/namespaces/shop/poddisruptionbudgets/web"]);
     let before = metrics(&kc);

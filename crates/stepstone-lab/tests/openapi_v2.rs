@@ -8,24 +8,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use common::*;
 use serde_json::{Value, json};
-use stepstone_lab::{Lab, LabHandle, LabOptions, Package, UpgradeOptions};
-
-const PDB_V1BETA1: &str = "apiVersion: policy/v1beta1
-kind: PodDisruptionBudget
-metadata:
-  name: legacy
-  namespace: shop
-spec:
-  maxUnavailable: 1
-  selector:
-    matchLabels:
-      app: web
-";
+use stepstone_lab::{Package, UpgradeOptions};
 
 /// A v1 List: kubectl always validates its items on the client, against `/openapi/v2`.
 const LIST: &str = "apiVersion: v1
@@ -43,39 +29,6 @@ items:
 
 const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 const PROTOBUF_DOTTED: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
-
-fn start_1_24() -> (LabHandle, tempfile::TempDir, PathBuf) {
-    let mut fleet = drain_fleet();
-    for item in fleet["items"].as_array_mut().unwrap() {
-        if item["kind"] == "Node" {
-            item["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.24.17");
-        }
-        if let Some(image) = item.pointer("/spec/containers/0/image").and_then(Value::as_str)
-            && image.ends_with(":v1.34.2")
-        {
-            item["spec"]["containers"][0]["image"] = json!(image.replace(":v1.34.2", ":v1.24.17"));
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        fleet,
-        LabOptions { speed: 20.0, kubeconfig: Some(kubeconfig.clone()), ..Default::default() },
-    )
-    .expect("lab starts");
-    (lab, dir, kubeconfig)
-}
-
-fn kubectl_cached(kubeconfig: &Path, cache: &Path, args: &[&str]) -> Output {
-    Command::new(kubectl_path())
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .output()
-        .expect("kubectl runs")
-}
 
 /// One HTTP/1.1 GET with the given headers: status, lower-cased response headers and body.
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
@@ -105,7 +58,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 #[test]
 fn v2_is_negotiated_like_the_apiservers_openapi_handler() {
-    let (lab, _dir, kc) = start_1_24();
+    let (lab, _dir, kc) = start_lab(fleet_1_24(), 20.0);
     let doc: Value = serde_json::from_str(&kubectl_ok(&kc, &["get", "--raw", "/openapi/v2"])).unwrap();
     assert_eq!(doc["swagger"], "2.0");
     let pdb = &doc["definitions"]["io.k8s.api.policy.v1beta1.PodDisruptionBudget"];
@@ -144,7 +97,7 @@ fn v2_is_negotiated_like_the_apiservers_openapi_handler() {
 
 #[test]
 fn kubectl_reports_no_matches_for_a_removed_version_after_the_upgrade() {
-    let (lab, dir, kc) = start_1_24();
+    let (lab, dir, kc) = start_lab(fleet_1_24(), 20.0);
     let manifest = dir.path().join("pdb-v1beta1.yaml");
     std::fs::write(&manifest, PDB_V1BETA1).unwrap();
     let manifest = manifest.to_str().unwrap();
@@ -152,7 +105,7 @@ fn kubectl_reports_no_matches_for_a_removed_version_after_the_upgrade() {
     std::fs::write(&list, LIST).unwrap();
 
     // Items of a v1 List are validated on the client against the v2 definitions.
-    let out = kubectl_cached(&kc, &dir.path().join("cache-list"), &["create", "-f", list.to_str().unwrap()]);
+    let out = kubectl_fresh(&kc, &dir.path().join("cache-list"), &["create", "-f", list.to_str().unwrap()], None);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("configmap/listed created"), "{stdout}");
@@ -168,7 +121,7 @@ fn kubectl_reports_no_matches_for_a_removed_version_after_the_upgrade() {
 
     // Default (strict) validation: not in the v3 index, so kubectl falls back to the v2 document
     // (asking for protobuf), finds no definition, and then no mapping.
-    let out = kubectl_cached(&kc, &dir.path().join("cache-1.25"), &["create", "-f", manifest, "-v=6"]);
+    let out = kubectl_fresh(&kc, &dir.path().join("cache-1.25"), &["create", "-f", manifest, "-v=6"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(

@@ -165,3 +165,90 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out after {secs}s waiting for {what}");
 }
+
+/// A lab serving `fleet` at `speed`, with the kubeconfig it wrote (in a temporary directory
+/// that lives as long as the returned guard).
+pub fn start_lab(fleet: Value, speed: f64) -> (stepstone_lab::LabHandle, tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("lab.kubeconfig");
+    let lab = stepstone_lab::Lab::start_blocking(
+        fleet,
+        stepstone_lab::LabOptions { speed, kubeconfig: Some(kubeconfig.clone()), ..Default::default() },
+    )
+    .expect("lab starts");
+    (lab, dir, kubeconfig)
+}
+
+/// The drain fleet moved back to Kubernetes 1.24, where `policy/v1beta1` is still served.
+pub fn fleet_1_24() -> Value {
+    let mut fleet = drain_fleet();
+    for item in fleet["items"].as_array_mut().unwrap() {
+        if item["kind"] == "Node" {
+            item["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.24.17");
+        }
+        if let Some(image) = item.pointer("/spec/containers/0/image").and_then(Value::as_str)
+            && image.ends_with(":v1.34.2")
+        {
+            item["spec"]["containers"][0]["image"] = json!(image.replace(":v1.34.2", ":v1.24.17"));
+        }
+    }
+    fleet
+}
+
+/// A `policy/v1beta1` PodDisruptionBudget manifest, as an old chart carries it.
+pub const PDB_V1BETA1: &str = "apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata:
+  name: legacy
+  namespace: shop
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app: web
+";
+
+/// What kubectl prints on stderr for a request to `policy/v1beta1` PodDisruptionBudgets.
+pub const PDB_WARNING: &str = "Warning: policy/v1beta1 PodDisruptionBudget is deprecated in v1.21+, unavailable in v1.25+; use policy/v1 PodDisruptionBudget";
+
+/// kubectl with a discovery and OpenAPI cache of its own, so a cached document never hides what
+/// the lab serves now; `stdin` is piped in when given.
+pub fn kubectl_fresh(kubeconfig: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(kubectl_path())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// stdout and stderr of a finished command.
+pub fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The lab's `/metrics`, read with kubectl.
+pub fn metrics(kubeconfig: &Path) -> String {
+    kubectl_ok(kubeconfig, &["get", "--raw", "/metrics"])
+}
+
+/// The sum of the `metric` series whose labels include every pair of `labels`.
+pub fn series(metrics: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(metric)?.strip_prefix('{'))
+        .filter_map(|l| l.split_once("} "))
+        .filter(|(set, _)| labels.iter().all(|(k, v)| set.split(',').any(|p| p == format!("{k}=\"{v}\""))))
+        .map(|(_, value)| value.trim().parse::<f64>().expect("numeric sample"))
+        .sum()
+}
