@@ -1,13 +1,16 @@
 //! `stepstone lab nodes|node|faults` as an SRE runs them against a running lab: node facts,
-//! package installs, `kubeadm upgrade` and its refusals, kubelet restarts, faults, and the
+//! package installs, `kubeadm upgrade plan|apply|node` and their refusals, kubelet restarts, faults, and the
 //! refusal to touch anything that is not a lab. The lab runs in the test process; the
 //! `stepstone` binary and the real `kubectl` talk to it over HTTP.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use stepstone_core::inventory::CGROUP_LABEL;
+use stepstone_core::releases::ReleaseData;
+use stepstone_core::version::Minor;
 use stepstone_lab::{Lab, LabHandle, LabOptions};
 
 struct Running {
@@ -143,6 +146,98 @@ fn kubeadm_upgrade_apply_moves_the_control_plane_one_minor_at_a_time() {
     );
 }
 
+/// The line of a kubeadm table that starts with `component` and names `node`.
+fn table_line<'a>(out: &'a str, component: &str, node: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(component) && (node.is_empty() || l.contains(node)))
+        .unwrap_or_else(|| panic!("no {component} {node} line in:\n{out}"))
+}
+
+#[test]
+fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_nothing() {
+    let r = start(|_| {});
+    let k = &r.kubeconfig;
+    let latest = |minor| ReleaseData::embedded().latest_patch(Minor::new(1, minor)).unwrap().canonical();
+    let nodes = || ok(&stepstone(k, &["lab", "nodes", "-o", "json"]));
+
+    // kubeadm 1.34.6 on a v1.34.6 cluster: nothing it can apply; kubeadm must be upgraded first.
+    let before = nodes();
+    let out = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
+    assert_eq!(nodes(), before, "a plan changes nothing");
+    assert!(out.contains("[upgrade/versions] Cluster version: v1.34.6"), "{out}");
+    assert!(out.contains("[upgrade/versions] kubeadm version: v1.34.6"), "{out}");
+    assert!(out.contains(&format!("Latest version in the v1.34 series: {}", latest(34))), "{out}");
+    assert!(out.contains("Upgrade kubeadm first"), "{out}");
+    assert!(out.contains(&format!("kubeadm {} for the upgrade to {}", &latest(35)[1..], latest(35))), "{out}");
+    assert!(out.contains(&format!("stepstone lab node cp-01 install kubeadm={}-1.1", &latest(35)[1..])), "{out}");
+    assert!(!out.contains("kubeadm upgrade apply"), "nothing to apply yet: {out}");
+
+    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    let before = nodes();
+    let out = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
+    assert!(out.contains("[upgrade/versions] Target version: v1.35.0"), "{out}");
+    assert!(out.contains("does not look versions up online"), "the lab says where the target comes from: {out}");
+    assert!(
+        out.contains(
+            "Components that must be upgraded manually after you have upgraded the control plane with 'kubeadm upgrade apply':"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("Upgrade to the latest stable version:"), "{out}");
+    assert!(
+        out.contains(
+            "You can now apply the upgrade by executing the following command:\n\n\tkubeadm upgrade apply v1.35.0\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(&format!("update kubeadm to {} first", latest(35))), "{out}");
+    for cp in ["cp-01", "cp-02", "cp-03"] {
+        for component in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
+            let line = table_line(&out, component, cp);
+            assert!(line.ends_with("v1.34.6   v1.35.0"), "{line}");
+        }
+        let etcd = table_line(&out, "etcd", cp);
+        assert!(etcd.contains("3.6.4-0"), "{etcd}");
+    }
+    assert!(table_line(&out, "kube-proxy", "").ends_with("v1.34.6   v1.35.0"), "{out}");
+    assert!(table_line(&out, "CoreDNS", "").ends_with("v1.12.1   v1.13.1"), "{out}");
+    let kubelets: Vec<&str> = out.lines().filter(|l| l.starts_with("kubelet ")).collect();
+    assert_eq!(kubelets.len(), 15, "every node's kubelet: {out}");
+    assert!(kubelets.iter().all(|l| l.ends_with("v1.34.6   v1.35.0")), "{kubelets:?}");
+    assert!(out.contains("kubelet.config.k8s.io     v1beta1"), "{out}");
+
+    let plan = json(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "-o", "json"]));
+    assert_eq!(plan["kind"], "KubeadmUpgradePlan");
+    assert_eq!((plan["clusterVersion"].as_str(), plan["kubeadmVersion"].as_str()), (Some("v1.34.6"), Some("v1.35.0")));
+    assert_eq!(plan["target"], "v1.35.0");
+    assert_eq!(plan["kubelets"].as_array().unwrap().len(), 15);
+    let components = plan["components"].as_array().unwrap();
+    assert_eq!(components.len(), 3 * 3 + 2 + 3, "{plan}");
+    assert!(components.iter().any(|c| c["component"] == "kube-proxy" && c["node"] == "" && c["target"] == "v1.35.0"));
+    let yaml = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "v1.35.0", "-o", "yaml"]));
+    assert!(yaml.contains("kind: KubeadmUpgradePlan") && yaml.contains("requested: v1.35.0"), "{yaml}");
+    assert_eq!(nodes(), before, "a plan changes nothing");
+    assert_eq!(
+        r.lab.get("pods", "kube-system", "kube-apiserver-cp-01").unwrap()["spec"]["containers"][0]["image"],
+        "registry.k8s.io/kube-apiserver:v1.34.6"
+    );
+
+    // kubeadm's refusals, as `apply` gives them.
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", &latest(35)]));
+    assert_eq!(code, 1);
+    assert!(err.contains("higher than the kubeadm version \"v1.35.0\""), "{err}");
+    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.36.0-1.1"]));
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "v1.36.0"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("kubeadm can upgrade only 1 minor version at a time (cluster is at v1.34.6)"), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-01", "kubeadm", "upgrade", "plan"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("r650-01: `kubeadm upgrade plan` runs on a control-plane node"), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "latest"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("kubeadm upgrade plan latest") && err.contains("v1.35.0"), "{err}");
+}
+
 #[test]
 fn kubelet_install_and_restart_bring_the_node_back_on_the_new_version() {
     let r = start(|_| {});
@@ -239,6 +334,74 @@ fn faults_are_read_and_changed_on_a_running_lab() {
 
     ok(&stepstone(k, &["lab", "faults", "--clear"]));
     assert_eq!(r.lab.faults(), stepstone_lab::FaultConfig::default());
+}
+
+/// One HTTP/1.1 request to the lab: the status and the JSON body.
+fn http(lab: &LabHandle, method: &str, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let mut conn = std::net::TcpStream::connect(lab.addr).unwrap();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        lab.addr,
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap_or(("", ""));
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn concurrent_fault_changes_of_different_fields_all_survive() {
+    let r = start(|_| {});
+    let k = &r.kubeconfig;
+    ok(&stepstone(k, &["lab", "faults", "--latency-ms", "3", "--crash-loop", "node:r650-04"]));
+    // Several people at once, each changing something else (two of them adding to one list).
+    let changes: [&[&str]; 4] = [
+        &["lab", "faults", "--error-rate", "0.2"],
+        &["lab", "faults", "--throttle-rate", "0.1"],
+        &["lab", "faults", "--never-return", "r650-01"],
+        &["lab", "faults", "--never-return", "r650-02", "--latency-ms", "7"],
+    ];
+    std::thread::scope(|s| {
+        let runs: Vec<_> = changes.iter().map(|args| s.spawn(move || stepstone(k, args))).collect();
+        for run in runs {
+            ok(&run.join().unwrap());
+        }
+    });
+    let f = r.lab.faults();
+    assert_eq!((f.error_rate, f.throttle_rate, f.latency_ms), (0.2, 0.1, 7), "{f:?}");
+    assert_eq!(f.never_return.iter().map(String::as_str).collect::<Vec<_>>(), ["r650-01", "r650-02"]);
+    assert!(f.crash_loop.contains("node:r650-04"), "an untouched field keeps its value: {f:?}");
+
+    // The same through the HTTP API, with truly simultaneous merge patches.
+    std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            http(&r.lab, "PATCH", "/lab/v1/faults", "application/merge-patch+json", r#"{"errorRate": 0.05}"#)
+        });
+        let b =
+            s.spawn(|| http(&r.lab, "PATCH", "/lab/v1/faults", "application/merge-patch+json", r#"{"latencyMs": 1}"#));
+        assert_eq!(a.join().unwrap().0, 200);
+        assert_eq!(b.join().unwrap().0, 200);
+    });
+    let f = r.lab.faults();
+    assert_eq!((f.error_rate, f.throttle_rate, f.latency_ms), (0.05, 0.1, 1));
+
+    let (status, doc) =
+        http(&r.lab, "PATCH", "/lab/v1/faults", "application/merge-patch+json", r#"{"throttleRate": 0.99}"#);
+    assert_eq!(status, 400);
+    assert!(doc["error"].as_str().unwrap().contains("must not exceed 1.0"), "{doc}");
+    let (status, doc) = http(&r.lab, "PATCH", "/lab/v1/faults", "text/plain", "{}");
+    assert_eq!(status, 415);
+    assert!(doc["error"].as_str().unwrap().contains("application/merge-patch+json"), "{doc}");
+    assert_eq!(r.lab.faults().throttle_rate, 0.1, "refused patches change nothing");
+
+    // PUT still replaces the whole set.
+    let (status, doc) = http(&r.lab, "PUT", "/lab/v1/faults", "application/json", r#"{"latencyMs": 2}"#);
+    assert_eq!((status, doc["latencyMs"].as_u64(), doc["errorRate"].as_f64()), (200, Some(2), Some(0.0)));
+    assert_eq!(r.lab.faults(), stepstone_lab::FaultConfig { latency_ms: 2, ..Default::default() });
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Fault injection for reliability tests: random 5xx answers and 429 throttling on a share of
 //! API requests, added latency, nodes whose kubelet never comes back from a restart, and pods
-//! that crash-loop after their node's kubelet restarts.
+//! that crash-loop after their node's kubelet restarts. Changed whole (`PUT /lab/v1/faults`) or
+//! field by field (`PATCH`), so that two people changing different faults do not undo each other.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::patch::{self, PatchType};
 use crate::status::ApiError;
 
 /// What to break. Rates are probabilities per API request, 0.0 to 1.0.
@@ -38,6 +40,26 @@ impl FaultConfig {
             return Err("errorRate + throttleRate must not exceed 1.0".into());
         }
         Ok(())
+    }
+
+    /// This configuration with a patch applied: a JSON merge patch (RFC 7386: only the fields
+    /// it names change, `null` resets one) or a JSON patch (RFC 6902, whose `add` to
+    /// `/neverReturn/-` adds one node without restating the others). The result is validated
+    /// as a whole; unknown fields are refused rather than ignored, so a typo cannot pass as a
+    /// change.
+    pub fn patched(&self, kind: PatchType, body: &[u8]) -> Result<FaultConfig, String> {
+        let current = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let next = patch::apply(kind, &current, body).map_err(|e| e.message)?;
+        if let Some(fields) = next.as_object() {
+            let known = current.as_object().map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+            if let Some(unknown) = fields.keys().find(|k| !known.contains(k)) {
+                return Err(format!("unknown field \"{unknown}\"; the faults are {}", known.join(", ")));
+            }
+        }
+        // A field reset with `null` goes back to its default.
+        let cfg: FaultConfig = serde_json::from_value(next).map_err(|e| format!("invalid faults: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     pub fn latency(&self) -> Duration {
@@ -84,6 +106,28 @@ mod tests {
         let mut s = 7;
         let hits = (0..10_000).filter(|_| injected(&cfg, next_unit(&mut s)).is_some()).count();
         assert!((2_700..3_300).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn patches_change_only_what_they_name() {
+        let base = FaultConfig { error_rate: 0.1, latency_ms: 5, ..Default::default() };
+        let merged = base.patched(PatchType::Merge, br#"{"throttleRate": 0.2, "neverReturn": ["r650-01"]}"#).unwrap();
+        assert_eq!((merged.error_rate, merged.throttle_rate, merged.latency_ms), (0.1, 0.2, 5));
+        assert!(merged.never_return.contains("r650-01"));
+        let reset = merged.patched(PatchType::Merge, br#"{"latencyMs": null}"#).unwrap();
+        assert_eq!(reset.latency_ms, 0);
+        let added = merged
+            .patched(PatchType::Json, br#"[{"op": "add", "path": "/neverReturn/-", "value": "r650-02"}]"#)
+            .unwrap();
+        assert_eq!(added.never_return.iter().map(String::as_str).collect::<Vec<_>>(), ["r650-01", "r650-02"]);
+
+        let err = base.patched(PatchType::Merge, br#"{"errorRate": 0.6, "throttleRate": 0.6}"#).unwrap_err();
+        assert!(err.contains("must not exceed 1.0"), "{err}");
+        let err = base.patched(PatchType::Merge, br#"{"eror_rate": 0.5}"#).unwrap_err();
+        assert!(err.contains("unknown field \"eror_rate\"") && err.contains("errorRate"), "{err}");
+        let err = base.patched(PatchType::Merge, br#"{"latencyMs": "slow"}"#).unwrap_err();
+        assert!(err.contains("invalid faults"), "{err}");
+        assert!(base.patched(PatchType::Merge, b"[1]").is_err());
     }
 
     #[test]

@@ -236,8 +236,40 @@ async fn put_faults(State(shared): State<Arc<Shared>>, axum::Json(cfg): axum::Js
     axum::Json(cfg).into_response()
 }
 
+/// `PATCH /lab/v1/faults`: a JSON merge patch (`application/merge-patch+json`, or plain
+/// `application/json`) or a JSON patch (`application/json-patch+json`). Read, patch and write
+/// happen under one lock, so concurrent patches of different fields all land.
+async fn patch_faults(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let content_type =
+        headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let kind = match content_type.split(';').next().unwrap_or("").trim() {
+        "application/json" => patch::PatchType::Merge,
+        other => match patch::PatchType::from_content_type(other) {
+            Ok(kind) => kind,
+            Err(_) => {
+                let error = format!(
+                    "PATCH /lab/v1/faults takes application/merge-patch+json or application/json-patch+json (got \"{content_type}\")"
+                );
+                return (StatusCode::UNSUPPORTED_MEDIA_TYPE, axum::Json(json!({"error": error}))).into_response();
+            }
+        },
+    };
+    let mut faults = lock(&shared.faults);
+    match faults.patched(kind, &body) {
+        Ok(next) => {
+            *faults = next.clone();
+            axum::Json(next).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
+    }
+}
+
 pub(crate) fn faults_router() -> Router<Arc<Shared>> {
-    Router::new().route("/lab/v1/faults", get(get_faults).put(put_faults))
+    Router::new().route("/lab/v1/faults", get(get_faults).put(put_faults).patch(patch_faults))
 }
 
 impl Lab {

@@ -1,5 +1,6 @@
 //! `stepstone lab nodes|node|faults`: what an SRE does over SSH on a server, done on a running
 //! lab through its node-operation API (`/lab/v1/`), found through the lab's kubeconfig.
+//! Faults change by patch, so two people changing different faults at once both keep theirs.
 //!
 //! The requests go through the same Kubernetes client as every other command; anything that is
 //! not a plain-HTTP loopback server is refused before a request is sent.
@@ -16,6 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use stepstone_core::version::{KubeVersion, PackageVersion};
+use stepstone_lab::nodes::UpgradePlan;
 use stepstone_lab::{FaultConfig, KubeletState, NodeFacts, Package, UpgradeReport};
 
 use crate::exit::{Failure, usage};
@@ -59,6 +61,7 @@ pub struct NodesArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   stepstone lab node cp-01 install kubeadm=1.35.0-1.1
+  stepstone lab node cp-01 kubeadm upgrade plan
   stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
   stepstone lab node cp-02 kubeadm upgrade node
   stepstone lab node cp-01 install kubelet=1.35.0-1.1 kubectl=1.35.0-1.1
@@ -104,6 +107,7 @@ pub struct InstallArgs {
 /// `kubeadm` on the node.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
+  stepstone lab node cp-01 kubeadm upgrade plan
   stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
   stepstone lab node r650-01 kubeadm upgrade node")]
 pub struct KubeadmArgs {
@@ -116,9 +120,11 @@ pub enum KubeadmCommand {
     Upgrade(KubeadmUpgradeArgs),
 }
 
-/// `kubeadm upgrade apply|node`: `apply` on the first control-plane node, then `node` on the others.
+/// `kubeadm upgrade plan|apply|node`: `plan` and `apply` on the first control-plane node, then
+/// `node` on the others.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
+  stepstone lab node cp-01 kubeadm upgrade plan
   stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
   stepstone lab node cp-02 kubeadm upgrade node")]
 pub struct KubeadmUpgradeArgs {
@@ -128,8 +134,35 @@ pub struct KubeadmUpgradeArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum UpgradeCommand {
+    Plan(PlanArgs),
     Apply(ApplyArgs),
     Node(UpgradeNodeArgs),
+}
+
+/// `kubeadm upgrade plan [VERSION]` on a control-plane node: what `apply` would do. Changes nothing.
+///
+/// Shows the cluster version, the installed kubeadm, the release to upgrade to, and per node
+/// the components (kube-apiserver, kube-controller-manager, kube-scheduler, etcd; kube-proxy
+/// and CoreDNS once) and kubelets with their current and target versions. Without VERSION the
+/// target is the newest release of the next minor in stepstone's release data that the
+/// installed kubeadm can apply (real kubeadm asks dl.k8s.io); when kubeadm must be upgraded
+/// first, the plan says so. A VERSION kubeadm would refuse (newer than kubeadm, skipping a
+/// minor) exits 1 with kubeadm's message.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 kubeadm upgrade plan
+  stepstone lab node cp-01 kubeadm upgrade plan v1.35.0
+  stepstone lab node cp-01 kubeadm upgrade plan -o json")]
+pub struct PlanArgs {
+    /// The release to plan for, e.g. v1.35.0 (default: the newest the installed kubeadm can apply).
+    #[arg(value_name = "VERSION")]
+    pub release: Option<String>,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `kubeadm upgrade apply VERSION` on the first control-plane node.
@@ -348,6 +381,16 @@ impl LabApi {
     /// One request; answers 2xx as `T`, the lab's errors as exit 2 (bad input: unknown node,
     /// bad version) or exit 1 (the operation was refused, as kubeadm refuses it).
     fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<T> {
+        self.call_as(method, path, body.map(|b| ("application/json", b)))
+    }
+
+    /// [`call`](Self::call) with the body's content type given (the patch types).
+    fn call_as<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &Value)>,
+    ) -> anyhow::Result<T> {
         let (status, bytes) = self.send(method, path, body)?;
         let text = String::from_utf8_lossy(&bytes);
         let lab_error = serde_json::from_slice::<Value>(&bytes)
@@ -372,7 +415,7 @@ impl LabApi {
     }
 
     /// The status code and body of one request, whatever the status.
-    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<(u16, Vec<u8>)> {
+    fn send(&self, method: &str, path: &str, body: Option<(&str, &Value)>) -> anyhow::Result<(u16, Vec<u8>)> {
         let unreachable = |e: kube::Error| {
             anyhow::anyhow!(
                 "cannot reach the lab at {} (from --kubeconfig {}): {e}; is `stepstone lab up` still running? Each start writes a new kubeconfig",
@@ -381,10 +424,10 @@ impl LabApi {
             )
         };
         let mut request = http::Request::builder().method(method).uri(path).header("Accept", "application/json");
-        if body.is_some() {
-            request = request.header("Content-Type", "application/json");
+        if let Some((content_type, _)) = body {
+            request = request.header("Content-Type", content_type);
         }
-        let payload = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let payload = body.map(|(_, b)| b.to_string().into_bytes()).unwrap_or_default();
         let request = request.body(kube::client::Body::from(payload))?;
         self.runtime.block_on(async {
             let response = tokio::time::timeout(Duration::from_secs(120), self.client.send(request))
@@ -478,6 +521,7 @@ pub fn node(a: NodeArgs) -> anyhow::Result<ExitCode> {
     match a.action {
         NodeAction::Install(i) => install(&a.node, i),
         NodeAction::Kubeadm(KubeadmArgs { command: KubeadmCommand::Upgrade(u) }) => match u.command {
+            UpgradeCommand::Plan(x) => upgrade_plan(&a.node, x),
             UpgradeCommand::Apply(x) => upgrade_apply(&a.node, x),
             UpgradeCommand::Node(x) => upgrade_node(&a.node, x),
         },
@@ -569,6 +613,38 @@ fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
 fn same_release(package: &str, running: &str) -> bool {
     let release = |s: &str| s.parse::<PackageVersion>().map(|p| p.upstream).or_else(|_| s.parse::<KubeVersion>()).ok();
     release(package).is_some_and(|p| release(running).is_some_and(|r| p == r))
+}
+
+fn upgrade_plan(node: &str, a: PlanArgs) -> anyhow::Result<ExitCode> {
+    let version = a.release.as_deref().map(str::trim);
+    if let Some(v) = version
+        && v.parse::<KubeVersion>().is_err()
+    {
+        return Err(usage(format!(
+            "kubeadm upgrade plan {v}: not a Kubernetes release; give the exact version, e.g. v1.35.0, or none for the newest the installed kubeadm can apply"
+        )));
+    }
+    let api = LabApi::from_target(&a.target)?;
+    let path = match version {
+        // Checked above to be a version, so it needs no escaping in the query.
+        Some(v) => node_path(node, &format!("/kubeadm/upgrade-plan?version={v}")),
+        None => node_path(node, "/kubeadm/upgrade-plan"),
+    };
+    let plan: UpgradePlan = api.call("GET", &path, None)?;
+    emit(a.output.output, "KubeadmUpgradePlan", &plan, || {
+        let mut out = format!("{}\n", plan.message.trim_end());
+        if plan.target.is_none()
+            && let Some(v) = plan.needs_newer_kubeadm.last()
+        {
+            // The lab's way of doing what kubeadm asks for.
+            out.push_str(&format!(
+                "\nin the lab: stepstone lab node {node} install kubeadm={}-1.1\n",
+                v.trim_start_matches('v')
+            ));
+        }
+        out
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn upgrade_apply(node: &str, a: ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -667,33 +743,25 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let api = LabApi::from_target(&a.target)?;
-    let current: FaultConfig = api.call("GET", "/lab/v1/faults", None)?;
     let changes = a.clear
         || a.error_rate.is_some()
         || a.throttle_rate.is_some()
         || a.latency_ms.is_some()
         || !a.never_return.is_empty()
         || !a.crash_loop.is_empty();
-    let shown = if changes {
-        let mut next = if a.clear { FaultConfig::default() } else { current };
-        if let Some(r) = a.error_rate {
-            next.error_rate = r;
-        }
-        if let Some(r) = a.throttle_rate {
-            next.throttle_rate = r;
-        }
-        if let Some(ms) = a.latency_ms {
-            next.latency_ms = ms;
-        }
-        next.never_return.extend(a.never_return.iter().cloned());
-        next.crash_loop.extend(a.crash_loop.iter().cloned());
-        next.validate().map_err(|e| {
-            let e = e.replace("errorRate", "--error-rate").replace("throttleRate", "--throttle-rate");
-            usage(format!("fault flags: {e} (the lab keeps its current faults)"))
-        })?;
-        api.call::<FaultConfig>("PUT", "/lab/v1/faults", Some(&serde_json::to_value(&next)?))?
+    let shown: FaultConfig = if changes {
+        let (content_type, patch) = faults_patch(&a)?;
+        api.call_as("PATCH", "/lab/v1/faults", Some((content_type, &patch))).map_err(|e| {
+            // The lab names its fields; the user typed flags.
+            if e.downcast_ref::<crate::exit::UsageError>().is_some() {
+                let msg = e.to_string().replace("errorRate", "--error-rate").replace("throttleRate", "--throttle-rate");
+                usage(format!("fault flags: {msg} (the lab keeps its current faults)"))
+            } else {
+                e
+            }
+        })?
     } else {
-        current
+        api.call("GET", "/lab/v1/faults", None)?
     };
     emit(a.output.output, "LabFaults", &shown, || {
         let list = |s: &std::collections::BTreeSet<String>| {
@@ -708,6 +776,40 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         t.render()
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one request that makes the flags' change, applied by the lab under its lock: a merge
+/// patch naming only the changed fields, or, when nodes or pods are added to a fault list, a
+/// JSON patch that appends them, so that nobody else's additions are overwritten. `--clear`
+/// starts from no faults, so it sends every field.
+fn faults_patch(a: &FaultsArgs) -> anyhow::Result<(&'static str, Value)> {
+    let mut fields = match a.clear {
+        true => serde_json::to_value(FaultConfig::default())?.as_object().cloned().unwrap_or_default(),
+        false => serde_json::Map::new(),
+    };
+    if let Some(r) = a.error_rate {
+        fields.insert("errorRate".into(), json!(r));
+    }
+    if let Some(r) = a.throttle_rate {
+        fields.insert("throttleRate".into(), json!(r));
+    }
+    if let Some(ms) = a.latency_ms {
+        fields.insert("latencyMs".into(), json!(ms));
+    }
+    if a.clear || (a.never_return.is_empty() && a.crash_loop.is_empty()) {
+        for (key, added) in [("neverReturn", &a.never_return), ("crashLoop", &a.crash_loop)] {
+            if !added.is_empty() {
+                fields.insert(key.into(), json!(added));
+            }
+        }
+        return Ok(("application/merge-patch+json", Value::Object(fields)));
+    }
+    let mut ops: Vec<Value> =
+        fields.into_iter().map(|(k, v)| json!({"op": "replace", "path": format!("/{k}"), "value": v})).collect();
+    for (key, added) in [("neverReturn", &a.never_return), ("crashLoop", &a.crash_loop)] {
+        ops.extend(added.iter().map(|v| json!({"op": "add", "path": format!("/{key}/-"), "value": v})));
+    }
+    Ok(("application/json-patch+json", Value::Array(ops)))
 }
 
 #[cfg(test)]
