@@ -48,7 +48,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use faults::FaultConfig;
-pub use nodes::{KubeletState, NodeFacts, NodeOpError, NodeOps, Package, UpgradeOptions, UpgradeReport};
+pub use nodes::{KubeletState, NodeFacts, NodeOpError, NodeOps, Package, UpgradeOptions, UpgradePlan, UpgradeReport};
 pub use state::{RequestCounts, Timing};
 
 use state::{Shared, Stats, lock};
