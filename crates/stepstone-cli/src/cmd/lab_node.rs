@@ -17,8 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use stepstone_core::version::{KubeVersion, PackageVersion};
-use stepstone_lab::nodes::UpgradePlan;
-use stepstone_lab::{FaultConfig, KubeletState, NodeFacts, Package, UpgradeReport};
+use stepstone_lab::{FaultConfig, KubeletState, NodeFacts, Package, UpgradePlan, UpgradeReport};
 
 use crate::exit::{Failure, usage};
 use crate::output::{OutputArgs, Table, emit};
