@@ -1,6 +1,6 @@
-//! The verbs of the API, independent of HTTP: create (with defaulting and validation), update,
-//! patch, graceful delete, the scale subresource and pod eviction (decided by
-//! `stepstone_core::pdb`, the same rules the planner uses).
+//! The verbs of the API, independent of HTTP: create (with defaulting, validation and the
+//! DefaultTolerationSeconds admission), update, patch, graceful delete, the scale subresource
+//! and pod eviction (decided by `stepstone_core::pdb`, the same rules the planner uses).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -215,6 +215,52 @@ pub fn prepare_for_create(res: ResId, obj: &mut Value) {
     }
 }
 
+/// `node.kubernetes.io/not-ready`: the node lifecycle controller's taint for a node whose kubelet
+/// reports NotReady.
+pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+/// `node.kubernetes.io/unreachable`: the node lifecycle controller's taint for a node whose kubelet
+/// stopped posting status.
+pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+/// The DefaultTolerationSeconds admission plugin's `--default-not-ready-toleration-seconds` and
+/// `--default-unreachable-toleration-seconds` defaults.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// The mutating admission the lab's apiserver runs on a new object, after the defaults. Only for
+/// objects created through the API (or by a controller through it), never for a loaded fleet,
+/// whose objects were admitted by the cluster they were taken from.
+///
+/// DefaultTolerationSeconds: a pod that does not tolerate `not-ready:NoExecute` or
+/// `unreachable:NoExecute` (a toleration with an empty key, or an empty effect, counts) gets
+/// `{key, operator: Exists, effect: NoExecute, tolerationSeconds: 300}` for each one it lacks,
+/// so its pods leave a dead node five minutes after the taint.
+pub fn admit(res: ResId, obj: &mut Value) {
+    if res != resources::PODS {
+        return;
+    }
+    let tolerations: Vec<Value> =
+        obj.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
+    let tolerates = |key: &str| {
+        tolerations.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (k == key || k.is_empty()) && (effect == "NoExecute" || effect.is_empty())
+        })
+    };
+    let missing: Vec<&str> = [TAINT_NOT_READY, TAINT_UNREACHABLE].into_iter().filter(|k| !tolerates(k)).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let mut next = tolerations.clone();
+    for key in missing {
+        next.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+            "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}));
+    }
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"] = json!({});
+    }
+    obj["spec"]["tolerations"] = Value::Array(next);
+}
+
 /// A DaemonSet's template generation as its annotation states it.
 pub fn template_generation(ds: &Value) -> Option<i64> {
     meta(ds).get("annotations")?.get(TEMPLATE_GENERATION)?.as_str()?.parse().ok()
@@ -281,6 +327,9 @@ pub fn create(
     prepare_for_create(res, &mut obj);
     validate(res, &obj)?;
     apply::track_update(def, None, &mut obj, writer, if def.status { Part::Main } else { Part::All }, None);
+    // Mutating admission runs after the field manager recorded the request, as upstream's create
+    // handler orders them, so the client does not own what admission added.
+    admit(res, &mut obj);
     if dry_run {
         if store.get(res, if def.namespaced { store::namespace_of(&obj) } else { "" }, name_of(&obj)).is_some() {
             return Err(ApiError::already_exists(def, name_of(&obj)));
@@ -717,6 +766,28 @@ mod tests {
         let mut s = Store::new(3);
         s.create(NAMESPACES, json!({"metadata": {"name": "default"}}), now(), false).unwrap();
         s
+    }
+
+    #[test]
+    fn default_toleration_seconds_follows_upstream_matching() {
+        let admitted = |tolerations: Value| {
+            let mut pod = json!({"spec": {"tolerations": tolerations}});
+            admit(PODS, &mut pod);
+            pod["spec"]["tolerations"].clone()
+        };
+        // An empty key or an empty effect tolerates both taints: nothing is added.
+        assert_eq!(admitted(json!([{"operator": "Exists"}])), json!([{"operator": "Exists"}]));
+        let any_effect = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists"}]);
+        let t = admitted(any_effect);
+        assert_eq!(t.as_array().unwrap().len(), 2, "{t}");
+        assert_eq!(t[1]["key"], TAINT_NOT_READY);
+        assert_eq!(t[1]["tolerationSeconds"], DEFAULT_TOLERATION_SECONDS);
+        // A NoSchedule toleration of the same key does not count.
+        let t = admitted(json!([{"key": TAINT_NOT_READY, "operator": "Exists", "effect": "NoSchedule"}]));
+        assert_eq!(t.as_array().unwrap().len(), 3, "{t}");
+        let mut ns = json!({"metadata": {"name": "x"}});
+        admit(NAMESPACES, &mut ns);
+        assert!(ns.get("spec").is_none());
     }
 
     fn running_pod(name: &str, ready: bool) -> Value {

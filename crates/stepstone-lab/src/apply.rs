@@ -889,6 +889,7 @@ pub fn serve(
     if created {
         // Defaults are filled in after ownership is recorded: nobody owns them.
         api::prepare_for_create(res, &mut object);
+        api::admit(res, &mut object);
         api::validate(res, &object)?;
         if opts.dry_run {
             if def.namespaced && store.get(resources::NAMESPACES, "", ns).is_none() {

@@ -2,8 +2,11 @@
 //! graceful termination, kubelet restarts, node leases), the scheduler (the planner's
 //! `CapacityModel`, not a second implementation), the ReplicaSet, Deployment, StatefulSet and
 //! DaemonSet controllers (Deployment and DaemonSet template changes roll out within their
-//! surge and unavailability budgets), the disruption controller (`stepstone_core::pdb`) and
-//! garbage collection of objects whose owners are gone.
+//! surge and unavailability budgets), the node lifecycle controller (a silent kubelet's node
+//! turns `Unknown` and gets the `unreachable` taints after `--node-monitor-grace-period`), the
+//! taint eviction controller (`NoExecute` taints delete the pods that do not tolerate them, or
+//! no longer do after `tolerationSeconds`), the disruption controller (`stepstone_core::pdb`)
+//! and garbage collection of objects whose owners are gone.
 //!
 //! A pass runs after writes (woken by the API) or when a simulated deadline falls due; each
 //! part runs only when the resources it reads changed since its last run, so an idle lab of
@@ -117,6 +120,15 @@ impl Loop {
         // A deadline not reached yet stays pending even if no part below runs.
         let carried = if timer { None } else { previous_due };
         let mut due = earliest(carried, nodes::finish_restarts(&shared, &mut store, now));
+        // The node lifecycle and taint eviction controllers run before the snapshot below, so
+        // that the workload controllers replace evicted pods in this same pass.
+        let kubelets_down = !nodes::kubelet_down(&shared).is_empty();
+        if timer || kubelets_down || changed(&store, &self.seen, &[r::NODES]) {
+            due = earliest(due, node_lifecycle(&shared, &mut store, now));
+        }
+        if timer || changed(&store, &self.seen, &[r::NODES, r::PODS]) {
+            due = earliest(due, taint_eviction(&mut store, now));
+        }
         let before: Vec<u64> = (0..RESOURCES.len()).map(|res| store.last_change(res)).collect();
         let pods_or_nodes = changed(&store, &self.seen, &[r::PODS, r::NODES]);
         let workloads = changed(
@@ -438,6 +450,236 @@ fn heartbeat(shared: &Shared, store: &mut Store, now: Timestamp) {
     }
 }
 
+// ---- node lifecycle and taint eviction
+
+fn ready_status(n: &Value) -> Option<&str> {
+    n.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["status"].as_str())
+}
+
+/// The node lifecycle controller (kube-controller-manager). A kubelet that is not running posts
+/// nothing; once `--node-monitor-grace-period` has passed since it was last heard from, the node
+/// turns Ready=`Unknown` (`NodeStatusUnknown`, "Kubelet stopped posting node status."), gets the
+/// `unreachable` NoSchedule and NoExecute taints, and its pods are marked not Ready. A kubelet that
+/// runs and reports NotReady gets the `not-ready` taints; one that reports Ready loses them.
+///
+/// A kubelet restart that ends within the grace period is not noticed at all, as upstream's 5 s
+/// monitor misses a few seconds of silence: the lab's restart window (NotReady with the `not-ready`
+/// NoSchedule taint the restart itself sets) stays as it is, and pods keep running. Returns when
+/// the next silent kubelet's grace period ends.
+fn node_lifecycle(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timestamp> {
+    let down = nodes::kubelet_down(shared);
+    let grace = nodes::node_monitor_grace_seconds(store);
+    let mut due = None;
+    let mut writes: Vec<(Value, bool)> = Vec::new();
+    for n in store.iter(r::NODES, None, None) {
+        let name = name_of(n);
+        let mut next = (**n).clone();
+        let (flipped, tainted) = if down.contains(name) {
+            let last = nodes::last_heard(store, n)
+                .or_else(|| meta_str(n, "creationTimestamp").and_then(clock::parse))
+                .unwrap_or(now);
+            let deadline = clock::plus(last, grace);
+            if deadline > now {
+                due = earliest(due, Some(deadline));
+                continue;
+            }
+            // The first time the controller acts on this silence: the Ready condition flips, or
+            // (a kubelet the lab already reported Unknown) the eviction taint is new.
+            let evicting = next
+                .pointer("/spec/taints")
+                .and_then(Value::as_array)
+                .is_some_and(|ts| ts.iter().any(|t| t["key"] == api::TAINT_UNREACHABLE && t["effect"] == "NoExecute"));
+            let flipped = nodes::mark_status_unknown(&mut next, now) || !evicting;
+            (flipped, nodes::set_lifecycle_taints(&mut next, Some(api::TAINT_UNREACHABLE), now))
+        } else {
+            let key = match ready_status(n) {
+                Some("True") => None,
+                Some("False") => Some(api::TAINT_NOT_READY),
+                Some(_) => Some(api::TAINT_UNREACHABLE),
+                // No Ready condition at all: a hand-written fleet; leave its taints alone.
+                None => continue,
+            };
+            (false, nodes::set_lifecycle_taints(&mut next, key, now))
+        };
+        if flipped || tainted {
+            writes.push((next, flipped));
+        }
+    }
+    for (next, flipped) in writes {
+        let Ok(updated) = store.update(r::NODES, next, Part::All, false) else { continue };
+        if !flipped {
+            continue;
+        }
+        let node = name_of(&updated).to_string();
+        nodes::record_event(
+            store,
+            now,
+            &updated,
+            "Normal",
+            "NodeNotReady",
+            &format!("Node {node} status is now: NodeNotReady"),
+            "node-controller",
+        );
+        mark_pods_not_ready(store, &node, now);
+    }
+    due
+}
+
+/// Upstream `MarkPodsNotReady`: the pods of a node that stopped posting status are no longer
+/// Ready (Services drop them, disruption budgets stop counting them) until their kubelet is back.
+fn mark_pods_not_ready(store: &mut Store, node: &str, now: Timestamp) {
+    let pods: Vec<Arc<Value>> = store
+        .iter(r::PODS, None, None)
+        .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node) && is_ready(p))
+        .cloned()
+        .collect();
+    for p in pods {
+        let mut next = (*p).clone();
+        nodes::set_pod_condition(&mut next, "Ready", false, now);
+        if let Ok(updated) = store.update(r::PODS, next, Part::All, false) {
+            nodes::record_event(
+                store,
+                now,
+                &updated,
+                "Warning",
+                "NodeNotReady",
+                "Node is not ready",
+                "node-controller",
+            );
+        }
+    }
+}
+
+/// Upstream `Toleration.ToleratesTaint` on API objects.
+fn tolerates(toleration: &Value, taint: &Value) -> bool {
+    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let effect = field(toleration, "effect");
+    if !effect.is_empty() && effect != field(taint, "effect") {
+        return false;
+    }
+    let key = field(toleration, "key");
+    if !key.is_empty() && key != field(taint, "key") {
+        return false;
+    }
+    match field(toleration, "operator").as_str() {
+        "Exists" => true,
+        _ => field(toleration, "value") == field(taint, "value"),
+    }
+}
+
+/// How long a pod may stay on a node with these `NoExecute` taints (upstream
+/// `GetMatchingTolerations` + `getMinTolerationTime`): `Some(0)` when one taint is not tolerated
+/// (each taint counts with the first toleration that matches it), the smallest
+/// `tolerationSeconds` of those tolerations (zero or less meaning at once), `None` for forever.
+fn toleration_seconds(pod: &Value, taints: &[Value]) -> Option<i64> {
+    let tolerations = pod.pointer("/spec/tolerations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let mut min: Option<i64> = None;
+    for taint in taints {
+        let Some(used) = tolerations.iter().find(|t| tolerates(t, taint)) else { return Some(0) };
+        if let Some(s) = used.get("tolerationSeconds").and_then(Value::as_i64) {
+            let s = s.max(0);
+            min = Some(min.map_or(s, |m| m.min(s)));
+        }
+    }
+    min
+}
+
+/// The component taint-based evictions are reported by: the taint eviction controller split out
+/// of the node lifecycle controller in v1.29.
+fn taint_eviction_component(store: &Store) -> &'static str {
+    match nodes::cluster_version(store) {
+        Some(v) if v.minor() < stepstone_core::version::Minor::new(1, 29) => "taint-controller",
+        _ => "taint-eviction-controller",
+    }
+}
+
+/// The taint eviction controller: pods on a node with `NoExecute` taints they do not tolerate are
+/// deleted at once; those tolerating them for `tolerationSeconds` once that time has passed since
+/// the taint was added (or since they were bound, when that was later); those tolerating them
+/// without a limit (DaemonSet pods) stay. Each deletion is announced with a `TaintManagerEviction`
+/// Event and a `DisruptionTarget` condition (`DeletionByTaintManager`), as upstream does from
+/// v1.26. The deletion is graceful: on a node whose kubelet is down the pod stays Terminating until
+/// the kubelet returns, but its controller replaces it at once. Mirror pods are the kubelet's own
+/// (kubeadm's static pod manifests tolerate every `NoExecute` taint), so they are left alone.
+/// Returns when the next toleration runs out.
+fn taint_eviction(store: &mut Store, now: Timestamp) -> Option<Timestamp> {
+    let tainted: HashMap<String, Vec<Value>> = store
+        .iter(r::NODES, None, None)
+        .filter_map(|n| {
+            let taints: Vec<Value> = n
+                .pointer("/spec/taints")
+                .and_then(Value::as_array)?
+                .iter()
+                .filter(|t| t["effect"] == "NoExecute")
+                .cloned()
+                .collect();
+            (!taints.is_empty()).then(|| (name_of(n).to_string(), taints))
+        })
+        .collect();
+    if tainted.is_empty() {
+        return None;
+    }
+    let mut due = None;
+    let mut doomed: Vec<Arc<Value>> = Vec::new();
+    for p in store.iter(r::PODS, None, None) {
+        let Some(taints) = p.pointer("/spec/nodeName").and_then(Value::as_str).and_then(|n| tainted.get(n)) else {
+            continue;
+        };
+        if !is_active(p) || meta(p).pointer("/annotations/kubernetes.io~1config.mirror").is_some() {
+            continue;
+        }
+        let Some(seconds) = toleration_seconds(p, taints) else { continue };
+        let tainted_at = taints.iter().filter_map(|t| t["timeAdded"].as_str().and_then(clock::parse)).min();
+        let start = match (tainted_at, bound_at(p)) {
+            (Some(t), Some(b)) => t.max(b),
+            (t, b) => t.or(b).unwrap_or(now),
+        };
+        let deadline = clock::plus(start, seconds as f64);
+        if deadline <= now {
+            doomed.push(p.clone());
+        } else {
+            due = earliest(due, Some(deadline));
+        }
+    }
+    if doomed.is_empty() {
+        return due;
+    }
+    let component = taint_eviction_component(store);
+    for p in doomed {
+        let (ns, name) = (namespace_of(&p).to_string(), name_of(&p).to_string());
+        nodes::record_event(
+            store,
+            now,
+            &p,
+            "Normal",
+            "TaintManagerEviction",
+            &format!("Marking for deletion Pod {ns}/{name}"),
+            component,
+        );
+        let mut next = (*p).clone();
+        set_disruption_target(&mut next, now);
+        let _ = store.update(r::PODS, next, Part::All, false);
+        let _ = api::delete(store, r::PODS, &ns, &name, &DeleteOptions::default(), now);
+    }
+    due
+}
+
+/// The `DisruptionTarget` condition the taint eviction controller sets before it deletes a pod.
+fn set_disruption_target(pod: &mut Value, now: Timestamp) {
+    nodes::set_pod_condition(pod, "DisruptionTarget", true, now);
+    if let Some(c) = pod
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+        .and_then(|cs| cs.iter_mut().find(|c| c["type"] == "DisruptionTarget"))
+    {
+        c["reason"] = json!("DeletionByTaintManager");
+        c["message"] = json!("Taint manager: deleting due to NoExecute taint");
+    }
+}
+
 // ---- workload controllers
 
 fn owner_ref(kind: &str, obj: &Value) -> Value {
@@ -519,7 +761,8 @@ fn replicasets(store: &mut Store, now: Timestamp) {
         if active.len() < want {
             for _ in 0..(want - active.len()).min(budget) {
                 let name = format!("{}-{}", name_of(&rs), store.random_suffix(5));
-                let pod = pod_from_template(&rs, "ReplicaSet", name, &[]);
+                let mut pod = pod_from_template(&rs, "ReplicaSet", name, &[]);
+                api::admit(r::PODS, &mut pod);
                 if let Ok(p) = store.create(r::PODS, pod, now, false) {
                     active.push(p);
                     budget -= 1;
@@ -843,6 +1086,7 @@ fn statefulsets(store: &mut Store, now: Timestamp) {
             if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
                 pod["spec"]["subdomain"] = json!(svc);
             }
+            api::admit(r::PODS, &mut pod);
             let _ = store.create(r::PODS, pod, now, false);
             if !parallel {
                 break;
@@ -961,29 +1205,36 @@ fn image_list(containers: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// The nodes a DaemonSet's pods should run on: node selector, required node affinity and the
-/// taints its pods (with the controller's added tolerations) tolerate.
-fn daemon_nodes(template_pod: &Value, parsed: &[stepstone_core::inventory::Node]) -> Option<BTreeSet<String>> {
+/// The nodes a DaemonSet's pods should run on (node selector, required node affinity and the
+/// taints its pods, with the controller's added tolerations, tolerate), and the nodes where a pod
+/// already there may keep running: upstream's `NodeShouldRunDaemonPod` lets a daemon pod stay on a
+/// node whose untolerated taints are all `NoSchedule` (an unreachable node's, say).
+fn daemon_nodes(
+    template_pod: &Value,
+    parsed: &[stepstone_core::inventory::Node],
+) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
     let shape = parse_pod(template_pod).ok()?;
-    Some(
-        parsed
-            .iter()
-            .filter(|n| {
-                let mut labels = n.labels.clone();
-                labels.insert(stepstone_core::plan::simulate::NODE_NAME_FIELD.to_string(), n.name.clone());
-                let selector_ok = shape.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v));
-                let affinity_ok =
-                    shape.node_affinity.is_empty() || shape.node_affinity.iter().any(|t| t.matches(&labels));
-                let taints_ok = n
-                    .taints
-                    .iter()
-                    .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-                    .all(|t| shape.tolerations.iter().any(|tol| tol.tolerates(t)));
-                selector_ok && affinity_ok && taints_ok
-            })
-            .map(|n| n.name.clone())
-            .collect(),
-    )
+    let mut run = BTreeSet::new();
+    let mut keep = BTreeSet::new();
+    for n in parsed {
+        let mut labels = n.labels.clone();
+        labels.insert(stepstone_core::plan::simulate::NODE_NAME_FIELD.to_string(), n.name.clone());
+        let selector_ok = shape.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v));
+        let affinity_ok = shape.node_affinity.is_empty() || shape.node_affinity.iter().any(|t| t.matches(&labels));
+        if !selector_ok || !affinity_ok {
+            continue;
+        }
+        let tolerated = |effect: &str| {
+            n.taints.iter().filter(|t| t.effect == effect).all(|t| shape.tolerations.iter().any(|tol| tol.tolerates(t)))
+        };
+        if tolerated("NoExecute") {
+            keep.insert(n.name.clone());
+            if tolerated("NoSchedule") {
+                run.insert(n.name.clone());
+            }
+        }
+    }
+    Some((run, keep))
 }
 
 /// Upstream's DaemonSet history (`constructHistory`, `cleanupHistory`): one ControllerRevision per
@@ -1084,7 +1335,8 @@ fn daemonsets(store: &mut Store, now: Timestamp, adopted: &mut HashSet<String>) 
             }
         }
         template_pod["spec"]["tolerations"] = json!(tolerations);
-        let Some(eligible) = daemon_nodes(&template_pod, &parsed) else { continue };
+        api::admit(r::PODS, &mut template_pod);
+        let Some((eligible, keep)) = daemon_nodes(&template_pod, &parsed) else { continue };
         let mut pods: Vec<Arc<Value>> = owned.get(uid_of(&ds)).cloned().unwrap_or_default();
         if adopted.insert(uid_of(&ds).to_string()) {
             let images = image_list(template.pointer("/spec/containers"));
@@ -1117,7 +1369,7 @@ fn daemonsets(store: &mut Store, now: Timestamp, adopted: &mut HashSet<String>) 
         let mut doomed: Vec<Arc<Value>> = Vec::new();
         // Pods on nodes that should not run the daemon go; so do all but the oldest pod on a node.
         for (node, ps) in &on_node {
-            if eligible.contains(node) {
+            if eligible.contains(node) || keep.contains(node) {
                 doomed.extend(ps.iter().skip(1).cloned());
             } else {
                 doomed.extend(ps.iter().cloned());
@@ -1367,6 +1619,32 @@ fn candidates<'a>(pdb: &Pdb, pods: &'a [Arc<Pod>], index: &HashMap<(&str, &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toleration_time_is_the_shortest_used_toleration() {
+        let unreachable = json!({"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"});
+        let pod = |tolerations: Value| json!({"spec": {"tolerations": tolerations}});
+        assert_eq!(toleration_seconds(&json!({"spec": {}}), std::slice::from_ref(&unreachable)), Some(0));
+        let defaults = pod(json!([
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]));
+        assert_eq!(toleration_seconds(&defaults, std::slice::from_ref(&unreachable)), Some(300));
+        // The first matching toleration counts, as upstream's GetMatchingTolerations picks it.
+        let forever_first = pod(json!([{"operator": "Exists"},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]));
+        assert_eq!(toleration_seconds(&forever_first, std::slice::from_ref(&unreachable)), None);
+        let negative =
+            pod(json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": -3}]));
+        assert_eq!(toleration_seconds(&negative, std::slice::from_ref(&unreachable)), Some(0));
+        // Equal needs the value; another key does not match.
+        let custom = json!({"key": "maintenance", "value": "yes", "effect": "NoExecute"});
+        let equal = pod(json!([{"key": "maintenance", "operator": "Equal", "value": "no", "effect": "NoExecute"}]));
+        assert_eq!(toleration_seconds(&equal, &[custom]), Some(0));
+        assert_eq!(
+            toleration_seconds(&defaults, &[unreachable, json!({"key": "other", "effect": "NoExecute"})]),
+            Some(0)
+        );
+    }
 
     #[test]
     fn ordinals_parse_from_names() {

@@ -1337,6 +1337,9 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
             cgroup_v1 && !opted_out && new_minor.is_some_and(|m| m >= stepstone_core::version::Minor::new(1, 35));
         let mut next = (*n).clone();
         if refuses {
+            // The lab reports the refusal at once (Ready=Unknown, the `unreachable` NoSchedule
+            // taint); the node lifecycle controller adds the NoExecute taint once the grace period
+            // has passed without a status from this node.
             lock(&shared.kubelets).insert(node.clone(), KubeletState::Failed { reason: CGROUP_V1_ERROR.into() });
             set_ready(&mut next, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.", now);
             let updated = store.update(NODES, next, Part::All, false).expect("node exists");
@@ -1358,6 +1361,18 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
             next["status"]["nodeInfo"]["kubeletVersion"] = json!(version);
         }
         set_ready(&mut next, "True", "KubeletReady", "kubelet is posting ready status", now);
+        // The kubelet posts its pressure conditions again, replacing the controller's Unknown.
+        if let Some(list) = next.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
+            for c in list.iter_mut().filter(|c| c["status"] == "Unknown") {
+                if let Some((_, reason, message)) = KUBELET_CONDITIONS.iter().find(|(k, _, _)| c["type"] == *k) {
+                    c["status"] = json!("False");
+                    c["reason"] = json!(reason);
+                    c["message"] = json!(message);
+                    c["lastHeartbeatTime"] = json!(clock::format(now));
+                    c["lastTransitionTime"] = json!(clock::format(now));
+                }
+            }
+        }
         let updated = store.update(NODES, next, Part::All, false).expect("node exists");
         record_event(
             store,
@@ -1386,6 +1401,99 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
         }
     }
     next_due
+}
+
+/// kube-controller-manager's `--node-monitor-grace-period` default for the cluster's version:
+/// 40s before v1.32, 50s from v1.32 on (kubernetes/kubernetes#126287).
+pub(crate) fn node_monitor_grace_seconds(store: &Store) -> f64 {
+    match cluster_version(store) {
+        Some(v) if v.minor() < stepstone_core::version::Minor::new(1, 32) => 40.0,
+        _ => 50.0,
+    }
+}
+
+/// When the node was last heard from: the Ready condition's `lastHeartbeatTime` (what the kubelet
+/// last posted) or the node Lease's `renewTime`, whichever is newer.
+pub(crate) fn last_heard(store: &Store, node: &Value) -> Option<Timestamp> {
+    let posted = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["lastHeartbeatTime"].as_str())
+        .and_then(clock::parse);
+    let renewed = store
+        .get(crate::resources::LEASES, "kube-node-lease", store::name_of(node))
+        .and_then(|l| l.pointer("/spec/renewTime").and_then(Value::as_str).and_then(clock::parse));
+    posted.into_iter().chain(renewed).max()
+}
+
+/// The conditions the kubelet posts, with what a healthy kubelet reports for the pressure ones.
+const KUBELET_CONDITIONS: [(&str, &str, &str); 3] = [
+    ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+];
+
+/// The node lifecycle controller's verdict on a node whose kubelet stopped posting status
+/// (upstream `tryUpdateNodeHealth`): Ready and the pressure conditions turn `Unknown` with reason
+/// `NodeStatusUnknown`; `lastHeartbeatTime` keeps the kubelet's last post. Returns whether the Ready
+/// condition changed.
+pub(crate) fn mark_status_unknown(node: &mut Value, now: Timestamp) -> bool {
+    let t = clock::format(now);
+    if !node.get("status").is_some_and(Value::is_object) {
+        node["status"] = json!({});
+    }
+    let conds = node["status"].as_object_mut().expect("object").entry("conditions").or_insert_with(|| json!([]));
+    let Some(list) = conds.as_array_mut() else { return false };
+    let mut ready_changed = false;
+    let mut has_ready = false;
+    for c in list.iter_mut() {
+        let kubelets = c["type"] == "Ready" || KUBELET_CONDITIONS.iter().any(|(k, _, _)| c["type"] == *k);
+        has_ready |= c["type"] == "Ready";
+        if !kubelets || c["status"] == "Unknown" {
+            continue;
+        }
+        ready_changed |= c["type"] == "Ready";
+        c["status"] = json!("Unknown");
+        c["reason"] = json!("NodeStatusUnknown");
+        c["message"] = json!("Kubelet stopped posting node status.");
+        c["lastTransitionTime"] = json!(t);
+    }
+    if !has_ready {
+        list.push(json!({"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+            "message": "Kubelet stopped posting node status.", "lastTransitionTime": t}));
+        ready_changed = true;
+    }
+    ready_changed
+}
+
+/// Set the node lifecycle controller's taints (TaintNodesByCondition and TaintBasedEvictions):
+/// `key` with `NoSchedule` and `NoExecute`, or none. The other of `not-ready` and `unreachable`
+/// goes; a taint already there keeps its `timeAdded`, which taint-based eviction counts from.
+/// Returns whether the taints changed.
+pub(crate) fn set_lifecycle_taints(node: &mut Value, key: Option<&str>, now: Timestamp) -> bool {
+    if !node.get("spec").is_some_and(Value::is_object) {
+        node["spec"] = json!({});
+    }
+    let spec = node["spec"].as_object_mut().expect("object");
+    let before: Vec<Value> = spec.get("taints").and_then(Value::as_array).cloned().unwrap_or_default();
+    let lifecycle = |t: &Value| t["key"] == crate::api::TAINT_NOT_READY || t["key"] == crate::api::TAINT_UNREACHABLE;
+    let mut taints: Vec<Value> = before.iter().filter(|t| !lifecycle(t)).cloned().collect();
+    if let Some(k) = key {
+        for effect in ["NoSchedule", "NoExecute"] {
+            let kept = before.iter().find(|t| t["key"] == k && t["effect"] == effect).cloned();
+            taints.push(kept.unwrap_or_else(|| json!({"key": k, "effect": effect, "timeAdded": clock::format(now)})));
+        }
+    }
+    if taints == before {
+        return false;
+    }
+    if taints.is_empty() {
+        spec.remove("taints");
+    } else {
+        spec.insert("taints".into(), Value::Array(taints));
+    }
+    true
 }
 
 /// Nodes whose kubelet is not running (pods there do not progress).

@@ -99,6 +99,16 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", message.into())
     }
 
+    /// A create or update body in a media type the lab does not read (the apiserver also reads
+    /// protobuf and CBOR; the lab reads JSON and YAML).
+    pub fn unsupported_body() -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".to_string(),
+        )
+    }
+
     pub fn unsupported_media_type(content_type: &str) -> Self {
         Self::new(
             415,

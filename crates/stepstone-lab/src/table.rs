@@ -61,10 +61,12 @@ pub fn node_status(o: &Value) -> String {
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
         .and_then(|c| c["status"].as_str());
+    // As kubectl's printer: any Ready status but True (False or Unknown) is NotReady; only a
+    // node without a Ready condition is Unknown.
     let mut out = match ready {
         Some("True") => "Ready".to_string(),
-        Some("False") => "NotReady".to_string(),
-        _ => "Unknown".to_string(),
+        Some(_) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
     };
     if o.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
         out.push_str(",SchedulingDisabled");

@@ -177,3 +177,35 @@ fn drain_waits_for_the_budget_and_completes_after_scale_up() {
     let ready_web = lab.list("pods", Some("shop")).iter().filter(|p| p["metadata"]["labels"]["app"] == "web").count();
     assert!(ready_web >= 2);
 }
+
+#[test]
+fn typed_generators_get_the_apiservers_415_and_manifests_work() {
+    // `kubectl create deployment` sends protobuf, which the lab does not read: it answers like an
+    // apiserver without that media type, and kubectl says so. The same object from a manifest works.
+    let (_lab, _dir, kc) = start(50.0);
+    let out = kubectl(&kc, &["create", "deployment", "gen", "-n", "shop", "--image=registry.example/app:1.0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"),
+        "{stderr}"
+    );
+    let manifest = kubectl_ok(
+        &kc,
+        &[
+            "create",
+            "deployment",
+            "gen",
+            "-n",
+            "shop",
+            "--image=registry.example/app:1.0",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gen.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    assert!(kubectl_ok(&kc, &["create", "-f", file.to_str().unwrap()]).contains("deployment.apps/gen created"));
+}
