@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod openapi;
 pub mod patch;
+mod protobuf;
 pub mod resources;
 pub mod select;
 pub mod server;

@@ -457,9 +457,10 @@ async fn handle(
     result.unwrap_or_else(|e| error_response(&e))
 }
 
-/// The JSON of a create or update body. YAML is read as the apiserver reads it; other media
-/// types (kubectl's typed generators, e.g. `kubectl create deployment`, send protobuf) get the
-/// apiserver's 415, naming what the lab accepts. PATCH bodies are left to the patch types.
+/// The JSON of a create or update body. YAML is read as the apiserver reads it; protobuf (what
+/// kubectl's typed generators such as `kubectl create deployment` send) for the kinds
+/// [`crate::protobuf`] knows; other media types get the apiserver's 415, naming what the lab
+/// accepts. PATCH bodies are left to the patch types.
 fn object_body(method: &Method, content_type: &str, body: Bytes) -> Result<Bytes, ApiError> {
     if !matches!(*method, Method::POST | Method::PUT) || body.is_empty() {
         return Ok(body);
@@ -474,6 +475,10 @@ fn object_body(method: &Method, content_type: &str, body: Bytes) -> Result<Bytes
             let value: Value = serde_saphyr::from_str(text).map_err(|e| {
                 ApiError::bad_request(format!("the body of the request could not be decoded as YAML: {e}"))
             })?;
+            Ok(Bytes::from(serde_json::to_vec(&value).expect("a JSON value serialises")))
+        }
+        "application/vnd.kubernetes.protobuf" => {
+            let value = crate::protobuf::to_json(&body)?;
             Ok(Bytes::from(serde_json::to_vec(&value).expect("a JSON value serialises")))
         }
         _ => Err(ApiError::unsupported_body()),
@@ -947,7 +952,7 @@ mod tests {
     }
 
     #[test]
-    fn object_bodies_are_json_or_yaml_and_protobuf_is_refused() {
+    fn object_bodies_are_json_yaml_or_known_protobuf_and_an_empty_envelope_is_refused() {
         let yaml = Bytes::from_static(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: \"1\"\n");
         let json_body = object_body(&Method::POST, "application/yaml", yaml).unwrap();
         let v: Value = serde_json::from_slice(&json_body).unwrap();

@@ -100,7 +100,8 @@ impl ApiError {
     }
 
     /// A create or update body in a media type the lab does not read (the apiserver also reads
-    /// protobuf and CBOR; the lab reads JSON and YAML).
+    /// CBOR, and protobuf for every kind; the lab reads JSON, YAML and the protobuf of the kinds
+    /// kubectl's generators create, see `protobuf.rs`).
     pub fn unsupported_body() -> Self {
         Self::new(
             415,
