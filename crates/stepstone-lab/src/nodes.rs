@@ -1215,6 +1215,11 @@ fn upgrade_addons(
         let mut next = (*obj).clone();
         let Some((old, new)) = retag_template(&mut next, container, &tag) else { continue };
         if res == DAEMONSETS {
+            // kubeadm replaces the DaemonSet with its own manifest, whose strategy is a plain
+            // RollingUpdate (the apiserver fills in one unavailable pod, no surge): a site's
+            // OnDelete or custom maxUnavailable on kube-proxy does not survive the upgrade.
+            next["spec"]["updateStrategy"] =
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}});
             // kubeadm writes through the API, which moves the template generation on a template change.
             crate::api::set_template_generation(&mut next, Some(&obj));
         }

@@ -204,9 +204,12 @@ fn kube_proxy_rolls_one_node_at_a_time_and_coredns_follows() {
 #[test]
 fn percent_max_unavailable_replaces_several_nodes_at_once() {
     // 40% of 5 nodes, rounded up: 2.
-    let lab = start(fleet(&["cp1"], rolling(json!("40%"))), 20.0, None);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("lab.kubeconfig");
+    let lab = start(fleet(&["cp1"], rolling(json!("40%"))), 20.0, Some(kc.clone()));
     wait_for_status(&lab, "daemonsets", "kube-proxy", "kube-proxy status", |ds| ds["status"]["numberAvailable"] == 5);
-    upgrade_cp1(&lab);
+    // Through the API: kubeadm would reset the strategy to its own (see below).
+    kubectl_ok(&kc, &["set", "image", "ds/kube-proxy", &format!("kube-proxy={NEW_PROXY}"), "-n", "kube-system"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut worst = 0;
     loop {
@@ -228,9 +231,17 @@ async fn on_delete_leaves_old_pods_until_they_are_deleted() {
         Lab::start(fleet(&["cp1"], json!({"type": "OnDelete"})), LabOptions { speed: 50.0, ..Default::default() })
             .await
             .unwrap();
-    lab.nodes().install_package("cp1", Package::Kubeadm, "1.35.0-1.1").unwrap();
-    let report = lab.nodes().kubeadm_upgrade_apply("cp1", "v1.35.0", &UpgradeOptions::default()).unwrap();
-    assert!(report.changed.contains(&"kube-proxy: v1.34.2 -> v1.35.0".to_string()));
+    let kc = kube::config::Kubeconfig::from_yaml(&lab.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let daemonsets: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
+        kube::Api::namespaced(client.clone(), "kube-system");
+    let image_patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "kube-proxy", "image": NEW_PROXY}]}}}});
+    daemonsets
+        .patch("kube-proxy", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(image_patch))
+        .await
+        .unwrap();
     // Twenty simulated seconds: a RollingUpdate DaemonSet would have replaced pods by now.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let by_node = proxy_pods(&lab);
@@ -240,9 +251,6 @@ async fn on_delete_leaves_old_pods_until_they_are_deleted() {
     assert_eq!(ds["status"]["updatedNumberScheduled"], 0, "{}", ds["status"]);
     assert_eq!(ds["status"]["observedGeneration"], 2);
 
-    let kc = kube::config::Kubeconfig::from_yaml(&lab.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
-    let client = kube::Client::try_from(config).unwrap();
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, "kube-system");
     pods.delete("kube-proxy-w2", &kube::api::DeleteParams::default()).await.unwrap();
     let end = Instant::now() + Duration::from_secs(20);
@@ -327,4 +335,21 @@ fn kubectl_rollout_status_follows_the_addon_rollouts() {
         .collect();
     assert_eq!(dns.len(), 2);
     assert!(dns.iter().all(|p| image(p) == NEW_DNS && ready_alive(p)), "{dns:#?}");
+}
+
+#[test]
+fn kubeadm_replaces_a_custom_kube_proxy_strategy_with_its_own() {
+    // kubeadm writes its own kube-proxy DaemonSet: OnDelete becomes RollingUpdate, one node at a
+    // time, so the upgrade rolls kube-proxy whatever the site had set.
+    let lab = start(fleet(&["cp1"], json!({"type": "OnDelete"})), 50.0, None);
+    upgrade_cp1(&lab);
+    let ds = lab.get("daemonsets", "kube-system", "kube-proxy").unwrap();
+    assert_eq!(
+        ds["spec"]["updateStrategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+    );
+    wait_for(20, "every kube-proxy pod on the new image", || {
+        let by_node = proxy_pods(&lab);
+        by_node.len() == 5 && by_node.values().flatten().all(|p| image(p) == NEW_PROXY && ready_alive(p))
+    });
 }
