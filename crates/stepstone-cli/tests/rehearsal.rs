@@ -111,10 +111,10 @@ fn name(obj: &Value) -> &str {
 
 #[test]
 fn the_guides_rehearsal_upgrades_the_control_plane_and_a_worker_and_loses_a_node() {
-    let mut r = Rehearsal::start();
+    let r = Rehearsal::start();
     plan_puts_the_control_plane_first(&r);
     kubeadm_upgrade_plan_waits_for_a_new_kubeadm(&r);
-    control_plane_moves_to_v1_35_0(&mut r);
+    control_plane_moves_to_v1_35_0(&r);
     worker_is_drained_upgraded_and_uncordoned(&r);
     skew_reports_the_half_upgraded_cluster(&r);
     kubelet_that_never_returns_turns_the_node_not_ready(&r);
@@ -202,7 +202,7 @@ fn kubeadm_upgrade_plan_waits_for_a_new_kubeadm(r: &Rehearsal) {
 
 /// `kubeadm upgrade apply` on cp-01, `kubeadm upgrade node` on cp-02 and cp-03: the apiserver
 /// reports v1.35.0 after the first, kube-proxy moves with the last and rolls out.
-fn control_plane_moves_to_v1_35_0(r: &mut Rehearsal) {
+fn control_plane_moves_to_v1_35_0(r: &Rehearsal) {
     let apply = ok(&r.stepstone(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]), "apply");
     assert!(
         apply.contains("[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.0\". Enjoy!"),
