@@ -441,14 +441,7 @@ pub fn delete(
     if let Some(uid) = &opts.uid
         && uid != store::uid_of(&current)
     {
-        return Err(ApiError::conflict(
-            def,
-            name,
-            &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                store::uid_of(&current)
-            ),
-        ));
+        return Err(ApiError::uid_precondition(def, name, uid, store::uid_of(&current)));
     }
     if let Some(rv) = &opts.resource_version
         && Some(rv.as_str()) != meta_str(&current, "resourceVersion")
@@ -639,14 +632,7 @@ pub fn evict(store: &mut Store, ns: &str, name: &str, eviction: &Value, now: Tim
     if let Some(uid) = &opts.uid
         && uid != store::uid_of(&current)
     {
-        return Err(ApiError::conflict(
-            pods_def,
-            name,
-            &format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                store::uid_of(&current)
-            ),
-        ));
+        return Err(ApiError::uid_precondition(pods_def, name, uid, store::uid_of(&current)));
     }
     let pod = parse_pod(&current).map_err(|e| ApiError::internal(format!("cannot read pod {ns}/{name}: {e}")))?;
     let stored: Vec<Arc<Value>> = store.iter(resources::PDBS, Some(ns), None).cloned().collect();

@@ -35,11 +35,6 @@ pub struct EncodedObjects {
 const SWEEP_ABOVE: usize = 4096;
 
 impl EncodedObjects {
-    /// The JSON of each object, in order, encoding only those not seen before.
-    pub fn encode_all(&self, objects: &[Arc<Value>]) -> Vec<Bytes> {
-        self.encode(objects, Encoding::Whole)
-    }
-
     /// The JSON of each object (or of the part `encoding` names), in order, encoding only those
     /// not seen before.
     pub fn encode(&self, objects: &[Arc<Value>], encoding: Encoding) -> Vec<Bytes> {
@@ -83,12 +78,12 @@ mod tests {
     fn the_same_object_is_encoded_once_and_a_replacement_gets_its_own_bytes() {
         let cache = EncodedObjects::default();
         let a = Arc::new(json!({"metadata": {"name": "a", "resourceVersion": "1"}}));
-        let first = cache.encode_all(std::slice::from_ref(&a));
-        let again = cache.encode_all(std::slice::from_ref(&a));
+        let first = cache.encode(std::slice::from_ref(&a), Encoding::Whole);
+        let again = cache.encode(std::slice::from_ref(&a), Encoding::Whole);
         assert_eq!(first[0].as_ptr(), again[0].as_ptr(), "reused, not encoded again");
         assert_eq!(serde_json::from_slice::<Value>(&first[0]).unwrap(), *a);
         let updated = Arc::new(json!({"metadata": {"name": "a", "resourceVersion": "2"}}));
-        let out = cache.encode_all(std::slice::from_ref(&updated));
+        let out = cache.encode(std::slice::from_ref(&updated), Encoding::Whole);
         assert_eq!(serde_json::from_slice::<Value>(&out[0]).unwrap()["metadata"]["resourceVersion"], "2");
         let meta = cache.encode(std::slice::from_ref(&updated), Encoding::Metadata);
         assert_eq!(serde_json::from_slice::<Value>(&meta[0]).unwrap(), updated["metadata"], "its own entry");
@@ -98,12 +93,12 @@ mod tests {
     fn objects_nobody_holds_are_swept_and_held_ones_stay() {
         let cache = EncodedObjects::default();
         let kept = Arc::new(json!({"kept": true}));
-        let first = cache.encode_all(std::slice::from_ref(&kept));
+        let first = cache.encode(std::slice::from_ref(&kept), Encoding::Whole);
         for i in 0..(SWEEP_ABOVE + 10) {
-            cache.encode_all(&[Arc::new(json!({"i": i}))]);
+            cache.encode(&[Arc::new(json!({"i": i}))], Encoding::Whole);
         }
         assert!(cache.len() <= SWEEP_ABOVE + 1, "dropped objects do not pile up: {}", cache.len());
-        let again = cache.encode_all(std::slice::from_ref(&kept));
+        let again = cache.encode(std::slice::from_ref(&kept), Encoding::Whole);
         assert_eq!(first[0].as_ptr(), again[0].as_ptr(), "an object still stored keeps its encoding");
     }
 }

@@ -23,6 +23,11 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The `labelSelector` and `fieldSelector` of a request's query.
+    pub fn from_query(res: ResId, query: &std::collections::HashMap<String, String>) -> Result<Self, ApiError> {
+        Self::parse(res, query.get("labelSelector").map(String::as_str), query.get("fieldSelector").map(String::as_str))
+    }
+
     pub fn parse(res: ResId, label_selector: Option<&str>, field_selector: Option<&str>) -> Result<Self, ApiError> {
         let labels = match label_selector.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => Some(

@@ -640,11 +640,7 @@ fn list(
     query: &HashMap<String, String>,
     accept: &str,
 ) -> Result<Response, ApiError> {
-    let filter = Filter::parse(
-        res,
-        query.get("labelSelector").map(String::as_str),
-        query.get("fieldSelector").map(String::as_str),
-    )?;
+    let filter = Filter::from_query(res, query)?;
     let limit: usize = match query.get("limit").map(|l| l.parse::<usize>()) {
         Some(Ok(0)) | None => usize::MAX,
         Some(Ok(n)) => n,
@@ -694,7 +690,7 @@ fn list(
     out.extend_from_slice(b",\"metadata\":");
     serde_json::to_writer(&mut out, &metadata).expect("object");
     out.extend_from_slice(b",\"items\":[");
-    for (i, json) in shared.encoded.encode_all(&items).iter().enumerate() {
+    for (i, json) in shared.encoded.encode(&items, crate::encoded::Encoding::Whole).iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -713,11 +709,7 @@ fn delete_collection(
     query: &HashMap<String, String>,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let filter = Filter::parse(
-        res,
-        query.get("labelSelector").map(String::as_str),
-        query.get("fieldSelector").map(String::as_str),
-    )?;
+    let filter = Filter::from_query(res, query)?;
     let opts = delete_options(query, body)?;
     let now = shared.now();
     let mut store = shared.store();
@@ -813,11 +805,7 @@ fn watch_response(
     query: &HashMap<String, String>,
     accept: &str,
 ) -> Result<Response, ApiError> {
-    let filter = Filter::parse(
-        res,
-        query.get("labelSelector").map(String::as_str),
-        query.get("fieldSelector").map(String::as_str),
-    )?;
+    let filter = Filter::from_query(res, query)?;
     let timeout = query.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800);
     let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| b == "true" || b == "1");
     let send_initial = query.get("sendInitialEvents").is_some_and(|b| b == "true");

@@ -64,6 +64,16 @@ impl ApiError {
         )
     }
 
+    /// A delete, eviction or update whose `preconditions.uid` (or object uid) is not the stored
+    /// object's: the object was replaced under the same name.
+    pub fn uid_precondition(res: &ResourceDef, name: &str, wanted: &str, stored: &str) -> Self {
+        Self::conflict(
+            res,
+            name,
+            &format!("Precondition failed: UID in precondition: {wanted}, UID in object meta: {stored}"),
+        )
+    }
+
     pub fn conflict(res: &ResourceDef, name: &str, why: &str) -> Self {
         Self::new(
             409,

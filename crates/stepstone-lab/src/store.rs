@@ -339,11 +339,7 @@ impl Store {
             && let Some(uid) = meta_str(&new, "uid").filter(|u| !u.is_empty())
             && uid != uid_of(&old)
         {
-            return Err(ApiError::conflict(
-                def,
-                &name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", uid_of(&old)),
-            ));
+            return Err(ApiError::uid_precondition(def, &name, uid, uid_of(&old)));
         }
         let mut obj = match part {
             Part::All => new,
