@@ -98,21 +98,13 @@ pub fn keep_for(kind: &str) -> Option<Keep> {
     }
 }
 
-/// One page of a list, read with `items` pruned by `keep`.
-#[derive(Debug, Default)]
-pub struct Page {
-    /// `metadata.continue`, empty on the last page.
-    pub continue_token: String,
-    pub items: Vec<Value>,
-}
-
-/// Read a list response (`{"metadata": {...}, "items": [...]}`) keeping only what `keep` says
-/// of each item.
-pub fn read_page(text: &str, keep: Keep) -> Result<Page, serde_json::Error> {
+/// The `items` of a list response (`{"metadata": {...}, "items": [...]}`), each keeping only
+/// what `keep` says. The continue token is [`continue_token`]'s, read before the items.
+pub fn read_items(text: &str, keep: Keep) -> Result<Vec<Value>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let page = PageSeed(keep).deserialize(&mut de)?;
+    let items = ItemsOfList(keep).deserialize(&mut de)?;
     de.end()?;
-    Ok(page)
+    Ok(items)
 }
 
 /// Only `metadata.continue` of a list response (empty on the last page), read without parsing
@@ -239,51 +231,34 @@ impl<'de> Visitor<'de> for PruneVisitor {
     }
 }
 
-/// The list envelope: only `metadata.continue` and the pruned `items`.
-struct PageSeed(Keep);
+/// The list envelope: only the pruned `items`; every other field is skipped.
+struct ItemsOfList(Keep);
 
-impl<'de> DeserializeSeed<'de> for PageSeed {
-    type Value = Page;
+impl<'de> DeserializeSeed<'de> for ItemsOfList {
+    type Value = Vec<Value>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Page, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Value>, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for PageSeed {
-    type Value = Page;
+impl<'de> Visitor<'de> for ItemsOfList {
+    type Value = Vec<Value>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a Kubernetes list object with \"items\"")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Page, A::Error> {
-        let mut page = Page::default();
-        let mut saw_items = false;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Value>, A::Error> {
+        let mut items = None;
         while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "items" => {
-                    saw_items = true;
-                    page.items = map.next_value_seed(ItemsSeed(self.0))?;
-                }
-                "metadata" => {
-                    #[derive(Deserialize)]
-                    struct ListMeta {
-                        #[serde(default, rename = "continue")]
-                        continue_token: Option<String>,
-                    }
-                    let meta: ListMeta = map.next_value()?;
-                    page.continue_token = meta.continue_token.unwrap_or_default();
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+            if key == "items" {
+                items = Some(map.next_value_seed(ItemsSeed(self.0))?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        if !saw_items {
-            return Err(de::Error::missing_field("items"));
-        }
-        Ok(page)
+        items.ok_or_else(|| de::Error::missing_field("items"))
     }
 }
 
@@ -349,9 +324,9 @@ mod tests {
 
     #[test]
     fn pages_give_their_continue_token_and_go_null_items_are_empty() {
-        let page = read_page(r#"{"kind":"PodList","metadata":{"continue":"abc","resourceVersion":"9"},"items":[{"kind":"Pod","metadata":{"name":"p"},"spec":{"hostNetwork":true}}]}"#, POD).unwrap();
-        assert_eq!(page.continue_token, "abc");
-        assert_eq!(page.items, vec![json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {}})]);
+        let text = r#"{"kind":"PodList","metadata":{"continue":"abc","resourceVersion":"9"},"items":[{"kind":"Pod","metadata":{"name":"p"},"spec":{"hostNetwork":true}}]}"#;
+        assert_eq!(continue_token(text).unwrap(), "abc");
+        assert_eq!(read_items(text, POD).unwrap(), vec![json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {}})]);
         assert_eq!(
             continue_token(r#"{"items":[{"metadata":{"continue":"no"}}],"metadata":{"continue":"abc"}}"#).unwrap(),
             "abc",
@@ -367,11 +342,11 @@ mod tests {
         );
         assert_eq!(continue_token(r#"{"metadata":{"resourceVersion":"5"},"items":[]}"#).unwrap(), "");
         assert!(continue_token(r#"{"metadata":{"continue":"abc"},"items":[{"#).is_ok(), "the head alone decides");
-        let last = read_page(r#"{"metadata":{},"items":null}"#, POD).unwrap();
-        assert_eq!(last.continue_token, "");
-        assert!(last.items.is_empty());
-        assert!(read_page(r#"{"kind":"Status","code":403}"#, POD).unwrap_err().to_string().contains("items"));
-        assert!(read_page(r#"{"items":[{"a":1}]"#, POD).is_err(), "truncated JSON is an error");
+        let last = r#"{"metadata":{},"items":null}"#;
+        assert_eq!(continue_token(last).unwrap(), "");
+        assert!(read_items(last, POD).unwrap().is_empty());
+        assert!(read_items(r#"{"kind":"Status","code":403}"#, POD).unwrap_err().to_string().contains("items"));
+        assert!(read_items(r#"{"items":[{"a":1}]"#, POD).is_err(), "truncated JSON is an error");
     }
 
     /// Every object of a fleet, read whole and read pruned, gives the same inventory.

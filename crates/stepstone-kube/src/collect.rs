@@ -169,10 +169,10 @@ pub async fn collect_inventory_with(
             let resource = &RESOURCES[index];
             let origin = format!("{server}{}", resource.path);
             let keep = wire::keep_for(resource.kind).unwrap_or(Keep::All);
-            let page = wire::read_page(&text, keep)
+            let items = wire::read_items(&text, keep)
                 .map_err(|e| CollectError::NotAList { url: origin.clone(), reason: format!("invalid list: {e}") })?;
             drop(text);
-            for item in page.items {
+            for item in items {
                 builder.add(&origin, &with_type(item, resource))?;
             }
         }
