@@ -340,6 +340,7 @@ pub fn create(
 }
 
 /// PUT of the main resource or its status.
+#[allow(clippy::too_many_arguments)]
 pub fn update(
     store: &mut Store,
     res: ResId,
@@ -348,6 +349,7 @@ pub fn update(
     name: &str,
     part: Part,
     writer: &Writer,
+    dry_run: bool,
 ) -> Result<Arc<Value>, ApiError> {
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
@@ -372,17 +374,19 @@ pub fn update(
             set_template_generation(&mut obj, Some(&old));
         }
     }
-    store_tracked(store, res, obj, part, writer)
+    store_tracked(store, res, obj, part, writer, dry_run)
 }
 
-/// Record the write in managedFields, then store it. A status write is recorded on the stored
-/// object with its new status (the store would otherwise keep the old metadata).
+/// Record the write in managedFields, then store it (or, for a dry run, answer what would be
+/// stored). A status write is recorded on the stored object with its new status (the store would
+/// otherwise keep the old metadata).
 fn store_tracked(
     store: &mut Store,
     res: ResId,
     obj: Value,
     part: Part,
     writer: &Writer,
+    dry_run: bool,
 ) -> Result<Arc<Value>, ApiError> {
     let def = &RESOURCES[res];
     let Some(old) = store.get(res, store::namespace_of(&obj), name_of(&obj)).cloned() else {
@@ -393,6 +397,9 @@ fn store_tracked(
         p => (obj, p),
     };
     apply::track_update(def, Some(&old), &mut obj, writer, part, None);
+    if dry_run {
+        return store.preview_update(res, obj, store_part, true);
+    }
     store.update(res, obj, store_part, true)
 }
 
@@ -407,6 +414,7 @@ pub fn patch(
     body: &[u8],
     part: Part,
     writer: &Writer,
+    dry_run: bool,
 ) -> Result<Arc<Value>, ApiError> {
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
@@ -422,7 +430,7 @@ pub fn patch(
         }
     }
     // A patch that names a resourceVersion is conditional on it; otherwise it applies to the latest.
-    store_tracked(store, res, patched, part, writer)
+    store_tracked(store, res, patched, part, writer, dry_run)
 }
 
 /// DELETE of one object. Pods are deleted gracefully (deletionTimestamp now + grace period,
@@ -576,6 +584,7 @@ pub fn set_scale(
     name: &str,
     scale: &Value,
     writer: &Writer,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     let def = &RESOURCES[res];
     let current = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
@@ -599,7 +608,11 @@ pub fn set_scale(
     let mut next = (*current).clone();
     next["spec"]["replicas"] = json!(replicas);
     apply::track_update(def, Some(&current), &mut next, writer, Part::Main, Some("scale"));
-    let updated = store.update(res, next, Part::Main, false)?;
+    let updated = if dry_run {
+        store.preview_update(res, next, Part::Main, false)?
+    } else {
+        store.update(res, next, Part::Main, false)?
+    };
     Ok(scale_of(res, &updated))
 }
 

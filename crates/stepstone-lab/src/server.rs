@@ -440,7 +440,7 @@ async fn handle(
         (Method::GET, Route::Collection { res, ns }) if watch => watch_response(&shared, res, ns, &query, &accept),
         (Method::GET, Route::Collection { res, ns }) => list(&shared, res, ns, &query, &accept),
         (Method::POST, Route::Collection { res, ns }) => {
-            let dry = query.get("dryRun").is_some_and(|d| d == "All");
+            let dry = is_dry_run(&query);
             parse_body(&body).and_then(|obj| {
                 let now = shared.now();
                 let created = api::create(&mut shared.store(), res, obj, ns.as_deref(), now, dry, &writer)?;
@@ -485,6 +485,12 @@ fn object_body(method: &Method, content_type: &str, body: Bytes) -> Result<Bytes
     }
 }
 
+/// `dryRun=All`: answer what the write would store and change nothing. The value is checked in
+/// [`handle`] before any verb runs.
+fn is_dry_run(query: &HashMap<String, String>) -> bool {
+    query.get("dryRun").is_some_and(|d| d == "All")
+}
+
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))
@@ -503,7 +509,7 @@ fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> Result<Delete
     if let Some(p) = query.get("propagationPolicy") {
         opts.propagation = Some(p.clone());
     }
-    if query.get("dryRun").is_some_and(|d| d == "All") {
+    if is_dry_run(query) {
         opts.dry_run = true;
     }
     Ok(opts)
@@ -526,6 +532,7 @@ fn item(
     let def = &RESOURCES[res];
     let now = shared.now();
     let is_apply = apply::is_apply(content_type);
+    let dry_run = is_dry_run(query);
     if method == Method::PATCH {
         apply::validate_options(
             is_apply,
@@ -552,28 +559,29 @@ fn item(
             let opts = ApplyOptions {
                 writer: writer.clone(),
                 force: query.get("force").is_some_and(|f| f == "true"),
-                dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
+                dry_run,
             };
             let (code, obj) = apply::serve(&mut shared.store(), res, ns, name, part, body, &opts)?;
             Ok(json_response(code, &obj))
         }
         (Method::PUT, None) => {
-            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Main, writer)?;
+            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Main, writer, dry_run)?;
             Ok(json_response(200, &obj))
         }
         (Method::PUT, Some("status")) if def.status => {
-            let obj = api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Status, writer)?;
+            let obj =
+                api::update(&mut shared.store(), res, parse_body(body)?, ns, name, Part::Status, writer, dry_run)?;
             Ok(json_response(200, &obj))
         }
         (Method::PATCH, None) => {
             let kind = PatchType::from_content_type(content_type)?;
             let part = if def.status { Part::Main } else { Part::All };
-            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, part, writer)?;
+            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, part, writer, dry_run)?;
             Ok(json_response(200, &obj))
         }
         (Method::PATCH, Some("status")) if def.status => {
             let kind = PatchType::from_content_type(content_type)?;
-            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, Part::Status, writer)?;
+            let obj = api::patch(&mut shared.store(), res, ns, name, kind, body, Part::Status, writer, dry_run)?;
             Ok(json_response(200, &obj))
         }
         (Method::DELETE, None) => {
@@ -594,7 +602,7 @@ fn item(
         }
         (Method::PUT, Some("scale")) if def.scale => {
             let scale = parse_body(body)?;
-            let out = api::set_scale(&mut shared.store(), res, ns, name, &scale, writer)?;
+            let out = api::set_scale(&mut shared.store(), res, ns, name, &scale, writer, dry_run)?;
             Ok(json_response(200, &out))
         }
         (Method::PATCH, Some("scale")) if def.scale => {
@@ -602,11 +610,18 @@ fn item(
             let mut store = shared.store();
             let obj = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
             let patched = crate::patch::apply(kind, &api::scale_of(res, &obj), body)?;
-            let out = api::set_scale(&mut store, res, ns, name, &patched, writer)?;
+            let out = api::set_scale(&mut store, res, ns, name, &patched, writer, dry_run)?;
             Ok(json_response(200, &out))
         }
         (Method::POST, Some("eviction")) if res == resources::PODS => {
-            let eviction = if body.is_empty() { json!({}) } else { parse_body(body)? };
+            let mut eviction = if body.is_empty() { json!({}) } else { parse_body(body)? };
+            if dry_run && let Some(fields) = eviction.as_object_mut() {
+                // The query's dryRun is the eviction's CreateOptions; it covers the delete too.
+                let options = fields.entry("deleteOptions").or_insert_with(|| json!({}));
+                if let Some(options) = options.as_object_mut() {
+                    options.insert("dryRun".into(), json!(["All"]));
+                }
+            }
             let out = api::evict(&mut shared.store(), ns, name, &eviction, now)?;
             Ok(json_response(201, &out))
         }

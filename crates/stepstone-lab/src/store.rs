@@ -58,6 +58,12 @@ pub enum Part {
     All,
 }
 
+/// The outcome of [`Store::next_version`].
+enum NextVersion {
+    Unchanged(Arc<Value>),
+    Changed { key: Key, obj: Value, old: Arc<Value> },
+}
+
 const HISTORY: usize = 20_000;
 const WATCH_BUFFER: usize = 1 << 15;
 
@@ -322,6 +328,39 @@ impl Store {
     /// new object names a resourceVersion (an empty one means "unconditional", as upstream).
     pub fn update(&mut self, res: ResId, new: Value, part: Part, check_rv: bool) -> Result<Arc<Value>, ApiError> {
         let res = resources::storage_of(res);
+        let (key, mut obj, old) = match self.next_version(res, new, part, check_rv)? {
+            NextVersion::Unchanged(old) => return Ok(old),
+            NextVersion::Changed { key, obj, old } => (key, obj, old),
+        };
+        // An object marked for deletion whose last finalizer is gone is removed.
+        let finalizers_empty = meta(&obj).get("finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        let deleting = meta(&obj).get("deletionTimestamp").is_some();
+        if deleting && finalizers_empty && res != resources::PODS {
+            self.bump(&mut obj);
+            let obj = Arc::new(obj);
+            self.tables[res].remove(&key);
+            self.record(res, ChangeKind::Deleted, obj.clone(), Some(old));
+            return Ok(obj);
+        }
+        self.bump(&mut obj);
+        let obj = Arc::new(obj);
+        self.tables[res].insert(key, obj.clone());
+        self.record(res, ChangeKind::Modified, obj.clone(), Some(old));
+        Ok(obj)
+    }
+
+    /// What [`Store::update`] would store, with the same checks, without storing it: the answer
+    /// to a `dryRun=All` update. The resourceVersion stays the stored one, as upstream's dry run.
+    pub fn preview_update(&self, res: ResId, new: Value, part: Part, check_rv: bool) -> Result<Arc<Value>, ApiError> {
+        match self.next_version(resources::storage_of(res), new, part, check_rv)? {
+            NextVersion::Unchanged(old) => Ok(old),
+            NextVersion::Changed { obj, old, .. } => Ok(Arc::new(obj_without_rv(&obj, &old))),
+        }
+    }
+
+    /// The object an update turns `new` into: the part it may change, the server-owned metadata
+    /// of the stored object, and the generation; `Unchanged` for a no-op.
+    fn next_version(&self, res: ResId, new: Value, part: Part, check_rv: bool) -> Result<NextVersion, ApiError> {
         let def = &RESOURCES[res];
         let name = name_of(&new).to_string();
         let ns = if def.namespaced { namespace_of(&new).to_string() } else { String::new() };
@@ -407,23 +446,9 @@ impl Store {
         }
         if *old == obj_without_rv(&obj, &old) {
             // Nothing changed: upstream does not bump the resourceVersion for a no-op update.
-            return Ok(old);
+            return Ok(NextVersion::Unchanged(old));
         }
-        // An object marked for deletion whose last finalizer is gone is removed.
-        let finalizers_empty = meta(&obj).get("finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
-        let deleting = meta(&obj).get("deletionTimestamp").is_some();
-        if deleting && finalizers_empty && res != resources::PODS {
-            self.bump(&mut obj);
-            let obj = Arc::new(obj);
-            self.tables[res].remove(&key);
-            self.record(res, ChangeKind::Deleted, obj.clone(), Some(old));
-            return Ok(obj);
-        }
-        self.bump(&mut obj);
-        let obj = Arc::new(obj);
-        self.tables[res].insert(key, obj.clone());
-        self.record(res, ChangeKind::Modified, obj.clone(), Some(old));
-        Ok(obj)
+        Ok(NextVersion::Changed { key, obj, old })
     }
 
     /// Remove an object now. Returns it as last seen (with a new resourceVersion).
