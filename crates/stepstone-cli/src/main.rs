@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cmd;
+#[cfg(test)]
+mod document_commands;
 mod exit;
 mod output;
 mod source;

@@ -140,3 +140,50 @@ fn etcd_backup_verify_and_restore_plan() {
     let usage = stepstone(&["etcd", "restore-plan", file.to_str().unwrap(), "--member", "cp-1"]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// Run stepstone with umask 000, the most permissive a careless shell can give it.
+fn stepstone_umask_000(args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_stepstone"))
+        .args(args)
+        .output()
+        .expect("sh runs")
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn etcd_backup_creates_a_private_directory_and_private_files_whatever_the_umask() {
+    common::require("etcdctl", "etcd-client");
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start("default", &dir.path().join("data"), None);
+    let backups = dir.path().join("var/backups/stepstone");
+    let out = stepstone_umask_000(&[
+        "etcd",
+        "backup",
+        "--endpoint",
+        &etcd.client_url,
+        "--dir",
+        backups.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "backup into a missing --dir: {}", text(&out.stderr));
+    assert_eq!(mode(&backups), 0o700, "the snapshot directory");
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = backups.join(meta["file"].as_str().unwrap());
+    assert_eq!(mode(&file), 0o600, "the snapshot holds every Secret");
+    assert_eq!(mode(&file.with_extension("db.json")), 0o600, "its metadata");
+}
+
+#[test]
+fn etcd_verify_of_a_missing_file_is_bad_input() {
+    let out = stepstone(&["etcd", "verify", "/nonexistent/etcd-x.db"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("/nonexistent/etcd-x.db does not exist"), "{}", text(&out.stderr));
+}

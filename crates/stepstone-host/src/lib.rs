@@ -7,6 +7,7 @@ pub mod etcd;
 pub mod node;
 pub mod preflight;
 pub mod print;
+pub mod private;
 pub mod ssh;
 
 pub use node::{CommandOutput, NodeError, NodeOps, NodeTarget, RemoteCommand};

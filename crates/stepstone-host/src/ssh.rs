@@ -259,7 +259,8 @@ impl SshNodeOps {
             path: local_path.display().to_string(),
             detail: e.to_string(),
         };
-        let mut file = tokio::fs::File::create(local_path).await.map_err(local_err)?;
+        // Whatever is fetched from a node (an etcd snapshot, a kubeconfig) may hold secrets.
+        let mut file = tokio::fs::File::from_std(crate::private::create_file(local_path).map_err(local_err)?);
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let copied = tokio::time::timeout(timeout, async {
@@ -403,10 +404,10 @@ fn classify(node: &NodeTarget, options: &SshOptions, out: CommandOutput) -> Resu
 }
 
 fn append_log(dir: &Path, node: &str, entry: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    crate::private::create_dir_all(dir)?;
     let safe: String =
         node.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{safe}.log")))?;
+    let mut f = crate::private::append_file(&dir.join(format!("{safe}.log")))?;
     let header =
         format!("=== {}\n", jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or(jiff::Timestamp::now()));
     f.write_all(format!("{header}{entry}\n").as_bytes())

@@ -34,7 +34,8 @@ pub enum EtcdCommand {
 /// control-plane node over SSH (--via-ssh, using the node's own certificates).
 ///
 /// Writes etcd-<cluster>-<UTC time>.db and etcd-<cluster>-<UTC time>.db.json (sha256, revision,
-/// key count, size, etcd version, endpoint, time) into --dir.
+/// key count, size, etcd version, endpoint, time) into --dir, mode 0600; a missing --dir is
+/// created with mode 0700.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   stepstone etcd backup --endpoint https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key --dir /backup
@@ -149,9 +150,8 @@ fn source_given(s: &SourceArgs) -> bool {
 }
 
 fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
-    if !args.dir.is_dir() {
-        return Err(usage(format!("--dir {}: not a directory; create it first", args.dir.display())));
-    }
+    // A missing directory is created 0700: snapshots hold every Secret of the cluster.
+    etcd::prepare_snapshot_dir(&args.dir).map_err(|e| usage(format!("--dir: {e}")))?;
     let now = jiff::Timestamp::now();
     let taken_at = now.round(jiff::Unit::Second).unwrap_or(now);
     let result = if let Some(node_name) = &args.via_ssh {
@@ -228,6 +228,14 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    // A file that is not there is a wrong argument (exit 2), not a snapshot that failed its checks.
+    if !args.file.is_file() {
+        let what = if args.file.exists() { "is not a regular file" } else { "does not exist" };
+        return Err(usage(format!(
+            "{} {what}: pass the .db file written by `stepstone etcd backup` (its metadata sits beside it as FILE.json)",
+            args.file.display()
+        )));
+    }
     let max_age = if args.any_age {
         None
     } else {

@@ -1,7 +1,6 @@
 //! `stepstone snapshot`: save a live cluster as the kubectl `v1 List` every command reads.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -71,9 +70,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let name = path.file_name().with_context(|| format!("{} is not a file name", path.display()))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        // A cluster snapshot names every workload and node: readable by its owner only.
+        stepstone_host::private::write_file(&tmp, bytes)?;
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
@@ -81,4 +79,22 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         return Err(crate::exit::usage(format!("cannot write {}: {e}", path.display())));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_snapshot_file_is_private_even_when_it_replaces_a_readable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.json");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_atomically(&path, b"{}").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}");
+    }
 }

@@ -111,6 +111,15 @@ pub fn snapshot_file_name(cluster: &str, taken_at: Timestamp) -> String {
     format!("etcd-{safe}-{}.db", taken_at.strftime("%Y%m%dT%H%M%SZ"))
 }
 
+/// Make `dir` ready to receive snapshots: created with mode 0700 (parents too) when missing.
+/// An existing directory is used as it is; the files themselves are always 0600.
+pub fn prepare_snapshot_dir(dir: &Path) -> Result<(), EtcdError> {
+    crate::private::create_dir_all(dir).map_err(|e| EtcdError::Io {
+        path: dir.display().to_string(),
+        detail: format!("cannot create the snapshot directory: {e}; pass --dir with a directory you can write"),
+    })
+}
+
 /// Client certificate files for etcd's mTLS.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -161,7 +170,7 @@ pub async fn snapshot_grpc(
     let final_path = dir.join(&name);
     let partial = dir.join(format!("{name}.partial"));
     let stream_err = |detail: String| EtcdError::Stream { endpoint: endpoint.clone(), detail };
-    let mut file = tokio::fs::File::create(&partial).await.map_err(io_err(&partial))?;
+    let mut file = tokio::fs::File::from_std(crate::private::create_file(&partial).map_err(io_err(&partial))?);
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let streamed = tokio::time::timeout(options.timeout, async {
@@ -244,7 +253,7 @@ fn write_metadata(snapshot: &Path, meta: &SnapshotMetadata) -> Result<(), EtcdEr
     let path = SnapshotMetadata::path_for(snapshot);
     let tmp = path.with_extension("json.partial");
     let text = serde_json::to_string_pretty(meta).expect("metadata serialises") + "\n";
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut f = crate::private::create_file(&tmp).map_err(io_err(&tmp))?;
     f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err(&path))
