@@ -146,3 +146,96 @@ fn blockers_report_and_exit_code() {
     assert!(t.contains("SEVERITY") && t.contains("Fixes:"), "{t}");
     insta::assert_snapshot!("blockers_three_generations_table", t);
 }
+
+/// The three-generation example as someone left it half-upgraded: every kubelet and cp-02/03 on
+/// v1.34.6, cp-01's control-plane static pods already on v1.35.0 (`kubeadm upgrade apply v1.35.0`
+/// ran there and nothing else), written as `kubectl get -o json` output.
+fn half_upgraded_snapshot(dir: &Path, cp01_kubelet: &str) -> PathBuf {
+    let raw = std::fs::read_to_string(root().join("examples/three-generations.json")).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    for item in doc["items"].as_array_mut().unwrap() {
+        let name = item["metadata"]["name"].as_str().unwrap_or("").to_string();
+        if item["kind"] == "Node" {
+            let kubelet = if name == "cp-01" { cp01_kubelet } else { "v1.34.6" };
+            item["status"]["nodeInfo"]["kubeletVersion"] = kubelet.into();
+        }
+        if item["kind"] == "Pod" && item["metadata"]["namespace"] == "kube-system" {
+            let on_cp01 = item["spec"]["nodeName"] == "cp-01";
+            for c in item["spec"]["containers"].as_array_mut().unwrap() {
+                let image = c["image"].as_str().unwrap().to_string();
+                if image.ends_with(":v1.33.7") {
+                    let upgraded = on_cp01 && !image.contains("kube-proxy");
+                    let tag = if upgraded { ":v1.35.0" } else { ":v1.34.6" };
+                    c["image"] = image.replace(":v1.33.7", tag).into();
+                }
+            }
+        }
+    }
+    let file = dir.join("half-upgraded.json");
+    std::fs::write(&file, serde_json::to_string(&doc).unwrap()).unwrap();
+    file
+}
+
+#[test]
+fn a_half_upgraded_cluster_is_continued_not_downgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = half_upgraded_snapshot(dir.path(), "v1.35.0");
+    let snap = snap.to_str().unwrap();
+
+    // To the latest 1.35: apply stays on cp-01 (v1.35.0 -> v1.35.8, upward), never v1.34.x.
+    let out = stepstone(&["plan", "--snapshot", snap, "--to", "v1.35", "--start", START, "-o", "json"]);
+    let json = text(&out.stdout);
+    assert!(!json.contains("apply v1.34"), "{json}");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    assert_eq!(doc["from"], "v1.34.6");
+    assert_eq!(doc["hops"].as_array().unwrap().len(), 1);
+    let cp = &doc["hops"][0]["controlPlane"];
+    assert_eq!((cp[0]["node"].as_str(), cp[0]["action"].as_str()), (Some("cp-01"), Some("apply")));
+    let findings: Vec<&str> = doc["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert!(findings.contains(&"path.in-progress") && !findings.contains(&"path.patch-first"), "{findings:?}");
+
+    // To exactly v1.35.0: cp-01 is done, no apply is planned, cp-02 and cp-03 run `upgrade node`.
+    let out = stepstone(&["plan", "--snapshot", snap, "--to", "v1.35.0", "--start", START, "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let hop = &doc["hops"][0];
+    assert_eq!(hop["done"], serde_json::json!(["cp-01"]));
+    let steps: Vec<(&str, &str)> = hop["controlPlane"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["node"].as_str().unwrap(), s["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, vec![("cp-02", "node"), ("cp-03", "node")]);
+    let table = text(&stepstone(&["plan", "--snapshot", snap, "--to", "v1.35.0", "--start", START]).stdout);
+    assert!(table.contains("Already at v1.35.0 (nothing to do): cp-01"), "{table}");
+    assert!(table.contains("Control plane: cp-02 -> cp-03"), "{table}");
+    let path = text(&stepstone(&["path", "--snapshot", snap, "--to", "v1.35.0"]).stdout);
+    assert!(path.contains("Hop 1 already done on: cp-01; `kubeadm upgrade apply` has run"), "{path}");
+
+    // A target below what cp-01 runs is refused, naming cp-01: exit 2.
+    for cmd in ["plan", "path"] {
+        let out = stepstone(&[cmd, "--snapshot", snap, "--to", "v1.34"]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", text(&out.stdout));
+        let err = text(&out.stderr);
+        assert!(err.contains("older than cp-01") && err.contains("v1.35.0"), "{cmd}: {err}");
+    }
+}
+
+#[test]
+fn a_half_upgraded_node_with_its_old_kubelet_keeps_its_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = half_upgraded_snapshot(dir.path(), "v1.34.6");
+    let out =
+        stepstone(&["plan", "--snapshot", snap.to_str().unwrap(), "--to", "v1.35.0", "--start", START, "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let hop = &doc["hops"][0];
+    assert!(hop.get("done").is_none(), "{hop}");
+    let steps: Vec<(&str, &str)> = hop["controlPlane"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["node"].as_str().unwrap(), s["action"].as_str().unwrap()))
+        .collect();
+    // apply has run on cp-01; its kubelet is what is left there.
+    assert_eq!(steps, vec![("cp-01", "node"), ("cp-02", "node"), ("cp-03", "node")]);
+}

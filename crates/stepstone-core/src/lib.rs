@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod path;
 pub mod pdb;
 pub mod plan;
+pub mod progress;
 pub mod quantity;
 pub mod releases;
 pub mod selector;

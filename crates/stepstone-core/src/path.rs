@@ -14,6 +14,13 @@
 //!   minor); `skip-minors` leaves workers where they are until the last hop, except those the
 //!   window forces to move earlier.
 //!
+//! - A half-upgraded control plane (some nodes already on the next minor) is continued, never
+//!   rolled back: the path starts at the oldest control-plane node, no version below the newest
+//!   is planned, `kubeadm upgrade apply` stays on the node that already ran it, and steps whose
+//!   postconditions hold ([`crate::progress`]) are left out and listed in [`PathHop::done`].
+//! - A cgroup v1 host whose kubelet moves into a minor that refuses cgroup v1 is an error for the
+//!   hop in which that kubelet moves (before or after the control plane).
+//!
 //! Planning is pure: the same inventory and request always give the same path.
 
 use std::collections::BTreeMap;
@@ -23,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::findings::{self, Finding, Severity};
 use crate::inventory::{CgroupVersion, Inventory};
 use crate::plan::model::WorkerStrategy;
+use crate::progress::ControlPlaneState;
 use crate::releases::ReleaseData;
 use crate::version::{KubeVersion, Minor, VersionRequest};
 
@@ -37,6 +45,21 @@ pub enum PathError {
         "target {input} is older than the control plane ({from}): stepstone plans upgrades only; to go back, restore the pre-upgrade etcd snapshot and package versions as the rollback runbook describes"
     )]
     Downgrade { input: String, from: KubeVersion },
+    #[error(
+        "target {input} is older than {node}, whose control plane already runs {newest} (the cluster is part-way through an upgrade): plan to {newest} or newer to finish it; to go back instead, follow the rollback runbook"
+    )]
+    BehindNode { input: String, node: String, newest: KubeVersion },
+    #[error(
+        "{cluster}: control-plane nodes are more than one minor apart ({oldest} on {oldest_nodes}, {newest} on {newest_node}); kubeadm never leaves a cluster like this: bring {oldest_nodes} to {oldest_next} with `kubeadm upgrade node` by hand, then plan again"
+    )]
+    ControlPlaneSplit {
+        cluster: String,
+        oldest: KubeVersion,
+        oldest_nodes: String,
+        oldest_next: String,
+        newest: KubeVersion,
+        newest_node: String,
+    },
     #[error(
         "target {input}: the control plane already runs {from}, nothing to upgrade; pick a newer minor (`stepstone versions` lists them)"
     )]
@@ -65,6 +88,14 @@ pub struct PathHop {
     /// first with `kubeadm upgrade apply`, the others with `kubeadm upgrade node`), each
     /// followed by its kubelet.
     pub control_plane: Vec<String>,
+    /// `kubeadm upgrade apply` for `to` has already run (a control-plane node runs `to`): every
+    /// control-plane step left is `kubeadm upgrade node`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apply_done: bool,
+    /// Nodes whose step in this hop is already done, read from the cluster (static pods and
+    /// kubelet at `to`): they appear in no other list of the hop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<String>,
     /// Nodes whose kubelet would be outside the skew window once the control plane runs `to`.
     /// They are upgraded to `from` before the control plane moves.
     pub kubelets_first: Vec<String>,
@@ -98,6 +129,9 @@ pub struct NodeVersion {
     pub kubelet: KubeVersion,
     /// When known (pre-flight or a node label recorded it).
     pub cgroup: Option<CgroupVersion>,
+    /// Control-plane nodes: the version of the node's oldest kube-apiserver, controller-manager
+    /// or scheduler static pod, when the inventory shows them.
+    pub static_pods: Option<KubeVersion>,
 }
 
 /// Work out the final version a request means, starting from `from`.
@@ -150,16 +184,35 @@ pub fn resolve_target(
     Ok(target)
 }
 
-/// Plan the path for an inventory. The control plane's version is its oldest apiserver.
+/// Plan the path for an inventory. The path starts at the oldest control-plane component; a
+/// control plane part-way through an upgrade is continued from where each node is.
 pub fn upgrade_path(
     inv: &Inventory,
     request: &VersionRequest,
     strategy: WorkerStrategy,
     data: &ReleaseData,
 ) -> Result<UpgradePath, PathError> {
-    let from =
-        inv.control_plane_version().ok_or_else(|| PathError::UnknownControlPlane { cluster: inv.source.clone() })?;
+    let state =
+        ControlPlaneState::read(inv).ok_or_else(|| PathError::UnknownControlPlane { cluster: inv.source.clone() })?;
+    if state.newest.minor().minus(state.oldest.minor()) > 1 {
+        return Err(PathError::ControlPlaneSplit {
+            cluster: inv.source.clone(),
+            oldest: state.oldest.clone(),
+            oldest_nodes: state.behind().join(", "),
+            oldest_next: state.oldest.minor().next().to_string(),
+            newest: state.newest.clone(),
+            newest_node: state.newest_node.clone().unwrap_or_default(),
+        });
+    }
+    let from = state.oldest.clone();
     let to = resolve_target(&from, request, data)?;
+    if to < state.newest {
+        return Err(PathError::BehindNode {
+            input: request.to_string(),
+            node: state.newest_node.clone().unwrap_or_else(|| "a control-plane node".to_string()),
+            newest: state.newest.clone(),
+        });
+    }
     let nodes: Vec<NodeVersion> = inv
         .nodes
         .iter()
@@ -168,9 +221,30 @@ pub fn upgrade_path(
             control_plane: n.is_control_plane(),
             kubelet: n.kubelet_version.clone(),
             cgroup: n.cgroup,
+            static_pods: state.nodes.get(&n.name).cloned().flatten(),
         })
         .collect();
-    let (hops, findings) = plan_hops(&from, &to, &nodes, strategy, data)?;
+    let (hops, mut findings) = plan_hops(&from, &to, &nodes, strategy, data)?;
+    if state.in_transition() {
+        let newest_node = state.newest_node.clone().unwrap_or_default();
+        findings.push(Finding::new(
+            Severity::Warning,
+            "path.in-progress",
+            "control-plane",
+            format!(
+                "the control plane is part-way through an upgrade: {newest_node} runs {}, {} still {}",
+                state.newest,
+                state.behind().join(", "),
+                state.oldest
+            ),
+            format!(
+                "the plan continues from here: finish the control plane before anything else (`kubeadm upgrade node` on {}), and never go back to {} with kubeadm",
+                state.behind().join(", "),
+                state.oldest
+            ),
+        ));
+        findings::sort(&mut findings);
+    }
     Ok(UpgradePath { cluster: inv.source.clone(), from, to, strategy, hops, findings })
 }
 
@@ -183,7 +257,13 @@ pub fn plan_hops(
     data: &ReleaseData,
 ) -> Result<(Vec<PathHop>, Vec<Finding>), PathError> {
     let mut findings = Vec::new();
-    // Each hop's end version: the latest patch of every minor on the way, then `to`.
+    // Each control-plane node's static pods, as far as the inventory shows them.
+    let mut statics: BTreeMap<String, Option<KubeVersion>> =
+        nodes.iter().filter(|n| n.control_plane).map(|n| (n.name.clone(), n.static_pods.clone())).collect();
+    let newest_static = statics.values().flatten().max().cloned();
+    let in_transition = newest_static.as_ref().is_some_and(|n| n > from);
+    // Each hop's end version: the latest patch of every minor on the way, then `to`. A node
+    // already past the release data's latest patch of its minor is never planned backwards.
     let mut ends = Vec::new();
     let mut minor = from.minor();
     while minor < to.minor() {
@@ -195,11 +275,16 @@ pub fn plan_hops(
             input: to.to_string(),
             reason: format!("no release data for {minor}, which the path from {from} passes through"),
         })?;
-        ends.push(latest.clone());
+        let end = match &newest_static {
+            Some(n) if n.minor() == minor && n > latest => n.clone(),
+            _ => latest.clone(),
+        };
+        ends.push(end);
     }
     ends.push(to.clone());
 
     if to.minor() > from.minor()
+        && !in_transition
         && let Some(latest) = data.latest_patch(from.minor())
         && from < latest
     {
@@ -217,7 +302,8 @@ pub fn plan_hops(
     let mut kubelets: BTreeMap<String, (bool, KubeVersion)> =
         nodes.iter().map(|n| (n.name.clone(), (n.control_plane, n.kubelet.clone()))).collect();
     let cgroups: BTreeMap<&str, Option<CgroupVersion>> = nodes.iter().map(|n| (n.name.as_str(), n.cgroup)).collect();
-    let control_plane: Vec<String> = kubelets.iter().filter(|(_, (cp, _))| *cp).map(|(n, _)| n.clone()).collect();
+    let requires_v2 = |m: Minor| data.get(m).is_some_and(|r| r.cgroup_v2_required);
+    let on_v1 = |n: &str| cgroups.get(n) == Some(&Some(CgroupVersion::V1));
     let mut hops = Vec::new();
     let mut current = from.clone();
     let last = ends.len() - 1;
@@ -260,6 +346,8 @@ pub fn plan_hops(
                 ),
             ));
         }
+        // cgroup v1 hosts whose kubelet enters a minor that refuses cgroup v1 in this hop.
+        let mut v1_before = Vec::new();
         for name in kubelets_first.iter().chain(&catch_up) {
             let entry = kubelets.get_mut(name).expect("listed from the map");
             if current.minor().minus(entry.1.minor()) > 1 {
@@ -276,11 +364,37 @@ pub fn plan_hops(
                 ));
             }
             if entry.1 < current {
+                if on_v1(name) && requires_v2(current.minor()) && !requires_v2(entry.1.minor()) {
+                    v1_before.push(name.clone());
+                }
                 entry.1 = current.clone();
             }
         }
+
+        // The control plane: `apply` stays on a node that already moved towards this hop's
+        // minor; nodes whose static pods and kubelet are already at `end` are done.
+        let apply_done = statics.values().flatten().any(|v| *v >= end);
+        let apply_node = statics
+            .iter()
+            .filter_map(|(n, v)| v.as_ref().map(|v| (n, v)))
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .filter(|(_, v)| v.minor() == target_minor)
+            .map(|(n, _)| n.clone());
+        let mut done = Vec::new();
+        let mut control_plane = Vec::new();
+        for (name, version) in &statics {
+            let kubelet_done = kubelets.get(name).is_some_and(|(_, k)| *k >= end);
+            if version.as_ref().is_some_and(|v| *v >= end) && kubelet_done {
+                done.push(name.clone());
+            } else if apply_node.as_ref() == Some(name) {
+                control_plane.insert(0, name.clone());
+            } else {
+                control_plane.push(name.clone());
+            }
+        }
+
         let mut workers = Vec::new();
-        let mut moving = Vec::new();
+        let mut v1_after = Vec::new();
         for (name, (cp, version)) in kubelets.iter_mut() {
             let moves = if *cp {
                 true
@@ -290,35 +404,41 @@ pub fn plan_hops(
                     WorkerStrategy::SkipMinors => index == last,
                 }
             };
-            if moves && *version < end {
-                moving.push(name.clone());
-                if !*cp {
-                    if end.minor().minus(version.minor()) > 1 {
-                        skipping_moves += 1;
-                    }
-                    workers.push(name.clone());
-                }
-                *version = end.clone();
+            if !moves {
+                continue;
             }
+            if *version >= end {
+                if !*cp {
+                    done.push(name.clone());
+                }
+                continue;
+            }
+            if on_v1(name) && requires_v2(target_minor) && !requires_v2(version.minor()) {
+                v1_after.push(name.clone());
+            }
+            if !*cp {
+                if end.minor().minus(version.minor()) > 1 {
+                    skipping_moves += 1;
+                }
+                workers.push(name.clone());
+            }
+            *version = end.clone();
         }
-        // The kubelet of a cgroup-v2-only minor refuses to start on a cgroup v1 host.
-        let requires_v2 = data.get(target_minor).is_some_and(|r| r.cgroup_v2_required);
-        let on_v1: Vec<String> =
-            moving.into_iter().filter(|n| cgroups.get(n.as_str()) == Some(&Some(CgroupVersion::V1))).collect();
-        if requires_v2 && !on_v1.is_empty() {
-            findings.push(Finding::new(
-                Severity::Warning,
-                "path.cgroup-v2-required",
-                hop_label.clone(),
-                format!("the {target_minor} kubelet does not start on cgroup v1 by default; cgroup v1 on {}", preview(&on_v1)),
-                "move these hosts to cgroup v2 before this hop, or set failCgroupV1: false in the kube-system/kubelet-config ConfigMap before upgrading (cgroup v1 support is being removed)".to_string(),
-            ));
+        for v in statics.values_mut() {
+            *v = Some(end.clone());
+        }
+        for (moved, when, version) in [(&v1_before, "before the control plane", &current), (&v1_after, "", &end)] {
+            if !moved.is_empty() {
+                findings.push(cgroup_v1_finding(&hop_label, moved, when, version.minor()));
+            }
         }
         hops.push(PathHop {
             from: current.clone(),
             to: end.clone(),
             etcd: data.get(target_minor).map(|r| r.etcd.clone()),
-            control_plane: control_plane.clone(),
+            control_plane,
+            apply_done,
+            done,
             kubelets_first,
             catch_up,
             workers,
@@ -339,6 +459,23 @@ pub fn plan_hops(
     }
     findings::sort(&mut findings);
     Ok((hops, findings))
+}
+
+/// kubeadm's `SystemVerification` preflight fails on cgroup v1 once the kubelet is on a minor
+/// that refuses cgroup v1, and that kubelet does not start (`failCgroupV1` defaults to true): an
+/// error for the hop that moves these kubelets, with both ways out.
+fn cgroup_v1_finding(hop_label: &str, nodes: &[String], when: &str, minor: Minor) -> Finding {
+    let when = if when.is_empty() { String::new() } else { format!(" ({when})") };
+    Finding::new(
+        Severity::Error,
+        "path.cgroup-v2-required",
+        hop_label,
+        format!(
+            "cgroup v1 on {} whose kubelet moves to {minor} in this hop{when}: kubeadm {minor} fails its SystemVerification preflight and the {minor} kubelet does not start on cgroup v1 (failCgroupV1 defaults to true)",
+            preview(nodes)
+        ),
+        "for each node, before its upgrade, either move the OS to cgroup v2 (recommended: cgroup v1 support is being removed, no earlier than 1.38), or keep cgroup v1 deliberately: set `failCgroupV1: false` in the kube-system/kubelet-config ConfigMap and the node's /var/lib/kubelet/config.yaml and run `kubeadm upgrade node --ignore-preflight-errors=SystemVerification`; then check `journalctl -u kubelet` shows no cgroup v1 error".to_string(),
+    )
 }
 
 /// "3 nodes (a, b, c)" or "12 nodes (a, b, c, d, …)".
@@ -369,13 +506,20 @@ mod tests {
 
     fn fleet(cp: &str, workers: &[(&str, &str)]) -> Vec<NodeVersion> {
         let mut out: Vec<NodeVersion> = (1..=3)
-            .map(|i| NodeVersion { name: format!("cp-{i}"), control_plane: true, kubelet: v(cp), cgroup: None })
+            .map(|i| NodeVersion {
+                name: format!("cp-{i}"),
+                control_plane: true,
+                kubelet: v(cp),
+                cgroup: None,
+                static_pods: Some(v(cp)),
+            })
             .collect();
         out.extend(workers.iter().map(|(n, k)| NodeVersion {
             name: n.to_string(),
             control_plane: false,
             kubelet: v(k),
             cgroup: None,
+            static_pods: None,
         }));
         out
     }
@@ -472,6 +616,128 @@ mod tests {
         // Before 1.35 nothing to say.
         let (_, f) = plan_hops(&v("v1.33.13"), &v("v1.34.11"), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
         assert!(f.iter().all(|f| f.code != "path.cgroup-v2-required"), "{f:?}");
+    }
+
+    /// cp-1 ran `kubeadm upgrade apply v1.35.0` (static pods and kubelet), cp-2 and cp-3 still
+    /// run v1.34.6, like every worker.
+    fn half_upgraded() -> Vec<NodeVersion> {
+        let mut nodes = fleet("v1.34.6", &[("w-1", "v1.34.6"), ("w-2", "v1.34.6")]);
+        nodes[0].static_pods = Some(v("v1.35.0"));
+        nodes[0].kubelet = v("v1.35.0");
+        nodes
+    }
+
+    #[test]
+    fn a_half_upgraded_control_plane_is_continued_not_downgraded() {
+        let nodes = half_upgraded();
+        let (hops, findings) =
+            plan_hops(&v("v1.34.6"), &v("v1.35.8"), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
+        assert_eq!(hops.len(), 1);
+        // `apply` stays on cp-1 (to v1.35.8, upward from its v1.35.0), then the others.
+        assert_eq!(hops[0].control_plane, vec!["cp-1", "cp-2", "cp-3"]);
+        assert!(!hops[0].apply_done);
+        assert!(hops[0].done.is_empty());
+        // No advice to `kubeadm upgrade apply v1.34.11`: that would be a downgrade on cp-1.
+        let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+        assert!(!codes.contains(&"path.patch-first"), "{findings:?}");
+
+        // To exactly the version cp-1 reached: cp-1 is done and apply has run.
+        let (hops, _) = plan_hops(&v("v1.34.6"), &v("v1.35.0"), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
+        assert_eq!(hops[0].done, vec!["cp-1"]);
+        assert!(hops[0].apply_done);
+        assert_eq!(hops[0].control_plane, vec!["cp-2", "cp-3"]);
+        assert_eq!(hops[0].workers, vec!["w-1", "w-2"]);
+    }
+
+    #[test]
+    fn apply_stays_on_the_node_that_ran_it_even_when_it_is_not_first_by_name() {
+        let mut nodes = fleet("v1.34.6", &[("w-1", "v1.34.6")]);
+        nodes[1].static_pods = Some(v("v1.35.0"));
+        let (hops, _) = plan_hops(&v("v1.34.6"), &v("v1.35.0"), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
+        // cp-2's static pods moved but its kubelet did not: its step (kubelet) stays, first.
+        assert_eq!(hops[0].control_plane, vec!["cp-2", "cp-1", "cp-3"]);
+        assert!(hops[0].apply_done);
+        assert!(hops[0].done.is_empty());
+    }
+
+    #[test]
+    fn the_path_of_a_half_upgraded_inventory_agrees_with_hop_progress() {
+        use crate::inventory::{Component, ComponentInstance};
+        let spec = crate::fleet::FleetSpec::small();
+        let mut inv = crate::fleet::generate_inventory(&spec, &Default::default()).unwrap();
+        let first_cp = inv.control_plane_nodes().map(|n| n.name.clone()).min().unwrap();
+        let set = |c: &mut ComponentInstance, tag: &str| {
+            c.tag = tag.to_string();
+            c.image = format!("registry.k8s.io/{}:{tag}", c.component);
+        };
+        for c in &mut inv.components {
+            if matches!(
+                c.component,
+                Component::KubeApiserver | Component::KubeControllerManager | Component::KubeScheduler
+            ) {
+                let tag = if c.node == first_cp { "v1.35.0" } else { "v1.34.6" };
+                set(c, tag);
+            }
+        }
+        for n in &mut inv.nodes {
+            n.kubelet_version = if n.name == first_cp { v("v1.35.0") } else { v("v1.34.6") };
+        }
+        // Today's target is older than cp-01: refused, naming the node.
+        let e = upgrade_path(&inv, &req("v1.34"), WorkerStrategy::Lockstep, data()).unwrap_err();
+        assert!(matches!(e, PathError::BehindNode { .. }), "{e}");
+        assert!(e.to_string().contains(&format!("older than {first_cp}")), "{e}");
+        let path = upgrade_path(&inv, &req("v1.35.0"), WorkerStrategy::Lockstep, data()).unwrap();
+        assert_eq!(path.from, v("v1.34.6"));
+        let progress = crate::progress::hop_progress(&inv, &path.hops[0].to);
+        assert_eq!(path.hops[0].done, progress.done());
+        assert_eq!(path.hops[0].apply_done, progress.apply_done);
+        assert!(path.findings.iter().any(|f| f.code == "path.in-progress"), "{:?}", path.findings);
+        // Two minors apart is not a state kubeadm leaves: refused with the way out.
+        for c in &mut inv.components {
+            if c.node == first_cp && c.component == Component::KubeApiserver {
+                set(c, "v1.36.0");
+            }
+        }
+        let e = upgrade_path(&inv, &req("v1.36"), WorkerStrategy::Lockstep, data()).unwrap_err();
+        assert!(matches!(e, PathError::ControlPlaneSplit { .. }), "{e}");
+    }
+
+    #[test]
+    fn cgroup_v1_is_an_error_at_the_hop_that_moves_the_kubelet_into_1_35() {
+        // skip-minors to 1.37: the 1.32 kubelet of r640-1 is outside the n-3 window of 1.36, so
+        // it moves to 1.35 before hop 3's control plane: the finding belongs to hop 3.
+        let mut nodes = fleet("v1.33.13", &[("r640-1", "v1.32.13"), ("r740-1", "v1.33.13")]);
+        nodes[3].cgroup = Some(CgroupVersion::V1);
+        nodes[4].cgroup = Some(CgroupVersion::V1);
+        let (hops, f) = plan_hops(&v("v1.33.13"), &v("v1.37.0"), &nodes, WorkerStrategy::SkipMinors, data())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cg: Vec<&Finding> = f.iter().filter(|f| f.code == "path.cgroup-v2-required").collect();
+        assert!(cg.iter().all(|f| f.severity == Severity::Error), "{cg:?}");
+        let forced_hop = hops.iter().position(|h| h.kubelets_first.contains(&"r640-1".to_string())).unwrap();
+        let label = format!("hop {} ({} -> {})", forced_hop + 1, hops[forced_hop].from, hops[forced_hop].to);
+        assert!(hops[forced_hop].from.minor() >= Minor::new(1, 35), "{hops:?}");
+        assert!(
+            cg.iter().any(|f| f.subject == label
+                && f.message.contains("r640-1")
+                && f.message.contains("before the control plane")),
+            "{cg:?}"
+        );
+        // r740-1 moves once, at the last hop: that hop carries it, and r640-1 is not repeated.
+        let last = format!("hop {} ({} -> {})", hops.len(), hops[hops.len() - 1].from, hops[hops.len() - 1].to);
+        let at_last: Vec<&&Finding> = cg.iter().filter(|f| f.subject == last).collect();
+        assert_eq!(at_last.len(), 1, "{cg:?}");
+        assert!(at_last[0].message.contains("r740-1") && !at_last[0].message.contains("r640-1"), "{cg:?}");
+        assert!(
+            at_last[0].hint.contains("failCgroupV1: false")
+                && at_last[0].hint.contains("--ignore-preflight-errors=SystemVerification")
+        );
+        assert!(at_last[0].hint.contains("cgroup v2 (recommended"));
+        // Lockstep: exactly one finding, at the hop into 1.35, for both nodes.
+        let (_, f) = plan_hops(&v("v1.33.13"), &v("v1.37.0"), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
+        let cg: Vec<&Finding> = f.iter().filter(|f| f.code == "path.cgroup-v2-required").collect();
+        assert_eq!(cg.len(), 1, "{cg:?}");
+        assert!(cg[0].subject.contains("-> v1.35.8"), "{cg:?}");
+        assert!(cg[0].message.contains("2 nodes (r640-1, r740-1)"), "{cg:?}");
     }
 
     fn arb_fleet() -> impl Strategy<Value = (u32, Vec<u32>)> {

@@ -108,6 +108,10 @@ fn render(p: &UpgradePath) -> String {
         ]);
     }
     out.push_str(&t.render());
+    for (i, h) in p.hops.iter().enumerate().filter(|(_, h)| !h.done.is_empty()) {
+        let apply = if h.apply_done { "; `kubeadm upgrade apply` has run" } else { "" };
+        out.push_str(&format!("Hop {} already done on: {}{apply}\n", i + 1, names(&h.done)));
+    }
     out.push('\n');
     out.push_str(&findings_table(&p.findings));
     out

@@ -31,7 +31,7 @@ use crate::source::SourceArgs;
   stepstone plan --snapshot cluster.json --to v1.35 --window 'Tue,Wed 09:00-13:00 Europe/Berlin' \\
       --start 2026-12-01T09:00 -o json > plan.json
 
-Exit codes: 0 plan made, 1 plan made but blockers of severity error stop some drains,
+Exit codes: 0 plan made, 1 plan made but findings of severity error stop some drains or hops,
 2 bad input (unknown target, bad window, unknown generation).")]
 pub struct Args {
     #[command(flatten)]
@@ -210,7 +210,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let plan = plan::make_plan(&inv, &request, ReleaseData::embedded()).map_err(|e| usage(e.to_string()))?;
     emit(args.output.output, "Plan", &plan, || plan::table::render(&plan))?;
-    Ok(crate::exit::for_findings(&plan.blockers))
+    // Path findings count too: a cgroup v1 node on the hop to 1.35 stops that hop like a blocker.
+    let all: Vec<_> = plan.blockers.iter().chain(&plan.findings).cloned().collect();
+    Ok(crate::exit::for_findings(&all))
 }
 
 #[cfg(test)]

@@ -94,6 +94,8 @@ fn hop_nodes(inv: &Inventory, path: &UpgradePath) -> Vec<HopNodes> {
                 to: h.to.clone(),
                 etcd: h.etcd.clone(),
                 control_plane: h.control_plane.clone(),
+                apply_done: h.apply_done,
+                done: h.done.clone(),
                 kubelets_first: h.kubelets_first.clone(),
                 before_control_plane: before,
                 workers: h.workers.clone(),

@@ -141,6 +141,10 @@ pub struct Hop {
     pub to: KubeVersion,
     /// The etcd version kubeadm of this minor deploys (a stacked etcd moves with `apply`).
     pub etcd: Option<String>,
+    /// Nodes already at `to` when the plan was made (a cluster part-way through this hop): they
+    /// appear in no step or wave of the hop. See [`crate::progress::hop_progress`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<String>,
     /// Kubelets that must be upgraded before this hop's control plane may move (n-3 rule).
     pub kubelets_first: Vec<String>,
     /// Waves that run before the control plane moves: the `kubelets_first` nodes and, in

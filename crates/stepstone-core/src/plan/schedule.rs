@@ -331,6 +331,7 @@ mod tests {
             from: KubeVersion::new(1, 34, 2),
             to: KubeVersion::new(1, 35, 0),
             etcd: None,
+            done: vec![],
             kubelets_first: vec![],
             before_control_plane: vec![],
             control_plane: vec![ControlPlaneStep {

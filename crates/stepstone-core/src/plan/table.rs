@@ -89,6 +89,9 @@ pub fn render(plan: &Plan) -> String {
         out.push('\n');
         let etcd = hop.etcd.as_deref().map(|e| format!(" (etcd {e})")).unwrap_or_default();
         let _ = writeln!(out, "Hop {}: {} -> {}{etcd}", h + 1, hop.from, hop.to);
+        if !hop.done.is_empty() {
+            let _ = writeln!(out, "  Already at {} (nothing to do): {}", hop.to, names(&hop.done, 6));
+        }
         if !hop.before_control_plane.is_empty() {
             for w in &hop.before_control_plane {
                 let _ = writeln!(out, "  Before the control plane, kubelets to {}: {}", hop.from, names(&w.nodes, 6));

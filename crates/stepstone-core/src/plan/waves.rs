@@ -42,8 +42,13 @@ pub struct HopNodes {
     pub from: crate::version::KubeVersion,
     pub to: crate::version::KubeVersion,
     pub etcd: Option<String>,
-    /// Control-plane nodes in upgrade order (the first runs `kubeadm upgrade apply`).
+    /// Control-plane nodes in upgrade order (the first runs `kubeadm upgrade apply`, unless
+    /// `apply_done`).
     pub control_plane: Vec<String>,
+    /// `kubeadm upgrade apply` of `to` already ran: every control-plane step is `upgrade node`.
+    pub apply_done: bool,
+    /// Nodes already at `to` (read from the cluster): nothing to do on them in this hop.
+    pub done: Vec<String>,
     pub kubelets_first: Vec<String>,
     /// Workers that move to `from` before the control plane (skew window and catch-up).
     pub before_control_plane: Vec<String>,
@@ -305,7 +310,7 @@ impl<'a> Planner<'a> {
         let mut control_plane = Vec::new();
         for (i, name) in hop.control_plane.iter().enumerate() {
             let Some(idx) = self.model.index_of(name) else { continue };
-            let action = if i == 0 { ControlPlaneAction::Apply } else { ControlPlaneAction::Node };
+            let action = if i == 0 && !hop.apply_done { ControlPlaneAction::Apply } else { ControlPlaneAction::Node };
             let (pods_moved, blockers) = match self.control_plane_drain(idx) {
                 Ok(done) => (done.pods_moved, vec![]),
                 Err(refs) => (0, refs),
@@ -323,6 +328,7 @@ impl<'a> Planner<'a> {
             from: hop.from.clone(),
             to: hop.to.clone(),
             etcd: hop.etcd.clone(),
+            done: hop.done.clone(),
             kubelets_first: hop.kubelets_first.clone(),
             before_control_plane: before,
             control_plane,
