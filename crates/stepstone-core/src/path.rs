@@ -48,18 +48,11 @@ pub enum PathError {
     #[error(
         "target {input} is older than {node}, whose control plane already runs {newest} (the cluster is part-way through an upgrade): plan to {newest} or newer to finish it; to go back instead, follow the rollback runbook"
     )]
-    BehindNode { input: String, node: String, newest: KubeVersion },
+    BehindNode { input: String, node: String, newest: String },
     #[error(
-        "{cluster}: control-plane nodes are more than one minor apart ({oldest} on {oldest_nodes}, {newest} on {newest_node}); kubeadm never leaves a cluster like this: bring {oldest_nodes} to {oldest_next} with `kubeadm upgrade node` by hand, then plan again"
+        "{cluster}: control-plane nodes are more than one minor apart ({versions}); kubeadm never leaves a cluster like this: bring {oldest_nodes} to {oldest_next} with `kubeadm upgrade node` by hand, then plan again"
     )]
-    ControlPlaneSplit {
-        cluster: String,
-        oldest: KubeVersion,
-        oldest_nodes: String,
-        oldest_next: String,
-        newest: KubeVersion,
-        newest_node: String,
-    },
+    ControlPlaneSplit { cluster: String, versions: String, oldest_nodes: String, oldest_next: String },
     #[error(
         "target {input}: the control plane already runs {from}, nothing to upgrade; pick a newer minor (`stepstone versions` lists them)"
     )]
@@ -197,11 +190,15 @@ pub fn upgrade_path(
     if state.newest.minor().minus(state.oldest.minor()) > 1 {
         return Err(PathError::ControlPlaneSplit {
             cluster: inv.source.clone(),
-            oldest: state.oldest.clone(),
+            versions: format!(
+                "{} on {}, {} on {}",
+                state.oldest,
+                state.behind().join(", "),
+                state.newest,
+                state.newest_node.clone().unwrap_or_default()
+            ),
             oldest_nodes: state.behind().join(", "),
             oldest_next: state.oldest.minor().next().to_string(),
-            newest: state.newest.clone(),
-            newest_node: state.newest_node.clone().unwrap_or_default(),
         });
     }
     let from = state.oldest.clone();
@@ -210,7 +207,7 @@ pub fn upgrade_path(
         return Err(PathError::BehindNode {
             input: request.to_string(),
             node: state.newest_node.clone().unwrap_or_else(|| "a control-plane node".to_string()),
-            newest: state.newest.clone(),
+            newest: state.newest.to_string(),
         });
     }
     let nodes: Vec<NodeVersion> = inv
