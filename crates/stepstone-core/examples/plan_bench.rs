@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release -p stepstone-core --example plan_bench [-- 500 1000 2000 5000]`
 //!
-//! Each fleet is generated with `stepstone_core::fleet::FleetSpec::synthetic(nodes, 4, 0.65)`
+//! Each fleet is generated with `stepstone_fleet::FleetSpec::synthetic(nodes, 4, 0.65)`
 //! and saved as an inventory file; a fresh child process loads it and plans, so the peak RSS
 //! reported is that of loading an inventory and planning it, not of the fleet generator.
 
@@ -13,13 +13,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use stepstone_core::drain::{Classifier, DrainOptions};
-use stepstone_core::fleet::{self, FleetSpec};
 use stepstone_core::inventory::Inventory;
 use stepstone_core::pdb::BudgetTracker;
 use stepstone_core::plan::schedule::working_minutes;
 use stepstone_core::plan::{self, Hop, Plan, PlanRequest, Wave, WaveKind};
 use stepstone_core::releases::ReleaseData;
 use stepstone_core::snapshot::SnapshotOptions;
+use stepstone_fleet::{self as fleet, FleetSpec};
 
 /// Peak resident set size of this process, from /proc/self/status (Linux).
 fn peak_rss_mib() -> f64 {

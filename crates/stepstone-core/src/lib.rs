@@ -3,7 +3,6 @@
 
 pub mod drain;
 pub mod findings;
-pub mod fleet;
 pub mod inventory;
 pub mod path;
 pub mod pdb;

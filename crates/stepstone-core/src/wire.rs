@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn pruning_never_changes_the_inventory_of_a_generated_fleet() {
-        use crate::fleet::{FleetSpec, generate};
+        use stepstone_fleet::{FleetSpec, generate};
         assert_pruning_changes_nothing(&generate(&FleetSpec::synthetic(60, 3, 0.7)));
     }
 

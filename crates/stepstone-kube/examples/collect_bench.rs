@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use stepstone_core::fleet::{FleetSpec, generate};
 use stepstone_core::snapshot::SnapshotOptions;
+use stepstone_fleet::{FleetSpec, generate};
 use stepstone_kube::collect::{CollectOptions, DEFAULT_PAGE_SIZE, collect_inventory_with, collect_with, connect};
 use stepstone_lab::{Lab, LabOptions};
 

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use drain_support::Fleet;
 use serde_json::{Value, json};
+use stepstone_fleet::Fleet;
 use stepstone_lab::{Lab, LabOptions, Timing};
 
 const NODE: &str = "w1";
@@ -35,9 +35,9 @@ struct Scenario {
 fn scenarios() -> Vec<Scenario> {
     // Ten workloads spread one pod per node; each under `maxUnavailable: 1`, one with emptyDir.
     let apps = vec!["api", "auth", "cart", "catalog", "checkout", "search", "session", "shipping", "stock", "cache"];
-    let mut spread = Fleet::new();
+    let mut spread = Fleet::builder();
     for n in 1..=6 {
-        spread = spread.node(&format!("w{n}"));
+        spread = spread.worker(&format!("w{n}"));
     }
     spread = spread.daemonset("node-exporter").mirror_pod("etcd", NODE);
     for app in &apps {
@@ -45,10 +45,10 @@ fn scenarios() -> Vec<Scenario> {
         spread = spread.deployment("prod", app, 6, volumes).pdb_max_unavailable("prod", app, app, 1);
     }
     // Three pods of one workload on the node under `maxUnavailable: 1`: one eviction at a time.
-    let budgets = Fleet::new()
-        .node("w1")
-        .node("w2")
-        .node("w3")
+    let budgets = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
+        .worker("w3")
         .daemonset("node-exporter")
         .deployment("prod", "web", 9, json!([]))
         .pdb_max_unavailable("prod", "web", "web", 1)

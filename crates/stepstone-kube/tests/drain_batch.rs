@@ -8,18 +8,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use drain_support::{Fleet, Recorder, TestLab, config};
+use drain_support::{Recorder, TestLab, config};
 use serde_json::{Value, json};
+use stepstone_fleet::Fleet;
 use stepstone_kube::drain::{DrainEvent, NodeOutcome, drain};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_node_batch_never_takes_a_shared_budget_below_its_minimum() {
     const MIN_AVAILABLE: usize = 3;
-    let fleet = Fleet::new()
-        .node("w1")
-        .node("w2")
-        .node("w3")
-        .node("w4")
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
+        .worker("w3")
+        .worker("w4")
         .deployment("prod", "web", 4, json!([]))
         .pdb("prod", "web", "web", MIN_AVAILABLE as i64)
         .deployment("prod", "worker", 4, json!([]))

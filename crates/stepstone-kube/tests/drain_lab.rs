@@ -6,11 +6,12 @@ mod drain_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drain_support::{Fleet, Recorder, TestLab, config};
+use drain_support::{Recorder, TestLab, config};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
+use stepstone_fleet::Fleet;
 use stepstone_kube::drain::{DrainEvent, NodeOutcome, RuleOptions, drain};
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -23,10 +24,10 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_blocks_until_the_deployment_is_scaled_up() {
-    let fleet = Fleet::new()
-        .node("w1")
-        .node("w2")
-        .node("w3")
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
+        .worker("w3")
         .deployment("prod", "redis", 2, json!([]))
         .pdb("prod", "redis", "redis", 2)
         .build();
@@ -78,9 +79,9 @@ async fn a_budget_blocks_until_the_deployment_is_scaled_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_singleton_under_min_available_1_stops_the_drain_before_any_eviction() {
-    let fleet = Fleet::new()
-        .node("w1")
-        .node("w2")
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
         .deployment("prod", "db", 1, json!([]))
         .pdb("prod", "db", "db", 1)
         .deployment("prod", "web", 4, json!([]))
@@ -116,9 +117,9 @@ async fn a_singleton_under_min_available_1_stops_the_drain_before_any_eviction()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemonset_and_mirror_pods_stay_on_the_node() {
-    let fleet = Fleet::new()
-        .node("w1")
-        .node("w2")
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
         .daemonset("node-exporter")
         .mirror_pod("etcd", "w1")
         .deployment("prod", "web", 4, json!([]))
@@ -150,9 +151,9 @@ async fn daemonset_and_mirror_pods_stay_on_the_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emptydir_data_needs_consent() {
-    let fleet = Fleet::new()
-        .node("w1")
-        .node("w2")
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
         .deployment("prod", "cache", 2, json!([{"name": "scratch", "emptyDir": {}}]))
         .build();
     let t = TestLab::start(fleet).await;
@@ -185,10 +186,10 @@ async fn emptydir_data_needs_consent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_reports_the_blocking_budget_and_leaves_the_node_cordoned() {
-    let fleet = Fleet::new()
-        .node("w1")
-        .node("w2")
-        .node("w3")
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
+        .worker("w3")
         .deployment("prod", "redis", 2, json!([]))
         .pdb("prod", "redis", "redis", 2)
         .deployment("prod", "web", 3, json!([]))
@@ -227,7 +228,7 @@ async fn a_timeout_reports_the_blocking_budget_and_leaves_the_node_cordoned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_throttling_is_retried_with_backoff() {
-    let fleet = Fleet::new().node("w1").node("w2").node("w3").deployment("prod", "web", 9, json!([])).build();
+    let fleet = Fleet::builder().worker("w1").worker("w2").worker("w3").deployment("prod", "web", 9, json!([])).build();
     let t = TestLab::start(fleet).await;
     t.wait_healthy("prod", "web", 9).await;
     let client = t.client().await;

@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use stepstone_core::fleet::{FleetSpec, generate};
+use stepstone_fleet::{FleetSpec, generate};
 use stepstone_lab::{Lab, LabOptions};
 
 fn ms(d: Duration) -> String {

@@ -1,7 +1,7 @@
 //! stepstone lab: a virtual bare-metal cluster that speaks the Kubernetes API on loopback.
 //!
 //! [`Lab::start`] loads a fleet (a `kubectl get … -o json` List, as `examples/*.json` or
-//! `stepstone_core::fleet::generate` produce), serves it over HTTP on 127.0.0.1 so that real
+//! `stepstone_fleet::generate` produce), serves it over HTTP on 127.0.0.1 so that real
 //! `kubectl` and kube-rs clients can drive it, and runs simulated kubelets and controllers on a
 //! clock that can run many times faster than real time. Node operations (package installs,
 //! `kubeadm upgrade`, kubelet restarts) go through [`NodeOps`]; faults through [`FaultConfig`].

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use stepstone_core::fleet::{FleetSpec, generate, to_pretty_json};
+use stepstone_fleet::{FleetSpec, generate, to_pretty_json};
 use stepstone_lab::{FaultConfig, Lab, LabOptions};
 
 use super::lab_node;

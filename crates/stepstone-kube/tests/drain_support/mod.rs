@@ -1,4 +1,4 @@
-//! Shared by the drain tests: small fleets for the lab, a lab with a kubeconfig, a client built
+//! Shared by the drain tests: a lab with a kubeconfig, a client built
 //! the way `stepstone drain` builds it, an event recorder, and waits on the lab's state.
 
 #![allow(dead_code)]
@@ -7,134 +7,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use stepstone_kube::drain::{DrainConfig, DrainEvent, EventSink, RetryPolicy};
 use stepstone_lab::{Lab, LabHandle, LabOptions};
 
 /// Simulated seconds per real second: a 30 s grace period takes 0.15 s, a pod starts and turns
 /// Ready in 35 ms.
 pub const SPEED: f64 = 200.0;
-
-/// A fleet built object by object: worker nodes, then workloads the lab's controllers create
-/// pods for and its scheduler places.
-#[derive(Default, Clone)]
-pub struct Fleet {
-    items: Vec<Value>,
-}
-
-impl Fleet {
-    pub fn new() -> Self {
-        Fleet::default()
-    }
-
-    /// A Ready worker with 16 CPUs and 64 GiB.
-    pub fn node(mut self, name: &str) -> Self {
-        self.items.push(json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {
-                "name": name, "uid": format!("uid-node-{name}"), "creationTimestamp": "2026-01-05T09:00:00Z",
-                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                    "node.kubernetes.io/instance-type": "dell-r650", "stepstone.io/cgroup-version": "v2"}
-            },
-            "spec": {},
-            "status": {
-                "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": name}],
-                "allocatable": {"cpu": "15500m", "memory": "64000Mi", "pods": "110", "ephemeral-storage": "100Gi"},
-                "capacity": {"cpu": "16", "memory": "65536Mi", "pods": "110", "ephemeral-storage": "100Gi"},
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                    "lastHeartbeatTime": "2026-01-05T09:00:00Z", "lastTransitionTime": "2026-01-05T09:00:00Z"}],
-                "nodeInfo": {"architecture": "amd64", "containerRuntimeVersion": "containerd://1.7.27",
-                    "kernelVersion": "6.8.0-45-generic", "kubeProxyVersion": "", "kubeletVersion": "v1.34.6",
-                    "operatingSystem": "linux", "osImage": "Ubuntu 24.04.1 LTS"}
-            }
-        }));
-        self
-    }
-
-    /// A Deployment of `replicas` pods labelled `app=<name>`; `volumes` go into the pod template.
-    pub fn deployment(mut self, ns: &str, name: &str, replicas: i64, volumes: Value) -> Self {
-        self.items.push(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-deploy-{name}"),
-                "creationTimestamp": "2026-01-05T09:00:00Z", "generation": 1, "labels": {"app": name}},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 30,
-                        "containers": [{"name": name, "image": format!("registry.local/{name}:1.0"),
-                            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}],
-                        "volumes": volumes
-                    }
-                }
-            }
-        }));
-        self
-    }
-
-    /// A DaemonSet `name` in kube-system (one pod per node).
-    pub fn daemonset(mut self, name: &str) -> Self {
-        self.items.push(json!({
-            "apiVersion": "apps/v1", "kind": "DaemonSet",
-            "metadata": {"name": name, "namespace": "kube-system", "uid": format!("uid-ds-{name}"),
-                "creationTimestamp": "2026-01-05T09:00:00Z", "generation": 1},
-            "spec": {
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": name, "image": format!("registry.local/{name}:1.0"),
-                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}
-                }
-            }
-        }));
-        self
-    }
-
-    /// A static pod's API mirror on `node`.
-    pub fn mirror_pod(mut self, name: &str, node: &str) -> Self {
-        self.items.push(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("{name}-{node}"), "namespace": "kube-system", "uid": format!("uid-mirror-{name}-{node}"),
-                "creationTimestamp": "2026-01-05T09:00:00Z",
-                "annotations": {"kubernetes.io/config.mirror": "abc", "kubernetes.io/config.source": "file"},
-                "labels": {"component": name, "tier": "control-plane"},
-                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": format!("uid-node-{node}"), "controller": true}]},
-            "spec": {"nodeName": node, "priority": 2000001000,
-                "containers": [{"name": name, "image": format!("registry.k8s.io/{name}:v1.34.6")}]},
-            "status": {"phase": "Running", "startTime": "2026-01-05T09:00:00Z",
-                "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]}
-        }));
-        self
-    }
-
-    /// A PodDisruptionBudget over `app=<app>`.
-    pub fn pdb(mut self, ns: &str, name: &str, app: &str, min_available: i64) -> Self {
-        self.items.push(json!({
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-pdb-{name}"), "generation": 1,
-                "creationTimestamp": "2026-01-05T09:00:00Z"},
-            "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}}
-        }));
-        self
-    }
-
-    /// A PodDisruptionBudget over `app=<app>` with `maxUnavailable`.
-    pub fn pdb_max_unavailable(mut self, ns: &str, name: &str, app: &str, max_unavailable: i64) -> Self {
-        self.items.push(json!({
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-pdb-{name}"), "generation": 1,
-                "creationTimestamp": "2026-01-05T09:00:00Z"},
-            "spec": {"maxUnavailable": max_unavailable, "selector": {"matchLabels": {"app": app}}}
-        }));
-        self
-    }
-
-    pub fn build(self) -> Value {
-        json!({"apiVersion": "v1", "kind": "List", "items": self.items})
-    }
-}
 
 /// A running lab and a kubeconfig for it.
 pub struct TestLab {

@@ -1,17 +1,17 @@
 //! Write the example fleets, or a synthetic fleet for benchmarks.
 //!
 //! ```text
-//! cargo run -p stepstone-core --example fleet -- write-examples
-//! cargo run --release -p stepstone-core --example fleet -- synthetic 5000 4 0.7 > fleet.json
-//! cargo run --release -p stepstone-core --example fleet -- bench
+//! cargo run -p stepstone-fleet --example fleet -- write-examples
+//! cargo run --release -p stepstone-fleet --example fleet -- synthetic 5000 4 0.7 > fleet.json
+//! cargo run --release -p stepstone-fleet --example fleet -- bench
 //! ```
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use stepstone_core::fleet::{self, FleetSpec};
 use stepstone_core::snapshot::SnapshotOptions;
+use stepstone_fleet::{self as fleet, FleetSpec};
 
 fn usage() -> ! {
     eprintln!(
