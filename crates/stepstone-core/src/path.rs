@@ -660,8 +660,10 @@ mod tests {
     #[test]
     fn the_path_of_a_half_upgraded_inventory_agrees_with_hop_progress() {
         use crate::inventory::{Component, ComponentInstance};
-        let spec = crate::fleet::FleetSpec::small();
-        let mut inv = crate::fleet::generate_inventory(&spec, &Default::default()).unwrap();
+        // The committed small example (`stepstone_fleet::FleetSpec::small()`).
+        let text = include_str!("../../../examples/small.json");
+        let mut inv = crate::snapshot::load_str("examples/small.json", text, &Default::default())
+            .expect("the small fleet parses");
         let first_cp = inv.control_plane_nodes().map(|n| n.name.clone()).min().unwrap();
         let set = |c: &mut ComponentInstance, tag: &str| {
             c.tag = tag.to_string();

@@ -212,8 +212,10 @@ mod tests {
     }
 
     fn node(name: &str, cp: bool, kubelet: &str) -> Node {
-        let spec = crate::fleet::FleetSpec::small();
-        let mut inv = crate::fleet::generate_inventory(&spec, &Default::default()).expect("the small fleet parses");
+        // The committed small example (`stepstone_fleet::FleetSpec::small()`).
+        let text = include_str!("../../../examples/small.json");
+        let mut inv = crate::snapshot::load_str("examples/small.json", text, &Default::default())
+            .expect("the small fleet parses");
         let mut n = inv.nodes.remove(0);
         n.name = name.to_string();
         n.role = if cp { NodeRole::ControlPlane } else { NodeRole::Worker };
