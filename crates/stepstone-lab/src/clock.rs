@@ -36,6 +36,7 @@ impl SimClock {
     }
 
     /// A simulated span as wall-clock time.
+    #[cfg(test)]
     pub fn real(&self, sim_seconds: f64) -> Duration {
         Duration::from_secs_f64((sim_seconds / self.speed).max(0.0))
     }

@@ -60,12 +60,9 @@ impl EncodedObjects {
         out
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         lock(&self.entries).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

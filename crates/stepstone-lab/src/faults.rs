@@ -1,15 +1,73 @@
 //! Fault injection for reliability tests: random 5xx answers and 429 throttling on a share of
 //! API requests, added latency, nodes whose kubelet never comes back from a restart, and pods
 //! that crash-loop after their node's kubelet restarts. Changed whole (`PUT /lab/v1/faults`) or
-//! field by field (`PATCH`), so that two people changing different faults do not undo each other.
+//! field by field (`PATCH`, a [`FaultsChange`]), so that two people changing different faults do
+//! not undo each other. A refused change says what was wrong as a [`FaultsError`].
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
+use crate::nodes::wire::ErrorBody;
 use crate::patch::{self, PatchType};
+use crate::state::{Shared, lock};
 use crate::status::ApiError;
+
+/// The fault settings a [`FaultsError`] can be about, named as in [`FaultConfig`]'s JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultField {
+    ErrorRate,
+    ThrottleRate,
+}
+
+impl FaultField {
+    /// The JSON field name (`errorRate`).
+    pub fn json_name(self) -> &'static str {
+        match self {
+            FaultField::ErrorRate => "errorRate",
+            FaultField::ThrottleRate => "throttleRate",
+        }
+    }
+}
+
+/// Why the lab refused a fault configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase", tag = "reason")]
+pub enum FaultsError {
+    #[error("{} {rate} is not between 0.0 and 1.0", field.json_name())]
+    RateOutOfRange { field: FaultField, rate: f64 },
+    #[error("errorRate + throttleRate must not exceed 1.0")]
+    RatesAboveOne,
+    #[error("unknown field \"{field}\"; the faults are {known}")]
+    UnknownField { field: String, known: String },
+    #[error("invalid faults: {message}")]
+    Invalid { message: String },
+}
+
+impl FaultsError {
+    /// The message with the settings named by `name` (a command line's flags, say) instead of
+    /// their JSON names.
+    pub fn message_with(&self, name: impl Fn(FaultField) -> &'static str) -> String {
+        match self {
+            FaultsError::RateOutOfRange { field, rate } => {
+                format!("{} {rate} is not between 0.0 and 1.0", name(*field))
+            }
+            FaultsError::RatesAboveOne => {
+                format!("{} + {} must not exceed 1.0", name(FaultField::ErrorRate), name(FaultField::ThrottleRate))
+            }
+            other => other.to_string(),
+        }
+    }
+}
 
 /// What to break. Rates are probabilities per API request, 0.0 to 1.0.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -30,14 +88,15 @@ pub struct FaultConfig {
 }
 
 impl FaultConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, rate) in [("errorRate", self.error_rate), ("throttleRate", self.throttle_rate)] {
+    pub fn validate(&self) -> Result<(), FaultsError> {
+        for (field, rate) in [(FaultField::ErrorRate, self.error_rate), (FaultField::ThrottleRate, self.throttle_rate)]
+        {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} {rate} is not between 0.0 and 1.0"));
+                return Err(FaultsError::RateOutOfRange { field, rate });
             }
         }
         if self.error_rate + self.throttle_rate > 1.0 {
-            return Err("errorRate + throttleRate must not exceed 1.0".into());
+            return Err(FaultsError::RatesAboveOne);
         }
         Ok(())
     }
@@ -47,17 +106,18 @@ impl FaultConfig {
     /// `/neverReturn/-` adds one node without restating the others). The result is validated
     /// as a whole; unknown fields are refused rather than ignored, so a typo cannot pass as a
     /// change.
-    pub fn patched(&self, kind: PatchType, body: &[u8]) -> Result<FaultConfig, String> {
-        let current = serde_json::to_value(self).map_err(|e| e.to_string())?;
-        let next = patch::apply(kind, &current, body).map_err(|e| e.message)?;
+    pub fn patched(&self, kind: PatchType, body: &[u8]) -> Result<FaultConfig, FaultsError> {
+        let invalid = |message: String| FaultsError::Invalid { message };
+        let current = serde_json::to_value(self).map_err(|e| invalid(e.to_string()))?;
+        let next = patch::apply(kind, &current, body).map_err(|e| invalid(e.message))?;
         if let Some(fields) = next.as_object() {
             let known = current.as_object().map(|c| c.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
             if let Some(unknown) = fields.keys().find(|k| !known.contains(k)) {
-                return Err(format!("unknown field \"{unknown}\"; the faults are {}", known.join(", ")));
+                return Err(FaultsError::UnknownField { field: unknown.clone(), known: known.join(", ") });
             }
         }
         // A field reset with `null` goes back to its default.
-        let cfg: FaultConfig = serde_json::from_value(next).map_err(|e| format!("invalid faults: {e}"))?;
+        let cfg: FaultConfig = serde_json::from_value(next).map_err(|e| invalid(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -70,6 +130,118 @@ impl FaultConfig {
     pub fn crash_loops(&self, namespace: &str, name: &str, node: &str) -> bool {
         self.crash_loop.contains(&format!("{namespace}/{name}")) || self.crash_loop.contains(&format!("node:{node}"))
     }
+}
+
+/// A change of some faults, made by the lab under one lock (`PATCH /lab/v1/faults`): only the
+/// settings given change, and nodes and pods are added to the fault lists rather than replacing
+/// them, so nobody else's additions are lost. `clear` starts from no faults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultsChange {
+    pub clear: bool,
+    pub error_rate: Option<f64>,
+    pub throttle_rate: Option<f64>,
+    pub latency_ms: Option<u64>,
+    /// Nodes to add to [`FaultConfig::never_return`].
+    pub add_never_return: Vec<String>,
+    /// Pods or `node:NAME` to add to [`FaultConfig::crash_loop`].
+    pub add_crash_loop: Vec<String>,
+}
+
+impl FaultsChange {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == FaultsChange::default()
+    }
+
+    /// The one request that makes the change: a merge patch naming only the changed fields, or,
+    /// when nodes or pods are added to a fault list, a JSON patch that appends them. `clear`
+    /// sends every field. Returns the content type and the body.
+    pub fn to_patch(&self) -> (&'static str, Value) {
+        let mut fields = match self.clear {
+            true => serde_json::to_value(FaultConfig::default())
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default(),
+            false => serde_json::Map::new(),
+        };
+        if let Some(r) = self.error_rate {
+            fields.insert(FaultField::ErrorRate.json_name().into(), json!(r));
+        }
+        if let Some(r) = self.throttle_rate {
+            fields.insert(FaultField::ThrottleRate.json_name().into(), json!(r));
+        }
+        if let Some(ms) = self.latency_ms {
+            fields.insert("latencyMs".into(), json!(ms));
+        }
+        let lists = [("neverReturn", &self.add_never_return), ("crashLoop", &self.add_crash_loop)];
+        if self.clear || lists.iter().all(|(_, added)| added.is_empty()) {
+            for (key, added) in lists {
+                if !added.is_empty() {
+                    fields.insert(key.into(), json!(added));
+                }
+            }
+            return ("application/merge-patch+json", Value::Object(fields));
+        }
+        let mut ops: Vec<Value> =
+            fields.into_iter().map(|(k, v)| json!({"op": "replace", "path": format!("/{k}"), "value": v})).collect();
+        for (key, added) in lists {
+            ops.extend(added.iter().map(|v| json!({"op": "add", "path": format!("/{key}/-"), "value": v})));
+        }
+        ("application/json-patch+json", Value::Array(ops))
+    }
+}
+
+fn refused(e: FaultsError) -> Response {
+    let body = ErrorBody { error: e.to_string(), faults: Some(e) };
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(lock(&shared.faults).clone()).into_response()
+}
+
+async fn put_faults(State(shared): State<Arc<Shared>>, axum::Json(cfg): axum::Json<FaultConfig>) -> Response {
+    if let Err(e) = cfg.validate() {
+        return refused(e);
+    }
+    *lock(&shared.faults) = cfg.clone();
+    axum::Json(cfg).into_response()
+}
+
+/// `PATCH /lab/v1/faults`: a JSON merge patch (`application/merge-patch+json`, or plain
+/// `application/json`) or a JSON patch (`application/json-patch+json`). Read, patch and write
+/// happen under one lock, so concurrent patches of different fields all land.
+async fn patch_faults(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let content_type =
+        headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let kind = match content_type.split(';').next().unwrap_or("").trim() {
+        "application/json" => PatchType::Merge,
+        other => match PatchType::from_content_type(other) {
+            Ok(kind) => kind,
+            Err(_) => {
+                let error = format!(
+                    "PATCH /lab/v1/faults takes application/merge-patch+json or application/json-patch+json (got \"{content_type}\")"
+                );
+                return (StatusCode::UNSUPPORTED_MEDIA_TYPE, axum::Json(ErrorBody::new(error))).into_response();
+            }
+        },
+    };
+    let mut faults = lock(&shared.faults);
+    match faults.patched(kind, &body) {
+        Ok(next) => {
+            *faults = next.clone();
+            axum::Json(next).into_response()
+        }
+        Err(e) => refused(e),
+    }
+}
+
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    Router::new().route("/lab/v1/faults", get(get_faults).put(put_faults).patch(patch_faults))
 }
 
 /// Roll the dice for one request: `Some(error)` when a fault hits it.
@@ -122,11 +294,12 @@ mod tests {
         assert_eq!(added.never_return.iter().map(String::as_str).collect::<Vec<_>>(), ["r650-01", "r650-02"]);
 
         let err = base.patched(PatchType::Merge, br#"{"errorRate": 0.6, "throttleRate": 0.6}"#).unwrap_err();
-        assert!(err.contains("must not exceed 1.0"), "{err}");
+        assert!(err.to_string().contains("must not exceed 1.0"), "{err}");
         let err = base.patched(PatchType::Merge, br#"{"eror_rate": 0.5}"#).unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("unknown field \"eror_rate\"") && err.contains("errorRate"), "{err}");
         let err = base.patched(PatchType::Merge, br#"{"latencyMs": "slow"}"#).unwrap_err();
-        assert!(err.contains("invalid faults"), "{err}");
+        assert!(err.to_string().contains("invalid faults"), "{err}");
         assert!(base.patched(PatchType::Merge, b"[1]").is_err());
     }
 

@@ -4,7 +4,8 @@
 //! `stepstone_fleet::generate` produce), serves it over HTTP on 127.0.0.1 so that real
 //! `kubectl` and kube-rs clients can drive it, and runs simulated kubelets and controllers on a
 //! clock that can run many times faster than real time. Node operations (package installs,
-//! `kubeadm upgrade`, kubelet restarts) go through [`NodeOps`]; faults through [`FaultConfig`].
+//! `kubeadm upgrade`, kubelet restarts) go through [`LabNodes`] in the same process and
+//! [`LabClient`] from another; faults through [`FaultConfig`].
 //!
 //! ```no_run
 //! # async fn demo(fleet: serde_json::Value) -> Result<(), stepstone_lab::LabError> {
@@ -15,41 +16,43 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
-pub mod apply;
-pub mod clock;
-pub mod controllers;
-pub mod encoded;
-pub mod faults;
-pub mod metrics;
-pub mod nodes;
-pub mod openapi;
-pub mod patch;
+pub(crate) mod api;
+pub(crate) mod apply;
+mod client;
+pub(crate) mod clock;
+pub(crate) mod controllers;
+pub(crate) mod encoded;
+pub(crate) mod faults;
+pub(crate) mod metrics;
+pub(crate) mod nodes;
+pub(crate) mod openapi;
+pub(crate) mod patch;
 mod protobuf;
-pub mod resources;
-pub mod select;
-pub mod server;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod table;
+pub(crate) mod resources;
+pub(crate) mod select;
+pub(crate) mod server;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod store;
+pub(crate) mod table;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-pub use faults::FaultConfig;
-pub use nodes::{KubeletState, NodeFacts, NodeOpError, NodeOps, Package, UpgradeOptions, UpgradePlan, UpgradeReport};
+pub use client::{LabClient, LabClientError};
+pub(crate) use faults::router as faults_router;
+pub use faults::{FaultConfig, FaultField, FaultsChange, FaultsError};
+pub use nodes::wire::{ClockInfo, ErrorBody, InstallRequest, UpgradeApplyRequest, UpgradePlanQuery};
+pub use nodes::{
+    ComponentConfigState, KubeletState, LabNodes, NodeFacts, NodeOpError, Package, PlanRow, UpgradeOptions,
+    UpgradePlan, UpgradeReport,
+};
 pub use state::{RequestCounts, Timing};
 
 use state::{Shared, Stats, lock};
@@ -106,7 +109,7 @@ pub enum LabError {
         source: std::io::Error,
     },
     #[error("invalid fault configuration: {0}")]
-    Faults(String),
+    Faults(#[from] FaultsError),
     #[error("cannot start the lab's runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
@@ -225,59 +228,11 @@ pub fn kubeconfig_for(url: &str) -> String {
     )
 }
 
-async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
-    axum::Json(lock(&shared.faults).clone()).into_response()
-}
-
-async fn put_faults(State(shared): State<Arc<Shared>>, axum::Json(cfg): axum::Json<FaultConfig>) -> Response {
-    if let Err(e) = cfg.validate() {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response();
-    }
-    *lock(&shared.faults) = cfg.clone();
-    axum::Json(cfg).into_response()
-}
-
-/// `PATCH /lab/v1/faults`: a JSON merge patch (`application/merge-patch+json`, or plain
-/// `application/json`) or a JSON patch (`application/json-patch+json`). Read, patch and write
-/// happen under one lock, so concurrent patches of different fields all land.
-async fn patch_faults(
-    State(shared): State<Arc<Shared>>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let content_type =
-        headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let kind = match content_type.split(';').next().unwrap_or("").trim() {
-        "application/json" => patch::PatchType::Merge,
-        other => match patch::PatchType::from_content_type(other) {
-            Ok(kind) => kind,
-            Err(_) => {
-                let error = format!(
-                    "PATCH /lab/v1/faults takes application/merge-patch+json or application/json-patch+json (got \"{content_type}\")"
-                );
-                return (StatusCode::UNSUPPORTED_MEDIA_TYPE, axum::Json(json!({"error": error}))).into_response();
-            }
-        },
-    };
-    let mut faults = lock(&shared.faults);
-    match faults.patched(kind, &body) {
-        Ok(next) => {
-            *faults = next.clone();
-            axum::Json(next).into_response()
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
-    }
-}
-
-pub(crate) fn faults_router() -> Router<Arc<Shared>> {
-    Router::new().route("/lab/v1/faults", get(get_faults).put(put_faults).patch(patch_faults))
-}
-
 impl Lab {
     /// Load `fleet` and serve it on 127.0.0.1 (on the current tokio runtime, which must be
     /// multi-threaded if the caller blocks on anything, such as a `kubectl` child process).
     pub async fn start(fleet: Value, opts: LabOptions) -> Result<LabHandle, LabError> {
-        opts.faults.validate().map_err(LabError::Faults)?;
+        opts.faults.validate()?;
         let start = newest_timestamp(&fleet).map_or(Timestamp::now(), |t| t.max(Timestamp::now()));
         let start = Timestamp::from_second(start.as_second()).unwrap_or(start);
         let sim = clock::SimClock::new(start, opts.speed);
@@ -366,9 +321,9 @@ impl LabHandle {
             .map_err(|source| LabError::Kubeconfig { path: path.to_path_buf(), source })
     }
 
-    /// The node-operation API.
-    pub fn nodes(&self) -> NodeOps {
-        NodeOps::new(self.shared.clone())
+    /// The node-operation API, in this process ([`LabClient`] is the same over HTTP).
+    pub fn nodes(&self) -> LabNodes {
+        LabNodes::new(self.shared.clone())
     }
 
     pub fn faults(&self) -> FaultConfig {
@@ -376,7 +331,7 @@ impl LabHandle {
     }
 
     pub fn set_faults(&self, cfg: FaultConfig) -> Result<(), LabError> {
-        cfg.validate().map_err(LabError::Faults)?;
+        cfg.validate()?;
         *lock(&self.shared.faults) = cfg;
         Ok(())
     }

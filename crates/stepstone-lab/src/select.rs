@@ -55,11 +55,8 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
-    pub fn is_everything(&self) -> bool {
-        self.labels.is_none() && self.fields.is_empty()
-    }
-
     /// `metadata.name=x` pins the list to one name (kube-rs `await_condition` watches this way).
+    #[cfg(test)]
     pub fn exact_name(&self) -> Option<&str> {
         self.fields.iter().find(|t| t.field == "metadata.name" && !t.negate).map(|t| t.value.as_str())
     }

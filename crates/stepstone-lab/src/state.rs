@@ -11,8 +11,23 @@ use tokio::sync::Notify;
 
 use crate::clock::SimClock;
 use crate::faults::FaultConfig;
-use crate::nodes::KubeletState;
 use crate::store::Store;
+
+/// What the simulated kubelet of a node is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum KubeletState {
+    Running,
+    /// Restarting; back at `until` (simulated time), or never when `until` is `None`.
+    Restarting {
+        until: Option<String>,
+        version: String,
+    },
+    /// Exited and stays down (the cgroup v1 refusal).
+    Failed {
+        reason: String,
+    },
+}
 
 /// Simulated durations, in simulated seconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -131,15 +131,6 @@ pub fn controller_uid(obj: &Value) -> Option<&str> {
         .and_then(|o| o.get("uid").and_then(Value::as_str))
 }
 
-pub fn controller_kind(obj: &Value) -> Option<&str> {
-    meta(obj)
-        .get("ownerReferences")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
-        .and_then(|o| o.get("kind").and_then(Value::as_str))
-}
-
 fn has_generation(res: ResId) -> bool {
     matches!(
         res,

@@ -2,22 +2,20 @@
 //! lab through its node-operation API (`/lab/v1/`), found through the lab's kubeconfig.
 //! Faults change by patch, so two people changing different faults at once both keep theirs.
 //!
-//! The requests go through the same Kubernetes client as every other command; anything that is
-//! not a plain-HTTP loopback server is refused before a request is sent.
+//! The requests go through the lab crate's [`LabClient`], which refuses anything that is not a
+//! plain-HTTP loopback server before a request is sent; this module turns its answers and
+//! refusals into output and exit codes.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use kube::Config;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 use stepstone_core::version::{KubeVersion, PackageVersion};
-use stepstone_lab::{FaultConfig, KubeletState, NodeFacts, Package, UpgradePlan, UpgradeReport};
+use stepstone_lab::{
+    FaultConfig, FaultField, FaultsChange, KubeletState, LabClient, LabClientError, NodeFacts, Package, UpgradeOptions,
+    UpgradePlan, UpgradeReport,
+};
 
 use crate::exit::{Failure, usage};
 use crate::output::{OutputArgs, Table, emit};
@@ -224,6 +222,12 @@ pub struct UpgradeFlags {
     pub yes: bool,
 }
 
+impl UpgradeFlags {
+    fn options(&self) -> UpgradeOptions {
+        UpgradeOptions { ignore_preflight_errors: self.ignore_preflight_errors.clone() }
+    }
+}
+
 /// `systemctl restart kubelet`: the node is NotReady until the kubelet is back.
 ///
 /// The kubelet comes back running the installed kubelet package's version, unless it refuses
@@ -295,148 +299,73 @@ pub struct FaultsArgs {
 
 // ---- the lab endpoint
 
-/// The kubeconfig read for its current (or given) context, and that context's server URL.
-fn read_kubeconfig(path: &Path, context: Option<&str>) -> anyhow::Result<(Kubeconfig, String, String)> {
-    let shown = path.display();
-    if !path.exists() {
-        return Err(usage(format!(
-            "cannot read --kubeconfig {shown}: no such file; start a lab with `stepstone lab up --fleet FILE --kubeconfig {shown}`"
-        )));
-    }
-    let kc = Kubeconfig::read_from(path).map_err(|e| {
-        usage(format!("--kubeconfig {shown} is not a kubeconfig ({e}); pass the file `stepstone lab up` wrote"))
-    })?;
-    let name = match context.map(str::to_string).or(kc.current_context.clone()) {
-        Some(n) if !n.is_empty() => n,
-        _ => return Err(usage(format!("--kubeconfig {shown} has no current-context; pass --context NAME"))),
-    };
-    let ctx = kc.contexts.iter().find(|c| c.name == name).ok_or_else(|| {
-        let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
-        usage(format!(
-            "--kubeconfig {shown} has no context \"{name}\" (it has: {}); pass one with --context",
-            known.join(", ")
-        ))
-    })?;
-    let cluster_name = ctx.context.as_ref().map(|c| c.cluster.clone()).unwrap_or_default();
-    let server = kc
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.as_ref())
-        .and_then(|c| c.server.clone())
-        .ok_or_else(|| {
-            usage(format!(
-                "--kubeconfig {shown}: context \"{name}\" names cluster \"{cluster_name}\", which the file does not define with a server"
-            ))
-        })?;
-    Ok((kc, name, server.trim_end_matches('/').to_string()))
-}
-
-/// A running lab's node-operation API, reached with the same client stepstone uses for the
-/// Kubernetes API.
+/// A running lab's node-operation API through [`LabClient`], run to completion for each command.
 pub struct LabApi {
-    /// `http://127.0.0.1:PORT`, for messages.
-    url: String,
+    client: LabClient,
     kubeconfig: PathBuf,
-    client: kube::Client,
     runtime: tokio::runtime::Runtime,
 }
 
 impl LabApi {
-    /// Find the lab through a kubeconfig, refusing any server that is not plain HTTP on loopback:
-    /// these commands change node state and only make sense against `stepstone lab up`.
+    /// Find the lab through a kubeconfig; the client refuses any server that is not plain HTTP
+    /// on loopback, since these commands change node state and only make sense against a lab.
     pub fn from_target(t: &LabTarget) -> anyhow::Result<Self> {
-        let (kc, context, server) = read_kubeconfig(&t.kubeconfig, t.context.as_deref())?;
-        let refuse = |why: &str| {
-            usage(format!(
-                "--kubeconfig {}: server {server} {why}; `stepstone lab` node commands drive only a lab started with `stepstone lab up`, so pass the kubeconfig it wrote (default ./lab.kubeconfig)",
-                t.kubeconfig.display()
-            ))
-        };
-        let uri: http::Uri = server.parse().map_err(|_| refuse("is not a URL"))?;
-        let host = uri.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
-        let loopback =
-            host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return Err(refuse("is not on 127.0.0.1 or localhost"));
-        }
-        match uri.scheme_str() {
-            Some("http") => {}
-            // kind and minikube clusters also listen on loopback, but over TLS; a lab never does.
-            Some("https") => {
-                return Err(refuse("uses https, so it is a real API server on loopback (kind, minikube), not a lab"));
-            }
-            _ => return Err(refuse("is not an http:// URL")),
-        }
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let options = KubeConfigOptions { context: Some(context), ..Default::default() };
-        let client = runtime.block_on(async {
-            let config = Config::from_custom_kubeconfig(kc, &options).await?;
-            anyhow::Ok(kube::Client::try_from(config)?)
-        })?;
-        Ok(LabApi { url: server.clone(), kubeconfig: t.kubeconfig.clone(), client, runtime })
+        let client = runtime
+            .block_on(LabClient::from_kubeconfig(&t.kubeconfig, t.context.as_deref()))
+            .map_err(|e| lab_error(&t.kubeconfig, e))?;
+        Ok(LabApi { client, kubeconfig: t.kubeconfig.clone(), runtime })
     }
 
-    /// One request; answers 2xx as `T`, the lab's errors as exit 2 (bad input: unknown node,
-    /// bad version) or exit 1 (the operation was refused, as kubeadm refuses it).
-    fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<T> {
-        self.call_as(method, path, body.map(|b| ("application/json", b)))
+    /// One operation; the lab's refusals become exit 2 (bad input: unknown node, bad version)
+    /// or exit 1 (the operation was refused, as kubeadm refuses it).
+    fn run<'a, T, F>(&'a self, op: impl FnOnce(&'a LabClient) -> F) -> anyhow::Result<T>
+    where
+        F: Future<Output = Result<T, LabClientError>> + 'a,
+    {
+        self.runtime.block_on(op(&self.client)).map_err(|e| lab_error(&self.kubeconfig, e))
     }
+}
 
-    /// [`call`](Self::call) with the body's content type given (the patch types).
-    fn call_as<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<(&str, &Value)>,
-    ) -> anyhow::Result<T> {
-        let (status, bytes) = self.send(method, path, body)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let lab_error = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
-        match (status, lab_error) {
-            (200..=299, _) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{method} {}{path}: unexpected answer from the lab: {text}", self.url)),
-            (400 | 404, Some(msg)) => Err(usage(msg)),
-            (409, Some(msg)) => Err(Failure(msg).into()),
-            (404, None) => Err(usage(format!(
-                "{} (from --kubeconfig {}) does not serve {path}; is it a lab started by this version of `stepstone lab up`?",
-                self.url,
-                self.kubeconfig.display()
-            ))),
-            (code, msg) => Err(anyhow::anyhow!(
-                "{method} {}{path}: the lab answered {code}: {}",
-                self.url,
-                msg.unwrap_or_else(|| text.trim().to_string())
-            )),
+/// The lab's fault settings as the flags of `stepstone lab faults` name them.
+fn fault_flag(field: FaultField) -> &'static str {
+    match field {
+        FaultField::ErrorRate => "--error-rate",
+        FaultField::ThrottleRate => "--throttle-rate",
+    }
+}
+
+/// A client error in terms of this command line: its flags, its exit codes.
+fn lab_error(kubeconfig: &Path, e: LabClientError) -> anyhow::Error {
+    let shown = kubeconfig.display();
+    match e {
+        LabClientError::KubeconfigMissing { .. } => usage(format!(
+            "cannot read --kubeconfig {shown}: no such file; start a lab with `stepstone lab up --fleet FILE --kubeconfig {shown}`"
+        )),
+        LabClientError::KubeconfigInvalid { reason, .. } => usage(format!(
+            "--kubeconfig {shown} is not a kubeconfig ({reason}); pass the file `stepstone lab up` wrote"
+        )),
+        LabClientError::NoCurrentContext { .. } => {
+            usage(format!("--kubeconfig {shown} has no current-context; pass --context NAME"))
         }
-    }
-
-    /// The status code and body of one request, whatever the status.
-    fn send(&self, method: &str, path: &str, body: Option<(&str, &Value)>) -> anyhow::Result<(u16, Vec<u8>)> {
-        let unreachable = |e: kube::Error| {
-            anyhow::anyhow!(
-                "cannot reach the lab at {} (from --kubeconfig {}): {e}; is `stepstone lab up` still running? Each start writes a new kubeconfig",
-                self.url,
-                self.kubeconfig.display()
-            )
-        };
-        let mut request = http::Request::builder().method(method).uri(path).header("Accept", "application/json");
-        if let Some((content_type, _)) = body {
-            request = request.header("Content-Type", content_type);
+        LabClientError::UnknownContext { context, known, .. } => usage(format!(
+            "--kubeconfig {shown} has no context \"{context}\" (it has: {known}); pass one with --context"
+        )),
+        LabClientError::NoServer { context, cluster, .. } => usage(format!(
+            "--kubeconfig {shown}: context \"{context}\" names cluster \"{cluster}\", which the file does not define with a server"
+        )),
+        LabClientError::NotALab { url, why } => usage(format!(
+            "--kubeconfig {shown}: server {url} {why}; `stepstone lab` node commands drive only a lab started with `stepstone lab up`, so pass the kubeconfig it wrote (default ./lab.kubeconfig)"
+        )),
+        LabClientError::NotServed { url, path } => usage(format!(
+            "{url} (from --kubeconfig {shown}) does not serve {path}; is it a lab started by this version of `stepstone lab up`?"
+        )),
+        LabClientError::BadRequest { faults: Some(f), .. } => {
+            usage(format!("fault flags: {} (the lab keeps its current faults)", f.message_with(fault_flag)))
         }
-        let payload = body.map(|(_, b)| b.to_string().into_bytes()).unwrap_or_default();
-        let request = request.body(kube::client::Body::from(payload))?;
-        self.runtime.block_on(async {
-            let response = tokio::time::timeout(Duration::from_secs(120), self.client.send(request))
-                .await
-                .map_err(|_| anyhow::anyhow!("{method} {}{path}: no answer from the lab within 120 s", self.url))?
-                .map_err(unreachable)?;
-            let status = response.status().as_u16();
-            let bytes = response.into_body().collect_bytes().await.map_err(unreachable)?;
-            Ok((status, bytes.to_vec()))
-        })
+        LabClientError::BadRequest { message, .. } => usage(message),
+        LabClientError::Refused { message } => Failure(message).into(),
+        other => anyhow::anyhow!("{other} (the lab of --kubeconfig {shown})"),
     }
 }
 
@@ -451,27 +380,15 @@ struct NodeList<'a> {
 pub fn nodes(a: NodesArgs) -> anyhow::Result<ExitCode> {
     let api = LabApi::from_target(&a.target)?;
     let mut facts: Vec<NodeFacts> = if a.nodes.is_empty() {
-        api.call("GET", "/lab/v1/nodes", None)?
+        api.run(|c| c.list_nodes())?
     } else {
-        a.nodes.iter().map(|n| api.call("GET", &node_path(n, ""), None)).collect::<anyhow::Result<_>>()?
+        a.nodes.iter().map(|n| api.run(|c| c.facts(n))).collect::<anyhow::Result<_>>()?
     };
     if a.nodes.is_empty() {
         facts.sort_by(|x, y| (!x.control_plane, &x.name).cmp(&(!y.control_plane, &y.name)));
     }
-    emit(a.output.output, "LabNodeList", &NodeList { lab: &api.url, nodes: &facts }, || nodes_table(&facts))?;
+    emit(a.output.output, "LabNodeList", &NodeList { lab: api.client.url(), nodes: &facts }, || nodes_table(&facts))?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn node_path(node: &str, rest: &str) -> String {
-    // Node names are DNS subdomains; anything else cannot name a node and must not reshape the path.
-    let safe: String = node
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect();
-    format!("/lab/v1/nodes/{safe}{rest}")
 }
 
 fn status_of(f: &NodeFacts) -> String {
@@ -553,14 +470,6 @@ fn parse_install(arg: &str) -> anyhow::Result<(Package, String)> {
     Ok((package, version))
 }
 
-fn package_name(p: Package) -> &'static str {
-    match p {
-        Package::Kubeadm => "kubeadm",
-        Package::Kubelet => "kubelet",
-        Package::Kubectl => "kubectl",
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct Installed {
     package: &'static str,
@@ -578,12 +487,12 @@ struct InstallReport {
 fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
     let wanted = a.packages.iter().map(|p| parse_install(p)).collect::<anyhow::Result<Vec<_>>>()?;
     let api = LabApi::from_target(&a.target)?;
-    let mut facts: NodeFacts = api.call("GET", &node_path(node, ""), None)?;
+    let mut facts = api.run(|c| c.facts(node))?;
     let mut installed = Vec::new();
     for (package, version) in wanted {
-        let name = package_name(package);
+        let name = package.name();
         let from = facts.packages.get(name).cloned();
-        facts = api.call("POST", &node_path(node, "/packages"), Some(&json!({"package": name, "version": version})))?;
+        facts = api.run(|c| c.install_package(node, package, &version))?;
         installed.push(Installed { package: name, from, to: version });
     }
     let report = InstallReport { node: node.to_string(), installed, facts };
@@ -624,12 +533,7 @@ fn upgrade_plan(node: &str, a: PlanArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     let api = LabApi::from_target(&a.target)?;
-    let path = match version {
-        // Checked above to be a version, so it needs no escaping in the query.
-        Some(v) => node_path(node, &format!("/kubeadm/upgrade-plan?version={v}")),
-        None => node_path(node, "/kubeadm/upgrade-plan"),
-    };
-    let plan: UpgradePlan = api.call("GET", &path, None)?;
+    let plan: UpgradePlan = api.run(|c| c.kubeadm_upgrade_plan(node, version))?;
     emit(a.output.output, "KubeadmUpgradePlan", &plan, || {
         let mut out = format!("{}\n", plan.message.trim_end());
         if plan.target.is_none()
@@ -654,15 +558,15 @@ fn upgrade_apply(node: &str, a: ApplyArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     let api = LabApi::from_target(&a.target)?;
-    let body = json!({"version": version, "ignorePreflightErrors": a.upgrade.ignore_preflight_errors});
-    let report: UpgradeReport = api.call("POST", &node_path(node, "/kubeadm/upgrade-apply"), Some(&body))?;
+    let opts = a.upgrade.options();
+    let report = api.run(|c| c.kubeadm_upgrade_apply(node, version, &opts))?;
     print_upgrade(a.output, &report)
 }
 
 fn upgrade_node(node: &str, a: UpgradeNodeArgs) -> anyhow::Result<ExitCode> {
     let api = LabApi::from_target(&a.target)?;
-    let body = json!({"ignorePreflightErrors": a.upgrade.ignore_preflight_errors});
-    let report: UpgradeReport = api.call("POST", &node_path(node, "/kubeadm/upgrade-node"), Some(&body))?;
+    let opts = a.upgrade.options();
+    let report = api.run(|c| c.kubeadm_upgrade_node(node, &opts))?;
     print_upgrade(a.output, &report)
 }
 
@@ -692,7 +596,7 @@ struct RestartReport {
 
 fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
     let api = LabApi::from_target(&a.target)?;
-    let mut facts: NodeFacts = api.call("POST", &node_path(node, "/kubelet/restart"), None)?;
+    let mut facts = api.run(|c| c.restart_kubelet(node))?;
     if a.wait {
         let deadline = Instant::now() + Duration::from_secs(a.timeout);
         loop {
@@ -716,7 +620,7 @@ fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
                 .into());
             }
             std::thread::sleep(Duration::from_millis(200));
-            facts = api.call("GET", &node_path(node, ""), None)?;
+            facts = api.run(|c| c.facts(node))?;
         }
     }
     let report = RestartReport { node: node.to_string(), waited: a.wait, facts };
@@ -742,26 +646,16 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let api = LabApi::from_target(&a.target)?;
-    let changes = a.clear
-        || a.error_rate.is_some()
-        || a.throttle_rate.is_some()
-        || a.latency_ms.is_some()
-        || !a.never_return.is_empty()
-        || !a.crash_loop.is_empty();
-    let shown: FaultConfig = if changes {
-        let (content_type, patch) = faults_patch(&a)?;
-        api.call_as("PATCH", "/lab/v1/faults", Some((content_type, &patch))).map_err(|e| {
-            // The lab names its fields; the user typed flags.
-            if e.downcast_ref::<crate::exit::UsageError>().is_some() {
-                let msg = e.to_string().replace("errorRate", "--error-rate").replace("throttleRate", "--throttle-rate");
-                usage(format!("fault flags: {msg} (the lab keeps its current faults)"))
-            } else {
-                e
-            }
-        })?
-    } else {
-        api.call("GET", "/lab/v1/faults", None)?
+    let change = FaultsChange {
+        clear: a.clear,
+        error_rate: a.error_rate,
+        throttle_rate: a.throttle_rate,
+        latency_ms: a.latency_ms,
+        add_never_return: a.never_return.clone(),
+        add_crash_loop: a.crash_loop.clone(),
     };
+    let shown: FaultConfig =
+        if change.is_empty() { api.run(|c| c.faults())? } else { api.run(|c| c.change_faults(&change))? };
     emit(a.output.output, "LabFaults", &shown, || {
         let list = |s: &std::collections::BTreeSet<String>| {
             if s.is_empty() { "<none>".to_string() } else { s.iter().cloned().collect::<Vec<_>>().join(", ") }
@@ -775,40 +669,6 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         t.render()
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The one request that makes the flags' change, applied by the lab under its lock: a merge
-/// patch naming only the changed fields, or, when nodes or pods are added to a fault list, a
-/// JSON patch that appends them, so that nobody else's additions are overwritten. `--clear`
-/// starts from no faults, so it sends every field.
-fn faults_patch(a: &FaultsArgs) -> anyhow::Result<(&'static str, Value)> {
-    let mut fields = match a.clear {
-        true => serde_json::to_value(FaultConfig::default())?.as_object().cloned().unwrap_or_default(),
-        false => serde_json::Map::new(),
-    };
-    if let Some(r) = a.error_rate {
-        fields.insert("errorRate".into(), json!(r));
-    }
-    if let Some(r) = a.throttle_rate {
-        fields.insert("throttleRate".into(), json!(r));
-    }
-    if let Some(ms) = a.latency_ms {
-        fields.insert("latencyMs".into(), json!(ms));
-    }
-    if a.clear || (a.never_return.is_empty() && a.crash_loop.is_empty()) {
-        for (key, added) in [("neverReturn", &a.never_return), ("crashLoop", &a.crash_loop)] {
-            if !added.is_empty() {
-                fields.insert(key.into(), json!(added));
-            }
-        }
-        return Ok(("application/merge-patch+json", Value::Object(fields)));
-    }
-    let mut ops: Vec<Value> =
-        fields.into_iter().map(|(k, v)| json!({"op": "replace", "path": format!("/{k}"), "value": v})).collect();
-    for (key, added) in [("neverReturn", &a.never_return), ("crashLoop", &a.crash_loop)] {
-        ops.extend(added.iter().map(|v| json!({"op": "add", "path": format!("/{key}/-"), "value": v})));
-    }
-    Ok(("application/json-patch+json", Value::Array(ops)))
 }
 
 #[cfg(test)]
@@ -826,11 +686,5 @@ mod tests {
         assert!(parse_install("kubeadm").unwrap_err().to_string().contains("PACKAGE=VERSION"));
         assert!(parse_install("docker=1.0").unwrap_err().to_string().contains("unknown package"));
         assert!(parse_install("kubeadm=latest").unwrap_err().to_string().contains("not a Kubernetes package version"));
-    }
-
-    #[test]
-    fn node_names_cannot_reshape_the_path() {
-        assert_eq!(node_path("cp-01", "/packages"), "/lab/v1/nodes/cp-01/packages");
-        assert_eq!(node_path("../faults", ""), "/lab/v1/nodes/..%2Ffaults");
     }
 }

@@ -1,0 +1,245 @@
+//! The simulated kubelets: pods bound to a node with a running kubelet start after the start-up
+//! delay and turn Ready after the readiness delay (crash-looping ones stay in back-off), pods
+//! being deleted go once their grace period ends, kubelet restarts complete, and running
+//! kubelets renew their node Leases in `kube-node-lease`.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::{Controller, Pass, Watch, bound_at, earliest, is_ready, phase};
+use crate::api;
+use crate::clock;
+use crate::nodes;
+use crate::resources as r;
+use crate::state::Shared;
+use crate::store::{Part, Store, meta_str, name_of, namespace_of, uid_of};
+
+/// Kubelet restarts that are due: the node reports the new version and Ready, or stays
+/// NotReady when the new kubelet refuses to start. Runs first in every pass, so that the node
+/// controllers see the outcome.
+pub(super) struct KubeletRestarts;
+
+impl Controller for KubeletRestarts {
+    fn name(&self) -> &'static str {
+        "kubelet-restarts"
+    }
+
+    fn watches(&self) -> Watch {
+        Watch::EveryPass
+    }
+
+    fn reconcile(&mut self, pass: &mut Pass<'_>) -> Option<Timestamp> {
+        nodes::finish_restarts(pass.shared, pass.store, pass.now)
+    }
+}
+
+/// The kubelets' work on pods.
+pub(super) struct Kubelets;
+
+impl Controller for Kubelets {
+    fn name(&self) -> &'static str {
+        "kubelet"
+    }
+
+    fn watches(&self) -> Watch {
+        Watch::Changes(super::WORKLOADS)
+    }
+
+    fn reconcile(&mut self, pass: &mut Pass<'_>) -> Option<Timestamp> {
+        let before = pass.store.last_change(r::PODS);
+        let due = kubelets(pass.shared, pass.store, pass.now);
+        // Pods that just turned Running or Ready move rollouts on: the controllers see them in
+        // the next pass right away, as upstream's informers would, not at the next deadline.
+        if pass.store.last_change(r::PODS) > before { earliest(due, Some(pass.now)) } else { due }
+    }
+}
+
+/// Node Leases, renewed every `lease_renew_seconds` (at least every two real seconds) apart from
+/// the controllers' passes, so that an idle lab does nothing else.
+pub(super) struct NodeLeases {
+    next: Timestamp,
+}
+
+impl NodeLeases {
+    pub(super) fn new(now: Timestamp) -> Self {
+        NodeLeases { next: now }
+    }
+
+    /// When the leases are renewed next.
+    pub(super) fn next(&self) -> Timestamp {
+        self.next
+    }
+
+    pub(super) fn renew_if_due(&mut self, shared: &Shared, store: &mut Store, now: Timestamp) {
+        if now >= self.next {
+            heartbeat(shared, store, now);
+            let period = shared.timing.lease_renew_seconds.max(shared.clock.speed() * 2.0);
+            self.next = clock::plus(now, period);
+        }
+    }
+}
+
+fn node_ready(n: &Value) -> bool {
+    n.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn started_at(p: &Value) -> Option<Timestamp> {
+    p.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)?
+        .iter()
+        .filter_map(|c| c.pointer("/state/running/startedAt").and_then(Value::as_str).and_then(clock::parse))
+        .max()
+}
+
+/// The simulated kubelets' work on pods. Returns the next deadline.
+fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timestamp> {
+    let timing = &shared.timing;
+    let down = nodes::kubelet_down(shared);
+    let ready_nodes: HashSet<String> =
+        store.iter(r::NODES, None, None).filter(|n| node_ready(n)).map(|n| name_of(n).to_string()).collect();
+    let all_nodes: HashSet<String> = store.iter(r::NODES, None, None).map(|n| name_of(n).to_string()).collect();
+    let mut due: Option<Timestamp> = None;
+    let mut removals = Vec::new();
+    let mut updates = Vec::new();
+    for p in store.iter(r::PODS, None, None) {
+        let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        if node.is_empty() {
+            continue;
+        }
+        if let Some(deadline) = meta_str(p, "deletionTimestamp").and_then(clock::parse) {
+            // A stopped kubelet cannot finish terminating its pods; a vanished node's pods go.
+            if down.contains(node) && all_nodes.contains(node) {
+                continue;
+            }
+            if deadline <= now || !all_nodes.contains(node) {
+                removals.push((namespace_of(p).to_string(), name_of(p).to_string()));
+            } else {
+                due = earliest(due, Some(deadline));
+            }
+            continue;
+        }
+        if down.contains(node) || !ready_nodes.contains(node) {
+            continue;
+        }
+        match phase(p) {
+            "Pending" => {
+                let at = clock::plus(bound_at(p).unwrap_or(now), timing.pod_start_seconds);
+                if at <= now {
+                    updates.push(start_pod(p, now));
+                } else {
+                    due = earliest(due, Some(at));
+                }
+            }
+            "Running" if !is_ready(p) => {
+                let crashing = p
+                    .pointer("/status/containerStatuses")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|c| c.pointer("/state/waiting").is_some()));
+                if crashing {
+                    continue;
+                }
+                let at = clock::plus(started_at(p).unwrap_or(now), timing.pod_ready_seconds);
+                if at <= now {
+                    let mut next = (**p).clone();
+                    if let Some(cs) = next.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+                        for c in cs {
+                            c["ready"] = json!(true);
+                            c["started"] = json!(true);
+                        }
+                    }
+                    nodes::set_pod_condition(&mut next, "ContainersReady", true, now);
+                    nodes::set_pod_condition(&mut next, "Ready", true, now);
+                    updates.push(next);
+                } else {
+                    due = earliest(due, Some(at));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (ns, name) in removals {
+        store.remove(r::PODS, &ns, &name);
+    }
+    for u in updates {
+        let _ = store.update(r::PODS, u, Part::All, false);
+    }
+    due
+}
+
+fn start_pod(p: &Value, now: Timestamp) -> Value {
+    let mut next = p.clone();
+    let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").to_string();
+    let host_ip = String::new();
+    let h = {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        uid_of(p).hash(&mut hasher);
+        hasher.finish()
+    };
+    let pod_ip = format!("10.{}.{}.{}", 64 + (h % 64), (h >> 8) % 256, 2 + (h >> 16) % 250);
+    if !next.get("status").is_some_and(Value::is_object) {
+        next["status"] = json!({});
+    }
+    let st = &mut next["status"];
+    st["phase"] = json!("Running");
+    st["startTime"] = json!(clock::format(now));
+    if st.get("podIP").is_none() {
+        st["podIP"] = json!(pod_ip);
+        st["podIPs"] = json!([{"ip": pod_ip}]);
+    }
+    if st.get("hostIP").is_none() && !host_ip.is_empty() {
+        st["hostIP"] = json!(host_ip);
+    }
+    let _ = node;
+    nodes::restart_containers(&mut next, now, false);
+    // A first start is not a restart.
+    if let Some(cs) = next.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+        for c in cs {
+            c["restartCount"] = json!(0);
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastState");
+            }
+        }
+    }
+    nodes::set_pod_condition(&mut next, "Initialized", true, now);
+    nodes::set_pod_condition(&mut next, "PodScheduled", true, now);
+    next
+}
+
+/// Node leases in kube-node-lease, renewed by running kubelets.
+fn heartbeat(shared: &Shared, store: &mut Store, now: Timestamp) {
+    if store.get(r::NAMESPACES, "", "kube-node-lease").is_none() {
+        let mut ns = json!({"metadata": {"name": "kube-node-lease"}});
+        api::apply_defaults(r::NAMESPACES, &mut ns);
+        let _ = store.create(r::NAMESPACES, ns, now, false);
+    }
+    let down = nodes::kubelet_down(shared);
+    let duration = (shared.timing.lease_renew_seconds * 4.0).round() as i64;
+    let renew = now.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let node_list: Vec<(String, String)> =
+        store.iter(r::NODES, None, None).map(|n| (name_of(n).to_string(), uid_of(n).to_string())).collect();
+    for (node, uid) in node_list {
+        if down.contains(&node) {
+            continue;
+        }
+        match store.get(r::LEASES, "kube-node-lease", &node).cloned() {
+            Some(l) => {
+                let mut next = (*l).clone();
+                next["spec"]["renewTime"] = json!(renew);
+                let _ = store.update(r::LEASES, next, Part::All, false);
+            }
+            None => {
+                let lease = json!({
+                    "metadata": {"name": node, "namespace": "kube-node-lease",
+                        "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}]},
+                    "spec": {"holderIdentity": node, "leaseDurationSeconds": duration, "renewTime": renew},
+                });
+                let _ = store.create(r::LEASES, lease, now, false);
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The StatefulSet controller: pods `NAME-0..N` created in order (each waiting for its
+//! predecessors to be Ready unless `podManagementPolicy: Parallel`), removed from the highest
+//! ordinal, and the status counts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::{
+    Controller, Pass, Watch, generation, is_active, is_ready, pod_from_template, pods_by_owner, replicas,
+    template_hash, write_status,
+};
+use crate::api::{self, DeleteOptions};
+use crate::resources as r;
+use crate::store::{Store, meta, name_of, namespace_of, uid_of};
+
+pub(super) struct StatefulSetController;
+
+impl Controller for StatefulSetController {
+    fn name(&self) -> &'static str {
+        "statefulset-controller"
+    }
+
+    fn watches(&self) -> Watch {
+        Watch::Changes(super::WORKLOADS)
+    }
+
+    fn reconcile(&mut self, pass: &mut Pass<'_>) -> Option<Timestamp> {
+        statefulsets(pass.store, pass.now);
+        None
+    }
+}
+
+fn ordinal(sts: &str, pod: &str) -> Option<i64> {
+    pod.strip_prefix(sts)?.strip_prefix('-')?.parse().ok()
+}
+
+fn statefulsets(store: &mut Store, now: Timestamp) {
+    let owned = pods_by_owner(store);
+    let sets: Vec<Arc<Value>> = store.iter(r::STATEFULSETS, None, None).cloned().collect();
+    for sts in sets {
+        let name = name_of(&sts).to_string();
+        let ns = namespace_of(&sts).to_string();
+        let want = replicas(&sts).max(0);
+        let parallel = sts.pointer("/spec/podManagementPolicy").and_then(Value::as_str) == Some("Parallel");
+        let pods: BTreeMap<i64, Arc<Value>> = owned
+            .get(uid_of(&sts))
+            .into_iter()
+            .flatten()
+            .filter_map(|p| ordinal(&name, name_of(p)).map(|o| (o, p.clone())))
+            .collect();
+        let revision =
+            format!("{name}-{}", &template_hash(&sts.pointer("/spec/template").cloned().unwrap_or(json!({})))[..10]);
+        // Scale up in order, each pod waiting for its predecessors to be Running and Ready.
+        for i in 0..want {
+            if pods.contains_key(&i) {
+                continue;
+            }
+            let predecessors_ready = (0..i).all(|j| pods.get(&j).is_some_and(|p| is_active(p) && is_ready(p)));
+            if !parallel && !predecessors_ready {
+                break;
+            }
+            let pod_name = format!("{name}-{i}");
+            let mut pod = pod_from_template(
+                &sts,
+                "StatefulSet",
+                pod_name.clone(),
+                &[
+                    ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
+                    ("apps.kubernetes.io/pod-index", i.to_string()),
+                    ("controller-revision-hash", revision.clone()),
+                ],
+            );
+            pod["spec"]["hostname"] = json!(pod_name);
+            if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
+                pod["spec"]["subdomain"] = json!(svc);
+            }
+            api::admit(r::PODS, &mut pod);
+            let _ = store.create(r::PODS, pod, now, false);
+            if !parallel {
+                break;
+            }
+        }
+        // Scale down from the highest ordinal, one at a time.
+        let condemned: Vec<&Arc<Value>> = pods.iter().rev().filter(|(o, _)| **o >= want).map(|(_, p)| p).collect();
+        for p in condemned {
+            if meta(p).get("deletionTimestamp").is_some() {
+                if !parallel {
+                    break;
+                }
+                continue;
+            }
+            let _ = api::delete(store, r::PODS, &ns, name_of(p), &DeleteOptions::default(), now);
+            if !parallel {
+                break;
+            }
+        }
+        let active: Vec<&Arc<Value>> = pods.values().filter(|p| is_active(p)).collect();
+        let ready = active.iter().filter(|p| is_ready(p)).count();
+        write_status(
+            store,
+            r::STATEFULSETS,
+            &sts,
+            json!({"observedGeneration": generation(&sts), "replicas": active.len(), "readyReplicas": ready,
+                "currentReplicas": active.len(), "updatedReplicas": active.len(), "availableReplicas": ready,
+                "currentRevision": revision, "updateRevision": revision}),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    #[test]
+    fn ordinals_parse_from_names() {
+        assert_eq!(ordinal("db", "db-2"), Some(2));
+        assert_eq!(ordinal("db", "db-x"), None);
+        assert_eq!(ordinal("db", "dbx-1"), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! What an operator sees on a node (role, generation, OS, kernel, cgroup version, installed
+//! packages, the running kubelet) and package installs (`apt-get install kubeadm=...`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use stepstone_core::inventory::CGROUP_LABEL;
+use stepstone_core::version::KubeVersion;
+
+use super::{
+    KUBEADM_ANNOTATION, KUBECTL_ANNOTATION, KUBELET_ANNOTATION, KubeletState, LabNodes, NodeOpError, Package,
+    STATIC_COMPONENTS, annotation, image_tag, is_control_plane, ready_condition, record_event, static_pod,
+    version_of_package,
+};
+use crate::resources::NODES;
+use crate::state::lock;
+use crate::store::{self, Part, Store, meta_mut};
+
+/// One node as a bare-metal operator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFacts {
+    pub name: String,
+    pub control_plane: bool,
+    pub generation: Option<String>,
+    pub os_image: String,
+    pub kernel_version: String,
+    /// `v1` or `v2`.
+    pub cgroup_version: Option<String>,
+    pub container_runtime: String,
+    /// Installed package versions.
+    pub packages: BTreeMap<String, String>,
+    /// The version the running kubelet reports.
+    pub kubelet_version: String,
+    pub kubelet: KubeletState,
+    pub ready: bool,
+    /// Image tag of each control-plane static pod on this node.
+    pub static_pods: BTreeMap<String, String>,
+}
+
+impl LabNodes {
+    fn facts_of(&self, store: &Store, node: &Value) -> NodeFacts {
+        let name = store::name_of(node).to_string();
+        let labels = store::labels_of(node);
+        let generation =
+            stepstone_core::inventory::DEFAULT_GENERATION_LABELS.iter().find_map(|l| labels.get(*l).cloned());
+        let info =
+            |k: &str| node.pointer(&format!("/status/nodeInfo/{k}")).and_then(Value::as_str).unwrap_or("").to_string();
+        let packages =
+            [("kubeadm", KUBEADM_ANNOTATION), ("kubelet", KUBELET_ANNOTATION), ("kubectl", KUBECTL_ANNOTATION)]
+                .into_iter()
+                .filter_map(|(p, a)| annotation(node, a).map(|v| (p.to_string(), v.to_string())))
+                .collect();
+        let static_pods = STATIC_COMPONENTS
+            .iter()
+            .filter_map(|c| static_pod(store, c, &name).and_then(|p| image_tag(p)).map(|t| (c.to_string(), t)))
+            .collect();
+        NodeFacts {
+            control_plane: is_control_plane(node),
+            generation,
+            os_image: info("osImage"),
+            kernel_version: info("kernelVersion"),
+            cgroup_version: labels.get(CGROUP_LABEL).cloned(),
+            container_runtime: info("containerRuntimeVersion"),
+            packages,
+            kubelet_version: info("kubeletVersion"),
+            kubelet: lock(&self.shared.kubelets).get(&name).cloned().unwrap_or(KubeletState::Running),
+            ready: ready_condition(node) == Some("True"),
+            static_pods,
+            name,
+        }
+    }
+
+    pub fn facts(&self, node: &str) -> Result<NodeFacts, NodeOpError> {
+        let store = self.shared.store();
+        let n = self.node(&store, node)?;
+        Ok(self.facts_of(&store, &n))
+    }
+
+    pub fn list(&self) -> Vec<NodeFacts> {
+        let store = self.shared.store();
+        store.iter(NODES, None, None).map(|n| self.facts_of(&store, n)).collect()
+    }
+
+    /// `apt-get install kubeadm=1.35.3-1.1` (or kubelet/kubectl). Installing the kubelet
+    /// package does not restart the running kubelet: that is [`restart_kubelet`](Self::restart_kubelet).
+    pub fn install_package(&self, node: &str, package: Package, version: &str) -> Result<NodeFacts, NodeOpError> {
+        version_of_package(version)?;
+        let now = self.shared.now();
+        let mut store = self.shared.store();
+        let n = self.node(&store, node)?;
+        let mut next = (*n).clone();
+        let m = meta_mut(&mut next);
+        let ann = m.entry("annotations").or_insert_with(|| json!({}));
+        ann[package.annotation()] = json!(version.trim());
+        let updated = store.update(NODES, next, Part::All, false).expect("node exists");
+        let pkg = format!("{package:?}").to_lowercase();
+        record_event(
+            &mut store,
+            now,
+            &updated,
+            "Normal",
+            "PackageInstalled",
+            &format!("{pkg} {} installed", version.trim()),
+            "stepstone-lab",
+        );
+        drop(store);
+        self.shared.wake.notify_one();
+        self.facts(node)
+    }
+}
+
+/// Fill in the package annotations of a node loaded without them: packages match the running
+/// kubelet, as on a freshly provisioned node.
+pub fn default_packages(node: &mut Value) {
+    let kubelet =
+        node.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("v1.32.0").to_string();
+    let pkg = match kubelet.parse::<KubeVersion>() {
+        Ok(v) => format!("{}-1.1", v.bare()),
+        Err(_) => kubelet.trim_start_matches('v').to_string(),
+    };
+    let m = meta_mut(node);
+    let ann = m.entry("annotations").or_insert_with(|| json!({}));
+    if let Some(a) = ann.as_object_mut() {
+        for key in [KUBEADM_ANNOTATION, KUBELET_ANNOTATION, KUBECTL_ANNOTATION] {
+            a.entry(key).or_insert_with(|| json!(pkg));
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The requests and answers of the lab's HTTP API under `/lab/v1/` that are not node facts or
+//! reports themselves: written once here, read by the server ([`super::http`],
+//! [`crate::faults`]) and sent by [`crate::LabClient`].
+
+use serde::{Deserialize, Serialize};
+
+use super::{Package, UpgradeOptions};
+use crate::faults::FaultsError;
+
+/// `POST /lab/v1/nodes/{name}/packages`: install one package version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallRequest {
+    /// `kubeadm`, `kubelet` or `kubectl`; the lab names any other in its refusal.
+    pub package: String,
+    /// The deb form (1.35.0-1.1), the rpm form (1.35.0-150500.1.1) or the release (1.35.0).
+    pub version: String,
+}
+
+impl InstallRequest {
+    pub fn new(package: Package, version: impl Into<String>) -> Self {
+        InstallRequest { package: package.name().to_string(), version: version.into() }
+    }
+}
+
+/// `POST /lab/v1/nodes/{name}/kubeadm/upgrade-apply`: `kubeadm upgrade apply VERSION`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeApplyRequest {
+    pub version: String,
+    /// Preflight checks to downgrade to warnings (`SystemVerification`, `all`).
+    #[serde(default)]
+    pub ignore_preflight_errors: Vec<String>,
+}
+
+impl UpgradeApplyRequest {
+    pub fn new(version: impl Into<String>, opts: &UpgradeOptions) -> Self {
+        UpgradeApplyRequest { version: version.into(), ignore_preflight_errors: opts.ignore_preflight_errors.clone() }
+    }
+
+    pub fn options(&self) -> UpgradeOptions {
+        UpgradeOptions { ignore_preflight_errors: self.ignore_preflight_errors.clone() }
+    }
+}
+
+/// `GET|POST /lab/v1/nodes/{name}/kubeadm/upgrade-plan`: the VERSION of `kubeadm upgrade plan
+/// [VERSION]`, as a query parameter or a POST body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradePlanQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// `GET /lab/v1/clock`: the simulated time and how fast it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockInfo {
+    /// RFC 3339, as the lab stamps objects.
+    pub now: String,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+}
+
+/// Every refusal of the `/lab/v1/` API: the message, and for a refused fault change what was
+/// wrong with it, so a client can name its own flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultsError>,
+}
+
+impl ErrorBody {
+    pub fn new(error: impl Into<String>) -> Self {
+        ErrorBody { error: error.into(), faults: None }
+    }
+}
