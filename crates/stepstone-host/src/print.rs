@@ -37,6 +37,12 @@ impl PrintNodeOps {
     }
 }
 
+/// A name as a `#` comment's text: a newline or other control character in it would end the
+/// comment and put the rest of the name on a line of its own.
+fn comment(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
 impl NodeOps for PrintNodeOps {
     fn run<'a>(
         &'a self,
@@ -46,7 +52,7 @@ impl NodeOps for PrintNodeOps {
     ) -> BoxFuture<'a, Result<CommandOutput, NodeError>> {
         Box::pin(async move {
             let remote = self.options.remote_command_line(command);
-            let mut line = format!("# {}\n{}", node.name, self.ssh_line(node, &remote));
+            let mut line = format!("# {}\n{}", comment(&node.name), self.ssh_line(node, &remote));
             if let RemoteCommand::Script { script } = command {
                 line.push_str(&format!(" <<'STEPSTONE_EOF'\n{}\nSTEPSTONE_EOF", script.trim_end()));
             }
@@ -66,7 +72,7 @@ impl NodeOps for PrintNodeOps {
             let remote = self.options.remote_command_line(&RemoteCommand::argv(["cat", "--", remote_path]));
             let line = format!(
                 "# {}\n{} > {}",
-                node.name,
+                comment(&node.name),
                 self.ssh_line(node, &remote),
                 shell_quote(&local_path.display().to_string())
             );

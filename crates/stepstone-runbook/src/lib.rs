@@ -8,6 +8,7 @@
 
 pub mod packages;
 pub mod report;
+pub mod shell;
 pub mod staging;
 pub mod templates;
 pub mod time;
@@ -42,6 +43,11 @@ pub enum RunbookError {
          or be included by one"
     )]
     UnusedTemplate { path: String, known: String },
+    #[error(
+        "{what} {value:?} contains a control character (a newline or an escape): no Kubernetes name or \
+         address does; check the plan and the snapshot it came from, or fix the option"
+    )]
+    ControlCharacter { what: String, value: String },
     #[error("plan field schedule.timeZone is '{name}', not an IANA time zone such as Europe/Berlin")]
     TimeZone { name: String },
 }

@@ -259,8 +259,13 @@ fn tests(cp: &StagingControlPlane, workers: &[StagingNode], addons: &[Addon], ta
             Some(k) => (k.clone(), w.generation.clone()),
             None => ("kubernetes.io/hostname".to_string(), w.name.clone()),
         };
+        // The label value comes from the cluster: JSON-encoded, then quoted as one shell word.
+        let mut selector = serde_json::Map::new();
+        selector.insert(key, serde_json::Value::String(value));
+        let overrides = serde_json::json!({"apiVersion": "v1", "spec": {"nodeSelector": selector}}).to_string();
+        let overrides = crate::shell::quote(&overrides);
         sched.push_str(&format!(
-            "kubectl run {pod} --image={PROBE_IMAGE} --restart=Never --overrides='{{\"apiVersion\":\"v1\",\"spec\":{{\"nodeSelector\":{{\"{key}\":\"{value}\"}}}}}}' -- sleep 300\n\
+            "kubectl run {pod} --image={PROBE_IMAGE} --restart=Never --overrides={overrides} -- sleep 300\n\
              kubectl wait --for=condition=Ready pod/{pod} --timeout=2m\n"
         ));
     }

@@ -79,6 +79,14 @@ impl Templates {
         );
         // A misspelt field in a template must fail the render, not print an empty string.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Untrusted values (names, addresses, paths) reach shell lines only through these.
+        env.add_filter("q", |s: String| crate::shell::quote(&s));
+        env.add_filter("qall", |items: Vec<String>| {
+            items.iter().map(|s| crate::shell::quote(s)).collect::<Vec<_>>().join(" ")
+        });
+        env.add_filter("oneline", |s: String| crate::shell::one_line(&s));
+        env.add_filter("re", |s: String| crate::shell::regex_literal(&s));
+        env.add_filter("json", |s: String| serde_json::Value::String(s).to_string());
         for (name, text) in EMBEDDED {
             if !self.overrides.contains_key(*name) {
                 env.add_template(name, text).map_err(|e| template_error(name, &e))?;

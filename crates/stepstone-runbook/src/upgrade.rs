@@ -258,12 +258,50 @@ fn wave_kind(kind: WaveKind) -> &'static str {
     }
 }
 
+/// Refuse a value with a control character: every other character is quoted where it reaches a
+/// shell line, but a newline would end a `#` comment or a Markdown code block around it.
+fn no_control(what: &str, value: &str) -> Result<(), RunbookError> {
+    if value.chars().any(char::is_control) {
+        return Err(RunbookError::ControlCharacter { what: what.to_string(), value: value.to_string() });
+    }
+    Ok(())
+}
+
+/// Every name the documents print, from the plan, the inventory and the options.
+fn check_inputs(plan: &Plan, inventory: Option<&Inventory>, opts: &RunbookOptions) -> Result<(), RunbookError> {
+    for hop in &plan.hops {
+        let waves = hop.before_control_plane.iter().chain(&hop.waves);
+        for name in waves
+            .flat_map(|w| w.nodes.iter())
+            .chain(hop.control_plane.iter().map(|s| &s.node))
+            .chain(&hop.kubelets_first)
+        {
+            no_control("node name", name)?;
+        }
+        for g in hop.before_control_plane.iter().chain(&hop.waves).map(|w| &w.generation) {
+            no_control("hardware generation", g)?;
+        }
+    }
+    if let Some(inv) = inventory {
+        for n in &inv.nodes {
+            no_control("node name", &n.name)?;
+            if let Some(ip) = &n.internal_ip {
+                no_control(&format!("InternalIP of node {}", n.name), ip)?;
+            }
+        }
+    }
+    no_control("--backup-dir", &opts.backup_dir)?;
+    no_control("--drain-timeout", &opts.drain_timeout)?;
+    no_control("--probe-image", &opts.probe_image)
+}
+
 /// Build the view `upgrade.md` renders.
 pub fn upgrade_view(
     plan: &Plan,
     inventory: Option<&Inventory>,
     opts: &RunbookOptions,
 ) -> Result<UpgradeView, RunbookError> {
+    check_inputs(plan, inventory, opts)?;
     let tz = time::zone(&plan.schedule.time_zone)?;
     let index = ScheduleIndex::new(plan);
     let families = Families { inventory, choice: opts.distro };
@@ -510,6 +548,7 @@ pub fn rollback_view(
     inventory: Option<&Inventory>,
     opts: &RunbookOptions,
 ) -> Result<RollbackView, RunbookError> {
+    check_inputs(plan, inventory, opts)?;
     let families = Families { inventory, choice: opts.distro };
     let mut hops = Vec::new();
     for (h, hop) in plan.hops.iter().enumerate() {
@@ -521,6 +560,7 @@ pub fn rollback_view(
                 let address = inventory
                     .and_then(|inv| inv.node(&s.node))
                     .and_then(|n| n.internal_ip.clone())
+                    .map(|ip| if ip.contains(':') { format!("[{ip}]") } else { ip })
                     .unwrap_or_else(|| s.node.clone());
                 Ok(MemberView {
                     name: s.node.clone(),

@@ -130,7 +130,12 @@ pub fn restore_plan(
     let stopped = format!("{}-stopped", options.manifests_dir);
     let q = |s: &str| shell_quote(s);
     let pki = &options.pki_dir;
-    let etcdctl_tls = format!("--cacert={pki}/ca.crt --cert={pki}/server.crt --key={pki}/server.key");
+    let etcdctl_tls =
+        [format!("--cacert={pki}/ca.crt"), format!("--cert={pki}/server.crt"), format!("--key={pki}/server.key")]
+            .iter()
+            .map(|f| q(f))
+            .collect::<Vec<_>>()
+            .join(" ");
 
     let mut steps = vec![
         RestoreStep {
@@ -139,7 +144,7 @@ pub fn restore_plan(
             run_on: RunOn::Workstation,
             commands: vec![
                 format!("stepstone etcd verify {}", q(snapshot_path)),
-                format!("echo '{}  {}' | sha256sum -c -", meta.sha256, q(snapshot_path)),
+                format!("echo {} | sha256sum -c -", q(&format!("{}  {}", meta.sha256, snapshot_path))),
             ],
         },
         RestoreStep {
@@ -150,12 +155,12 @@ pub fn restore_plan(
                 .iter()
                 .flat_map(|m| {
                     [
-                        format!("ssh {} 'mkdir -p {}'", q(&m.name), q(&options.node_snapshot_dir)),
-                        format!("scp {} {}:{}", q(snapshot_path), q(&m.name), q(&node_file)),
+                        format!("ssh -- {} {}", q(&m.name), q(&format!("install -d -m 700 {}", q(&options.node_snapshot_dir)))),
+                        format!("scp -- {} {}", q(snapshot_path), q(&format!("{}:{}", m.name, node_file))),
                         format!(
-                            "ssh {} {}",
+                            "ssh -- {} {}",
                             q(&m.name),
-                            q(&format!("echo '{}  {}' | sha256sum -c -", meta.sha256, node_file))
+                            q(&format!("echo {} | sha256sum -c -", q(&format!("{}  {}", meta.sha256, node_file))))
                         ),
                     ]
                 })
@@ -229,8 +234,9 @@ pub fn restore_plan(
                 "kubectl get nodes -o wide".into(),
                 "kubectl -n kube-system get pods -o wide".into(),
                 format!(
-                    "ssh {} 'ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 {etcdctl_tls} endpoint status --cluster -w table'",
-                    q(members.first().map(|m| m.name.as_str()).unwrap_or("<control-plane node>"))
+                    "ssh -- {} {}",
+                    q(members.first().map(|m| m.name.as_str()).unwrap_or("<control-plane node>")),
+                    q(&format!("ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 {etcdctl_tls} endpoint status --cluster -w table"))
                 ),
                 format!("# when all is well, on each control-plane node: rm -rf {}", q(&before)),
             ],

@@ -1,4 +1,5 @@
 //! Helpers shared by the document tests.
+#![allow(dead_code)] // each test binary uses its own part of these helpers
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -43,4 +44,71 @@ pub fn assert_blocks_parse(name: &str, markdown: &str) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The payload every hostile name carries: a program that, if any part of a name is ever run
+/// as a command, leaves a mark. It is the only program on PATH when the documents run.
+pub const PWNED: &str = "pwned";
+
+/// Names built to escape every kind of quoting a generator could get wrong.
+pub const PAYLOADS: &[&str] = &[
+    ";pwned",
+    "$(pwned)",
+    "`pwned`",
+    "|pwned",
+    "&&pwned",
+    "&pwned&",
+    "'$(pwned)'",
+    "\"$(pwned)\"",
+    "';pwned;'",
+    "\";pwned;\"",
+    "\\';pwned #",
+    " -oProxyCommand=pwned",
+    "-oProxyCommand=pwned",
+    "${IFS}pwned",
+    ")|pwned|(",
+    "}$(pwned){",
+    "*$(pwned)?",
+    "\\$(pwned)",
+];
+
+/// Run every shell block of `markdown` with `pwned` as the only program on PATH, in a
+/// restricted bash (no redirection, no command with a slash: the documents' own commands are
+/// simply not found, and nothing on this machine is touched). Returns how often `pwned` ran.
+pub fn run_with_stubs(markdown: &str) -> usize {
+    let blocks: Vec<String> = shell_blocks(markdown).into_iter().map(|(_, b)| b).collect();
+    run_script_with_stubs(&blocks.join("\n"))
+}
+
+/// As [`run_with_stubs`], for a plain shell script.
+pub fn run_script_with_stubs(script: &str) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let marker = dir.path().join("marker");
+    let stub = bin.join(PWNED);
+    std::fs::write(&stub, format!("#!/bin/sh\necho ran >> '{}'\n", marker.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    // Found on this process's PATH: the child's PATH holds only the stub.
+    let bash = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("bash")).find(|b| b.is_file()))
+        .expect("bash is on PATH (install the Debian package bash)");
+    let mut child = Command::new(bash)
+        .arg("-r")
+        .arg("-s")
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", &bin)
+        .env("HOME", &work)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bash runs (install the Debian package bash)");
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.wait().unwrap();
+    std::fs::read_to_string(&marker).map(|s| s.lines().count()).unwrap_or(0)
 }
