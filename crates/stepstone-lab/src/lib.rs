@@ -48,10 +48,12 @@ use tokio::task::JoinHandle;
 pub use client::{LabClient, LabClientError};
 pub(crate) use faults::router as faults_router;
 pub use faults::{FaultConfig, FaultField, FaultsChange, FaultsError};
-pub use nodes::wire::{ClockInfo, ErrorBody, InstallRequest, UpgradeApplyRequest, UpgradePlanQuery};
+pub use nodes::wire::{
+    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, UpgradeApplyRequest, UpgradePlanQuery,
+};
 pub use nodes::{
-    ComponentConfigState, KubeletState, LabNodes, NodeFacts, NodeOpError, Package, PlanRow, UpgradeOptions,
-    UpgradePlan, UpgradeReport,
+    ComponentConfigState, EtcdSnapshotMetadata, EtcdSnapshotReport, KubeletState, LabNodes, NodeFacts, NodeOpError,
+    Package, PlanRow, UpgradeOptions, UpgradePlan, UpgradeReport,
 };
 pub use state::{RequestCounts, Timing};
 

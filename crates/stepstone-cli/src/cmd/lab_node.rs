@@ -62,7 +62,8 @@ pub struct NodesArgs {
   stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
   stepstone lab node cp-02 kubeadm upgrade node
   stepstone lab node cp-01 install kubelet=1.35.0-1.1 kubectl=1.35.0-1.1
-  stepstone lab node cp-01 restart-kubelet --wait")]
+  stepstone lab node cp-01 restart-kubelet --wait
+  stepstone lab node cp-01 etcd snapshot --dir /var/backups/etcd")]
 pub struct NodeArgs {
     /// The node, as `stepstone lab nodes` or `kubectl get nodes` names it.
     #[arg(value_name = "NODE")]
@@ -77,6 +78,43 @@ pub enum NodeAction {
     Install(InstallArgs),
     Kubeadm(KubeadmArgs),
     RestartKubelet(RestartArgs),
+    Etcd(EtcdArgs),
+}
+
+/// `etcdctl` on a control-plane node.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 etcd snapshot --dir /var/backups/etcd")]
+pub struct EtcdArgs {
+    #[command(subcommand)]
+    pub command: EtcdCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EtcdCommand {
+    Snapshot(SnapshotArgs),
+}
+
+/// `etcdctl snapshot save` on a control-plane node: the lab's objects now, with metadata.
+///
+/// Writes `etcd-<cluster>-<UTC time>.db` and its `.db.json` metadata (the format `stepstone
+/// etcd backup` writes, which the rollout's snapshot gate reads) into DIR: created 0700 when
+/// missing, refused when others can read it; both files 0600. The .db holds the lab's objects
+/// as JSON, not a bbolt database, so `stepstone etcd verify` cannot read it.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 etcd snapshot --dir ./backups
+  stepstone lab node cp-01 etcd snapshot --dir /var/backups/etcd -o json")]
+pub struct SnapshotArgs {
+    /// The directory to write the snapshot and its metadata to.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Install package versions (`apt-get install kubeadm=1.35.0-1.1`, `dnf install kubeadm-1.35.0`).
@@ -442,6 +480,7 @@ pub fn node(a: NodeArgs) -> anyhow::Result<ExitCode> {
             UpgradeCommand::Node(x) => upgrade_node(&a.node, x),
         },
         NodeAction::RestartKubelet(r) => restart(&a.node, r),
+        NodeAction::Etcd(EtcdArgs { command: EtcdCommand::Snapshot(s) }) => etcd_snapshot(&a.node, s),
     }
 }
 
@@ -633,6 +672,27 @@ fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
             "{node}: kubelet restarting (NotReady) and not coming back: the lab holds it down with a never-return fault (`stepstone lab faults`)\n"
         ),
         _ => format!("{node}: kubelet {} running, node {}\n", report.facts.kubelet_version, status_of(&report.facts)),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn etcd_snapshot(node: &str, a: SnapshotArgs) -> anyhow::Result<ExitCode> {
+    // The lab writes the files, from its own working directory: give it the full path.
+    let dir = std::path::absolute(&a.dir)
+        .map_err(|e| usage(format!("--dir {}: cannot make it absolute ({e}); give a full path", a.dir.display())))?;
+    let api = LabApi::from_target(&a.target)?;
+    let report = api.run(|c| c.etcd_snapshot(node, &dir))?;
+    emit(a.output.output, "LabEtcdSnapshot", &report, || {
+        format!(
+            "{}
+{node}: snapshot of revision {} ({} objects, {} bytes), metadata {}
+",
+            report.message.trim_end(),
+            report.metadata.revision,
+            report.metadata.total_keys,
+            report.metadata.size_bytes,
+            report.metadata_path.display()
+        )
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -30,8 +30,8 @@ use serde::de::DeserializeOwned;
 
 pub use self::error::LabClientError;
 use crate::faults::{FaultConfig, FaultsChange};
-use crate::nodes::wire::{ClockInfo, ErrorBody, InstallRequest, UpgradeApplyRequest};
-use crate::nodes::{NodeFacts, Package, UpgradeOptions, UpgradePlan, UpgradeReport};
+use crate::nodes::wire::{ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, UpgradeApplyRequest};
+use crate::nodes::{EtcdSnapshotReport, NodeFacts, Package, UpgradeOptions, UpgradePlan, UpgradeReport};
 use crate::state::RequestCounts;
 
 /// How long one request may take before the client gives up.
@@ -146,6 +146,14 @@ impl LabClient {
     /// down when it refuses to start). Returns the facts right after the restart began.
     pub async fn restart_kubelet(&self, node: &str) -> Result<NodeFacts, LabClientError> {
         self.post::<(), _>(&node_path(node, "/kubelet/restart"), None).await
+    }
+
+    /// `etcdctl snapshot save` on a control-plane node: the snapshot and its metadata (the
+    /// format `stepstone etcd backup` writes) in `dir`, an absolute directory the lab can write,
+    /// created 0700 when missing; both files 0600.
+    pub async fn etcd_snapshot(&self, node: &str, dir: &Path) -> Result<EtcdSnapshotReport, LabClientError> {
+        let body = EtcdSnapshotRequest { dir: dir.to_path_buf() };
+        self.post(&node_path(node, "/etcd/snapshot"), Some(&body)).await
     }
 
     /// The faults the lab injects now.

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::wire::{ClockInfo, ErrorBody, InstallRequest, UpgradeApplyRequest, UpgradePlanQuery};
+use super::wire::{ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, UpgradeApplyRequest, UpgradePlanQuery};
 use super::{LabNodes, NodeOpError, Package, UpgradeOptions};
 use crate::clock;
 use crate::state::Shared;
@@ -77,6 +77,14 @@ async fn restart(State(shared): State<Arc<Shared>>, Path(name): Path<String>) ->
     answer(nodes(&shared).restart_kubelet(&name))
 }
 
+async fn etcd_snapshot(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<EtcdSnapshotRequest>,
+) -> Response {
+    answer(nodes(&shared).etcd_snapshot(&name, &b.dir))
+}
+
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.stats.snapshot()).into_response()
 }
@@ -94,6 +102,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/lab/v1/nodes/{name}/kubeadm/upgrade-apply", post(upgrade_apply))
         .route("/lab/v1/nodes/{name}/kubeadm/upgrade-node", post(upgrade_node))
         .route("/lab/v1/nodes/{name}/kubelet/restart", post(restart))
+        .route("/lab/v1/nodes/{name}/etcd/snapshot", post(etcd_snapshot))
         .route("/lab/v1/stats", get(stats))
         .route("/lab/v1/clock", get(clock_info))
 }

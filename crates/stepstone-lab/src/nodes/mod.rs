@@ -14,6 +14,7 @@
 //! [`facts`] (facts and packages), [`plan`] (`kubeadm upgrade plan`), [`upgrade`] (`kubeadm
 //! upgrade apply|node`), [`kubelet`] (the simulated kubelet), [`http`] (the HTTP handlers).
 
+pub(crate) mod etcd;
 pub(crate) mod facts;
 pub(crate) mod http;
 pub(crate) mod kubelet;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stepstone_core::version::{KubeVersion, PackageVersion};
 
+pub use self::etcd::{EtcdSnapshotMetadata, EtcdSnapshotReport};
 pub use self::facts::{NodeFacts, default_packages};
 pub(crate) use self::http::router;
 pub(crate) use self::kubelet::{
@@ -135,13 +137,24 @@ pub enum NodeOpError {
         "{node}: [upgrade/versions] FATAL: Specified version to upgrade to \"{target}\" is lower than the cluster version \"{current}\"; `kubeadm upgrade plan` plans upgrades, give a version above {current} or none"
     )]
     PlanBelowCluster { node: String, target: String, current: String },
+    #[error(
+        "{node}: no etcd member runs on this node: kubeadm runs etcd on control-plane nodes; take the snapshot on one (`stepstone lab nodes` shows each node's ROLE)"
+    )]
+    NoEtcdMember { node: String },
+    #[error("{node}: snapshot directory {}: {detail}", dir.display())]
+    SnapshotDir { node: String, dir: std::path::PathBuf, detail: String },
+    #[error("{node}: cannot write {}: {detail}", path.display())]
+    SnapshotWrite { node: String, path: std::path::PathBuf, detail: String },
 }
 
 impl NodeOpError {
     pub(crate) fn http_code(&self) -> StatusCode {
         match self {
             NodeOpError::UnknownNode(_) => StatusCode::NOT_FOUND,
-            NodeOpError::UnknownPackage(_) | NodeOpError::BadVersion(_) => StatusCode::BAD_REQUEST,
+            NodeOpError::UnknownPackage(_) | NodeOpError::BadVersion(_) | NodeOpError::SnapshotDir { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            NodeOpError::SnapshotWrite { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::CONFLICT,
         }
     }

