@@ -48,10 +48,10 @@ impl NodeOps for PrintNodeOps {
         &'a self,
         node: &'a NodeTarget,
         command: &'a RemoteCommand,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> BoxFuture<'a, Result<CommandOutput, NodeError>> {
         Box::pin(async move {
-            let remote = self.options.remote_command_line(command);
+            let remote = self.options.bounded_command_line(command, timeout);
             let mut line = format!("# {}\n{}", comment(&node.name), self.ssh_line(node, &remote));
             if let RemoteCommand::Script { script } = command {
                 line.push_str(&format!(" <<'STEPSTONE_EOF'\n{}\nSTEPSTONE_EOF", script.trim_end()));
@@ -66,10 +66,10 @@ impl NodeOps for PrintNodeOps {
         node: &'a NodeTarget,
         remote_path: &'a str,
         local_path: &'a Path,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> BoxFuture<'a, Result<u64, NodeError>> {
         Box::pin(async move {
-            let remote = self.options.remote_command_line(&RemoteCommand::argv(["cat", "--", remote_path]));
+            let remote = self.options.bounded_command_line(&RemoteCommand::argv(["cat", "--", remote_path]), timeout);
             let line = format!(
                 "# {}\n{} > {}",
                 comment(&node.name),

@@ -120,9 +120,25 @@ impl SshOptions {
 
     /// The command line the remote shell receives: `sh -c '…'`, with `sudo -n` decided on the node.
     pub fn remote_command_line(&self, command: &RemoteCommand) -> String {
+        self.command_line(command, None)
+    }
+
+    /// As [`Self::remote_command_line`], bounded on the node too: coreutils `timeout` runs the
+    /// command in its own process group and kills the whole group when `timeout` has passed
+    /// (TERM, then KILL 5s later). Killing the local `ssh` alone leaves the remote command
+    /// running, reparented to init.
+    pub fn bounded_command_line(&self, command: &RemoteCommand, timeout: Duration) -> String {
+        self.command_line(command, Some(timeout))
+    }
+
+    fn command_line(&self, command: &RemoteCommand, timeout: Option<Duration>) -> String {
         let program = match command {
             RemoteCommand::Argv { argv } => argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
             RemoteCommand::Script { .. } => "sh -s".to_string(),
+        };
+        let program = match timeout {
+            Some(t) => format!("timeout -k {REMOTE_KILL_GRACE_SECS} {} {program}", t.as_secs().max(1)),
+            None => program,
         };
         let inner = match self.sudo {
             SudoMode::Never => format!("exec {program}"),
@@ -132,6 +148,14 @@ impl SshOptions {
         };
         format!("sh -c {}", shell_quote(&inner))
     }
+}
+
+/// Seconds between the remote TERM and KILL when a bounded command overruns.
+const REMOTE_KILL_GRACE_SECS: u64 = 5;
+
+/// coreutils `timeout`'s exit status when it stopped the command (124), or KILLed it (137).
+fn stopped_by_remote_timeout(status: Option<i32>) -> bool {
+    matches!(status, Some(124) | Some(137))
 }
 
 /// The SSH backend. Cheap to clone; clones share the concurrency limit.
@@ -176,7 +200,7 @@ impl SshNodeOps {
     ) -> Result<CommandOutput, NodeError> {
         check_address(node)?;
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-        let remote = self.options.remote_command_line(command);
+        let remote = self.options.bounded_command_line(command, timeout);
         let started = Instant::now();
         let mut child = self.command(node, &remote).spawn().map_err(|e| NodeError::Spawn {
             node: node.name.clone(),
@@ -217,6 +241,17 @@ impl SshNodeOps {
             }
             Ok(Ok(o)) => o,
         };
+        if stopped_by_remote_timeout(output.status.code()) {
+            self.log(
+                node,
+                &format!("$ {}\n--- stopped on the node after {}s (timeout)\n", command.describe(), timeout.as_secs()),
+            );
+            return Err(NodeError::Timeout {
+                node: node.name.clone(),
+                address: node.address.clone(),
+                seconds: timeout.as_secs(),
+            });
+        }
         let out = CommandOutput {
             status: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -247,7 +282,7 @@ impl SshNodeOps {
         check_address(node)?;
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         let command = RemoteCommand::argv(["cat", "--", remote_path]);
-        let remote = self.options.remote_command_line(&command);
+        let remote = self.options.bounded_command_line(&command, timeout);
         let mut child = self.command(node, &remote).spawn().map_err(|e| NodeError::Spawn {
             node: node.name.clone(),
             program: self.options.program.display().to_string(),
@@ -261,12 +296,37 @@ impl SshNodeOps {
         };
         // Whatever is fetched from a node (an etcd snapshot, a kubeconfig) may hold secrets.
         let mut file = tokio::fs::File::from_std(crate::private::create_file(local_path).map_err(local_err)?);
+        // Whatever goes wrong from here, no half-copied file stays behind.
+        let result = self.copy_out(node, &command, remote_path, local_path, timeout, &mut child, &mut file).await;
+        drop(file);
+        if result.is_err() {
+            let _ = std::fs::remove_file(local_path);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_out(
+        &self,
+        node: &NodeTarget,
+        command: &RemoteCommand,
+        remote_path: &str,
+        local_path: &Path,
+        timeout: Duration,
+        child: &mut tokio::process::Child,
+        file: &mut tokio::fs::File,
+    ) -> Result<u64, NodeError> {
+        let local_err = |e: std::io::Error| NodeError::LocalIo {
+            node: node.name.clone(),
+            path: local_path.display().to_string(),
+            detail: e.to_string(),
+        };
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let copied = tokio::time::timeout(timeout, async {
             let mut err_buf = Vec::new();
             let (copied, _) = tokio::join!(
-                tokio::io::copy(&mut stdout, &mut file),
+                tokio::io::copy(&mut stdout, file),
                 tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut err_buf)
             );
             let status = child.wait().await;
@@ -286,6 +346,13 @@ impl SshNodeOps {
         let bytes = copied.map_err(local_err)?;
         file.flush().await.map_err(local_err)?;
         let status = status.map_err(|e| NodeError::Ssh { node: node.name.clone(), detail: e.to_string() })?;
+        if stopped_by_remote_timeout(status.code()) {
+            return Err(NodeError::Timeout {
+                node: node.name.clone(),
+                address: node.address.clone(),
+                seconds: timeout.as_secs(),
+            });
+        }
         let out = CommandOutput {
             status: status.code(),
             stdout: String::new(),

@@ -184,3 +184,54 @@ async fn etcd_snapshot_with_etcdctl_over_ssh() {
     );
     assert!(report.ok, "{report:#?}");
 }
+
+/// Processes on this machine (the node) whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(marker) {
+                found.push(format!("{}: {text}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_times_out_is_killed_on_the_node_with_its_children() {
+    let sshd = Sshd::start();
+    let ssh = ops(&sshd, &sshd.path("known_hosts"));
+    let target = NodeTarget::new("cp-1", "127.0.0.1");
+    // A unique duration marks the remote children; they run as long as nothing kills them.
+    let marker = format!("{}.{}", 4000 + std::process::id() % 1000, std::process::id() % 97);
+    let script = format!("sleep {marker} &\nsleep {marker}\n");
+    let err = ssh.run(&target, &RemoteCommand::script(script), Duration::from_secs(2)).await.unwrap_err();
+    assert!(matches!(err, NodeError::Timeout { .. }), "{err:?}");
+    // Remote TERM then KILL land within the grace period; wait for them, not a fixed time.
+    let mut left = processes_with(&format!("sleep {marker}"));
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes_with(&format!("sleep {marker}"));
+    }
+    assert!(left.is_empty(), "the timed-out command still runs on the node: {left:?}");
+
+    // A copy that never ends (/dev/zero) stops at the timeout and leaves no partial file.
+    let local = sshd.path("copy.partial");
+    let err = ssh.fetch_file(&target, "/dev/zero", &local, Duration::from_secs(2)).await.unwrap_err();
+    assert!(matches!(err, NodeError::Timeout { .. }), "{err:?}");
+    assert!(!local.exists(), "the half-copied file was left behind");
+    let mut left = processes_with("cat -- /dev/zero");
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = processes_with("cat -- /dev/zero");
+    }
+    assert!(left.is_empty(), "the remote cat still runs: {left:?}");
+}

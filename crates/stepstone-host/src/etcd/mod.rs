@@ -332,15 +332,29 @@ pub async fn snapshot_via_ssh(
 ) -> Result<Option<(PathBuf, SnapshotMetadata)>, EtcdError> {
     let name = snapshot_file_name(cluster, taken_at);
     let remote_file = format!("{}/stepstone-{name}", remote.remote_dir.trim_end_matches('/'));
-    let out = ops.run(node, &RemoteCommand::script(remote.script(&remote_file)), timeout).await?;
+    // etcdctl writes `<file>.part` and renames it when done: a stopped snapshot leaves the part.
+    let leftovers = [remote_file.clone(), format!("{remote_file}.part")];
+    let cleanup = RemoteCommand::argv(["rm", "-f", "--", &leftovers[0], &leftovers[1]]);
+    let out = match ops.run(node, &RemoteCommand::script(remote.script(&remote_file)), timeout).await {
+        Ok(out) => out,
+        Err(e) => {
+            if let Err(rm) = ops.run(node, &cleanup, timeout).await {
+                tracing::warn!("could not remove {remote_file}.part on {}: {rm}", node.name);
+            }
+            return Err(e.into());
+        }
+    };
     let final_path = dir.join(&name);
     let partial = dir.join(format!("{name}.partial"));
     if !out.executed {
         ops.fetch_file(node, &remote_file, &partial, timeout).await?;
-        ops.run(node, &RemoteCommand::argv(["rm", "-f", "--", &remote_file]), timeout).await?;
+        ops.run(node, &cleanup, timeout).await?;
         return Ok(None);
     }
     if !out.success() {
+        if let Err(rm) = ops.run(node, &cleanup, timeout).await {
+            tracing::warn!("could not remove {remote_file}.part on {}: {rm}", node.name);
+        }
         let detail = out.stderr.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no message").to_string();
         return Err(EtcdError::Remote {
             node: node.name.clone(),
@@ -351,7 +365,7 @@ pub async fn snapshot_via_ssh(
     let version = parse_endpoint_status_version(&out.stdout);
     let fetched = ops.fetch_file(node, &remote_file, &partial, timeout).await;
     // The node's copy goes whatever happened; a failed removal is only worth a warning.
-    if let Err(e) = ops.run(node, &RemoteCommand::argv(["rm", "-f", "--", &remote_file]), timeout).await {
+    if let Err(e) = ops.run(node, &cleanup, timeout).await {
         tracing::warn!("could not remove {remote_file} on {}: {e}", node.name);
     }
     let size = fetched?;
