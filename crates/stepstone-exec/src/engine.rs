@@ -1,0 +1,780 @@
+//! The rollout loop: take the lock, then again and again read the cluster, pick the first step
+//! whose postcondition does not hold ([`crate::observe::next_step`]) and run it, writing the
+//! journal before and after, until the plan is done, a trigger halts it, or a person pauses or
+//! aborts it. Everything outside goes through the traits: [`ClusterApi`], [`NodeBackend`],
+//! [`Clock`], [`Notifier`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use stepstone_core::plan::ControlPlaneAction;
+use stepstone_core::version::KubeVersion;
+use stepstone_kube::drain::{DrainConfig, DrainEvent};
+
+use crate::backend::{KubeadmStep, NodeBackend, NodeRef};
+use crate::cluster::{CONTROL_KEY, ClusterApi, ClusterError, JOURNAL_KEY};
+use crate::events::{Clock, Notifier, RolloutEvent, Sink};
+use crate::journal::{Journal, JournalError, JournalFile, Phase, RolloutState};
+use crate::lease::{Identity, LeaseDecision, decide as decide_lease, process_alive};
+use crate::observe::{ClusterState, Decision, control_plane_done, next_step, nodes_to_drain, worker_upgraded};
+use crate::steps::{Step, StepKind, WaitReason, remaining_minutes, sequence};
+use crate::triggers::{Baseline, Trigger, TriggerOptions, evaluate};
+
+/// How the engine runs. Durations are cluster time unless said otherwise.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The etcd snapshot must be younger than this before a control-plane step.
+    pub max_snapshot_age: Duration,
+    pub snapshot_dir: PathBuf,
+    /// The drain's settings (`timeout` in cluster time).
+    pub drain: DrainConfig,
+    pub triggers: TriggerOptions,
+    /// Shell commands run after each hop; a non-zero exit halts.
+    pub smoke: Vec<String>,
+    /// Real time a Lease lives without renewal.
+    pub lease_duration: Duration,
+    /// How often to look again while waiting.
+    pub poll: Duration,
+    /// How long evicted pods may take to be scheduled again after a wave.
+    pub pods_back_timeout: Duration,
+    /// Where the final Markdown report goes.
+    pub report: Option<PathBuf>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_snapshot_age: Duration::from_secs(3600),
+            snapshot_dir: PathBuf::from("etcd-snapshots"),
+            drain: DrainConfig {
+                timeout: Duration::from_secs(1800),
+                wait_replacements: false,
+                ..DrainConfig::default()
+            },
+            triggers: TriggerOptions::default(),
+            smoke: Vec::new(),
+            lease_duration: Duration::from_secs(60),
+            poll: Duration::from_secs(5),
+            pods_back_timeout: Duration::from_secs(600),
+            report: None,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    /// A trigger fired or a step failed: a person must look, then resume.
+    Halted(String),
+    Paused,
+    Aborted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(
+        "another rollout holds the lock: {holder} (Lease kube-system/stepstone-rollout, renewed {renewed}, expires {expires} unless renewed). Wait for it, look with `stepstone rollout status`, or stop it with `stepstone rollout pause|abort`"
+    )]
+    Locked { holder: String, renewed: String, expires: String },
+    #[error("the rollout lock was taken by {holder} while this run held it; stopping without touching anything more")]
+    LockLost { holder: String },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Halting is not an error: it is the engine doing its job.
+enum Flow {
+    Continue,
+    Halt { reason: String, next: String },
+}
+
+pub struct Engine {
+    pub cluster: Arc<dyn ClusterApi>,
+    pub backend: Arc<dyn NodeBackend>,
+    pub clock: Arc<dyn Clock>,
+    pub notifier: Option<Arc<dyn Notifier>>,
+    pub sink: Sink,
+    pub file: JournalFile,
+    pub config: EngineConfig,
+    pub identity: Identity,
+}
+
+/// Take the rollout lock or say who holds it.
+pub async fn acquire_lock(
+    cluster: &dyn ClusterApi,
+    me: &Identity,
+    duration: Duration,
+    clock: &dyn Clock,
+    sink: &Sink,
+) -> Result<(), ExecError> {
+    for _ in 0..3 {
+        let lease = cluster.read_lease().await?;
+        let now = clock.now();
+        match decide_lease(lease.as_ref().map(|l| &l.view), me, now, &process_alive) {
+            LeaseDecision::Refuse { holder, renewed, expires } => {
+                let show = |t: Option<jiff::Timestamp>| t.map_or("never".to_string(), |t| t.to_string());
+                return Err(ExecError::Locked { holder, renewed: show(renewed), expires: show(expires) });
+            }
+            LeaseDecision::TakeOver { previous, why } => {
+                sink(&RolloutEvent::LockTakenOver { previous, why });
+            }
+            LeaseDecision::Acquire | LeaseDecision::Renew => {}
+        }
+        match cluster.write_lease(&me.holder(), duration, now, lease.as_ref()).await {
+            Ok(()) => return Ok(()),
+            Err(ClusterError::LeaseConflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ClusterError::LeaseConflict.into())
+}
+
+/// Give the lock back (only if it is still ours).
+pub async fn release_lock(cluster: &dyn ClusterApi, me: &Identity, clock: &dyn Clock) -> Result<(), ExecError> {
+    if let Some(lease) = cluster.read_lease().await?
+        && lease.view.holder.as_deref() == Some(me.holder().as_str())
+    {
+        cluster.write_lease("", lease.view.duration, clock.now(), Some(&lease)).await?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    fn emit(&self, e: RolloutEvent) {
+        (self.sink)(&e);
+    }
+
+    async fn notify(&self, text: &str) {
+        if let Some(n) = &self.notifier
+            && let Err(e) = n.notify(text).await
+        {
+            self.emit(RolloutEvent::Node { node: "webhook".into(), message: format!("not delivered: {e}") });
+        }
+    }
+
+    /// Write the journal to disk and mirror it to the cluster.
+    async fn save(&self, journal: &Journal) -> Result<(), ExecError> {
+        self.file.save(journal)?;
+        let data = BTreeMap::from([(JOURNAL_KEY.to_string(), Some(journal.to_json()))]);
+        if let Err(e) = self.cluster.write_mirror(data).await {
+            tracing::warn!("mirroring the journal to the cluster: {e}");
+        }
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        journal: &mut Journal,
+        step: &str,
+        phase: Phase,
+        node: Option<&str>,
+        message: &str,
+    ) -> Result<(), ExecError> {
+        journal.record(self.clock.now(), step, phase, node, message);
+        self.save(journal).await
+    }
+
+    /// Run (or continue) the rollout in `journal` until it completes, halts, or is paused or
+    /// aborted.
+    pub async fn run(&self, journal: &mut Journal, resumed: bool) -> Result<Outcome, ExecError> {
+        acquire_lock(&*self.cluster, &self.identity, self.config.lease_duration, &*self.clock, &self.sink).await?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = self.spawn_renewal(lost.clone());
+        let outcome = self.run_locked(journal, resumed, &lost).await;
+        renewer.abort();
+        if !lost.load(Ordering::SeqCst) {
+            release_lock(&*self.cluster, &self.identity, &*self.clock).await?;
+        }
+        outcome
+    }
+
+    fn spawn_renewal(&self, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+        let cluster = self.cluster.clone();
+        let clock = self.clock.clone();
+        let me = self.identity.clone();
+        let duration = self.config.lease_duration;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(duration / 3).await;
+                match cluster.read_lease().await {
+                    Ok(Some(l)) if l.view.holder.as_deref() == Some(me.holder().as_str()) => {
+                        let _ = cluster.write_lease(&me.holder(), duration, clock.now(), Some(&l)).await;
+                    }
+                    Ok(_) => {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => tracing::warn!("renewing the rollout lock: {e}"),
+                }
+            }
+        })
+    }
+
+    async fn run_locked(&self, journal: &mut Journal, resumed: bool, lost: &AtomicBool) -> Result<Outcome, ExecError> {
+        let steps = sequence(&journal.plan);
+        journal.state = RolloutState::Running;
+        self.cluster.write_mirror(BTreeMap::from([(CONTROL_KEY.to_string(), None)])).await.ok();
+        self.emit(RolloutEvent::Started {
+            rollout: journal.id.clone(),
+            target: journal.plan.to.canonical(),
+            node_ops: self.backend.name().into(),
+            steps: steps.len(),
+            resumed,
+        });
+        if journal.baseline.is_none() {
+            let pods = self.cluster.pod_health().await?;
+            let inv = self.cluster.inventory().await?;
+            let not_ready = inv.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone());
+            journal.baseline = Some(Baseline::take(&pods, not_ready));
+        }
+        self.record(journal, "rollout", Phase::Started, None, if resumed { "resumed" } else { "started" }).await?;
+        if !resumed {
+            self.notify(&format!("stepstone: rollout {} to {} started", journal.id, journal.plan.to.canonical())).await;
+        }
+        let mut last_run: Option<usize> = None;
+        loop {
+            if lost.load(Ordering::SeqCst) {
+                let holder = self.cluster.read_lease().await?.and_then(|l| l.view.holder).unwrap_or_default();
+                return Err(ExecError::LockLost { holder });
+            }
+            if let Some(outcome) = self.control_request(journal).await? {
+                return Ok(outcome);
+            }
+            let inv = self.cluster.inventory().await?;
+            let state = ClusterState::from_inventory(&inv);
+            let now = self.clock.now();
+            let Some((index, decision)) = next_step(&steps, &state, journal, now, self.config.max_snapshot_age) else {
+                journal.state = RolloutState::Complete;
+                self.save(journal).await?;
+                return Ok(Outcome::Complete);
+            };
+            let step = &steps[index];
+            let skipped: Vec<&Step> = steps
+                .iter()
+                .take(index)
+                .filter(|s| !journal.finished(&s.id))
+                .filter(|s| {
+                    matches!(
+                        s.kind,
+                        StepKind::Wave { .. } | StepKind::ControlPlane { .. } | StepKind::EtcdSnapshot { .. }
+                    )
+                })
+                .collect();
+            for s in skipped {
+                journal.record(now, &s.id, Phase::Skipped, None, "postcondition holds in the cluster");
+                self.emit(RolloutEvent::Skipped { step: s.id.clone(), description: s.describe() });
+            }
+            if let Decision::Held { nodes } = decision {
+                let reasons: Vec<String> = nodes
+                    .iter()
+                    .map(|n| format!("{n}: {}", journal.holds.get(n).cloned().unwrap_or_default()))
+                    .collect();
+                let reason = format!("{} is held after a rollback ({})", step.describe(), reasons.join("; "));
+                return self.halt(journal, &reason, "fix the node, then `stepstone rollout resume`").await;
+            }
+            if last_run == Some(index) {
+                let reason = format!(
+                    "{} ran, but the cluster does not show its result (nodes on the target version, Ready, uncordoned)",
+                    step.describe()
+                );
+                return self
+                    .halt(journal, &reason, "look at the nodes of this step, then `stepstone rollout resume`")
+                    .await;
+            }
+            last_run = Some(index);
+            let eta = remaining_minutes(&steps, index);
+            self.emit(RolloutEvent::Step {
+                step: step.id.clone(),
+                description: step.describe(),
+                index,
+                total: steps.len(),
+                eta_minutes: eta,
+                eta_wall_seconds: (eta as f64 * 60.0 / self.clock.speed()) as u64,
+            });
+            self.record(journal, &step.id, Phase::Started, None, &step.describe()).await?;
+            match self.run_step(journal, step, &state).await? {
+                Flow::Continue => {
+                    self.record(journal, &step.id, Phase::Done, None, "").await?;
+                    self.emit(RolloutEvent::StepDone { step: step.id.clone() });
+                }
+                Flow::Halt { reason, next } => {
+                    journal.record(self.clock.now(), &step.id, Phase::Failed, None, &reason);
+                    return self.halt(journal, &reason, &next).await;
+                }
+            }
+        }
+    }
+
+    async fn halt(&self, journal: &mut Journal, reason: &str, next: &str) -> Result<Outcome, ExecError> {
+        journal.state = RolloutState::Halted { reason: reason.to_string() };
+        self.save(journal).await?;
+        self.emit(RolloutEvent::Halted { reason: reason.to_string(), next: next.to_string() });
+        self.notify(&format!("stepstone: rollout {} HALTED: {reason}", journal.id)).await;
+        Ok(Outcome::Halted(reason.to_string()))
+    }
+
+    /// A `rollout pause|abort` written into the ConfigMap.
+    async fn control_request(&self, journal: &mut Journal) -> Result<Option<Outcome>, ExecError> {
+        let control = self.cluster.read_mirror().await?.and_then(|d| d.get(CONTROL_KEY).cloned());
+        let (state, outcome, event) = match control.as_deref().map(str::trim) {
+            Some("pause") => (RolloutState::Paused, Outcome::Paused, RolloutEvent::Paused),
+            Some("abort") => (RolloutState::Aborted, Outcome::Aborted, RolloutEvent::Aborted),
+            _ => return Ok(None),
+        };
+        journal.state = state;
+        journal.record(self.clock.now(), "rollout", Phase::Info, None, format!("{outcome:?} on request"));
+        self.save(journal).await?;
+        self.emit(event);
+        Ok(Some(outcome))
+    }
+
+    async fn run_step(&self, journal: &mut Journal, step: &Step, state: &ClusterState) -> Result<Flow, ExecError> {
+        match &step.kind {
+            StepKind::Notify { message } => {
+                self.notify(&format!("stepstone: rollout {}: {message}", journal.id)).await;
+                Ok(Flow::Continue)
+            }
+            StepKind::EtcdSnapshot { node } => self.etcd_snapshot(journal, step, node).await,
+            StepKind::RecordVersions => {
+                let inv = self.cluster.inventory().await?;
+                journal.versions_before.insert(step.hop, ClusterState::versions(&inv));
+                Ok(Flow::Continue)
+            }
+            StepKind::ControlPlane { node, action, target } => {
+                let kind = match action {
+                    ControlPlaneAction::Apply => KubeadmStep::Apply,
+                    ControlPlaneAction::Node => KubeadmStep::Node,
+                };
+                self.move_nodes(journal, step, state, std::slice::from_ref(node), target, Some(kind)).await
+            }
+            StepKind::HealthGate => self.health_gate(step).await,
+            StepKind::Wave { nodes, target, .. } => self.move_nodes(journal, step, state, nodes, target, None).await,
+            StepKind::Wait { reason, minutes } => self.wait(journal, step, *reason, *minutes).await,
+            StepKind::Smoke => self.smoke(journal).await,
+            StepKind::VersionDiff => {
+                let inv = self.cluster.inventory().await?;
+                let after = ClusterState::versions(&inv);
+                let before = journal.versions_before.get(&step.hop).cloned().unwrap_or_default();
+                let changed = crate::report::diff(&before, &after);
+                self.emit(RolloutEvent::Node {
+                    node: "cluster".into(),
+                    message: format!("{} component versions changed", changed.len()),
+                });
+                journal.versions_after.insert(step.hop, after);
+                let hop = &journal.plan.hops[step.hop];
+                self.notify(&format!("stepstone: rollout {}: hop {} -> {} done", journal.id, hop.from, hop.to)).await;
+                Ok(Flow::Continue)
+            }
+            StepKind::Complete => {
+                let report = match &self.config.report {
+                    Some(path) => {
+                        let text = crate::report::markdown(journal);
+                        crate::journal::write_atomic(path, text.as_bytes()).map_err(|e| JournalError::Io {
+                            path: path.display().to_string(),
+                            detail: e.to_string(),
+                        })?;
+                        Some(path.display().to_string())
+                    }
+                    None => None,
+                };
+                self.notify(&format!("stepstone: rollout {} to {} complete", journal.id, journal.plan.to.canonical()))
+                    .await;
+                self.emit(RolloutEvent::Completed { report });
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    async fn etcd_snapshot(&self, journal: &mut Journal, step: &Step, node: &str) -> Result<Flow, ExecError> {
+        let inv = self.cluster.inventory().await?;
+        let Some(n) = inv.node(node) else {
+            return Ok(Flow::Halt {
+                reason: format!("control-plane node {node} of the plan is not in the cluster"),
+                next: "make a new plan".into(),
+            });
+        };
+        let target = node_ref(n);
+        let now = self.clock.now();
+        match self.backend.etcd_snapshot(&target, &self.config.snapshot_dir, &journal.cluster, now).await {
+            Ok(snap) => {
+                if let Err(e) =
+                    stepstone_host::etcd::freshness_gate(&snap.metadata, self.clock.now(), self.config.max_snapshot_age)
+                {
+                    return Ok(Flow::Halt {
+                        reason: e.to_string(),
+                        next: "check the clocks, then `stepstone rollout resume`".into(),
+                    });
+                }
+                self.emit(RolloutEvent::Node {
+                    node: node.into(),
+                    message: format!(
+                        "etcd snapshot {} ({} bytes, sha256 {})",
+                        snap.path,
+                        snap.metadata.size_bytes,
+                        &snap.metadata.sha256[..12.min(snap.metadata.sha256.len())]
+                    ),
+                });
+                journal.snapshots.insert(step.hop, snap);
+                Ok(Flow::Continue)
+            }
+            Err(e) => Ok(Flow::Halt {
+                reason: format!("no etcd snapshot, so no control-plane step: {e}"),
+                next: "fix the snapshot (stepstone etcd backup), then `stepstone rollout resume`".into(),
+            }),
+        }
+    }
+
+    async fn health_gate(&self, _step: &Step) -> Result<Flow, ExecError> {
+        let deadline = tokio::time::Instant::now() + self.clock.real(Duration::from_secs(300));
+        loop {
+            let problems = self.health_problems().await?;
+            if problems.is_empty() {
+                return Ok(Flow::Continue);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Ok(Flow::Halt {
+                    reason: format!("control-plane health gate: {}", problems.join("; ")),
+                    next: "the control plane is never rolled back automatically: follow this hop's phase of the rollback runbook (`stepstone runbook --rollback`) or fix it, then `stepstone rollout resume`".into(),
+                });
+            }
+            self.clock.sleep(self.config.poll).await;
+        }
+    }
+
+    async fn health_problems(&self) -> Result<Vec<String>, ExecError> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.cluster.readyz().await {
+            problems.push(format!("apiserver /readyz: {}", e.trim()));
+        }
+        for component in ["kube-controller-manager", "kube-scheduler"] {
+            for pod in self.cluster.component_pods(component).await? {
+                if !pod.ready {
+                    problems.push(format!("{component} on {} is not Ready", pod.node));
+                }
+            }
+        }
+        let inv = self.cluster.inventory().await?;
+        for n in inv.control_plane_nodes().filter(|n| !n.ready) {
+            problems.push(format!("control-plane node {} is NotReady", n.name));
+        }
+        Ok(problems)
+    }
+
+    async fn wait(
+        &self,
+        journal: &mut Journal,
+        step: &Step,
+        reason: WaitReason,
+        minutes: u32,
+    ) -> Result<Flow, ExecError> {
+        let started = journal.started_at(&step.id).unwrap_or_else(|| self.clock.now());
+        let total = self.clock.real(Duration::from_secs(u64::from(minutes) * 60));
+        let what = match reason {
+            WaitReason::Soak => "soak",
+            WaitReason::BatchWait => "batch wait",
+        };
+        loop {
+            if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
+                return Ok(Flow::Halt {
+                    reason: format!("during the {what}: {}", t.message()),
+                    next: "look, then `stepstone rollout resume`".into(),
+                });
+            }
+            let elapsed = started.duration_until(self.clock.now()).unsigned_abs();
+            if elapsed >= total {
+                return Ok(Flow::Continue);
+            }
+            let left = total - elapsed;
+            tokio::time::sleep(left.min(self.clock.real(self.config.poll))).await;
+        }
+    }
+
+    async fn smoke(&self, journal: &mut Journal) -> Result<Flow, ExecError> {
+        if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
+            return Ok(Flow::Halt { reason: t.message(), next: "look, then `stepstone rollout resume`".into() });
+        }
+        for command in &self.config.smoke {
+            let out = tokio::process::Command::new("sh").arg("-c").arg(command).output().await;
+            let (status, output) = match out {
+                Ok(o) => (
+                    o.status.code(),
+                    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+                ),
+                Err(e) => (None, e.to_string()),
+            };
+            if status != Some(0) {
+                let t = Trigger::Smoke { command: command.clone(), status, output };
+                self.emit(RolloutEvent::Trigger { message: t.message() });
+                return Ok(Flow::Halt {
+                    reason: t.message(),
+                    next: "fix what the smoke command found, then `stepstone rollout resume`".into(),
+                });
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The nodes this rollout has moved so far (for the node and pod triggers).
+    fn upgraded(&self, journal: &Journal) -> BTreeMap<String, bool> {
+        let cps: BTreeSet<&str> =
+            journal.plan.hops.iter().flat_map(|h| h.control_plane.iter().map(|c| c.node.as_str())).collect();
+        journal
+            .drained
+            .iter()
+            .filter_map(|k| k.rsplit_once('@').map(|(n, _)| n))
+            .filter(|n| !journal.holds.contains_key(*n))
+            .map(|n| (n.to_string(), cps.contains(n)))
+            .collect()
+    }
+
+    async fn check_triggers(&self, journal: &Journal) -> Result<Vec<Trigger>, ExecError> {
+        let pods = self.cluster.pod_health().await?;
+        let inv = self.cluster.inventory().await?;
+        let not_ready: BTreeSet<String> = inv.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone()).collect();
+        let baseline = journal.baseline.clone().unwrap_or_default();
+        let upgraded = self.upgraded(journal);
+        let now = self.clock.now();
+        let since: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+        let triggers = evaluate(&baseline, &pods, &not_ready, &upgraded, &since, now, &self.config.triggers);
+        for t in &triggers {
+            self.emit(RolloutEvent::Trigger { message: t.message() });
+        }
+        Ok(triggers)
+    }
+
+    /// Cordon and drain, upgrade, wait Ready on the target, uncordon; workers that fail are
+    /// rolled back and held, a control-plane node that fails halts for a person.
+    async fn move_nodes(
+        &self,
+        journal: &mut Journal,
+        step: &Step,
+        state: &ClusterState,
+        nodes: &[String],
+        target: &KubeVersion,
+        control_plane: Option<KubeadmStep>,
+    ) -> Result<Flow, ExecError> {
+        let inv = self.cluster.inventory().await?;
+        for n in nodes {
+            if inv.node(n).is_none() {
+                return Ok(Flow::Halt {
+                    reason: format!("node {n} of the plan is not in the cluster"),
+                    next: "make a new plan with `stepstone plan`".into(),
+                });
+            }
+        }
+        let todo: Vec<String> = nodes
+            .iter()
+            .filter(|n| match control_plane {
+                Some(_) => !control_plane_done(state, n, target),
+                None => !crate::observe::worker_done(state, n, target),
+            })
+            .cloned()
+            .collect();
+        // Drain what still needs it (once per move, even across crashes).
+        let to_drain = nodes_to_drain(state, journal, &todo, target);
+        if !to_drain.is_empty() {
+            let mut config = self.config.drain.clone();
+            config.timeout = self.clock.real(config.timeout).max(Duration::from_secs(30));
+            let sink = self.sink.clone();
+            let drain_sink = move |e: &DrainEvent| {
+                if matches!(e, DrainEvent::Cordoned { .. } | DrainEvent::Stopped { .. } | DrainEvent::Drained { .. }) {
+                    sink(&RolloutEvent::Node { node: e.node().unwrap_or("").to_string(), message: e.message() });
+                }
+            };
+            let report = self.cluster.drain(&to_drain, &config, &drain_sink).await?;
+            if !report.succeeded() {
+                return Ok(Flow::Halt {
+                    reason: format!("drain of {} stopped short:\n{}", to_drain.join(", "), report.render()),
+                    next: "apply the fix named above (the nodes stay cordoned), then `stepstone rollout resume`".into(),
+                });
+            }
+            for n in &to_drain {
+                journal.drained.insert(Journal::drain_key(n, &target.canonical()));
+                journal.record(self.clock.now(), &step.id, Phase::Info, Some(n), "drained");
+            }
+            self.save(journal).await?;
+        }
+        // Upgrade every node not yet on the target, the nodes of a batch at once.
+        let upgrades: Vec<&String> = todo.iter().filter(|n| !worker_upgraded(state, n, target)).collect();
+        for n in &upgrades {
+            if let Some(node) = state.node(n) {
+                journal.previous.entry(n.to_string()).or_insert_with(|| node.kubelet.clone());
+            }
+            journal.record(
+                self.clock.now(),
+                &step.id,
+                Phase::Info,
+                Some(n),
+                format!("upgrading to {}", target.canonical()),
+            );
+        }
+        self.save(journal).await?;
+        let kubeadm = control_plane.unwrap_or(KubeadmStep::Node);
+        let results = futures::future::join_all(upgrades.iter().map(|n| {
+            let node = node_ref(inv.node(n).expect("checked above"));
+            async move {
+                let ran = self.backend.upgrade(&node, target, kubeadm).await;
+                let ready = match &ran {
+                    Ok(_) => {
+                        self.wait_node(&node.name, target, control_plane.is_some(), self.backend.ready_timeout())
+                            .await?
+                    }
+                    Err(_) => false,
+                };
+                Ok::<_, ExecError>((node, ran, ready))
+            }
+        }))
+        .await;
+        let mut failed = Vec::new();
+        for r in results {
+            let (node, ran, ready) = r?;
+            match ran {
+                Ok(lines) if ready => {
+                    self.emit(RolloutEvent::Node {
+                        node: node.name.clone(),
+                        message: format!("{} ({})", target.canonical(), lines.join("; ")),
+                    });
+                }
+                Ok(_) => failed.push((node, format!("did not come back Ready on {} in time", target.canonical()))),
+                Err(e) => failed.push((node, e.to_string())),
+            }
+        }
+        if let Some((node, why)) = failed.first().filter(|_| control_plane.is_some()) {
+            let t = Trigger::ControlPlaneNotRejoined { node: node.name.clone() };
+            self.emit(RolloutEvent::Trigger { message: t.message() });
+            self.cluster.node_event(&node.name, true, "RolloutHalted", why).await.ok();
+            return Ok(Flow::Halt {
+                reason: format!("control-plane node {}: {why}", node.name),
+                next: "the control plane and etcd are never rolled back automatically: follow this hop's phase of the rollback runbook (`stepstone runbook --rollback`), then `stepstone rollout resume`".into(),
+            });
+        }
+        let failed_names: BTreeSet<String> = failed.iter().map(|(n, _)| n.name.clone()).collect();
+        for (node, why) in &failed {
+            self.roll_back(journal, step, node, target, why).await?;
+        }
+        // Uncordon the nodes that made it and let their pods come back.
+        for n in todo.iter().filter(|n| !failed_names.contains(*n)) {
+            self.cluster.uncordon(n).await?;
+            let msg = format!("upgraded to {} by stepstone rollout", target.canonical());
+            self.cluster.node_event(n, false, "RolloutNodeUpgraded", &msg).await.ok();
+            journal.record(self.clock.now(), &step.id, Phase::Info, Some(n), "uncordoned");
+        }
+        self.save(journal).await?;
+        if !failed.is_empty() {
+            let (node, why) = &failed[0];
+            return Ok(Flow::Halt {
+                reason: format!("{} failed on {}: {why}; rolled back and left cordoned", step.describe(), node.name),
+                next: "fix the node (the reason is an Event on it and in the report), then `stepstone rollout resume`"
+                    .into(),
+            });
+        }
+        self.wait_pods_back().await?;
+        if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
+            return Ok(Flow::Halt { reason: t.message(), next: "look, then `stepstone rollout resume`".into() });
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Poll a node until it reports `target` and Ready (and, on the control plane, its
+    /// apiserver runs `target`), or `timeout` (real time) passes.
+    async fn wait_node(
+        &self,
+        node: &str,
+        target: &KubeVersion,
+        control_plane: bool,
+        timeout: Duration,
+    ) -> Result<bool, ExecError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let s = self.cluster.node_status(node).await?;
+            let on_target = s.kubelet.parse::<KubeVersion>().is_ok_and(|v| v >= *target);
+            let apiserver_ok = !control_plane
+                || self
+                    .cluster
+                    .component_pods("kube-apiserver")
+                    .await?
+                    .iter()
+                    .filter(|p| p.node == node)
+                    .all(|p| p.ready && p.tag.parse::<KubeVersion>().is_ok_and(|v| v >= *target));
+            if on_target && s.ready && apiserver_ok {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Ok(false);
+            }
+            self.clock.sleep(self.config.poll).await;
+        }
+    }
+
+    /// A worker that failed: packages back, kubelet restart, Ready on the old version, left
+    /// cordoned with the reason as an Event, held in the journal.
+    async fn roll_back(
+        &self,
+        journal: &mut Journal,
+        step: &Step,
+        node: &NodeRef,
+        target: &KubeVersion,
+        why: &str,
+    ) -> Result<(), ExecError> {
+        let log = self.backend.kubelet_logs(node).await.unwrap_or_default();
+        let previous = journal.previous.get(&node.name).cloned();
+        let reason = format!("{} on {}: {why}", target.canonical(), node.name);
+        self.emit(RolloutEvent::Trigger {
+            message: Trigger::UpgradedNodeNotReady { node: node.name.clone() }.message(),
+        });
+        let mut back = false;
+        if let Some(previous) = &previous {
+            match self.backend.rollback(node, previous).await {
+                Ok(_) => back = self.wait_node(&node.name, previous, false, self.backend.ready_timeout()).await?,
+                Err(e) => {
+                    self.emit(RolloutEvent::Node { node: node.name.clone(), message: format!("rollback failed: {e}") })
+                }
+            }
+        }
+        let state = if back {
+            format!("rolled back to {}, Ready", previous.as_ref().map(|p| p.canonical()).unwrap_or_default())
+        } else {
+            "rollback did not bring it back Ready".into()
+        };
+        let held = format!("{reason}; {state}; left cordoned");
+        self.cluster.cordon(&node.name).await?;
+        self.cluster.node_event(&node.name, true, "RolloutRolledBack", &held).await.ok();
+        journal.holds.insert(node.name.clone(), held.clone());
+        let mut message = held.clone();
+        for l in &log {
+            message.push_str(&format!("\nkubelet: {l}"));
+        }
+        journal.record(self.clock.now(), &step.id, Phase::Info, Some(&node.name), message);
+        self.save(journal).await?;
+        self.emit(RolloutEvent::RolledBack { node: node.name.clone(), reason: held, kubelet_log: log });
+        Ok(())
+    }
+
+    /// Evicted pods scheduled again (nothing Pending), or the timeout passed (then the trigger
+    /// checks decide).
+    async fn wait_pods_back(&self) -> Result<(), ExecError> {
+        let deadline = tokio::time::Instant::now() + self.clock.real(self.config.pods_back_timeout);
+        loop {
+            let pods = self.cluster.pod_health().await?;
+            if pods.iter().all(|p| p.node.is_some()) || tokio::time::Instant::now() > deadline {
+                return Ok(());
+            }
+            self.clock.sleep(self.config.poll).await;
+        }
+    }
+}
+
+fn node_ref(n: &stepstone_core::inventory::Node) -> NodeRef {
+    NodeRef {
+        name: n.name.clone(),
+        address: n.internal_ip.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| n.name.clone()),
+        os_image: n.os_image.clone(),
+        control_plane: n.is_control_plane(),
+    }
+}
