@@ -25,6 +25,7 @@ mod source;
 #[derive(Debug, Parser)]
 #[command(name = "stepstone", version, propagate_version = true, max_term_width = 110)]
 #[command(after_help = "Examples:
+  stepstone demo                                  # the whole upgrade on an embedded lab
   stepstone plan --to v1.35                       # plan the bundled example fleet
   stepstone inventory --snapshot cluster.json
   stepstone skew --snapshot cluster.json --target v1.35.3 -o json
@@ -49,6 +50,8 @@ enum Command {
     Skew(cmd::skew::Args),
     Path(cmd::path::Args),
     Plan(cmd::plan::Args),
+    Rollout(cmd::rollout::Args),
+    Demo(cmd::demo::Args),
     Blockers(cmd::blockers::Args),
     Lab(cmd::lab::Args),
     Drain(cmd::drain::Args),
@@ -82,6 +85,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Skew(a) => cmd::skew::run(a),
         Command::Path(a) => cmd::path::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Rollout(a) => cmd::rollout::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Blockers(a) => cmd::blockers::run(a),
         Command::Lab(a) => cmd::lab::run(a),
         Command::Drain(a) => cmd::drain::run(a),

@@ -604,7 +604,7 @@ impl Engine {
         let upgrades: Vec<&String> = todo.iter().filter(|n| !worker_upgraded(state, n, target)).collect();
         for n in &upgrades {
             if let Some(node) = state.node(n) {
-                journal.previous.entry(n.to_string()).or_insert_with(|| node.kubelet.clone());
+                journal.previous.insert(n.to_string(), node.kubelet.clone());
             }
             journal.record(
                 self.clock.now(),
@@ -674,7 +674,7 @@ impl Engine {
                     .into(),
             });
         }
-        self.wait_pods_back().await?;
+        self.wait_pods_back(journal.baseline.as_ref().map_or(0, |b| b.unscheduled)).await?;
         if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
             return Ok(Flow::Halt { reason: t.message(), next: "look, then `stepstone rollout resume`".into() });
         }
@@ -756,13 +756,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Evicted pods scheduled again (nothing Pending), or the timeout passed (then the trigger
-    /// checks decide).
-    async fn wait_pods_back(&self) -> Result<(), ExecError> {
+    /// Evicted pods scheduled again (no more unscheduled pods than before the rollout), or the
+    /// timeout passed (then the trigger checks decide).
+    async fn wait_pods_back(&self, baseline_unscheduled: usize) -> Result<(), ExecError> {
         let deadline = tokio::time::Instant::now() + self.clock.real(self.config.pods_back_timeout);
         loop {
             let pods = self.cluster.pod_health().await?;
-            if pods.iter().all(|p| p.node.is_some()) || tokio::time::Instant::now() > deadline {
+            let unscheduled = pods.iter().filter(|p| p.node.is_none()).count();
+            if unscheduled <= baseline_unscheduled || tokio::time::Instant::now() > deadline {
                 return Ok(());
             }
             self.clock.sleep(self.config.poll).await;

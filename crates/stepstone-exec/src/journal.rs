@@ -99,6 +99,9 @@ pub struct Journal {
     /// What was already wrong before the rollout touched anything.
     #[serde(default)]
     pub baseline: Option<crate::triggers::Baseline>,
+    /// The drain's consent flags the rollout started with, used again on resume.
+    #[serde(default)]
+    pub drain_options: Option<stepstone_core::drain::DrainOptions>,
 }
 
 impl Journal {
@@ -120,6 +123,7 @@ impl Journal {
             drained: BTreeSet::new(),
             previous: BTreeMap::new(),
             baseline: None,
+            drain_options: None,
         }
     }
 

@@ -48,6 +48,9 @@ impl PodHealth {
 pub struct Baseline {
     pub crash_looping: BTreeSet<String>,
     pub not_ready_nodes: BTreeSet<String>,
+    /// Pods not scheduled anywhere (nowhere to go before the rollout began).
+    #[serde(default)]
+    pub unscheduled: usize,
 }
 
 impl Baseline {
@@ -55,6 +58,7 @@ impl Baseline {
         Baseline {
             crash_looping: pods.iter().filter(|p| p.crash_looping).map(|p| p.key.clone()).collect(),
             not_ready_nodes: not_ready_nodes.into_iter().collect(),
+            unscheduled: pods.iter().filter(|p| p.node.is_none()).count(),
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod apis;
 pub mod blockers;
 pub mod completions;
+pub mod demo;
 pub mod drain;
 pub mod drift;
 pub mod etcd;
@@ -12,6 +13,7 @@ pub mod lab_node;
 pub mod path;
 pub mod plan;
 pub mod preflight;
+pub mod rollout;
 pub mod runbook;
 pub mod skew;
 pub mod snapshot;

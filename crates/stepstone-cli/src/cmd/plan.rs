@@ -41,6 +41,16 @@ pub struct Args {
     #[arg(long, value_name = "VERSION", value_parser = parse_request)]
     pub to: VersionRequest,
 
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The policy flags of `plan`, shared by every command that makes a plan (`plan`, `rollout`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
     /// Most workers drained at the same time.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_unavailable: u32,
@@ -120,9 +130,50 @@ pub struct Args {
     /// Assumed time from an eviction to its replacement pod being Ready.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_minutes)]
     pub pod_start_time: u32,
+}
 
-    #[command(flatten)]
-    pub output: OutputArgs,
+impl PolicyArgs {
+    /// The plan request these flags ask for, to `target`.
+    pub fn request(&self, target: VersionRequest) -> anyhow::Result<PlanRequest> {
+        let start = match self.start {
+            Some(local) => schedule::resolve_start(local, &self.window).map_err(|e| usage(e.to_string()))?,
+            // The core never reads the clock; the command supplies "now", to the minute.
+            None => jiff::Timestamp::now().round(jiff::Unit::Minute).map_err(|e| usage(e.to_string()))?,
+        };
+        let mut schedule = ScheduleOptions::new(start);
+        schedule.windows = self.window.clone();
+        schedule.allow_weekend = self.allow_weekend;
+        schedule.allow_friday = self.allow_friday;
+        Ok(PlanRequest {
+            target,
+            max_unavailable: self.max_unavailable,
+            headroom: self.headroom,
+            canary_soak_minutes: self.canary_soak,
+            batch_wait_minutes: self.batch_wait,
+            strategy: self.workers.into(),
+            generation_order: self.generation_order.clone(),
+            durations: Durations {
+                drain_minutes: self.drain_time,
+                package_upgrade_minutes: self.upgrade_time,
+                kubelet_restart_minutes: self.restart_time,
+                ready_minutes: self.ready_time,
+                control_plane_minutes: self.control_plane_time,
+                pod_start_minutes: self.pod_start_time,
+            },
+            drain: self.drain_options(),
+            schedule,
+        })
+    }
+
+    /// The drain overrides the consent flags give.
+    pub fn drain_options(&self) -> DrainOptions {
+        DrainOptions {
+            delete_emptydir_data: self.delete_emptydir_data,
+            delete_unmanaged: self.delete_unmanaged_pods,
+            allow_local_storage_loss: self.allow_local_storage_loss,
+            ..DrainOptions::default()
+        }
+    }
 }
 
 fn parse_request(s: &str) -> Result<VersionRequest, String> {
@@ -175,39 +226,7 @@ pub fn parse_minutes(s: &str) -> Result<u32, String> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inv = args.source.load()?;
-    let start = match args.start {
-        Some(local) => schedule::resolve_start(local, &args.window).map_err(|e| usage(e.to_string()))?,
-        // The core never reads the clock; the command supplies "now", to the minute.
-        None => jiff::Timestamp::now().round(jiff::Unit::Minute).map_err(|e| usage(e.to_string()))?,
-    };
-    let mut schedule = ScheduleOptions::new(start);
-    schedule.windows = args.window.clone();
-    schedule.allow_weekend = args.allow_weekend;
-    schedule.allow_friday = args.allow_friday;
-    let request = PlanRequest {
-        target: args.to.clone(),
-        max_unavailable: args.max_unavailable,
-        headroom: args.headroom,
-        canary_soak_minutes: args.canary_soak,
-        batch_wait_minutes: args.batch_wait,
-        strategy: args.workers.into(),
-        generation_order: args.generation_order.clone(),
-        durations: Durations {
-            drain_minutes: args.drain_time,
-            package_upgrade_minutes: args.upgrade_time,
-            kubelet_restart_minutes: args.restart_time,
-            ready_minutes: args.ready_time,
-            control_plane_minutes: args.control_plane_time,
-            pod_start_minutes: args.pod_start_time,
-        },
-        drain: DrainOptions {
-            delete_emptydir_data: args.delete_emptydir_data,
-            delete_unmanaged: args.delete_unmanaged_pods,
-            allow_local_storage_loss: args.allow_local_storage_loss,
-            ..DrainOptions::default()
-        },
-        schedule,
-    };
+    let request = args.policy.request(args.to.clone())?;
     let plan = plan::make_plan(&inv, &request, ReleaseData::embedded()).map_err(|e| usage(e.to_string()))?;
     emit(args.output.output, "Plan", &plan, || plan::table::render(&plan))?;
     // Path findings count too: a cgroup v1 node on the hop to 1.35 stops that hop like a blocker.
