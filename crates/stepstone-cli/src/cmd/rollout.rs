@@ -54,14 +54,14 @@ pub struct Args {
     pub command: Option<RolloutCommand>,
 
     #[command(flatten)]
-    pub start: StartArgs,
+    pub start: Box<StartArgs>,
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RolloutCommand {
     Status(StatusArgs),
     Pause(ClusterArgs),
-    Resume(ResumeArgs),
+    Resume(Box<ResumeArgs>),
     Abort(ClusterArgs),
 }
 
@@ -224,8 +224,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(RolloutCommand::Status(a)) => crate::exit::block_on(status(a)),
         Some(RolloutCommand::Pause(a)) => crate::exit::block_on(control(a, "pause")),
         Some(RolloutCommand::Abort(a)) => crate::exit::block_on(control(a, "abort")),
-        Some(RolloutCommand::Resume(a)) => crate::exit::block_on(resume(a)),
-        None => crate::exit::block_on(start(args.start)),
+        Some(RolloutCommand::Resume(a)) => crate::exit::block_on(resume(*a)),
+        None => crate::exit::block_on(start(*args.start)),
     }
 }
 
