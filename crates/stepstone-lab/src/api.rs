@@ -73,6 +73,7 @@ pub fn validate(res: ResId, obj: &Value) -> Result<(), ApiError> {
     } else if !name.is_empty() && res != resources::EVENTS && !is_dns_subdomain(name) {
         errors.push(FieldError::invalid("metadata.name", format!("\"{name}\""), SUBDOMAIN_HELP));
     }
+    errors.extend(crate::decode::negative_quantities(res, obj));
     let spec = obj.get("spec");
     match res {
         resources::PODS
@@ -324,6 +325,7 @@ pub fn create(
             def.api_version()
         )));
     }
+    crate::decode::check_body(res, &obj)?;
     prepare_for_create(res, &mut obj);
     validate(res, &obj)?;
     apply::track_update(def, None, &mut obj, writer, if def.status { Part::Main } else { Part::All }, None);
@@ -362,6 +364,7 @@ pub fn update(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
+    crate::decode::check_body(res, &obj)?;
     let mut obj = obj;
     if def.namespaced {
         meta_mut(&mut obj).insert("namespace".into(), json!(ns));
@@ -420,6 +423,7 @@ pub fn patch(
     let def = &RESOURCES[res];
     let current = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
     let mut patched = patch::apply(kind, &current, body)?;
+    crate::decode::check_patched(res, &patched)?;
     if name_of(&patched) != name {
         return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
     }

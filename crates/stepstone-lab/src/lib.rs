@@ -21,6 +21,7 @@ pub(crate) mod apply;
 mod client;
 pub(crate) mod clock;
 pub(crate) mod controllers;
+pub(crate) mod decode;
 pub(crate) mod encoded;
 pub(crate) mod faults;
 pub(crate) mod metrics;

@@ -30,9 +30,13 @@ impl Filter {
 
     pub fn parse(res: ResId, label_selector: Option<&str>, field_selector: Option<&str>) -> Result<Self, ApiError> {
         let labels = match label_selector.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => Some(
-                Selector::parse(s).map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
-            ),
+            Some(s) => {
+                let selector = Selector::parse(s)
+                    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+                check_requirements(&selector)
+                    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+                Some(selector)
+            }
             None => None,
         };
         let mut fields = Vec::new();
@@ -72,6 +76,62 @@ impl Filter {
             (v.as_deref().unwrap_or("") == t.value) != t.negate
         })
     }
+}
+
+const NAME_PART_HELP: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_HELP: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const PREFIX_HELP: &str = "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, at most 63 characters.
+fn is_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// Upstream's `NewRequirement` checks: the key is a qualified name, each value a label value;
+/// the error reads as the apiserver's (`key: Invalid value: "a b": name part must ...`).
+fn check_requirements(selector: &Selector) -> Result<(), String> {
+    for r in &selector.requirements {
+        let key = r.key.as_str();
+        let (prefix, name) = match key.split_once('/') {
+            Some((p, n)) => (Some(p), n),
+            None => (None, key),
+        };
+        if let Some(p) = prefix
+            && !is_dns_subdomain(p)
+        {
+            return Err(format!("key: Invalid value: {key:?}: {PREFIX_HELP}"));
+        }
+        if name.len() > 63 {
+            return Err(format!("key: Invalid value: {key:?}: name part must be no more than 63 characters"));
+        }
+        if !is_name_part(name) {
+            return Err(format!("key: Invalid value: {key:?}: {NAME_PART_HELP}"));
+        }
+        for (i, v) in r.values.iter().enumerate() {
+            if v.len() > 63 {
+                return Err(format!("values[{i}][{key}]: Invalid value: {v:?}: must be no more than 63 characters"));
+            }
+            if !v.is_empty() && !is_name_part(v) {
+                return Err(format!("values[{i}][{key}]: Invalid value: {v:?}: {LABEL_VALUE_HELP}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn supported_field(res: ResId, field: &str) -> bool {

@@ -407,7 +407,7 @@ async fn handle(
             return error_response(&e);
         }
     };
-    let watch = path_watch || matches!(query.get("watch").map(String::as_str), Some("1" | "true"));
+    let watch = path_watch || query.get("watch").is_some_and(|w| query_bool(w));
     shared.stats.count(verb(&method, &route, watch));
     *info = request_labels(&method, &route, watch, &query, &headers);
     // Faults hit resource requests, not discovery, so clients can still start.
@@ -485,6 +485,37 @@ fn object_body(method: &Method, content_type: &str, body: Bytes) -> Result<Bytes
     }
 }
 
+/// A boolean query parameter as the apiserver's parameter codec reads it: only `0` and `false`
+/// (in any case) are false; any other value, even an empty one, is true.
+pub fn query_bool(value: &str) -> bool {
+    !(value == "0" || value.eq_ignore_ascii_case("false"))
+}
+
+/// An integer query parameter (`timeoutSeconds`, `limit`, `gracePeriodSeconds`): 400 with Go's
+/// `strconv.ParseInt` message when it is not one, as the parameter codec answers.
+fn query_int(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    match query.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))),
+    }
+}
+
+/// The `resourceVersion` of a list or watch: empty and `0` mean "any"; anything else must be a
+/// number (upstream's `invalid resource version` 400).
+fn query_resource_version(query: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
+    match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") | Some("0") => Ok(None),
+        Some(rv) => rv.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid resource version: resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
+            ))
+        }),
+    }
+}
+
 /// `dryRun=All`: answer what the write would store and change nothing. The value is checked in
 /// [`handle`] before any verb runs.
 fn is_dry_run(query: &HashMap<String, String>) -> bool {
@@ -502,9 +533,8 @@ fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> Result<Delete
     } else {
         DeleteOptions::from_json(&parse_body(body)?)
     };
-    if let Some(g) = query.get("gracePeriodSeconds") {
-        opts.grace_period_seconds =
-            Some(g.parse().map_err(|_| ApiError::bad_request(format!("gracePeriodSeconds '{g}' is not an integer")))?);
+    if let Some(g) = query_int(query, "gracePeriodSeconds")? {
+        opts.grace_period_seconds = Some(g);
     }
     if let Some(p) = query.get("propagationPolicy") {
         opts.propagation = Some(p.clone());
@@ -602,6 +632,8 @@ fn item(
         }
         (Method::PUT, Some("scale")) if def.scale => {
             let scale = parse_body(body)?;
+            let scale_def = resources::ResourceDef { kind: "Scale", group: "autoscaling", version: "v1", ..*def };
+            crate::decode::check_scale(&scale).map_err(|why| crate::decode::body_error(&scale_def, &why))?;
             let out = api::set_scale(&mut shared.store(), res, ns, name, &scale, writer, dry_run)?;
             Ok(json_response(200, &out))
         }
@@ -610,6 +642,7 @@ fn item(
             let mut store = shared.store();
             let obj = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
             let patched = crate::patch::apply(kind, &api::scale_of(res, &obj), body)?;
+            crate::decode::check_scale(&patched).map_err(|why| ApiError::invalid_patch(&patched, &why))?;
             let out = api::set_scale(&mut store, res, ns, name, &patched, writer, dry_run)?;
             Ok(json_response(200, &out))
         }
@@ -656,11 +689,12 @@ fn list(
     accept: &str,
 ) -> Result<Response, ApiError> {
     let filter = Filter::from_query(res, query)?;
-    let limit: usize = match query.get("limit").map(|l| l.parse::<usize>()) {
-        Some(Ok(0)) | None => usize::MAX,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return Err(ApiError::bad_request("limit must be a non-negative integer")),
+    // Upstream ignores a limit of zero or below.
+    let limit = match query_int(query, "limit")? {
+        Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => usize::MAX,
     };
+    query_resource_version(query)?;
     let after = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(c) => Some(decode_continue(c)?),
         None => None,
@@ -813,6 +847,9 @@ impl WatchState {
     }
 }
 
+/// The longest watch the lab keeps open (a year), so any `timeoutSeconds` makes a deadline.
+const MAX_WATCH_SECONDS: u64 = 365 * 24 * 3600;
+
 fn watch_response(
     shared: &Arc<Shared>,
     res: ResId,
@@ -821,10 +858,14 @@ fn watch_response(
     accept: &str,
 ) -> Result<Response, ApiError> {
     let filter = Filter::from_query(res, query)?;
-    let timeout = query.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800);
-    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| b == "true" || b == "1");
-    let send_initial = query.get("sendInitialEvents").is_some_and(|b| b == "true");
-    let rv_param = query.get("resourceVersion").cloned().unwrap_or_default();
+    // Upstream's default is a random 30 to 60 minutes; zero or less means the default too.
+    let timeout = match query_int(query, "timeoutSeconds")? {
+        Some(t) if t > 0 => t.unsigned_abs().min(MAX_WATCH_SECONDS),
+        _ => 1800,
+    };
+    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| query_bool(b));
+    let send_initial = query.get("sendInitialEvents").is_some_and(|b| query_bool(b));
+    let start_rv = query_resource_version(query)?;
     let mut state = WatchState {
         res,
         ns,
@@ -840,7 +881,7 @@ fn watch_response(
     {
         let store = shared.store();
         let current = store.resource_version();
-        let from = if rv_param.is_empty() || rv_param == "0" || send_initial {
+        let from = if start_rv.is_none() || send_initial {
             // Start at the current state: every matching object as ADDED, then changes.
             let objects: Vec<Arc<Value>> =
                 store.iter(res, state.ns.as_deref(), None).filter(|o| state.filter.matches(o)).cloned().collect();
@@ -853,9 +894,7 @@ fn watch_response(
             }
             current
         } else {
-            rv_param
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("resourceVersion '{rv_param}' is not valid")))?
+            start_rv.unwrap_or(current)
         };
         match store.changes_since(from) {
             Some((past, rx)) => {

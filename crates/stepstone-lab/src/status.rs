@@ -101,6 +101,32 @@ impl ApiError {
         e
     }
 
+    /// A patch whose result does not decode into the kind: upstream's patcher answers 422 with an
+    /// empty kind and name, the patched object as the invalid value and the decoder's complaint.
+    pub fn invalid_patch(patched: &Value, why: &str) -> Self {
+        let error = FieldError::invalid("patch", format!("{:?}", patched.to_string()), why);
+        let mut e = Self::new(422, "Invalid", format!(" \"\" is invalid: {error}"));
+        e.details.causes = vec![Cause {
+            reason: error.kind.cause().to_string(),
+            message: error.detail_message(),
+            field: Some(error.field),
+        }];
+        e
+    }
+
+    /// A create beyond the lab's object-count limit, in the words of the ResourceQuota admission.
+    pub fn quota_exceeded(res: &ResourceDef, name: &str, used: usize, limit: usize) -> Self {
+        let resource = res.qualified();
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{resource} \"{name}\" is forbidden: exceeded quota: stepstone-lab, requested: {resource}=1, used: {resource}={used}, limited: {resource}={limit} (the lab holds at most {limit} {resource} beyond the fleet it loaded; delete some or scale down)"
+            ),
+        )
+        .for_resource(res, name)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message.into())
     }

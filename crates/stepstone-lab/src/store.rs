@@ -65,6 +65,10 @@ enum NextVersion {
 }
 
 const HISTORY: usize = 20_000;
+/// How many objects of one resource the API (clients and controllers) may add beyond the fleet
+/// the lab loaded: enough for any rehearsal, few enough that a scale to 2^31-1 replicas stops
+/// with a quota error instead of filling the machine's memory.
+pub const MAX_CREATED_PER_RESOURCE: usize = 20_000;
 const WATCH_BUFFER: usize = 1 << 15;
 
 pub struct Store {
@@ -73,6 +77,9 @@ pub struct Store {
     history: VecDeque<Arc<Change>>,
     /// The `resourceVersion` of the last change of each resource type.
     last_change: Vec<u64>,
+    /// Per resource, objects loaded with their identity (the fleet): the creation limit is
+    /// [`MAX_CREATED_PER_RESOURCE`] above this.
+    loaded: Vec<usize>,
     tx: broadcast::Sender<Arc<Change>>,
     rng: u64,
 }
@@ -156,6 +163,7 @@ impl Store {
             tables: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
             history: VecDeque::new(),
             last_change: vec![0; RESOURCES.len()],
+            loaded: vec![0; RESOURCES.len()],
             tx,
             rng: seed,
         }
@@ -282,6 +290,12 @@ impl Store {
         let key = (ns, name.clone());
         if self.tables[res].contains_key(&key) {
             return Err(ApiError::already_exists(def, &name));
+        }
+        let limit = self.loaded[res].saturating_add(MAX_CREATED_PER_RESOURCE);
+        if keep_identity {
+            self.loaded[res] += 1;
+        } else if self.tables[res].len() >= limit {
+            return Err(ApiError::quota_exceeded(def, &name, self.tables[res].len(), limit));
         }
         obj["apiVersion"] = json!(def.api_version());
         obj["kind"] = json!(def.kind);
@@ -551,6 +565,26 @@ mod tests {
         let (past, _rx) = s.changes_since(rv).unwrap();
         let kinds: Vec<ChangeKind> = past.iter().map(|c| c.kind).collect();
         assert_eq!(kinds, vec![ChangeKind::Added, ChangeKind::Deleted]);
+    }
+
+    #[test]
+    fn api_creates_stop_at_the_object_limit_above_the_loaded_fleet() {
+        let mut s = store_with_ns();
+        let pod = |n: usize| json!({"metadata": {"name": format!("p{n}"), "namespace": "default"}});
+        for n in 0..3 {
+            s.create(PODS, pod(n), now(), true).unwrap();
+        }
+        for n in 3..3 + MAX_CREATED_PER_RESOURCE {
+            s.create(PODS, pod(n), now(), false).unwrap();
+        }
+        let e = s.create(PODS, pod(usize::MAX), now(), false).unwrap_err();
+        assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+        assert!(
+            e.message.starts_with("pods \"p18446744073709551615\" is forbidden: exceeded quota: stepstone-lab"),
+            "{}",
+            e.message
+        );
+        assert_eq!(s.len(PODS), 3 + MAX_CREATED_PER_RESOURCE);
     }
 
     #[test]

@@ -68,3 +68,99 @@ fn server_side_dry_run_changes_nothing_for_any_mutating_verb() {
     kubectl_ok(&kc, &["scale", "deploy/web", "-n", "shop", "--replicas=3"]);
     assert_eq!(object(&kc, &["get", "deploy", "web", "-n", "shop"])["spec"]["replicas"], 3);
 }
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn numbers_and_quantities_the_decoder_refuses_get_the_apiservers_answer() {
+    let (_lab, dir, kc) = start_lab(drain_fleet(), 1.0);
+    // A scale beyond int32: kubectl sends a merge patch of the Scale; the patched Scale does not
+    // decode, so the apiserver answers 422 naming the Go field.
+    let out = kubectl(&kc, &["scale", "deploy/web", "-n", "shop", "--replicas=2147483648"]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("is invalid: patch: Invalid value:"), "{err}");
+    assert!(
+        err.contains(
+            "json: cannot unmarshal number 2147483648 into Go struct field ScaleSpec.spec.replicas of type int32"
+        ),
+        "{err}"
+    );
+    assert_eq!(object(&kc, &["get", "deploy", "web", "-n", "shop"])["spec"]["replicas"], 2);
+
+    // The same number in a created object: 400, "cannot be handled as".
+    let huge = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"huge","namespace":"shop"},
+        "spec":{"replicas":2147483648,"selector":{"matchLabels":{"app":"huge"}},
+        "template":{"metadata":{"labels":{"app":"huge"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}}"#;
+    let file = dir.path().join("huge.json");
+    std::fs::write(&file, huge).unwrap();
+    let out = kubectl(&kc, &["create", "-f", file.to_str().unwrap()]);
+    let err = stderr_of(&out);
+    assert!(err.contains("Error from server (BadRequest)"), "{err}");
+    assert!(
+        err.contains("Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal number 2147483648 into Go struct field DeploymentSpec.spec.replicas of type int32"),
+        "{err}"
+    );
+
+    // Negative quantities fail validation (422); quantities that do not parse fail decoding (400).
+    let pod = |name: &str, cpu: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","namespace":"shop"}},
+            "spec":{{"containers":[{{"name":"c","image":"x","resources":{{"requests":{{"cpu":"{cpu}"}}}}}}]}}}}"#
+        )
+    };
+    let file = dir.path().join("negative.json");
+    std::fs::write(&file, pod("negative", "-1")).unwrap();
+    let err = stderr_of(&kubectl(&kc, &["create", "-f", file.to_str().unwrap()]));
+    assert!(
+        err.contains(
+            "Pod \"negative\" is invalid: spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
+        ),
+        "{err}"
+    );
+    std::fs::write(&file, pod("absurd", "lots")).unwrap();
+    let err = stderr_of(&kubectl(&kc, &["create", "-f", file.to_str().unwrap()]));
+    assert!(
+        err.contains("Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression"),
+        "{err}"
+    );
+    let pods = kubectl_ok(&kc, &["get", "pods", "-n", "shop", "-o", "name"]);
+    assert!(!pods.contains("negative") && !pods.contains("absurd"), "{pods}");
+    let deploys = kubectl_ok(&kc, &["get", "deploy", "-n", "shop", "-o", "name"]);
+    assert!(!deploys.contains("huge"), "{deploys}");
+}
+
+#[test]
+fn list_and_watch_parameters_are_read_as_the_apiserver_reads_them() {
+    let (_lab, _dir, kc) = start_lab(drain_fleet(), 1.0);
+    let fails = |args: &[&str], expected: &str| {
+        let out = kubectl(&kc, args);
+        let err = stderr_of(&out);
+        assert!(!out.status.success() && err.contains(expected), "kubectl {args:?}: {err}");
+    };
+    fails(
+        &["get", "--raw", "/api/v1/pods?resourceVersion=abc"],
+        "invalid resource version: resourceVersion: Invalid value: \"abc\": strconv.ParseUint: parsing \"abc\": invalid syntax",
+    );
+    fails(
+        &["get", "--raw", "/api/v1/pods?watch=1&timeoutSeconds=soon"],
+        "strconv.ParseInt: parsing \"soon\": invalid syntax",
+    );
+    fails(&["get", "--raw", "/api/v1/pods?limit=ten"], "strconv.ParseInt: parsing \"ten\": invalid syntax");
+    fails(
+        &["get", "pods", "-A", "-l", "app=-web"],
+        "unable to parse requirement: values[0][app]: Invalid value: \"-web\": a valid label must be an empty string",
+    );
+    fails(
+        &["get", "pods", "-A", "--selector=-app=x"],
+        "unable to parse requirement: key: Invalid value: \"-app\": name part must",
+    );
+    // Only `0` and `false` are false for a boolean parameter: `watch=maybe` is a watch, which
+    // ends after its timeout with the current pods as ADDED events.
+    let stream = kubectl_ok(&kc, &["get", "--raw", "/api/v1/namespaces/shop/pods?watch=maybe&timeoutSeconds=1"]);
+    assert!(stream.lines().count() >= 2 && stream.lines().all(|l| l.starts_with("{\"type\":\"ADDED\"")), "{stream}");
+    let list = kubectl_ok(&kc, &["get", "--raw", "/api/v1/namespaces/shop/pods?watch=false"]);
+    assert!(list.starts_with("{\"kind\":\"PodList\""), "{list}");
+}
