@@ -52,3 +52,24 @@ fn bad_input_names_the_flag() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--utilization"));
 }
+
+#[test]
+fn numeric_flags_out_of_range_exit_2_naming_flag_and_range() {
+    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/small.json");
+    for speed in ["1e308", "1e20", "1e-300", "0", "NaN", "inf"] {
+        let out = stepstone().args(["lab", "up", "--fleet", fleet, "--speed", speed]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--speed {speed}: {err}");
+        assert!(err.contains("--speed") && err.contains("must be between 0.01 and 10000"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = stepstone().args(["lab", "up", "--fleet", fleet, "--latency-ms", "99999999999"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--latency-ms 99999999999 must be at most 60000"));
+    let out = stepstone().args(["lab", "generate", "--nodes", "99999999999"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--nodes 99999999999 must be between 1 and 20000"));
+    let out = stepstone().args(["lab", "up", "--fleet", fleet, "--error-rate", "NaN"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--error-rate NaN is not between 0.0 and 1.0"));
+}

@@ -326,6 +326,17 @@ fn faults_are_read_and_changed_on_a_running_lab() {
     assert_eq!(code, 2);
     assert!(err.contains("--error-rate + --throttle-rate must not exceed 1.0"), "{err}");
     assert_eq!(r.lab.faults().throttle_rate, 0.1, "a refused change leaves the lab as it was");
+    // A fault on a node the lab does not have would never fire: refused, naming the node.
+    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--never-return", "nope"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--never-return: node \"nope\" not found; the lab's nodes are "), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--crash-loop", "node:nope"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--crash-loop: node \"nope\" not found"), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--latency-ms", "18446744073709551615"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--latency-ms 18446744073709551615 must be at most 60000"), "{err}");
+    assert!(!r.lab.faults().never_return.contains("nope"));
 
     // The never-return fault holds the kubelet down, and --wait says so.
     let (code, err) = failed(&stepstone(k, &["lab", "node", "r660-01", "restart-kubelet", "--wait", "--timeout", "1"]));

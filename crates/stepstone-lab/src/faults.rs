@@ -18,8 +18,10 @@ use serde_json::{Value, json};
 
 use crate::nodes::wire::ErrorBody;
 use crate::patch::{self, PatchType};
+use crate::resources;
 use crate::state::{Shared, lock};
 use crate::status::ApiError;
+use crate::store::{self, Store};
 
 /// The fault settings a [`FaultsError`] can be about, named as in [`FaultConfig`]'s JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +29,8 @@ use crate::status::ApiError;
 pub enum FaultField {
     ErrorRate,
     ThrottleRate,
+    NeverReturn,
+    CrashLoop,
 }
 
 impl FaultField {
@@ -35,6 +39,8 @@ impl FaultField {
         match self {
             FaultField::ErrorRate => "errorRate",
             FaultField::ThrottleRate => "throttleRate",
+            FaultField::NeverReturn => "neverReturn",
+            FaultField::CrashLoop => "crashLoop",
         }
     }
 }
@@ -51,6 +57,8 @@ pub enum FaultsError {
     UnknownField { field: String, known: String },
     #[error("invalid faults: {message}")]
     Invalid { message: String },
+    #[error("{}: node \"{node}\" not found; the lab's nodes are {nodes}", field.json_name())]
+    UnknownNode { field: FaultField, node: String, nodes: String },
 }
 
 impl FaultsError {
@@ -64,9 +72,35 @@ impl FaultsError {
             FaultsError::RatesAboveOne => {
                 format!("{} + {} must not exceed 1.0", name(FaultField::ErrorRate), name(FaultField::ThrottleRate))
             }
+            FaultsError::UnknownNode { field, node, nodes } => {
+                format!("{}: node \"{node}\" not found; the lab's nodes are {nodes}", name(*field))
+            }
             other => other.to_string(),
         }
     }
+}
+
+/// Every node a fault names (`neverReturn`, and `crashLoop` entries `node:NAME`) must be one of
+/// the lab's nodes: a typo would otherwise arm a fault that never fires.
+pub fn check_nodes(store: &Store, cfg: &FaultConfig) -> Result<(), FaultsError> {
+    let named = cfg
+        .never_return
+        .iter()
+        .map(|n| (FaultField::NeverReturn, n.as_str()))
+        .chain(cfg.crash_loop.iter().filter_map(|c| c.strip_prefix("node:").map(|n| (FaultField::CrashLoop, n))));
+    for (field, node) in named {
+        if store.get(resources::NODES, "", node).is_none() {
+            let total = store.len(resources::NODES);
+            let some: Vec<&str> = store.iter(resources::NODES, None, None).take(8).map(|n| store::name_of(n)).collect();
+            let more = if total > some.len() { format!(" and {} more", total - some.len()) } else { String::new() };
+            return Err(FaultsError::UnknownNode {
+                field,
+                node: node.to_string(),
+                nodes: format!("{}{more}", some.join(", ")),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What to break. Rates are probabilities per API request, 0.0 to 1.0.
@@ -201,7 +235,7 @@ async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn put_faults(State(shared): State<Arc<Shared>>, axum::Json(cfg): axum::Json<FaultConfig>) -> Response {
-    if let Err(e) = cfg.validate() {
+    if let Err(e) = cfg.validate().and_then(|()| check_nodes(&shared.store(), &cfg)) {
         return refused(e);
     }
     *lock(&shared.faults) = cfg.clone();
@@ -231,7 +265,7 @@ async fn patch_faults(
         },
     };
     let mut faults = lock(&shared.faults);
-    match faults.patched(kind, &body) {
+    match faults.patched(kind, &body).and_then(|next| check_nodes(&shared.store(), &next).map(|()| next)) {
         Ok(next) => {
             *faults = next.clone();
             axum::Json(next).into_response()

@@ -113,6 +113,8 @@ pub enum LabError {
     },
     #[error("invalid fault configuration: {0}")]
     Faults(#[from] FaultsError),
+    #[error("speed {0} is outside {min} to {max} simulated seconds per real second", min = SPEED_RANGE.start(), max = SPEED_RANGE.end())]
+    Speed(f64),
     #[error("cannot start the lab's runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
@@ -231,16 +233,24 @@ pub fn kubeconfig_for(url: &str) -> String {
     )
 }
 
+/// The speeds the lab runs at: slower than a hundredth of real time nothing moves in a session,
+/// faster than ten thousand times the simulated seconds of one real tick exceed every timeout.
+pub const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.01..=10_000.0;
+
 impl Lab {
     /// Load `fleet` and serve it on 127.0.0.1 (on the current tokio runtime, which must be
     /// multi-threaded if the caller blocks on anything, such as a `kubectl` child process).
     pub async fn start(fleet: Value, opts: LabOptions) -> Result<LabHandle, LabError> {
         opts.faults.validate()?;
+        if !SPEED_RANGE.contains(&opts.speed) {
+            return Err(LabError::Speed(opts.speed));
+        }
         let start = newest_timestamp(&fleet).map_or(Timestamp::now(), |t| t.max(Timestamp::now()));
         let start = Timestamp::from_second(start.as_second()).unwrap_or(start);
         let sim = clock::SimClock::new(start, opts.speed);
         let mut store = Store::new(opts.seed);
         let load = load_fleet(&mut store, fleet, sim.now())?;
+        faults::check_nodes(&store, &opts.faults)?;
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             clock: sim,
@@ -335,6 +345,7 @@ impl LabHandle {
 
     pub fn set_faults(&self, cfg: FaultConfig) -> Result<(), LabError> {
         cfg.validate()?;
+        faults::check_nodes(&self.shared.store(), &cfg)?;
         *lock(&self.shared.faults) = cfg;
         Ok(())
     }

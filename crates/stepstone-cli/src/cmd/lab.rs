@@ -145,11 +145,22 @@ struct Started {
     skipped: std::collections::BTreeMap<String, usize>,
 }
 
+/// The most latency a fault may add to a request: beyond a minute every client has timed out.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+
 fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
-    if !(a.speed.is_finite() && a.speed > 0.0) {
+    if !stepstone_lab::SPEED_RANGE.contains(&a.speed) {
         return Err(crate::exit::usage(format!(
-            "--speed {} must be a positive number (1 = real time, 60 = a minute per second)",
-            a.speed
+            "--speed {} must be between {} and {} (1 = real time, 60 = a minute per second)",
+            a.speed,
+            stepstone_lab::SPEED_RANGE.start(),
+            stepstone_lab::SPEED_RANGE.end()
+        )));
+    }
+    if a.latency_ms > MAX_LATENCY_MS {
+        return Err(crate::exit::usage(format!(
+            "--latency-ms {} must be at most {MAX_LATENCY_MS} (a minute)",
+            a.latency_ms
         )));
     }
     let text = std::fs::read_to_string(&a.fleet)
@@ -166,7 +177,9 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         latency_ms: a.latency_ms,
         ..Default::default()
     };
-    faults.validate().map_err(|e| crate::exit::usage(format!("fault flags: {e}")))?;
+    faults
+        .validate()
+        .map_err(|e| crate::exit::usage(format!("fault flags: {}", e.message_with(lab_node::fault_flag))))?;
     let opts = LabOptions {
         port: a.port,
         speed: a.speed,
@@ -179,6 +192,9 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let format = a.output.output;
     crate::exit::block_on(async move {
         let lab = Lab::start(fleet, opts).await.map_err(|e| match e {
+            stepstone_lab::LabError::Faults(why) => {
+                crate::exit::usage(format!("fault flags: {}", why.message_with(lab_node::fault_flag)))
+            }
             stepstone_lab::LabError::Bind { .. }
             | stepstone_lab::LabError::Kubeconfig { .. }
             | stepstone_lab::LabError::Runtime(_) => anyhow::Error::new(e),
@@ -220,10 +236,18 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The largest fleet `lab generate` writes: 20,000 nodes are some 600,000 pods, several GB of
+/// JSON, well past what the lab (or a laptop) serves.
+pub const MAX_GENERATED_NODES: usize = 20_000;
+
 fn generate_fleet(a: GenerateArgs) -> anyhow::Result<ExitCode> {
-    if a.nodes == 0 {
-        return Err(crate::exit::usage("--nodes must be at least 1"));
+    if !(1..=MAX_GENERATED_NODES).contains(&a.nodes) {
+        return Err(crate::exit::usage(format!(
+            "--nodes {} must be between 1 and {MAX_GENERATED_NODES} (about 30 pods each)",
+            a.nodes
+        )));
     }
+
     if a.generations == 0 {
         return Err(crate::exit::usage("--generations must be at least 1"));
     }

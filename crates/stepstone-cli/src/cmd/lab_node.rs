@@ -366,10 +366,12 @@ impl LabApi {
 }
 
 /// The lab's fault settings as the flags of `stepstone lab faults` name them.
-fn fault_flag(field: FaultField) -> &'static str {
+pub(super) fn fault_flag(field: FaultField) -> &'static str {
     match field {
         FaultField::ErrorRate => "--error-rate",
         FaultField::ThrottleRate => "--throttle-rate",
+        FaultField::NeverReturn => "--never-return",
+        FaultField::CrashLoop => "--crash-loop",
     }
 }
 
@@ -704,6 +706,9 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         {
             return Err(usage(format!("{flag} {r} must be between 0.0 and 1.0 (0.05 = 5% of API requests)")));
         }
+    }
+    if let Some(ms) = a.latency_ms.filter(|ms| *ms > super::lab::MAX_LATENCY_MS) {
+        return Err(usage(format!("--latency-ms {ms} must be at most {} (a minute)", super::lab::MAX_LATENCY_MS)));
     }
     let api = LabApi::from_target(&a.target)?;
     let change = FaultsChange {
