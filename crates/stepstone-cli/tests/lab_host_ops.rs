@@ -1,6 +1,8 @@
 //! `stepstone lab node NODE ...` host operations an operator's fix needs, driven with the
 //! `stepstone` binary (and the real `kubectl` where the cluster must see the change): an etcd
-//! snapshot on a control-plane node that the rollout's snapshot gate accepts.
+//! snapshot on a control-plane node that the rollout's snapshot gate accepts, a reboot, an OS
+//! refresh that moves a cgroup v1 node to cgroup v2 so a 1.35 kubelet starts, a kernel change,
+//! and the kubelet's journal an operator reads when the kubelet does not come back.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -54,6 +56,10 @@ fn failed(out: &Output) -> (i32, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "expected a failure, got stdout: {}", String::from_utf8_lossy(&out.stdout));
     (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&ok(out)).expect("JSON on stdout")
 }
 
 fn mode(path: &Path) -> u32 {
@@ -116,4 +122,89 @@ fn an_etcd_snapshot_on_a_control_plane_node_passes_the_freshness_gate_and_holds_
     assert!(err.contains("has mode 755") && err.contains("chmod 700"), "{err}");
     assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
     drop(r.lab);
+}
+
+fn set_cgroup_v1(fleet: &mut Value, node: &str) {
+    let items = fleet["items"].as_array_mut().unwrap();
+    let n = items.iter_mut().find(|i| i["kind"] == "Node" && i["metadata"]["name"] == node).unwrap();
+    n["metadata"]["labels"]["stepstone.io/cgroup-version"] = "v1".into();
+}
+
+#[test]
+fn an_os_refresh_to_cgroup_v2_lets_a_1_35_kubelet_start_and_the_journal_says_why_it_did_not() {
+    let r = start(|fleet| set_cgroup_v1(fleet, "r650-03"));
+    let k = &r.kubeconfig;
+    let node = |args: &[&str]| {
+        let mut all = vec!["lab", "node", "r650-03"];
+        all.extend_from_slice(args);
+        stepstone(k, &all)
+    };
+    ok(&node(&["install", "kubelet=1.35.0-1.1"]));
+    let (code, err) = failed(&node(&["restart-kubelet", "--wait", "--timeout", "30"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("logs kubelet"), "the failure says where to read more: {err}");
+
+    // What the operator reads: upstream's kubelet error about cgroup v1, and systemd's verdict.
+    let journal = ok(&node(&["logs", "kubelet"]));
+    assert!(journal.contains("kubelet.service: Main process exited, code=exited, status=1/FAILURE"), "{journal}");
+    let failure = journal.lines().find(|l| l.contains("\"command failed\"")).expect("the kubelet's error line");
+    assert!(
+        failure.contains("E") && failure.contains("run.go:72] \"command failed\" err=\"failed to run Kubelet: kubelet is configured to not run on a host using cgroup v1"),
+        "{failure}"
+    );
+    assert!(failure.contains(" r650-03 kubelet["), "journal lines name the host and the unit: {failure}");
+    let tail = json(&node(&["logs", "kubelet", "--tail", "2", "-o", "json"]));
+    assert_eq!(tail["lines"].as_array().unwrap().len(), 2, "{tail}");
+
+    // The fix: an OS refresh that boots with cgroup v2 and a newer kernel.
+    let doc = json(&node(&[
+        "os",
+        "refresh",
+        "--cgroup",
+        "v2",
+        "--kernel",
+        "6.1.0-28-amd64",
+        "--wait",
+        "--timeout",
+        "60",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(doc["kind"], "LabOsRefresh");
+    assert_eq!(
+        (doc["facts"]["ready"].as_bool(), doc["facts"]["kubeletVersion"].as_str()),
+        (Some(true), Some("v1.35.0"))
+    );
+    let labels = ok(&kubectl(
+        k,
+        &[
+            "get",
+            "node",
+            "r650-03",
+            "-o",
+            "jsonpath={.metadata.labels.stepstone\\.io/cgroup-version} {.status.nodeInfo.kernelVersion} {.status.nodeInfo.kubeletVersion}",
+        ],
+    ));
+    assert_eq!(labels, "v2 6.1.0-28-amd64 v1.35.0");
+    let journal = ok(&node(&["logs", "kubelet"]));
+    let boot = journal.lines().position(|l| l.starts_with("-- Boot ")).expect("a boot marker");
+    let after: Vec<&str> = journal.lines().skip(boot).collect();
+    assert!(after.iter().any(|l| l.contains("\"Kubelet version\" kubeletVersion=\"v1.35.0\"")), "{journal}");
+    assert!(after.iter().any(|l| l.contains("cgroupVersion=\"v2\"")), "{journal}");
+    let events = ok(&kubectl(
+        k,
+        &["get", "events", "--field-selector", "involvedObject.name=r650-03,reason=Rebooted", "-o", "name"],
+    ));
+    assert!(!events.trim().is_empty(), "the kubelet reports the reboot as upstream does");
+
+    // A plain reboot of a healthy node: silent, then back; bad input changes nothing.
+    let doc = json(&stepstone(k, &["lab", "node", "r650-04", "reboot", "-o", "json"]));
+    assert_eq!(doc["facts"]["kubelet"]["state"], "rebooting", "{doc}");
+    let doc = json(&stepstone(k, &["lab", "node", "r650-04", "reboot", "--wait", "-o", "json"]));
+    assert_eq!(doc["facts"]["ready"], true, "{doc}");
+    let (code, err) = failed(&node(&["os", "refresh", "--cgroup", "v3"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cgroup version \"v3\""), "{err}");
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "r999", "logs", "kubelet"]));
+    assert_eq!((code, err.contains("node \"r999\" not found")), (2, true), "{err}");
 }

@@ -50,11 +50,11 @@ pub use client::{LabClient, LabClientError};
 pub(crate) use faults::router as faults_router;
 pub use faults::{FaultConfig, FaultField, FaultsChange, FaultsError};
 pub use nodes::wire::{
-    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, UpgradeApplyRequest, UpgradePlanQuery,
+    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, UpgradeApplyRequest, UpgradePlanQuery,
 };
 pub use nodes::{
-    ComponentConfigState, EtcdSnapshotMetadata, EtcdSnapshotReport, KubeletState, LabNodes, NodeFacts, NodeOpError,
-    Package, PlanRow, UpgradeOptions, UpgradePlan, UpgradeReport,
+    ComponentConfigState, EtcdSnapshotMetadata, EtcdSnapshotReport, KubeletLogs, KubeletState, LabNodes, NodeFacts,
+    NodeOpError, OsRefresh, Package, PlanRow, UpgradeOptions, UpgradePlan, UpgradeReport,
 };
 pub use state::{RequestCounts, Timing};
 
@@ -260,6 +260,7 @@ impl Lab {
             wake: Notify::new(),
             stats: Stats::default(),
             kubelets: Mutex::new(Default::default()),
+            journal: Mutex::new(Default::default()),
             encoded: Default::default(),
             metrics: Default::default(),
         });

@@ -23,6 +23,12 @@ pub enum KubeletState {
         until: Option<String>,
         version: String,
     },
+    /// The machine is rebooting; the kubelet starts again at `until` (simulated time), or never
+    /// when `until` is `None`.
+    Rebooting {
+        until: Option<String>,
+        version: String,
+    },
     /// Exited and stays down (the cgroup v1 refusal).
     Failed {
         reason: String,
@@ -41,6 +47,8 @@ pub struct Timing {
     pub kubelet_restart_seconds: f64,
     /// How long a control-plane static pod takes to come back after `kubeadm upgrade`.
     pub static_pod_restart_seconds: f64,
+    /// How long a reboot keeps the kubelet silent (shutdown, firmware, boot).
+    pub reboot_seconds: f64,
     /// Node lease renewal period (`nodeLeaseDurationSeconds` is four times this).
     pub lease_renew_seconds: f64,
     /// A crash-looping container's back-off between restarts.
@@ -54,6 +62,7 @@ impl Default for Timing {
             pod_ready_seconds: 5.0,
             kubelet_restart_seconds: 20.0,
             static_pod_restart_seconds: 15.0,
+            reboot_seconds: 90.0,
             lease_renew_seconds: 10.0,
             crash_backoff_seconds: 10.0,
         }
@@ -96,6 +105,8 @@ pub struct Shared {
     pub wake: Notify,
     pub stats: Stats,
     pub kubelets: Mutex<BTreeMap<String, KubeletState>>,
+    /// Per node, the lines `journalctl -u kubelet` shows (the simulated kubelet's and systemd's).
+    pub journal: Mutex<BTreeMap<String, Vec<String>>>,
     /// JSON of stored objects, reused by list responses.
     pub encoded: crate::encoded::EncodedObjects,
     /// What `/metrics` shows; node operations reset it when kube-apiserver restarts.

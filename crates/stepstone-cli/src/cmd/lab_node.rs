@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use stepstone_core::version::{KubeVersion, PackageVersion};
 use stepstone_lab::{
-    FaultConfig, FaultField, FaultsChange, KubeletState, LabClient, LabClientError, NodeFacts, Package, UpgradeOptions,
-    UpgradePlan, UpgradeReport,
+    FaultConfig, FaultField, FaultsChange, KubeletState, LabClient, LabClientError, NodeFacts, OsRefresh, Package,
+    UpgradeOptions, UpgradePlan, UpgradeReport,
 };
 
 use crate::exit::{Failure, usage};
@@ -63,7 +63,9 @@ pub struct NodesArgs {
   stepstone lab node cp-02 kubeadm upgrade node
   stepstone lab node cp-01 install kubelet=1.35.0-1.1 kubectl=1.35.0-1.1
   stepstone lab node cp-01 restart-kubelet --wait
-  stepstone lab node cp-01 etcd snapshot --dir /var/backups/etcd")]
+  stepstone lab node cp-01 etcd snapshot --dir /var/backups/etcd
+  stepstone lab node r630-01 os refresh --cgroup v2 --wait
+  stepstone lab node r630-01 logs kubelet --tail 20")]
 pub struct NodeArgs {
     /// The node, as `stepstone lab nodes` or `kubectl get nodes` names it.
     #[arg(value_name = "NODE")]
@@ -79,6 +81,110 @@ pub enum NodeAction {
     Kubeadm(KubeadmArgs),
     RestartKubelet(RestartArgs),
     Etcd(EtcdArgs),
+    Reboot(RebootArgs),
+    Os(OsArgs),
+    Logs(LogsCommandArgs),
+}
+
+/// `systemctl reboot`: the kubelet is silent while the machine reboots, then starts again.
+///
+/// The node turns NotReady (Ready Unknown) once the grace period passes without a status, as
+/// the node lifecycle controller does; when the machine is back the kubelet starts with the
+/// installed package's version and every container on the node starts again.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node r650-01 reboot
+  stepstone lab node r650-01 reboot --wait --timeout 120")]
+pub struct RebootArgs {
+    /// Wait until the node is Ready again (or the kubelet failed to start).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: give up after this many real seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "wait")]
+    pub timeout: u64,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The node's operating system.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node r630-01 os refresh --cgroup v2 --wait")]
+pub struct OsArgs {
+    #[command(subcommand)]
+    pub command: OsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OsCommand {
+    Refresh(RefreshArgs),
+}
+
+/// An OS refresh, then a reboot: a new OS image, a new kernel, or a move to cgroup v2.
+///
+/// What an operator does when preflight finds a node a new kubelet cannot run on: a kubelet of
+/// 1.35 or later that refused a cgroup v1 host starts after `--cgroup v2`. Options not given
+/// keep their value; without any, it is a plain reboot.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node r630-01 os refresh --cgroup v2 --wait
+  stepstone lab node r630-01 os refresh --os-image 'Ubuntu 24.04.1 LTS' --kernel 6.8.0-49-generic --cgroup v2
+  stepstone lab node r650-02 os refresh --kernel 6.1.0-28-amd64")]
+pub struct RefreshArgs {
+    /// The cgroup version the node boots with: v2 (or v1).
+    #[arg(long, value_name = "v2|v1")]
+    pub cgroup: Option<String>,
+
+    /// The OS image the node reports after the refresh (its os-release PRETTY_NAME).
+    #[arg(long, value_name = "NAME")]
+    pub os_image: Option<String>,
+
+    /// The kernel the node boots (a kernel change).
+    #[arg(long, value_name = "VERSION")]
+    pub kernel: Option<String>,
+
+    #[command(flatten)]
+    pub reboot: RebootArgs,
+}
+
+/// Logs on the node.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node r630-01 logs kubelet --tail 20")]
+pub struct LogsCommandArgs {
+    #[command(subcommand)]
+    pub command: LogsCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LogsCommand {
+    Kubelet(LogsArgs),
+}
+
+/// `journalctl -u kubelet`: systemd's lines and the simulated kubelet's, oldest first.
+///
+/// What an operator reads when a kubelet does not come back: a 1.35 kubelet on a cgroup v1
+/// host logs upstream's `failed to run Kubelet: kubelet is configured to not run on a host
+/// using cgroup v1` and exits.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node r630-01 logs kubelet
+  stepstone lab node r630-01 logs kubelet --tail 5 -o json")]
+pub struct LogsArgs {
+    /// Only the newest N lines (journalctl -n).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub tail: Option<usize>,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `etcdctl` on a control-plane node.
@@ -436,6 +542,7 @@ fn status_of(f: &NodeFacts) -> String {
     match &f.kubelet {
         KubeletState::Running => ready.to_string(),
         KubeletState::Restarting { .. } => format!("{ready},KubeletRestarting"),
+        KubeletState::Rebooting { .. } => format!("{ready},Rebooting"),
         KubeletState::Failed { .. } => format!("{ready},KubeletFailed"),
     }
 }
@@ -483,6 +590,12 @@ pub fn node(a: NodeArgs) -> anyhow::Result<ExitCode> {
         },
         NodeAction::RestartKubelet(r) => restart(&a.node, r),
         NodeAction::Etcd(EtcdArgs { command: EtcdCommand::Snapshot(s) }) => etcd_snapshot(&a.node, s),
+        NodeAction::Reboot(r) => reboot(&a.node, r, None),
+        NodeAction::Os(OsArgs { command: OsCommand::Refresh(r) }) => {
+            let refresh = OsRefresh { os_image: r.os_image, kernel_version: r.kernel, cgroup_version: r.cgroup };
+            reboot(&a.node, r.reboot, Some(refresh))
+        }
+        NodeAction::Logs(LogsCommandArgs { command: LogsCommand::Kubelet(l) }) => kubelet_logs(&a.node, l),
     }
 }
 
@@ -639,30 +752,7 @@ fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
     let api = LabApi::from_target(&a.target)?;
     let mut facts = api.run(|c| c.restart_kubelet(node))?;
     if a.wait {
-        let deadline = Instant::now() + Duration::from_secs(a.timeout);
-        loop {
-            match &facts.kubelet {
-                KubeletState::Running if facts.ready => break,
-                KubeletState::Failed { reason } => {
-                    return Err(Failure(format!(
-                        "{node}: the kubelet did not start: {reason}; see `kubectl --kubeconfig {} get events --field-selector involvedObject.name={node}`",
-                        a.target.kubeconfig.display()
-                    ))
-                    .into());
-                }
-                _ => {}
-            }
-            if Instant::now() >= deadline {
-                return Err(Failure(format!(
-                    "{node}: not Ready {}s after the kubelet restart (status {}); raise --timeout, or check `stepstone lab faults` for a never-return fault",
-                    a.timeout,
-                    status_of(&facts)
-                ))
-                .into());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-            facts = api.run(|c| c.facts(node))?;
-        }
+        facts = wait_until_back(&api, node, facts, a.timeout, "the kubelet restart")?;
     }
     let report = RestartReport { node: node.to_string(), waited: a.wait, facts };
     emit(a.output.output, "LabKubeletRestart", &report, || match &report.facts.kubelet {
@@ -678,6 +768,93 @@ fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Poll until the node's kubelet runs and the node is Ready; a kubelet that failed to start, or
+/// a node not back within `timeout` real seconds, is exit 1 with where to look.
+fn wait_until_back(
+    api: &LabApi,
+    node: &str,
+    mut facts: NodeFacts,
+    timeout: u64,
+    after: &str,
+) -> anyhow::Result<NodeFacts> {
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    loop {
+        match &facts.kubelet {
+            KubeletState::Running if facts.ready => return Ok(facts),
+            KubeletState::Failed { reason } => {
+                return Err(Failure(format!(
+                    "{node}: the kubelet did not start: {reason}; see `stepstone lab node {node} logs kubelet` and `kubectl --kubeconfig {} get events --field-selector involvedObject.name={node}`",
+                    api.kubeconfig.display()
+                ))
+                .into());
+            }
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure(format!(
+                "{node}: not Ready {timeout}s after {after} (status {}); raise --timeout, or check `stepstone lab faults` for a never-return fault",
+                status_of(&facts)
+            ))
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        facts = api.run(|c| c.facts(node))?;
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RebootReport {
+    node: String,
+    waited: bool,
+    facts: NodeFacts,
+}
+
+fn reboot(node: &str, a: RebootArgs, refresh: Option<OsRefresh>) -> anyhow::Result<ExitCode> {
+    let api = LabApi::from_target(&a.target)?;
+    let mut facts = match &refresh {
+        Some(r) => api.run(|c| c.os_refresh(node, r))?,
+        None => api.run(|c| c.reboot(node))?,
+    };
+    if a.wait {
+        facts = wait_until_back(&api, node, facts, a.timeout, "the reboot")?;
+    }
+    let report = RebootReport { node: node.to_string(), waited: a.wait, facts };
+    let kind = if refresh.is_some() { "LabOsRefresh" } else { "LabReboot" };
+    emit(a.output.output, kind, &report, || {
+        let f = &report.facts;
+        let host = format!(
+            "{} (kernel {}, cgroup {})",
+            f.os_image,
+            f.kernel_version,
+            f.cgroup_version.as_deref().unwrap_or("<none>")
+        );
+        match &f.kubelet {
+            KubeletState::Rebooting { until: Some(until), .. } => format!(
+                "{node}: rebooting into {host}; the kubelet starts at {until} simulated time\n  stepstone lab node {node} logs kubelet\n"
+            ),
+            KubeletState::Rebooting { until: None, .. } => format!(
+                "{node}: rebooting into {host} and not coming back: the lab holds it down with a never-return fault (`stepstone lab faults`)\n"
+            ),
+            _ => format!("{node}: back on {host}, kubelet {} running, node {}\n", f.kubelet_version, status_of(f)),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kubelet_logs(node: &str, a: LogsArgs) -> anyhow::Result<ExitCode> {
+    let api = LabApi::from_target(&a.target)?;
+    let logs = api.run(|c| c.kubelet_logs(node, a.tail))?;
+    emit(a.output.output, "LabKubeletLogs", &logs, || {
+        if logs.lines.is_empty() {
+            "-- No entries --\n".to_string()
+        } else {
+            logs.lines.iter().map(|l| format!("{l}\n")).collect()
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn etcd_snapshot(node: &str, a: SnapshotArgs) -> anyhow::Result<ExitCode> {
     // The lab writes the files, from its own working directory: give it the full path.
     let dir = std::path::absolute(&a.dir)
@@ -686,9 +863,7 @@ fn etcd_snapshot(node: &str, a: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let report = api.run(|c| c.etcd_snapshot(node, &dir))?;
     emit(a.output.output, "LabEtcdSnapshot", &report, || {
         format!(
-            "{}
-{node}: snapshot of revision {} ({} objects, {} bytes), metadata {}
-",
+            "{}\n{node}: snapshot of revision {} ({} objects, {} bytes), metadata {}\n",
             report.message.trim_end(),
             report.metadata.revision,
             report.metadata.total_keys,

@@ -31,7 +31,9 @@ use serde::de::DeserializeOwned;
 pub use self::error::LabClientError;
 use crate::faults::{FaultConfig, FaultsChange};
 use crate::nodes::wire::{ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, UpgradeApplyRequest};
-use crate::nodes::{EtcdSnapshotReport, NodeFacts, Package, UpgradeOptions, UpgradePlan, UpgradeReport};
+use crate::nodes::{
+    EtcdSnapshotReport, KubeletLogs, NodeFacts, OsRefresh, Package, UpgradeOptions, UpgradePlan, UpgradeReport,
+};
 use crate::state::RequestCounts;
 
 /// How long one request may take before the client gives up.
@@ -154,6 +156,27 @@ impl LabClient {
     pub async fn etcd_snapshot(&self, node: &str, dir: &Path) -> Result<EtcdSnapshotReport, LabClientError> {
         let body = EtcdSnapshotRequest { dir: dir.to_path_buf() };
         self.post(&node_path(node, "/etcd/snapshot"), Some(&body)).await
+    }
+
+    /// `systemctl reboot`: the kubelet is silent for the reboot time, then starts again (with the
+    /// installed package's version). Returns the facts right after the reboot began.
+    pub async fn reboot(&self, node: &str) -> Result<NodeFacts, LabClientError> {
+        self.post::<(), _>(&node_path(node, "/reboot"), None).await
+    }
+
+    /// An OS refresh (a new OS image, kernel or cgroup version; unset fields keep theirs), then a
+    /// reboot. A 1.35+ kubelet that refused a cgroup v1 host starts after a refresh to `v2`.
+    pub async fn os_refresh(&self, node: &str, refresh: &OsRefresh) -> Result<NodeFacts, LabClientError> {
+        self.post(&node_path(node, "/os/refresh"), Some(refresh)).await
+    }
+
+    /// `journalctl -u kubelet [-n tail]`: the simulated kubelet's and systemd's lines, oldest first.
+    pub async fn kubelet_logs(&self, node: &str, tail: Option<usize>) -> Result<KubeletLogs, LabClientError> {
+        let path = match tail {
+            Some(n) => node_path(node, &format!("/logs/kubelet?tail={n}")),
+            None => node_path(node, "/logs/kubelet"),
+        };
+        self.get(&path).await
     }
 
     /// The faults the lab injects now.

@@ -9,8 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::wire::{ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, UpgradeApplyRequest, UpgradePlanQuery};
-use super::{LabNodes, NodeOpError, Package, UpgradeOptions};
+use super::wire::{
+    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, UpgradeApplyRequest, UpgradePlanQuery,
+};
+use super::{LabNodes, NodeOpError, OsRefresh, Package, UpgradeOptions};
 use crate::clock;
 use crate::state::Shared;
 
@@ -85,6 +87,26 @@ async fn etcd_snapshot(
     answer(nodes(&shared).etcd_snapshot(&name, &b.dir))
 }
 
+async fn reboot(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    answer(nodes(&shared).reboot(&name))
+}
+
+async fn os_refresh(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<OsRefresh>,
+) -> Response {
+    answer(nodes(&shared).os_refresh(&name, &b))
+}
+
+async fn kubelet_logs(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Response {
+    answer(nodes(&shared).kubelet_logs(&name, q.tail))
+}
+
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.stats.snapshot()).into_response()
 }
@@ -103,6 +125,9 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/lab/v1/nodes/{name}/kubeadm/upgrade-node", post(upgrade_node))
         .route("/lab/v1/nodes/{name}/kubelet/restart", post(restart))
         .route("/lab/v1/nodes/{name}/etcd/snapshot", post(etcd_snapshot))
+        .route("/lab/v1/nodes/{name}/reboot", post(reboot))
+        .route("/lab/v1/nodes/{name}/os/refresh", post(os_refresh))
+        .route("/lab/v1/nodes/{name}/logs/kubelet", get(kubelet_logs))
         .route("/lab/v1/stats", get(stats))
         .route("/lab/v1/clock", get(clock_info))
 }

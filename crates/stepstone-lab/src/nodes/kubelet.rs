@@ -12,7 +12,7 @@ use stepstone_core::version::KubeVersion;
 
 use super::{
     CGROUP_V1_ERROR, FAIL_CGROUP_V1_ANNOTATION, KUBELET_ANNOTATION, KubeletState, LabNodes, NodeFacts, NodeOpError,
-    annotation, cluster_version, record_event, set_pod_condition, version_of_package,
+    annotation, cluster_version, journal, record_event, set_pod_condition, version_of_package,
 };
 use crate::clock;
 use crate::resources::{NODES, PODS};
@@ -35,8 +35,11 @@ impl LabNodes {
             .unwrap_or_default();
         let never = lock(&self.shared.faults).never_return.contains(node);
         let until = (!never).then(|| clock::format(clock::plus(now, self.shared.timing.kubelet_restart_seconds)));
-        lock(&self.shared.kubelets)
+        let previous = lock(&self.shared.kubelets)
             .insert(node.to_string(), KubeletState::Restarting { until, version: version.clone() });
+        if previous.is_none_or(|s| s == KubeletState::Running) {
+            journal::kubelet_stopping(&self.shared, node, now);
+        }
         let mut next = (*n).clone();
         set_ready(&mut next, "False", "KubeletNotReady", "kubelet is restarting", now);
         let updated = store.update(NODES, next, Part::All, false).expect("node exists");
@@ -133,29 +136,31 @@ pub fn restart_containers(pod: &mut Value, now: Timestamp, crash: bool) {
     set_pod_condition(pod, "ContainersReady", false, now);
 }
 
-/// Complete kubelet restarts that are due: the node reports the new version and Ready, or
-/// stays NotReady with an error Event. Returns the earliest pending restart end.
+/// Complete kubelet restarts and reboots that are due: the node reports the new version and
+/// Ready, or stays NotReady with an error Event. Returns the earliest pending end.
 pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timestamp> {
     let mut next_due: Option<Timestamp> = None;
-    let due: Vec<(String, String)> = {
+    let due: Vec<(String, String, bool)> = {
         let kubelets = lock(&shared.kubelets);
         kubelets
             .iter()
-            .filter_map(|(node, st)| match st {
-                KubeletState::Restarting { until: Some(u), version } => {
-                    let at = clock::parse(u)?;
-                    if at <= now {
-                        Some((node.clone(), version.clone()))
-                    } else {
-                        next_due = Some(next_due.map_or(at, |d: Timestamp| d.min(at)));
-                        None
-                    }
+            .filter_map(|(node, st)| {
+                let (until, version, rebooted) = match st {
+                    KubeletState::Restarting { until: Some(u), version } => (u, version, false),
+                    KubeletState::Rebooting { until: Some(u), version } => (u, version, true),
+                    _ => return None,
+                };
+                let at = clock::parse(until)?;
+                if at <= now {
+                    Some((node.clone(), version.clone(), rebooted))
+                } else {
+                    next_due = Some(next_due.map_or(at, |d: Timestamp| d.min(at)));
+                    None
                 }
-                _ => None,
             })
             .collect()
     };
-    for (node, version) in due {
+    for (node, version, rebooted) in due {
         let Some(n) = store.get(NODES, "", &node).cloned() else {
             lock(&shared.kubelets).remove(&node);
             continue;
@@ -166,7 +171,11 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
         let refuses =
             cgroup_v1 && !opted_out && new_minor.is_some_and(|m| m >= stepstone_core::version::Minor::new(1, 35));
         let mut next = (*n).clone();
+        if rebooted {
+            journal::booted(shared, &node, now);
+        }
         if refuses {
+            journal::kubelet_failed(shared, &node, now, &version, CGROUP_V1_ERROR);
             // The lab reports the refusal at once (Ready=Unknown, the `unreachable` NoSchedule
             // taint); the node lifecycle controller adds the NoExecute taint once the grace period
             // has passed without a status from this node.
@@ -187,6 +196,8 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
         let old_version =
             n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("").to_string();
         lock(&shared.kubelets).insert(node.clone(), KubeletState::Running);
+        let cgroup = store::labels_of(&n).get(CGROUP_LABEL).cloned().unwrap_or_else(|| "v2".into());
+        journal::kubelet_started(shared, &node, now, &version, &cgroup);
         if !version.is_empty() {
             next["status"]["nodeInfo"]["kubeletVersion"] = json!(version);
         }
@@ -213,8 +224,20 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
             &format!("Node {node} status is now: NodeReady"),
             "kubelet",
         );
-        // A new kubelet restarts every container on the node (the container spec hash changes).
-        if old_version != version {
+        if rebooted {
+            record_event(
+                store,
+                now,
+                &updated,
+                "Warning",
+                "Rebooted",
+                &format!("Node {node} has been rebooted, boot id: {:016x}", now.as_nanosecond() as u64),
+                "kubelet",
+            );
+        }
+        // A new kubelet restarts every container on the node (the container spec hash changes),
+        // and so does a reboot.
+        if old_version != version || rebooted {
             let faults = lock(&shared.faults).clone();
             let pods: Vec<Arc<Value>> = store
                 .iter(PODS, None, None)

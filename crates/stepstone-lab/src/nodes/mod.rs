@@ -16,7 +16,9 @@
 
 pub(crate) mod etcd;
 pub(crate) mod facts;
+pub(crate) mod host;
 pub(crate) mod http;
+pub(crate) mod journal;
 pub(crate) mod kubelet;
 pub(crate) mod plan;
 pub(crate) mod upgrade;
@@ -32,7 +34,9 @@ use stepstone_core::version::{KubeVersion, PackageVersion};
 
 pub use self::etcd::{EtcdSnapshotMetadata, EtcdSnapshotReport};
 pub use self::facts::{NodeFacts, default_packages};
+pub use self::host::OsRefresh;
 pub(crate) use self::http::router;
+pub use self::journal::KubeletLogs;
 pub(crate) use self::kubelet::{
     finish_restarts, kubelet_down, last_heard, mark_status_unknown, node_monitor_grace_seconds, restart_containers,
     set_lifecycle_taints,
@@ -141,6 +145,10 @@ pub enum NodeOpError {
         "{node}: no etcd member runs on this node: kubeadm runs etcd on control-plane nodes; take the snapshot on one (`stepstone lab nodes` shows each node's ROLE)"
     )]
     NoEtcdMember { node: String },
+    #[error("cgroup version \"{0}\" is not one a node can boot with; give v2 (or v1)")]
+    BadCgroupVersion(String),
+    #[error("{what} \"{value}\" is empty or has control characters; give it as the node would report it")]
+    BadHostValue { what: &'static str, value: String },
     #[error("{node}: snapshot directory {}: {detail}", dir.display())]
     SnapshotDir { node: String, dir: std::path::PathBuf, detail: String },
     #[error("{node}: cannot write {}: {detail}", path.display())]
@@ -151,9 +159,11 @@ impl NodeOpError {
     pub(crate) fn http_code(&self) -> StatusCode {
         match self {
             NodeOpError::UnknownNode(_) => StatusCode::NOT_FOUND,
-            NodeOpError::UnknownPackage(_) | NodeOpError::BadVersion(_) | NodeOpError::SnapshotDir { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            NodeOpError::UnknownPackage(_)
+            | NodeOpError::BadVersion(_)
+            | NodeOpError::SnapshotDir { .. }
+            | NodeOpError::BadCgroupVersion(_)
+            | NodeOpError::BadHostValue { .. } => StatusCode::BAD_REQUEST,
             NodeOpError::SnapshotWrite { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::CONFLICT,
         }

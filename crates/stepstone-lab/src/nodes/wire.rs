@@ -57,6 +57,13 @@ pub struct EtcdSnapshotRequest {
     pub dir: std::path::PathBuf,
 }
 
+/// `GET /lab/v1/nodes/{name}/logs/kubelet?tail=N`: the newest N journal lines (all without).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<usize>,
+}
+
 /// `GET /lab/v1/clock`: the simulated time and how fast it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClockInfo {
