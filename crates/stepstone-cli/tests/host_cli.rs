@@ -170,6 +170,8 @@ fn etcd_backup_creates_a_private_directory_and_private_files_whatever_the_umask(
         &etcd.client_url,
         "--dir",
         backups.to_str().unwrap(),
+        "--label",
+        "before-hop2",
         "-o",
         "json",
     ]);
@@ -179,6 +181,20 @@ fn etcd_backup_creates_a_private_directory_and_private_files_whatever_the_umask(
     let file = backups.join(meta["file"].as_str().unwrap());
     assert_eq!(mode(&file), 0o600, "the snapshot holds every Secret");
     assert_eq!(mode(&file.with_extension("db.json")), 0o600, "its metadata");
+
+    // The label is in the file name and the metadata; verify --label refuses another hop's.
+    assert_eq!(meta["label"], "before-hop2");
+    let name = meta["file"].as_str().unwrap();
+    assert!(name.starts_with("etcd-kubernetes-before-hop2-") && name.ends_with("Z.db"), "{name}");
+    assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 2, "the .db and its .db.json, nothing else");
+    let path = file.to_str().unwrap();
+    let ok = stepstone(&["etcd", "verify", path, "--label", "before-hop2"]);
+    assert!(ok.status.success(), "{}{}", text(&ok.stdout), text(&ok.stderr));
+    let wrong = stepstone(&["etcd", "verify", path, "--label", "before-hop1"]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong.stdout));
+    assert!(text(&wrong.stdout).contains("not the snapshot of that step"), "{}", text(&wrong.stdout));
+    let bad = stepstone(&["etcd", "verify", path, "--label", "../x"]);
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]

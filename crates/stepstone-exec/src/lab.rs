@@ -181,6 +181,7 @@ impl NodeBackend for LabBackend {
                 endpoint: format!("lab://{}", node.name),
                 method: "lab".into(),
                 taken_at: now,
+                label: None,
             };
             let meta_path = SnapshotMetadata::path_for(&path);
             let meta_text = serde_json::to_vec_pretty(&metadata).map_err(|e| BackendError::Etcd(e.to_string()))?;

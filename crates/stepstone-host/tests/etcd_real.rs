@@ -30,6 +30,7 @@ fn verify(path: &Path) -> VerifyReport {
             max_age: Some(Duration::from_secs(3600)),
             now: jiff::Timestamp::now(),
             external_tool: true,
+            label: None,
         },
     )
 }

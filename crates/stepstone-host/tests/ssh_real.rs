@@ -180,7 +180,13 @@ async fn etcd_snapshot_with_etcdctl_over_ssh() {
     assert!(std::fs::read_dir(&remote_dir).unwrap().next().is_none(), "the node's copy is removed");
     let report = etcd::verify(
         &path,
-        &etcd::VerifyOptions { metadata: None, max_age: None, now: jiff::Timestamp::now(), external_tool: true },
+        &etcd::VerifyOptions {
+            metadata: None,
+            max_age: None,
+            now: jiff::Timestamp::now(),
+            external_tool: true,
+            label: None,
+        },
     );
     assert!(report.ok, "{report:#?}");
 }

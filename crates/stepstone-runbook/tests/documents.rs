@@ -191,3 +191,30 @@ fn the_bash_check_catches_a_broken_block() {
     let caught = std::panic::catch_unwind(|| assert_blocks_parse("broken", broken));
     assert!(caught.is_err(), "bash -n must refuse an unterminated if");
 }
+
+#[test]
+fn each_hop_is_rolled_back_with_its_own_snapshot() {
+    let plan = fixture_plan();
+    assert!(plan.hops.len() >= 2, "the fixture has two hops");
+    let inv = fixture_inventory();
+    let t = Templates::embedded();
+    let up = upgrade_markdown(&plan, Some(&inv), &opts(DistroChoice::Auto), &t).unwrap();
+    let back = rollback_markdown(&plan, Some(&inv), &opts(DistroChoice::Auto), &t).unwrap();
+    for doc in [&up, &back] {
+        assert!(!doc.contains("ls -t") && !doc.contains("head -n 1"), "the newest file is not the hop's snapshot");
+    }
+    for n in 1..=plan.hops.len() {
+        let label = format!("before-hop{n}");
+        assert!(up.contains(&format!("--label {label}\n")), "hop {n} takes a labelled snapshot");
+        // The rollback of hop n, from its heading to the next hop's, restores snapshot n only.
+        let start = back.find(&format!("## Hop {n}:")).unwrap();
+        let end = back[start + 1..].find("## Hop ").map_or(back.len(), |e| start + 1 + e);
+        let section = &back[start..end];
+        assert!(section.contains(&format!("etcd-*-{label}-*.db")), "hop {n}: {section}");
+        assert!(section.contains(&format!("stepstone etcd verify \"$SNAPSHOT\" --any-age --label {label}")));
+        assert!(section.contains("sha256sum -c -"), "each node checks its copy");
+        for other in (1..=plan.hops.len()).filter(|o| *o != n) {
+            assert!(!section.contains(&format!("before-hop{other}")), "hop {n} names hop {other}'s snapshot");
+        }
+    }
+}

@@ -39,7 +39,7 @@ pub enum EtcdCommand {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   stepstone etcd backup --endpoint https://10.0.0.1:2379 --cacert ca.crt --cert client.crt --key client.key --dir /backup
-  stepstone etcd backup --via-ssh cp-1 --snapshot cluster.json --dir /backup")]
+  stepstone etcd backup --via-ssh cp-1 --snapshot cluster.json --dir /backup --label before-hop1")]
 pub struct BackupArgs {
     /// etcd client URL to stream the snapshot from (one member).
     #[arg(long, visible_alias = "endpoints", value_name = "URL", conflicts_with = "via_ssh")]
@@ -71,6 +71,10 @@ pub struct BackupArgs {
     /// Cluster name used in the file name.
     #[arg(long, value_name = "NAME", default_value = "kubernetes")]
     pub cluster: String,
+    /// What the snapshot is for (e.g. before-hop2): recorded in the metadata and put in the file
+    /// name, so `etcd verify --label` and a rollback find exactly this snapshot.
+    #[arg(long, value_name = "LABEL", value_parser = parse_label)]
+    pub label: Option<String>,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
@@ -103,6 +107,9 @@ pub struct VerifyArgs {
     /// Do not run etcdutl/etcdctl even when installed.
     #[arg(long)]
     pub no_etcd_tool: bool,
+    /// Fail unless the metadata carries this label (given to `etcd backup --label`).
+    #[arg(long, value_name = "LABEL", value_parser = parse_label)]
+    pub label: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -136,6 +143,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         EtcdCommand::Verify(a) => verify(a),
         EtcdCommand::RestorePlan(a) => plan(a),
     }
+}
+
+fn parse_label(s: &str) -> Result<String, String> {
+    etcd::check_label(s).map(|()| s.to_string())
 }
 
 fn etcd_failure(e: EtcdError) -> anyhow::Error {
@@ -209,7 +220,10 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
         };
         exit::block_on(etcd::snapshot_grpc(&options, &args.dir, &args.cluster, taken_at)).map_err(etcd_failure)?
     };
-    let (path, meta) = result;
+    let (path, meta) = match &args.label {
+        Some(label) => etcd::apply_label(&result.0, &result.1, label).map_err(etcd_failure)?,
+        None => result,
+    };
     emit(args.output.output, "EtcdSnapshot", &meta, || {
         format!(
             "snapshot  {}\nmetadata  {}\nsha256    {}\nsize      {} bytes\nrevision  {}\nkeys      {}\netcd      {}\nfrom      {}\ntaken at  {}\n",
@@ -248,6 +262,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             max_age,
             now: jiff::Timestamp::now(),
             external_tool: !args.no_etcd_tool,
+            label: args.label,
         },
     );
     emit(args.output.output, "EtcdSnapshotVerification", &report, || render_verify(&report))?;

@@ -46,6 +46,10 @@ pub struct SnapshotMetadata {
     /// `grpc` or `ssh-etcdctl`.
     pub method: String,
     pub taken_at: Timestamp,
+    /// What the snapshot is for, given with `etcd backup --label` (the runbook uses
+    /// `before-hop<N>`), so the rollback restores exactly that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl SnapshotMetadata {
@@ -118,6 +122,41 @@ pub fn prepare_snapshot_dir(dir: &Path) -> Result<(), EtcdError> {
         path: dir.display().to_string(),
         detail: format!("cannot create the snapshot directory: {e}; pass --dir with a directory you can write"),
     })
+}
+
+/// A label must stay one word of a file name: letters, digits, `.`, `_` and `-`.
+pub fn check_label(label: &str) -> Result<(), String> {
+    let ok = !label.is_empty()
+        && label.len() <= 63
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !label.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{label}' is not a label: use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. before-hop1"
+        ))
+    }
+}
+
+/// Give a snapshot just taken its label: recorded in the metadata and put in the file name
+/// (`etcd-<cluster>-<label>-<time>.db`), so that a listing finds the snapshot of one step.
+pub fn apply_label(
+    path: &Path,
+    meta: &SnapshotMetadata,
+    label: &str,
+) -> Result<(PathBuf, SnapshotMetadata), EtcdError> {
+    check_label(label).map_err(|detail| EtcdError::Io { path: path.display().to_string(), detail })?;
+    let stamp = format!("-{}.db", meta.taken_at.strftime("%Y%m%dT%H%M%SZ"));
+    let name = meta.file.strip_suffix(&stamp).map(|base| format!("{base}-{label}{stamp}"));
+    let name = name.unwrap_or_else(|| format!("{}-{label}.db", meta.file.trim_end_matches(".db")));
+    let labelled = path.with_file_name(&name);
+    let meta = SnapshotMetadata { file: name, label: Some(label.to_string()), ..meta.clone() };
+    std::fs::rename(path, &labelled).map_err(io_err(&labelled))?;
+    write_metadata(&labelled, &meta)?;
+    let old = SnapshotMetadata::path_for(path);
+    std::fs::remove_file(&old).map_err(io_err(&old))?;
+    Ok((labelled, meta))
 }
 
 /// Client certificate files for etcd's mTLS.
@@ -244,6 +283,7 @@ fn finish(partial: &Path, final_path: &Path, info: FinishInfo<'_>) -> Result<Sna
         endpoint: info.endpoint,
         method: info.method.to_string(),
         taken_at: info.taken_at,
+        label: None,
     };
     write_metadata(final_path, &meta)?;
     Ok(meta)
@@ -492,6 +532,8 @@ pub struct VerifyOptions {
     pub now: Timestamp,
     /// Also ask `etcdutl`/`etcdctl snapshot status` when one is on PATH.
     pub external_tool: bool,
+    /// Fail unless the metadata carries this label (the snapshot of one step, not just any).
+    pub label: Option<String>,
 }
 
 /// Check a snapshot: metadata, size, SHA-256, the file's own structure, etcd's own tool, age.
@@ -523,6 +565,19 @@ pub fn verify(snapshot: &Path, options: &VerifyOptions) -> VerifyReport {
             None
         }
     };
+    if let (Some(want), Some(m)) = (&options.label, &metadata) {
+        match &m.label {
+            Some(l) if l == want => add("label", CheckStatus::Pass, l.clone()),
+            other => add(
+                "label",
+                CheckStatus::Fail,
+                format!(
+                    "the metadata says {}, not '{want}': this is not the snapshot of that step; list the others with ls",
+                    other.as_deref().map_or("no label".to_string(), |l| format!("'{l}'"))
+                ),
+            ),
+        }
+    }
     if let Some(m) = &metadata {
         if m.size_bytes == size {
             add("size", CheckStatus::Pass, format!("{size} bytes"));
@@ -702,6 +757,7 @@ mod tests {
             endpoint: "https://10.0.0.1:2379".into(),
             method: "grpc".into(),
             taken_at: taken_at.parse().unwrap(),
+            label: None,
         }
     }
 

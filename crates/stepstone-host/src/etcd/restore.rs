@@ -314,6 +314,7 @@ mod tests {
             endpoint: "https://10.0.0.1:2379".into(),
             method: "grpc".into(),
             taken_at: "2026-08-22T10:00:00Z".parse().unwrap(),
+            label: None,
         }
     }
 
