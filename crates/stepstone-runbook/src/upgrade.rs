@@ -122,6 +122,38 @@ pub struct WaveView {
     pub peer: String,
 }
 
+/// A hop whose kubeadm moves etcd to its next minor (1.34: 3.5 to 3.6; 1.37: 3.6 to 3.7).
+#[derive(Debug, Clone, Serialize)]
+pub struct EtcdCrossing {
+    pub from: String,
+    pub to: String,
+    pub from_minor: String,
+    pub to_minor: String,
+    /// The lowest patch of `from_minor` every member must run before any member moves on.
+    pub minimum: String,
+}
+
+/// etcd's upgrade guide: the patch every member of the older minor must run first, and what
+/// else must hold. Sources: https://etcd.io/docs/v3.6/upgrades/upgrade_3_6/ (3.5.32 or later as
+/// of August 2026; raised from 3.5.20, 3.5.24 and 3.5.26 over time) and
+/// https://etcd.io/docs/v3.7/upgrades/upgrade_3_7/ (3.6.11 or later).
+const ETCD_MINIMUM_BEFORE_NEXT_MINOR: &[((u32, u32), &str)] = &[((3, 5), "3.5.32"), ((3, 6), "3.6.11")];
+
+fn etcd_crossing(from: Option<&str>, to: Option<&str>) -> Option<EtcdCrossing> {
+    let (a, b) = (etcd_minor(from?)?, etcd_minor(to?)?);
+    if a == b {
+        return None;
+    }
+    let minimum = ETCD_MINIMUM_BEFORE_NEXT_MINOR.iter().find(|(m, _)| *m == a).map(|(_, v)| v.to_string())?;
+    Some(EtcdCrossing {
+        from: from?.to_string(),
+        to: to?.to_string(),
+        from_minor: format!("{}.{}", a.0, a.1),
+        to_minor: format!("{}.{}", b.0, b.1),
+        minimum,
+    })
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HopView {
     pub number: usize,
@@ -130,6 +162,8 @@ pub struct HopView {
     pub minor: String,
     pub from_minor: String,
     pub etcd: Option<String>,
+    /// Set when this hop moves etcd to its next minor: the gate and the way back differ.
+    pub etcd_crossing: Option<EtcdCrossing>,
     pub start: Option<String>,
     pub end: Option<String>,
     pub kubelets_first: Vec<String>,
@@ -399,6 +433,7 @@ pub fn upgrade_view(
             minor: hop.to.minor().to_string(),
             from_minor: hop.from.minor().to_string(),
             etcd: hop.etcd.clone(),
+            etcd_crossing: etcd_crossing(etcd_before(plan, h, inventory).as_deref(), hop.etcd.as_deref()),
             start: opt_minute(index.hops.get(&h).copied(), &tz, false),
             end: opt_minute(index.hops.get(&h).copied(), &tz, true),
             kubelets_first: hop.kubelets_first.clone(),
@@ -500,6 +535,7 @@ pub struct RollbackHopView {
     pub etcd_to: Option<String>,
     /// The hop moves etcd to another minor: binaries alone cannot take it back.
     pub etcd_minor_changes: bool,
+    pub etcd_crossing: Option<EtcdCrossing>,
     /// `etcdutl` for etcd 3.6 and later (etcdctl lost `snapshot restore`), else `etcdctl`.
     pub restore_tool: String,
     pub members: Vec<MemberView>,
@@ -583,6 +619,7 @@ pub fn rollback_view(
                 (Some(a), Some(b)) => a != b,
                 _ => false,
             };
+        let crossing = etcd_crossing(etcd_from.as_deref(), etcd_to.as_deref());
         let restore_tool = match etcd_from.as_deref().and_then(etcd_minor) {
             Some((major, minor)) if (major, minor) < (3, 6) => "etcdctl",
             _ => "etcdutl",
@@ -595,6 +632,7 @@ pub fn rollback_view(
             etcd_from,
             etcd_to,
             etcd_minor_changes,
+            etcd_crossing: crossing,
             restore_tool: restore_tool.to_string(),
             members,
             initial_cluster,

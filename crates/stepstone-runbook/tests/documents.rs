@@ -218,3 +218,18 @@ fn each_hop_is_rolled_back_with_its_own_snapshot() {
         }
     }
 }
+
+#[test]
+fn the_etcd_minor_crossing_is_gated_and_its_way_back_is_not_a_binary_swap() {
+    let plan = fixture_plan();
+    let inv = fixture_inventory();
+    let t = Templates::embedded();
+    let up = upgrade_markdown(&plan, Some(&inv), &opts(DistroChoice::Auto), &t).unwrap();
+    assert_eq!(up.matches("**Gate: etcd 3.5 to 3.6.**").count(), 1, "one hop crosses, and only that one is gated");
+    assert!(up.contains("every 3.5 member runs\n  **3.5.32 or later**") || up.contains("**3.5.32 or later**"));
+    assert!(up.contains("awk -v min=3.5.32"), "the image check compares against the minimum patch");
+    assert!(up.contains("etcdutl check v2store --data-dir /var/lib/etcd"));
+    let back = rollback_markdown(&plan, Some(&inv), &opts(DistroChoice::Auto), &t).unwrap();
+    assert!(back.contains("**Never swap the etcd binary or image back** from 3.6 to 3.5"), "{back}");
+    assert!(back.contains("`etcdctl downgrade enable 3.5`"));
+}
