@@ -155,6 +155,20 @@ fn documents() -> Vec<(String, String, bool)> {
                 ));
             }
             docs.push((format!("report {name} to {to}"), html_report(&plan, Some(&inv), &templates).unwrap(), false));
+            // The external-etcd variants print other commands (etcd backup --endpoint, restore-plan).
+            let mut external = inv.clone();
+            external.components.retain(|c| c.component != stepstone_core::inventory::Component::Etcd);
+            let opts = RunbookOptions::default();
+            docs.push((
+                format!("runbook {name} to {to} (external etcd)"),
+                upgrade_markdown(&plan, Some(&external), &opts, &templates).unwrap(),
+                false,
+            ));
+            docs.push((
+                format!("rollback {name} to {to} (external etcd)"),
+                rollback_markdown(&plan, Some(&external), &opts, &templates).unwrap(),
+                false,
+            ));
             let design = staging_design(&inv, &plan.to);
             docs.push((format!("staging {name} to {to}"), staging_markdown(&design, &templates).unwrap(), false));
         }

@@ -180,6 +180,8 @@ pub struct HopView {
 #[derive(Debug, Clone, Serialize)]
 pub struct UpgradeView {
     pub cluster: String,
+    /// etcd runs outside the control-plane nodes: snapshots and restores go to its own members.
+    pub external_etcd: bool,
     pub from: String,
     pub to: String,
     pub strategy: String,
@@ -329,6 +331,40 @@ fn check_inputs(plan: &Plan, inventory: Option<&Inventory>, opts: &RunbookOption
     no_control("--probe-image", &opts.probe_image)
 }
 
+/// kubeadm's two topologies: stacked (an etcd static pod on every control-plane node) or
+/// external (kube-apiserver static pods, no etcd pod). Without an inventory, or without static
+/// pods in it, the cluster is taken as stacked, kubeadm's default.
+pub fn external_etcd(inventory: Option<&Inventory>) -> bool {
+    use stepstone_core::inventory::Component;
+    inventory.is_some_and(|inv| {
+        inv.components_of(Component::KubeApiserver).next().is_some()
+            && inv.components_of(Component::Etcd).next().is_none()
+    })
+}
+
+/// Every node: the inventory's (control plane first), else the plan's.
+fn all_nodes(plan: &Plan, inventory: Option<&Inventory>) -> Vec<String> {
+    let mut names: Vec<String> = match inventory {
+        Some(inv) => {
+            let mut nodes: Vec<_> = inv.nodes.iter().collect();
+            nodes.sort_by_key(|n| (!n.is_control_plane(), n.name.clone()));
+            nodes.into_iter().map(|n| n.name.clone()).collect()
+        }
+        None => Vec::new(),
+    };
+    if names.is_empty() {
+        for hop in &plan.hops {
+            let waves = hop.before_control_plane.iter().chain(&hop.waves);
+            for n in hop.control_plane.iter().map(|s| &s.node).chain(waves.flat_map(|w| w.nodes.iter())) {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
 /// Build the view `upgrade.md` renders.
 pub fn upgrade_view(
     plan: &Plan,
@@ -461,6 +497,7 @@ pub fn upgrade_view(
     let s = &plan.schedule;
     Ok(UpgradeView {
         cluster: plan.cluster.clone(),
+        external_etcd: external_etcd(inventory),
         from: plan.from.to_string(),
         to: plan.to.to_string(),
         strategy: match plan.policy.strategy {
@@ -541,6 +578,8 @@ pub struct RollbackHopView {
     pub members: Vec<MemberView>,
     pub initial_cluster: String,
     pub workers: Vec<String>,
+    /// Every node of the cluster (control plane first): all kubelets restart after a restore.
+    pub all_nodes: Vec<String>,
     pub example_worker: Option<String>,
     /// The previous version's package commands, one per family the workers use.
     pub worker_pkgs: Vec<PackageCommands>,
@@ -549,6 +588,8 @@ pub struct RollbackHopView {
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackView {
     pub cluster: String,
+    /// etcd runs outside the control-plane nodes: snapshots and restores go to its own members.
+    pub external_etcd: bool,
     pub from: String,
     pub to: String,
     pub hops: Vec<RollbackHopView>,
@@ -636,6 +677,7 @@ pub fn rollback_view(
             restore_tool: restore_tool.to_string(),
             members,
             initial_cluster,
+            all_nodes: all_nodes(plan, inventory),
             example_worker: workers.first().cloned(),
             workers,
             worker_pkgs: worker_families.into_iter().map(|d| PackageCommands::new(d, previous)).collect(),
@@ -643,6 +685,7 @@ pub fn rollback_view(
     }
     Ok(RollbackView {
         cluster: plan.cluster.clone(),
+        external_etcd: external_etcd(inventory),
         from: plan.from.to_string(),
         to: plan.to.to_string(),
         hops,

@@ -233,3 +233,30 @@ fn the_etcd_minor_crossing_is_gated_and_its_way_back_is_not_a_binary_swap() {
     assert!(back.contains("**Never swap the etcd binary or image back** from 3.6 to 3.5"), "{back}");
     assert!(back.contains("`etcdctl downgrade enable 3.5`"));
 }
+
+#[test]
+fn an_external_etcd_is_snapshotted_over_its_api_and_never_restored_onto_the_control_plane() {
+    use stepstone_core::inventory::Component;
+    let plan = fixture_plan();
+    let stacked = fixture_inventory();
+    assert!(!stepstone_runbook::upgrade::external_etcd(Some(&stacked)), "etcd static pods: stacked");
+    let mut inv = fixture_inventory();
+    inv.components.retain(|c| c.component != Component::Etcd);
+    assert!(stepstone_runbook::upgrade::external_etcd(Some(&inv)));
+    let t = Templates::embedded();
+    let up = upgrade_markdown(&plan, Some(&inv), &opts(DistroChoice::Auto), &t).unwrap();
+    assert_blocks_parse("upgrade (external etcd)", &up);
+    assert!(!up.contains("--via-ssh"), "no etcdctl on a control-plane node: it is not a member");
+    assert!(!up.contains("exec etcd-"), "no etcd pod to exec into");
+    assert!(up.contains("stepstone etcd backup --endpoint \"$ETCD_ENDPOINT\""));
+    assert!(up.contains("--etcd-servers="), "the endpoint comes from the apiserver's flag");
+    assert!(up.contains("it does not upgrade an external etcd"));
+    assert!(!up.contains("**Gate: etcd 3.5 to 3.6.**"), "kubeadm does not move an external etcd");
+    let back = rollback_markdown(&plan, Some(&inv), &opts(DistroChoice::Auto), &t).unwrap();
+    assert_blocks_parse("rollback (external etcd)", &back);
+    assert!(!back.contains("snapshot restore"), "the control-plane nodes are not restored as etcd members");
+    assert!(back.contains("stepstone etcd restore-plan \"$SNAPSHOT\" --member"));
+    let stacked_back = rollback_markdown(&plan, Some(&stacked), &opts(DistroChoice::Auto), &t).unwrap();
+    assert!(stacked_back.contains("snapshot restore"));
+    assert!(stacked_back.contains("systemctl restart kubelet") && stacked_back.contains("kubeadm-backup-etcd-"));
+}
