@@ -319,13 +319,13 @@ mod tests {
         let c = upgrade_commands(Distro::Apt, &v, KubeadmStep::Node);
         let pos =
             |needle: &str| c.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in {c:?}"));
-        assert!(pos("pkgs.k8s.io/core:/stable:/v1.35") < pos("apt-get install -y kubeadm=1.35.3-1.1"));
-        assert!(pos("kubeadm=1.35.3-1.1") < pos("kubeadm upgrade node"));
-        assert!(pos("kubeadm upgrade node") < pos("kubelet=1.35.3-1.1 kubectl=1.35.3-1.1"));
+        assert!(pos("pkgs.k8s.io/core:/stable:/v1.35") < pos("apt-get install -y kubeadm='1.35.3-*'"));
+        assert!(pos("kubeadm='1.35.3-*'") < pos("kubeadm upgrade node"));
+        assert!(pos("kubeadm upgrade node") < pos("kubelet='1.35.3-*' kubectl='1.35.3-*'"));
         assert_eq!(c.last().map(String::as_str), Some("systemctl restart kubelet"));
         let apply = upgrade_commands(Distro::Apt, &v, KubeadmStep::Apply);
         assert!(apply.iter().any(|l| l == "kubeadm upgrade apply -y v1.35.3"));
         let back = rollback_commands(Distro::Apt, &"v1.34.6".parse().unwrap());
-        assert!(back.iter().any(|l| l.contains("--allow-downgrades kubeadm=1.34.6-1.1")), "{back:?}");
+        assert!(back.iter().any(|l| l.contains("--allow-downgrades kubeadm='1.34.6-*'")), "{back:?}");
     }
 }

@@ -117,7 +117,7 @@ pub fn distro_for(node: &Node, choice: DistroChoice) -> Result<Distro, PackageEr
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackageCommands {
     pub distro: Distro,
-    /// The exact package version pinned, e.g. `1.35.3-1.1`.
+    /// The package version pinned, e.g. `1.35.3-*`: the upstream version exactly, any build.
     pub package_version: String,
     pub repo_file: String,
     /// Lines that point the node at the version's minor repository (may contain a here-document).
@@ -161,11 +161,12 @@ impl PackageCommands {
         let with_packages =
             |cmd: &str, names: &[&str]| fill(&cmd.replace("{packages}", &specs(names)), version, &f.revision);
         let pinned = format!("{}-{}", version.bare(), f.revision);
+        // The revision is whatever build the repository has: look for the upstream version.
         let check_available = format!(
-            "{} | grep -F -- '{}' || echo 'STOP: {} is not in the repository: check {}'",
+            "{} | grep -F -- '{}-' || echo 'STOP: {} is not in the repository: check {}'",
             fill(&f.list_versions.replace("{name}", "kubeadm"), version, &f.revision),
-            pinned,
-            pinned,
+            version.bare(),
+            version.bare(),
             f.repo_file
         );
         PackageCommands {
@@ -208,8 +209,9 @@ mod tests {
     #[test]
     fn apt_pins_the_deb_revision_and_the_minor_repository() {
         let c = PackageCommands::new(Distro::Apt, &v("v1.35.3"));
-        assert_eq!(c.install_kubeadm, "apt-get install -y kubeadm=1.35.3-1.1");
-        assert_eq!(c.install_kubelet, "apt-get install -y kubelet=1.35.3-1.1 kubectl=1.35.3-1.1");
+        assert_eq!(c.install_kubeadm, "apt-get install -y kubeadm='1.35.3-*'");
+        assert_eq!(c.install_kubelet, "apt-get install -y kubelet='1.35.3-*' kubectl='1.35.3-*'");
+        assert!(c.check_available.contains("grep -F -- '1.35.3-'"), "{}", c.check_available);
         assert_eq!(c.unhold_kubeadm, "apt-mark unhold kubeadm");
         assert!(c.repo_switch.contains("https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /"), "{}", c.repo_switch);
         assert!(c.repo_switch.contains("/etc/apt/keyrings/kubernetes-apt-keyring.gpg"));
@@ -218,14 +220,25 @@ mod tests {
     #[test]
     fn dnf_pins_the_rpm_revision_and_lifts_the_exclude() {
         let c = PackageCommands::new(Distro::Dnf, &v("1.34.6"));
-        assert_eq!(c.install_kubeadm, "dnf install -y --disableexcludes=kubernetes kubeadm-1.34.6-150500.1.1");
+        assert_eq!(c.install_kubeadm, "dnf install -y --disableexcludes=kubernetes kubeadm-'1.34.6-*'");
         assert!(c.repo_switch.contains("baseurl=https://pkgs.k8s.io/core:/stable:/v1.34/rpm/"));
         assert!(c.unhold_kubeadm.is_empty() && !c.hold_note.is_empty());
         assert_eq!(
             c.downgrade_all,
-            "dnf downgrade -y --disableexcludes=kubernetes kubeadm-1.34.6-150500.1.1 kubelet-1.34.6-150500.1.1 \
-             kubectl-1.34.6-150500.1.1"
+            "dnf downgrade -y --disableexcludes=kubernetes kubeadm-'1.34.6-*' kubelet-'1.34.6-*' kubectl-'1.34.6-*'"
         );
+    }
+
+    #[test]
+    fn no_family_guesses_a_build_revision() {
+        // The v1.28 deb repository has 1.28.14-2.1, not -1.1: a guessed revision fails to install.
+        for d in Distro::ALL {
+            let c = PackageCommands::new(d, &v("v1.28.14"));
+            for cmd in [&c.install_kubeadm, &c.install_kubelet, &c.downgrade_all] {
+                assert!(!cmd.contains("-1.1") && !cmd.contains("150500"), "{d}: {cmd}");
+                assert!(cmd.contains("1.28.14-*'"), "{d}: {cmd}");
+            }
+        }
     }
 
     #[test]

@@ -44,8 +44,8 @@ fn upgrade_runbook_mixed_fleet_auto() {
     .unwrap();
     // The Rocky nodes get dnf commands, the Ubuntu nodes apt.
     assert!(md.contains("# on epyc-01, as root\ncat > /etc/yum.repos.d/kubernetes.repo"), "epyc-01 uses dnf");
-    assert!(md.contains("dnf install -y --disableexcludes=kubernetes kubeadm-1.35.3-150500.1.1"));
-    assert!(md.contains("apt-get install -y kubeadm=1.34.6-1.1"));
+    assert!(md.contains("dnf install -y --disableexcludes=kubernetes kubeadm-'1.35.3-*'"));
+    assert!(md.contains("apt-get install -y kubeadm='1.34.6-*'"));
     assert_blocks_parse("upgrade (auto)", &md);
     assert_safe_drains("upgrade (auto)", &md);
     insta::assert_snapshot!("fixture_upgrade_auto", md);
@@ -112,9 +112,9 @@ fn rollback_runbook() {
         "--initial-cluster cp-1=https://10.0.0.11:2380,cp-2=https://10.0.0.12:2380,cp-3=https://10.0.0.13:2380"
     ));
     assert!(
-        md.contains("apt-get install -y --allow-downgrades kubeadm=1.33.4-1.1 kubelet=1.33.4-1.1 kubectl=1.33.4-1.1")
+        md.contains("apt-get install -y --allow-downgrades kubeadm='1.33.4-*' kubelet='1.33.4-*' kubectl='1.33.4-*'")
     );
-    assert!(md.contains("dnf downgrade -y --disableexcludes=kubernetes kubeadm-1.34.6-150500.1.1"));
+    assert!(md.contains("dnf downgrade -y --disableexcludes=kubernetes kubeadm-'1.34.6-*'"));
     assert!(md.contains("What is lost"));
     assert_blocks_parse("rollback", &md);
     assert_safe_drains("rollback", &md);
