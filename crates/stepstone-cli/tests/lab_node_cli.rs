@@ -464,3 +464,39 @@ fn help_teaches_with_examples() {
     assert!(install.contains("1.35.0-150500.1.1") && install.contains("restart-kubelet"), "{install}");
     assert!(help(&["lab", "faults"]).contains("stepstone lab faults --error-rate 0.05"));
 }
+
+#[test]
+fn logs_piped_from_stderr_carry_no_colour_codes() {
+    let r = start(|_| {});
+    let out = Command::new(env!("CARGO_BIN_EXE_stepstone"))
+        .args(["inventory", "--kubeconfig"])
+        .arg(&r.kubeconfig)
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.lines().any(|l| l.contains("DEBUG")), "RUST_LOG=debug logs something: {err}");
+    assert!(!err.contains('\u{1b}'), "no ANSI escape when stderr is a pipe: {err:?}");
+}
+
+#[test]
+fn completions_into_a_reader_that_stops_early_is_not_a_crash() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepstone"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line's worth, as `| head -1` does, then close the pipe on a script far larger
+    // than the pipe's buffer.
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(first.starts_with(b"_stepstone()"), "{first:?}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

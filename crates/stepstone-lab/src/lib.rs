@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod access;
 pub(crate) mod api;
 pub(crate) mod apply;
 mod client;

@@ -399,6 +399,12 @@ async fn handle(
             None => error_response(&ApiError::no_route(&path)),
         };
     }
+    if method == Method::POST
+        && let Some(answer) = crate::access::review(&path, &body)
+    {
+        shared.stats.count("create");
+        return answer.map_or_else(|e| error_response(&e), |v| json_response(201, &v));
+    }
     let query = parse_query(uri.query());
     let (route, path_watch) = match route(&path, aliases) {
         Ok(r) => r,
@@ -657,6 +663,10 @@ fn item(
             }
             let out = api::evict(&mut shared.store(), ns, name, &eviction, now)?;
             Ok(json_response(201, &out))
+        }
+        (_, Some(s @ ("log" | "exec" | "attach" | "portforward"))) if res == resources::PODS => {
+            shared.store().get(res, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
+            Err(crate::access::no_containers(ns, name, s))
         }
         (_, Some(s)) if !matches!(s, "status" | "scale" | "eviction") => {
             Err(ApiError::no_route(&format!("{}/{name}/{s}", def.plural)))

@@ -164,3 +164,29 @@ fn list_and_watch_parameters_are_read_as_the_apiserver_reads_them() {
     let list = kubectl_ok(&kc, &["get", "--raw", "/api/v1/namespaces/shop/pods?watch=false"]);
     assert!(list.starts_with("{\"kind\":\"PodList\""), "{list}");
 }
+
+#[test]
+fn kubectl_auth_logs_and_exec_get_clear_answers() {
+    let (_lab, _dir, kc) = start_lab(drain_fleet(), 1.0);
+    // No RBAC in the lab: every access review is allowed, as for a cluster admin.
+    assert_eq!(kubectl_ok(&kc, &["auth", "can-i", "delete", "pods", "-n", "shop"]).trim(), "yes");
+    assert_eq!(kubectl_ok(&kc, &["auth", "can-i", "create", "pods/eviction", "-A"]).trim(), "yes");
+    let whoami = kubectl_ok(&kc, &["auth", "whoami", "-o", "json"]);
+    assert!(whoami.contains("\"username\": \"stepstone-lab\""), "{whoami}");
+    let list = kubectl_ok(&kc, &["auth", "can-i", "--list", "-n", "shop"]);
+    assert!(list.lines().any(|l| l.starts_with("*.*")), "{list}");
+
+    // logs and exec: a 4xx saying why, not a 404 for a pod that exists.
+    let pod = "web-5d8f7c9b6-p0";
+    let out = kubectl(&kc, &["logs", "-n", "shop", pod]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("Error from server (BadRequest)") && err.contains("runs no containers"), "{err}");
+    assert!(err.contains("no container logs to read"), "{err}");
+    let out = kubectl(&kc, &["exec", "-n", "shop", pod, "--", "true"]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("runs no containers") || err.contains("400 Bad Request"), "{err}");
+    let err = stderr_of(&kubectl(&kc, &["logs", "-n", "shop", "nope"]));
+    assert!(err.contains("pods \"nope\" not found"), "{err}");
+}

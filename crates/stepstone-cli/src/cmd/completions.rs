@@ -1,5 +1,6 @@
 //! `stepstone completions`: shell completion scripts generated from the same definitions as `--help`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Print a shell completion script.
@@ -13,6 +14,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args, mut command: clap::Command) -> anyhow::Result<ExitCode> {
-    clap_complete::generate(args.shell, &mut command, "stepstone", &mut std::io::stdout());
-    Ok(ExitCode::SUCCESS)
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "stepstone", &mut script);
+    let mut out = std::io::stdout().lock();
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        // A reader that stops early (`stepstone completions bash | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        other => {
+            other?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
