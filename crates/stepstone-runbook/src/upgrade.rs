@@ -164,6 +164,8 @@ pub struct HopView {
     pub etcd: Option<String>,
     /// Set when this hop moves etcd to its next minor: the gate and the way back differ.
     pub etcd_crossing: Option<EtcdCrossing>,
+    /// kubeadm of this minor reads a v1beta4 `UpgradeConfiguration` (1.31 and later).
+    pub upgrade_configuration: bool,
     pub start: Option<String>,
     pub end: Option<String>,
     pub kubelets_first: Vec<String>,
@@ -365,6 +367,10 @@ fn all_nodes(plan: &Plan, inventory: Option<&Inventory>) -> Vec<String> {
     names
 }
 
+/// kubeadm reads `kind: UpgradeConfiguration` (kubeadm.k8s.io/v1beta4) from 1.31 on:
+/// https://kubernetes.io/docs/reference/config-api/kubeadm-config.v1beta4/
+const V1BETA4_UPGRADE_CONFIGURATION: stepstone_core::version::Minor = stepstone_core::version::Minor::new(1, 31);
+
 /// Build the view `upgrade.md` renders.
 pub fn upgrade_view(
     plan: &Plan,
@@ -470,6 +476,7 @@ pub fn upgrade_view(
             from_minor: hop.from.minor().to_string(),
             etcd: hop.etcd.clone(),
             etcd_crossing: etcd_crossing(etcd_before(plan, h, inventory).as_deref(), hop.etcd.as_deref()),
+            upgrade_configuration: hop.to.minor() >= V1BETA4_UPGRADE_CONFIGURATION,
             start: opt_minute(index.hops.get(&h).copied(), &tz, false),
             end: opt_minute(index.hops.get(&h).copied(), &tz, true),
             kubelets_first: hop.kubelets_first.clone(),

@@ -260,3 +260,28 @@ fn an_external_etcd_is_snapshotted_over_its_api_and_never_restored_onto_the_cont
     assert!(stacked_back.contains("snapshot restore"));
     assert!(stacked_back.contains("systemctl restart kubelet") && stacked_back.contains("kubeadm-backup-etcd-"));
 }
+
+#[test]
+fn the_runbook_uses_the_tools_own_checks_and_kubeadms_safeguards() {
+    let plan = fixture_plan();
+    let inv = fixture_inventory();
+    let up = upgrade_markdown(&plan, Some(&inv), &opts(DistroChoice::Auto), &Templates::embedded()).unwrap();
+    for want in [
+        "stepstone preflight --snapshot cluster.json --to v1.35.3",
+        "stepstone drift --snapshot cluster.json",
+        "stepstone apis --snapshot cluster.json --to v1.35.3",
+        "kubeadm certs check-expiration",
+        "`MANUAL UPGRADE REQUIRED`",
+        "kubeadm config images pull --kubernetes-version v1.35.3",
+        "--dry-run --yes",
+        "kind: UpgradeConfiguration",
+        "kubeadm upgrade apply --config /root/upgrade-v1.35.3.yaml",
+        "renews the\n  certificates it manages",
+        "kubectl version --client",
+    ] {
+        assert!(up.contains(want), "the runbook lacks {want:?}");
+    }
+    for hop in &plan.hops {
+        assert!(up.contains(&format!("stepstone preflight --snapshot cluster.json --to {}", hop.to)), "hop {}", hop.to);
+    }
+}
