@@ -2,7 +2,9 @@
 //! `stepstone` binary (and the real `kubectl` where the cluster must see the change): an etcd
 //! snapshot on a control-plane node that the rollout's snapshot gate accepts, a reboot, an OS
 //! refresh that moves a cgroup v1 node to cgroup v2 so a 1.35 kubelet starts, a kernel change,
-//! and the kubelet's journal an operator reads when the kubelet does not come back.
+//! the kubelet's journal an operator reads when the kubelet does not come back, and the version
+//! skew policy on nodes (a kubelet newer than the apiserver warns; kubeadm refuses `upgrade
+//! node` ahead of the control plane and `upgrade apply` past kubelets more than 3 minors behind).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -207,4 +209,51 @@ fn an_os_refresh_to_cgroup_v2_lets_a_1_35_kubelet_start_and_the_journal_says_why
     assert!(err.contains("cgroup version \"v3\""), "{err}");
     let (code, err) = failed(&stepstone(k, &["lab", "node", "r999", "logs", "kubelet"]));
     assert_eq!((code, err.contains("node \"r999\" not found")), (2, true), "{err}");
+}
+
+#[test]
+fn nodes_enforce_the_version_skew_policy() {
+    let r = start(|fleet| {
+        let items = fleet["items"].as_array_mut().unwrap();
+        let n = items.iter_mut().find(|i| i["kind"] == "Node" && i["metadata"]["name"] == "r660-06").unwrap();
+        n["status"]["nodeInfo"]["kubeletVersion"] = "v1.31.14".into();
+    });
+    let k = &r.kubeconfig;
+    // A 1.35 kubelet on a 1.34 control plane runs, and says it is unsupported.
+    ok(&stepstone(k, &["lab", "node", "r650-05", "install", "kubelet=1.35.0-1.1"]));
+    ok(&stepstone(k, &["lab", "node", "r650-05", "restart-kubelet", "--wait"]));
+    let journal = ok(&stepstone(k, &["lab", "node", "r650-05", "logs", "kubelet"]));
+    assert!(
+        journal.lines().any(|l| l.contains("\"Unsupported version skew\" kubeletVersion=\"v1.35.0\" apiserverVersion=\"v1.34.6\"")),
+        "{journal}"
+    );
+    let events = ok(&kubectl(
+        k,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=r650-05,reason=KubeletVersionSkew",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+    ));
+    assert!(events.contains("newer than kube-apiserver v1.34.6"), "{events}");
+
+    // kubeadm does not run `upgrade node` ahead of the control plane.
+    ok(&stepstone(k, &["lab", "node", "r650-06", "install", "kubeadm=1.35.0-1.1"]));
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-06", "kubeadm", "upgrade", "node"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the control plane has not been upgraded yet"), "{err}");
+
+    // A kubelet four minors behind the target stops `kubeadm upgrade apply`, as kubeadm's policy does.
+    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("There are kubelets in this cluster that are too old that have these versions [v1.31.14]"),
+        "{err}"
+    );
+    let version: Value = serde_json::from_str(&ok(&kubectl(k, &["version", "-o", "json"]))).unwrap();
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.6", "a refused apply changes nothing");
 }

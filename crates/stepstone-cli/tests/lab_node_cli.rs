@@ -265,6 +265,9 @@ fn cgroup_v1_node_is_refused_by_kubeadm_and_its_new_kubelet_does_not_start() {
         node["metadata"]["labels"][CGROUP_LABEL] = "v1".into();
     });
     let k = &r.kubeconfig;
+    // The control plane moves first: a worker's `kubeadm upgrade node` follows the cluster.
+    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
     ok(&stepstone(k, &["lab", "node", "r650-03", "install", "kubeadm=1.35.0-1.1", "kubelet=1.35.0-1.1"]));
     let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-03", "kubeadm", "upgrade", "node"]));
     assert_eq!(code, 1);

@@ -145,6 +145,12 @@ pub(crate) fn kubelet_failed(shared: &Shared, node: &str, at: Timestamp, version
     );
 }
 
+/// A warning the running kubelet logs.
+pub(crate) fn kubelet_warning(shared: &Shared, node: &str, at: Timestamp, source: &str, message: &str) {
+    let p = pid(node, at);
+    append(shared, node, [line(node, at, &format!("kubelet[{p}]"), &klog('W', at, p, source, message))]);
+}
+
 impl LabNodes {
     /// `journalctl -u kubelet [-n tail]` on `node`.
     pub fn kubelet_logs(&self, node: &str, tail: Option<usize>) -> Result<KubeletLogs, NodeOpError> {

@@ -224,6 +224,29 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
             &format!("Node {node} status is now: NodeReady"),
             "kubelet",
         );
+        // The version skew policy: a kubelet must not be newer than kube-apiserver.
+        let apiserver = super::apiserver_versions(store).into_iter().max().or_else(|| cluster_version(store));
+        if let (Ok(kubelet), Some(apiserver)) = (version.parse::<KubeVersion>(), apiserver)
+            && kubelet.minor() > apiserver.minor()
+        {
+            let message = format!(
+                "kubelet {} is newer than kube-apiserver {}: the version skew policy does not support a kubelet newer than the API server; upgrade the control plane first",
+                kubelet.canonical(),
+                apiserver.canonical()
+            );
+            journal::kubelet_warning(
+                shared,
+                &node,
+                now,
+                "kubelet_node_status.go:128",
+                &format!(
+                    "\"Unsupported version skew\" kubeletVersion=\"{}\" apiserverVersion=\"{}\"",
+                    kubelet.canonical(),
+                    apiserver.canonical()
+                ),
+            );
+            record_event(store, now, &updated, "Warning", "KubeletVersionSkew", &message, "kubelet");
+        }
         if rebooted {
             record_event(
                 store,

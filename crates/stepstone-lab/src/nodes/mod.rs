@@ -145,6 +145,14 @@ pub enum NodeOpError {
         "{node}: no etcd member runs on this node: kubeadm runs etcd on control-plane nodes; take the snapshot on one (`stepstone lab nodes` shows each node's ROLE)"
     )]
     NoEtcdMember { node: String },
+    #[error(
+        "{node}: [upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- There are kubelets in this cluster that are too old that have these versions [{versions}]\n\nkubelets may be at most 3 minors older than {target}: upgrade them (kubeadm upgrade node, then the kubelet package) before the control plane moves"
+    )]
+    KubeletsTooOld { node: String, target: String, versions: String },
+    #[error(
+        "{node}: [upgrade] FATAL: kubeadm {kubeadm} is newer than the cluster ({cluster}): the control plane has not been upgraded yet; run `kubeadm upgrade apply {kubeadm}` on the first control-plane node, then `kubeadm upgrade node` here"
+    )]
+    ControlPlaneNotUpgraded { node: String, kubeadm: String, cluster: String },
     #[error("cgroup version \"{0}\" is not one a node can boot with; give v2 (or v1)")]
     BadCgroupVersion(String),
     #[error("{what} \"{value}\" is empty or has control characters; give it as the node would report it")]
@@ -232,7 +240,7 @@ pub fn cluster_version(store: &Store) -> Option<KubeVersion> {
     apiserver_versions(store).into_iter().max()
 }
 
-fn apiserver_versions(store: &Store) -> Vec<KubeVersion> {
+pub(super) fn apiserver_versions(store: &Store) -> Vec<KubeVersion> {
     store
         .iter(PODS, Some("kube-system"), None)
         .filter(|p| {

@@ -74,6 +74,14 @@ impl LabNodes {
             });
         }
         self.check_cgroup(&store, &n, opts)?;
+        let too_old = kubelets_too_old(&store, &target);
+        if !too_old.is_empty() {
+            return Err(NodeOpError::KubeletsTooOld {
+                node: node.to_string(),
+                target: target.canonical(),
+                versions: too_old.join(" "),
+            });
+        }
         set_cluster_version(&mut store, &target, now);
         let apiserver_before = static_pod(&store, "kube-apiserver", node).is_some();
         let mut changed = upgrade_static_pods(&mut store, node, &target, now);
@@ -114,6 +122,15 @@ impl LabNodes {
         let target = cluster_version(&store).ok_or_else(|| NodeOpError::NoClusterVersion { node: node.to_string() })?;
         self.check_kubeadm(&n, &target)?;
         self.check_cgroup(&store, &n, opts)?;
+        if let Some(k) = annotation(&n, KUBEADM_ANNOTATION).and_then(|k| version_of_package(k).ok())
+            && k.minor() > target.minor()
+        {
+            return Err(NodeOpError::ControlPlaneNotUpgraded {
+                node: node.to_string(),
+                kubeadm: k.canonical(),
+                cluster: target.canonical(),
+            });
+        }
         let fail_v1 = kubelet_config_fail_cgroup_v1(&store);
         let mut next = (*n).clone();
         let ann = meta_mut(&mut next).entry("annotations").or_insert_with(|| json!({}));
@@ -182,6 +199,21 @@ impl LabNodes {
         }
         Ok(())
     }
+}
+
+/// kubeadm's version policy: kubelets more than three minors older than the release `kubeadm
+/// upgrade apply` moves to (`MaximumAllowedMinorVersionKubeletSkew`) make the upgrade refuse.
+/// Returns their versions, sorted and once each.
+fn kubelets_too_old(store: &Store, target: &KubeVersion) -> Vec<String> {
+    let mut versions: Vec<KubeVersion> = store
+        .iter(NODES, None, None)
+        .filter_map(|n| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str))
+        .filter_map(|v| v.parse::<KubeVersion>().ok())
+        .filter(|v| target.minor().minus(v.minor()) > 3)
+        .collect();
+    versions.sort();
+    versions.dedup();
+    versions.iter().map(KubeVersion::canonical).collect()
 }
 
 fn kubelet_config_fail_cgroup_v1(store: &Store) -> bool {
