@@ -241,7 +241,14 @@ fn nodes_enforce_the_version_skew_policy() {
     assert!(events.contains("newer than kube-apiserver v1.34.6"), "{events}");
 
     // kubeadm does not run `upgrade node` ahead of the control plane.
+    let before = ok(&stepstone(k, &["lab", "node", "r650-06", "kubeadm", "version"]));
+    assert!(
+        before.starts_with("kubeadm version: &version.Info{Major:\"1\", Minor:\"34\", GitVersion:\"v1.34.6\""),
+        "{before}"
+    );
     ok(&stepstone(k, &["lab", "node", "r650-06", "install", "kubeadm=1.35.0-1.1"]));
+    let after = json(&stepstone(k, &["lab", "node", "r650-06", "kubeadm", "version", "-o", "json"]));
+    assert_eq!(after["version"], "v1.35.0", "{after}");
     let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-06", "kubeadm", "upgrade", "node"]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("the control plane has not been upgraded yet"), "{err}");

@@ -54,8 +54,8 @@ pub use nodes::wire::{
     ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, UpgradeApplyRequest, UpgradePlanQuery,
 };
 pub use nodes::{
-    ComponentConfigState, EtcdSnapshotMetadata, EtcdSnapshotReport, KubeletLogs, KubeletState, LabNodes, NodeFacts,
-    NodeOpError, OsRefresh, Package, PlanRow, UpgradeOptions, UpgradePlan, UpgradeReport,
+    ComponentConfigState, EtcdSnapshotMetadata, EtcdSnapshotReport, KubeadmVersion, KubeletLogs, KubeletState,
+    LabNodes, NodeFacts, NodeOpError, OsRefresh, Package, PlanRow, UpgradeOptions, UpgradePlan, UpgradeReport,
 };
 pub use state::{RequestCounts, Timing};
 

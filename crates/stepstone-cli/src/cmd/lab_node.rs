@@ -259,6 +259,20 @@ pub struct KubeadmArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum KubeadmCommand {
     Upgrade(KubeadmUpgradeArgs),
+    Version(KubeadmVersionArgs),
+}
+
+/// `kubeadm version`: the kubeadm installed on the node.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 kubeadm version
+  stepstone lab node cp-01 kubeadm version -o json")]
+pub struct KubeadmVersionArgs {
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `kubeadm upgrade plan|apply|node`: `plan` and `apply` on the first control-plane node, then
@@ -583,6 +597,12 @@ fn nodes_table(facts: &[NodeFacts]) -> String {
 pub fn node(a: NodeArgs) -> anyhow::Result<ExitCode> {
     match a.action {
         NodeAction::Install(i) => install(&a.node, i),
+        NodeAction::Kubeadm(KubeadmArgs { command: KubeadmCommand::Version(v) }) => {
+            let api = LabApi::from_target(&v.target)?;
+            let version = api.run(|c| c.kubeadm_version(&a.node))?;
+            emit(v.output.output, "KubeadmVersion", &version, || format!("{}\n", version.message))?;
+            Ok(ExitCode::SUCCESS)
+        }
         NodeAction::Kubeadm(KubeadmArgs { command: KubeadmCommand::Upgrade(u) }) => match u.command {
             UpgradeCommand::Plan(x) => upgrade_plan(&a.node, x),
             UpgradeCommand::Apply(x) => upgrade_apply(&a.node, x),

@@ -32,7 +32,8 @@ pub use self::error::LabClientError;
 use crate::faults::{FaultConfig, FaultsChange};
 use crate::nodes::wire::{ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, UpgradeApplyRequest};
 use crate::nodes::{
-    EtcdSnapshotReport, KubeletLogs, NodeFacts, OsRefresh, Package, UpgradeOptions, UpgradePlan, UpgradeReport,
+    EtcdSnapshotReport, KubeadmVersion, KubeletLogs, NodeFacts, OsRefresh, Package, UpgradeOptions, UpgradePlan,
+    UpgradeReport,
 };
 use crate::state::RequestCounts;
 
@@ -122,6 +123,11 @@ impl LabClient {
             None => node_path(node, "/kubeadm/upgrade-plan"),
         };
         self.get(&path).await
+    }
+
+    /// `kubeadm version` on a node: the installed kubeadm.
+    pub async fn kubeadm_version(&self, node: &str) -> Result<KubeadmVersion, LabClientError> {
+        self.get(&node_path(node, "/kubeadm/version")).await
     }
 
     /// `kubeadm upgrade apply VERSION` on the first control-plane node.

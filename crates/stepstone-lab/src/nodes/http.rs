@@ -107,6 +107,10 @@ async fn kubelet_logs(
     answer(nodes(&shared).kubelet_logs(&name, q.tail))
 }
 
+async fn kubeadm_version(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    answer(nodes(&shared).kubeadm_version(&name))
+}
+
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.stats.snapshot()).into_response()
 }
@@ -128,6 +132,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/lab/v1/nodes/{name}/reboot", post(reboot))
         .route("/lab/v1/nodes/{name}/os/refresh", post(os_refresh))
         .route("/lab/v1/nodes/{name}/logs/kubelet", get(kubelet_logs))
+        .route("/lab/v1/nodes/{name}/kubeadm/version", get(kubeadm_version))
         .route("/lab/v1/stats", get(stats))
         .route("/lab/v1/clock", get(clock_info))
 }

@@ -42,7 +42,7 @@ pub(crate) use self::kubelet::{
     set_lifecycle_taints,
 };
 pub use self::plan::{ComponentConfigState, PlanRow, UpgradePlan};
-pub use self::upgrade::{UpgradeOptions, UpgradeReport};
+pub use self::upgrade::{KubeadmVersion, UpgradeOptions, UpgradeReport};
 use crate::clock;
 use crate::resources::{CONFIGMAPS, NODES, PODS};
 pub use crate::state::KubeletState;

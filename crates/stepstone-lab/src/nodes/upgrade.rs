@@ -201,6 +201,41 @@ impl LabNodes {
     }
 }
 
+/// What `kubeadm version` prints on a node: the installed kubeadm package's release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeadmVersion {
+    pub node: String,
+    /// `v1.35.0`
+    pub version: String,
+    /// kubeadm's own line (`kubeadm version: &version.Info{...}`).
+    pub message: String,
+}
+
+impl LabNodes {
+    /// `kubeadm version` on `node`: the installed kubeadm (the running kubelet's release on a
+    /// node provisioned without the package annotation).
+    pub fn kubeadm_version(&self, node: &str) -> Result<KubeadmVersion, NodeOpError> {
+        let store = self.shared.store();
+        let n = self.node(&store, node)?;
+        let v = match annotation(&n, KUBEADM_ANNOTATION) {
+            Some(k) => version_of_package(k)?,
+            None => n
+                .pointer("/status/nodeInfo/kubeletVersion")
+                .and_then(Value::as_str)
+                .and_then(|v| v.parse::<KubeVersion>().ok())
+                .ok_or_else(|| NodeOpError::NoClusterVersion { node: node.to_string() })?,
+        };
+        let message = format!(
+            "kubeadm version: &version.Info{{Major:\"{}\", Minor:\"{}\", GitVersion:\"{}\", GitCommit:\"0000000000000000000000000000000000000000\", GitTreeState:\"clean\", BuildDate:\"2026-01-01T00:00:00Z\", GoVersion:\"go1.24.0\", Compiler:\"gc\", Platform:\"linux/amd64\"}}",
+            v.major,
+            v.minor,
+            v.canonical()
+        );
+        Ok(KubeadmVersion { node: node.to_string(), version: v.canonical(), message })
+    }
+}
+
 /// kubeadm's version policy: kubelets more than three minors older than the release `kubeadm
 /// upgrade apply` moves to (`MaximumAllowedMinorVersionKubeletSkew`) make the upgrade refuse.
 /// Returns their versions, sorted and once each.
