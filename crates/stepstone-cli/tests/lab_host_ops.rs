@@ -255,12 +255,28 @@ fn nodes_enforce_the_version_skew_policy() {
 
     // A kubelet four minors behind the target stops `kubeadm upgrade apply`, as kubeadm's policy does.
     ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    let (code, err) =
+        failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--dry-run"]));
+    assert_eq!(code, 1, "a dry run runs the same checks: {err}");
+    assert!(err.contains("too old that have these versions [v1.31.14]"), "{err}");
     let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("There are kubelets in this cluster that are too old that have these versions [v1.31.14]"),
         "{err}"
     );
+    let version: Value = serde_json::from_str(&ok(&kubectl(k, &["version", "-o", "json"]))).unwrap();
+    assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.6", "a refused apply changes nothing");
+
+    // With that kubelet upgraded, a dry run passes, says what would change, and changes nothing.
+    ok(&stepstone(k, &["lab", "node", "r660-06", "install", "kubelet=1.34.6-1.1"]));
+    ok(&stepstone(k, &["lab", "node", "r660-06", "restart-kubelet", "--wait"]));
+    let dry = json(&stepstone(
+        k,
+        &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--dry-run", "-o", "json"],
+    ));
+    assert!(dry["message"].as_str().unwrap().contains("[dryrun] Finished dryrunning successfully!"), "{dry}");
+    assert!(dry["changed"].as_array().unwrap().iter().any(|c| c == "kube-apiserver: v1.34.6 -> v1.35.0"), "{dry}");
     let version: Value = serde_json::from_str(&ok(&kubectl(k, &["version", "-o", "json"]))).unwrap();
     assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.6", "a refused apply changes nothing");
 }

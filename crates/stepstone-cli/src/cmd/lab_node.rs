@@ -378,11 +378,15 @@ pub struct UpgradeFlags {
     /// Accepted as kubeadm accepts it; the lab never asks for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
+
+    /// Run every check and say what would change, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl UpgradeFlags {
     fn options(&self) -> UpgradeOptions {
-        UpgradeOptions { ignore_preflight_errors: self.ignore_preflight_errors.clone() }
+        UpgradeOptions { ignore_preflight_errors: self.ignore_preflight_errors.clone(), dry_run: self.dry_run }
     }
 }
 

@@ -323,7 +323,7 @@ fn template_tag(obj: &Value, container: &str) -> Option<String> {
 
 /// The component and kubelet tables of a plan to `target`, with the images `kubeadm upgrade
 /// apply` would set.
-fn plan_rows(store: &Store, cluster: &KubeVersion, target: &KubeVersion) -> (Vec<PlanRow>, Vec<PlanRow>) {
+pub(super) fn plan_rows(store: &Store, cluster: &KubeVersion, target: &KubeVersion) -> (Vec<PlanRow>, Vec<PlanRow>) {
     let row = |component: &str, node: &str, current: String, target: String| PlanRow {
         component: component.to_string(),
         node: node.to_string(),

@@ -39,6 +39,9 @@ pub struct UpgradeReport {
 pub struct UpgradeOptions {
     /// Preflight checks to downgrade to warnings (`SystemVerification`, `all`).
     pub ignore_preflight_errors: Vec<String>,
+    /// `--dry-run`: run every check and say what would change, changing nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl UpgradeOptions {
@@ -80,6 +83,25 @@ impl LabNodes {
                 node: node.to_string(),
                 target: target.canonical(),
                 versions: too_old.join(" "),
+            });
+        }
+        if opts.dry_run {
+            // kubeadm's dry run writes the new manifests to a temporary directory and stops
+            // there: every check above ran, nothing in the cluster moves.
+            let (components, _) = super::plan::plan_rows(&store, &current, &target);
+            let changed: Vec<String> = components
+                .iter()
+                .filter(|r| (r.node.is_empty() || r.node == node) && r.current != r.target)
+                .map(|r| format!("{}: {} -> {}", r.component, r.current, r.target))
+                .collect();
+            return Ok(UpgradeReport {
+                node: node.to_string(),
+                version: target.canonical(),
+                message: format!(
+                    "[preflight] Running pre-flight checks.\n[upgrade/version] You have chosen to change the cluster version to \"{t}\"\n[dryrun] Would write the upgraded static Pod manifests for this node and the addons to a temporary directory\n[dryrun] Finished dryrunning successfully!\n[upgrade/successful] SUCCESS! A dry run of the upgrade to \"{t}\" found nothing in the way; nothing was changed.",
+                    t = target.canonical()
+                ),
+                changed,
             });
         }
         set_cluster_version(&mut store, &target, now);
@@ -129,6 +151,14 @@ impl LabNodes {
                 node: node.to_string(),
                 kubeadm: k.canonical(),
                 cluster: target.canonical(),
+            });
+        }
+        if opts.dry_run {
+            return Ok(UpgradeReport {
+                node: node.to_string(),
+                version: target.canonical(),
+                changed: Vec::new(),
+                message: "[dryrun] Finished dryrunning successfully!\n[upgrade] A dry run of `kubeadm upgrade node` found nothing in the way; nothing was changed.".to_string(),
             });
         }
         let fail_v1 = kubelet_config_fail_cgroup_v1(&store);

@@ -30,15 +30,22 @@ pub struct UpgradeApplyRequest {
     /// Preflight checks to downgrade to warnings (`SystemVerification`, `all`).
     #[serde(default)]
     pub ignore_preflight_errors: Vec<String>,
+    /// `--dry-run`: every check, no change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl UpgradeApplyRequest {
     pub fn new(version: impl Into<String>, opts: &UpgradeOptions) -> Self {
-        UpgradeApplyRequest { version: version.into(), ignore_preflight_errors: opts.ignore_preflight_errors.clone() }
+        UpgradeApplyRequest {
+            version: version.into(),
+            ignore_preflight_errors: opts.ignore_preflight_errors.clone(),
+            dry_run: opts.dry_run,
+        }
     }
 
     pub fn options(&self) -> UpgradeOptions {
-        UpgradeOptions { ignore_preflight_errors: self.ignore_preflight_errors.clone() }
+        UpgradeOptions { ignore_preflight_errors: self.ignore_preflight_errors.clone(), dry_run: self.dry_run }
     }
 }
 
