@@ -13,6 +13,7 @@ pub mod releases;
 pub mod selector;
 pub mod skew;
 pub mod snapshot;
+pub mod snapshot_stream;
 pub mod version;
 pub mod wire;
 

@@ -39,6 +39,18 @@ pub enum SnapshotError {
     NoNodes { path: String },
     #[error("{path}: a directory with no .json files")]
     EmptyDir { path: String },
+    #[error(
+        "{path} is {what}, not a regular file; give a snapshot file (or a directory of .json files) written with `stepstone snapshot` or `kubectl get … -o json`"
+    )]
+    NotRegular { path: String, what: &'static str },
+    #[error(
+        "{path}: {what} is larger than {limit} bytes, which no Kubernetes object is; check that the file is a snapshot"
+    )]
+    TooLarge { path: String, what: String, limit: usize },
+    #[error(
+        "{path}: {found} in \"items\", where a Kubernetes object was expected; remove it or take the snapshot again"
+    )]
+    NotAnObject { path: String, found: &'static str },
 }
 
 /// How to read hardware generations and other site conventions.
@@ -60,6 +72,9 @@ pub struct ObjectSet {
     pub objects: Vec<(String, Value)>,
     /// Apiserver `/version` `gitVersion`, when the source knows it.
     pub server_version: Option<String>,
+    /// The item kind and `apiVersion` of the last raw API list read (`PodList` → `Pod`), which
+    /// its items do not carry.
+    pub list_kind: Option<(String, Option<String>)>,
 }
 
 impl ObjectSet {
@@ -71,8 +86,16 @@ impl ObjectSet {
             // does not, so fill it in from the list kind.
             let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
             let api_version = doc.get("apiVersion").cloned();
+            self.list_kind =
+                item_kind.clone().map(|k| (k, api_version.as_ref().and_then(Value::as_str).map(str::to_string)));
             self.objects.reserve(items.len());
-            for mut item in items {
+            for (index, mut item) in items.into_iter().enumerate() {
+                if !item.is_object() {
+                    return Err(SnapshotError::NotAnObject {
+                        path: format!("{origin} items[{index}]"),
+                        found: type_name(&item),
+                    });
+                }
                 if item.get("kind").is_none()
                     && let (Some(k), Some(obj)) = (&item_kind, item.as_object_mut())
                 {
@@ -166,28 +189,26 @@ impl InventoryBuilder {
 
     /// Parse one object; `origin` names the file or URL for errors.
     pub fn add(&mut self, origin: &str, obj: &Value) -> Result<(), SnapshotError> {
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-        let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or("");
-        let name = str_at(obj, &["metadata", "name"]).unwrap_or("");
-        let wrap = |reason: String| SnapshotError::Object {
-            path: origin.to_string(),
-            kind: kind.to_string(),
-            name: if ns.is_empty() { name.to_string() } else { format!("{ns}/{name}") },
-            reason,
-        };
-        let wanted = matches!(kind, "Node" | "Pod" | "PodDisruptionBudget") || WorkloadKind::from_kind(kind).is_some();
+        let parsed = ParsedObject::parse(origin, obj, &self.opts)?;
+        self.add_parsed(parsed);
+        Ok(())
+    }
+
+    /// Add an object parsed elsewhere (on another thread) with [`ParsedObject::parse`].
+    pub fn add_parsed(&mut self, object: ParsedObject) {
+        let ParsedObject { kind, namespace, name, parsed } = object;
         // The same object may appear in several files of a directory: keep the first.
-        if !wanted || !self.seen.insert((kind.to_string(), ns.to_string(), name.to_string())) {
-            return Ok(());
+        if matches!(parsed, Parsed::Ignored) || !self.seen.insert((kind, namespace, name)) {
+            return;
         }
         let inv = &mut self.inv;
-        match kind {
-            "Node" => inv.nodes.push(parse_node(obj, &self.opts).map_err(wrap)?),
-            "Pod" => inv.pods.push(parse_pod(obj).map_err(wrap)?),
-            "PodDisruptionBudget" => inv.pdbs.push(parse_pdb(obj).map_err(wrap)?),
-            _ => inv.workloads.push(parse_workload(obj).map_err(wrap)?),
+        match parsed {
+            Parsed::Node(n) => inv.nodes.push(n),
+            Parsed::Pod(p) => inv.pods.push(p),
+            Parsed::Pdb(p) => inv.pdbs.push(p),
+            Parsed::Workload(w) => inv.workloads.push(w),
+            Parsed::Ignored => {}
         }
-        Ok(())
     }
 
     pub fn finish(mut self) -> Result<Inventory, SnapshotError> {
@@ -199,8 +220,58 @@ impl InventoryBuilder {
     }
 }
 
-/// Read snapshot files or directories into an inventory.
+/// One object turned into what the inventory keeps of it, with its identity.
+#[derive(Debug)]
+pub struct ParsedObject {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub parsed: Parsed,
+}
+
+/// What an object of each kind becomes; kinds the inventory does not read are `Ignored`.
+#[derive(Debug)]
+pub enum Parsed {
+    Node(Node),
+    Pod(Pod),
+    Pdb(Pdb),
+    Workload(Workload),
+    Ignored,
+}
+
+impl ParsedObject {
+    /// Parse one object with the parser of its kind; `origin` names the file or URL for errors.
+    pub fn parse(origin: &str, obj: &Value, opts: &SnapshotOptions) -> Result<ParsedObject, SnapshotError> {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let ns = str_at(obj, &["metadata", "namespace"]).unwrap_or("");
+        let name = str_at(obj, &["metadata", "name"]).unwrap_or("");
+        let wrap = |reason: String| SnapshotError::Object {
+            path: origin.to_string(),
+            kind: kind.to_string(),
+            name: if ns.is_empty() { name.to_string() } else { format!("{ns}/{name}") },
+            reason,
+        };
+        let parsed = match kind {
+            "Node" => Parsed::Node(parse_node(obj, opts).map_err(wrap)?),
+            "Pod" => Parsed::Pod(parse_pod(obj).map_err(wrap)?),
+            "PodDisruptionBudget" => Parsed::Pdb(parse_pdb(obj).map_err(wrap)?),
+            _ if WorkloadKind::from_kind(kind).is_some() => Parsed::Workload(parse_workload(obj).map_err(wrap)?),
+            _ => Parsed::Ignored,
+        };
+        Ok(ParsedObject { kind: kind.to_string(), namespace: ns.to_string(), name: name.to_string(), parsed })
+    }
+}
+
+/// Read snapshot files or directories into an inventory, streaming each file
+/// ([`crate::snapshot_stream`]).
 pub fn load_paths(paths: &[PathBuf], opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
+    crate::snapshot_stream::load_paths(paths, opts)
+}
+
+/// Read snapshot files or directories whole into one set of objects, then into an inventory:
+/// the reader for callers that need every field of every object (the removed-API scan), and the
+/// reference the streaming reader is tested against.
+pub fn load_paths_whole(paths: &[PathBuf], opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
     let mut set = ObjectSet::default();
     for p in paths {
         set.add_path(p)?;
@@ -278,7 +349,7 @@ pub fn image_tag(image: &str) -> &str {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

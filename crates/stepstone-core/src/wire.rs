@@ -144,6 +144,90 @@ pub fn read_value(text: &str, keep: Keep) -> Result<Value, serde_json::Error> {
     Ok(value)
 }
 
+/// Read one object of any kind from a snapshot file, keeping what [`keep_for`] says for its kind.
+///
+/// `kubectl` writes keys in alphabetical order, so `kind` comes before `metadata`, `spec` and
+/// `status` and the rule is known before the large fields are read. A field read before `kind`
+/// is kept whole (an object without `kind`, from a raw API list, keeps everything but
+/// `managedFields`); a kind the inventory ignores keeps only `apiVersion`, `kind` and
+/// `metadata`. A value that is not an object is returned as it is, for the caller to refuse.
+pub fn read_object(text: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = de.deserialize_any(ObjectOfAnyKind)?;
+    de.end()?;
+    Ok(value)
+}
+
+struct ObjectOfAnyKind;
+
+impl<'de> Visitor<'de> for ObjectOfAnyKind {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        // `None` until `kind` is read; then `Some(None)` for a kind the inventory ignores.
+        let mut rule: Option<Option<Keep>> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let field_rule = match (&rule, key.as_str()) {
+                (_, "kind" | "apiVersion") => Keep::All,
+                (_, "metadata") => METADATA,
+                (None, _) => Keep::All,
+                (Some(None), _) => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                (Some(Some(kept)), field) => match PruneVisitor(*kept).rule_for(field) {
+                    Some(r) => r,
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                },
+            };
+            let value = map.next_value_seed(field_rule)?;
+            if key == "kind"
+                && let Some(kind) = value.as_str()
+            {
+                rule = Some(keep_for(kind));
+            }
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        PruneVisitor(Keep::All).visit_seq(seq)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for Keep {
     type Value = Value;
 

@@ -1,0 +1,560 @@
+//! Reading snapshot files as a stream: the `items` of a List are cut out of the text as it is
+//! read, and each batch of items is pruned to what the parsers use ([`crate::wire::read_object`])
+//! and parsed on a worker thread while the next batch is read.
+//!
+//! A 5,000-node snapshot is about 700 MB of JSON. Reading it whole into a `serde_json::Value`
+//! held the text and a tree of every field at once (4.5 GB); here memory holds a few batches of
+//! text and the parsed inventory. Everything outside `items` (the List's `kind`, `metadata`, or
+//! a single object) is collected as the document's envelope and read with
+//! [`ObjectSet::add_document`], so every document shape the whole-text reader accepts is read
+//! the same way, and a test checks that both readers give identical inventories.
+//!
+//! Files are checked before they are opened: only regular files are read (a FIFO would block, a
+//! device like `/dev/zero` never ends), and a single item or the envelope may not exceed
+//! [`MAX_OBJECT_BYTES`].
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::inventory::Inventory;
+use crate::snapshot::{InventoryBuilder, ObjectSet, ParsedObject, SnapshotError, SnapshotOptions};
+use crate::wire::read_object;
+
+/// The largest item (or envelope) read: the apiserver stores objects of at most 1.5 MiB, so
+/// anything near this is not a Kubernetes object.
+pub const MAX_OBJECT_BYTES: usize = 64 << 20;
+
+/// Items are handed to the workers in batches of about this many bytes of text.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Bytes read from the file at a time.
+const READ_BYTES: usize = 4 << 20;
+
+/// Read snapshot files or directories (every `*.json` file, in name order) into an inventory.
+pub fn load_paths(paths: &[PathBuf], opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
+    let source = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    let mut builder = InventoryBuilder::new(&format!("snapshot {source}"), opts);
+    let mut server_version = None;
+    for file in snapshot_files(paths)? {
+        read_file(&file, opts, &mut builder, &mut server_version)?;
+    }
+    builder.server_version(server_version.as_deref());
+    builder.finish()
+}
+
+/// The files to read: each path given, or the `*.json` files of a directory in name order.
+/// Anything but a regular file (after following a symlink once) is refused.
+pub fn snapshot_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SnapshotError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let io = |source| SnapshotError::Io { path: path.clone(), source };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(SnapshotError::EmptyDir { path: path.display().to_string() });
+            }
+            for f in found {
+                let meta = std::fs::metadata(&f).map_err(|source| SnapshotError::Io { path: f.clone(), source })?;
+                if !meta.is_file() {
+                    return Err(not_regular(&f, &meta));
+                }
+                files.push(f);
+            }
+        } else if meta.is_file() {
+            files.push(path.clone());
+        } else {
+            return Err(not_regular(path, &meta));
+        }
+    }
+    Ok(files)
+}
+
+fn not_regular(path: &Path, meta: &std::fs::Metadata) -> SnapshotError {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let what = if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    SnapshotError::NotRegular { path: path.display().to_string(), what }
+}
+
+/// One batch of item texts, in file order.
+struct Batch {
+    seq: usize,
+    text: Vec<u8>,
+    /// Per item: end offset in `text`, index in `items`, and its line and column in the file.
+    items: Vec<ItemSpan>,
+}
+
+#[derive(Clone, Copy)]
+struct ItemSpan {
+    end: usize,
+    index: usize,
+    line: usize,
+    column: usize,
+}
+
+/// What a worker made of an item.
+// Nearly every item is `Parsed`: boxing it would only add an allocation per item.
+#[allow(clippy::large_enum_variant)]
+enum ItemResult {
+    Parsed(ParsedObject),
+    /// An item without `kind` (a raw API list's): parsed once the list's kind is known.
+    Unkinded(usize, Value),
+}
+
+fn read_file(
+    path: &Path,
+    opts: &SnapshotOptions,
+    builder: &mut InventoryBuilder,
+    server_version: &mut Option<String>,
+) -> Result<(), SnapshotError> {
+    let origin = path.display().to_string();
+    let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io)?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
+    let batch_rx = Arc::new(Mutex::new(batch_rx));
+    let (result_tx, result_rx) = std::sync::mpsc::channel::<(usize, Result<Vec<ItemResult>, SnapshotError>)>();
+    let (envelope, batches) = std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let rx = Arc::clone(&batch_rx);
+            let tx = result_tx.clone();
+            let origin = origin.as_str();
+            scope.spawn(move || work(&rx, &tx, origin, opts));
+        }
+        drop(result_tx);
+        let mut splitter = Splitter::new(&origin);
+        let split = splitter.run(file, READ_BYTES, |batch| batch_tx.send(batch).is_ok());
+        drop(batch_tx);
+        let mut results: Vec<(usize, Result<Vec<ItemResult>, SnapshotError>)> = result_rx.iter().collect();
+        results.sort_by_key(|(seq, _)| *seq);
+        split.map(|()| (splitter.envelope, results))
+    })?;
+    // The envelope: a List's own fields, or a whole single object.
+    let mut set = ObjectSet::default();
+    set.add_json_text(&origin, &String::from_utf8_lossy(&envelope))?;
+    let list_kind = set.list_kind.clone();
+    for (origin_of, obj) in &set.objects {
+        builder.add(origin_of, obj)?;
+    }
+    if set.server_version.is_some() {
+        *server_version = set.server_version;
+    }
+    for (_, batch) in batches {
+        for item in batch? {
+            match item {
+                ItemResult::Parsed(object) => builder.add_parsed(object),
+                ItemResult::Unkinded(index, mut obj) => {
+                    let item_origin = format!("{origin} items[{index}]");
+                    if let (Some((kind, api_version)), Some(map)) = (&list_kind, obj.as_object_mut()) {
+                        map.insert("kind".into(), Value::String(kind.clone()));
+                        if let Some(av) = api_version {
+                            map.insert("apiVersion".into(), Value::String(av.clone()));
+                        }
+                    }
+                    builder.add_parsed(ParsedObject::parse(&item_origin, &obj, opts)?);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A worker: parse batches until the reader is done; the first error ends the batch.
+fn work(
+    rx: &Mutex<Receiver<Batch>>,
+    tx: &std::sync::mpsc::Sender<(usize, Result<Vec<ItemResult>, SnapshotError>)>,
+    origin: &str,
+    opts: &SnapshotOptions,
+) {
+    loop {
+        // A poisoned lock means another worker panicked; the scope re-raises that panic.
+        let Ok(guard) = rx.lock() else { return };
+        let Ok(batch) = guard.recv() else { return };
+        drop(guard);
+        let result = parse_batch(&batch, origin, opts);
+        if tx.send((batch.seq, result)).is_err() {
+            return;
+        }
+    }
+}
+
+fn parse_batch(batch: &Batch, origin: &str, opts: &SnapshotOptions) -> Result<Vec<ItemResult>, SnapshotError> {
+    let mut out = Vec::with_capacity(batch.items.len());
+    let mut start = 0;
+    for span in &batch.items {
+        let text = &batch.text[start..span.end];
+        start = span.end;
+        let item_origin = || format!("{origin} items[{}]", span.index);
+        let obj = read_object(text).map_err(|e| SnapshotError::Json {
+            path: item_origin(),
+            line: span.line + e.line().saturating_sub(1),
+            column: if e.line() <= 1 { span.column + e.column().saturating_sub(1) } else { e.column() },
+            message: e.to_string(),
+        })?;
+        if !obj.is_object() {
+            return Err(SnapshotError::NotAnObject { path: item_origin(), found: crate::snapshot::type_name(&obj) });
+        }
+        if obj.get("kind").is_none() {
+            out.push(ItemResult::Unkinded(span.index, obj));
+            continue;
+        }
+        out.push(ItemResult::Parsed(ParsedObject::parse(&item_origin(), &obj, opts)?));
+    }
+    Ok(out)
+}
+
+/// Where the scanner is in the document's structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Outside the `items` array: bytes go to the envelope.
+    Envelope,
+    /// Inside `items`, between items.
+    BetweenItems,
+    /// Inside `items`, within an item.
+    InItem,
+}
+
+/// Cuts the items out of a document as its bytes arrive. Only strings and nesting are tracked;
+/// the JSON itself is checked by the parsers (an item) or by the envelope's reader.
+struct Splitter<'a> {
+    origin: &'a str,
+    envelope: Vec<u8>,
+    place: Place,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// Within the top-level object: the next string is a key.
+    expect_key: bool,
+    /// The last top-level key was `items`.
+    after_items_key: bool,
+    key: Vec<u8>,
+    in_key: bool,
+    line: usize,
+    line_start: u64,
+    offset: u64,
+    item_index: usize,
+    item: Vec<u8>,
+    item_line: usize,
+    item_column: usize,
+    batch: Batch,
+}
+
+impl<'a> Splitter<'a> {
+    fn new(origin: &'a str) -> Self {
+        Splitter {
+            origin,
+            envelope: Vec::new(),
+            place: Place::Envelope,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            expect_key: false,
+            after_items_key: false,
+            key: Vec::new(),
+            in_key: false,
+            line: 1,
+            line_start: 0,
+            offset: 0,
+            item_index: 0,
+            item: Vec::new(),
+            item_line: 0,
+            item_column: 0,
+            batch: Batch { seq: 0, text: Vec::new(), items: Vec::new() },
+        }
+    }
+
+    /// Read `file` to its end, handing full batches to `send` (false: the workers are gone).
+    fn run(
+        &mut self,
+        mut file: impl Read,
+        read_bytes: usize,
+        mut send: impl FnMut(Batch) -> bool,
+    ) -> Result<(), SnapshotError> {
+        let mut buf = vec![0u8; read_bytes];
+        loop {
+            let n = file.read(&mut buf).map_err(|source| SnapshotError::Io { path: self.origin.into(), source })?;
+            if n == 0 {
+                break;
+            }
+            self.scan(&buf[..n])?;
+            if self.batch.text.len() >= BATCH_BYTES {
+                let next = Batch { seq: self.batch.seq + 1, text: Vec::new(), items: Vec::new() };
+                if !send(std::mem::replace(&mut self.batch, next)) {
+                    return Ok(());
+                }
+            }
+        }
+        if self.place != Place::Envelope {
+            return Err(SnapshotError::Json {
+                path: self.origin.to_string(),
+                line: self.line,
+                column: (self.offset - self.line_start) as usize + 1,
+                message: "the file ends inside the \"items\" array".into(),
+            });
+        }
+        if !self.batch.items.is_empty() {
+            let last = std::mem::replace(&mut self.batch, Batch { seq: 0, text: Vec::new(), items: Vec::new() });
+            send(last);
+        }
+        Ok(())
+    }
+
+    fn too_large(&self, what: &str) -> SnapshotError {
+        SnapshotError::TooLarge { path: self.origin.to_string(), what: what.to_string(), limit: MAX_OBJECT_BYTES }
+    }
+
+    fn scan(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let mut i = 0;
+        // Start of the current run of bytes that belong to the same place.
+        let mut run = 0;
+        while i < bytes.len() {
+            if self.in_string {
+                // Jump to the next quote or backslash.
+                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    None if self.escaped => {
+                        self.escaped = false;
+                        i += 1;
+                        continue;
+                    }
+                    None => {
+                        i = bytes.len();
+                        continue;
+                    }
+                    Some(at) => {
+                        if self.escaped {
+                            // The byte right after a backslash is escaped, whatever it is.
+                            self.escaped = false;
+                            i += 1;
+                            continue;
+                        }
+                        i += at;
+                        if bytes[i] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            self.in_string = false;
+                            if self.in_key {
+                                self.in_key = false;
+                                self.key.extend_from_slice(&bytes[run..i]);
+                                self.after_items_key = self.key == b"\"items";
+                            }
+                        }
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+            let b = bytes[i];
+            match b {
+                b'\n' => {
+                    self.line += 1;
+                    self.line_start = self.offset + i as u64 + 1;
+                }
+                b' ' | b'\t' | b'\r' => {}
+                b'"' => {
+                    if self.place == Place::BetweenItems {
+                        self.begin_item(&mut run, i);
+                    }
+                    self.in_string = true;
+                    if self.place == Place::Envelope && self.depth == 1 && self.expect_key {
+                        self.flush(bytes, &mut run, i);
+                        self.in_key = true;
+                        self.key.clear();
+                        self.expect_key = false;
+                    }
+                }
+                b'{' | b'[' => {
+                    if self.place == Place::Envelope && self.depth == 1 && self.after_items_key && b == b'[' {
+                        // The items array: its contents leave the envelope.
+                        self.after_items_key = false;
+                        self.flush(bytes, &mut run, i + 1);
+                        self.depth += 1;
+                        self.place = Place::BetweenItems;
+                        i += 1;
+                        run = i;
+                        continue;
+                    }
+                    if self.place == Place::BetweenItems {
+                        self.begin_item(&mut run, i);
+                    }
+                    self.depth += 1;
+                    if self.place == Place::Envelope && self.depth == 1 {
+                        self.expect_key = b == b'{';
+                    }
+                }
+                b'}' | b']' => {
+                    if self.place != Place::Envelope && self.depth == 2 {
+                        // The end of the items array.
+                        if self.place == Place::InItem {
+                            self.end_item(bytes, &mut run, i)?;
+                        }
+                        run = i;
+                        self.place = Place::Envelope;
+                    }
+                    self.depth = self.depth.saturating_sub(1);
+                }
+                b',' => {
+                    if self.place == Place::InItem && self.depth == 2 {
+                        self.end_item(bytes, &mut run, i)?;
+                        self.place = Place::BetweenItems;
+                        run = i + 1;
+                    } else if self.place == Place::BetweenItems {
+                        // An empty element (`[,`): let the item's parser say so.
+                        self.begin_item(&mut run, i);
+                    } else if self.place == Place::Envelope && self.depth == 1 {
+                        self.expect_key = true;
+                        self.after_items_key = false;
+                    }
+                }
+                b':' => {}
+                _ => {
+                    if self.place == Place::BetweenItems {
+                        self.begin_item(&mut run, i);
+                    } else if self.place == Place::Envelope && self.depth == 1 {
+                        self.after_items_key = false;
+                    }
+                }
+            }
+            i += 1;
+        }
+        match self.place {
+            Place::Envelope => self.flush(bytes, &mut run, bytes.len()),
+            Place::InItem => {
+                self.item.extend_from_slice(&bytes[run..]);
+                if self.item.len() > MAX_OBJECT_BYTES {
+                    return Err(self.too_large(&format!("items[{}]", self.item_index)));
+                }
+            }
+            Place::BetweenItems => {}
+        }
+        if self.envelope.len() > MAX_OBJECT_BYTES {
+            return Err(self.too_large("the document outside \"items\""));
+        }
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Append `bytes[run..to]` to the envelope (only called in the envelope or a key in it).
+    fn flush(&mut self, bytes: &[u8], run: &mut usize, to: usize) {
+        if self.in_key {
+            self.key.extend_from_slice(&bytes[*run..to]);
+        }
+        self.envelope.extend_from_slice(&bytes[*run..to]);
+        *run = to;
+    }
+
+    fn begin_item(&mut self, run: &mut usize, at: usize) {
+        self.place = Place::InItem;
+        self.item.clear();
+        self.item_line = self.line;
+        self.item_column = (self.offset + at as u64 - self.line_start) as usize + 1;
+        *run = at;
+    }
+
+    fn end_item(&mut self, bytes: &[u8], run: &mut usize, at: usize) -> Result<(), SnapshotError> {
+        self.item.extend_from_slice(&bytes[*run..at]);
+        if self.item.len() > MAX_OBJECT_BYTES {
+            return Err(self.too_large(&format!("items[{}]", self.item_index)));
+        }
+        self.batch.text.extend_from_slice(&self.item);
+        self.batch.items.push(ItemSpan {
+            end: self.batch.text.len(),
+            index: self.item_index,
+            line: self.item_line,
+            column: self.item_column,
+        });
+        self.item_index += 1;
+        self.item.clear();
+        *run = at;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Items and envelope as the splitter cuts them, reading `chunk` bytes at a time.
+    fn split(text: &str, chunk: usize) -> Result<(Vec<Value>, Value), SnapshotError> {
+        let mut splitter = Splitter::new("t.json");
+        let mut batches = Vec::new();
+        splitter.run(text.as_bytes(), chunk, |b| {
+            batches.push(b);
+            true
+        })?;
+        let mut items = Vec::new();
+        for b in batches {
+            let mut start = 0;
+            for span in b.items {
+                items.push(serde_json::from_slice(&b.text[start..span.end]).expect("an item is one JSON value"));
+                start = span.end;
+            }
+        }
+        Ok((items, serde_json::from_slice(&splitter.envelope).expect("the envelope is JSON")))
+    }
+
+    #[test]
+    fn items_are_cut_out_whatever_the_strings_hold_and_wherever_a_read_ends() {
+        let doc = json!({
+            "apiVersion": "v1",
+            "a \"items\" key": {"items": [1, 2]},
+            "items": [
+                {"kind": "Pod", "metadata": {"name": "p{,}]\\", "annotations": {"x": "\"items\": [", "y": "\\\""}}},
+                null,
+                17,
+                "a string, with a comma",
+                [1, [2, {"z": "]"}]],
+                {}
+            ],
+            "kind": "List",
+            "metadata": {"resourceVersion": "", "note": "items"}
+        });
+        let want_items = doc["items"].as_array().unwrap().clone();
+        let mut want_envelope = doc.clone();
+        want_envelope["items"] = json!([]);
+        for text in [doc.to_string(), serde_json::to_string_pretty(&doc).unwrap()] {
+            for chunk in 1..=17 {
+                let (items, envelope) = split(&text, chunk).unwrap();
+                assert_eq!(items, want_items, "chunk {chunk}");
+                assert_eq!(envelope, want_envelope, "chunk {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn documents_without_items_stay_whole_in_the_envelope() {
+        for doc in [json!({"kind": "Node", "metadata": {"name": "n"}}), json!([1, 2]), json!({"items": {"a": 1}})] {
+            let (items, envelope) = split(&doc.to_string(), 3).unwrap();
+            assert!(items.is_empty());
+            assert_eq!(envelope, doc);
+        }
+    }
+
+    #[test]
+    fn an_unfinished_items_array_is_an_error_with_its_place() {
+        let err = split("{\"items\": [\n  {\"kind\": \"Pod\"},\n  {\"kind\"", 5).unwrap_err();
+        assert!(matches!(err, SnapshotError::Json { line: 3, .. }), "{err:?}");
+        assert!(err.to_string().contains("ends inside the \"items\" array"), "{err}");
+    }
+}
