@@ -3,10 +3,16 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{input}' is not a Kubernetes quantity (examples: 500m, 2, 128Mi, 10Gi)")]
-pub struct QuantityError {
-    pub input: String,
+pub enum QuantityError {
+    #[error("'{input}' is not a Kubernetes quantity (examples: 500m, 2, 128Mi, 10Gi)")]
+    Invalid { input: String },
+    #[error("'{input}' is larger than any machine has (at most 2^50: 1 PiB, or 10^12 CPU millicores)")]
+    TooLarge { input: String },
 }
+
+/// The largest quantity read, in bytes or CPU millicores: far beyond any machine, and small
+/// enough that totals over a fleet of many thousand nodes cannot overflow.
+pub const MAX_QUANTITY: u64 = 1 << 50;
 
 fn split_suffix(s: &str) -> (&str, &str) {
     let idx = s
@@ -27,7 +33,7 @@ fn split_suffix(s: &str) -> (&str, &str) {
 /// Parse a quantity into units of `1/scale` of the base unit, rounding up as the API server
 /// does when it canonicalises (a request of `0.1m` CPU counts as 1 millicore).
 fn parse_scaled(input: &str, scale: f64) -> Result<u64, QuantityError> {
-    let err = || QuantityError { input: input.to_string() };
+    let err = || QuantityError::Invalid { input: input.to_string() };
     let s = input.trim();
     if s.is_empty() {
         return Err(err());
@@ -56,7 +62,11 @@ fn parse_scaled(input: &str, scale: f64) -> Result<u64, QuantityError> {
     if !value.is_finite() || value < 0.0 {
         return Err(err());
     }
-    Ok((value * mult * scale - 1e-9).ceil().max(0.0) as u64)
+    let scaled = (value * mult * scale - 1e-9).ceil().max(0.0);
+    if scaled > MAX_QUANTITY as f64 {
+        return Err(QuantityError::TooLarge { input: input.to_string() });
+    }
+    Ok(scaled as u64)
 }
 
 /// CPU in millicores.

@@ -51,6 +51,10 @@ pub enum SnapshotError {
         "{path}: {found} in \"items\", where a Kubernetes object was expected; remove it or take the snapshot again"
     )]
     NotAnObject { path: String, found: &'static str },
+    #[error(
+        "{kind} {name} is in the snapshot twice ({first} and {second}); give each object once (one file per kind, or one List)"
+    )]
+    Duplicate { kind: String, name: String, first: String, second: String },
 }
 
 /// How to read hardware generations and other site conventions.
@@ -170,7 +174,8 @@ impl ObjectSet {
 pub struct InventoryBuilder {
     inv: Inventory,
     opts: SnapshotOptions,
-    seen: std::collections::HashSet<(String, String, String)>,
+    /// Every object added, with where it came from.
+    seen: std::collections::HashMap<(String, String, String), String>,
 }
 
 impl InventoryBuilder {
@@ -190,17 +195,28 @@ impl InventoryBuilder {
     /// Parse one object; `origin` names the file or URL for errors.
     pub fn add(&mut self, origin: &str, obj: &Value) -> Result<(), SnapshotError> {
         let parsed = ParsedObject::parse(origin, obj, &self.opts)?;
-        self.add_parsed(parsed);
-        Ok(())
+        self.add_parsed(origin, parsed)
     }
 
-    /// Add an object parsed elsewhere (on another thread) with [`ParsedObject::parse`].
-    pub fn add_parsed(&mut self, object: ParsedObject) {
+    /// Add an object parsed elsewhere (on another thread) with [`ParsedObject::parse`]. An object
+    /// given twice (the same kind, namespace and name) is refused: which copy is right cannot be
+    /// told, and keeping either silently would plan on a guess.
+    pub fn add_parsed(&mut self, origin: &str, object: ParsedObject) -> Result<(), SnapshotError> {
         let ParsedObject { kind, namespace, name, parsed } = object;
-        // The same object may appear in several files of a directory: keep the first.
-        if matches!(parsed, Parsed::Ignored) || !self.seen.insert((kind, namespace, name)) {
-            return;
+        if matches!(parsed, Parsed::Ignored) {
+            return Ok(());
         }
+        let key = (kind, namespace, name);
+        if let Some(first) = self.seen.get(&key) {
+            let (kind, ns, name) = key;
+            return Err(SnapshotError::Duplicate {
+                kind,
+                name: if ns.is_empty() { name } else { format!("{ns}/{name}") },
+                first: first.clone(),
+                second: origin.to_string(),
+            });
+        }
+        self.seen.insert(key, origin.to_string());
         let inv = &mut self.inv;
         match parsed {
             Parsed::Node(n) => inv.nodes.push(n),
@@ -209,6 +225,7 @@ impl InventoryBuilder {
             Parsed::Workload(w) => inv.workloads.push(w),
             Parsed::Ignored => {}
         }
+        Ok(())
     }
 
     pub fn finish(mut self) -> Result<Inventory, SnapshotError> {
@@ -368,10 +385,42 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     at(v, path).and_then(Value::as_str)
 }
 
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
-        .unwrap_or_default()
+/// A map of strings (labels, annotations, a node selector); `field` names it in errors.
+fn string_map(v: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(format!("{field}.{k} is {} {other}, not a string", article(other))),
+            })
+            .collect(),
+        Some(other) => Err(format!("{field} is {} {other}, not a map of strings", article(other))),
+    }
+}
+
+fn article(v: &Value) -> String {
+    match type_name(v) {
+        t @ ("array" | "object") => format!("an {t}"),
+        t => format!("a {t}"),
+    }
+}
+
+/// Kubernetes object names of nodes are DNS-1123 subdomains: lowercase letters, digits, `-`
+/// and `.`, starting and ending with a letter or digit, at most 253 characters. A name that is
+/// not one never came from an apiserver; refusing it here keeps it out of every shell line a
+/// runbook writes.
+pub fn is_dns1123_subdomain(name: &str) -> bool {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.starts_with(ok_char)
+                && label.ends_with(ok_char)
+                && label.chars().all(|c| ok_char(c) || c == '-')
+        })
 }
 
 fn timestamp(v: Option<&Value>) -> Result<Option<Timestamp>, String> {
@@ -416,7 +465,12 @@ fn controller_owner(meta: &Value) -> Option<OwnerRef> {
 pub fn parse_node(obj: &Value, opts: &SnapshotOptions) -> Result<Node, String> {
     let meta = obj.get("metadata").ok_or("no metadata")?;
     let name = meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string();
-    let labels = string_map(meta.get("labels"));
+    if !is_dns1123_subdomain(&name) {
+        return Err(format!(
+            "metadata.name {name:?} is not a valid node name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.')"
+        ));
+    }
+    let labels = string_map(meta.get("labels"), "metadata.labels")?;
     let info = at(obj, &["status", "nodeInfo"]).ok_or(
         "has no status.nodeInfo (kubelet, kernel and runtime versions); take the snapshot with `kubectl get nodes -o json`, not a trimmed or custom output",
     )?;
@@ -474,7 +528,11 @@ pub fn parse_node(obj: &Value, opts: &SnapshotOptions) -> Result<Node, String> {
         .and_then(Value::as_array)
         .and_then(|a| a.iter().find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP")))
         .and_then(|x| x.get("address").and_then(Value::as_str))
-        .map(String::from);
+        .map(|ip| match ip.parse::<std::net::IpAddr>() {
+            Ok(_) => Ok(ip.to_string()),
+            Err(_) => Err(format!("status.addresses InternalIP {ip:?} is not an IP address")),
+        })
+        .transpose()?;
     Ok(Node {
         name,
         role,
@@ -543,7 +601,11 @@ fn anti_affinity_terms(affinity: &Value) -> Vec<Selector> {
 
 pub fn parse_pod(obj: &Value) -> Result<Pod, String> {
     let meta = obj.get("metadata").ok_or("no metadata")?;
-    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let spec = match obj.get("spec") {
+        Some(spec @ Value::Object(_)) => spec,
+        Some(other) => return Err(format!("spec is {} {other}, not an object", article(other))),
+        None => return Err("has no spec; take the snapshot with `kubectl get pods -A -o json`".into()),
+    };
     let status = obj.get("status").unwrap_or(&Value::Null);
     let phase = match status.get("phase").and_then(Value::as_str) {
         Some("Running") => PodPhase::Running,
@@ -620,12 +682,12 @@ pub fn parse_pod(obj: &Value) -> Result<Pod, String> {
         node_name: spec.get("nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()).map(String::from),
         phase,
         ready,
-        labels: string_map(meta.get("labels")),
-        annotations: string_map(meta.get("annotations")),
+        labels: string_map(meta.get("labels"), "metadata.labels")?,
+        annotations: string_map(meta.get("annotations"), "metadata.annotations")?,
         owner: controller_owner(meta),
         requests,
         volumes,
-        node_selector: string_map(spec.get("nodeSelector")),
+        node_selector: string_map(spec.get("nodeSelector"), "spec.nodeSelector")?,
         node_affinity: node_selector_terms(affinity),
         tolerations,
         anti_affinity_hostname: anti_affinity_terms(affinity),
@@ -668,12 +730,27 @@ pub fn parse_pdb(obj: &Value) -> Result<Pdb, String> {
             observed_generation: s.get("observedGeneration").and_then(Value::as_i64).unwrap_or(0),
         })
     });
+    let (min_available, max_unavailable) = (ioi("minAvailable")?, ioi("maxUnavailable")?);
+    if min_available.is_some() && max_unavailable.is_some() {
+        return Err("sets both spec.minAvailable and spec.maxUnavailable; the apiserver accepts only one".into());
+    }
+    for (field, value) in [("minAvailable", min_available), ("maxUnavailable", max_unavailable)] {
+        match value {
+            Some(IntOrPercent::Int(n)) if n < 0 => {
+                return Err(format!("spec.{field} is {n}; it must be 0 or more"));
+            }
+            Some(IntOrPercent::Percent(p)) if !(0..=100).contains(&p) => {
+                return Err(format!("spec.{field} is {p}%; it must be between 0% and 100%"));
+            }
+            _ => {}
+        }
+    }
     Ok(Pdb {
         namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
         name: meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string(),
         selector,
-        min_available: ioi("minAvailable")?,
-        max_unavailable: ioi("maxUnavailable")?,
+        min_available,
+        max_unavailable,
         unhealthy_pod_eviction_policy: spec.get("unhealthyPodEvictionPolicy").and_then(Value::as_str).map(String::from),
         generation: meta.get("generation").and_then(Value::as_i64).unwrap_or(1),
         status,
@@ -710,7 +787,7 @@ pub fn parse_workload(obj: &Value) -> Result<Workload, String> {
         ready_replicas,
         owner: controller_owner(meta),
         selector,
-        labels: string_map(meta.get("labels")),
+        labels: string_map(meta.get("labels"), "metadata.labels")?,
         images,
     })
 }

@@ -117,7 +117,7 @@ struct ItemSpan {
 // Nearly every item is `Parsed`: boxing it would only add an allocation per item.
 #[allow(clippy::large_enum_variant)]
 enum ItemResult {
-    Parsed(ParsedObject),
+    Parsed(usize, ParsedObject),
     /// An item without `kind` (a raw API list's): parsed once the list's kind is known.
     Unkinded(usize, Value),
 }
@@ -163,7 +163,7 @@ fn read_file(
     for (_, batch) in batches {
         for item in batch? {
             match item {
-                ItemResult::Parsed(object) => builder.add_parsed(object),
+                ItemResult::Parsed(index, object) => builder.add_parsed(&format!("{origin} items[{index}]"), object)?,
                 ItemResult::Unkinded(index, mut obj) => {
                     let item_origin = format!("{origin} items[{index}]");
                     if let (Some((kind, api_version)), Some(map)) = (&list_kind, obj.as_object_mut()) {
@@ -172,7 +172,7 @@ fn read_file(
                             map.insert("apiVersion".into(), Value::String(av.clone()));
                         }
                     }
-                    builder.add_parsed(ParsedObject::parse(&item_origin, &obj, opts)?);
+                    builder.add_parsed(&item_origin, ParsedObject::parse(&item_origin, &obj, opts)?)?;
                 }
             }
         }
@@ -219,7 +219,7 @@ fn parse_batch(batch: &Batch, origin: &str, opts: &SnapshotOptions) -> Result<Ve
             out.push(ItemResult::Unkinded(span.index, obj));
             continue;
         }
-        out.push(ItemResult::Parsed(ParsedObject::parse(&item_origin(), &obj, opts)?));
+        out.push(ItemResult::Parsed(span.index, ParsedObject::parse(&item_origin(), &obj, opts)?));
     }
     Ok(out)
 }

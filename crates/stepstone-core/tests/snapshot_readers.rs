@@ -35,9 +35,11 @@ fn both_readers_give_identical_inventories_of_every_example() {
     for f in &files {
         assert_same_inventory(std::slice::from_ref(f));
     }
-    // Several files at once, and the same objects twice (the first copy is kept).
-    assert_same_inventory(&files);
-    assert_same_inventory(&[files[0].clone(), files[0].clone()]);
+    // The same objects twice are refused by both, naming both places.
+    for reader in [load_paths, load_paths_whole] {
+        let err = reader(&[files[0].clone(), files[0].clone()], &SnapshotOptions::default()).unwrap_err();
+        assert!(matches!(err, SnapshotError::Duplicate { ref kind, .. } if kind == "Node"), "{err}");
+    }
 }
 
 #[test]

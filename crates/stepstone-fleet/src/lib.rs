@@ -106,6 +106,43 @@ pub fn generate_items(spec: &FleetSpec, mut sink: impl FnMut(Value)) {
     fleet.render(&mut sink);
 }
 
+/// Write the fleet as [`to_pretty_json`] of [`generate`] would, object by object: the List
+/// never exists whole, so memory stays flat however large the fleet.
+pub fn write_pretty_json(spec: &FleetSpec, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    out.write_all(b"{\n  \"apiVersion\": \"v1\",\n  \"items\": [")?;
+    let mut first = true;
+    let mut failed = None;
+    let mut text = Vec::new();
+    generate_items(spec, |item| {
+        if failed.is_some() {
+            return;
+        }
+        text.clear();
+        serde_json::to_writer_pretty(&mut text, &item).expect("JSON values always serialise");
+        let written = write_indented(out, if first { b"\n" } else { b",\n" }, &text);
+        first = false;
+        if let Err(e) = written {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    out.write_all(if first { b"]" } else { b"\n  ]" })?;
+    out.write_all(b",\n  \"kind\": \"List\",\n  \"metadata\": {\n    \"resourceVersion\": \"\"\n  }\n}\n")
+}
+
+/// An item of the List at its depth: every line of its pretty text indented by four spaces (a
+/// JSON string never holds a raw newline, so every newline in the text is between tokens).
+fn write_indented(out: &mut impl std::io::Write, separator: &[u8], text: &[u8]) -> std::io::Result<()> {
+    out.write_all(separator)?;
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        out.write_all(if i == 0 { b"    " } else { b"\n    " })?;
+        out.write_all(line)?;
+    }
+    Ok(())
+}
+
 /// The text written to `examples/*.json`: pretty JSON with a final newline.
 pub fn to_pretty_json(list: &Value) -> String {
     let mut text = serde_json::to_string_pretty(list).expect("JSON values always serialise");

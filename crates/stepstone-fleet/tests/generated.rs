@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use stepstone_core::inventory::{CgroupVersion, Component, Inventory, NodeRole};
 use stepstone_core::snapshot::{SnapshotOptions, load_str};
-use stepstone_fleet::{FleetSpec, generate, generate_inventory, to_pretty_json};
+use stepstone_fleet::{FleetSpec, generate, generate_inventory, to_pretty_json, write_pretty_json};
 
 const SMALL: &str = include_str!("../../../examples/small.json");
 const THREE: &str = include_str!("../../../examples/three-generations.json");
@@ -233,5 +233,14 @@ fn synthetic_fleets_are_byte_identical_to_the_recorded_output() {
         let text = to_pretty_json(&generate(&FleetSpec::synthetic(nodes, generations, utilization)));
         let got = hex::encode(Sha256::digest(text.as_bytes()));
         assert_eq!(got, want, "synthetic({nodes}, {generations}, {utilization}) changed");
+    }
+}
+
+#[test]
+fn the_streamed_text_is_the_pretty_list() {
+    for spec in [FleetSpec::small(), FleetSpec::three_generations(), FleetSpec::synthetic(30, 6, 0.9)] {
+        let mut streamed = Vec::new();
+        write_pretty_json(&spec, &mut streamed).unwrap();
+        assert!(String::from_utf8(streamed).unwrap() == to_pretty_json(&generate(&spec)), "{}", spec.name);
     }
 }

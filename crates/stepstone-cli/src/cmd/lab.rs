@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use stepstone_fleet::{FleetSpec, generate, to_pretty_json};
+use stepstone_fleet::{FleetSpec, write_pretty_json};
 use stepstone_lab::{FaultConfig, Lab, LabOptions};
 
 use super::lab_node;
@@ -239,6 +239,8 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
 /// The largest fleet `lab generate` writes: 20,000 nodes are some 600,000 pods, several GB of
 /// JSON, well past what the lab (or a laptop) serves.
 pub const MAX_GENERATED_NODES: usize = 20_000;
+/// More hardware generations than any site has; the generator names them from a catalogue.
+const MAX_GENERATIONS: usize = 64;
 
 fn generate_fleet(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     if !(1..=MAX_GENERATED_NODES).contains(&a.nodes) {
@@ -247,9 +249,8 @@ fn generate_fleet(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             a.nodes
         )));
     }
-
-    if a.generations == 0 {
-        return Err(crate::exit::usage("--generations must be at least 1"));
+    if a.generations == 0 || a.generations > MAX_GENERATIONS {
+        return Err(crate::exit::usage(format!("--generations must be between 1 and {MAX_GENERATIONS}")));
     }
     if !(0.0..=1.0).contains(&a.utilization) {
         return Err(crate::exit::usage(format!(
@@ -261,13 +262,18 @@ fn generate_fleet(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     if let Some(seed) = a.seed {
         spec.seed = seed;
     }
-    let text = to_pretty_json(&generate(&spec));
+    // Written object by object: a 5,000-node fleet is 700 MB of text, never held whole.
     match &a.out {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            write_pretty_json(&spec, &mut out)
+                .and_then(|()| out.flush())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            write_pretty_json(&spec, &mut out).and_then(|()| out.flush())?;
         }
     }
     Ok(ExitCode::SUCCESS)
