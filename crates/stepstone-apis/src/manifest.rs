@@ -17,7 +17,16 @@ pub enum ManifestError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{path} is not a regular file (a FIFO, device or socket); pass manifest files or directories to --manifests"
+    )]
+    NotRegular { path: PathBuf },
+    #[error("{path} is {size} bytes, more than the {limit} bytes a manifest file may have; pass rendered manifests")]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
 }
+
+/// The largest manifest file read (rendered charts of a whole cluster stay far below this).
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
 /// One Kubernetes object found in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,10 +92,29 @@ struct Meta {
 
 /// Scan a file or a directory (recursively, in name order). Directories that hold a Helm chart's
 /// source (`Chart.yaml`) are not read: their templates are not YAML until rendered.
+/// Symlinks are followed, but no directory is read twice: a link back up the tree is reported
+/// as a problem instead of being walked forever. Only regular files are read.
 pub fn scan_path(path: &Path) -> Result<ManifestScan, ManifestError> {
+    scan_path_once(path, &mut std::collections::HashSet::new())
+}
+
+fn scan_path_once(
+    path: &Path,
+    visited: &mut std::collections::HashSet<PathBuf>,
+) -> Result<ManifestScan, ManifestError> {
     let io = |source| ManifestError::Io { path: path.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_dir() {
+        if !meta.is_file() {
+            return Err(ManifestError::NotRegular { path: path.to_path_buf() });
+        }
+        if meta.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge {
+                path: path.to_path_buf(),
+                size: meta.len(),
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
         let bytes = std::fs::read(path).map_err(io)?;
         let origin = path.display().to_string();
         let Ok(text) = String::from_utf8(bytes) else {
@@ -97,6 +125,10 @@ pub fn scan_path(path: &Path) -> Result<ManifestScan, ManifestError> {
         return Ok(if is_flags_file(path) { scan_flags_text(&origin, &text) } else { scan_text(&origin, &text) });
     }
     let mut scan = ManifestScan::default();
+    if !visited.insert(std::fs::canonicalize(path).map_err(io)?) {
+        scan.problems.push(format!("{}: a directory already read (a symlink loop); skipped", path.display()));
+        return Ok(scan);
+    }
     if path.join("Chart.yaml").is_file() {
         scan.problems.push(format!(
             "{}: a Helm chart source, not rendered manifests; scan `helm template` output or the release (--helm)",
@@ -113,7 +145,7 @@ pub fn scan_path(path: &Path) -> Result<ManifestScan, ManifestError> {
             continue;
         }
         if entry.is_dir() || is_manifest_file(&entry) || is_flags_file(&entry) {
-            scan.merge(scan_path(&entry)?);
+            scan.merge(scan_path_once(&entry, visited)?);
         }
     }
     Ok(scan)
@@ -338,5 +370,30 @@ mod tests {
             vec!["--container-runtime-endpoint", "--pod-infra-container-image", "--housekeeping-interval"]
         );
         assert!(scan.flags.iter().all(|f| f.line == 2));
+    }
+
+    #[test]
+    fn a_symlink_loop_is_read_once_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("apps");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("cron.yaml"), "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: a}\n")
+            .unwrap();
+        std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
+        let scan = scan_path(dir.path()).expect("a loop ends");
+        assert_eq!(scan.docs.len(), 1, "{:?}", scan.docs);
+        assert!(scan.problems.iter().any(|p| p.contains("symlink loop")), "{:?}", scan.problems);
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.yaml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo (coreutils) is needed");
+        assert!(made.success());
+        let err = scan_path(dir.path()).expect_err("a FIFO is refused, not read");
+        assert!(matches!(err, ManifestError::NotRegular { .. }), "{err}");
+        assert!(err.to_string().contains("pipe.yaml"), "{err}");
+        assert!(matches!(scan_path(Path::new("/dev/zero")), Err(ManifestError::NotRegular { .. })));
     }
 }

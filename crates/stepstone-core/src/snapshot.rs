@@ -135,26 +135,14 @@ impl ObjectSet {
         self.add_document(origin, doc)
     }
 
-    /// Read a file, or every `*.json` file of a directory in name order.
+    /// Read a file, or every `*.json` file of a directory in name order (regular files only).
     pub fn add_path(&mut self, path: &Path) -> Result<(), SnapshotError> {
-        let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
-        if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(io)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            files.sort();
-            if files.is_empty() {
-                return Err(SnapshotError::EmptyDir { path: path.display().to_string() });
-            }
-            for f in files {
-                self.add_path(&f)?;
-            }
-            return Ok(());
+        for file in crate::snapshot_stream::snapshot_files(&[path.to_path_buf()])? {
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| SnapshotError::Io { path: file.clone(), source })?;
+            self.add_json_text(&file.display().to_string(), &text)?;
         }
-        let text = std::fs::read_to_string(path).map_err(io)?;
-        self.add_json_text(&path.display().to_string(), &text)
+        Ok(())
     }
 
     /// Build the inventory. Unknown kinds are ignored (a snapshot may hold more than we need).

@@ -1,0 +1,81 @@
+//! Hostile input at the readers, through the binary: each is refused with exit 2 and a message
+//! that names the file or object, and nothing hangs or fills memory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn stepstone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).env("NO_COLOR", "1").output().expect("stepstone runs")
+}
+
+fn assert_bad_input(out: &Output, parts: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    for part in parts {
+        assert!(stderr.contains(part), "{part:?} missing from: {stderr}");
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().expect("mkfifo (coreutils) is needed");
+    assert!(made.success());
+}
+
+#[test]
+fn devices_and_fifos_are_refused_not_read() {
+    assert_bad_input(&stepstone(&["inventory", "--snapshot", "/dev/zero"]), &["/dev/zero", "character device"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/small.json"), dir.path().join("a.json"))
+        .unwrap();
+    mkfifo(&dir.path().join("b.json"));
+    let d = dir.path().to_str().unwrap();
+    assert_bad_input(&stepstone(&["plan", "--snapshot", d, "--to", "v1.35"]), &["b.json", "FIFO"]);
+    let manifests = tempfile::tempdir().unwrap();
+    mkfifo(&manifests.path().join("pipe.yaml"));
+    assert_bad_input(
+        &stepstone(&["apis", "--manifests", manifests.path().to_str().unwrap(), "--to", "v1.35"]),
+        &["pipe.yaml", "not a regular file"],
+    );
+}
+
+#[test]
+fn a_symlink_loop_in_manifests_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cron.yaml"), "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: a}\n")
+        .unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let out = stepstone(&["apis", "--manifests", dir.path().to_str().unwrap(), "--to", "v1.35"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("symlink loop") || String::from_utf8_lossy(&out.stderr).contains("symlink loop"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CronJob"), "{stdout}");
+}
+
+#[test]
+fn an_absurd_fleet_size_is_refused() {
+    assert_bad_input(&stepstone(&["lab", "generate", "--nodes", "99999999999"]), &["--nodes 99999999999"]);
+    assert_bad_input(&stepstone(&["lab", "generate", "--generations", "1000"]), &["--generations"]);
+}
+
+#[test]
+fn a_malformed_item_deep_inside_a_generated_fleet_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.json");
+    let p = path.to_str().unwrap();
+    let out = stepstone(&["lab", "generate", "--nodes", "40", "--out", p]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let items = list["items"].as_array().unwrap();
+    // The last budget: after every node and pod.
+    let deep = items.iter().rposition(|i| i["kind"] == "PodDisruptionBudget").unwrap();
+    let name = items[deep]["metadata"]["name"].as_str().unwrap();
+    let mut bad = list.clone();
+    bad["items"][deep]["spec"]["minAvailable"] = serde_json::json!(-3);
+    std::fs::write(&path, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
+    for cmd in [&["inventory", "--snapshot", p][..], &["plan", "--snapshot", p, "--to", "v1.35"][..]] {
+        assert_bad_input(&stepstone(cmd), &[&format!("items[{deep}]"), name, "minAvailable is -3"]);
+    }
+}
