@@ -70,6 +70,8 @@ fn small_plan_table_golden() {
         START,
         "--window",
         "Tue,Wed 09:00-13:00 Europe/Berlin",
+        // Its api and worker pods keep caches in emptyDir: disposable, and consented to here.
+        "--delete-emptydir-data",
     ]);
     let table = text(&out.stdout);
     assert!(table.contains("Control plane: cp-01 (apply) -> cp-02 -> cp-03"), "{table}");
@@ -93,7 +95,18 @@ fn the_same_plan_every_time() {
 #[test]
 fn windows_move_work_and_weekends_are_flagged() {
     // 2026-12-04 is a Friday: without a window the plan runs from its evening into Saturday.
-    let out = stepstone(&["plan", "--example", "small", "--to", "v1.35", "--start", "2026-12-04T20:00", "-o", "json"]);
+    let out = stepstone(&[
+        "plan",
+        "--example",
+        "small",
+        "--to",
+        "v1.35",
+        "--start",
+        "2026-12-04T20:00",
+        "--delete-emptydir-data",
+        "-o",
+        "json",
+    ]);
     let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
     let warnings: Vec<&str> =
         doc["schedule"]["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();

@@ -254,7 +254,9 @@ fn worker_is_drained_upgraded_and_uncordoned(r: &Rehearsal) {
     let before = r.pods_on(WORKER);
     assert!(before.iter().any(|p| owner_kind(p) != "DaemonSet"), "the worker runs workloads to move");
 
-    let drain = ok(&r.stepstone(&["drain", WORKER]), "stepstone drain");
+    // The worker's `prod/worker` pods keep scratch data in emptyDir: the drain needs that consent,
+    // as `kubectl drain` does.
+    let drain = ok(&r.stepstone(&["drain", WORKER, "--delete-emptydir-data"]), "stepstone drain");
     assert!(drain.contains(&format!("node/{WORKER}: drained")), "{drain}");
     assert_eq!(r.node(WORKER)["spec"]["unschedulable"], true, "the drain cordons");
     let left = r.pods_on(WORKER);

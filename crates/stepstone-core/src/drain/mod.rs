@@ -35,6 +35,42 @@ pub struct DrainOptions {
     pub local_volume_claims: BTreeSet<String>,
 }
 
+impl DrainOptions {
+    /// The `kubectl drain` flags that give exactly the consents in these options, for every
+    /// printed drain line (runbooks, rollback runbooks, the manual node backend), so that a
+    /// printed line drains what the plan and `stepstone drain` would, and no more.
+    ///
+    /// - `--ignore-daemonsets` always: DaemonSet pods stay (the rules skip them too).
+    /// - `--delete-emptydir-data` only when the operator consented (`delete_emptydir_data`).
+    /// - Never `--force` and never `--disable-eviction`: kubectl needs `--force` to delete pods no
+    ///   controller recreates, so with `delete_unmanaged` the printed line still stops on them
+    ///   and [`DrainOptions::kubectl_drain_caveats`] says what to run instead.
+    /// - `allow_local_storage_loss` needs no flag: kubectl does not look at hostPath or local
+    ///   volumes, only stepstone does.
+    pub fn kubectl_drain_flags(&self) -> Vec<&'static str> {
+        let mut flags = vec!["--ignore-daemonsets"];
+        if self.delete_emptydir_data {
+            flags.push("--delete-emptydir-data");
+        }
+        flags
+    }
+
+    /// What a printed `kubectl drain` line cannot do that these options consent to, each as a
+    /// sentence with the command to run instead (empty when the line does everything).
+    pub fn kubectl_drain_caveats(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.delete_unmanaged {
+            out.push(
+                "pods no controller recreates stop `kubectl drain` (it would need --force, which stepstone never uses): \
+                 delete each deliberately first with `kubectl delete pod -n NAMESPACE NAME`, or drain with \
+                 `stepstone drain --delete-unmanaged-pods`"
+                    .to_string(),
+            );
+        }
+        out
+    }
+}
+
 /// Why a pod is left where it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -418,6 +454,36 @@ mod tests {
     use crate::snapshot::{SnapshotOptions, load_str};
 
     #[test]
+    fn kubectl_flags_follow_the_consents_and_the_rules_agree() {
+        let none = DrainOptions::default();
+        assert_eq!(none.kubectl_drain_flags(), vec!["--ignore-daemonsets"]);
+        assert!(none.kubectl_drain_caveats().is_empty());
+        let emptydir = DrainOptions { delete_emptydir_data: true, ..Default::default() };
+        assert_eq!(emptydir.kubectl_drain_flags(), vec!["--ignore-daemonsets", "--delete-emptydir-data"]);
+        let all = DrainOptions {
+            delete_emptydir_data: true,
+            delete_unmanaged: true,
+            allow_local_storage_loss: true,
+            ..Default::default()
+        };
+        assert!(all.kubectl_drain_flags().iter().all(|f| *f != "--force" && *f != "--disable-eviction"));
+        assert_eq!(all.kubectl_drain_caveats().len(), 1);
+        assert!(all.kubectl_drain_caveats()[0].contains("kubectl delete pod -n"));
+        // A pod with emptyDir and safe-to-evict "true": kubectl refuses it without the flag, so
+        // the rules block it without the consent and the printed line has no flag either.
+        let p = annotated(
+            with_volume(pod("cache"), VolumeSource::EmptyDir { medium: None }),
+            SAFE_TO_EVICT_ANNOTATION,
+            "true",
+        );
+        let inv = Inventory::default();
+        assert_eq!(classify(&p, &inv, &none).blocker().map(|b| b.kind), Some(BlockerKind::Emptydir));
+        assert!(!none.kubectl_drain_flags().contains(&"--delete-emptydir-data"));
+        assert!(classify(&p, &inv, &emptydir).is_evicted());
+        assert!(emptydir.kubectl_drain_flags().contains(&"--delete-emptydir-data"));
+    }
+
+    #[test]
     fn rules_run_in_a_fixed_order() {
         assert_eq!(
             rule_names(),
@@ -554,8 +620,9 @@ mod tests {
         assert!(kinds.contains(&(BlockerKind::Unmanaged, "default/debug-shell".into())));
         assert!(kinds.contains(&(BlockerKind::LocalStorage, "data/kafka-0".into())));
         assert!(kinds.contains(&(BlockerKind::LocalStorage, "monitoring/loki-0".into())));
-        // `prod/worker` has emptyDir too, but its owners marked it safe to evict.
-        assert!(!kinds.iter().any(|(_, p)| p.starts_with("prod/worker-")));
+        // `prod/worker` has emptyDir too; its owners marked it safe to evict, but that is not
+        // consent to lose the data (kubectl drain refuses it without --delete-emptydir-data).
+        assert!(kinds.iter().any(|(k, p)| *k == BlockerKind::Emptydir && p.starts_with("prod/worker-")));
         assert!(kinds.iter().any(|(k, p)| *k == BlockerKind::Emptydir && p.starts_with("prod/api-")));
     }
 }

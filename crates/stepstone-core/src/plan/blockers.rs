@@ -189,7 +189,12 @@ pub fn analyse_with(
                     code(b.kind),
                     b.pod.clone(),
                     format!("{} (accepted by {flag})", b.reason),
-                    format!("make sure losing this is acceptable, or drop {flag} and {}", b.fix),
+                    if b.fix.contains(flag) {
+                        // The fix is the consent already given: nothing else to undo it with.
+                        format!("make sure losing this is acceptable; without {flag} it stops the drain")
+                    } else {
+                        format!("make sure losing this is acceptable, or drop {flag} and {}", b.fix)
+                    },
                 ),
                 node,
                 None,

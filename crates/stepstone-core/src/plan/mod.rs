@@ -188,6 +188,7 @@ fn make(
             strategy: req.strategy,
             generation_order,
             durations: req.durations,
+            drain: req.drain.clone(),
         },
         hops,
         blockers,

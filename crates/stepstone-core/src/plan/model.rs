@@ -38,6 +38,11 @@ pub struct PlanPolicy {
     /// How long each step is assumed to take, for the schedule.
     #[serde(default)]
     pub durations: Durations,
+    /// The drain consents the plan was made with. Every printed `kubectl drain` line takes its
+    /// flags from [`crate::drain::DrainOptions::kubectl_drain_flags`] of these, so it drains
+    /// exactly what the plan expects.
+    #[serde(default)]
+    pub drain: crate::drain::DrainOptions,
 }
 
 /// Assumed durations (minutes) of the steps the schedule is built from.

@@ -1,7 +1,9 @@
 //! `emptyDir` volumes die with the pod: evicting needs consent (`delete_emptydir_data`,
-//! `--delete-emptydir-data`), or the owners' `safe-to-evict: "true"`.
+//! `--delete-emptydir-data`). The owners' `safe-to-evict: "true"` is not consent: `kubectl drain`
+//! refuses such a pod without the flag, and the plan, `stepstone drain` and the printed kubectl
+//! lines must agree on what drains.
 
-use crate::drain::{BlockerKind, Disposition, Outcome, PodContext, Rule, SAFE_TO_EVICT_ANNOTATION};
+use crate::drain::{BlockerKind, Disposition, Outcome, PodContext, Rule};
 use crate::inventory::VolumeSource;
 
 pub struct EmptyDir;
@@ -12,9 +14,6 @@ impl Rule for EmptyDir {
     }
 
     fn check(&self, ctx: &PodContext<'_>) -> Outcome {
-        if ctx.safe_to_evict() == Some(true) {
-            return Outcome::Undecided;
-        }
         let names: Vec<&str> = ctx
             .pod
             .volumes
@@ -28,9 +27,7 @@ impl Rule for EmptyDir {
         let blocker = ctx.blocker(
             BlockerKind::Emptydir,
             format!("emptyDir volume {} is deleted with the pod", names.join(", ")),
-            format!(
-                "pass --delete-emptydir-data if that data is disposable (cache, scratch), or annotate the pod template {SAFE_TO_EVICT_ANNOTATION}: \"true\""
-            ),
+            "if that data is disposable (cache, scratch), pass --delete-emptydir-data (`kubectl drain` needs the same flag); else move it to a PersistentVolume first".to_string(),
         );
         if ctx.opts.delete_emptydir_data {
             Outcome::Accepted(blocker)
@@ -44,6 +41,7 @@ impl Rule for EmptyDir {
 mod tests {
     use super::*;
     use crate::drain::DrainOptions;
+    use crate::drain::SAFE_TO_EVICT_ANNOTATION;
     use crate::drain::testing::*;
     use crate::inventory::Inventory;
 
@@ -56,10 +54,16 @@ mod tests {
             (with_volume(pod("api"), disk()), DrainOptions::default(), "block:emptydir"),
             (with_volume(pod("api"), memory), DrainOptions::default(), "block:emptydir"),
             (with_volume(pod("api"), disk()), consent.clone(), "accept:emptydir"),
+            // The owners' word is not consent to lose the data: kubectl drain refuses it too.
             (
                 annotated(with_volume(pod("worker"), disk()), SAFE_TO_EVICT_ANNOTATION, "true"),
                 DrainOptions::default(),
-                "undecided",
+                "block:emptydir",
+            ),
+            (
+                annotated(with_volume(pod("worker"), disk()), SAFE_TO_EVICT_ANNOTATION, "true"),
+                consent.clone(),
+                "accept:emptydir",
             ),
             (
                 with_volume(pod("api"), disk()),

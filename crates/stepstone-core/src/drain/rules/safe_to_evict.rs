@@ -1,5 +1,6 @@
 //! The owner's explicit word: `cluster-autoscaler.kubernetes.io/safe-to-evict: "false"` stops
-//! the drain. (`"true"` is read by the local-storage and emptyDir rules, which it overrides.)
+//! the drain. (`"true"` is read by the local-storage rule, which it overrides; it never stands
+//! in for `--delete-emptydir-data`, as `kubectl drain` does not either.)
 
 use crate::drain::{BlockerKind, Disposition, Outcome, PodContext, Rule, SAFE_TO_EVICT_ANNOTATION};
 
