@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::ControlPlaneAction;
 use stepstone_core::version::KubeVersion;
 use stepstone_kube::drain::{DrainConfig, DrainEvent};
@@ -298,7 +299,7 @@ impl Engine {
                 eta_wall_seconds: (eta as f64 * 60.0 / self.clock.speed()) as u64,
             });
             self.record(journal, &step.id, Phase::Started, None, &step.describe()).await?;
-            match self.run_step(journal, step, &state).await? {
+            match self.run_step(journal, step, &state, &inv).await? {
                 Flow::Continue => {
                     self.record(journal, &step.id, Phase::Done, None, "").await?;
                     self.emit(RolloutEvent::StepDone { step: step.id.clone() });
@@ -334,13 +335,19 @@ impl Engine {
         Ok(Some(outcome))
     }
 
-    async fn run_step(&self, journal: &mut Journal, step: &Step, state: &ClusterState) -> Result<Flow, ExecError> {
+    async fn run_step(
+        &self,
+        journal: &mut Journal,
+        step: &Step,
+        state: &ClusterState,
+        inv: &Inventory,
+    ) -> Result<Flow, ExecError> {
         match &step.kind {
             StepKind::Notify { message } => {
                 self.notify(&format!("stepstone: rollout {}: {message}", journal.id)).await;
                 Ok(Flow::Continue)
             }
-            StepKind::EtcdSnapshot { node } => self.etcd_snapshot(journal, step, node).await,
+            StepKind::EtcdSnapshot { node } => self.etcd_snapshot(journal, step, node, inv).await,
             StepKind::RecordVersions => {
                 let inv = self.cluster.inventory().await?;
                 journal.versions_before.insert(step.hop, ClusterState::versions(&inv));
@@ -351,10 +358,12 @@ impl Engine {
                     ControlPlaneAction::Apply => KubeadmStep::Apply,
                     ControlPlaneAction::Node => KubeadmStep::Node,
                 };
-                self.move_nodes(journal, step, state, std::slice::from_ref(node), target, Some(kind)).await
+                self.move_nodes(journal, step, (state, inv), std::slice::from_ref(node), target, Some(kind)).await
             }
             StepKind::HealthGate => self.health_gate(step).await,
-            StepKind::Wave { nodes, target, .. } => self.move_nodes(journal, step, state, nodes, target, None).await,
+            StepKind::Wave { nodes, target, .. } => {
+                self.move_nodes(journal, step, (state, inv), nodes, target, None).await
+            }
             StepKind::Wait { reason, minutes } => self.wait(journal, step, *reason, *minutes).await,
             StepKind::Smoke => self.smoke(journal).await,
             StepKind::VersionDiff => {
@@ -391,8 +400,13 @@ impl Engine {
         }
     }
 
-    async fn etcd_snapshot(&self, journal: &mut Journal, step: &Step, node: &str) -> Result<Flow, ExecError> {
-        let inv = self.cluster.inventory().await?;
+    async fn etcd_snapshot(
+        &self,
+        journal: &mut Journal,
+        step: &Step,
+        node: &str,
+        inv: &Inventory,
+    ) -> Result<Flow, ExecError> {
         let Some(n) = inv.node(node) else {
             return Ok(Flow::Halt {
                 reason: format!("control-plane node {node} of the plan is not in the cluster"),
@@ -554,12 +568,11 @@ impl Engine {
         &self,
         journal: &mut Journal,
         step: &Step,
-        state: &ClusterState,
+        (state, inv): (&ClusterState, &Inventory),
         nodes: &[String],
         target: &KubeVersion,
         control_plane: Option<KubeadmStep>,
     ) -> Result<Flow, ExecError> {
-        let inv = self.cluster.inventory().await?;
         for n in nodes {
             if inv.node(n).is_none() {
                 return Ok(Flow::Halt {

