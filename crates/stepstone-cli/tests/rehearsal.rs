@@ -113,11 +113,27 @@ fn name(obj: &Value) -> &str {
 fn the_guides_rehearsal_upgrades_the_control_plane_and_a_worker_and_loses_a_node() {
     let r = Rehearsal::start();
     plan_puts_the_control_plane_first(&r);
+    rollout_without_yes_only_previews(&r);
     kubeadm_upgrade_plan_waits_for_a_new_kubeadm(&r);
     control_plane_moves_to_v1_35_0(&r);
     worker_is_drained_upgraded_and_uncordoned(&r);
     skew_reports_the_half_upgraded_cluster(&r);
     kubelet_that_never_returns_turns_the_node_not_ready(&r);
+}
+
+/// `stepstone rollout --to v1.35 --node-ops lab` without `--yes`: the plan and the first step,
+/// and nothing changed (the guide's rollout section, before the by-hand walk).
+fn rollout_without_yes_only_previews(r: &Rehearsal) {
+    let journal = r._dir.path().join("stepstone-rollout.json");
+    let journal = journal.to_str().unwrap();
+    let out = r.stepstone(&["rollout", "--to", "v1.35", "--node-ops", "lab", "--journal", journal]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("The first would be:") && text.contains("Nothing was changed"), "{text}");
+    assert!(!std::path::Path::new(journal).exists(), "a preview writes no journal");
+    for n in CONTROL_PLANE.iter().chain([&WORKER]) {
+        assert_eq!(r.node(n)["spec"]["unschedulable"], Value::Null, "{n} untouched by the preview");
+    }
 }
 
 /// `stepstone plan --to v1.35`: one hop, the three control-plane nodes first (`apply` on the first,
