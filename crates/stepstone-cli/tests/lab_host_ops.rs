@@ -13,31 +13,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stepstone_host::etcd::{SnapshotMetadata, freshness_gate};
-use stepstone_lab::{Lab, LabHandle, LabOptions};
 
-struct Running {
-    lab: LabHandle,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-/// examples/small.json (3 control-plane nodes, 12 workers, all v1.34.6) with `edit` applied.
-fn start(edit: impl FnOnce(&mut Value)) -> Running {
-    let mut fleet: Value = serde_json::from_str(include_str!("../../../examples/small.json")).unwrap();
-    edit(&mut fleet);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        fleet,
-        LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 100.0, ..LabOptions::default() },
-    )
-    .expect("the lab starts");
-    Running { lab, kubeconfig, dir }
-}
-
-fn stepstone(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).arg("--kubeconfig").arg(kubeconfig).output().unwrap()
-}
+mod small_lab;
+use small_lab::{start, stepstone};
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     Command::new("kubectl")

@@ -4,38 +4,16 @@
 //! `stepstone` binary and the real `kubectl` talk to it over HTTP.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use stepstone_core::inventory::CGROUP_LABEL;
 use stepstone_core::releases::ReleaseData;
 use stepstone_core::version::Minor;
-use stepstone_lab::{Lab, LabHandle, LabOptions};
+use stepstone_lab::LabHandle;
 
-struct Running {
-    lab: LabHandle,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-/// examples/small.json (3 control-plane nodes, 12 workers, all v1.34.6) with `edit` applied.
-fn start(edit: impl FnOnce(&mut Value)) -> Running {
-    let mut fleet: Value = serde_json::from_str(include_str!("../../../examples/small.json")).unwrap();
-    edit(&mut fleet);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        fleet,
-        LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 100.0, ..LabOptions::default() },
-    )
-    .expect("the lab starts");
-    Running { lab, kubeconfig, _dir: dir }
-}
-
-fn stepstone(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).arg("--kubeconfig").arg(kubeconfig).output().unwrap()
-}
+mod small_lab;
+use small_lab::{start, stepstone};
 
 fn ok(out: &Output) -> String {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
