@@ -43,6 +43,35 @@ fn markdown_runbook_from_a_plan_file() {
 }
 
 #[test]
+fn drain_lines_follow_the_consent_given_to_runbook_and_to_plan() {
+    let drains =
+        |md: &str| md.lines().filter(|l| l.starts_with("kubectl drain ")).map(str::to_string).collect::<Vec<_>>();
+    let out = stepstone(&["runbook", "--example", "small", "--to", "v1.35"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = drains(&text(&out.stdout));
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|l| !l.contains("--delete-emptydir-data")), "{lines:?}");
+
+    let out = stepstone(&["runbook", "--example", "small", "--to", "v1.35", "--delete-emptydir-data"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = drains(&text(&out.stdout));
+    assert!(lines.iter().all(|l| l.contains(" --ignore-daemonsets --delete-emptydir-data --timeout=")), "{lines:?}");
+
+    // A plan file carries its consents; the runbook flag would contradict it.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let out = stepstone(&["plan", "--example", "small", "--to", "v1.35", "--delete-emptydir-data", "-o", "json"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out.stderr));
+    std::fs::write(&plan, &out.stdout).unwrap();
+    let out = stepstone(&["runbook", "--plan", plan.to_str().unwrap(), "--example", "small", "--rollback"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = drains(&text(&out.stdout));
+    assert!(!lines.is_empty() && lines.iter().all(|l| l.contains("--delete-emptydir-data")), "{lines:?}");
+    let out = stepstone(&["runbook", "--plan", plan.to_str().unwrap(), "--delete-emptydir-data"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
 fn bad_input_names_the_fix() {
     let out = stepstone(&["runbook", "--plan", &plan_arg()]);
     assert_eq!(out.status.code(), Some(2));

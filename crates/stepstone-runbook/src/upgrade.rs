@@ -196,6 +196,10 @@ pub struct UpgradeView {
     pub first_control_plane: Option<String>,
     pub hops: Vec<HopView>,
     pub drain_timeout: String,
+    /// The printed `kubectl drain` lines' flags, from the plan's drain consents and no others.
+    pub drain_flags: String,
+    /// What those lines cannot do that the consents allow, with what to run instead.
+    pub drain_caveats: Vec<String>,
     pub backup_dir: String,
     pub probe_image: String,
     pub crashloop_percent: u32,
@@ -535,6 +539,8 @@ pub fn upgrade_view(
         first_control_plane,
         hops,
         drain_timeout: opts.drain_timeout.clone(),
+        drain_flags: plan.policy.drain.kubectl_drain_flags().join(" "),
+        drain_caveats: plan.policy.drain.kubectl_drain_caveats(),
         backup_dir: opts.backup_dir.clone(),
         probe_image: opts.probe_image.clone(),
         crashloop_percent: opts.crashloop_percent,
@@ -602,6 +608,9 @@ pub struct RollbackView {
     pub hops: Vec<RollbackHopView>,
     pub backup_dir: String,
     pub drain_timeout: String,
+    /// The printed `kubectl drain` lines' flags, from the plan's drain consents and no others.
+    pub drain_flags: String,
+    pub drain_caveats: Vec<String>,
     pub crashloop_percent: u32,
 }
 
@@ -698,6 +707,8 @@ pub fn rollback_view(
         hops,
         backup_dir: opts.backup_dir.clone(),
         drain_timeout: opts.drain_timeout.clone(),
+        drain_flags: plan.policy.drain.kubectl_drain_flags().join(" "),
+        drain_caveats: plan.policy.drain.kubectl_drain_caveats(),
         crashloop_percent: opts.crashloop_percent,
     })
 }

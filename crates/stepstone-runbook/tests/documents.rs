@@ -285,3 +285,48 @@ fn the_runbook_uses_the_tools_own_checks_and_kubeadms_safeguards() {
         assert!(up.contains(&format!("stepstone preflight --snapshot cluster.json --to {}", hop.to)), "hop {}", hop.to);
     }
 }
+
+#[test]
+fn printed_drain_lines_carry_only_the_consents_the_plan_was_made_with() {
+    let drain_lines = |md: &str| -> Vec<String> {
+        md.lines().filter(|l| l.starts_with("kubectl drain ")).map(str::to_string).collect()
+    };
+    let render = |plan: &Plan| {
+        let opts = opts(DistroChoice::Auto);
+        let inv = fixture_inventory();
+        let upgrade = upgrade_markdown(plan, Some(&inv), &opts, &Templates::embedded()).unwrap();
+        let rollback = rollback_markdown(plan, Some(&inv), &opts, &Templates::embedded()).unwrap();
+        (upgrade, rollback)
+    };
+
+    // No consent: kubectl drain must stop on emptyDir pods exactly as the plan's blockers say.
+    let without = fixture_plan();
+    assert!(!without.policy.drain.delete_emptydir_data);
+    let (upgrade, rollback) = render(&without);
+    for md in [&upgrade, &rollback] {
+        let lines = drain_lines(md);
+        assert!(!lines.is_empty());
+        for l in lines {
+            assert!(!l.contains("--delete-emptydir-data"), "a drain line gives consent the plan did not: {l}");
+            assert!(l.contains(" --ignore-daemonsets --timeout="), "{l}");
+        }
+    }
+    assert!(upgrade.contains("(no `--delete-emptydir-data`: a pod with emptyDir data stops the drain"));
+
+    // Consent given when planning: every printed line carries it, and says what it costs.
+    let mut with = fixture_plan();
+    with.policy.drain.delete_emptydir_data = true;
+    with.policy.drain.delete_unmanaged = true;
+    let (upgrade, rollback) = render(&with);
+    for md in [&upgrade, &rollback] {
+        for l in drain_lines(md) {
+            assert!(l.contains(" --ignore-daemonsets --delete-emptydir-data --timeout="), "{l}");
+            assert!(!l.contains("--force"), "{l}");
+        }
+    }
+    assert!(upgrade.contains("(emptyDir data of evicted pods is lost)"));
+    // kubectl drain cannot delete unmanaged pods without --force: the runbook says what to do instead.
+    assert!(upgrade.contains("`stepstone drain --delete-unmanaged-pods`"));
+    assert_blocks_parse("upgrade with consents", &upgrade);
+    assert_blocks_parse("rollback with consents", &rollback);
+}

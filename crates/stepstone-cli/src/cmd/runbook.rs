@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use stepstone_core::drain::DrainOptions;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::Plan;
 use stepstone_runbook::{
@@ -95,6 +96,20 @@ pub struct Args {
     /// Image of the probe pods in the network and DNS checks (needs httpd, wget, nslookup).
     #[arg(long, value_name = "IMAGE", default_value = "busybox:1.36")]
     pub probe_image: String,
+
+    /// When computing the plan: drains may evict pods with emptyDir volumes (their data is
+    /// lost), and the printed `kubectl drain` lines carry `--delete-emptydir-data`. Without it
+    /// they do not, and such pods are blockers. (A plan file carries its own consents.)
+    #[arg(long, conflicts_with = "plan")]
+    pub delete_emptydir_data: bool,
+
+    /// When computing the plan: drains may delete pods no controller recreates.
+    #[arg(long, conflicts_with = "plan")]
+    pub delete_unmanaged_pods: bool,
+
+    /// When computing the plan: drains may evict pods bound to node-local storage.
+    #[arg(long, conflicts_with = "plan")]
+    pub allow_local_storage_loss: bool,
 }
 
 /// Read a plan file: the `stepstone/v1alpha1` envelope (`kind: Plan`) or the bare Plan object.
@@ -126,12 +141,12 @@ fn source_given(s: &SourceArgs) -> bool {
 
 /// Plan with `stepstone plan`'s defaults, starting now; for other knobs write the plan with
 /// `stepstone plan -o json` and pass `--plan`.
-fn compute_plan(inventory: &Inventory, to: &str) -> anyhow::Result<Plan> {
+fn compute_plan(inventory: &Inventory, to: &str, drain: DrainOptions) -> anyhow::Result<Plan> {
     let target: stepstone_core::version::VersionRequest =
         to.parse().map_err(|e: stepstone_core::version::VersionError| usage(format!("--to: {e}")))?;
     // The core never reads the clock; the command supplies "now", to the minute.
     let start = jiff::Timestamp::now().round(jiff::Unit::Minute).map_err(|e| usage(e.to_string()))?;
-    let request = stepstone_core::plan::PlanRequest::new(target, start);
+    let request = stepstone_core::plan::PlanRequest { drain, ..stepstone_core::plan::PlanRequest::new(target, start) };
     stepstone_core::plan::make_plan(inventory, &request, stepstone_core::releases::ReleaseData::embedded())
         .map_err(|e| usage(e.to_string()))
 }
@@ -148,7 +163,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 usage("say which plan to write from: --plan plan.json, or the cluster and --to VERSION")
             })?;
             let inventory = args.source.load()?;
-            (compute_plan(&inventory, to)?, Some(inventory))
+            let drain = DrainOptions {
+                delete_emptydir_data: args.delete_emptydir_data,
+                delete_unmanaged: args.delete_unmanaged_pods,
+                allow_local_storage_loss: args.allow_local_storage_loss,
+                ..DrainOptions::default()
+            };
+            (compute_plan(&inventory, to, drain)?, Some(inventory))
         }
     };
     let templates = match &args.template_dir {
