@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use stepstone_core::snapshot::is_dns1123_subdomain;
 use stepstone_core::version::KubeVersion;
 use stepstone_host::etcd::{RemoteEtcdctl, snapshot_via_ssh};
 use stepstone_host::node::BoxFuture;
@@ -127,9 +128,31 @@ pub struct SshBackend {
     pub etcd: RemoteEtcdctl,
 }
 
+/// Where SSH dials `node`, once its name and address are known to be harmless: names and
+/// addresses come from the cluster, and anything that is not a DNS-1123 name or an IP address
+/// (an option such as `-oProxyCommand=…`, spaces, shell syntax) never reaches `ssh`.
+pub fn ssh_target(node: &NodeRef) -> Result<NodeTarget, BackendError> {
+    let refuse = |what: &str, value: &str| BackendError::Failed {
+        node: node.name.escape_debug().to_string(),
+        operation: "choosing where to connect".into(),
+        detail: format!(
+            "the {what} {value:?} is not a DNS-1123 name or an IP address, so it is not passed to ssh; \
+             fix the node's name or its InternalIP address in the cluster"
+        ),
+    };
+    if !is_dns1123_subdomain(&node.name) {
+        return Err(refuse("node name", &node.name));
+    }
+    let address_ok = node.address.parse::<std::net::IpAddr>().is_ok() || is_dns1123_subdomain(&node.address);
+    if !address_ok {
+        return Err(refuse("address", &node.address));
+    }
+    Ok(NodeTarget::new(&node.name, &node.address))
+}
+
 impl SshBackend {
     async fn run_all(&self, node: &NodeRef, commands: &[String], operation: &str) -> Result<Vec<String>, BackendError> {
-        let target = NodeTarget::new(&node.name, &node.address);
+        let target = ssh_target(node)?;
         let mut ran = Vec::new();
         for line in commands {
             let script = format!("set -eu\n{line}\n");
@@ -196,7 +219,7 @@ impl NodeBackend for SshBackend {
         now: Timestamp,
     ) -> BoxFuture<'a, Result<HopSnapshot, BackendError>> {
         Box::pin(async move {
-            let target = NodeTarget::new(&node.name, &node.address);
+            let target = ssh_target(node)?;
             let taken = snapshot_via_ssh(&*self.ops, &target, &self.etcd, dir, cluster, now, self.command_timeout)
                 .await
                 .map_err(|e| BackendError::Etcd(e.to_string()))?;
@@ -212,7 +235,7 @@ impl NodeBackend for SshBackend {
 
     fn kubelet_logs<'a>(&'a self, node: &'a NodeRef) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
-            let target = NodeTarget::new(&node.name, &node.address);
+            let target = ssh_target(node)?;
             let cmd = RemoteCommand::argv(["journalctl", "-u", "kubelet", "-n", "20", "--no-pager", "-o", "cat"]);
             let out = self
                 .ops
@@ -252,6 +275,8 @@ impl NodeBackend for ManualBackend {
         step: KubeadmStep,
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
+            // The name heads the printed block: a name with a line break could forge commands.
+            ssh_target(&NodeRef { address: node.name.clone(), ..node.clone() })?;
             let commands = upgrade_commands(distro_of(node, self.distro)?, target, step);
             (self.out)(&format!(
                 "run on {} (as root), then stepstone continues once it reports {}:\n{}\n",
@@ -269,6 +294,7 @@ impl NodeBackend for ManualBackend {
         previous: &'a KubeVersion,
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
+            ssh_target(&NodeRef { address: node.name.clone(), ..node.clone() })?;
             let commands = rollback_commands(distro_of(node, self.distro)?, previous);
             (self.out)(&format!("roll {} back (as root):\n{}\n", node.name, indent(&commands)));
             Ok(commands)
@@ -327,5 +353,33 @@ mod tests {
         assert!(apply.iter().any(|l| l == "kubeadm upgrade apply -y v1.35.3"));
         let back = rollback_commands(Distro::Apt, &"v1.34.6".parse().unwrap());
         assert!(back.iter().any(|l| l.contains("--allow-downgrades kubeadm='1.34.6-*'")), "{back:?}");
+    }
+
+    #[test]
+    fn only_dns_names_and_ip_addresses_reach_ssh() {
+        let node = |name: &str, address: &str| NodeRef {
+            name: name.into(),
+            address: address.into(),
+            os_image: "Ubuntu 24.04.2 LTS".into(),
+            control_plane: false,
+        };
+        for (name, address) in [("w-1", "10.0.0.7"), ("w-1", "fd00::7"), ("w-1.rack-2", "w-1.example.org")] {
+            let t = ssh_target(&node(name, address)).unwrap_or_else(|e| panic!("{name} {address}: {e}"));
+            assert_eq!((t.name.as_str(), t.address.as_str()), (name, address));
+        }
+        for (name, address) in [
+            ("w-1", "-oProxyCommand=touch /tmp/pwned"),
+            ("w-1", "10.0.0.7;reboot"),
+            ("w-1", "$(reboot)"),
+            ("w-1", "host name"),
+            ("w-1", ""),
+            ("W-1", "10.0.0.7"),
+            ("w-1\nrm -rf /", "10.0.0.7"),
+            ("../w-1", "10.0.0.7"),
+        ] {
+            let err = ssh_target(&node(name, address)).expect_err(address).to_string();
+            assert!(err.contains("not a DNS-1123 name or an IP address"), "{err}");
+            assert!(!err.contains('\n'), "the refusal is one line: {err}");
+        }
     }
 }

@@ -284,7 +284,7 @@ pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyho
             let ops = stepstone_host::ssh::SshNodeOps::new(run.ssh.options());
             let backend =
                 SshBackend { ops: Arc::new(ops), distro, command_timeout: run.ssh.timeout(), etcd: Default::default() };
-            (Arc::new(backend), 1.0)
+            (Arc::new(backend), cluster_speed(conn).await)
         }
         NodeOpsArg::Manual => {
             let backend = ManualBackend {
@@ -293,9 +293,15 @@ pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyho
                 wait: Duration::from_secs(u64::from(run.manual_wait) * 60),
                 snapshot: run.etcd_snapshot.clone(),
             };
-            (Arc::new(backend), 1.0)
+            (Arc::new(backend), cluster_speed(conn).await)
         }
     })
+}
+
+/// How fast the cluster's time runs: a lab's speed (its nodes may still be worked on over SSH
+/// or by hand), 1 for every other cluster, which has no `/lab/v1/clock`.
+async fn cluster_speed(conn: &Connection) -> f64 {
+    LabBackend::new(conn.client.clone()).await.map_or(1.0, |lab| lab.speed)
 }
 
 /// Assemble the engine for a run.

@@ -116,6 +116,13 @@ fn keygen(path: &Path) {
 
 impl Sshd {
     pub fn start() -> Sshd {
+        Sshd::start_with("", &[])
+    }
+
+    /// As [`Sshd::start`], with `extra` lines in sshd_config and, in a mount namespace of its
+    /// own (util-linux `unshare`), each `(directory, path)` bind-mounted over `path`: the
+    /// sessions see the directory there, the rest of the machine does not.
+    pub fn start_with(extra: &str, mount_over: &[(&Path, &str)]) -> Sshd {
         let sshd = require("sshd", "openssh-server");
         require("ssh", "openssh-client");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -129,14 +136,27 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-             UsePAM no\nLogLevel VERBOSE\n",
+             UsePAM no\nLogLevel VERBOSE\n{extra}",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
         let log = d.join("sshd.log");
-        let child = Command::new(sshd)
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
+        let mut command = if mount_over.is_empty() {
+            let mut c = Command::new(sshd);
+            c.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
+            c
+        } else {
+            let mut c = Command::new(require("unshare", "util-linux"));
+            c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg("sshd=$0 config=$1; shift; while [ $# -gt 1 ]; do mount --bind \"$1\" \"$2\" || exit 1; shift 2; done; exec \"$sshd\" -D -e -f \"$config\"")
+                .arg(sshd)
+                .arg(d.join("sshd_config"));
+            for (dir, path) in mount_over {
+                c.arg(dir).arg(path);
+            }
+            c
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("sshd log"))
