@@ -119,6 +119,7 @@ fn an_os_refresh_to_cgroup_v2_lets_a_1_35_kubelet_start_and_the_journal_says_why
         all.extend_from_slice(args);
         stepstone(k, &all)
     };
+    ok(&node(&["repo", "v1.35"]));
     ok(&node(&["install", "kubelet=1.35.0-1.1"]));
     let (code, err) = failed(&node(&["restart-kubelet", "--wait", "--timeout", "30"]));
     assert_eq!(code, 1, "{err}");
@@ -198,6 +199,7 @@ fn nodes_enforce_the_version_skew_policy() {
     });
     let k = &r.kubeconfig;
     // A 1.35 kubelet on a 1.34 control plane runs, and says it is unsupported.
+    ok(&stepstone(k, &["lab", "node", "r650-05", "repo", "v1.35"]));
     ok(&stepstone(k, &["lab", "node", "r650-05", "install", "kubelet=1.35.0-1.1"]));
     ok(&stepstone(k, &["lab", "node", "r650-05", "restart-kubelet", "--wait"]));
     let journal = ok(&stepstone(k, &["lab", "node", "r650-05", "logs", "kubelet"]));
@@ -224,6 +226,7 @@ fn nodes_enforce_the_version_skew_policy() {
         before.starts_with("kubeadm version: &version.Info{Major:\"1\", Minor:\"34\", GitVersion:\"v1.34.6\""),
         "{before}"
     );
+    ok(&stepstone(k, &["lab", "node", "r650-06", "repo", "v1.35"]));
     ok(&stepstone(k, &["lab", "node", "r650-06", "install", "kubeadm=1.35.0-1.1"]));
     let after = json(&stepstone(k, &["lab", "node", "r650-06", "kubeadm", "version", "-o", "json"]));
     assert_eq!(after["version"], "v1.35.0", "{after}");
@@ -232,6 +235,7 @@ fn nodes_enforce_the_version_skew_policy() {
     assert!(err.contains("the control plane has not been upgraded yet"), "{err}");
 
     // A kubelet four minors behind the target stops `kubeadm upgrade apply`, as kubeadm's policy does.
+    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
     ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
     let (code, err) =
         failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--dry-run"]));
@@ -247,6 +251,7 @@ fn nodes_enforce_the_version_skew_policy() {
     assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.6", "a refused apply changes nothing");
 
     // With that kubelet upgraded, a dry run passes, says what would change, and changes nothing.
+    ok(&stepstone(k, &["lab", "node", "r660-06", "repo", "v1.34"]));
     ok(&stepstone(k, &["lab", "node", "r660-06", "install", "kubelet=1.34.6-1.1"]));
     ok(&stepstone(k, &["lab", "node", "r660-06", "restart-kubelet", "--wait"]));
     let dry = json(&stepstone(

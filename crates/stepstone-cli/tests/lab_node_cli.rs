@@ -73,6 +73,46 @@ fn nodes_lists_every_node_with_its_versions() {
 }
 
 #[test]
+fn packages_come_from_the_minor_repository_the_node_is_configured_with() {
+    let r = start(|_| {});
+    let k = &r.kubeconfig;
+    let repo = |node: &str| {
+        let n = r.lab.get("nodes", "", node).unwrap();
+        n["metadata"]["annotations"]["stepstone.io/kubernetes-repository"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(repo("cp-01"), "v1.34", "a node starts with the repository of the minor it runs");
+    assert!(ok(&stepstone(k, &["lab", "node", "cp-01", "repo"])).contains("repository v1.34"));
+
+    // A patch that was never released is not in the repository, as apt says.
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.34.99-1.1"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("E: Version '1.34.99-1.1' for 'kubeadm' was not found"), "{err}");
+    assert_eq!(package(&r.lab, "cp-01", "kubeadm"), "1.34.6-1.1");
+
+    // The next minor's packages are in the next minor's repository only.
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("E: Version '1.35.0-1.1' for 'kubeadm' was not found"), "{err}");
+    assert!(err.contains("stepstone lab node cp-01 repo v1.35"), "the fix is named: {err}");
+    let moved = ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
+    assert_eq!(moved.trim(), "cp-01: Kubernetes package repository v1.34 -> v1.35 (pkgs.k8s.io/core:/stable:/v1.35)");
+    assert_eq!(repo("cp-01"), "v1.35");
+
+    // apt's glob, as the runbook pins versions, resolves to the package the repository holds.
+    let latest = ReleaseData::embedded().latest_patch(Minor::new(1, 35)).unwrap().bare();
+    let glob = format!("kubeadm={latest}-*");
+    let out = ok(&stepstone(k, &["lab", "node", "cp-01", "install", &glob]));
+    assert_eq!(out.trim(), format!("cp-01: kubeadm 1.34.6-1.1 -> {latest}-1.1"));
+    assert_eq!(package(&r.lab, "cp-01", "kubeadm"), format!("{latest}-1.1"));
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.34.6-*"]));
+    assert_eq!(code, 2, "the v1.34 packages left with the v1.34 repository: {err}");
+
+    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.99"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\"v1.99\" does not exist") && err.contains("v1.24 to"), "{err}");
+}
+
+#[test]
 fn kubeadm_upgrade_apply_moves_the_control_plane_one_minor_at_a_time() {
     let r = start(|_| {});
     let k = &r.kubeconfig;
@@ -83,17 +123,20 @@ fn kubeadm_upgrade_apply_moves_the_control_plane_one_minor_at_a_time() {
     assert!(err.contains("higher than the kubeadm version \"v1.34.6\""), "{err}");
 
     // Skipping a minor is refused even with a new enough kubeadm.
+    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.36"]));
     ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.36.0-1.1"]));
     let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.36.0", "-y"]));
     assert_eq!(code, 1);
     assert!(err.contains("kubeadm can upgrade only 1 minor version at a time (cluster is at v1.34.6)"), "{err}");
 
     // `apply` belongs on a control-plane node.
+    ok(&stepstone(k, &["lab", "node", "r650-01", "repo", "v1.35"]));
     ok(&stepstone(k, &["lab", "node", "r650-01", "install", "kubeadm=1.35.0-1.1"]));
     let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-01", "kubeadm", "upgrade", "apply", "v1.35.0"]));
     assert_eq!(code, 1);
     assert!(err.contains("r650-01: `kubeadm upgrade apply` runs on a control-plane node"), "{err}");
 
+    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
     let installed = ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
     assert_eq!(installed.trim(), "cp-01: kubeadm 1.36.0-1.1 -> 1.35.0-1.1");
     let out = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--yes"]));
@@ -114,6 +157,7 @@ fn kubeadm_upgrade_apply_moves_the_control_plane_one_minor_at_a_time() {
     let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-02", "kubeadm", "upgrade", "node"]));
     assert_eq!(code, 1);
     assert!(err.contains("cp-02: [upgrade/version] FATAL"), "{err}");
+    ok(&stepstone(k, &["lab", "node", "cp-02", "repo", "v1.35"]));
     ok(&stepstone(k, &["lab", "node", "cp-02", "install", "kubeadm=1.35.0-1.1"]));
     let report = json(&stepstone(k, &["lab", "node", "cp-02", "kubeadm", "upgrade", "node", "-o", "json"]));
     assert_eq!(report["kind"], "KubeadmUpgrade");
@@ -150,6 +194,7 @@ fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_
     assert!(out.contains(&format!("stepstone lab node cp-01 install kubeadm={}-1.1", &latest(35)[1..])), "{out}");
     assert!(!out.contains("kubeadm upgrade apply"), "nothing to apply yet: {out}");
 
+    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
     ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
     let before = nodes();
     let out = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
@@ -204,6 +249,7 @@ fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_
     let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", &latest(35)]));
     assert_eq!(code, 1);
     assert!(err.contains("higher than the kubeadm version \"v1.35.0\""), "{err}");
+    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.36"]));
     ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.36.0-1.1"]));
     let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "v1.36.0"]));
     assert_eq!(code, 1);
@@ -220,6 +266,7 @@ fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_
 fn kubelet_install_and_restart_bring_the_node_back_on_the_new_version() {
     let r = start(|_| {});
     let k = &r.kubeconfig;
+    ok(&stepstone(k, &["lab", "node", "r650-02", "repo", "v1.35"]));
     let out =
         ok(&stepstone(k, &["lab", "node", "r650-02", "install", "kubelet=1.35.0-1.1", "kubectl-1.35.0-150500.1.1"]));
     assert!(out.contains("r650-02: kubelet 1.34.6-1.1 -> 1.35.0-1.1"), "{out}");
@@ -244,8 +291,10 @@ fn cgroup_v1_node_is_refused_by_kubeadm_and_its_new_kubelet_does_not_start() {
     });
     let k = &r.kubeconfig;
     // The control plane moves first: a worker's `kubeadm upgrade node` follows the cluster.
+    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
     ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
     ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
+    ok(&stepstone(k, &["lab", "node", "r650-03", "repo", "v1.35"]));
     ok(&stepstone(k, &["lab", "node", "r650-03", "install", "kubeadm=1.35.0-1.1", "kubelet=1.35.0-1.1"]));
     let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-03", "kubeadm", "upgrade", "node"]));
     assert_eq!(code, 1);
@@ -266,6 +315,7 @@ fn cgroup_v1_node_is_refused_by_kubeadm_and_its_new_kubelet_does_not_start() {
 fn bad_arguments_name_the_input_and_change_nothing() {
     let r = start(|_| {});
     let k = &r.kubeconfig;
+    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
     let (code, err) =
         failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubelet=1.35.0-1.1", "kubeadm=latest"]));
     assert_eq!(code, 2);

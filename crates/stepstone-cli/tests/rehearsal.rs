@@ -199,6 +199,7 @@ fn kubeadm_upgrade_plan_waits_for_a_new_kubeadm(r: &Rehearsal) {
     assert!(before.contains("Upgrade kubeadm first"), "{before}");
     assert!(!before.contains("kubeadm upgrade apply"), "nothing to apply with kubeadm 1.34: {before}");
 
+    ok(&r.stepstone(&["lab", "node", "cp-01", "repo", "v1.35"]), "configure the repository");
     let installed = ok(&r.stepstone(&["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]), "install kubeadm");
     assert_eq!(installed.trim(), "cp-01: kubeadm 1.34.6-1.1 -> 1.35.0-1.1");
 
@@ -233,6 +234,7 @@ fn control_plane_moves_to_v1_35_0(r: &Rehearsal) {
 
     for cp in ["cp-02", "cp-03"] {
         // kubeadm refuses `upgrade node` to a version newer than itself, so its package goes first.
+        ok(&r.stepstone(&["lab", "node", cp, "repo", "v1.35"]), "configure the repository");
         ok(&r.stepstone(&["lab", "node", cp, "install", "kubeadm=1.35.0-1.1"]), "install kubeadm");
         let out = ok(&r.stepstone(&["lab", "node", cp, "kubeadm", "upgrade", "node"]), "upgrade node");
         assert!(out.contains("[upgrade] The configuration for this node was successfully upgraded!"), "{out}");
@@ -280,6 +282,7 @@ fn worker_is_drained_upgraded_and_uncordoned(r: &Rehearsal) {
     assert!(stray.is_empty(), "only DaemonSet pods stay on a drained node: {stray:?}");
     assert!(!left.is_empty(), "DaemonSet pods stay");
 
+    ok(&r.stepstone(&["lab", "node", WORKER, "repo", "v1.35"]), "configure the repository");
     let out =
         ok(&r.stepstone(&["lab", "node", WORKER, "install", "kubeadm=1.35.0-1.1", "kubelet=1.35.0-1.1"]), "install");
     assert!(out.contains(&format!("{WORKER}: kubelet 1.34.6-1.1 -> 1.35.0-1.1")), "{out}");

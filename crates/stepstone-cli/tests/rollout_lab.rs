@@ -356,6 +356,7 @@ fn a_half_upgraded_control_plane_is_continued_not_redone() {
     h.scale_redis();
     // Someone upgraded cp-01 to v1.35.0 by hand and stopped: cp-02/03 are still on v1.34.6.
     for args in [
+        vec!["lab", "node", "cp-01", "repo", "v1.35"],
         vec!["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"],
         vec!["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"],
         vec!["lab", "node", "cp-01", "install", "kubelet=1.35.0-1.1", "kubectl=1.35.0-1.1"],

@@ -50,8 +50,10 @@ use tokio::task::JoinHandle;
 pub use client::{LabClient, LabClientError};
 pub(crate) use faults::router as faults_router;
 pub use faults::{FaultConfig, FaultField, FaultsChange, FaultsError};
+pub use nodes::repo::{REPOSITORY_ANNOTATION, repository_name};
 pub use nodes::wire::{
-    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, UpgradeApplyRequest, UpgradePlanQuery,
+    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, RepositoryRequest, UpgradeApplyRequest,
+    UpgradePlanQuery,
 };
 pub use nodes::{
     ComponentConfigState, EtcdSnapshotMetadata, EtcdSnapshotReport, KubeadmVersion, KubeletLogs, KubeletState,

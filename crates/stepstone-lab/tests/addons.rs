@@ -91,6 +91,7 @@ fn proxy_pods(lab: &LabHandle) -> BTreeMap<String, Vec<Value>> {
 }
 
 fn upgrade_cp1(lab: &LabHandle) -> stepstone_lab::UpgradeReport {
+    lab.nodes().configure_repository("cp1", "v1.35").unwrap();
     lab.nodes().install_package("cp1", Package::Kubeadm, "1.35.0-1.1").unwrap();
     lab.nodes().kubeadm_upgrade_apply("cp1", "v1.35.0", &UpgradeOptions::default()).expect("upgrade apply")
 }
@@ -288,12 +289,14 @@ fn addons_wait_for_the_last_control_plane_node() {
     let ds = lab.get("daemonsets", "kube-system", "kube-proxy").unwrap();
     assert_eq!(ds["spec"]["template"]["spec"]["containers"][0]["image"], OLD_PROXY);
 
+    lab.nodes().configure_repository("cp2", "v1.35").unwrap();
     lab.nodes().install_package("cp2", Package::Kubeadm, "1.35.0-1.1").unwrap();
     let report = lab.nodes().kubeadm_upgrade_node("cp2", &UpgradeOptions::default()).unwrap();
     assert!(report.changed.contains(&"kube-apiserver: v1.34.2 -> v1.35.0".to_string()), "{report:?}");
     assert!(report.changed.contains(&"kube-proxy: v1.34.2 -> v1.35.0".to_string()), "{report:?}");
     assert!(report.changed.contains(&"coredns: v1.12.1 -> v1.13.1".to_string()), "{report:?}");
     // A worker's `kubeadm upgrade node` has no addon phase.
+    lab.nodes().configure_repository("w1", "v1.35").unwrap();
     lab.nodes().install_package("w1", Package::Kubeadm, "1.35.0-1.1").unwrap();
     let worker = lab.nodes().kubeadm_upgrade_node("w1", &UpgradeOptions::default()).unwrap();
     assert!(worker.changed.is_empty(), "{worker:?}");

@@ -381,6 +381,7 @@ async fn kubelet_restart_brings_the_new_version_or_fails_on_cgroup_v1() {
     let (lab, c) = start(drain_fleet(), 100.0).await;
     let ops = lab.nodes();
     let nodes: Api<Node> = Api::all(c.clone());
+    ops.configure_repository("w2", "v1.35").unwrap();
     ops.install_package("w2", Package::Kubelet, "1.35.1-1.1").unwrap();
     assert_eq!(ops.facts("w2").unwrap().packages["kubelet"], "1.35.1-1.1");
     // Installing does not change the running kubelet.
@@ -411,6 +412,7 @@ async fn kubelet_restart_brings_the_new_version_or_fails_on_cgroup_v1() {
     assert_eq!(n.status.unwrap().node_info.unwrap().kubelet_version, "v1.35.1");
 
     // w1 runs cgroup v1: a 1.35 kubelet refuses to start, the node stays NotReady.
+    ops.configure_repository("w1", "v1.35").unwrap();
     ops.install_package("w1", Package::Kubelet, "1.35.1-1.1").unwrap();
     ops.restart_kubelet("w1").unwrap();
     eventually(5, "the kubelet on w1 to fail", || {
@@ -438,6 +440,7 @@ async fn kubeadm_upgrade_apply_moves_static_pods_and_version() {
     assert!(e.to_string().contains("Upgrade kubeadm first"), "{e}");
     let e = ops.kubeadm_upgrade_apply("w2", "v1.35.0", &UpgradeOptions::default()).unwrap_err();
     assert!(e.to_string().contains("control-plane"), "{e}");
+    ops.configure_repository("cp1", "v1.35").unwrap();
     ops.install_package("cp1", Package::Kubeadm, "1.35.0-1.1").unwrap();
     let e = ops.kubeadm_upgrade_apply("cp1", "v1.36.0", &UpgradeOptions::default()).unwrap_err();
     assert!(e.to_string().contains("higher than the kubeadm version"), "{e}");
@@ -459,9 +462,11 @@ async fn kubeadm_upgrade_apply_moves_static_pods_and_version() {
     })
     .await;
     // Workers take `upgrade node`; w1 (cgroup v1) is refused by preflight once kubeadm is 1.35.
+    ops.configure_repository("w1", "v1.35").unwrap();
     ops.install_package("w1", Package::Kubeadm, "1.35.0-1.1").unwrap();
     let e = ops.kubeadm_upgrade_node("w1", &UpgradeOptions::default()).unwrap_err();
     assert!(e.to_string().contains("SystemVerification"), "{e}");
+    ops.configure_repository("w2", "v1.35").unwrap();
     ops.install_package("w2", Package::Kubeadm, "1.35.0-1.1").unwrap();
     ops.kubeadm_upgrade_node("w2", &UpgradeOptions::default()).unwrap();
 }

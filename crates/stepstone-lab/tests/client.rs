@@ -29,6 +29,15 @@ async fn every_node_operation_goes_through_the_client() {
 
     let nodes = by_url.list_nodes().await.unwrap();
     assert_eq!(nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["cp1", "old", "w1"]);
+    // A version the node's repository does not hold is bad input, answered 404 as apt's "not found".
+    match client.install_package("cp1", Package::Kubeadm, "1.35.0-1.1").await {
+        Err(LabClientError::BadRequest { status: 404, message, .. }) => {
+            assert!(message.contains("E: Version '1.35.0-1.1' for 'kubeadm' was not found"), "{message}")
+        }
+        other => panic!("expected apt's not found, got {other:?}"),
+    }
+    let facts = client.configure_repository("cp1", "v1.35").await.unwrap();
+    assert_eq!(facts.repository.as_deref(), Some("v1.35"));
     let facts = client.install_package("cp1", Package::Kubeadm, "1.35.0-1.1").await.unwrap();
     assert_eq!(facts.packages["kubeadm"], "1.35.0-1.1");
 
@@ -39,9 +48,11 @@ async fn every_node_operation_goes_through_the_client() {
     let report = client.kubeadm_upgrade_apply("cp1", "v1.35.0", &UpgradeOptions::default()).await.unwrap();
     assert!(report.message.contains("SUCCESS! Your cluster was upgraded to \"v1.35.0\""), "{}", report.message);
 
+    client.configure_repository("w1", "v1.35").await.unwrap();
     client.install_package("w1", Package::Kubeadm, "1.35.0-1.1").await.unwrap();
     let report = client.kubeadm_upgrade_node("w1", &UpgradeOptions::default()).await.unwrap();
     assert_eq!(report.version, "v1.35.0");
+    client.configure_repository("w1", "v1.35").await.unwrap();
     client.install_package("w1", Package::Kubelet, "1.35.0-1.1").await.unwrap();
     let restarting = client.restart_kubelet("w1").await.unwrap();
     assert!(matches!(restarting.kubelet, KubeletState::Restarting { .. }), "{restarting:?}");

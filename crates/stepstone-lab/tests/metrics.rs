@@ -123,6 +123,7 @@ fn the_deprecated_version_is_gone_after_the_upgrade_to_its_removal_release() {
     kubectl_ok(&kc, &["get", "--raw", path]);
 
     let ops = lab.nodes();
+    ops.configure_repository("cp1", "v1.25").unwrap();
     ops.install_package("cp1", Package::Kubeadm, "1.25.16-1.1").unwrap();
     ops.kubeadm_upgrade_apply("cp1", "v1.25.16", &UpgradeOptions::default()).unwrap();
 

@@ -26,6 +26,7 @@ fn a_control_plane_upgrade_restarts_the_apiservers_counters() {
     assert!(series(&after_worker, "apiserver_request_total", &LIST_PODS) >= 1.0, "{after_worker}");
     assert!(after_worker.contains("apiserver_requested_deprecated_apis{"), "{after_worker}");
 
+    ops.configure_repository("cp1", "v1.25").unwrap();
     ops.install_package("cp1", Package::Kubeadm, "1.25.16-1.1").unwrap();
     ops.kubeadm_upgrade_apply("cp1", "v1.25.16", &UpgradeOptions::default()).unwrap();
     let restarted = metrics(&kc);

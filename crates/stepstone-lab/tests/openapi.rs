@@ -50,6 +50,7 @@ fn kubectl_creates_a_deprecated_version_with_default_validation_until_it_is_remo
     assert!(stderr.contains("poddisruptionbudgets.policy \"legacy\" already exists"), "{stderr}");
 
     let ops = lab.nodes();
+    ops.configure_repository("cp1", "v1.25").unwrap();
     ops.install_package("cp1", Package::Kubeadm, "1.25.16-1.1").unwrap();
     ops.kubeadm_upgrade_apply("cp1", "v1.25.16", &UpgradeOptions::default()).unwrap();
 

@@ -112,6 +112,7 @@ fn kubectl_reports_no_matches_for_a_removed_version_after_the_upgrade() {
     assert!(stdout.contains("poddisruptionbudget.policy/listed created"), "{stdout}");
 
     let ops = lab.nodes();
+    ops.configure_repository("cp1", "v1.25").unwrap();
     ops.install_package("cp1", Package::Kubeadm, "1.25.16-1.1").unwrap();
     ops.kubeadm_upgrade_apply("cp1", "v1.25.16", &UpgradeOptions::default()).unwrap();
 

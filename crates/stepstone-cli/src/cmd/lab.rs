@@ -27,6 +27,7 @@ use crate::output::{OutputArgs, emit};
   stepstone lab up --fleet examples/three-generations.json --kubeconfig ./lab.kubeconfig
   kubectl --kubeconfig ./lab.kubeconfig get nodes -o wide
   stepstone lab nodes --kubeconfig ./lab.kubeconfig
+  stepstone lab node cp-01 repo v1.35
   stepstone lab node cp-01 install kubeadm=1.35.0-1.1
   stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
   stepstone lab node cp-01 restart-kubelet --wait

@@ -57,6 +57,7 @@ pub struct NodesArgs {
 /// Run a node operation on one lab node, as you would over SSH on the server.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
+  stepstone lab node cp-01 repo v1.35
   stepstone lab node cp-01 install kubeadm=1.35.0-1.1
   stepstone lab node cp-01 kubeadm upgrade plan
   stepstone lab node cp-01 kubeadm upgrade apply v1.35.0
@@ -77,6 +78,7 @@ pub struct NodeArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum NodeAction {
+    Repo(RepoArgs),
     Install(InstallArgs),
     Kubeadm(KubeadmArgs),
     RestartKubelet(RestartArgs),
@@ -223,15 +225,41 @@ pub struct SnapshotArgs {
     pub output: OutputArgs,
 }
 
+/// Point the node's Kubernetes package repository at a minor (pkgs.k8s.io/core:/stable:/v1.35).
+///
+/// pkgs.k8s.io has one repository per minor, and a node sees only the one its
+/// /etc/apt/sources.list.d/kubernetes.list (or yum .repo file) names: a node starts with the
+/// repository of the minor it runs, and moving to the next minor starts here. Without a
+/// repository, prints the one the node uses.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  stepstone lab node cp-01 repo
+  stepstone lab node cp-01 repo v1.35")]
+pub struct RepoArgs {
+    /// The minor's repository, e.g. v1.35.
+    #[arg(value_name = "vX.Y")]
+    pub repository: Option<String>,
+
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 /// Install package versions (`apt-get install kubeadm=1.35.0-1.1`, `dnf install kubeadm-1.35.0`).
 ///
-/// Versions take the deb form (1.35.0-1.1), the rpm form (1.35.0-150500.1.1) or the bare
-/// release (1.35.0). Every argument is checked before anything is installed. Installing the
-/// kubelet package does not restart the running kubelet: run `restart-kubelet` for that.
+/// Versions come from the node's package repository (see `repo`), which holds every patch of
+/// its minor: the deb form (1.35.0-1.1), the rpm form (1.35.0-150500.1.1), an apt glob
+/// (1.35.0-*, the newest match) or the bare release (1.35.0). A version the repository does not
+/// hold fails as apt fails (`E: Version ... was not found`) and exits 2. Every argument is
+/// checked before anything is installed. Installing the kubelet package does not restart the
+/// running kubelet: run `restart-kubelet` for that.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   stepstone lab node cp-01 install kubeadm=1.35.0-1.1
   stepstone lab node r650-01 install kubelet=1.35.0-1.1 kubectl=1.35.0-1.1
+  stepstone lab node r650-01 install 'kubelet=1.35.0-*'
   stepstone lab node r650-01 install kubeadm-1.35.0-150500.1.1")]
 pub struct InstallArgs {
     /// PACKAGE=VERSION (or PACKAGE-VERSION); PACKAGE is kubeadm, kubelet or kubectl.
@@ -600,6 +628,7 @@ fn nodes_table(facts: &[NodeFacts]) -> String {
 
 pub fn node(a: NodeArgs) -> anyhow::Result<ExitCode> {
     match a.action {
+        NodeAction::Repo(r) => repository(&a.node, r),
         NodeAction::Install(i) => install(&a.node, i),
         NodeAction::Kubeadm(KubeadmArgs { command: KubeadmCommand::Version(v) }) => {
             let api = LabApi::from_target(&v.target)?;
@@ -639,9 +668,10 @@ fn parse_install(arg: &str) -> anyhow::Result<(Package, String)> {
     };
     let package: Package = name.trim().parse().map_err(|e| usage(format!("install {arg}: {e}")))?;
     let version = version.trim().trim_matches(['\'', '"']).to_string();
-    if version.parse::<PackageVersion>().is_err() && version.parse::<KubeVersion>().is_err() {
+    let glob = version.contains(['*', '?']) && version.starts_with(|c: char| c.is_ascii_digit() || c == 'v');
+    if !glob && version.parse::<PackageVersion>().is_err() && version.parse::<KubeVersion>().is_err() {
         return Err(usage(format!(
-            "install {arg}: \"{version}\" is not a Kubernetes package version; give the deb form 1.35.0-1.1, the rpm form 1.35.0-150500.1.1 or the release 1.35.0 (`apt-cache madison {}` lists them)",
+            "install {arg}: \"{version}\" is not a Kubernetes package version; give the deb form 1.35.0-1.1, the rpm form 1.35.0-150500.1.1, a glob 1.35.0-* or the release 1.35.0 (`apt-cache madison {}` lists them)",
             name.trim()
         )));
     }
@@ -671,7 +701,9 @@ fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
         let name = package.name();
         let from = facts.packages.get(name).cloned();
         facts = api.run(|c| c.install_package(node, package, &version))?;
-        installed.push(Installed { package: name, from, to: version });
+        // What the repository resolved a glob or a bare release to.
+        let to = facts.packages.get(name).cloned().unwrap_or(version);
+        installed.push(Installed { package: name, from, to });
     }
     let report = InstallReport { node: node.to_string(), installed, facts };
     emit(a.output.output, "LabPackageInstall", &report, || {
@@ -692,6 +724,23 @@ fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
             ));
         }
         out
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn repository(node: &str, a: RepoArgs) -> anyhow::Result<ExitCode> {
+    let api = LabApi::from_target(&a.target)?;
+    let before = api.run(|c| c.facts(node))?.repository;
+    let facts = match &a.repository {
+        Some(r) => api.run(|c| c.configure_repository(node, r.trim()))?,
+        None => api.run(|c| c.facts(node))?,
+    };
+    let now = facts.repository.clone().unwrap_or_else(|| "none".into());
+    emit(a.output.output, "LabNodeFacts", &facts, || match (&a.repository, before) {
+        (Some(_), Some(b)) if b != now => {
+            format!("{node}: Kubernetes package repository {b} -> {now} (pkgs.k8s.io/core:/stable:/{now})\n")
+        }
+        _ => format!("{node}: Kubernetes package repository {now} (pkgs.k8s.io/core:/stable:/{now})\n"),
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,9 @@ use serde::de::DeserializeOwned;
 
 pub use self::error::LabClientError;
 use crate::faults::{FaultConfig, FaultsChange};
-use crate::nodes::wire::{ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, UpgradeApplyRequest};
+use crate::nodes::wire::{
+    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, RepositoryRequest, UpgradeApplyRequest,
+};
 use crate::nodes::{
     EtcdSnapshotReport, KubeadmVersion, KubeletLogs, NodeFacts, OsRefresh, Package, UpgradeOptions, UpgradePlan,
     UpgradeReport,
@@ -114,6 +116,13 @@ impl LabClient {
         version: &str,
     ) -> Result<NodeFacts, LabClientError> {
         self.post(&node_path(node, "/packages"), Some(&InstallRequest::new(package, version))).await
+    }
+
+    /// Point `node`'s Kubernetes package repository at `repository` (`v1.35`), as editing
+    /// `/etc/apt/sources.list.d/kubernetes.list` does; installs then see that minor's packages.
+    pub async fn configure_repository(&self, node: &str, repository: &str) -> Result<NodeFacts, LabClientError> {
+        let body = RepositoryRequest { repository: repository.to_string() };
+        self.post(&node_path(node, "/repository"), Some(&body)).await
     }
 
     /// `kubeadm upgrade plan [VERSION]` on a control-plane node. Changes nothing.

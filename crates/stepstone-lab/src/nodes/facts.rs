@@ -1,5 +1,6 @@
 //! What an operator sees on a node (role, generation, OS, kernel, cgroup version, installed
-//! packages, the running kubelet) and package installs (`apt-get install kubeadm=...`).
+//! packages, the running kubelet), package installs (`apt-get install kubeadm=...`) and the
+//! node's package repository.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -9,8 +10,7 @@ use stepstone_core::version::KubeVersion;
 
 use super::{
     KUBEADM_ANNOTATION, KUBECTL_ANNOTATION, KUBELET_ANNOTATION, KubeletState, LabNodes, NodeOpError, Package,
-    STATIC_COMPONENTS, annotation, image_tag, is_control_plane, ready_condition, record_event, static_pod,
-    version_of_package,
+    STATIC_COMPONENTS, annotation, image_tag, is_control_plane, ready_condition, record_event, repo, static_pod,
 };
 use crate::resources::NODES;
 use crate::state::lock;
@@ -30,6 +30,9 @@ pub struct NodeFacts {
     pub container_runtime: String,
     /// Installed package versions.
     pub packages: BTreeMap<String, String>,
+    /// The minor the node's Kubernetes package repository points at (`v1.35`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     /// The version the running kubelet reports.
     pub kubelet_version: String,
     pub kubelet: KubeletState,
@@ -63,6 +66,7 @@ impl LabNodes {
             cgroup_version: labels.get(CGROUP_LABEL).cloned(),
             container_runtime: info("containerRuntimeVersion"),
             packages,
+            repository: repo::configured(node).map(repo::repository_name),
             kubelet_version: info("kubeletVersion"),
             kubelet: lock(&self.shared.kubelets).get(&name).cloned().unwrap_or(KubeletState::Running),
             ready: ready_condition(node) == Some("True"),
@@ -82,17 +86,19 @@ impl LabNodes {
         store.iter(NODES, None, None).map(|n| self.facts_of(&store, n)).collect()
     }
 
-    /// `apt-get install kubeadm=1.35.3-1.1` (or kubelet/kubectl). Installing the kubelet
-    /// package does not restart the running kubelet: that is [`restart_kubelet`](Self::restart_kubelet).
+    /// `apt-get install kubeadm=1.35.3-1.1` (or kubelet/kubectl), resolved against the node's
+    /// package repository ([`repo`]): a version it does not hold is apt's "not found", a glob
+    /// (`1.35.3-*`) installs the newest match. Installing the kubelet package does not restart
+    /// the running kubelet: that is [`restart_kubelet`](Self::restart_kubelet).
     pub fn install_package(&self, node: &str, package: Package, version: &str) -> Result<NodeFacts, NodeOpError> {
-        version_of_package(version)?;
         let now = self.shared.now();
         let mut store = self.shared.store();
         let n = self.node(&store, node)?;
+        let resolved = repo::resolve(node, repo::configured(&n), package, version)?;
         let mut next = (*n).clone();
         let m = meta_mut(&mut next);
         let ann = m.entry("annotations").or_insert_with(|| json!({}));
-        ann[package.annotation()] = json!(version.trim());
+        ann[package.annotation()] = json!(resolved);
         let updated = store.update(NODES, next, Part::All, false).expect("node exists");
         let pkg = format!("{package:?}").to_lowercase();
         record_event(
@@ -101,11 +107,41 @@ impl LabNodes {
             &updated,
             "Normal",
             "PackageInstalled",
-            &format!("{pkg} {} installed", version.trim()),
+            &format!("{pkg} {resolved} installed"),
             "stepstone-lab",
         );
         drop(store);
         self.shared.wake.notify_one();
+        self.facts(node)
+    }
+
+    /// Point the node's Kubernetes package repository at another minor (`v1.35`), as editing
+    /// `/etc/apt/sources.list.d/kubernetes.list` (or the yum `.repo` file) does: from then on
+    /// installs see that minor's packages and no other's.
+    pub fn configure_repository(&self, node: &str, repository: &str) -> Result<NodeFacts, NodeOpError> {
+        let minor = repo::parse_repository(repository)?;
+        let now = self.shared.now();
+        let mut store = self.shared.store();
+        let n = self.node(&store, node)?;
+        if repo::configured(&n) != Some(minor) || annotation(&n, repo::REPOSITORY_ANNOTATION).is_none() {
+            let mut next = (*n).clone();
+            let ann = meta_mut(&mut next).entry("annotations").or_insert_with(|| json!({}));
+            ann[repo::REPOSITORY_ANNOTATION] = json!(repo::repository_name(minor));
+            let updated = store.update(NODES, next, Part::All, false).expect("node exists");
+            record_event(
+                &mut store,
+                now,
+                &updated,
+                "Normal",
+                "PackageRepositoryConfigured",
+                &format!(
+                    "Kubernetes package repository set to pkgs.k8s.io/core:/stable:/{}",
+                    repo::repository_name(minor)
+                ),
+                "stepstone-lab",
+            );
+        }
+        drop(store);
         self.facts(node)
     }
 }
@@ -124,6 +160,13 @@ pub fn default_packages(node: &mut Value) {
     if let Some(a) = ann.as_object_mut() {
         for key in [KUBEADM_ANNOTATION, KUBELET_ANNOTATION, KUBECTL_ANNOTATION] {
             a.entry(key).or_insert_with(|| json!(pkg));
+        }
+    }
+    // The node starts with the repository of the minor it runs.
+    if let Some(minor) = repo::configured(node) {
+        let ann = meta_mut(node).entry("annotations").or_insert_with(|| json!({}));
+        if let Some(a) = ann.as_object_mut() {
+            a.entry(repo::REPOSITORY_ANNOTATION).or_insert_with(|| json!(repo::repository_name(minor)));
         }
     }
 }

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::wire::{
-    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, UpgradeApplyRequest, UpgradePlanQuery,
+    ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, RepositoryRequest, UpgradeApplyRequest,
+    UpgradePlanQuery,
 };
 use super::{LabNodes, NodeOpError, OsRefresh, Package, UpgradeOptions};
 use crate::clock;
@@ -45,6 +46,14 @@ async fn install(
     axum::Json(b): axum::Json<InstallRequest>,
 ) -> Response {
     answer(b.package.parse::<Package>().and_then(|p| nodes(&shared).install_package(&name, p, &b.version)))
+}
+
+async fn repository(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    axum::Json(b): axum::Json<RepositoryRequest>,
+) -> Response {
+    answer(nodes(&shared).configure_repository(&name, &b.repository))
 }
 
 async fn upgrade_apply(
@@ -124,6 +133,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/lab/v1/nodes", get(list_nodes))
         .route("/lab/v1/nodes/{name}", get(get_node))
         .route("/lab/v1/nodes/{name}/packages", post(install))
+        .route("/lab/v1/nodes/{name}/repository", post(repository))
         .route("/lab/v1/nodes/{name}/kubeadm/upgrade-plan", get(upgrade_plan).post(upgrade_plan))
         .route("/lab/v1/nodes/{name}/kubeadm/upgrade-apply", post(upgrade_apply))
         .route("/lab/v1/nodes/{name}/kubeadm/upgrade-node", post(upgrade_node))

@@ -21,6 +21,7 @@ pub(crate) mod http;
 pub(crate) mod journal;
 pub(crate) mod kubelet;
 pub(crate) mod plan;
+pub(crate) mod repo;
 pub(crate) mod upgrade;
 pub(crate) mod wire;
 
@@ -157,6 +158,14 @@ pub enum NodeOpError {
     BadCgroupVersion(String),
     #[error("{what} \"{value}\" is empty or has control characters; give it as the node would report it")]
     BadHostValue { what: &'static str, value: String },
+    /// apt's `E: Version '...' for '...' was not found`, with where the version is (or what the
+    /// node's repository holds) and the fix: the whole message, built by [`repo`].
+    #[error("{0}")]
+    VersionNotFound(String),
+    #[error(
+        "Kubernetes package repository \"{given}\" does not exist: pkgs.k8s.io has one per minor, {oldest} to {newest}; give one as v1.35"
+    )]
+    UnknownRepository { given: String, oldest: String, newest: String },
     #[error("{node}: snapshot directory {}: {detail}", dir.display())]
     SnapshotDir { node: String, dir: std::path::PathBuf, detail: String },
     #[error("{node}: cannot write {}: {detail}", path.display())]
@@ -166,7 +175,8 @@ pub enum NodeOpError {
 impl NodeOpError {
     pub(crate) fn http_code(&self) -> StatusCode {
         match self {
-            NodeOpError::UnknownNode(_) => StatusCode::NOT_FOUND,
+            NodeOpError::UnknownNode(_) | NodeOpError::VersionNotFound(_) => StatusCode::NOT_FOUND,
+            NodeOpError::UnknownRepository { .. } => StatusCode::BAD_REQUEST,
             NodeOpError::UnknownPackage(_)
             | NodeOpError::BadVersion(_)
             | NodeOpError::SnapshotDir { .. }

@@ -22,6 +22,13 @@ impl InstallRequest {
     }
 }
 
+/// `POST /lab/v1/nodes/{name}/repository`: point the node's Kubernetes package repository at
+/// a minor (`v1.35`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryRequest {
+    pub repository: String,
+}
+
 /// `POST /lab/v1/nodes/{name}/kubeadm/upgrade-apply`: `kubeadm upgrade apply VERSION`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
