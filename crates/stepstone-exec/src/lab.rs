@@ -84,6 +84,14 @@ impl LabBackend {
         Ok(format!("install {package}={spec}"))
     }
 
+    /// Point the node's package repository at `version`'s minor, as the runbook's repository
+    /// switch does; the lab offers a minor's packages only from its own repository.
+    async fn repository(&self, node: &str, version: &KubeVersion) -> Result<String, BackendError> {
+        let repo = format!("v{}", version.minor());
+        self.call(node, "POST", &Self::node_path(node, "/repository"), Some(json!({"repository": repo}))).await?;
+        Ok(format!("point the Kubernetes package repository at pkgs.k8s.io/core:/stable:/{repo}"))
+    }
+
     async fn restart(&self, node: &str) -> Result<String, BackendError> {
         self.call(node, "POST", &Self::node_path(node, "/kubelet/restart"), None).await?;
         Ok("systemctl restart kubelet".into())
@@ -103,7 +111,7 @@ impl NodeBackend for LabBackend {
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
             let n = node.name.as_str();
-            let mut ran = vec![self.install(n, "kubeadm", target).await?];
+            let mut ran = vec![self.repository(n, target).await?, self.install(n, "kubeadm", target).await?];
             match step {
                 KubeadmStep::Apply => {
                     let body = json!({"version": target.canonical()});
@@ -129,7 +137,7 @@ impl NodeBackend for LabBackend {
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
             let n = node.name.as_str();
-            let mut ran = Vec::new();
+            let mut ran = vec![self.repository(n, previous).await?];
             for p in ["kubeadm", "kubelet", "kubectl"] {
                 ran.push(self.install(n, p, previous).await?);
             }
