@@ -74,7 +74,11 @@ const STAND_INS: &[(&str, &str)] = &[
         "apt-get",
         r#"record apt-get "$@"
 case "$1" in
-  update) echo "Reading package lists... Done"; exit 0 ;;
+  update)
+    # The lab offers the packages of the repository kubernetes.list names, as apt's index would.
+    repo=$(sed -n 's|.*pkgs\.k8s\.io/core:/stable:/\(v[0-9][0-9.]*\)/deb/.*|\1|p' /etc/apt/sources.list.d/kubernetes.list 2>/dev/null | head -n 1)
+    [ -z "$repo" ] || lab repo "$repo" >/dev/null || exit 100
+    echo "Reading package lists... Done"; exit 0 ;;
   install) shift ;;
   *) echo "E: the stand-in knows update and install, not $1" >&2; exit 100 ;;
 esac
@@ -86,8 +90,9 @@ for a in "$@"; do
     *) echo "E: Version not pinned: $a" >&2; exit 100 ;;
   esac
 done
-# apt resolves VERSION-* to the repository's build: pkgs.k8s.io's is 1.1.
-lab install $(echo "$specs" | sed 's/-\*/-1.1/g')"#,
+# The lab's repository resolves VERSION-* as apt does; no pathname expansion of the globs here.
+set -f
+lab install $specs"#,
     ),
     ("apt-mark", r#"record apt-mark "$@"; for p in $(echo "$@" | cut -d' ' -f2-); do echo "$p set to $1."; done"#),
     (
@@ -160,7 +165,9 @@ impl Cluster {
     /// What an operator runs on `node`, as the lab's node operations.
     fn upgrade_by_hand(&self, node: &str, kubeadm: Vec<String>) {
         let bare = &TARGET[1..];
+        let minor = TARGET.rsplit_once('.').expect("vX.Y.Z").0;
         let steps: Vec<Vec<String>> = vec![
+            vec!["repo".into(), minor.into()],
             vec!["install".into(), format!("kubeadm={bare}-1.1")],
             kubeadm,
             vec!["install".into(), format!("kubelet={bare}-1.1"), format!("kubectl={bare}-1.1")],
