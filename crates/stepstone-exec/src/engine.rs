@@ -553,7 +553,8 @@ impl Engine {
         let not_ready: BTreeSet<String> = inv.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone()).collect();
         let baseline = journal.baseline.clone().unwrap_or_default();
         let upgraded = self.upgraded(journal);
-        let now = self.clock.now();
+        // Pods say since when they wait in the cluster's time.
+        let now = self.clock.cluster_now();
         let since: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
         let triggers = evaluate(&baseline, &pods, &not_ready, &upgraded, &since, now, &self.config.triggers);
         for t in &triggers {

@@ -19,6 +19,11 @@ pub struct PodHealth {
     pub node: Option<String>,
     pub crash_looping: bool,
     pub container_creating: bool,
+    /// Since when the pod has not been Ready (its Ready condition's last transition, else its
+    /// start or creation), read from the pod itself: how long a ContainerCreating pod has been
+    /// stuck is then known on the first look, and after a resume on another machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creating_since: Option<Timestamp>,
 }
 
 impl PodHealth {
@@ -33,11 +38,26 @@ impl PodHealth {
                 })
             })
         };
+        let container_creating = waiting("ContainerCreating");
+        let time = |p: &str| pod.pointer(p).and_then(Value::as_str).and_then(|t| t.parse::<Timestamp>().ok());
+        let not_ready_since = pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready" && c["status"] != "True"))
+            .and_then(|c| c["lastTransitionTime"].as_str())
+            .and_then(|t| t.parse::<Timestamp>().ok());
         PodHealth {
             key: format!("{ns}/{name}"),
             node: pod.pointer("/spec/nodeName").and_then(Value::as_str).map(String::from),
             crash_looping: waiting("CrashLoopBackOff"),
-            container_creating: waiting("ContainerCreating"),
+            container_creating,
+            creating_since: container_creating
+                .then(|| {
+                    not_ready_since
+                        .or_else(|| time("/status/startTime"))
+                        .or_else(|| time("/metadata/creationTimestamp"))
+                })
+                .flatten(),
         }
     }
 }
@@ -124,7 +144,8 @@ fn shorten(items: &[String]) -> String {
 }
 
 /// Evaluate the pod and node triggers. `upgraded` are the nodes this rollout has moved so far;
-/// `creating_since` says since when each pod has been seen in ContainerCreating.
+/// `creating_since` says since when each pod has been seen in ContainerCreating, for pods that
+/// do not say it themselves ([`PodHealth::creating_since`]).
 pub fn evaluate(
     baseline: &Baseline,
     pods: &[PodHealth],
@@ -159,7 +180,8 @@ pub fn evaluate(
     let mut stuck: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in pods.iter().filter(|p| p.container_creating) {
         let Some(node) = p.node.as_ref().filter(|n| upgraded.contains_key(*n)) else { continue };
-        if creating_since.get(&p.key).is_some_and(|since| since.duration_until(now) > grace) {
+        let since = p.creating_since.or_else(|| creating_since.get(&p.key).copied());
+        if since.is_some_and(|since| since.duration_until(now) > grace) {
             stuck.entry(node.clone()).or_default().push(p.key.clone());
         }
     }
@@ -223,6 +245,22 @@ mod tests {
         let early = evaluate(&baseline, &pods, &not_ready, &upgraded, &since, at("2026-12-01T10:04:00Z"), &opts);
         assert_eq!(early, vec![Trigger::ControlPlaneNotRejoined { node: "cp-1".into() }], "w-9 was NotReady before");
         let late = evaluate(&baseline, &pods, &not_ready, &upgraded, &since, at("2026-12-01T10:06:00Z"), &opts);
+        // The pod's own Ready condition says since when it waits, with no memory of earlier looks.
+        let mut stuck = json!({"metadata": {"namespace": "db", "name": "pg-0"}, "spec": {"nodeName": "w-2"},
+            "status": {"phase": "Pending", "startTime": "2026-12-01T09:00:00Z",
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-12-01T10:00:00Z"}],
+                "containerStatuses": [{"name": "c", "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
+        let own = [PodHealth::from_pod(&stuck)];
+        assert_eq!(own[0].creating_since, Some(at("2026-12-01T10:00:00Z")));
+        let none = BTreeMap::new();
+        let ready = BTreeSet::new();
+        assert!(evaluate(&baseline, &own, &ready, &upgraded, &none, at("2026-12-01T10:04:00Z"), &opts).is_empty());
+        assert_eq!(
+            evaluate(&baseline, &own, &ready, &upgraded, &none, at("2026-12-01T10:06:00Z"), &opts),
+            vec![Trigger::StuckCreating { node: "w-2".into(), pods: vec!["db/pg-0".into()] }]
+        );
+        stuck["status"]["conditions"] = json!([]);
+        assert_eq!(PodHealth::from_pod(&stuck).creating_since, Some(at("2026-12-01T09:00:00Z")), "else its start");
         assert_eq!(
             late[1],
             Trigger::StuckCreating { node: "w-2".into(), pods: vec!["db/pg-0".into()] },

@@ -1,6 +1,7 @@
 //! Fault injection for reliability tests: random 5xx answers and 429 throttling on a share of
 //! API requests, added latency, nodes whose kubelet never comes back from a restart, and pods
-//! that crash-loop after their node's kubelet restarts. Changed whole (`PUT /lab/v1/faults`) or
+//! that crash-loop after their node's kubelet restarts, and pods whose volumes never mount (they
+//! stay in ContainerCreating). Changed whole (`PUT /lab/v1/faults`) or
 //! field by field (`PATCH`, a [`FaultsChange`]), so that two people changing different faults do
 //! not undo each other. A refused change says what was wrong as a [`FaultsError`].
 
@@ -31,6 +32,7 @@ pub enum FaultField {
     ThrottleRate,
     NeverReturn,
     CrashLoop,
+    StuckCreating,
 }
 
 impl FaultField {
@@ -41,6 +43,7 @@ impl FaultField {
             FaultField::ThrottleRate => "throttleRate",
             FaultField::NeverReturn => "neverReturn",
             FaultField::CrashLoop => "crashLoop",
+            FaultField::StuckCreating => "stuckCreating",
         }
     }
 }
@@ -80,14 +83,18 @@ impl FaultsError {
     }
 }
 
-/// Every node a fault names (`neverReturn`, and `crashLoop` entries `node:NAME`) must be one of
+/// Every node a fault names (`neverReturn`, and `crashLoop` or `stuckCreating` entries
+/// `node:NAME`) must be one of
 /// the lab's nodes: a typo would otherwise arm a fault that never fires.
 pub fn check_nodes(store: &Store, cfg: &FaultConfig) -> Result<(), FaultsError> {
     let named = cfg
         .never_return
         .iter()
         .map(|n| (FaultField::NeverReturn, n.as_str()))
-        .chain(cfg.crash_loop.iter().filter_map(|c| c.strip_prefix("node:").map(|n| (FaultField::CrashLoop, n))));
+        .chain(cfg.crash_loop.iter().filter_map(|c| c.strip_prefix("node:").map(|n| (FaultField::CrashLoop, n))))
+        .chain(
+            cfg.stuck_creating.iter().filter_map(|c| c.strip_prefix("node:").map(|n| (FaultField::StuckCreating, n))),
+        );
     for (field, node) in named {
         if store.get(resources::NODES, "", node).is_none() {
             let total = store.len(resources::NODES);
@@ -119,6 +126,10 @@ pub struct FaultConfig {
     /// Pods (`namespace/name`), or every pod of a node (`node:NAME`), that crash-loop after the
     /// next kubelet restart.
     pub crash_loop: BTreeSet<String>,
+    /// Pods (`namespace/name`), or every pod of a node (`node:NAME`), whose volumes never mount
+    /// (a storage driver the new kubelet cannot talk to): when they next start, as new pods or
+    /// after a kubelet restart, they stay in ContainerCreating.
+    pub stuck_creating: BTreeSet<String>,
 }
 
 impl FaultConfig {
@@ -164,6 +175,12 @@ impl FaultConfig {
     pub fn crash_loops(&self, namespace: &str, name: &str, node: &str) -> bool {
         self.crash_loop.contains(&format!("{namespace}/{name}")) || self.crash_loop.contains(&format!("node:{node}"))
     }
+
+    /// Does the pod stay in ContainerCreating when it next starts on `node`?
+    pub fn stuck_creating(&self, namespace: &str, name: &str, node: &str) -> bool {
+        self.stuck_creating.contains(&format!("{namespace}/{name}"))
+            || self.stuck_creating.contains(&format!("node:{node}"))
+    }
 }
 
 /// A change of some faults, made by the lab under one lock (`PATCH /lab/v1/faults`): only the
@@ -179,6 +196,8 @@ pub struct FaultsChange {
     pub add_never_return: Vec<String>,
     /// Pods or `node:NAME` to add to [`FaultConfig::crash_loop`].
     pub add_crash_loop: Vec<String>,
+    /// Pods or `node:NAME` to add to [`FaultConfig::stuck_creating`].
+    pub add_stuck_creating: Vec<String>,
 }
 
 impl FaultsChange {
@@ -207,7 +226,11 @@ impl FaultsChange {
         if let Some(ms) = self.latency_ms {
             fields.insert("latencyMs".into(), json!(ms));
         }
-        let lists = [("neverReturn", &self.add_never_return), ("crashLoop", &self.add_crash_loop)];
+        let lists = [
+            ("neverReturn", &self.add_never_return),
+            ("crashLoop", &self.add_crash_loop),
+            ("stuckCreating", &self.add_stuck_creating),
+        ];
         if self.clear || lists.iter().all(|(_, added)| added.is_empty()) {
             for (key, added) in lists {
                 if !added.is_empty() {
@@ -264,8 +287,11 @@ async fn patch_faults(
             }
         },
     };
+    // The simulated kubelets read the faults while they hold the store: take the two locks in
+    // the same order here, or a patch and a controller pass wait for each other for ever.
+    let store = shared.store();
     let mut faults = lock(&shared.faults);
-    match faults.patched(kind, &body).and_then(|next| check_nodes(&shared.store(), &next).map(|()| next)) {
+    match faults.patched(kind, &body).and_then(|next| check_nodes(&store, &next).map(|()| next)) {
         Ok(next) => {
             *faults = next.clone();
             axum::Json(next).into_response()

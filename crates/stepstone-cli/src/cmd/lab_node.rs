@@ -453,6 +453,7 @@ pub struct RestartArgs {
   stepstone lab faults
   stepstone lab faults --error-rate 0.05 --throttle-rate 0.1 --latency-ms 20
   stepstone lab faults --never-return r650-03 --crash-loop node:r650-04
+  stepstone lab faults --stuck-creating node:r650-05
   stepstone lab faults --clear")]
 pub struct FaultsArgs {
     /// Share of API requests answered 500 (0.0 to 1.0).
@@ -475,6 +476,11 @@ pub struct FaultsArgs {
     /// node's next kubelet restart. Repeatable.
     #[arg(long, value_name = "POD|node:NODE")]
     pub crash_loop: Vec<String>,
+
+    /// A pod (NAMESPACE/NAME), or every pod of a node (node:NAME), whose volumes never mount:
+    /// it stays in ContainerCreating when it next starts. Repeatable.
+    #[arg(long, value_name = "POD|node:NODE")]
+    pub stuck_creating: Vec<String>,
 
     /// Remove every fault first (then apply the other flags).
     #[arg(long)]
@@ -524,6 +530,7 @@ pub(super) fn fault_flag(field: FaultField) -> &'static str {
         FaultField::ThrottleRate => "--throttle-rate",
         FaultField::NeverReturn => "--never-return",
         FaultField::CrashLoop => "--crash-loop",
+        FaultField::StuckCreating => "--stuck-creating",
     }
 }
 
@@ -966,6 +973,7 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         latency_ms: a.latency_ms,
         add_never_return: a.never_return.clone(),
         add_crash_loop: a.crash_loop.clone(),
+        add_stuck_creating: a.stuck_creating.clone(),
     };
     let shown: FaultConfig =
         if change.is_empty() { api.run(|c| c.faults())? } else { api.run(|c| c.change_faults(&change))? };
@@ -979,6 +987,7 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         t.row(["latency-ms".to_string(), shown.latency_ms.to_string()]);
         t.row(["never-return".to_string(), list(&shown.never_return)]);
         t.row(["crash-loop".to_string(), list(&shown.crash_loop)]);
+        t.row(["stuck-creating".to_string(), list(&shown.stuck_creating)]);
         t.render()
     })?;
     Ok(ExitCode::SUCCESS)

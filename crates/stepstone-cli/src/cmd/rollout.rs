@@ -12,7 +12,7 @@ use stepstone_core::version::VersionRequest;
 use stepstone_exec::backend::{ManualBackend, NodeBackend, SshBackend};
 use stepstone_exec::cluster::{CONTROL_KEY, ClusterApi, JOURNAL_KEY, KubeCluster};
 use stepstone_exec::engine::{Engine, EngineConfig, Outcome};
-use stepstone_exec::events::{Clock, Notifier, RolloutEvent, Sink, SystemClock, Webhook};
+use stepstone_exec::events::{Clock, LabClock, Notifier, RolloutEvent, Sink, SystemClock, Webhook};
 use stepstone_exec::journal::{Journal, JournalFile, Phase, RolloutState};
 use stepstone_exec::lab::LabBackend;
 use stepstone_exec::lease::Identity;
@@ -298,10 +298,20 @@ pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyho
     })
 }
 
-/// How fast the cluster's time runs: a lab's speed (its nodes may still be worked on over SSH
-/// or by hand), 1 for every other cluster, which has no `/lab/v1/clock`.
+/// The lab's clock when the cluster is a lab (whose nodes may still be worked on over SSH or by
+/// hand); `None` for every other cluster, which has no `/lab/v1/clock`.
+async fn lab_clock(conn: &Connection) -> Option<LabClock> {
+    let request = http::Request::get("/lab/v1/clock").body(Vec::new()).ok()?;
+    let read_at = std::time::Instant::now();
+    let info: serde_json::Value = conn.client.request(request).await.ok()?;
+    let lab_now = info.get("now")?.as_str()?.parse().ok()?;
+    let speed = info.get("speed")?.as_f64().filter(|s| *s > 0.0)?;
+    Some(LabClock { speed, lab_now, read_at })
+}
+
+/// How fast the cluster's time runs: a lab's speed, 1 for every other cluster.
 async fn cluster_speed(conn: &Connection) -> f64 {
-    LabBackend::new(conn.client.clone()).await.map_or(1.0, |lab| lab.speed)
+    lab_clock(conn).await.map_or(1.0, |c| c.speed)
 }
 
 /// Assemble the engine for a run.
@@ -314,6 +324,10 @@ pub async fn engine(
 ) -> anyhow::Result<Engine> {
     check_output(&run.output)?;
     let (backend, speed) = backend(ops, &cluster.conn, run).await?;
+    let clock: Arc<dyn Clock> = match lab_clock(&cluster.conn).await {
+        Some(lab) => Arc::new(lab),
+        None => Arc::new(SystemClock { speed }),
+    };
     let notifier: Option<Arc<dyn Notifier>> = match &run.webhook {
         Some(url) => Some(Arc::new(Webhook::new(url).map_err(usage)?)),
         None => None,
@@ -336,7 +350,7 @@ pub async fn engine(
     Ok(Engine {
         cluster: Arc::new(cluster),
         backend,
-        clock: Arc::new(SystemClock { speed }) as Arc<dyn Clock>,
+        clock,
         notifier,
         sink: sink(&run.output),
         file: JournalFile::new(journal),

@@ -1,5 +1,6 @@
 //! The simulated kubelets: pods bound to a node with a running kubelet start after the start-up
-//! delay and turn Ready after the readiness delay (crash-looping ones stay in back-off), pods
+//! delay and turn Ready after the readiness delay (crash-looping ones stay in back-off, those
+//! whose volumes never mount in ContainerCreating), pods
 //! being deleted go once their grace period ends, kubelet restarts complete, and running
 //! kubelets renew their node Leases in `kube-node-lease`.
 
@@ -103,6 +104,7 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timest
     let ready_nodes: HashSet<String> =
         store.iter(r::NODES, None, None).filter(|n| node_ready(n)).map(|n| name_of(n).to_string()).collect();
     let all_nodes: HashSet<String> = store.iter(r::NODES, None, None).map(|n| name_of(n).to_string()).collect();
+    let faults = crate::state::lock(&shared.faults).clone();
     let mut due: Option<Timestamp> = None;
     let mut removals = Vec::new();
     let mut updates = Vec::new();
@@ -127,6 +129,16 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timest
             continue;
         }
         match phase(p) {
+            "Pending" if faults.stuck_creating(namespace_of(p), name_of(p), node) => {
+                // Its volumes never mount: it waits in ContainerCreating until the fault is gone.
+                let shown = p.pointer("/status/containerStatuses/0/state/waiting/reason").and_then(Value::as_str)
+                    == Some("ContainerCreating");
+                if !shown {
+                    let mut next = (**p).clone();
+                    nodes::hold_in_container_creating(&mut next, now);
+                    updates.push(next);
+                }
+            }
             "Pending" => {
                 let at = clock::plus(bound_at(p).unwrap_or(now), timing.pod_start_seconds);
                 if at <= now {

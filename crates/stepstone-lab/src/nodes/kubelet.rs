@@ -94,6 +94,28 @@ fn set_ready(node: &mut Value, status: &str, reason: &str, message: &str, now: T
 
 /// Restart a pod's containers now: not ready until the kubelet simulation sees the start
 /// delay pass; crash-looping ones wait in back-off instead.
+/// A pod whose volumes do not mount: every container waits in ContainerCreating and the pod is
+/// Pending, as the kubelet shows it while `MountVolume.SetUp` keeps failing.
+pub fn hold_in_container_creating(pod: &mut Value, now: Timestamp) {
+    let statuses: Vec<Value> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}})
+        })
+        .collect();
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    pod["status"]["phase"] = json!("Pending");
+    pod["status"]["containerStatuses"] = json!(statuses);
+    set_pod_condition(pod, "Ready", false, now);
+    set_pod_condition(pod, "ContainersReady", false, now);
+}
+
 pub fn restart_containers(pod: &mut Value, now: Timestamp, crash: bool) {
     let t = clock::format(now);
     let images: Vec<(String, String)> = pod
@@ -270,8 +292,12 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
                 .collect();
             for p in pods {
                 let mut np = (*p).clone();
-                let crash = faults.crash_loops(store::namespace_of(&p), store::name_of(&p), &node);
-                restart_containers(&mut np, now, crash);
+                let (ns, name) = (store::namespace_of(&p), store::name_of(&p));
+                if faults.stuck_creating(ns, name, &node) {
+                    hold_in_container_creating(&mut np, now);
+                } else {
+                    restart_containers(&mut np, now, faults.crash_loops(ns, name, &node));
+                }
                 let _ = store.update(PODS, np, Part::All, false);
             }
         }

@@ -39,8 +39,8 @@ pub use self::host::OsRefresh;
 pub(crate) use self::http::router;
 pub use self::journal::KubeletLogs;
 pub(crate) use self::kubelet::{
-    finish_restarts, kubelet_down, last_heard, mark_status_unknown, node_monitor_grace_seconds, restart_containers,
-    set_lifecycle_taints,
+    finish_restarts, hold_in_container_creating, kubelet_down, last_heard, mark_status_unknown,
+    node_monitor_grace_seconds, restart_containers, set_lifecycle_taints,
 };
 pub use self::plan::{ComponentConfigState, PlanRow, UpgradePlan};
 pub use self::upgrade::{KubeadmVersion, UpgradeOptions, UpgradeReport};
