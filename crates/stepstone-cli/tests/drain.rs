@@ -190,3 +190,103 @@ fn bad_input_exits_2_and_names_the_fix() {
     assert!(text(&out.stderr).contains("--pod-selector"), "{}", text(&out.stderr));
     assert!(!t.unschedulable("w1"), "nothing was cordoned");
 }
+
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs (install the kubectl package)");
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn finalized_pod(name: &str, node: &str, grace: i64) -> String {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "prod", "finalizers": ["example.com/cleanup"]},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": grace,
+            "containers": [{"name": "c", "image": "registry.local/agent:1"}]}
+    })
+    .to_string()
+}
+
+#[test]
+fn a_pod_kept_by_its_finalizers_is_reported_by_blockers_and_drain_until_they_are_removed() {
+    let t = start();
+    let kc = t.kubeconfig.clone();
+    for (name, node, grace) in [("stuck", "w1", 5), ("held", "w2", 36_000)] {
+        let out = kubectl(&kc, &["apply", "-f", "-"], Some(&finalized_pod(name, node, grace)));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let phase = |name: &str| {
+        let out = kubectl(&kc, &["get", "pod", "-n", "prod", name, "-o", "jsonpath={.status.phase}"], None);
+        (out.status.success(), text(&out.stdout))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while phase("stuck").1 != "Running" || phase("held").1 != "Running" {
+        assert!(Instant::now() < deadline, "the pods never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for name in ["stuck", "held"] {
+        let out = kubectl(&kc, &["delete", "pod", "-n", "prod", name, "--wait=false"], None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // Past its 5 s grace period the kubelet has stopped it, but the API keeps it for its finalizer.
+    while phase("stuck").1 != "Failed" {
+        assert!(Instant::now() < deadline, "the kubelet never stopped the pod: {:?}", phase("stuck"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(phase("stuck"), (true, "Failed".to_string()), "the pod stays while its finalizer does");
+    let listed = kubectl(&kc, &["get", "pods", "-n", "prod", "stuck"], None);
+    assert!(text(&listed.stdout).contains("Terminating"), "{}", text(&listed.stdout));
+
+    let out = t.stepstone(&["blockers"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("blocker.stuck-finalizers") && stdout.contains("prod/stuck"), "{stdout}");
+    assert!(stdout.contains("kept only by its finalizers: example.com/cleanup"), "{stdout}");
+    assert!(stdout.contains("the controller or operator of example.com"), "{stdout}");
+    assert!(!stdout.contains("prod/held"), "a pod in its grace period is not stuck yet: {stdout}");
+
+    // The drain stops before evicting anything and says why.
+    let out = t.stepstone(&["drain", "w1", "--timeout", "20s", "--retry-interval", "100ms"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(format!("{stdout}{stderr}").contains("example.com/cleanup"), "{stdout}\n{stderr}");
+    let out = t.stepstone(&["uncordon", "w1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A drain that waits on a terminating pod with finalizers says so.
+    let out = t.stepstone(&["drain", "w2", "--dry-run"]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("waiting for prod/held to go") && all.contains("example.com/cleanup"), "{all}");
+
+    // Once its finalizer is removed the pod goes, as on an apiserver.
+    let out = kubectl(
+        &kc,
+        &[
+            "patch",
+            "pod",
+            "-n",
+            "prod",
+            "stuck",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers/0"}]"#,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    while phase("stuck").0 {
+        assert!(Instant::now() < deadline + Duration::from_secs(10), "the pod stayed after its finalizer went");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = t.stepstone(&["blockers"]);
+    assert!(!text(&out.stdout).contains("prod/stuck"), "{}", text(&out.stdout));
+}

@@ -221,7 +221,13 @@ pub struct Pod {
     pub anti_affinity_hostname: Vec<Selector>,
     pub priority: i32,
     pub termination_grace_seconds: Option<i64>,
+    /// When the pod was marked for deletion, its grace period included: the kubelet kills it
+    /// then, and the API object goes once `finalizers` is empty too.
     pub deletion_timestamp: Option<Timestamp>,
+    /// `metadata.finalizers`: the API keeps a deleted pod until each is removed by the
+    /// controller that set it.
+    #[serde(default)]
+    pub finalizers: Vec<String>,
     pub created: Option<Timestamp>,
     pub images: Vec<String>,
 }
@@ -252,6 +258,7 @@ impl Pod {
             priority: 0,
             termination_grace_seconds: None,
             deletion_timestamp: None,
+            finalizers: Vec::new(),
             created: None,
             images: Vec::new(),
         }
@@ -267,6 +274,16 @@ impl Pod {
 
     pub fn is_terminating(&self) -> bool {
         self.deletion_timestamp.is_some()
+    }
+
+    /// Deleted, done on its node, and kept only by its finalizers: the API will not remove it
+    /// until the controllers that own the finalizers do their part, so a drain waits on it
+    /// forever. Since Kubernetes 1.27 the kubelet gives a deleted pod its final phase (Failed or
+    /// Succeeded) once its containers are stopped, at the latest when the grace period ends
+    /// (kubernetes/kubernetes#115331, #116324); that phase on a deleted pod is the evidence,
+    /// read from the object itself and no clock.
+    pub fn stuck_on_finalizers(&self) -> bool {
+        self.is_terminating() && !self.finalizers.is_empty() && self.phase.is_finished()
     }
 }
 

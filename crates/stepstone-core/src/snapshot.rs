@@ -388,6 +388,23 @@ fn string_map(v: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>
     }
 }
 
+/// A list of strings (`metadata.finalizers`); each entry is a name read from the cluster, so
+/// anything but a plain string is refused.
+fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!("{field}[{i}] is {} {other}, not a string", article(other))),
+            })
+            .collect(),
+        Some(other) => Err(format!("{field} is {} {other}, not a list of strings", article(other))),
+    }
+}
+
 fn article(v: &Value) -> String {
     match type_name(v) {
         t @ ("array" | "object") => format!("an {t}"),
@@ -682,6 +699,7 @@ pub fn parse_pod(obj: &Value) -> Result<Pod, String> {
         priority: spec.get("priority").and_then(Value::as_i64).unwrap_or(0) as i32,
         termination_grace_seconds: spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64),
         deletion_timestamp: timestamp(meta.get("deletionTimestamp"))?,
+        finalizers: string_list(meta.get("finalizers"), "metadata.finalizers")?,
         created: timestamp(meta.get("creationTimestamp"))?,
         images,
     })

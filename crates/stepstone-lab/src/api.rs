@@ -484,7 +484,8 @@ pub fn delete(
         if unscheduled || phase == "Succeeded" || phase == "Failed" {
             grace = 0;
         }
-        if grace == 0 {
+        let has_finalizers = meta(&current).get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        if grace == 0 && !has_finalizers {
             let gone = store.remove(res, ns, name).expect("present");
             return Ok(Deleted { object: gone, gone: true });
         }

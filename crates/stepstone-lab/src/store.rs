@@ -340,7 +340,13 @@ impl Store {
         // An object marked for deletion whose last finalizer is gone is removed.
         let finalizers_empty = meta(&obj).get("finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
         let deleting = meta(&obj).get("deletionTimestamp").is_some();
-        if deleting && finalizers_empty && res != resources::PODS {
+        // A pod goes once nothing runs it any more: stopped by its kubelet (final phase), never
+        // bound, or deleted without grace; else the kubelet removes it when it has stopped it.
+        let pod_done = res == resources::PODS
+            && (matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Failed" | "Succeeded"))
+                || obj.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty)
+                || meta(&obj).get("deletionGracePeriodSeconds").and_then(Value::as_i64) == Some(0));
+        if deleting && finalizers_empty && (res != resources::PODS || pod_done) {
             self.bump(&mut obj);
             let obj = Arc::new(obj);
             self.tables[res].remove(&key);

@@ -100,6 +100,9 @@ pub enum BlockerKind {
     SeveralBudgets,
     /// Its PodDisruptionBudget allows no disruption (found by the budget tracker, not the chain).
     Budget,
+    /// Deleted and past its grace period, kept by finalizers no controller removes: the drain
+    /// would wait for it forever.
+    StuckFinalizers,
 }
 
 impl BlockerKind {
@@ -112,6 +115,7 @@ impl BlockerKind {
             BlockerKind::Emptydir => "emptydir",
             BlockerKind::SeveralBudgets => "several-budgets",
             BlockerKind::Budget => "budget",
+            BlockerKind::StuckFinalizers => "stuck-finalizers",
         }
     }
 
@@ -121,7 +125,10 @@ impl BlockerKind {
             BlockerKind::Unmanaged => Some("--delete-unmanaged-pods"),
             BlockerKind::LocalStorage | BlockerKind::PinnedToNode => Some("--allow-local-storage-loss"),
             BlockerKind::Emptydir => Some("--delete-emptydir-data"),
-            BlockerKind::NotSafeToEvict | BlockerKind::SeveralBudgets | BlockerKind::Budget => None,
+            BlockerKind::NotSafeToEvict
+            | BlockerKind::SeveralBudgets
+            | BlockerKind::Budget
+            | BlockerKind::StuckFinalizers => None,
         }
     }
 }

@@ -168,7 +168,8 @@ pub fn analyse_with(
     let classifier = drain::Classifier::new(inv, &opts.drain);
     let mut evicts = vec![false; inv.pods.len()];
     for (i, pod) in inv.pods.iter().enumerate() {
-        if pod.phase.is_finished() {
+        // A finished pod goes with the drain, unless finalizers keep it past its deletion.
+        if pod.phase.is_finished() && !pod.stuck_on_finalizers() {
             continue;
         }
         let node = pod.node_name.as_deref().filter(|n| workers_and_cp.contains(n));

@@ -27,7 +27,8 @@ pub struct NodePlan {
     pub skipped: Vec<SkippedPod>,
     /// Any entry stops this node's drain before its first eviction.
     pub blockers: Vec<BlockerView>,
-    /// Overrides in effect, each a loud warning.
+    /// Overrides in effect, and terminating pods whose finalizers may outlast the drain: each a
+    /// loud warning.
     pub warnings: Vec<String>,
 }
 
@@ -79,7 +80,19 @@ pub fn plan_node(
     }
     for s in &view.skip {
         match &s.disposition {
-            Disposition::Wait => plan.wait.push(s.pod.clone()),
+            Disposition::Wait => {
+                if !s.pod.finalizers.is_empty() {
+                    // Its kubelet is still stopping it; after that only the finalizers keep it.
+                    plan.warnings.push(format!(
+                        "waiting for {} to go: it is terminating and carries finalizers ({}); if it is still there \
+                         after its grace period, the controllers that own them must remove them (`stepstone blockers` \
+                         names each and what removes it)",
+                        s.pod.key(),
+                        s.pod.finalizers.join(", ")
+                    ));
+                }
+                plan.wait.push(s.pod.clone())
+            }
             Disposition::Skip { reason } => {
                 plan.skipped.push(SkippedPod { pod: s.pod.key(), reason: skip_reason(*reason) })
             }

@@ -16,7 +16,7 @@ use crate::clock;
 use crate::nodes;
 use crate::resources as r;
 use crate::state::Shared;
-use crate::store::{Part, Store, meta_str, name_of, namespace_of, uid_of};
+use crate::store::{Part, Store, meta, meta_str, name_of, namespace_of, uid_of};
 
 /// Kubelet restarts that are due: the node reports the new version and Ready, or stays
 /// NotReady when the new kubelet refuses to start. Runs first in every pass, so that the node
@@ -119,7 +119,15 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timest
                 continue;
             }
             if deadline <= now || !all_nodes.contains(node) {
-                removals.push((namespace_of(p).to_string(), name_of(p).to_string()));
+                if has_finalizers(p) {
+                    // As the apiserver: a deleted pod stays until its finalizers are removed.
+                    // The kubelet (1.27+) gives it its final phase once its containers stop.
+                    if !matches!(phase(p), "Failed" | "Succeeded") {
+                        updates.push(terminated(p, now));
+                    }
+                } else {
+                    removals.push((namespace_of(p).to_string(), name_of(p).to_string()));
+                }
             } else {
                 due = earliest(due, Some(deadline));
             }
@@ -181,6 +189,29 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timest
         let _ = store.update(r::PODS, u, Part::All, false);
     }
     due
+}
+
+fn has_finalizers(p: &Value) -> bool {
+    meta(p).get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+}
+
+/// A deleted pod whose containers the kubelet has stopped: phase Failed, not ready.
+fn terminated(p: &Value, now: Timestamp) -> Value {
+    let mut next = p.clone();
+    if !next.get("status").is_some_and(Value::is_object) {
+        next["status"] = json!({});
+    }
+    next["status"]["phase"] = json!("Failed");
+    if let Some(cs) = next.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
+        for c in cs {
+            c["ready"] = json!(false);
+            c["started"] = json!(false);
+            c["state"] = json!({"terminated": {"exitCode": 143, "reason": "Error", "finishedAt": clock::format(now)}});
+        }
+    }
+    nodes::set_pod_condition(&mut next, "ContainersReady", false, now);
+    nodes::set_pod_condition(&mut next, "Ready", false, now);
+    next
 }
 
 fn start_pod(p: &Value, now: Timestamp) -> Value {
