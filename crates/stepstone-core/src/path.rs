@@ -432,7 +432,7 @@ pub fn plan_hops(
         hops.push(PathHop {
             from: current.clone(),
             to: end.clone(),
-            etcd: data.get(target_minor).map(|r| r.etcd.clone()),
+            etcd: data.etcd_for(&end).map(str::to_string),
             control_plane,
             apply_done,
             done,
@@ -519,6 +519,16 @@ mod tests {
             static_pods: None,
         }));
         out
+    }
+
+    #[test]
+    fn each_hop_carries_the_etcd_of_its_target_patch() {
+        // kubeadm bumped etcd from 3.5.21 to 3.5.24 in v1.33.6.
+        for (target, etcd) in [("v1.33.5", "3.5.21"), ("v1.33.6", "3.5.24"), ("v1.33.13", "3.5.24")] {
+            let nodes = fleet("v1.32.13", &[("w-1", "v1.32.13")]);
+            let (hops, _) = plan_hops(&v("v1.32.13"), &v(target), &nodes, WorkerStrategy::Lockstep, data()).unwrap();
+            assert_eq!(hops[0].etcd.as_deref(), Some(etcd), "{target}");
+        }
     }
 
     #[test]

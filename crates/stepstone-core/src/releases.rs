@@ -49,6 +49,15 @@ struct RawRelease {
     sources: Vec<String>,
 }
 
+/// From kubeadm `since` on (within its minor), kubeadm deploys etcd `etcd`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdPatch {
+    pub since: KubeVersion,
+    pub etcd: String,
+    pub sources: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct RawFile {
     updated: String,
@@ -56,6 +65,8 @@ struct RawFile {
     kubelet_skew_n3_from: Minor,
     kubelet_skew_n3_oldest_kubelet: Minor,
     release: Vec<RawRelease>,
+    #[serde(default)]
+    etcd_patch: Vec<EtcdPatch>,
 }
 
 /// Where a minor stands on a given day.
@@ -75,6 +86,8 @@ pub struct ReleaseData {
     pub kubelet_skew_n3_from: Minor,
     pub kubelet_skew_n3_oldest_kubelet: Minor,
     releases: BTreeMap<Minor, Release>,
+    /// kubeadm's etcd bumps in patch releases, by the first patch that has each.
+    etcd_patches: BTreeMap<KubeVersion, EtcdPatch>,
 }
 
 fn parse_date(field: &str, minor: Minor, s: &str) -> Date {
@@ -114,6 +127,7 @@ impl ReleaseData {
                 kubelet_skew_n3_from: raw.kubelet_skew_n3_from,
                 kubelet_skew_n3_oldest_kubelet: raw.kubelet_skew_n3_oldest_kubelet,
                 releases,
+                etcd_patches: raw.etcd_patch.into_iter().map(|p| (p.since.clone(), p)).collect(),
             }
         })
     }
@@ -132,6 +146,24 @@ impl ReleaseData {
 
     pub fn newest(&self) -> Minor {
         *self.releases.keys().next_back().expect("release data is not empty")
+    }
+
+    /// The etcd version kubeadm `version` deploys for stacked etcd: the latest patch bump at or
+    /// before `version` within its minor, else the minor's value; `None` for an unknown minor.
+    pub fn etcd_for(&self, version: &KubeVersion) -> Option<&str> {
+        let release = self.get(version.minor())?;
+        let bumped = self
+            .etcd_patches
+            .range(..=version.clone())
+            .next_back()
+            .filter(|(since, _)| since.minor() == version.minor())
+            .map(|(_, p)| p.etcd.as_str());
+        Some(bumped.unwrap_or(&release.etcd))
+    }
+
+    /// The patch bumps of kubeadm's etcd, oldest first.
+    pub fn etcd_patches(&self) -> impl Iterator<Item = &EtcdPatch> {
+        self.etcd_patches.values()
     }
 
     /// The latest known patch of `minor`.
@@ -173,6 +205,24 @@ impl ReleaseData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubeadm_etcd_follows_its_patch_releases() {
+        let data = ReleaseData::embedded();
+        let v = |s: &str| s.parse::<KubeVersion>().unwrap();
+        // kubeadm bumped etcd in v1.33.6: earlier 1.33 patches keep the minor's 3.5.21.
+        assert_eq!(data.etcd_for(&v("1.33.0")), Some("3.5.21"));
+        assert_eq!(data.etcd_for(&v("1.33.5")), Some("3.5.21"));
+        assert_eq!(data.etcd_for(&v("1.33.6")), Some("3.5.24"));
+        assert_eq!(data.etcd_for(&v("1.33.13")), Some("3.5.24"));
+        // A bump in one minor never leaks into the next.
+        assert_eq!(data.etcd_for(&v("1.34.0")), Some(data.get(Minor::new(1, 34)).unwrap().etcd.as_str()));
+        assert_eq!(data.etcd_for(&v("1.99.0")), None);
+        for p in data.etcd_patches() {
+            assert!(!p.sources.is_empty(), "the etcd bump of {} has no source", p.since);
+            assert!(data.get(p.since.minor()).is_some(), "{} is of an unknown minor", p.since);
+        }
+    }
 
     #[test]
     fn every_minor_from_1_24_to_1_37_is_present_and_ordered() {

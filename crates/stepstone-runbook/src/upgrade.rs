@@ -619,8 +619,8 @@ fn etcd_minor(v: &str) -> Option<(u32, u32)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-/// The etcd version the control plane ran before the hop: the previous hop's, else the release
-/// data for the source minor, else the inventory's etcd image tag.
+/// The etcd version the control plane ran before the hop: the previous hop's, else the
+/// inventory's etcd image tag, else what kubeadm of the source patch deploys.
 fn etcd_before(plan: &Plan, h: usize, inventory: Option<&Inventory>) -> Option<String> {
     if h > 0
         && let Some(e) = &plan.hops[h - 1].etcd
@@ -633,7 +633,7 @@ fn etcd_before(plan: &Plan, h: usize, inventory: Option<&Inventory>) -> Option<S
     {
         return Some(c.split('-').next().unwrap_or(&c).to_string());
     }
-    ReleaseData::embedded().get(plan.hops[h].from.minor()).map(|r| r.etcd.clone())
+    ReleaseData::embedded().etcd_for(&plan.hops[h].from).map(str::to_string)
 }
 
 pub fn rollback_view(

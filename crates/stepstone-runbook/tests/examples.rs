@@ -105,7 +105,7 @@ fn simple_plan(inv: &Inventory, to: &str) -> Plan {
             let wait = if w["kind"] == "canary" { ("soak", 30) } else { ("wait", 5) };
             clock.push(h, wait.0, &[], wait.1, Some(i));
         }
-        hops.push(json!({"from": pair[0], "to": pair[1], "etcd": data.get(pair[1].minor()).map(|r| r.etcd.clone()),
+        hops.push(json!({"from": pair[0], "to": pair[1], "etcd": data.etcd_for(&pair[1]),
             "kubeletsFirst": [], "beforeControlPlane": before, "controlPlane": control_plane, "waves": waves}));
     }
     let makespan = clock.t.duration_since(start).as_secs() / 60;

@@ -355,13 +355,13 @@ fn upgrade_static_pods(store: &mut Store, node: &str, target: &KubeVersion, now:
 }
 
 /// The etcd image tag `kubeadm upgrade` to `target` sets where etcd runs `current`: the etcd
-/// of the target's minor, never older than `current` (kubeadm never downgrades etcd). `None`
+/// kubeadm of that patch deploys, never older than `current` (kubeadm never downgrades etcd). `None`
 /// when the release data does not know the minor.
 pub(super) fn kubeadm_etcd_tag(target: &KubeVersion, current: &str) -> Option<String> {
     // kubeadm's etcd images carry a build suffix: etcd 3.6.4 is `registry.k8s.io/etcd:3.6.4-0`.
     let etcd = ReleaseData::embedded()
-        .get(target.minor())
-        .map(|r| if r.etcd.contains('-') { r.etcd.clone() } else { format!("{}-0", r.etcd) })?;
+        .etcd_for(target)
+        .map(|e| if e.contains('-') { e.to_string() } else { format!("{e}-0") })?;
     Some(if !current.is_empty() && etcd_older(&etcd, current) { current.to_string() } else { etcd })
 }
 
