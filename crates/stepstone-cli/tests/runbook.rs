@@ -72,6 +72,33 @@ fn drain_lines_follow_the_consent_given_to_runbook_and_to_plan() {
 }
 
 #[test]
+fn a_package_index_pins_the_exact_build() {
+    let index = fixtures().join("package-index/Packages-v1.28");
+    let dir = tempfile::tempdir().unwrap();
+    // The repository index lists the builds of v1.28.14; a plan to it pins them exactly.
+    let plan = std::fs::read_to_string(plan_arg()).unwrap().replace("1.35.3", "1.28.14");
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, plan).unwrap();
+    let out = stepstone(&[
+        "runbook",
+        "--plan",
+        plan_path.to_str().unwrap(),
+        "--distro",
+        "apt",
+        "--package-index",
+        index.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let md = text(&out.stdout);
+    assert!(md.contains("apt-get install -y kubeadm='1.28.14-2.1'"), "{md}");
+    assert!(!md.contains("kubeadm='1.28.14-*'"), "{md}");
+
+    let out = stepstone(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--package-index", &fleet_arg()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is neither a deb `Packages` index"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn bad_input_names_the_fix() {
     let out = stepstone(&["runbook", "--plan", &plan_arg()]);
     assert_eq!(out.status.code(), Some(2));

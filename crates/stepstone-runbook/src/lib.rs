@@ -6,6 +6,7 @@
 //! templates in `templates/` embedded in the binary and overridable file by file
 //! (`--template-dir`). Commands that depend on the distribution come from `data/packages.toml`.
 
+pub mod package_index;
 pub mod packages;
 pub mod report;
 pub mod shell;
@@ -14,6 +15,7 @@ pub mod templates;
 pub mod time;
 pub mod upgrade;
 
+pub use package_index::{IndexError, PackageIndex};
 pub use packages::{Distro, DistroChoice, PackageCommands};
 pub use report::{ReportView, html_report};
 pub use staging::{StagingDesign, staging_design, staging_markdown};

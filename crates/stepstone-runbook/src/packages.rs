@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use stepstone_core::inventory::Node;
 use stepstone_core::version::KubeVersion;
 
+use crate::package_index::{IndexFormat, PackageIndex};
+
 const PACKAGES_TOML: &str = include_str!("../../../data/packages.toml");
 
 /// A distribution family: decides the repository file, the package spec and the hold mechanism.
@@ -117,7 +119,8 @@ pub fn distro_for(node: &Node, choice: DistroChoice) -> Result<Distro, PackageEr
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackageCommands {
     pub distro: Distro,
-    /// The package version pinned, e.g. `1.35.3-*`: the upstream version exactly, any build.
+    /// The package version pinned, e.g. `1.35.3-*` (the upstream version exactly, any build), or
+    /// the build the repository's index lists (`1.28.14-2.1`).
     pub package_version: String,
     pub repo_file: String,
     /// Lines that point the node at the version's minor repository (may contain a here-document).
@@ -147,9 +150,21 @@ fn fill(template: &str, version: &KubeVersion, revision: &str) -> String {
 }
 
 impl PackageCommands {
+    /// The commands pinning `'1.x.y-*'`: any build of the upstream version, as kubeadm's docs do.
     pub fn new(distro: Distro, version: &KubeVersion) -> Self {
+        Self::indexed(distro, version, &PackageIndex::default())
+    }
+
+    /// The commands pinning the exact build the repository's own index lists for each package,
+    /// and `'1.x.y-*'` for a package it does not list.
+    pub fn indexed(distro: Distro, version: &KubeVersion, index: &PackageIndex) -> Self {
         let f = forms(distro);
-        let spec = |name: &str| fill(&f.package_spec.replace("{name}", name), version, &f.revision);
+        let format = match distro {
+            Distro::Apt => IndexFormat::Deb,
+            Distro::Dnf | Distro::Zypper => IndexFormat::Rpm,
+        };
+        let revision_of = |name: &str| index.revision(format, name, &version.bare()).unwrap_or(&f.revision).to_string();
+        let spec = |name: &str| fill(&f.package_spec.replace("{name}", name), version, &revision_of(name));
         let specs = |names: &[&str]| names.iter().map(|n| spec(n)).collect::<Vec<_>>().join(" ");
         let with_names = |cmd: &str, names: &[&str]| {
             if cmd.is_empty() {
@@ -160,7 +175,7 @@ impl PackageCommands {
         };
         let with_packages =
             |cmd: &str, names: &[&str]| fill(&cmd.replace("{packages}", &specs(names)), version, &f.revision);
-        let pinned = format!("{}-{}", version.bare(), f.revision);
+        let pinned = format!("{}-{}", version.bare(), revision_of("kubeadm"));
         // The revision is whatever build the repository has: look for the upstream version.
         let check_available = format!(
             "{} | grep -F -- '{}-' || echo 'STOP: {} is not in the repository: check {}'",
@@ -239,6 +254,29 @@ mod tests {
                 assert!(cmd.contains("1.28.14-*'"), "{d}: {cmd}");
             }
         }
+    }
+
+    #[test]
+    fn an_index_pins_the_build_the_repository_has() {
+        let mut index = PackageIndex::default();
+        index.add("Packages", include_str!("../tests/fixtures/package-index/Packages-v1.28")).unwrap();
+        index.add("primary.xml", include_str!("../tests/fixtures/package-index/primary-v1.28.xml")).unwrap();
+        let apt = PackageCommands::indexed(Distro::Apt, &v("v1.28.14"), &index);
+        assert_eq!(apt.install_kubeadm, "apt-get install -y kubeadm='1.28.14-2.1'");
+        assert_eq!(apt.install_kubelet, "apt-get install -y kubelet='1.28.14-2.1' kubectl='1.28.14-2.1'");
+        assert_eq!(apt.package_version, "1.28.14-2.1");
+        let dnf = PackageCommands::indexed(Distro::Dnf, &v("v1.28.14"), &index);
+        assert_eq!(dnf.install_kubeadm, "dnf install -y --disableexcludes=kubernetes kubeadm-'1.28.14-150500.2.1'");
+        // The rpm excerpt lists no kubectl 1.28.14: that one keeps the wildcard.
+        assert_eq!(
+            dnf.install_kubelet,
+            "dnf install -y --disableexcludes=kubernetes kubelet-'1.28.14-150500.2.1' kubectl-'1.28.14-*'"
+        );
+        // A version the index does not list is pinned as without an index.
+        assert_eq!(
+            PackageCommands::indexed(Distro::Apt, &v("v1.29.1"), &index),
+            PackageCommands::new(Distro::Apt, &v("v1.29.1"))
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use stepstone_core::plan::{ControlPlaneAction, Plan, ScheduleEntryKind, Wave, Wa
 use stepstone_core::releases::ReleaseData;
 use stepstone_core::version::KubeVersion;
 
+use crate::package_index::PackageIndex;
 use crate::packages::{self, Distro, DistroChoice, PackageCommands};
 use crate::templates::Templates;
 use crate::{RunbookError, time};
@@ -28,6 +29,8 @@ pub struct RunbookOptions {
     pub probe_image: String,
     /// Share of pods in CrashLoopBackOff that triggers a rollback, in percent.
     pub crashloop_percent: u32,
+    /// The repositories' own package indexes: builds to pin exactly (else `'1.x.y-*'`).
+    pub package_index: PackageIndex,
 }
 
 impl Default for RunbookOptions {
@@ -38,6 +41,7 @@ impl Default for RunbookOptions {
             backup_dir: "/var/backups/stepstone".to_string(),
             probe_image: "busybox:1.36".to_string(),
             crashloop_percent: 5,
+            package_index: PackageIndex::default(),
         }
     }
 }
@@ -397,7 +401,7 @@ pub fn upgrade_view(
                 generation: generation.to_string(),
                 control_plane: cp,
                 action: action.to_string(),
-                pkg: PackageCommands::new(distro, version),
+                pkg: PackageCommands::indexed(distro, version, &opts.package_index),
             })
         };
         let mut control_plane = Vec::new();
@@ -490,8 +494,8 @@ pub fn upgrade_view(
             waves,
             available: catch_up_families
                 .into_iter()
-                .map(|d| PackageCommands::new(d, &hop.from))
-                .chain(hop_families.into_iter().map(|d| PackageCommands::new(d, &hop.to)))
+                .map(|d| PackageCommands::indexed(d, &hop.from, &opts.package_index))
+                .chain(hop_families.into_iter().map(|d| PackageCommands::indexed(d, &hop.to, &opts.package_index)))
                 .collect(),
         });
     }
@@ -658,7 +662,7 @@ pub fn rollback_view(
                 Ok(MemberView {
                     name: s.node.clone(),
                     address,
-                    pkg: PackageCommands::new(families.of(&s.node)?, previous),
+                    pkg: PackageCommands::indexed(families.of(&s.node)?, previous, &opts.package_index),
                 })
             })
             .collect::<Result<Vec<_>, RunbookError>>()?;
@@ -696,7 +700,10 @@ pub fn rollback_view(
             all_nodes: all_nodes(plan, inventory),
             example_worker: workers.first().cloned(),
             workers,
-            worker_pkgs: worker_families.into_iter().map(|d| PackageCommands::new(d, previous)).collect(),
+            worker_pkgs: worker_families
+                .into_iter()
+                .map(|d| PackageCommands::indexed(d, previous, &opts.package_index))
+                .collect(),
         });
     }
     Ok(RollbackView {

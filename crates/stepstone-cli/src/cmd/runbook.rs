@@ -9,7 +9,7 @@ use stepstone_core::drain::DrainOptions;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::Plan;
 use stepstone_runbook::{
-    Distro, DistroChoice, RunbookOptions, Templates, html_report, rollback_markdown, upgrade_markdown,
+    Distro, DistroChoice, PackageIndex, RunbookOptions, Templates, html_report, rollback_markdown, upgrade_markdown,
 };
 
 use crate::exit::usage;
@@ -110,6 +110,12 @@ pub struct Args {
     /// When computing the plan: drains may evict pods bound to node-local storage.
     #[arg(long, conflicts_with = "plan")]
     pub allow_local_storage_loss: bool,
+
+    /// The Kubernetes repository's own package index, to pin the exact build instead of
+    /// `'1.x.y-*'`: the per-minor deb `Packages` file or the rpm `repodata/*-primary.xml` (a
+    /// mirror's copy on offline sites). Repeatable, one per minor and format.
+    #[arg(long, value_name = "FILE")]
+    pub package_index: Vec<PathBuf>,
 }
 
 /// Read a plan file: the `stepstone/v1alpha1` envelope (`kind: Plan`) or the bare Plan object.
@@ -176,6 +182,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(dir) => Templates::with_dir(dir).map_err(|e| usage(e.to_string()))?,
         None => Templates::embedded(),
     };
+    let mut package_index = PackageIndex::default();
+    for path in &args.package_index {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("cannot read the package index {}: {e}", path.display())))?;
+        package_index.add(&path.display().to_string(), &text).map_err(|e| usage(e.to_string()))?;
+    }
     let opts = RunbookOptions {
         distro: match args.distro {
             DistroArg::Auto => DistroChoice::Auto,
@@ -186,6 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         drain_timeout: args.drain_timeout.clone(),
         backup_dir: args.backup_dir.trim_end_matches('/').to_string(),
         probe_image: args.probe_image.clone(),
+        package_index,
         ..RunbookOptions::default()
     };
     let text = match (args.format, args.rollback) {
