@@ -67,7 +67,9 @@ enum Command {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // kube's client logs a refused connection as an ERROR line of its own; the command's
+        // error already says it in one line, naming the kubeconfig and the fix (-v shows both).
+        0 => "warn,kube_client=off",
         1 => "info",
         2 => "debug",
         _ => "trace",

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 use stepstone_fleet::{FleetSpec, write_pretty_json};
-use stepstone_lab::{FaultConfig, Lab, LabOptions};
+use stepstone_lab::{FaultConfig, Lab, LabClient, LabOptions};
 
 use super::lab_node;
 use crate::output::{OutputArgs, emit};
@@ -71,7 +71,9 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
 
-    /// Where to write the kubeconfig for the lab.
+    /// Where to write the kubeconfig for the lab. Never over the kubeconfig of a lab that is
+    /// still running, nor over another cluster's; KUBECONFIG is not read here, so `lab up`
+    /// cannot replace your own kubeconfig. The other `lab` commands read this file by default.
     #[arg(long, value_name = "FILE", default_value = "./lab.kubeconfig")]
     pub kubeconfig: PathBuf,
 
@@ -172,6 +174,7 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             a.fleet.display()
         ))
     })?;
+    refuse_to_overwrite(&a.kubeconfig)?;
     let faults = FaultConfig {
         error_rate: a.error_rate,
         throttle_rate: a.throttle_rate,
@@ -235,6 +238,33 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `lab up` writes its kubeconfig where there is none, or over a lab's whose lab has stopped:
+/// never over the kubeconfig of a lab that still answers (its users would lose it), nor over
+/// any other cluster's kubeconfig.
+fn refuse_to_overwrite(path: &std::path::Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => t,
+        _ => return Ok(()),
+    };
+    if !text.contains("current-context: stepstone-lab") {
+        return Err(crate::exit::usage(format!(
+            "--kubeconfig {shown} exists and is not a lab's kubeconfig; `lab up` does not overwrite it: pass another --kubeconfig FILE"
+        )));
+    }
+    let running = crate::exit::block_on(async {
+        let client = LabClient::from_kubeconfig(path, None).await.ok()?;
+        let client = client.with_timeout(std::time::Duration::from_secs(3));
+        client.clock().await.ok().map(|_| client.url().to_string())
+    });
+    match running {
+        Some(url) => Err(crate::exit::usage(format!(
+            "--kubeconfig {shown} belongs to the lab still running at {url}; stop that lab first (Ctrl-C where it runs), or start this one with another --kubeconfig FILE"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The largest fleet `lab generate` writes: 20,000 nodes are some 600,000 pods, several GB of

@@ -24,7 +24,8 @@ use crate::output::{OutputArgs, Table, emit};
 #[derive(Debug, Clone, clap::Args)]
 pub struct LabTarget {
     /// The kubeconfig `stepstone lab up` wrote; its server must be a lab on 127.0.0.1.
-    #[arg(long, value_name = "FILE", default_value = "./lab.kubeconfig")]
+    /// The flag wins, then the KUBECONFIG environment variable, then ./lab.kubeconfig.
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE", default_value = "./lab.kubeconfig")]
     pub kubeconfig: PathBuf,
 
     /// Kubeconfig context to use (default: the current context).
