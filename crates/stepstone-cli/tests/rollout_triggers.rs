@@ -2,7 +2,7 @@
 //! receiver (a small HTTP server in the test) gets Slack-compatible JSON on start, halt, each hop
 //! and completion; a failing `--smoke` command halts with its output; pods stuck in
 //! ContainerCreating on an upgraded node, and a rise of CrashLoopBackOff above the threshold,
-//! halt the rollout. The faults are the lab's own (`stepstone lab faults`).
+//! halt the rollout and roll the node they blame back. The faults are the lab's own (`stepstone lab faults`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -215,7 +215,7 @@ fn the_webhook_hears_start_hop_halt_and_completion_and_a_failing_smoke_halts_wit
 }
 
 #[test]
-fn pods_stuck_in_container_creating_on_an_upgraded_node_halt_the_rollout() {
+fn pods_stuck_in_container_creating_on_an_upgraded_node_halt_and_roll_it_back() {
     let h = Harness::start();
     let canary = h.first_canary();
     let out = h.stepstone(&["lab", "faults", "--stuck-creating", &format!("node:{canary}")]);
@@ -227,13 +227,18 @@ fn pods_stuck_in_container_creating_on_an_upgraded_node_halt_the_rollout() {
         halted_text.contains(&format!("pods stuck in ContainerCreating on upgraded node {canary}")),
         "{halted_text}"
     );
+    assert!(halted_text.contains(&format!("ROLLED BACK {canary}")), "{halted_text}");
+    let node = h.node(&canary);
+    assert!(cordoned(&node) && kubelet(&node) == "v1.34.6", "rolled back and held: {node:#}");
     let journal = h.journal();
     let reason = journal.pointer("/state/reason").and_then(Value::as_str).unwrap_or_default();
     assert!(reason.contains("ContainerCreating") && reason.contains(&canary), "{journal:#}");
+    let held = journal["holds"][canary.as_str()].as_str().unwrap_or_default();
+    assert!(held.contains("ContainerCreating"), "the reason is kept with the hold: {journal:#}");
 }
 
 #[test]
-fn a_crash_loop_rise_above_the_threshold_halts_the_rollout() {
+fn a_crash_loop_rise_above_the_threshold_halts_and_rolls_the_node_back() {
     let h = Harness::start();
     let canary = h.first_canary();
     // The canary's four DaemonSet pods crash-loop after its kubelet restarts: 4 of 138 pods,
@@ -244,6 +249,9 @@ fn a_crash_loop_rise_above_the_threshold_halts_the_rollout() {
     let halted_text = text(&halted);
     assert_eq!(halted.status.code(), Some(1), "{halted_text}");
     assert!(halted_text.contains("newly in CrashLoopBackOff"), "{halted_text}");
+    assert!(halted_text.contains(&format!("ROLLED BACK {canary}")), "{halted_text}");
+    let node = h.node(&canary);
+    assert!(cordoned(&node) && kubelet(&node) == "v1.34.6", "rolled back and held: {node:#}");
     let journal = h.journal();
     let reason = journal.pointer("/state/reason").and_then(Value::as_str).unwrap_or_default();
     assert!(reason.contains("CrashLoopBackOff"), "{journal:#}");

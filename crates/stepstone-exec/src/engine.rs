@@ -365,7 +365,7 @@ impl Engine {
                 self.move_nodes(journal, step, (state, inv), nodes, target, None).await
             }
             StepKind::Wait { reason, minutes } => self.wait(journal, step, *reason, *minutes).await,
-            StepKind::Smoke => self.smoke(journal).await,
+            StepKind::Smoke => self.smoke(journal, step).await,
             StepKind::VersionDiff => {
                 let inv = self.cluster.inventory().await?;
                 let after = ClusterState::versions(&inv);
@@ -495,6 +495,7 @@ impl Engine {
         };
         loop {
             if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
+                self.roll_back_blamed(journal, step, &t).await?;
                 return Ok(Flow::Halt {
                     reason: format!("during the {what}: {}", t.message()),
                     next: "look, then `stepstone rollout resume`".into(),
@@ -509,8 +510,9 @@ impl Engine {
         }
     }
 
-    async fn smoke(&self, journal: &mut Journal) -> Result<Flow, ExecError> {
+    async fn smoke(&self, journal: &mut Journal, step: &Step) -> Result<Flow, ExecError> {
         if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
+            self.roll_back_blamed(journal, step, &t).await?;
             return Ok(Flow::Halt { reason: t.message(), next: "look, then `stepstone rollout resume`".into() });
         }
         for command in &self.config.smoke {
@@ -690,6 +692,7 @@ impl Engine {
         }
         self.wait_pods_back(journal.baseline.as_ref().map_or(0, |b| b.unscheduled)).await?;
         if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
+            self.roll_back_blamed(journal, step, &t).await?;
             return Ok(Flow::Halt { reason: t.message(), next: "look, then `stepstone rollout resume`".into() });
         }
         Ok(Flow::Continue)
@@ -767,6 +770,23 @@ impl Engine {
         journal.record(self.clock.now(), &step.id, Phase::Info, Some(&node.name), message);
         self.save(journal).await?;
         self.emit(RolloutEvent::RolledBack { node: node.name.clone(), reason: held, kubelet_log: log });
+        Ok(())
+    }
+
+    /// Roll back the upgraded workers a trigger blames (its stuck pods, its crash loops, its
+    /// NotReady), as a failed upgrade is: a trigger halts, and the node it names goes back.
+    async fn roll_back_blamed(&self, journal: &mut Journal, step: &Step, t: &Trigger) -> Result<(), ExecError> {
+        let upgraded = self.upgraded(journal);
+        let blamed: Vec<String> = t.workers().into_iter().filter(|n| upgraded.get(n) == Some(&false)).collect();
+        if blamed.is_empty() {
+            return Ok(());
+        }
+        let inv = self.cluster.inventory().await?;
+        let target = journal.plan.hops.get(step.hop).map(|h| h.to.clone());
+        for name in blamed {
+            let (Some(node), Some(target)) = (inv.node(&name), &target) else { continue };
+            self.roll_back(journal, step, &node_ref(node), target, &t.message()).await?;
+        }
         Ok(())
     }
 

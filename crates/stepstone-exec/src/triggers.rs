@@ -101,11 +101,28 @@ impl Default for TriggerOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "trigger")]
 pub enum Trigger {
-    ControlPlaneNotRejoined { node: String },
-    CrashLoop { percent: f64, pods: Vec<String> },
-    UpgradedNodeNotReady { node: String },
-    StuckCreating { node: String, pods: Vec<String> },
-    Smoke { command: String, status: Option<i32>, output: String },
+    ControlPlaneNotRejoined {
+        node: String,
+    },
+    CrashLoop {
+        percent: f64,
+        pods: Vec<String>,
+        /// The nodes the newly crash-looping pods run on.
+        #[serde(default)]
+        nodes: Vec<String>,
+    },
+    UpgradedNodeNotReady {
+        node: String,
+    },
+    StuckCreating {
+        node: String,
+        pods: Vec<String>,
+    },
+    Smoke {
+        command: String,
+        status: Option<i32>,
+        output: String,
+    },
 }
 
 impl Trigger {
@@ -115,7 +132,7 @@ impl Trigger {
             Trigger::ControlPlaneNotRejoined { node } => format!(
                 "control-plane node {node} did not rejoin (NotReady, or its apiserver is not on the new version); check `journalctl -u kubelet` and the static pods on {node}"
             ),
-            Trigger::CrashLoop { percent, pods } => format!(
+            Trigger::CrashLoop { percent, pods, .. } => format!(
                 "{percent:.1}% of pods are newly in CrashLoopBackOff ({}): check their logs (kubectl logs --previous)",
                 shorten(pods)
             ),
@@ -131,6 +148,19 @@ impl Trigger {
                 status.map_or("signal".into(), |s| s.to_string()),
                 output.trim()
             ),
+        }
+    }
+}
+
+impl Trigger {
+    /// The workers a trigger blames, to be rolled back: the NotReady node, the node with stuck
+    /// pods, the nodes of the new crash loops. None for the control plane (never rolled back
+    /// automatically) and the smoke commands (they blame no node).
+    pub fn workers(&self) -> Vec<String> {
+        match self {
+            Trigger::UpgradedNodeNotReady { node } | Trigger::StuckCreating { node, .. } => vec![node.clone()],
+            Trigger::CrashLoop { nodes, .. } => nodes.clone(),
+            Trigger::ControlPlaneNotRejoined { .. } | Trigger::Smoke { .. } => Vec::new(),
         }
     }
 }
@@ -165,15 +195,17 @@ pub fn evaluate(
             });
         }
     }
-    let new_crash: Vec<String> = pods
-        .iter()
-        .filter(|p| p.crash_looping && !baseline.crash_looping.contains(&p.key))
-        .map(|p| p.key.clone())
-        .collect();
+    let new_crash: Vec<&PodHealth> =
+        pods.iter().filter(|p| p.crash_looping && !baseline.crash_looping.contains(&p.key)).collect();
     if !pods.is_empty() {
         let percent = new_crash.len() as f64 * 100.0 / pods.len() as f64;
         if percent > opts.crash_loop_percent {
-            out.push(Trigger::CrashLoop { percent, pods: new_crash });
+            let nodes: BTreeSet<String> = new_crash.iter().filter_map(|p| p.node.clone()).collect();
+            out.push(Trigger::CrashLoop {
+                percent,
+                pods: new_crash.iter().map(|p| p.key.clone()).collect(),
+                nodes: nodes.into_iter().collect(),
+            });
         }
     }
     let grace = jiff::SignedDuration::try_from(opts.creating_grace).unwrap_or(jiff::SignedDuration::MAX);
@@ -228,6 +260,7 @@ mod tests {
         pods[3] = pod("a/p3", "w-1", Some("CrashLoopBackOff"));
         let t = evaluate(&baseline, &pods, &BTreeSet::new(), &none, &BTreeMap::new(), now, &opts);
         assert!(matches!(&t[..], [Trigger::CrashLoop { pods, .. }] if pods.len() == 3), "{t:?}");
+        assert_eq!(t[0].workers(), ["w-1"], "the node the new crash loops run on");
         assert!(t[0].message().contains("7.5%"), "{}", t[0].message());
     }
 
