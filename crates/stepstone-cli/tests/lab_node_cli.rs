@@ -143,6 +143,20 @@ fn kubeadm_upgrade_apply_moves_the_control_plane_one_minor_at_a_time() {
     assert!(out.contains("[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.0\". Enjoy!"), "{out}");
     assert!(out.contains("kube-apiserver: v1.34.6 -> v1.35.0"), "{out}");
     assert!(out.contains("control plane instances [cp-02 cp-03] have not been upgraded"), "{out}");
+    // kubeadm's phases, in its order, with the static pods it moved.
+    let phases = [
+        "[upgrade/preflight] Running preflight checks",
+        "[upgrade/versions] Cluster version: v1.34.6",
+        "[upgrade/versions] kubeadm version: v1.35.0",
+        "[upgrade/control-plane] Upgrading your static Pod-hosted control plane to version \"v1.35.0\"",
+        "[upgrade/staticpods] Component \"kube-apiserver\" upgraded successfully!",
+        "[upgrade/control-plane] The control plane instance for this node was successfully upgraded!",
+        "[upgrade/kubelet-config] The kubelet configuration for this node was successfully upgraded!",
+        "[upgrade/addons] skip upgrade addons",
+        "[upgrade/successful] SUCCESS!",
+    ];
+    let at: Vec<usize> = phases.iter().map(|p| out.find(p).unwrap_or_else(|| panic!("no {p:?} in {out}"))).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "phases out of order: {out}");
 
     let kubectl = Command::new("kubectl")
         .arg("--kubeconfig")

@@ -110,6 +110,7 @@ impl LabNodes {
         // kubeadm writes the new kube-apiserver manifest; without a static pod in the fleet the
         // lab cannot compare images, and a new cluster version means a new manifest.
         self.apiserver_restarted(&changed, !apiserver_before && target != current);
+        let phases = apply_phases(&current, &target, &changed);
         let (addons, addon_output) = upgrade_addons(&mut store, node, &target, "kubeadm upgrade apply", now);
         changed.extend(addons);
         record_event(
@@ -128,7 +129,7 @@ impl LabNodes {
             version: target.canonical(),
             changed,
             message: format!(
-                "{}[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{}\". Enjoy!\n\n[upgrade/kubelet] Now that your control plane is upgraded, please proceed with upgrading your kubelets if you haven't already done so.",
+                "{phases}{}[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{}\". Enjoy!\n\n[upgrade/kubelet] Now that your control plane is upgraded, please proceed with upgrading your kubelets if you haven't already done so.",
                 addon_output.iter().map(|l| format!("{l}\n")).collect::<String>(),
                 target.canonical()
             ),
@@ -503,6 +504,40 @@ fn upgrade_addons(
 fn etcd_older(candidate: &str, current: &str) -> bool {
     let parse = |s: &str| -> Vec<u64> { s.split(['.', '-']).filter_map(|p| p.parse().ok()).collect() };
     parse(candidate) < parse(current)
+}
+
+/// The phases `kubeadm upgrade apply` prints before its addons and verdict (kubeadm 1.31 and
+/// later), with a line for each static pod it moved, so an operator reads what ran.
+fn apply_phases(current: &KubeVersion, target: &KubeVersion, changed: &[String]) -> String {
+    let t = target.canonical();
+    let mut out = format!(
+        "[upgrade] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...\n\
+         [upgrade/preflight] Running preflight checks\n\
+         [upgrade] Running cluster health checks\n\
+         [upgrade/preflight] You have chosen to upgrade the cluster version to \"{t}\"\n\
+         [upgrade/versions] Cluster version: {}\n\
+         [upgrade/versions] kubeadm version: {t}\n\
+         [upgrade/preflight] Pulling images required for setting up a Kubernetes cluster\n\
+         [upgrade/control-plane] Upgrading your static Pod-hosted control plane to version \"{t}\" (timeout: 5m0s)...\n\
+         [upgrade/staticpods] Writing new Static Pod manifests to \"/etc/kubernetes/tmp/kubeadm-upgraded-manifests\"\n",
+        current.canonical()
+    );
+    for component in super::STATIC_COMPONENTS {
+        if changed.iter().any(|c| c.starts_with(&format!("{component}:"))) {
+            out.push_str(&format!(
+                "[upgrade/staticpods] Moving new manifest to \"/etc/kubernetes/manifests/{component}.yaml\" and backing up old manifest\n\
+                 [upgrade/staticpods] Component \"{component}\" upgraded successfully!\n"
+            ));
+        }
+    }
+    out.push_str(
+        "[upgrade/control-plane] The control plane instance for this node was successfully upgraded!\n\
+         [upgrade/kubeconfig] The kubeconfig files for this node were successfully upgraded!\n\
+         [upgrade/upload-config] Uploading the kubeadm ClusterConfiguration to a ConfigMap\n\
+         [upgrade/kubelet-config] The kubelet configuration for this node was successfully upgraded!\n\
+         [upgrade/bootstrap-token] Configuring bootstrap token and cluster-info RBAC rules\n",
+    );
+    out
 }
 
 #[cfg(test)]
