@@ -142,6 +142,46 @@ fn bad_input_exits_2_and_says_what_to_do() {
     assert!(text(&out.stderr).contains("--generation-order names 'r640'"), "{}", text(&out.stderr));
     let out = stepstone(&["plan", "--example", "small", "--to", "v1.30"]);
     assert_eq!(out.status.code(), Some(2));
+    for (value, says) in [
+        ("0", "'0' is not at least 1"),
+        ("dell-r640=two", "'two' is not a whole number of nodes"),
+        ("r640=2", "--max-unavailable names 'r640', which is no generation of this cluster's workers"),
+    ] {
+        let out = stepstone(&["plan", "--example", "three-generations", "--to", "v1.35", "--max-unavailable", value]);
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{value}: {err}");
+    }
+}
+
+#[test]
+fn max_unavailable_per_generation_through_the_binary() {
+    let out = stepstone(&[
+        "plan",
+        "--example",
+        "three-generations",
+        "--to",
+        "v1.35",
+        "--start",
+        START,
+        "--max-unavailable",
+        "dell-r640=1,default=3",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let limits = &doc["policy"]["batchLimits"];
+    assert_eq!(limits["dell-r640"]["limit"], 1);
+    assert_eq!(limits["dell-r640"]["source"], "operator");
+    assert_eq!(limits["hp-dl380"]["limit"], 3);
+    for hop in doc["hops"].as_array().unwrap() {
+        for w in hop["waves"].as_array().unwrap() {
+            let most = if w["generation"] == "dell-r640" { 1 } else { 3 };
+            assert!(w["nodes"].as_array().unwrap().len() <= most, "{w}");
+            assert!(w["bound"].is_string(), "{w}");
+        }
+    }
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! 500 to 5,000 nodes, with wall time and peak RSS, and the plan's makespan next to the physical
 //! lower bound and two naive strategies (one node at a time; fixed 20% batches as kubespray does).
 //!
-//! Run: `cargo run --release -p stepstone-core --example plan_bench [-- 500 1000 2000 5000]`
+//! Run: `cargo run --release -p stepstone-core --example plan_bench [-- 500 1000 2000 5000]`,
+//! or only the makespan table: `… --example plan_bench -- makespan [1000 5000]`.
 //!
 //! Each fleet is generated with `stepstone_fleet::FleetSpec::synthetic(nodes, 4, 0.65)`
 //! and saved as an inventory file; a fresh child process loads it and plans, so the peak RSS
@@ -15,6 +16,7 @@ use std::time::Instant;
 use stepstone_core::drain::{Classifier, DrainOptions};
 use stepstone_core::inventory::Inventory;
 use stepstone_core::pdb::BudgetTracker;
+use stepstone_core::plan::limits::BatchLimits;
 use stepstone_core::plan::schedule::working_minutes;
 use stepstone_core::plan::{self, Hop, Plan, PlanRequest, Wave, WaveKind};
 use stepstone_core::releases::ReleaseData;
@@ -99,6 +101,7 @@ fn naive(plan: &Plan, size: impl Fn(usize) -> usize) -> Vec<Hop> {
                     pods_moved: 0,
                     pdb_wait_minutes: 0,
                     blockers: vec![],
+                    bound: None,
                 })
                 .collect();
             h
@@ -106,38 +109,117 @@ fn naive(plan: &Plan, size: impl Fn(usize) -> usize) -> Vec<Hop> {
         .collect()
 }
 
+/// Working minutes as days, hours and minutes.
+fn clock(minutes: u64) -> String {
+    let (d, h, m) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    if d > 0 { format!("{d}d {h}h {m:02}m") } else { format!("{h}h {m:02}m") }
+}
+
+/// One row of the makespan table: the plan at `req`'s limits against its lower bound and the
+/// naive strategies.
 fn compare(name: &str, inv: &Inventory, req: &PlanRequest) {
+    let t = Instant::now();
     let plan = plan::make_plan(inv, req, ReleaseData::embedded()).expect("plan");
+    let secs = t.elapsed().as_secs_f64();
     let d = &plan.policy.durations;
     let s = &plan.schedule;
     let makespan = s.makespan_minutes as f64;
     let lower = s.lower_bound_minutes as f64;
     let workers = inv.workers().count();
     let one = working_minutes(&naive(&plan, |_| 1), d) as f64;
-    let fifth = workers.div_ceil(5);
     let kubespray = working_minutes(&naive(&plan, |n| n.div_ceil(5)), d) as f64;
-    let safe = if fifth <= s.lower_bound_batch_size as usize {
-        "within the capacity bound"
-    } else {
-        "over the capacity bound: unsafe"
-    };
+    let limits: Vec<String> = plan
+        .policy
+        .generation_order
+        .iter()
+        .filter_map(|g| plan.policy.batch_limits.get(g).map(|l| l.limit.to_string()))
+        .collect();
+    let waves: usize = plan.hops.iter().map(|h| h.before_control_plane.len() + h.waves.len()).sum();
+    let pdb_wait: u64 = plan
+        .hops
+        .iter()
+        .flat_map(|h| h.before_control_plane.iter().chain(&h.waves))
+        .map(|w| u64::from(w.pdb_wait_minutes))
+        .sum();
+    let violations = budget_violations(inv, req);
     println!(
-        "{name:<20} --max-unavailable {:<4} plan {:>7.0} min | lower bound {:>6.0} min (plan/bound {:.2}) | one at a time {:>7.0} min ({:.2}x the plan) | fixed 20% ({fifth} nodes, {safe}) {:>6.0} min ({:.2}x the plan)",
+        "| {name} ({workers} workers, {} hops) | {} | {} | {waves} | {} ({:.0} min) | {} ({:.0} min) | {:.2} | {pdb_wait} min | {} | {:.2} | {:.2} | {violations} | {secs:.2} s |",
+        plan.hops.len(),
         req.max_unavailable,
+        limits.join("/"),
+        clock(s.makespan_minutes),
         makespan,
+        clock(s.lower_bound_minutes),
         lower,
         makespan / lower,
-        one,
+        s.lower_bound_batch_size,
         one / makespan,
-        kubespray,
-        kubespray / makespan
+        kubespray / makespan,
     );
+}
+
+/// Budget violations in the plan's simulation, counted from its trace with independent
+/// arithmetic: an eviction round that takes more healthy pods of a budget than it allows
+/// (replacements are Ready at each round's end). The property tests check headroom too.
+fn budget_violations(inv: &Inventory, req: &PlanRequest) -> usize {
+    let (_, trace) = plan::make_plan_traced(inv, req, ReleaseData::embedded()).expect("plan");
+    let tracker = BudgetTracker::new(inv);
+    // Healthy pods per budget now; each round's consumed evictions must stay within allowed.
+    let mut violations = 0;
+    let covering: Vec<Option<usize>> = inv
+        .pods
+        .iter()
+        .map(|p| {
+            let c = tracker.covering(p);
+            (c.len() == 1 && p.ready).then(|| tracker.budgets().iter().position(|b| b.key() == c[0].key()).unwrap())
+        })
+        .collect();
+    for event in &trace {
+        if let plan::waves::TraceEvent::Round { evicted } = event {
+            let mut per: std::collections::HashMap<usize, i64> = std::collections::HashMap::new();
+            for &p in evicted {
+                if let Some(b) = covering[p] {
+                    *per.entry(b).or_default() += 1;
+                }
+            }
+            for (b, n) in per {
+                if n > tracker.budgets()[b].disruptions_allowed() {
+                    violations += 1;
+                }
+            }
+        }
+    }
+    violations
+}
+
+/// The makespan table of BENCHMARKS.md: every fleet at the default settings, and at the old
+/// fixed `--max-unavailable 2` for comparison.
+fn makespan_table(sizes: &[usize]) {
+    println!(
+        "| fleet | --max-unavailable | batch limit per generation, oldest first | waves | plan (working time) | lower bound | plan ÷ bound | budget waits | capacity-only batch | one at a time ÷ plan | fixed 20% ÷ plan | budget violations | make_plan |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut fleets = vec![("three-generations".to_string(), generate(&FleetSpec::three_generations()))];
+    for &n in sizes {
+        fleets.push((format!("synthetic-{n}"), generate(&FleetSpec::synthetic(n, 4, 0.65))));
+    }
+    for (name, inv) in &fleets {
+        let mut req = request();
+        compare(name, inv, &req);
+        req.max_unavailable = BatchLimits::uniform(2);
+        compare(name, inv, &req);
+    }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         child(&args[1]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("makespan") {
+        let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+        makespan_table(if sizes.is_empty() { &[1000, 5000] } else { &sizes });
         return;
     }
     let sizes: Vec<usize> = {
@@ -147,12 +229,11 @@ fn main() {
     let exe = std::env::current_exe().expect("own path");
     let dir = std::env::temp_dir().join(format!("stepstone-plan-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    println!("plan_bench: make_plan v1.32 -> v1.35 (3 hops, lockstep), --max-unavailable 2, headroom 85%");
+    println!("plan_bench: make_plan v1.32 -> v1.35 (3 hops, lockstep), --max-unavailable from the fleet, headroom 85%");
     println!(
         "{:>6} {:>8} {:>6} {:>6} {:>9} {:>8} | {:>11} {:>10} | {:>13} {:>13}",
         "nodes", "pods", "pdbs", "waves", "plan ms", "ms/node", "tracker ms", "rules ms", "loaded MiB", "peak RSS MiB"
     );
-    let mut largest: Option<Inventory> = None;
     for &n in &sizes {
         let inv = generate(&FleetSpec::synthetic(n, 4, 0.65));
         let path = dir.join(format!("inventory-{n}.json"));
@@ -175,21 +256,8 @@ fn main() {
             f[8]
         );
         let _ = std::fs::remove_file(&path);
-        largest = Some(inv);
     }
     let _ = std::fs::remove_dir(&dir);
     println!();
-    println!("makespan (working minutes) against the lower bound and naive strategies:");
-    let three = generate(&FleetSpec::three_generations());
-    let mut req = request();
-    compare("three-generations", &three, &req);
-    req.max_unavailable = 5;
-    compare("three-generations", &three, &req);
-    if let Some(inv) = largest {
-        let name = format!("synthetic-{}", inv.nodes.len());
-        req.max_unavailable = 2;
-        compare(&name, &inv, &req);
-        req.max_unavailable = 100;
-        compare(&name, &inv, &req);
-    }
+    makespan_table(&sizes[sizes.len().saturating_sub(1)..]);
 }

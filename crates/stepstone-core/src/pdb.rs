@@ -601,6 +601,27 @@ impl BudgetTracker {
         self.index.covering(&self.pdbs, pod)
     }
 
+    /// The view index of the one budget whose disruptions `pod`'s eviction would consume: none
+    /// when no budget selects it, it is not a healthy running pod, or several budgets do (the
+    /// API server refuses those outright).
+    pub fn consuming_budget(&self, pod: &Pod) -> Option<usize> {
+        if !pod.ready
+            || matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed | PodPhase::Pending)
+            || pod.is_terminating()
+        {
+            return None;
+        }
+        match self.indices(pod).as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// Disruptions the budget at view index `i` allows now.
+    pub fn allowed_at(&self, i: usize) -> i64 {
+        self.budgets[i].disruptions_allowed()
+    }
+
     /// Evict `pod` if the budgets allow it now, consuming a disruption when the pod is healthy.
     pub fn try_evict(&mut self, pod: &Pod) -> Result<Evicted, Blocked> {
         if matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed | PodPhase::Pending) || pod.is_terminating() {

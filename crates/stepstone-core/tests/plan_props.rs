@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use proptest::prelude::*;
 use stepstone_core::inventory::{IntOrPercent, Inventory};
+use stepstone_core::plan::limits::BatchLimits;
 use stepstone_core::plan::simulate::Headroom;
 use stepstone_core::plan::waves::TraceEvent;
 use stepstone_core::plan::{self, Plan, PlanRequest, WaveKind};
@@ -24,6 +25,7 @@ struct Spec {
     /// (replicas, cpu millis, budget kind 0 none / 1 minAvailable n-1 / 2 maxUnavailable 1 /
     /// 3 minAvailable n (blocks), spread, first node offset)
     deployments: Vec<(usize, u64, u8, bool, usize)>,
+    /// `--max-unavailable` for every generation; 0: none given, the fleet's default.
     max_unavailable: u32,
     headroom: u32,
     /// Share of worker CPU requested, in percent.
@@ -37,7 +39,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         1usize..=3,
         prop::collection::vec((0usize..4, 4u64..=16), 2..=27),
         prop::collection::vec((1usize..=8, 1u64..=10, 0u8..=3, any::<bool>(), 0usize..30), 1..=12),
-        1u32..=4,
+        0u32..=4,
         70u32..=95,
         20u64..=85,
     )
@@ -96,7 +98,9 @@ fn build(spec: &Spec) -> Inventory {
 
 fn request(spec: &Spec) -> PlanRequest {
     let mut r = PlanRequest::new("v1.35".parse().unwrap(), "2026-12-01T08:00:00Z".parse().unwrap());
-    r.max_unavailable = spec.max_unavailable;
+    if spec.max_unavailable > 0 {
+        r.max_unavailable = BatchLimits::uniform(spec.max_unavailable);
+    }
     r.headroom = Headroom::percent(spec.headroom);
     r
 }
@@ -221,7 +225,12 @@ proptest! {
             let mut seen = BTreeSet::new();
             for w in &hop.waves {
                 prop_assert!(!w.nodes.is_empty());
-                prop_assert!(w.nodes.len() as u32 <= spec.max_unavailable, "wave of {} over the limit", w.nodes.len());
+                let limit = match spec.max_unavailable {
+                    0 => plan.policy.batch_limits[&w.generation].limit,
+                    n => n,
+                };
+                prop_assert!(w.nodes.len() as u32 <= limit, "wave of {} over the limit {}", w.nodes.len(), limit);
+                prop_assert!(w.bound.is_some());
                 for n in &w.nodes {
                     prop_assert!(seen.insert(n.clone()), "{} twice in one hop", n);
                 }

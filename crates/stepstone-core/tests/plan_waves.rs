@@ -5,15 +5,16 @@ mod plan_common;
 
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::blockers::{self, BlockerOptions};
+use stepstone_core::plan::limits::{BatchLimits, GenerationLimit, LimitSource};
 use stepstone_core::plan::simulate::Headroom;
-use stepstone_core::plan::{self, Plan, PlanRequest, WaveKind, WorkerStrategy};
+use stepstone_core::plan::{self, Plan, PlanRequest, WaveBound, WaveKind, WorkerStrategy};
 use stepstone_core::releases::ReleaseData;
 
 use plan_common::FleetBuilder;
 
 fn request(max_unavailable: u32, headroom: u32) -> PlanRequest {
     let mut r = PlanRequest::new("v1.33".parse().unwrap(), "2026-12-01T08:00:00Z".parse().unwrap());
-    r.max_unavailable = max_unavailable;
+    r.max_unavailable = BatchLimits::uniform(max_unavailable);
     r.headroom = Headroom::percent(headroom);
     r
 }
@@ -68,7 +69,7 @@ fn a_fleet_at_80_percent_cpu_drains_one_node_at_a_time_and_says_why() {
     let p = plan(&inv, &request(3, 95));
     let batch = p.hops[0].waves.iter().find(|w| w.kind == WaveKind::Batch).unwrap();
     assert_eq!(batch.nodes.len(), 3);
-    assert_eq!(batch.reason, "limit: --max-unavailable 3");
+    assert_eq!(batch.reason, "operator: --max-unavailable 3");
 }
 
 #[test]
@@ -227,4 +228,130 @@ fn skip_minors_moves_workers_only_in_the_hops_the_path_says() {
     let moved: Vec<&String> = p.hops[1].waves.iter().flat_map(|w| &w.nodes).collect();
     assert_eq!(moved, vec!["w-1", "w-2"]);
     assert_eq!(p.hops[0].control_plane.len(), 1);
+}
+
+fn three_generations() -> Inventory {
+    stepstone_fleet::generate_inventory(
+        &stepstone_fleet::FleetSpec::three_generations(),
+        &stepstone_core::snapshot::SnapshotOptions::default(),
+    )
+    .unwrap()
+}
+
+fn batches_of<'a>(p: &'a Plan, generation: &str) -> Vec<&'a plan::Wave> {
+    p.hops
+        .iter()
+        .flat_map(|h| h.before_control_plane.iter().chain(&h.waves))
+        .filter(|w| w.kind == WaveKind::Batch && w.generation == generation)
+        .collect()
+}
+
+#[test]
+fn without_a_limit_the_fleet_sets_one_per_generation_as_the_domain_document_rolls() {
+    let inv = three_generations();
+    let mut req = PlanRequest::new("v1.35".parse().unwrap(), "2026-12-01T08:00:00Z".parse().unwrap());
+    req.headroom = Headroom::percent(85);
+    let p = plan(&inv, &req);
+    let limits = &p.policy.batch_limits;
+    // The oldest generation 2 at a time, the later ones 3: 1/8 and 1/5 of 15 workers each.
+    assert_eq!(p.policy.generation_order[0], "dell-r640");
+    assert_eq!(limits["dell-r640"], GenerationLimit { workers: 15, limit: 2, source: LimitSource::GenerationShare });
+    assert_eq!(limits["dell-r740"].limit, 3);
+    assert_eq!(limits["hp-dl380"].limit, 3);
+    assert_eq!(p.policy.max_unavailable, 3);
+    for (generation, most) in [("dell-r640", 2), ("dell-r740", 3), ("hp-dl380", 3)] {
+        let batches = batches_of(&p, generation);
+        assert!(batches.iter().all(|w| w.nodes.len() <= most), "{generation}");
+        assert!(batches.iter().any(|w| w.nodes.len() == most), "{generation}");
+    }
+    // Every wave says what decided its size; full batches name the generation share.
+    let full = batches_of(&p, "dell-r640").into_iter().find(|w| w.bound == Some(WaveBound::GenerationShare)).unwrap();
+    assert!(
+        full.reason
+            .starts_with("generation share: 2 of the 15 dell-r640 workers at once (1/8 of the oldest generation)"),
+        "{}",
+        full.reason
+    );
+    assert!(p.hops.iter().flat_map(|h| &h.waves).all(|w| w.bound.is_some()));
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["policy"]["batchLimits"]["dell-r640"]["source"], "generation-share");
+    assert!(json["hops"][0]["waves"][0]["bound"] == "canary");
+    // The text plan shows the limits per generation.
+    let table = plan::table::render(&p);
+    assert!(
+        table.contains("--max-unavailable dell-r640=2 (generation share), dell-r740=3 (generation share), hp-dl380=3 (generation share)"),
+        "{table}"
+    );
+    // Under the same limits, the plan is within 1.3 of its lower bound.
+    let s = &p.schedule;
+    assert!(s.lower_bound_minutes <= s.makespan_minutes);
+    assert!(
+        s.makespan_minutes * 10 <= s.lower_bound_minutes * 13,
+        "{} vs {}",
+        s.makespan_minutes,
+        s.lower_bound_minutes
+    );
+}
+
+#[test]
+fn the_operator_limit_per_generation_wins_and_unknown_generations_are_refused() {
+    let inv = three_generations();
+    let mut req = PlanRequest::new("v1.35".parse().unwrap(), "2026-12-01T08:00:00Z".parse().unwrap());
+    req.max_unavailable = "dell-r640=1,default=4".parse().unwrap();
+    let p = plan(&inv, &req);
+    assert_eq!(p.policy.batch_limits["dell-r640"].source, LimitSource::Operator);
+    assert!(batches_of(&p, "dell-r640").iter().all(|w| w.nodes.len() == 1));
+    let dl380 = batches_of(&p, "hp-dl380");
+    assert!(dl380.iter().all(|w| w.nodes.len() <= 4));
+    let limited = dl380.iter().find(|w| w.bound == Some(WaveBound::Operator)).unwrap();
+    assert_eq!(limited.nodes.len(), 4);
+    assert!(limited.reason.starts_with("operator: --max-unavailable 4"), "{}", limited.reason);
+    assert!(plan::table::render(&p).contains("--max-unavailable dell-r640=1 (--max-unavailable), "));
+
+    // Only some generations named: the others take the fleet's default.
+    req.max_unavailable = "hp-dl380=5".parse().unwrap();
+    let p = plan(&inv, &req);
+    assert_eq!(p.policy.batch_limits["hp-dl380"].limit, 5);
+    assert_eq!(p.policy.batch_limits["dell-r740"].source, LimitSource::GenerationShare);
+
+    req.max_unavailable = "dell-r650=2".parse().unwrap();
+    let e = plan::make_plan(&inv, &req, ReleaseData::embedded()).unwrap_err().to_string();
+    assert!(e.contains("'dell-r650'") && e.contains("dell-r640, dell-r740, hp-dl380"), "{e}");
+}
+
+/// 20 workers of one generation (1/8: 3 at a time), each running eight replicas of one
+/// Deployment whose budget lets one pod go at a time.
+fn crowded_budget_fleet() -> Inventory {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    let names: Vec<String> = (1..=20).map(|i| format!("w-{i:02}")).collect();
+    for n in &names {
+        f.worker(n, "gen", 16_000, 64, 2020);
+    }
+    let nodes: Vec<&str> = names.iter().flat_map(|n| std::iter::repeat_n(n.as_str(), 8)).collect();
+    f.deployment("prod", "api", &nodes, 500, 256);
+    f.pdb_max_unavailable("prod", "api", 1);
+    f.build()
+}
+
+#[test]
+fn a_default_batch_stops_growing_before_budget_waits_outlast_a_workers_move() {
+    let inv = crowded_budget_fleet();
+    let mut req = request(1, 85);
+    req.max_unavailable = BatchLimits::from_fleet();
+    let p = plan(&inv, &req);
+    assert_eq!(p.policy.batch_limits["gen"].limit, 3);
+    let batches: Vec<_> = p.hops[0].waves.iter().filter(|w| w.kind == WaveKind::Batch).collect();
+    // Two nodes would be 16 evictions one at a time: over the 11 rounds that fit a 20-minute move.
+    assert!(batches.iter().all(|w| w.nodes.len() == 1), "{:?}", batches.iter().map(|w| &w.nodes).collect::<Vec<_>>());
+    let worker_minutes = p.policy.durations.worker_minutes();
+    assert!(batches.iter().all(|w| w.pdb_wait_minutes <= worker_minutes));
+    let stopped = batches.iter().find(|w| w.bound == Some(WaveBound::Budget)).unwrap();
+    assert!(stopped.reason.starts_with("budget: one more node would make its evictions wait"), "{}", stopped.reason);
+
+    // The operator's number is taken as given: budgets then cost time, not batch size.
+    let p = plan(&inv, &request(3, 85));
+    let first = p.hops[0].waves.iter().find(|w| w.kind == WaveKind::Batch).unwrap();
+    assert_eq!(first.nodes.len(), 3);
+    assert!(first.pdb_wait_minutes > worker_minutes);
 }

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use stepstone_core::drain::DrainOptions;
+use stepstone_core::plan::limits::BatchLimits;
 use stepstone_core::plan::schedule::{self, ScheduleOptions};
 use stepstone_core::plan::simulate::Headroom;
 use stepstone_core::plan::window::MaintenanceWindow;
@@ -20,9 +21,10 @@ use crate::source::SourceArgs;
 /// first), then every generation in batches that the capacity and disruption-budget simulator
 /// proves safe, with a calendar.
 ///
-/// Every batch is as large as --max-unavailable allows unless the simulator shows that one more
-/// node would leave a pod with nowhere to go or push a node above the headroom; each wave says
-/// why it has its size. Blockers (budgets at 0, unmanaged or node-local pods, pods with nowhere
+/// Every batch is as large as --max-unavailable (or the fleet's default) allows unless the
+/// simulator shows that one more node would leave a pod with nowhere to go or push a node above
+/// the headroom; each wave says what decided its size (operator, generation share, capacity,
+/// budget). Blockers (budgets at 0, unmanaged or node-local pods, pods with nowhere
 /// to go) are listed with their fix, and the nodes they hold up still appear in the plan.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -51,9 +53,13 @@ pub struct Args {
 /// The policy flags of `plan`, shared by every command that makes a plan (`plan`, `rollout`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
-    /// Most workers drained at the same time.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_unavailable: u32,
+    /// Most workers drained at the same time: one number, or per hardware generation
+    /// (dell-r640=2,default=3). Default: from the fleet, per generation 1/8 of the oldest
+    /// generation's workers and 1/5 of each later one's, capped by what capacity allows; the
+    /// simulator may still stop a batch earlier (capacity, or budget waits longer than a
+    /// worker's own move).
+    #[arg(long, value_name = "N|GEN=N,...", value_parser = parse_batch_limits)]
+    pub max_unavailable: Option<BatchLimits>,
 
     /// No node may be above this share of allocatable CPU or memory requested after a drain.
     #[arg(long, value_name = "PERCENT", default_value = "85%", value_parser = parse_headroom)]
@@ -146,7 +152,7 @@ impl PolicyArgs {
         schedule.allow_friday = self.allow_friday;
         Ok(PlanRequest {
             target,
-            max_unavailable: self.max_unavailable,
+            max_unavailable: self.max_unavailable.clone().unwrap_or_default(),
             headroom: self.headroom,
             canary_soak_minutes: self.canary_soak,
             batch_wait_minutes: self.batch_wait,
@@ -178,6 +184,10 @@ impl PolicyArgs {
 
 fn parse_request(s: &str) -> Result<VersionRequest, String> {
     s.parse::<VersionRequest>().map_err(|e| e.to_string())
+}
+
+fn parse_batch_limits(s: &str) -> Result<BatchLimits, String> {
+    s.parse::<BatchLimits>().map_err(|e| e.to_string())
 }
 
 fn parse_headroom(s: &str) -> Result<Headroom, String> {

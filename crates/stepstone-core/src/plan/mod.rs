@@ -8,6 +8,7 @@
 
 pub mod blockers;
 pub mod generations;
+pub mod limits;
 pub mod model;
 pub mod schedule;
 pub mod simulate;
@@ -16,6 +17,8 @@ pub mod waves;
 pub mod window;
 
 pub use model::*;
+
+use std::collections::BTreeMap;
 
 use crate::drain::DrainOptions;
 use crate::findings::{self, Finding};
@@ -34,8 +37,9 @@ use self::waves::{HopNodes, Planner, WavePolicy};
 #[derive(Debug, Clone)]
 pub struct PlanRequest {
     pub target: VersionRequest,
-    /// Most workers drained at once (at least 1).
-    pub max_unavailable: u32,
+    /// Most workers drained at once, per generation; where it gives none, the fleet's default
+    /// (see [`limits`]).
+    pub max_unavailable: limits::BatchLimits,
     pub headroom: Headroom,
     pub canary_soak_minutes: u32,
     pub batch_wait_minutes: u32,
@@ -54,7 +58,7 @@ impl PlanRequest {
     pub fn new(target: VersionRequest, start: jiff::Timestamp) -> Self {
         PlanRequest {
             target,
-            max_unavailable: 2,
+            max_unavailable: limits::BatchLimits::from_fleet(),
             headroom: Headroom::default(),
             canary_soak_minutes: 30,
             batch_wait_minutes: 5,
@@ -78,6 +82,10 @@ pub enum PlanError {
     Generation(#[from] generations::UnknownGeneration),
     #[error("{0}: the inventory has no nodes; check the snapshot includes `kubectl get nodes -o json` output")]
     NoNodes(String),
+    #[error(
+        "--max-unavailable names '{name}', which is no generation of this cluster's workers; they are: {known} (or use default=N)"
+    )]
+    UnknownBatchGeneration { name: String, known: String },
 }
 
 fn hop_nodes(inv: &Inventory, path: &UpgradePath) -> Vec<HopNodes> {
@@ -141,8 +149,20 @@ fn make(
     );
     let hops_in = hop_nodes(inv, &path);
 
+    let mut workers: BTreeMap<String, u32> = BTreeMap::new();
+    for n in inv.nodes.iter().filter(|n| !n.is_control_plane()) {
+        *workers.entry(n.generation.clone()).or_default() += 1;
+    }
+    if let Some(name) = req.max_unavailable.by_generation.keys().find(|g| !workers.contains_key(*g)) {
+        let known: Vec<&str> = workers.keys().map(String::as_str).collect();
+        return Err(PlanError::UnknownBatchGeneration { name: name.clone(), known: known.join(", ") });
+    }
+    let pod_start = req.durations.pod_start_minutes.max(1);
     let policy = WavePolicy {
-        max_unavailable: req.max_unavailable.max(1),
+        limits: BTreeMap::new(),
+        fallback_limit: 1,
+        // Budget waits of a default batch stay within a worker's own move time.
+        max_budget_rounds: req.durations.worker_minutes() / pod_start + 1,
         headroom: req.headroom,
         canary_soak_minutes: req.canary_soak_minutes,
         batch_wait_minutes: req.batch_wait_minutes,
@@ -152,14 +172,19 @@ fn make(
     };
     let mut planner = Planner::new(inv, &policy, &analysis, budgets, model);
     let batch_bound = planner.capacity_batch_bound();
+    let capacity_bound = u32::try_from(batch_bound).unwrap_or(u32::MAX);
+    let batch_limits = limits::resolve(&req.max_unavailable, &workers, &generation_order, capacity_bound);
+    let fallback_limit = req.max_unavailable.default.unwrap_or(capacity_bound).max(1);
+    planner.set_limits(batch_limits.clone(), fallback_limit);
     if traced {
         planner = planner.with_trace();
     }
     let hops = planner.plan(&hops_in);
 
-    // The physical lower bound: batches as large as aggregate capacity allows, no budget waits.
-    let lower_bound =
-        schedule::working_minutes(&waves::relaxed(&hops, batch_bound, req.batch_wait_minutes), &req.durations);
+    // The lower bound under the same limits: every batch exactly its generation's limit (never
+    // above what aggregate capacity allows), no capacity stops, no budget waits.
+    let size = |g: &str| batch_limits.get(g).map_or(batch_bound, |l| (l.limit as usize).min(batch_bound));
+    let lower_bound = schedule::working_minutes(&waves::relaxed(&hops, size, req.batch_wait_minutes), &req.durations);
 
     let mut schedule = schedule::build(&hops, &req.durations, &req.schedule, lower_bound)?;
     schedule.lower_bound_batch_size = u32::try_from(batch_bound).unwrap_or(u32::MAX);
@@ -181,7 +206,8 @@ fn make(
         from: path.from.clone(),
         to: path.to.clone(),
         policy: PlanPolicy {
-            max_unavailable: policy.max_unavailable,
+            max_unavailable: batch_limits.values().map(|l| l.limit).max().unwrap_or(fallback_limit),
+            batch_limits,
             headroom_percent: req.headroom.as_percent(),
             canary_soak_minutes: req.canary_soak_minutes,
             batch_wait_minutes: req.batch_wait_minutes,

@@ -25,8 +25,12 @@ pub enum WorkerStrategy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanPolicy {
-    /// Upper bound on workers drained at once, set by the operator.
+    /// The most workers any wave drains at once: the largest of `batch_limits`.
     pub max_unavailable: u32,
+    /// Per hardware generation, the most workers drained at once and what set it (the operator's
+    /// `--max-unavailable`, or the fleet's default: the generation share or capacity).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub batch_limits: std::collections::BTreeMap<String, super::limits::GenerationLimit>,
     /// No node may be above this share of allocatable (requests) after a move, in percent.
     pub headroom_percent: u32,
     pub canary_soak_minutes: u32,
@@ -116,6 +120,43 @@ pub enum WaveKind {
     Batch,
 }
 
+/// What decided a wave's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaveBound {
+    /// One node, the generation's canary.
+    Canary,
+    /// The operator's `--max-unavailable` for the generation.
+    Operator,
+    /// The generation's default share of its workers.
+    GenerationShare,
+    /// The capacity simulator: one more node would leave a pod nowhere to go or break the
+    /// headroom (or the aggregate capacity bound capped the default).
+    Capacity,
+    /// Disruption budgets: one more node would make the wave's evictions wait longer than a
+    /// worker's own move.
+    Budget,
+    /// The generation's nodes ran out before any limit.
+    RestOfGeneration,
+    /// The nodes cannot be drained until their blockers are fixed.
+    Blocked,
+}
+
+impl WaveBound {
+    /// How the text plan names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            WaveBound::Canary => "canary",
+            WaveBound::Operator => "operator",
+            WaveBound::GenerationShare => "generation share",
+            WaveBound::Capacity => "capacity",
+            WaveBound::Budget => "budget",
+            WaveBound::RestOfGeneration => "rest of generation",
+            WaveBound::Blocked => "blocked",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Wave {
@@ -136,6 +177,9 @@ pub struct Wave {
     /// Blockers (`code subject` of entries in `Plan::blockers`) that stop this wave's drain.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blockers: Vec<String>,
+    /// What decided the wave's size (absent in plans written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<WaveBound>,
 }
 
 /// One minor step of the path.
@@ -206,13 +250,13 @@ pub struct Schedule {
     pub entries: Vec<ScheduleEntry>,
     /// Working minutes (excluding time outside windows) of the whole plan.
     pub makespan_minutes: u64,
-    /// The physical lower bound: the working minutes of the same plan if every batch were as
-    /// large as capacity (placement and headroom) alone allows, with no `max_unavailable` limit
-    /// and no time lost to disruption budgets serialising evictions. Same canaries, soaks,
-    /// waits and control-plane steps.
+    /// A lower bound on the working minutes of any plan under the same batch limits: the same
+    /// control-plane steps, canaries, soaks and waits, with every generation's other workers in
+    /// batches of exactly its limit (capped by `lower_bound_batch_size`), none stopped early
+    /// by capacity, and no time lost to disruption budgets serialising evictions.
     pub lower_bound_minutes: u64,
-    /// The batch size the lower bound uses: the most nodes any batch could hold if aggregate
-    /// capacity were the only limit (an upper bound on every safe batch).
+    /// The most nodes any batch could hold if aggregate capacity were the only limit (an upper
+    /// bound on every safe batch).
     #[serde(default)]
     pub lower_bound_batch_size: u32,
     /// `lower_bound_minutes` in percent of `makespan_minutes`: 100 means the plan is as short as

@@ -323,6 +323,7 @@ mod tests {
             pods_moved: 0,
             pdb_wait_minutes: 0,
             blockers: vec![],
+            bound: None,
         }
     }
 

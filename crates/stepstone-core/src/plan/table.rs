@@ -79,7 +79,10 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "Policy: --max-unavailable {}, headroom {}%, canary soak {}m, batch wait {}m",
-        p.max_unavailable, p.headroom_percent, p.canary_soak_minutes, p.batch_wait_minutes
+        batch_limits(p),
+        p.headroom_percent,
+        p.canary_soak_minutes,
+        p.batch_wait_minutes
     );
     if !p.generation_order.is_empty() {
         let _ = writeln!(out, "Hardware generations, oldest first: {}", p.generation_order.join(", "));
@@ -95,7 +98,7 @@ pub fn render(plan: &Plan) -> String {
         if !hop.before_control_plane.is_empty() {
             for w in &hop.before_control_plane {
                 let _ = writeln!(out, "  Before the control plane, kubelets to {}: {}", hop.from, names(&w.nodes, 6));
-                let _ = writeln!(out, "      why: {}", w.reason);
+                let _ = writeln!(out, "      {}", why(w));
             }
         }
         if !hop.control_plane.is_empty() {
@@ -124,7 +127,7 @@ pub fn render(plan: &Plan) -> String {
                 let _ = write!(out, "  (until {})", at(*end));
             }
             out.push('\n');
-            let _ = writeln!(out, "      why: {}", w.reason);
+            let _ = writeln!(out, "      {}", why(w));
         }
         if let Some(hs) = plan.schedule.hops.get(h) {
             let _ = writeln!(out, "  Hop {} done: {}", h + 1, at(hs.finish));
@@ -158,7 +161,7 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(out, "  Finish: {}", at(s.finish));
     let _ = writeln!(
         out,
-        "  Working time {}; lower bound {} (capacity-only batches); efficiency {}%",
+        "  Working time {}; lower bound {} (every batch at its limit, no capacity stops or budget waits); efficiency {}%",
         minutes(s.makespan_minutes),
         minutes(s.lower_bound_minutes),
         s.efficiency_percent
@@ -167,6 +170,29 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(out, "  warning: {w}");
     }
     out
+}
+
+/// `why: …`: the reason starts with what decided the wave's size (`WaveBound`).
+fn why(w: &super::model::Wave) -> String {
+    format!("why: {}", w.reason)
+}
+
+/// The batch limits as the policy line shows them: the operator's single number as given,
+/// otherwise each generation's limit (oldest first) and what set it.
+fn batch_limits(p: &super::model::PlanPolicy) -> String {
+    use super::limits::LimitSource;
+    let limits = &p.batch_limits;
+    let first = limits.values().next();
+    let uniform =
+        first.is_some_and(|f| limits.values().all(|l| l.source == LimitSource::Operator && l.limit == f.limit));
+    if limits.is_empty() || uniform {
+        return p.max_unavailable.to_string();
+    }
+    let mut names: Vec<&String> = p.generation_order.iter().filter(|g| limits.contains_key(*g)).collect();
+    names.extend(limits.keys().filter(|g| !p.generation_order.contains(g)));
+    let parts: Vec<String> =
+        names.iter().map(|g| format!("{g}={} ({})", limits[*g].limit, limits[*g].source.describe())).collect();
+    parts.join(", ")
 }
 
 #[cfg(test)]

@@ -10,21 +10,27 @@
 //! batch size. Once a batch is done its nodes come back (upgraded, empty) and the pods stay where
 //! the simulator put them, so later batches see the fleet as it will be.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::findings::{Finding, Severity};
 use crate::inventory::{Inventory, Node, Pod};
 use crate::pdb::{BudgetTracker, Evicted};
 
 use super::blockers::Analysis;
-use super::model::{ControlPlaneAction, ControlPlaneStep, Hop, Wave, WaveKind};
+use super::limits::{GenerationLimit, LimitSource};
+use super::model::{ControlPlaneAction, ControlPlaneStep, Hop, Wave, WaveBound, WaveKind};
 use super::simulate::{CapacityModel, Headroom, Unschedulable};
 
 /// Knobs of the wave planner.
 #[derive(Debug, Clone)]
 pub struct WavePolicy {
-    /// Most workers drained at once (`u32::MAX`: no limit, capacity decides).
-    pub max_unavailable: u32,
+    /// Per hardware generation, most workers drained at once and what set it.
+    pub limits: BTreeMap<String, GenerationLimit>,
+    /// The limit of a generation missing from `limits`.
+    pub fallback_limit: u32,
+    /// Under a default (not the operator's) limit, a batch stops growing before its evictions
+    /// would need more rounds than this (0: budgets never stop a batch).
+    pub max_budget_rounds: u32,
     pub headroom: Headroom,
     pub canary_soak_minutes: u32,
     pub batch_wait_minutes: u32,
@@ -102,15 +108,37 @@ const NOWHERE: u32 = u32::MAX;
 
 /// Why a batch stopped growing.
 enum Stop {
-    Limit,
+    Limit(WaveBound),
     EndOfGeneration,
-    Capacity { size: usize, why: Unschedulable },
+    Capacity {
+        size: usize,
+        why: Unschedulable,
+    },
+    /// One more node would make the evictions need this many rounds.
+    Budget {
+        rounds: u32,
+    },
+}
+
+/// How large a batch may grow.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    size: usize,
+    bound: WaveBound,
+    /// Most eviction rounds before the batch stops growing (0: no such stop).
+    budget_rounds: u32,
+}
+
+impl Limit {
+    fn single(bound: WaveBound) -> Self {
+        Limit { size: 1, bound, budget_rounds: 0 }
+    }
 }
 
 /// The simulation state carried through the whole plan.
 pub struct Planner<'a> {
     inv: &'a Inventory,
-    policy: &'a WavePolicy,
+    policy: WavePolicy,
     model: CapacityModel,
     budgets: BudgetTracker,
     fates: Vec<Fate>,
@@ -123,6 +151,8 @@ pub struct Planner<'a> {
     pod_node: Vec<u32>,
     /// Static blocker references per node (its pods' `Blocks`).
     static_blocks: Vec<Vec<String>>,
+    /// Per inventory pod, the budget (tracker view index) its eviction consumes, or NOWHERE.
+    consumes: Vec<u32>,
     /// Blockers found while planning (no room, budgets that never recover).
     found: BTreeMap<String, PlanBlocker>,
     trace: Option<Vec<TraceEvent>>,
@@ -135,7 +165,7 @@ impl<'a> Planner<'a> {
     /// built from the same inventory with the policy's headroom.
     pub fn new(
         inv: &'a Inventory,
-        policy: &'a WavePolicy,
+        policy: &WavePolicy,
         analysis: &Analysis,
         budgets: BudgetTracker,
         mut model: CapacityModel,
@@ -187,9 +217,18 @@ impl<'a> Planner<'a> {
             refs.dedup();
             static_blocks[n] = refs;
         }
+        let consumes = inv
+            .pods
+            .iter()
+            .enumerate()
+            .map(|(i, pod)| match fates[i] {
+                Fate::Moves => budgets.consuming_budget(pod).map_or(NOWHERE, |b| b as u32),
+                _ => NOWHERE,
+            })
+            .collect();
         Planner {
             inv,
-            policy,
+            policy: policy.clone(),
             model,
             budgets,
             fates,
@@ -198,6 +237,7 @@ impl<'a> Planner<'a> {
             on_node,
             pod_node,
             static_blocks,
+            consumes,
             found: BTreeMap::new(),
             trace: None,
             hop: 0,
@@ -256,6 +296,12 @@ impl<'a> Planner<'a> {
             bound = bound.min(removable);
         }
         bound.max(1)
+    }
+
+    /// Set the per-generation batch limits (once known from [`Self::capacity_batch_bound`]).
+    pub fn set_limits(&mut self, limits: BTreeMap<String, GenerationLimit>, fallback: u32) {
+        self.policy.limits = limits;
+        self.policy.fallback_limit = fallback;
     }
 
     /// Record every simulated move and eviction round (for property tests).
@@ -368,7 +414,7 @@ impl<'a> Planner<'a> {
                 let mut i = 0;
                 while i < free.len() {
                     let candidate = free[i];
-                    match self.batch_limited(&[candidate], 1) {
+                    match self.batch_limited(&[candidate], Limit::single(WaveBound::Canary)) {
                         Ok(done) => {
                             chosen = Some((candidate, done));
                             free.remove(i);
@@ -395,11 +441,13 @@ impl<'a> Planner<'a> {
                         pods_moved: done.pods_moved,
                         pdb_wait_minutes: done.pdb_wait_minutes(self.policy.pod_start_minutes),
                         blockers: vec![],
+                        bound: Some(WaveBound::Canary),
                     });
                 }
             }
         }
         for (generation, free, blocked) in queues {
+            let limit = self.limit_of(&generation);
             let mut pending: std::collections::VecDeque<u32> = free.into();
             let mut deferred: Vec<u32> = Vec::new();
             let mut retried = false;
@@ -412,14 +460,17 @@ impl<'a> Planner<'a> {
                     pending = std::mem::take(&mut deferred).into();
                 }
                 let candidates: Vec<u32> = pending.iter().copied().collect();
-                match self.batch(&candidates) {
+                match self.batch_limited(&candidates, limit) {
                     Ok(done) => {
-                        for _ in 0..done.nodes.len() {
-                            pending.pop_front();
-                        }
+                        let taken: HashSet<u32> = done.nodes.iter().copied().collect();
+                        pending.retain(|n| !taken.contains(n));
                         let size = done.nodes.len();
                         let mut reason = match &done.stop {
-                            Stop::Limit => format!("limit: --max-unavailable {}", self.policy.max_unavailable),
+                            Stop::Limit(_) => self.limit_reason(&generation, limit),
+                            Stop::Budget { rounds } => format!(
+                                "budget: one more node would make its evictions wait {rounds} rounds (+{}m), longer than a worker's own move",
+                                rounds.saturating_sub(1) * self.policy.pod_start_minutes
+                            ),
                             Stop::EndOfGeneration if !blocked.is_empty() || !deferred.is_empty() => {
                                 format!("last {generation} nodes that can be drained now: {size}")
                             }
@@ -428,6 +479,12 @@ impl<'a> Planner<'a> {
                             Stop::Capacity { size: tried, why } => capacity_reason(*tried, why),
                         };
                         reason.push_str(&done.budget_note(self.policy.pod_start_minutes));
+                        let bound = match &done.stop {
+                            Stop::Limit(b) => *b,
+                            Stop::EndOfGeneration => WaveBound::RestOfGeneration,
+                            Stop::Capacity { .. } => WaveBound::Capacity,
+                            Stop::Budget { .. } => WaveBound::Budget,
+                        };
                         waves.push(Wave {
                             kind: WaveKind::Batch,
                             generation: generation.clone(),
@@ -437,6 +494,7 @@ impl<'a> Planner<'a> {
                             pods_moved: done.pods_moved,
                             pdb_wait_minutes: done.pdb_wait_minutes(self.policy.pod_start_minutes),
                             blockers: vec![],
+                            bound: Some(bound),
                         });
                     }
                     Err(why) => {
@@ -450,7 +508,7 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
-            for chunk in blocked.chunks(self.policy.max_unavailable.clamp(1, 1 << 20) as usize) {
+            for chunk in blocked.chunks(limit.size.clamp(1, 1 << 20)) {
                 self.push_blocked(&mut waves, &generation, chunk);
             }
         }
@@ -480,7 +538,43 @@ impl<'a> Planner<'a> {
             pods_moved: 0,
             pdb_wait_minutes: 0,
             blockers: refs,
+            bound: Some(WaveBound::Blocked),
         });
+    }
+
+    /// The batch limit of `generation`.
+    fn limit_of(&self, generation: &str) -> Limit {
+        match self.policy.limits.get(generation) {
+            Some(l) => Limit {
+                size: l.limit.max(1) as usize,
+                bound: match l.source {
+                    LimitSource::Operator => WaveBound::Operator,
+                    LimitSource::GenerationShare => WaveBound::GenerationShare,
+                    LimitSource::Capacity => WaveBound::Capacity,
+                },
+                // The operator's number is taken as given: budgets then cost time only.
+                budget_rounds: if l.source == LimitSource::Operator { 0 } else { self.policy.max_budget_rounds },
+            },
+            None => {
+                Limit { size: self.policy.fallback_limit.max(1) as usize, bound: WaveBound::Operator, budget_rounds: 0 }
+            }
+        }
+    }
+
+    fn limit_reason(&self, generation: &str, limit: Limit) -> String {
+        let workers = self.policy.limits.get(generation).map_or(0, |l| l.workers);
+        let oldest = self.policy.generation_order.first().is_some_and(|g| g == generation);
+        match limit.bound {
+            WaveBound::GenerationShare => format!(
+                "generation share: {} of the {workers} {generation} workers at once ({})",
+                limit.size,
+                if oldest { "1/8 of the oldest generation" } else { "1/5 of a later generation" }
+            ),
+            WaveBound::Capacity => {
+                format!("capacity: no batch of more than {} nodes fits the other nodes' headroom", limit.size)
+            }
+            _ => format!("operator: --max-unavailable {}", limit.size),
+        }
     }
 
     /// Drain a control-plane node on its own. On failure the node's blockers, recorded.
@@ -488,30 +582,67 @@ impl<'a> Planner<'a> {
         if !self.static_blocks[idx as usize].is_empty() {
             return Err(self.static_blocks[idx as usize].clone());
         }
-        self.batch_limited(&[idx], 1).map_err(|why| {
+        self.batch_limited(&[idx], Limit::single(WaveBound::Canary)).map_err(|why| {
             self.record_nowhere(idx, &why);
             let name = &self.node(idx).name;
             self.found.values().filter(|b| b.nodes.contains(name)).map(|b| b.reference()).collect()
         })
     }
 
-    fn batch(&mut self, candidates: &[u32]) -> Result<Done, Unschedulable> {
-        self.batch_limited(candidates, self.policy.max_unavailable.max(1) as usize)
-    }
-
     /// Grow a batch from the front of `candidates` while it stays safe, then run its evictions.
-    /// `Err` when even the first node cannot be drained.
-    fn batch_limited(&mut self, candidates: &[u32], limit: usize) -> Result<Done, Unschedulable> {
+    /// `Err` when even the first node cannot be drained. With a budget stop, a candidate whose
+    /// pods would make the evictions need too many rounds is passed over for the next ones (so
+    /// a batch mixes nodes whose budget waits overlap), up to `limit.size` times.
+    fn batch_limited(&mut self, candidates: &[u32], limit: Limit) -> Result<Done, Unschedulable> {
         let mut nodes: Vec<u32> = Vec::new();
         let mut moves: Vec<(u32, u32, u32)> = Vec::new();
         let mut stop = Stop::EndOfGeneration;
+        // Healthy pods leaving per budget, and the pods counted.
+        let mut per_budget: HashMap<u32, u32> = HashMap::new();
+        let mut counted: HashSet<u32> = HashSet::new();
+        let mut passed_over = 0usize;
+        let mut budget_stop: Option<u32> = None;
         for &c in candidates {
-            if nodes.len() == limit {
-                stop = Stop::Limit;
+            if nodes.len() == limit.size {
+                stop = Stop::Limit(limit.bound);
                 break;
             }
             match self.drain_into_model(c) {
                 Ok(m) => {
+                    if limit.budget_rounds > 0 {
+                        let mut added: HashMap<u32, u32> = HashMap::new();
+                        let mut new_pods: Vec<u32> = Vec::new();
+                        for &(p, _, _) in &m {
+                            if !counted.contains(&p) && !new_pods.contains(&p) {
+                                new_pods.push(p);
+                                let b = self.consumes[p as usize];
+                                if b != NOWHERE {
+                                    *added.entry(b).or_default() += 1;
+                                }
+                            }
+                        }
+                        let rounds = added
+                            .iter()
+                            .map(|(&b, &n)| {
+                                let allowed = self.budgets.allowed_at(b as usize).max(1) as u64;
+                                (u64::from(per_budget.get(&b).copied().unwrap_or(0) + n)).div_ceil(allowed) as u32
+                            })
+                            .max()
+                            .unwrap_or(0);
+                        if rounds > limit.budget_rounds && !nodes.is_empty() {
+                            self.undo_drain(c, &m);
+                            budget_stop = Some(budget_stop.map_or(rounds, |r| r.min(rounds)));
+                            passed_over += 1;
+                            if passed_over >= limit.size {
+                                break;
+                            }
+                            continue;
+                        }
+                        for (b, n) in added {
+                            *per_budget.entry(b).or_default() += n;
+                        }
+                        counted.extend(new_pods);
+                    }
                     nodes.push(c);
                     moves.extend(m);
                 }
@@ -523,6 +654,9 @@ impl<'a> Planner<'a> {
                     break;
                 }
             }
+        }
+        if let (Stop::EndOfGeneration, Some(rounds)) = (&stop, budget_stop) {
+            stop = Stop::Budget { rounds };
         }
         // A pod placed on a node that later joined the batch moved twice in the simulation; in
         // the real drain every batch node is cordoned first, so it is one eviction from its
@@ -584,6 +718,15 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(done)
+    }
+
+    /// Take back a [`drain_into_model`](Self::drain_into_model) of `node` that returned `moves`.
+    fn undo_drain(&mut self, node: u32, moves: &[(u32, u32, u32)]) {
+        for &(q, from, to) in moves.iter().rev() {
+            self.model.bind_slot(self.slots[q as usize], from);
+            self.relocate(q, to, from);
+        }
+        self.model.set_unschedulable_at(node, false);
     }
 
     fn relocate(&mut self, pod: u32, from: u32, to: u32) {
@@ -732,10 +875,10 @@ impl Done {
     }
 }
 
-/// The plan's hops with every generation's batches re-cut to `batch_bound` nodes (or the
-/// plan's largest batch of that generation, if larger) and no time lost to budgets: the
-/// physical lower bound's shape. Canaries, soaks, waits and control-plane steps stay.
-pub fn relaxed(hops: &[Hop], batch_bound: usize, batch_wait_minutes: u32) -> Vec<Hop> {
+/// The plan's hops with every generation's batches re-cut to `batch_size(generation)` nodes (or
+/// the plan's largest batch of that generation, if larger) and no time lost to budgets: the
+/// lower bound's shape. Canaries, soaks, waits and control-plane steps stay.
+pub fn relaxed(hops: &[Hop], batch_size: impl Fn(&str) -> usize, batch_wait_minutes: u32) -> Vec<Hop> {
     let recut = |waves: &[Wave]| -> Vec<Wave> {
         let mut out: Vec<Wave> = Vec::new();
         let mut i = 0;
@@ -751,16 +894,17 @@ pub fn relaxed(hops: &[Hop], batch_bound: usize, batch_wait_minutes: u32) -> Vec
             i += run.len();
             let largest = run.iter().map(|x| x.nodes.len()).max().unwrap_or(1);
             let nodes: Vec<String> = run.iter().flat_map(|x| x.nodes.iter().cloned()).collect();
-            for chunk in nodes.chunks(batch_bound.max(largest).max(1)) {
+            for chunk in nodes.chunks(batch_size(&w.generation).max(largest).max(1)) {
                 out.push(Wave {
                     kind: WaveKind::Batch,
                     generation: w.generation.clone(),
                     nodes: chunk.to_vec(),
-                    reason: "capacity-only batch".to_string(),
+                    reason: "lower-bound batch".to_string(),
                     wait_after_minutes: batch_wait_minutes,
                     pods_moved: 0,
                     pdb_wait_minutes: 0,
                     blockers: vec![],
+                    bound: None,
                 });
             }
         }
