@@ -3,10 +3,12 @@
 
 mod plan_common;
 
+use std::collections::BTreeSet;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::blockers::{self, BlockerOptions};
 use stepstone_core::plan::limits::{BatchLimits, GenerationLimit, LimitSource};
 use stepstone_core::plan::simulate::Headroom;
+use stepstone_core::plan::waves::TraceEvent;
 use stepstone_core::plan::{self, Plan, PlanRequest, WaveBound, WaveKind, WorkerStrategy};
 use stepstone_core::releases::ReleaseData;
 
@@ -134,15 +136,16 @@ fn a_budget_with_one_disruption_serialises_evictions_in_time_not_in_failure() {
     for i in 1..=6 {
         f.worker(&format!("w-{i}"), "gen", 16_000, 64, 2020);
     }
-    // Four replicas on w-2 and w-3, two each; the budget lets one go at a time.
-    f.deployment("prod", "api", &["w-2", "w-2", "w-3", "w-3"], 500, 256);
+    // Four replicas on w-2 and w-5, two each; the budget lets one go at a time. Batches take
+    // every k-th node of the generation (after the canary w-1: w-2, w-5, then w-3, w-6, ...).
+    f.deployment("prod", "api", &["w-2", "w-2", "w-5", "w-5"], 500, 256);
     f.pdb_max_unavailable("prod", "api", 1);
     let inv = f.build();
     let mut req = request(2, 85);
     req.durations.pod_start_minutes = 3;
     let p = plan(&inv, &req);
     let batch = p.hops[0].waves.iter().find(|w| w.nodes.contains(&"w-2".to_string())).unwrap();
-    assert_eq!(batch.nodes, vec!["w-2", "w-3"]);
+    assert_eq!(batch.nodes, vec!["w-2", "w-5"]);
     // Four evictions, one per pod start: three extra rounds of 3 minutes.
     assert_eq!(batch.pdb_wait_minutes, 9);
     assert!(batch.reason.contains("evictions wait on prod/api-pdb (4 rounds, +9m)"), "{}", batch.reason);
@@ -354,4 +357,43 @@ fn a_default_batch_stops_growing_before_budget_waits_outlast_a_workers_move() {
     let first = p.hops[0].waves.iter().find(|w| w.kind == WaveKind::Batch).unwrap();
     assert_eq!(first.nodes.len(), 3);
     assert!(first.pdb_wait_minutes > worker_minutes);
+}
+
+#[test]
+fn waits_on_independent_budgets_overlap_and_only_one_budgets_pods_serialise() {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    for i in 1..=6 {
+        f.worker(&format!("w-{i}"), "gen", 16_000, 64, 2020);
+    }
+    // Three replicas each of two Deployments on w-2, each budget letting one pod go at a time.
+    f.deployment("prod", "api", &["w-2", "w-2", "w-2"], 500, 256);
+    f.pdb_max_unavailable("prod", "api", 1);
+    f.deployment("prod", "web", &["w-2", "w-2", "w-2"], 500, 256);
+    f.pdb_max_unavailable("prod", "web", 1);
+    let inv = f.build();
+    let mut req = request(1, 85);
+    req.durations.pod_start_minutes = 3;
+    let (p, trace) = plan::make_plan_traced(&inv, &req, ReleaseData::embedded()).unwrap();
+    let wave = p.hops[0].waves.iter().find(|w| w.nodes == ["w-2"]).unwrap();
+    // Six evictions under two budgets: three rounds (one pod of each budget per round), not six.
+    assert_eq!(wave.pdb_wait_minutes, 6, "{}", wave.reason);
+    assert!(wave.reason.contains("evictions wait on prod/api-pdb, prod/web-pdb (3 rounds, +6m)"), "{}", wave.reason);
+    // Each round evicts one pod of each budget: the waits overlap.
+    let start =
+        trace.iter().position(|e| matches!(e, TraceEvent::WaveStart { nodes, .. } if nodes == &["w-2"])).unwrap();
+    let rounds: Vec<&Vec<usize>> = trace[start..]
+        .iter()
+        .take_while(|e| !matches!(e, TraceEvent::WaveEnd))
+        .filter_map(|e| match e {
+            TraceEvent::Round { evicted } => Some(evicted),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds.len(), 3);
+    for round in rounds {
+        let apps: BTreeSet<&str> = round.iter().map(|&i| inv.pods[i].labels["app"].as_str()).collect();
+        assert_eq!(round.len(), 2);
+        assert_eq!(apps, BTreeSet::from(["api", "web"]));
+    }
 }

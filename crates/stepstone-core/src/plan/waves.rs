@@ -448,7 +448,7 @@ impl<'a> Planner<'a> {
         }
         for (generation, free, blocked) in queues {
             let limit = self.limit_of(&generation);
-            let mut pending: std::collections::VecDeque<u32> = free.into();
+            let mut pending: std::collections::VecDeque<u32> = strided(&free, limit.size).into();
             let mut deferred: Vec<u32> = Vec::new();
             let mut retried = false;
             loop {
@@ -819,6 +819,16 @@ impl<'a> Planner<'a> {
             entry.nodes.insert(name);
         }
     }
+}
+
+/// `nodes` reordered so that each run of `batch` consecutive entries is spread evenly over the
+/// whole list (every k-th node, k = len / batch): replicas of a workload sit on neighbouring
+/// nodes (placed one after another, or moved together by an earlier batch), so a batch of
+/// neighbours would evict many pods under one budget one at a time, while a spread batch holds
+/// a few pods of many budgets, whose waits overlap.
+fn strided(nodes: &[u32], batch: usize) -> Vec<u32> {
+    let step = nodes.len().div_ceil(batch.max(1)).max(1);
+    (0..step).flat_map(|start| nodes.iter().skip(start).step_by(step).copied()).collect()
 }
 
 /// The fix for a pod with nowhere to go, by what stopped it.
