@@ -166,12 +166,14 @@ fn budget_violations(inv: &Inventory, req: &PlanRequest) -> usize {
     let tracker = BudgetTracker::new(inv);
     // Healthy pods per budget now; each round's consumed evictions must stay within allowed.
     let mut violations = 0;
+    let index: std::collections::HashMap<String, usize> =
+        tracker.budgets().iter().enumerate().map(|(i, b)| (b.key(), i)).collect();
     let covering: Vec<Option<usize>> = inv
         .pods
         .iter()
         .map(|p| {
             let c = tracker.covering(p);
-            (c.len() == 1 && p.ready).then(|| tracker.budgets().iter().position(|b| b.key() == c[0].key()).unwrap())
+            (c.len() == 1 && p.ready).then(|| index[&c[0].key()])
         })
         .collect();
     for event in &trace {
