@@ -32,6 +32,7 @@ pub(crate) mod patch;
 mod protobuf;
 pub(crate) mod resources;
 pub(crate) mod select;
+mod serve;
 pub(crate) mod server;
 pub(crate) mod state;
 pub(crate) mod status;
@@ -77,6 +78,10 @@ pub struct LabOptions {
     pub faults: FaultConfig,
     /// Seed for generated names and UIDs and for fault dice.
     pub seed: u64,
+    /// How long a connection may take to send a complete request head, counted from when it
+    /// opens or its previous response ends (so also how long an idle keep-alive connection
+    /// stays open). The apiserver's `ReadHeaderTimeout` is 32 seconds.
+    pub header_timeout: std::time::Duration,
 }
 
 impl Default for LabOptions {
@@ -88,6 +93,7 @@ impl Default for LabOptions {
             timing: Timing::default(),
             faults: FaultConfig::default(),
             seed: 0x5eed,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
         }
     }
 }
@@ -236,6 +242,9 @@ pub fn kubeconfig_for(url: &str) -> String {
     )
 }
 
+/// The apiserver's `ReadHeaderTimeout`.
+pub const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(32);
+
 /// The speeds the lab runs at: slower than a hundredth of real time nothing moves in a session,
 /// faster than ten thousand times the simulated seconds of one real tick exceed every timeout.
 pub const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.01..=10_000.0;
@@ -273,19 +282,7 @@ impl Lab {
         let addr = listener.local_addr().map_err(|source| LabError::Bind { port: opts.port, source })?;
         let (tx, rx) = watch::channel(false);
         let app = server::router(shared.clone());
-        let mut server_rx = rx.clone();
-        // Without TCP_NODELAY, multi-write responses meet the client's delayed ACKs and every
-        // paged request stalls for tens of milliseconds.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = server_rx.changed().await;
-                })
-                .await;
-        });
+        let server = tokio::spawn(serve::serve(listener, app, opts.header_timeout, rx.clone()));
         let controllers = tokio::spawn(controllers::run(shared.clone(), rx));
         let handle = LabHandle {
             addr,
