@@ -1,5 +1,6 @@
 //! Exit codes: 0 ok, 1 findings of severity error (or an operation that stopped short),
-//! 2 bad input or usage.
+//! 2 bad input or usage, 3 the cluster's API server kept failing (5xx, 429 or dropped
+//! connections through every retry).
 
 use std::process::ExitCode;
 
@@ -17,6 +18,19 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 pub const OK: u8 = 0;
 pub const FINDINGS: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
+/// The API server kept failing a read: not the user's input, and no answer about the cluster.
+pub const SERVER_ERROR: u8 = 3;
+
+/// The exit code of a command that failed with `e`.
+pub fn for_error(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<Failure>().is_some() {
+        FINDINGS
+    } else if e.chain().any(|c| c.is::<stepstone_kube::read::ServerError>()) {
+        SERVER_ERROR
+    } else {
+        BAD_INPUT
+    }
+}
 
 /// 1 when any finding is an error, else 0.
 pub fn for_findings(findings: &[Finding]) -> ExitCode {

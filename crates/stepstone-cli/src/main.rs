@@ -32,7 +32,8 @@ mod source;
   stepstone path --snapshot cluster.json --to v1.35
   stepstone lab up --fleet examples/three-generations.json --kubeconfig ./lab.kubeconfig
 
-Exit codes: 0 ok, 1 findings of severity error (or an operation stopped short), 2 bad input or usage.")]
+Exit codes: 0 ok, 1 findings of severity error (or an operation stopped short), 2 bad input or usage,
+3 the cluster's API server kept failing a read (5xx, 429 or dropped connections through every retry).")]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -117,11 +118,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<exit::Failure>().is_some() {
-                ExitCode::from(exit::FINDINGS)
-            } else {
-                ExitCode::from(exit::BAD_INPUT)
-            }
+            ExitCode::from(exit::for_error(&e))
         }
     }
 }

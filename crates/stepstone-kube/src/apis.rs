@@ -5,7 +5,8 @@
 //!
 //! Only fetching lives here; judging is `stepstone_apis`'s. A source the credentials may not read
 //! (403) or the server does not have (404) becomes a note, not a failure: the other sources still
-//! say something useful.
+//! say something useful. Any other failed read fails the fetch: a report that read nothing must
+//! not say "nothing breaks". Reads are retried as [`crate::read`] says.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +27,9 @@ pub enum ApisFetchError {
         #[source]
         source: kube::Error,
     },
+    /// A read the server kept failing through every retry.
+    #[error("the API server kept failing")]
+    Server(#[source] crate::read::ServerError),
     #[error("{url}: the response is not what the Kubernetes API sends: {reason}")]
     Unexpected { url: String, reason: String },
     #[error("{url}: the server returned the continue token '{token}' twice; stopping instead of looping forever")]
@@ -81,16 +85,18 @@ const SKIPPED_KINDS: &[&str] = &["Event"];
 
 pub async fn fetch(conn: &Connection, req: &ApiSourceRequest) -> Result<LiveApiSources, ApisFetchError> {
     let mut out = LiveApiSources::default();
-    let version = conn.client.apiserver_version().await.map_err(|source| ApisFetchError::Request {
-        what: "/version".into(),
-        server: conn.server.clone(),
-        source,
+    let version = crate::collect::server_version_info(conn).await.map_err(|e| match e {
+        crate::collect::CollectError::Server(e) => ApisFetchError::Server(e),
+        crate::collect::CollectError::Version { source, .. } => {
+            ApisFetchError::Request { what: "/version".into(), server: conn.server.clone(), source }
+        }
+        other => ApisFetchError::Unexpected { url: format!("{}/version", conn.server), reason: other.to_string() },
     })?;
     out.server_version = Some(version.git_version);
 
     for target in discover(conn, req, &mut out.notes).await? {
         let path = format!("/apis/{}/{}", target.group_version, target.resource);
-        match list_all(conn, &path, &ListParams::default(), req.page_size).await {
+        match list_all(conn, &path, &ListParams::default(), req.page_size).await? {
             Ok(items) => {
                 out.listed.push(format!("{} {}", target.group_version, target.resource));
                 out.objects.extend(items.iter().map(|i| with_type(i, &target.group_version, &target.kind)));
@@ -100,7 +106,7 @@ pub async fn fetch(conn: &Connection, req: &ApiSourceRequest) -> Result<LiveApiS
     }
 
     let kubeadm_path = "/api/v1/namespaces/kube-system/configmaps";
-    match get_text(conn, kubeadm_path, "kubeadm-config").await {
+    match get_text(conn, kubeadm_path, "kubeadm-config").await? {
         Ok(text) => {
             let obj = parse_json(&format!("{kubeadm_path}/kubeadm-config"), &text)?;
             out.objects.push(with_type(&obj, "v1", "ConfigMap"));
@@ -111,7 +117,7 @@ pub async fn fetch(conn: &Connection, req: &ApiSourceRequest) -> Result<LiveApiS
     if req.helm {
         let helm = ListParams::default().labels("owner=helm");
         for (path, kind) in [("/api/v1/secrets", "Secret"), ("/api/v1/configmaps", "ConfigMap")] {
-            match list_all(conn, path, &helm, req.page_size).await {
+            match list_all(conn, path, &helm, req.page_size).await? {
                 Ok(items) => {
                     out.listed.push(format!("v1 {} (owner=helm)", path.trim_start_matches("/api/v1/")));
                     out.objects.extend(items.iter().map(|i| with_type(i, "v1", kind)));
@@ -122,7 +128,7 @@ pub async fn fetch(conn: &Connection, req: &ApiSourceRequest) -> Result<LiveApiS
     }
 
     if req.metrics {
-        match get_text(conn, "", "metrics").await {
+        match get_text(conn, "", "metrics").await? {
             Ok(text) => out.metrics = Some(text),
             Err(Skip(note)) => out.notes.push(format!("apiserver /metrics: {note}")),
         }
@@ -133,15 +139,16 @@ pub async fn fetch(conn: &Connection, req: &ApiSourceRequest) -> Result<LiveApiS
 /// A source that could not be read, with the reason and the fix.
 struct Skip(String);
 
+/// A read's outcome: the text, a source to skip with a note, or a failure of the whole fetch.
+type Read<T> = Result<Result<T, Skip>, ApisFetchError>;
+
+/// The note for a source these credentials may not read or this server does not have.
 fn skip_reason(e: &kube::Error, what: &str) -> Option<String> {
     match e {
         kube::Error::Api(status) if status.code == 403 => {
             Some(format!("forbidden for these credentials; grant {what} (check with `kubectl auth can-i {what}`)"))
         }
         kube::Error::Api(status) if status.code == 404 => Some("not found on this server".to_string()),
-        kube::Error::Api(status) if status.code == 503 => {
-            Some(format!("the server answered 503 ({}); an aggregated API may be down", status.message))
-        }
         _ => None,
     }
 }
@@ -157,22 +164,36 @@ fn verb_for(what: &str) -> String {
 }
 
 /// GET `{parent}/{name}` as text.
-async fn get_text(conn: &Connection, parent: &str, name: &str) -> Result<String, Skip> {
-    let request = Request::new(parent)
-        .get(name, &GetParams::default())
-        .map_err(|e| Skip(format!("cannot build the request: {e}")))?;
+async fn get_text(conn: &Connection, parent: &str, name: &str) -> Read<String> {
     let what = format!("{parent}/{name}");
-    conn.client.request_text(request).await.map_err(|e| skip(&e, &what))
+    let request = Request::new(parent).get(name, &GetParams::default()).map_err(|e| ApisFetchError::Request {
+        what: what.clone(),
+        server: conn.server.clone(),
+        source: kube::Error::BuildRequest(e),
+    })?;
+    read(conn, request, &what).await
 }
 
 /// One page of a list as text.
-async fn list_text(conn: &Connection, path: &str, params: &ListParams) -> Result<String, Skip> {
-    let request = Request::new(path).list(params).map_err(|e| Skip(format!("cannot build the request: {e}")))?;
-    conn.client.request_text(request).await.map_err(|e| skip(&e, &format!("list {path}")))
+async fn list_text(conn: &Connection, path: &str, params: &ListParams) -> Read<String> {
+    let what = format!("list {path}");
+    let request = Request::new(path).list(params).map_err(|e| ApisFetchError::Request {
+        what: what.clone(),
+        server: conn.server.clone(),
+        source: kube::Error::BuildRequest(e),
+    })?;
+    read(conn, request, &what).await
 }
 
-fn skip(e: &kube::Error, what: &str) -> Skip {
-    Skip(skip_reason(e, &verb_for(what)).unwrap_or_else(|| format!("request failed: {e}")))
+async fn read(conn: &Connection, request: http::Request<Vec<u8>>, what: &str) -> Read<String> {
+    match crate::read::get_text(&conn.reader, &conn.server, request, &conn.retry).await {
+        Ok(text) => Ok(Ok(text)),
+        Err(crate::read::ReadError::Server(e)) => Err(ApisFetchError::Server(e)),
+        Err(crate::read::ReadError::Refused(e)) => match skip_reason(&e, &verb_for(what)) {
+            Some(note) => Ok(Err(Skip(note))),
+            None => Err(ApisFetchError::Request { what: what.to_string(), server: conn.server.clone(), source: e }),
+        },
+    }
 }
 
 fn parse_json(url: &str, text: &str) -> Result<Value, ApisFetchError> {
@@ -187,7 +208,7 @@ async fn discover(
     req: &ApiSourceRequest,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Listable>, ApisFetchError> {
-    let text = match get_text(conn, "", "apis").await {
+    let text = match get_text(conn, "", "apis").await? {
         Ok(t) => t,
         Err(Skip(note)) => {
             notes.push(format!("API discovery (/apis): {note}; objects were not read for managedFields"));
@@ -212,7 +233,7 @@ async fn discover(
         versions.sort_by_key(|gv| Some(*gv) != preferred);
         for gv in versions {
             let (group_name, version) = gv.split_once('/').unwrap_or(("", gv));
-            let text = match get_text(conn, &format!("/apis/{group_name}"), version).await {
+            let text = match get_text(conn, &format!("/apis/{group_name}"), version).await? {
                 Ok(t) => t,
                 Err(Skip(note)) => {
                     notes.push(format!("API discovery ({gv}): {note}"));
@@ -239,7 +260,7 @@ async fn discover(
 }
 
 /// List a path across all namespaces, page by page.
-async fn list_all(conn: &Connection, path: &str, params: &ListParams, page_size: u32) -> Result<Vec<Value>, Skip> {
+async fn list_all(conn: &Connection, path: &str, params: &ListParams, page_size: u32) -> Read<Vec<Value>> {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     let mut seen = BTreeSet::new();
@@ -251,18 +272,24 @@ async fn list_all(conn: &Connection, path: &str, params: &ListParams, page_size:
         if let Some(t) = &token {
             p = p.continue_token(t);
         }
-        let text = list_text(conn, path, &p).await?;
-        let page: Value = serde_json::from_str(&text).map_err(|e| Skip(format!("not JSON: {e}")))?;
-        let page_items =
-            page.get("items").and_then(Value::as_array).ok_or_else(|| Skip("no \"items\" array".into()))?;
+        let text = match list_text(conn, path, &p).await? {
+            Ok(text) => text,
+            Err(skip) => return Ok(Err(skip)),
+        };
+        let url = format!("{}{path}", conn.server);
+        let page = parse_json(&url, &text)?;
+        let page_items = page
+            .get("items")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ApisFetchError::Unexpected { url: url.clone(), reason: "no \"items\" array".into() })?;
         items.extend(page_items.iter().cloned());
         match page.pointer("/metadata/continue").and_then(Value::as_str).filter(|t| !t.is_empty()) {
             Some(next) if seen.insert(next.to_string()) => token = Some(next.to_string()),
-            Some(next) => return Err(Skip(format!("the continue token '{next}' came back twice; stopped"))),
+            Some(next) => return Err(ApisFetchError::PaginationLoop { url, token: next.to_string() }),
             None => break,
         }
     }
-    Ok(items)
+    Ok(Ok(items))
 }
 
 /// The item with `apiVersion` and `kind` first (list items come without them).

@@ -76,6 +76,9 @@ pub enum CollectError {
         #[source]
         source: kube::Error,
     },
+    /// A read the server kept failing (5xx, 429, dropped connections) through every retry.
+    #[error("the API server kept failing")]
+    Server(#[source] crate::read::ServerError),
     #[error("reading /version from {server}: {source}")]
     Version {
         server: String,
@@ -107,7 +110,13 @@ impl Default for CollectOptions {
 
 /// A client plus the words errors and the inventory use for where it points.
 pub struct Connection {
+    /// For writes and watches: kube's own retries of 429, 503 and 504 stay on.
     pub client: Client,
+    /// For reads through [`crate::read`], which retry with a bound of their own: kube's
+    /// retries would otherwise stack under them (up to 15 per request, minutes of waiting).
+    pub reader: Client,
+    /// How reads are retried.
+    pub retry: crate::read::Retry,
     /// The API server URL.
     pub server: String,
     /// `cluster <server> (context <name>)`, for `Inventory::source`.
@@ -133,8 +142,12 @@ pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
         Some(c) => format!("cluster {server} (context {c})"),
         None => format!("cluster {server}"),
     };
+    let mut read_config = config.clone();
+    read_config.default_retry = false;
     let client = Client::try_from(config).map_err(|source| CollectError::Client { server: server.clone(), source })?;
-    Ok(Connection { client, server, label })
+    let reader =
+        Client::try_from(read_config).map_err(|source| CollectError::Client { server: server.clone(), source })?;
+    Ok(Connection { client, reader, retry: crate::read::Retry::default(), server, label })
 }
 
 /// Every object of [`RESOURCES`] and the server version, as raw JSON.
@@ -200,12 +213,22 @@ pub async fn collect_inventory_with(
 }
 
 async fn server_version(conn: &Connection) -> Result<String, CollectError> {
-    let version = conn
-        .client
-        .apiserver_version()
-        .await
-        .map_err(|source| CollectError::Version { server: conn.server.clone(), source })?;
+    let version: k8s_openapi::apimachinery::pkg::version::Info = server_version_info(conn).await?;
     Ok(version.git_version)
+}
+
+/// `/version`, retried like every read.
+pub async fn server_version_info(
+    conn: &Connection,
+) -> Result<k8s_openapi::apimachinery::pkg::version::Info, CollectError> {
+    let version_error = |source| CollectError::Version { server: conn.server.clone(), source };
+    let request =
+        http::Request::get("/version").body(Vec::new()).map_err(|e| version_error(kube::Error::HttpError(e)))?;
+    let text = crate::read::get_text(&conn.reader, &conn.server, request, &conn.retry).await.map_err(|e| match e {
+        crate::read::ReadError::Server(e) => CollectError::Server(e),
+        crate::read::ReadError::Refused(e) => version_error(e),
+    })?;
+    serde_json::from_str(&text).map_err(|e| version_error(kube::Error::SerdeError(e)))
 }
 
 /// Collect through an existing connection.
@@ -276,7 +299,11 @@ impl<'a> Pages<'a> {
             .map_err(|e| list_error(kube::Error::BuildRequest(e)))?;
         // Until the caller reports a continue token, this is the last page.
         self.done = true;
-        self.conn.client.request_text(request).await.map(Some).map_err(list_error)
+        match crate::read::get_text(&self.conn.reader, &self.conn.server, request, &self.conn.retry).await {
+            Ok(text) => Ok(Some(text)),
+            Err(crate::read::ReadError::Server(e)) => Err(CollectError::Server(e)),
+            Err(crate::read::ReadError::Refused(e)) => Err(list_error(e)),
+        }
     }
 
     /// Record the page's `metadata.continue` (empty on the last page).

@@ -3,3 +3,4 @@
 pub mod apis;
 pub mod collect;
 pub mod drain;
+pub mod read;

@@ -96,8 +96,11 @@ async fn errors_name_the_context_the_resource_and_the_fix() {
     let text = e.to_string();
     assert!(text.contains("listing poddisruptionbudgets") && text.contains("kubectl auth can-i"), "{text}");
 
+    // A server that refuses connections is retried, then reported as a server failure.
     let e = collect::collect_inventory(Some(&config), Some("dead"), &opts).await.unwrap_err();
-    assert!(e.to_string().contains("listing nodes from http://127.0.0.1:1"), "{e}");
+    let CollectError::Server(failure) = &e else { panic!("not a server failure: {e}") };
+    assert!(failure.to_string().contains("GET http://127.0.0.1:1/api/v1/nodes"), "{failure}");
+    assert!(failure.to_string().contains("failed 8 times"), "{failure}");
 
     let missing = std::env::temp_dir().join("stepstone-no-such.kubeconfig");
     let e = collect::collect_inventory(Some(&missing), None, &opts).await.unwrap_err();
