@@ -16,6 +16,7 @@ mod document_commands;
 mod exit;
 mod output;
 mod source;
+mod target;
 
 /// Plan, rehearse, execute and verify Kubernetes upgrades of bare-metal kubeadm clusters.
 ///

@@ -79,3 +79,30 @@ fn a_malformed_item_deep_inside_a_generated_fleet_is_named() {
         assert_bad_input(&stepstone(cmd), &[&format!("items[{deep}]"), name, "minAvailable is -3"]);
     }
 }
+
+/// Every command that takes an upgrade target reads it as `plan` does: the same refusals, with
+/// exit 2 and the same words.
+#[test]
+fn every_command_refuses_the_targets_plan_refuses() {
+    let cases = [
+        ("v1.33", "older than the control plane"),
+        ("v0.1", "older than the control plane"),
+        ("v1.35.999", "newest known 1.35 patch"),
+        ("v1.35.0-rc.1", "pre-releases are not planned"),
+        ("v01.35", "leading zero"),
+        ("v1.35.0+k3s1", "build metadata"),
+    ];
+    let commands: [&[&str]; 4] =
+        [&["plan", "--to"], &["skew", "--target"], &["staging", "--to"], &["preflight", "--to"]];
+    for (target, says) in cases {
+        for command in commands {
+            let mut args = command.to_vec();
+            args.extend([target, "--example", "small"]);
+            let out = stepstone(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(stderr.contains(says), "{args:?}: {says:?} missing from: {stderr}");
+            assert!(stderr.contains(target), "{args:?}: the target is not named: {stderr}");
+        }
+    }
+}

@@ -134,10 +134,26 @@ pub fn resolve_target(
     data: &ReleaseData,
 ) -> Result<KubeVersion, PathError> {
     let input = request.to_string();
-    let minor = request.minor();
-    if minor < from.minor() {
+    if request.minor() < from.minor() {
         return Err(PathError::Downgrade { input, from: from.clone() });
     }
+    let target = resolve_release(request, data)?;
+    let latest = data.latest_patch(request.minor()).cloned().unwrap_or_else(|| target.clone());
+    if target < *from {
+        return Err(PathError::Downgrade { input, from: from.clone() });
+    }
+    if target == *from || (request.minor() == from.minor() && *from >= latest) {
+        return Err(PathError::SameVersion { input, from: from.clone() });
+    }
+    Ok(target)
+}
+
+/// The release a request means, without a cluster to compare it with: a minor the release
+/// data knows (its latest patch), or a released patch of one. What [`resolve_target`] checks
+/// first; commands that cannot tell the control plane's version check this much.
+pub fn resolve_release(request: &VersionRequest, data: &ReleaseData) -> Result<KubeVersion, PathError> {
+    let input = request.to_string();
+    let minor = request.minor();
     if minor > data.newest() {
         return Err(PathError::NewerThanReleaseData {
             input,
@@ -149,32 +165,21 @@ pub fn resolve_target(
         input: input.clone(),
         reason: format!("the release data covers {} to {}", data.oldest(), data.newest()),
     })?;
-    let target = match request {
-        VersionRequest::Minor(_) => latest.clone(),
-        VersionRequest::Exact(v) if v.is_prerelease() => {
-            return Err(PathError::UnknownVersion {
-                input,
-                reason: "pre-releases are not planned; pick a released patch".to_string(),
-            });
-        }
-        VersionRequest::Exact(v) if v > latest => {
-            return Err(PathError::UnknownVersion {
-                input,
-                reason: format!(
-                    "the newest known {minor} patch is {latest} (data updated {}); if {v} has been released since, add it to data/releases.toml",
-                    data.updated
-                ),
-            });
-        }
-        VersionRequest::Exact(v) => KubeVersion::new(v.major, v.minor, v.patch),
-    };
-    if target < *from {
-        return Err(PathError::Downgrade { input, from: from.clone() });
+    match request {
+        VersionRequest::Minor(_) => Ok(latest.clone()),
+        VersionRequest::Exact(v) if v.is_prerelease() => Err(PathError::UnknownVersion {
+            input,
+            reason: "pre-releases are not planned; pick a released patch".to_string(),
+        }),
+        VersionRequest::Exact(v) if v > latest => Err(PathError::UnknownVersion {
+            input,
+            reason: format!(
+                "the newest known {minor} patch is {latest} (data updated {}); if {v} has been released since, add it to data/releases.toml",
+                data.updated
+            ),
+        }),
+        VersionRequest::Exact(v) => Ok(KubeVersion::new(v.major, v.minor, v.patch)),
     }
-    if target == *from || (minor == from.minor() && from >= latest) {
-        return Err(PathError::SameVersion { input, from: from.clone() });
-    }
-    Ok(target)
 }
 
 /// Plan the path for an inventory. The path starts at the oldest control-plane component; a

@@ -14,6 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub enum VersionError {
     #[error("'{input}' is not a Kubernetes version: expected MAJOR.MINOR[.PATCH] such as v1.35.3")]
     Malformed { input: String },
+    #[error("'{input}' is not a Kubernetes release: {reason}; write it like v1.35 or v1.35.3")]
+    NotARelease { input: String, reason: &'static str },
     #[error("'{input}' is not a package version: expected 1.35.3-1.1 (deb) or 1.35.3-150500.1.1 (rpm)")]
     MalformedPackage { input: String },
 }
@@ -266,10 +268,20 @@ impl VersionRequest {
 
 impl FromStr for VersionRequest {
     type Err = VersionError;
+    /// Stricter than [`KubeVersion`]'s parser, which also reads what nodes report
+    /// (`v1.30.4+k3s1`, `v1.29.1-eks-…`): a target is written as upstream names its releases.
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let v: KubeVersion = input.parse()?;
-        let bare = input.trim().trim_start_matches('v');
+        let bare = input.trim();
+        let bare = bare.strip_prefix('v').unwrap_or(bare);
+        let not_a_release = |reason| VersionError::NotARelease { input: input.to_string(), reason };
+        if v.build.is_some() {
+            return Err(not_a_release("build metadata (+…) names a distribution's build, not an upstream release"));
+        }
         let core = bare.split(['-', '+']).next().unwrap_or(bare);
+        if core.split('.').any(|n| n.len() > 1 && n.starts_with('0')) {
+            return Err(not_a_release("a number with a leading zero"));
+        }
         if core.split('.').count() == 2 { Ok(VersionRequest::Minor(v.minor())) } else { Ok(VersionRequest::Exact(v)) }
     }
 }
@@ -402,6 +414,17 @@ mod tests {
     fn requests_keep_minor_or_exact() {
         assert_eq!("v1.35".parse::<VersionRequest>().unwrap(), VersionRequest::Minor(Minor::new(1, 35)));
         assert_eq!("1.35.3".parse::<VersionRequest>().unwrap(), VersionRequest::Exact(KubeVersion::new(1, 35, 3)));
+        assert_eq!("v1.35.0".parse::<VersionRequest>().unwrap(), VersionRequest::Exact(KubeVersion::new(1, 35, 0)));
+    }
+
+    #[test]
+    fn requests_are_written_as_upstream_names_releases() {
+        for bad in ["v01.35", "v1.035", "v1.35.03", "v1.35.0+k3s1", "1.35+build"] {
+            let e = bad.parse::<VersionRequest>().unwrap_err();
+            assert!(matches!(e, VersionError::NotARelease { .. }), "{bad}: {e}");
+        }
+        // What nodes report is still read.
+        assert!("v1.30.4+k3s1".parse::<KubeVersion>().is_ok());
     }
 
     fn arb_version() -> impl Strategy<Value = KubeVersion> {

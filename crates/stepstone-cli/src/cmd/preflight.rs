@@ -9,7 +9,6 @@ use std::time::Duration;
 use stepstone_core::inventory::{Inventory, Node};
 use stepstone_core::releases::ReleaseData;
 use stepstone_core::selector::Selector;
-use stepstone_core::version::KubeVersion;
 use stepstone_host::node::NodeOps;
 use stepstone_host::preflight::{self, CheckContext, PreflightNode, PreflightReport, Thresholds};
 use stepstone_host::print::PrintNodeOps;
@@ -185,40 +184,9 @@ pub struct Args {
     pub output: OutputArgs,
 }
 
-/// `--to` as `plan` reads it: a bare minor (v1.35) is its latest known patch, an exact version
-/// must be a release the data knows.
-pub fn parse_target(to: &str) -> anyhow::Result<KubeVersion> {
-    let data = ReleaseData::embedded();
-    let request: stepstone_core::version::VersionRequest =
-        to.parse().map_err(|e| usage(format!("--to '{to}': {e}; write it like v1.35.3 or 1.35")))?;
-    let unknown_minor = |minor| {
-        usage(format!(
-            "--to '{to}': minor {minor} is not in the release data (known: {} to {})",
-            data.oldest(),
-            data.newest()
-        ))
-    };
-    match request {
-        stepstone_core::version::VersionRequest::Minor(m) => {
-            data.latest_patch(m).cloned().ok_or_else(|| unknown_minor(m))
-        }
-        stepstone_core::version::VersionRequest::Exact(v) => {
-            let latest = data.latest_patch(v.minor()).ok_or_else(|| unknown_minor(v.minor()))?;
-            if &v > latest {
-                return Err(usage(format!(
-                    "--to '{to}': the release data knows {} as the latest patch of {}; use it or an earlier one",
-                    latest,
-                    v.minor()
-                )));
-            }
-            Ok(v)
-        }
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let target = parse_target(&args.to)?;
     let inventory = args.source.load()?;
+    let target = crate::target::resolve("to", &args.to, &inventory)?;
     let nodes: Vec<PreflightNode> =
         select_nodes(&inventory, args.nodes.as_deref())?.into_iter().map(PreflightNode::from_node).collect();
     let ops = args.ssh.ops();
@@ -260,21 +228,4 @@ fn render(report: &PreflightReport) -> String {
     out.push('\n');
     out.push_str(&findings_table(&report.findings));
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bare_minor_is_its_latest_patch_like_plan() {
-        let data = ReleaseData::embedded();
-        let m: stepstone_core::version::Minor = "1.35".parse().unwrap();
-        let latest = data.latest_patch(m).unwrap().clone();
-        assert_eq!(parse_target("v1.35").unwrap(), latest);
-        assert_ne!(parse_target("v1.35").unwrap().to_string(), "v1.35.0");
-        assert_eq!(parse_target("v1.35.0").unwrap().to_string(), "v1.35.0");
-        assert!(parse_target("v1.35.999").unwrap_err().to_string().contains("latest patch"));
-        assert!(parse_target("v0.1").is_err());
-    }
 }

@@ -31,8 +31,8 @@ pub struct Args {
 
     /// Judge the state after the control plane (and the kube-proxy DaemonSet, which kubeadm
     /// upgrades with it) moved to this version, with the kubelets as they are.
-    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
-    pub target: Option<KubeVersion>,
+    #[arg(long, value_name = "VERSION")]
+    pub target: Option<String>,
 
     /// Also check a kubectl client of this version (kubectl is supported within one minor).
     #[arg(long = "kubectl-version", value_name = "VERSION", value_parser = parse_version)]
@@ -71,7 +71,8 @@ pub fn parse_version(s: &str) -> Result<KubeVersion, String> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inv = args.source.load()?;
-    let opts = SkewOptions { topology: args.topology.into(), target: args.target, kubectl: args.kubectl_version };
+    let target = args.target.as_deref().map(|t| crate::target::resolve("target", t, &inv)).transpose()?;
+    let opts = SkewOptions { topology: args.topology.into(), target, kubectl: args.kubectl_version };
     let report = skew::check(&inv, &opts, ReleaseData::embedded());
     emit(args.output.output, "SkewReport", &report, || render(&report))?;
     Ok(crate::exit::for_findings(&report.findings))

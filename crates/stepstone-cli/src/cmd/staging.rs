@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use stepstone_core::inventory::Inventory;
 use stepstone_core::releases::ReleaseData;
-use stepstone_core::version::{KubeVersion, VersionRequest};
+use stepstone_core::version::KubeVersion;
 use stepstone_runbook::staging::summary_line;
 use stepstone_runbook::{Templates, staging_design, staging_markdown};
 
@@ -51,30 +52,24 @@ pub struct Args {
     pub template_dir: Option<PathBuf>,
 }
 
-/// The target: `--to` (a bare minor means its latest known patch), else the next minor's latest patch.
-pub fn resolve_target(to: Option<&str>, current: Option<&KubeVersion>) -> anyhow::Result<KubeVersion> {
-    let data = ReleaseData::embedded();
-    let request = match to {
-        Some(s) => s.parse::<VersionRequest>().map_err(|e| usage(format!("--to: {e}")))?,
-        None => {
-            let current = current.ok_or_else(|| {
-                usage("the control-plane version is unknown (no apiserver in the inventory): pass --to VERSION")
-            })?;
-            VersionRequest::Minor(current.minor().next())
-        }
-    };
-    match request {
-        VersionRequest::Exact(v) => Ok(v),
-        VersionRequest::Minor(m) => data
-            .latest_patch(m)
-            .cloned()
-            .ok_or_else(|| usage(format!("no release data for {m}: pass an exact version such as --to v{m}.0"))),
+/// The target: `--to` as `plan` reads it, else the next minor's latest patch.
+pub fn resolve_target(to: Option<&str>, inventory: &Inventory) -> anyhow::Result<KubeVersion> {
+    if let Some(to) = to {
+        return crate::target::resolve("to", to, inventory);
     }
+    let current = inventory.control_plane_version().ok_or_else(|| {
+        usage("the control-plane version is unknown (no apiserver in the inventory): pass --to VERSION")
+    })?;
+    let next = current.minor().next();
+    ReleaseData::embedded()
+        .latest_patch(next)
+        .cloned()
+        .ok_or_else(|| usage(format!("no release data for {next}: pass an exact version such as --to v{next}.0")))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inventory = args.source.load()?;
-    let target = resolve_target(args.to.as_deref(), inventory.control_plane_version().as_ref())?;
+    let target = resolve_target(args.to.as_deref(), &inventory)?;
     let design = staging_design(&inventory, &target);
     let templates = match &args.template_dir {
         Some(dir) => Templates::with_dir(dir).map_err(|e| usage(e.to_string()))?,
