@@ -31,6 +31,7 @@ impl Filter {
     pub fn parse(res: ResId, label_selector: Option<&str>, field_selector: Option<&str>) -> Result<Self, ApiError> {
         let labels = match label_selector.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => {
+                empty_term(s).map_err(ApiError::bad_request)?;
                 let selector = Selector::parse(s)
                     .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
                 check_requirements(&selector)
@@ -83,6 +84,39 @@ const LABEL_VALUE_HELP: &str = "a valid label must be an empty string or consist
 const PREFIX_HELP: &str = "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 
 /// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, at most 63 characters.
+/// An empty term (`a=b,`, `,a`, `a,,b`), which the shared selector parser skips but the
+/// apiserver's refuses with the label parser's own message.
+fn empty_term(selector: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut terms = vec![String::new()];
+    for c in selector.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                terms.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(t) = terms.last_mut() {
+            t.push(c);
+        }
+    }
+    for (i, term) in terms.iter().enumerate() {
+        if !term.trim().is_empty() {
+            continue;
+        }
+        return Err(match terms.get(i + 1) {
+            // Nothing before the first comma: the parser meets the comma where a key belongs.
+            Some(_) if i == 0 => "found ',', expected: !, identifier, or 'end of string'".to_string(),
+            Some(_) => "found ',', expected: identifier after ','".to_string(),
+            None => "found '', expected: identifier after ','".to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn is_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -204,6 +238,14 @@ mod tests {
         let f = Filter::parse(resources::PODS, None, Some("metadata.namespace=ns,metadata.name=a")).unwrap();
         assert!(f.matches(&pod));
         assert_eq!(f.exact_name(), Some("a"));
+    }
+
+    #[test]
+    fn empty_label_terms_get_the_label_parsers_messages() {
+        assert_eq!(empty_term("a=b,").unwrap_err(), "found '', expected: identifier after ','");
+        assert_eq!(empty_term("a=b,,c").unwrap_err(), "found ',', expected: identifier after ','");
+        assert_eq!(empty_term(",a").unwrap_err(), "found ',', expected: !, identifier, or 'end of string'");
+        assert!(empty_term("a in (x,y),!b").is_ok());
     }
 
     #[test]

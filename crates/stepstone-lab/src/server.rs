@@ -705,6 +705,8 @@ fn list(
         _ => usize::MAX,
     };
     query_resource_version(query)?;
+    // Read (and refused when not a number) like every list option, though a list ignores it.
+    query_int(query, "timeoutSeconds")?;
     let after = match query.get("continue").filter(|c| !c.is_empty()) {
         Some(c) => Some(decode_continue(c)?),
         None => None,

@@ -190,3 +190,23 @@ fn kubectl_auth_logs_and_exec_get_clear_answers() {
     let err = stderr_of(&kubectl(&kc, &["logs", "-n", "shop", "nope"]));
     assert!(err.contains("pods \"nope\" not found"), "{err}");
 }
+
+#[test]
+fn malformed_list_options_are_refused_with_the_apiservers_messages() {
+    let (_lab, _dir, kc) = start_lab(drain_fleet(), 1.0);
+    for (path, says) in [
+        ("/api/v1/pods?timeoutSeconds=abc", r#"strconv.ParseInt: parsing "abc": invalid syntax"#),
+        ("/api/v1/pods?resourceVersion=abc", "invalid resource version"),
+        ("/api/v1/pods?labelSelector=app%3Dweb%2C", "found '', expected: identifier after ','"),
+        ("/api/v1/pods?labelSelector=app%3Dweb%2C%2Ctier", "found ',', expected: identifier after ','"),
+    ] {
+        let out = kubectl(&kc, &["get", "--raw", path]);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{path} was accepted: {stdout}");
+        assert!(stderr.contains("BadRequest") || stderr.contains("Bad Request"), "{path}: {stderr}");
+        assert!(stderr.contains(says), "{path}: {says:?} missing from {stderr}");
+    }
+    // A well-formed selector with a set still lists.
+    let out = kubectl_ok(&kc, &["get", "--raw", "/api/v1/pods?labelSelector=app+in+(web%2Cdb)"]);
+    assert!(out.contains("PodList"), "{out}");
+}
