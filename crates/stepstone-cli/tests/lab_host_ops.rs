@@ -64,7 +64,7 @@ fn an_etcd_snapshot_on_a_control_plane_node_passes_the_freshness_gate_and_holds_
     assert_eq!((mode(&snapshot), mode(&metadata_path)), (0o600, 0o600));
 
     // The metadata is what `stepstone etcd backup` writes, and the gate takes it.
-    let meta = SnapshotMetadata::read(&metadata_path).expect("stepstone-host reads the lab's metadata");
+    let meta = stepstone_host::etcd::read_metadata(&metadata_path).expect("stepstone-host reads the lab's metadata");
     assert_eq!(meta.file, snapshot.file_name().unwrap().to_str().unwrap());
     assert!(meta.file.starts_with("etcd-kubernetes-") && meta.file.ends_with(".db"), "{}", meta.file);
     let bytes = std::fs::read(&snapshot).unwrap();

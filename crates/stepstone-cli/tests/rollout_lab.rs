@@ -5,6 +5,7 @@
 //! followed by `rollout resume`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,6 +116,20 @@ struct Sampler {
     stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Seen>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Seen {
+    /// What two sampled periods saw together.
+    fn merge(&mut self, other: Seen) {
+        self.max_workers_unavailable = self.max_workers_unavailable.max(other.max_workers_unavailable);
+        self.max_control_plane_unavailable =
+            self.max_control_plane_unavailable.max(other.max_control_plane_unavailable);
+        self.pdb_violations.extend(other.pdb_violations);
+        for (node, count) in other.cordons {
+            *self.cordons.entry(node).or_insert(0) += count;
+        }
+        self.samples += other.samples;
+    }
 }
 
 impl Sampler {
@@ -254,17 +269,25 @@ fn three_generations_reach_v1_35_with_the_cgroup_v1_canary_rolled_back_fixed_and
     let status = h.rollout(&["status"]).output().unwrap();
     assert!(text(&status).contains("held: r640-01"), "{}", text(&status));
 
-    // The operator's fix: the dell-r640 servers move to cgroup v2.
-    let r640: Vec<String> = h.nodes().iter().map(name).filter(|n| n.starts_with("r640-")).collect();
-    let mut label = vec!["label", "--overwrite", "node"];
-    label.extend(r640.iter().map(String::as_str));
-    label.push("stepstone.io/cgroup-version=v2");
-    let out = h.kubectl(&label);
-    assert!(out.status.success(), "{}", text(&out));
+    let before_fix = sampler.finish();
 
+    // The operator's fix: the dell-r640 servers move to cgroup v2, one reboot at a time (outside
+    // the rollout, so outside the sampler's watch).
+    let r640: Vec<String> = h.nodes().iter().map(name).filter(|n| n.starts_with("r640-")).collect();
+    for n in &r640 {
+        let out = Command::new(env!("CARGO_BIN_EXE_stepstone"))
+            .args(["lab", "node", n, "os", "refresh", "--cgroup", "v2", "--wait", "--kubeconfig"])
+            .arg(&h.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    let sampler = Sampler::start(h.lab.clone());
     let resumed = h.rollout(&["resume"]).output().unwrap();
     assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
-    let seen = sampler.finish();
+    let mut seen = sampler.finish();
+    seen.merge(before_fix);
 
     for n in h.nodes() {
         assert_eq!(kubelet(&n), "v1.35.8", "{} reached the target", name(&n));
@@ -284,6 +307,61 @@ fn three_generations_reach_v1_35_with_the_cgroup_v1_canary_rolled_back_fixed_and
     }
     let report = std::fs::read_to_string(h.path("report.md")).expect("the report");
     assert!(report.contains("r640-01") && report.contains("v1.35.8"), "{report}");
+    assert!(report.contains("\"Kubelet version\""), "the canary's kubelet log lines are in the report: {report}");
+    assert!(report.contains("cgroup v1"), "with the reason: {report}");
+    assert_eq!(report.matches("left cordoned").count(), 1, "the rollback is reported once: {report}");
+    html_report_renders(&PathBuf::from(h.path("report.html")));
+    // Each hop's snapshot is the lab control-plane node's own, labelled for its hop, 0600.
+    let journal = h.journal();
+    for (hop, snap) in journal["snapshots"].as_object().expect("snapshots") {
+        let label = format!("before-hop{}", hop.parse::<usize>().unwrap() + 1);
+        assert_eq!(snap["metadata"]["label"], label, "{snap}");
+        assert_eq!(snap["metadata"]["method"], "lab-etcdctl", "{snap}");
+        let path = snap["path"].as_str().unwrap();
+        assert!(path.contains(&label), "{path}");
+        let mode = std::fs::metadata(path).expect("the snapshot file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{path}");
+    }
+}
+
+/// Headless Chromium opens the HTML report: no console errors, the rollback with its reason
+/// and kubelet log, the version diff.
+fn html_report_renders(page: &std::path::Path) {
+    let binary = std::path::Path::new("/usr/bin/chromium");
+    assert!(binary.exists(), "/usr/bin/chromium is missing: install the Debian package chromium");
+    let profile = tempfile::tempdir().unwrap();
+    let run = Command::new("timeout")
+        .arg("120")
+        .arg(binary)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium starts: install the Debian package chromium");
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "chromium failed: {log}");
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Uncaught") || l.contains(":CONSOLE(") || l.contains("ERROR:CONSOLE"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    let dom = String::from_utf8_lossy(&run.stdout);
+    assert!(dom.contains("Rollbacks (1)") && dom.contains("<strong>r640-01</strong>"), "{dom}");
+    assert!(dom.contains("cgroup v1") && dom.contains("Kubelet version"), "reason and kubelet log: {dom}");
+    assert!(dom.contains("versions before and after") && dom.contains("v1.35.8"), "{dom}");
+    assert!(dom.contains("<td id=\"state\">complete</td>"), "{dom}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! no clock reads (the day is always passed in).
 
 pub mod drain;
+pub mod etcd_backup;
 pub mod findings;
 pub mod inventory;
 pub mod path;

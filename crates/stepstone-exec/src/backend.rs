@@ -72,12 +72,14 @@ pub trait NodeBackend: Send + Sync {
         previous: &'a KubeVersion,
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>>;
 
-    /// A verified etcd snapshot taken on control-plane node `node`, written under `dir`.
+    /// A verified etcd snapshot taken on control-plane node `node`, written under `dir`, its
+    /// file name and metadata carrying `label` (the hop's, e.g. `before-hop1`).
     fn etcd_snapshot<'a>(
         &'a self,
         node: &'a NodeRef,
         dir: &'a Path,
         cluster: &'a str,
+        label: &'a str,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<HopSnapshot, BackendError>>;
 
@@ -216,6 +218,7 @@ impl NodeBackend for SshBackend {
         node: &'a NodeRef,
         dir: &'a Path,
         cluster: &'a str,
+        label: &'a str,
         now: Timestamp,
     ) -> BoxFuture<'a, Result<HopSnapshot, BackendError>> {
         Box::pin(async move {
@@ -229,6 +232,8 @@ impl NodeBackend for SshBackend {
                     node.name
                 ))
             })?;
+            let (path, metadata) = stepstone_host::etcd::apply_label(&path, &metadata, label)
+                .map_err(|e| BackendError::Etcd(e.to_string()))?;
             Ok(HopSnapshot { path: path.display().to_string(), metadata })
         })
     }
@@ -306,6 +311,7 @@ impl NodeBackend for ManualBackend {
         node: &'a NodeRef,
         _dir: &'a Path,
         _cluster: &'a str,
+        _label: &'a str,
         _now: Timestamp,
     ) -> BoxFuture<'a, Result<HopSnapshot, BackendError>> {
         Box::pin(async move {
@@ -316,8 +322,8 @@ impl NodeBackend for ManualBackend {
                 )));
             };
             let meta_path = stepstone_host::etcd::SnapshotMetadata::path_for(path);
-            let metadata = stepstone_host::etcd::SnapshotMetadata::read(&meta_path)
-                .map_err(|e| BackendError::Etcd(e.to_string()))?;
+            let metadata =
+                stepstone_host::etcd::read_metadata(&meta_path).map_err(|e| BackendError::Etcd(e.to_string()))?;
             Ok(HopSnapshot { path: path.display().to_string(), metadata })
         })
     }

@@ -18,7 +18,7 @@ use stepstone_kube::drain::{DrainConfig, DrainEvent};
 use crate::backend::{KubeadmStep, NodeBackend, NodeRef};
 use crate::cluster::{CONTROL_KEY, ClusterApi, ClusterError, JOURNAL_KEY};
 use crate::events::{Clock, Notifier, RolloutEvent, Sink};
-use crate::journal::{Journal, JournalError, JournalFile, Phase, RolloutState};
+use crate::journal::{Journal, JournalError, JournalFile, Phase, RolloutState, StepOutcome};
 use crate::lease::{Identity, LeaseDecision, decide as decide_lease, process_alive};
 use crate::observe::{ClusterState, Decision, control_plane_done, next_step, nodes_to_drain, worker_upgraded};
 use crate::steps::{Step, StepKind, WaitReason, remaining_minutes, sequence};
@@ -41,7 +41,7 @@ pub struct EngineConfig {
     pub poll: Duration,
     /// How long evicted pods may take to be scheduled again after a wave.
     pub pods_back_timeout: Duration,
-    /// Where the final Markdown report goes.
+    /// Where the Markdown report goes (the HTML report beside it, `.html`), at the end and at a halt.
     pub report: Option<PathBuf>,
 }
 
@@ -268,15 +268,15 @@ impl Engine {
                 })
                 .collect();
             for s in skipped {
-                journal.record(now, &s.id, Phase::Skipped, None, "postcondition holds in the cluster");
+                journal.record_outcome(now, &s.id, "postcondition holds in the cluster", StepOutcome::Skipped);
                 self.emit(RolloutEvent::Skipped { step: s.id.clone(), description: s.describe() });
             }
             if let Decision::Held { nodes } = decision {
-                let reasons: Vec<String> = nodes
-                    .iter()
-                    .map(|n| format!("{n}: {}", journal.holds.get(n).cloned().unwrap_or_default()))
-                    .collect();
+                let held: BTreeMap<String, String> =
+                    nodes.iter().map(|n| (n.clone(), journal.holds.get(n).cloned().unwrap_or_default())).collect();
+                let reasons: Vec<String> = held.iter().map(|(n, why)| format!("{n}: {why}")).collect();
                 let reason = format!("{} is held after a rollback ({})", step.describe(), reasons.join("; "));
+                journal.record_outcome(now, &step.id, reason.clone(), StepOutcome::Held { nodes: held });
                 return self.halt(journal, &reason, "fix the node, then `stepstone rollout resume`").await;
             }
             if last_run == Some(index) {
@@ -312,9 +312,21 @@ impl Engine {
         }
     }
 
+    /// The Markdown and HTML reports of the journal as it stands, when a report path is set.
+    fn write_report(&self, journal: &Journal) -> Result<Option<String>, ExecError> {
+        let Some(path) = &self.config.report else { return Ok(None) };
+        let (md, html) = crate::report::write(journal, path)
+            .map_err(|e| JournalError::Io { path: path.display().to_string(), detail: e.to_string() })?;
+        Ok(Some(format!("{} and {}", md.display(), html.display())))
+    }
+
     async fn halt(&self, journal: &mut Journal, reason: &str, next: &str) -> Result<Outcome, ExecError> {
         journal.state = RolloutState::Halted { reason: reason.to_string() };
         self.save(journal).await?;
+        // A person reads the report next: it says what ran and what was rolled back so far.
+        if let Err(e) = self.write_report(journal) {
+            tracing::warn!("writing the report at the halt: {e}");
+        }
         self.emit(RolloutEvent::Halted { reason: reason.to_string(), next: next.to_string() });
         self.notify(&format!("stepstone: rollout {} HALTED: {reason}", journal.id)).await;
         Ok(Outcome::Halted(reason.to_string()))
@@ -381,17 +393,8 @@ impl Engine {
                 Ok(Flow::Continue)
             }
             StepKind::Complete => {
-                let report = match &self.config.report {
-                    Some(path) => {
-                        let text = crate::report::markdown(journal);
-                        crate::journal::write_atomic(path, text.as_bytes()).map_err(|e| JournalError::Io {
-                            path: path.display().to_string(),
-                            detail: e.to_string(),
-                        })?;
-                        Some(path.display().to_string())
-                    }
-                    None => None,
-                };
+                journal.state = RolloutState::Complete;
+                let report = self.write_report(journal)?;
                 self.notify(&format!("stepstone: rollout {} to {} complete", journal.id, journal.plan.to.canonical()))
                     .await;
                 self.emit(RolloutEvent::Completed { report });
@@ -415,7 +418,8 @@ impl Engine {
         };
         let target = node_ref(n);
         let now = self.clock.now();
-        match self.backend.etcd_snapshot(&target, &self.config.snapshot_dir, &journal.cluster, now).await {
+        let label = stepstone_core::etcd_backup::hop_label(step.hop);
+        match self.backend.etcd_snapshot(&target, &self.config.snapshot_dir, &journal.cluster, &label, now).await {
             Ok(snap) => {
                 if let Err(e) =
                     stepstone_host::etcd::freshness_gate(&snap.metadata, self.clock.now(), self.config.max_snapshot_age)
@@ -685,7 +689,7 @@ impl Engine {
         if !failed.is_empty() {
             let (node, why) = &failed[0];
             return Ok(Flow::Halt {
-                reason: format!("{} failed on {}: {why}; rolled back and left cordoned", step.describe(), node.name),
+                reason: format!("{} failed on {}: {why}", step.describe(), node.name),
                 next: "fix the node (the reason is an Event on it and in the report), then `stepstone rollout resume`"
                     .into(),
             });
@@ -739,37 +743,35 @@ impl Engine {
         target: &KubeVersion,
         why: &str,
     ) -> Result<(), ExecError> {
-        let log = self.backend.kubelet_logs(node).await.unwrap_or_default();
+        let kubelet_log = self.backend.kubelet_logs(node).await.unwrap_or_default();
         let previous = journal.previous.get(&node.name).cloned();
-        let reason = format!("{} on {}: {why}", target.canonical(), node.name);
         self.emit(RolloutEvent::Trigger {
             message: Trigger::UpgradedNodeNotReady { node: node.name.clone() }.message(),
         });
-        let mut back = false;
+        let mut ready = false;
         if let Some(previous) = &previous {
             match self.backend.rollback(node, previous).await {
-                Ok(_) => back = self.wait_node(&node.name, previous, false, self.backend.ready_timeout()).await?,
+                Ok(_) => ready = self.wait_node(&node.name, previous, false, self.backend.ready_timeout()).await?,
                 Err(e) => {
                     self.emit(RolloutEvent::Node { node: node.name.clone(), message: format!("rollback failed: {e}") })
                 }
             }
         }
-        let state = if back {
-            format!("rolled back to {}, Ready", previous.as_ref().map(|p| p.canonical()).unwrap_or_default())
-        } else {
-            "rollback did not bring it back Ready".into()
+        let outcome = StepOutcome::RolledBack {
+            node: node.name.clone(),
+            target: target.clone(),
+            previous,
+            ready,
+            reason: why.to_string(),
+            kubelet_log: kubelet_log.clone(),
         };
-        let held = format!("{reason}; {state}; left cordoned");
+        let summary = crate::report::rollback_summary(&outcome);
         self.cluster.cordon(&node.name).await?;
-        self.cluster.node_event(&node.name, true, "RolloutRolledBack", &held).await.ok();
-        journal.holds.insert(node.name.clone(), held.clone());
-        let mut message = held.clone();
-        for l in &log {
-            message.push_str(&format!("\nkubelet: {l}"));
-        }
-        journal.record(self.clock.now(), &step.id, Phase::Info, Some(&node.name), message);
+        self.cluster.node_event(&node.name, true, "RolloutRolledBack", &format!("{summary}; left cordoned")).await.ok();
+        journal.holds.insert(node.name.clone(), summary.clone());
+        journal.record_outcome(self.clock.now(), &step.id, summary.clone(), outcome);
         self.save(journal).await?;
-        self.emit(RolloutEvent::RolledBack { node: node.name.clone(), reason: held, kubelet_log: log });
+        self.emit(RolloutEvent::RolledBack { node: node.name.clone(), reason: summary, kubelet_log });
         Ok(())
     }
 

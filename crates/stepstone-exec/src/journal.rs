@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use stepstone_core::etcd_backup::SnapshotMetadata;
 use stepstone_core::plan::Plan;
-use stepstone_host::etcd::SnapshotMetadata;
+use stepstone_core::version::KubeVersion;
 
 pub const JOURNAL_KIND: &str = "RolloutJournal";
 pub const API_VERSION: &str = "stepstone/v1alpha1";
@@ -53,6 +54,33 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub message: String,
+    /// What the record means, as data, when it is more than a line of progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<StepOutcome>,
+}
+
+/// The outcomes the report is made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", rename_all_fields = "camelCase", tag = "kind")]
+pub enum StepOutcome {
+    /// A worker failed its move and was put back: packages, kubelet restart, left cordoned.
+    RolledBack {
+        node: String,
+        /// The version it failed to reach.
+        target: KubeVersion,
+        /// The version it was put back on, when known.
+        previous: Option<KubeVersion>,
+        /// Whether it came back Ready on `previous`.
+        ready: bool,
+        /// Why the move failed.
+        reason: String,
+        /// The kubelet's last log lines on the node at the failure.
+        kubelet_log: Vec<String>,
+    },
+    /// The step could not run: nodes of it are held after a rollback until a person resumes.
+    Held { nodes: BTreeMap<String, String> },
+    /// The cluster already showed the step's postcondition.
+    Skipped,
 }
 
 /// A snapshot taken for a hop, with where it lies.
@@ -95,7 +123,7 @@ pub struct Journal {
     pub drained: BTreeSet<String>,
     /// The kubelet version each node had before this rollout moved it last (the rollback target).
     #[serde(default)]
-    pub previous: BTreeMap<String, stepstone_core::version::KubeVersion>,
+    pub previous: BTreeMap<String, KubeVersion>,
     /// What was already wrong before the rollout touched anything.
     #[serde(default)]
     pub baseline: Option<crate::triggers::Baseline>,
@@ -134,7 +162,32 @@ impl Journal {
             phase,
             node: node.map(String::from),
             message: message.into(),
+            outcome: None,
         });
+    }
+
+    /// Record an outcome of `step` (phase [`Phase::Skipped`] for a skip, [`Phase::Info`] otherwise).
+    pub fn record_outcome(&mut self, at: Timestamp, step: &str, message: impl Into<String>, outcome: StepOutcome) {
+        let (phase, node) = match &outcome {
+            StepOutcome::RolledBack { node, .. } => (Phase::Info, Some(node.clone())),
+            StepOutcome::Held { .. } => (Phase::Info, None),
+            StepOutcome::Skipped => (Phase::Skipped, None),
+        };
+        self.records.push(Record {
+            at,
+            step: step.to_string(),
+            phase,
+            node,
+            message: message.into(),
+            outcome: Some(outcome),
+        });
+    }
+
+    /// Every rollback of this rollout, oldest first, with the step it happened in.
+    pub fn rollbacks(&self) -> impl Iterator<Item = (&Record, &StepOutcome)> {
+        self.records
+            .iter()
+            .filter_map(|r| r.outcome.as_ref().filter(|o| matches!(o, StepOutcome::RolledBack { .. })).map(|o| (r, o)))
     }
 
     /// Whether `step` finished (done or skipped) in some run.

@@ -1,100 +1,74 @@
-//! The `lab` node backend: the node operations of `stepstone lab` through its `/lab/v1/` API
-//! (packages, `kubeadm upgrade`, kubelet restarts), reached with the same client as the
-//! Kubernetes API of the lab.
+//! The `lab` node backend: the node operations of `stepstone lab` (packages, `kubeadm upgrade`,
+//! kubelet restarts, the control-plane node's own etcd snapshot, `journalctl -u kubelet`)
+//! through the lab's typed client, [`LabClient`].
 
 use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
 use stepstone_core::version::KubeVersion;
-use stepstone_host::etcd::{METADATA_KIND, SnapshotMetadata};
 use stepstone_host::node::BoxFuture;
+use stepstone_lab::{LabClient, LabClientError, Package, UpgradeOptions};
 
 use crate::backend::{BackendError, KubeadmStep, NodeBackend, NodeRef};
 use crate::journal::HopSnapshot;
 
+/// How many kubelet log lines a rollback report carries.
+const KUBELET_LOG_LINES: usize = 20;
+
 /// The lab's node API.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LabBackend {
-    client: kube::Client,
-    /// The lab's simulated seconds per real second, read from `/lab/v1/clock`.
+    client: LabClient,
+    /// The lab's simulated seconds per real second, read from its clock.
     pub speed: f64,
 }
 
 impl LabBackend {
-    /// Connect through the lab's Kubernetes client and read its clock.
-    pub async fn new(client: kube::Client) -> Result<Self, BackendError> {
-        let mut lab = LabBackend { client, speed: 1.0 };
-        let clock = lab.call("lab", "GET", "/lab/v1/clock", None).await?;
-        lab.speed = clock.get("speed").and_then(Value::as_f64).filter(|s| *s > 0.0).unwrap_or(1.0);
-        Ok(lab)
+    /// Connect to the lab serving `server` (the kubeconfig's server URL) and read its clock.
+    pub async fn new(server: &str) -> Result<Self, BackendError> {
+        let unreachable = |e: LabClientError| BackendError::Unreachable { node: "lab".into(), detail: e.to_string() };
+        let client = LabClient::from_url(server).await.map_err(unreachable)?;
+        let clock = client.clock().await.map_err(unreachable)?;
+        let speed = if clock.speed.is_finite() && clock.speed > 0.0 { clock.speed } else { 1.0 };
+        Ok(LabBackend { client, speed })
     }
 
-    async fn call(&self, node: &str, method: &str, path: &str, body: Option<Value>) -> Result<Value, BackendError> {
-        let unreachable = |detail: String| BackendError::Unreachable { node: node.to_string(), detail };
-        let mut request = http::Request::builder().method(method).uri(path).header("Accept", "application/json");
-        if body.is_some() {
-            request = request.header("Content-Type", "application/json");
-        }
-        let payload = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let request = request.body(kube::client::Body::from(payload)).map_err(|e| unreachable(e.to_string()))?;
-        let response = tokio::time::timeout(Duration::from_secs(120), self.client.send(request))
-            .await
-            .map_err(|_| unreachable(format!("{method} {path}: no answer from the lab within 120 s")))?
-            .map_err(|e| unreachable(format!("{method} {path}: {e}; is the lab still running?")))?;
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect_bytes().await.map_err(|e| unreachable(e.to_string()))?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return Ok(value);
-        }
-        let detail = value
-            .get("error")
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes).trim()));
-        Err(BackendError::Failed { node: node.to_string(), operation: format!("{method} {path}"), detail })
+    /// The typed client this backend drives.
+    pub fn client(&self) -> &LabClient {
+        &self.client
     }
 
-    fn node_path(node: &str, rest: &str) -> String {
-        // Names come from the cluster: keep them from reshaping the path.
-        let safe: String = node
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        format!("/lab/v1/nodes/{safe}{rest}")
-    }
-
-    async fn install(&self, node: &str, package: &str, version: &KubeVersion) -> Result<String, BackendError> {
-        let spec = format!("{}-1.1", version.bare());
-        self.call(
-            node,
-            "POST",
-            &Self::node_path(node, "/packages"),
-            Some(json!({"package": package, "version": spec})),
-        )
-        .await?;
-        Ok(format!("install {package}={spec}"))
+    async fn install(&self, node: &str, package: Package, version: &KubeVersion) -> Result<String, BackendError> {
+        // The runbook's pin: whatever revision the repository has of this version, as apt
+        // resolves `kubeadm='1.35.8-*'`.
+        let spec = format!("{}-*", version.bare());
+        self.client.install_package(node, package, &spec).await.map_err(failed(node, "package install"))?;
+        Ok(format!("install {}='{spec}'", package.name()))
     }
 
     /// Point the node's package repository at `version`'s minor, as the runbook's repository
     /// switch does; the lab offers a minor's packages only from its own repository.
     async fn repository(&self, node: &str, version: &KubeVersion) -> Result<String, BackendError> {
         let repo = format!("v{}", version.minor());
-        self.call(node, "POST", &Self::node_path(node, "/repository"), Some(json!({"repository": repo}))).await?;
+        self.client.configure_repository(node, &repo).await.map_err(failed(node, "package repository switch"))?;
         Ok(format!("point the Kubernetes package repository at pkgs.k8s.io/core:/stable:/{repo}"))
     }
 
     async fn restart(&self, node: &str) -> Result<String, BackendError> {
-        self.call(node, "POST", &Self::node_path(node, "/kubelet/restart"), None).await?;
+        self.client.restart_kubelet(node).await.map_err(failed(node, "kubelet restart"))?;
         Ok("systemctl restart kubelet".into())
+    }
+}
+
+/// The lab refusing an operation (as the real tool would) is a failed step on that node;
+/// anything else means the lab could not be asked.
+fn failed<'a>(node: &'a str, operation: &'a str) -> impl Fn(LabClientError) -> BackendError + 'a {
+    move |e| match e {
+        LabClientError::Refused { .. } | LabClientError::BadRequest { .. } => {
+            BackendError::Failed { node: node.to_string(), operation: operation.to_string(), detail: e.to_string() }
+        }
+        other => BackendError::Unreachable { node: node.to_string(), detail: other.to_string() },
     }
 }
 
@@ -111,20 +85,24 @@ impl NodeBackend for LabBackend {
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
             let n = node.name.as_str();
-            let mut ran = vec![self.repository(n, target).await?, self.install(n, "kubeadm", target).await?];
+            let mut ran = vec![self.repository(n, target).await?, self.install(n, Package::Kubeadm, target).await?];
+            let options = UpgradeOptions::default();
             match step {
                 KubeadmStep::Apply => {
-                    let body = json!({"version": target.canonical()});
-                    self.call(n, "POST", &Self::node_path(n, "/kubeadm/upgrade-apply"), Some(body)).await?;
-                    ran.push(format!("kubeadm upgrade apply -y {}", target.canonical()));
+                    let v = target.canonical();
+                    self.client
+                        .kubeadm_upgrade_apply(n, &v, &options)
+                        .await
+                        .map_err(failed(n, "kubeadm upgrade apply"))?;
+                    ran.push(format!("kubeadm upgrade apply -y {v}"));
                 }
                 KubeadmStep::Node => {
-                    self.call(n, "POST", &Self::node_path(n, "/kubeadm/upgrade-node"), Some(json!({}))).await?;
+                    self.client.kubeadm_upgrade_node(n, &options).await.map_err(failed(n, "kubeadm upgrade node"))?;
                     ran.push("kubeadm upgrade node".into());
                 }
             }
-            ran.push(self.install(n, "kubelet", target).await?);
-            ran.push(self.install(n, "kubectl", target).await?);
+            ran.push(self.install(n, Package::Kubelet, target).await?);
+            ran.push(self.install(n, Package::Kubectl, target).await?);
             ran.push(self.restart(n).await?);
             Ok(ran)
         })
@@ -138,7 +116,7 @@ impl NodeBackend for LabBackend {
         Box::pin(async move {
             let n = node.name.as_str();
             let mut ran = vec![self.repository(n, previous).await?];
-            for p in ["kubeadm", "kubelet", "kubectl"] {
+            for p in Package::ALL {
                 ran.push(self.install(n, p, previous).await?);
             }
             ran.push(self.restart(n).await?);
@@ -150,77 +128,31 @@ impl NodeBackend for LabBackend {
         &'a self,
         node: &'a NodeRef,
         dir: &'a Path,
-        cluster: &'a str,
-        now: Timestamp,
+        _cluster: &'a str,
+        label: &'a str,
+        _now: Timestamp,
     ) -> BoxFuture<'a, Result<HopSnapshot, BackendError>> {
         Box::pin(async move {
-            // The lab's store is its etcd: the snapshot holds every object as the lab serves it
-            // at this moment, so a restore could be checked against it.
-            let mut items = Vec::new();
-            for path in [
-                "/api/v1/nodes",
-                "/api/v1/pods",
-                "/apis/apps/v1/deployments",
-                "/apis/apps/v1/statefulsets",
-                "/apis/apps/v1/daemonsets",
-                "/apis/policy/v1/poddisruptionbudgets",
-                "/api/v1/configmaps",
-            ] {
-                let list = self.call(&node.name, "GET", path, None).await?;
-                items.extend(list.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
-            }
-            let body = serde_json::to_vec(&json!({"kind": "List", "apiVersion": "v1", "items": items}))
-                .map_err(|e| BackendError::Etcd(e.to_string()))?;
-            let name = stepstone_host::etcd::snapshot_file_name(cluster, now);
-            let path = dir.join(&name);
-            write_private(dir, &path, &body).map_err(|e| BackendError::Etcd(format!("{}: {e}", path.display())))?;
-            let sha = stepstone_host::etcd::sha256_file(&path).map_err(|e| BackendError::Etcd(e.to_string()))?;
-            let metadata = SnapshotMetadata {
-                api_version: crate::journal::API_VERSION.into(),
-                kind: METADATA_KIND.into(),
-                file: name,
-                cluster: cluster.to_string(),
-                sha256: sha,
-                size_bytes: body.len() as u64,
-                revision: 0,
-                total_keys: items.len() as u64,
-                hash: 0,
-                etcd_version: None,
-                endpoint: format!("lab://{}", node.name),
-                method: "lab".into(),
-                taken_at: now,
-                label: None,
-            };
-            let meta_path = SnapshotMetadata::path_for(&path);
-            let meta_text = serde_json::to_vec_pretty(&metadata).map_err(|e| BackendError::Etcd(e.to_string()))?;
-            write_private(dir, &meta_path, &meta_text)
-                .map_err(|e| BackendError::Etcd(format!("{}: {e}", meta_path.display())))?;
-            Ok(HopSnapshot { path: path.display().to_string(), metadata })
+            // The lab writes the files itself, so it needs the directory in full; it creates it
+            // 0700 and refuses one that others can read.
+            let dir = std::path::absolute(dir).map_err(|e| BackendError::Etcd(format!("{}: {e}", dir.display())))?;
+            let report = self
+                .client
+                .etcd_snapshot_labelled(&node.name, &dir, Some(label))
+                .await
+                .map_err(|e| BackendError::Etcd(format!("etcdctl snapshot save on {}: {e}", node.name)))?;
+            Ok(HopSnapshot { path: report.path.display().to_string(), metadata: report.metadata })
         })
     }
 
     fn kubelet_logs<'a>(&'a self, node: &'a NodeRef) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
-            // The simulated kubelet reports what stops it as events on its node.
-            let path = format!(
-                "/api/v1/events?fieldSelector=involvedObject.kind%3DNode,involvedObject.name%3D{}",
-                LabBackend::node_path(&node.name, "").trim_start_matches("/lab/v1/nodes/")
-            );
-            let list = self.call(&node.name, "GET", &path, None).await?;
-            Ok(list
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|e| e.pointer("/source/component").and_then(Value::as_str) == Some("kubelet"))
-                .map(|e| {
-                    format!(
-                        "{} kubelet: {}",
-                        e.get("lastTimestamp").and_then(Value::as_str).unwrap_or(""),
-                        e.get("message").and_then(Value::as_str).unwrap_or("")
-                    )
-                })
-                .collect())
+            let logs = self
+                .client
+                .kubelet_logs(&node.name, Some(KUBELET_LOG_LINES))
+                .await
+                .map_err(failed(&node.name, "journalctl -u kubelet"))?;
+            Ok(logs.lines)
         })
     }
 
@@ -228,21 +160,4 @@ impl NodeBackend for LabBackend {
         // Ten simulated minutes.
         Duration::from_secs_f64((600.0 / self.speed).max(5.0))
     }
-}
-
-/// Write a file 0600 inside a 0700 directory (snapshots hold every secret of the cluster),
-/// through a temporary file that is never readable by others, renamed into place.
-fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    let tmp = path.with_extension("partial");
-    {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }

@@ -61,7 +61,7 @@ async fn snapshot_verify_restore_and_read_back() {
     assert_eq!(meta.revision, revision, "the snapshot holds the newest revision");
     assert_eq!(meta.etcd_version.as_deref().map(|v| v.starts_with("3.")), Some(true));
     assert_eq!(meta.size_bytes, std::fs::metadata(&path).unwrap().len());
-    let on_disk = SnapshotMetadata::read(&SnapshotMetadata::path_for(&path)).unwrap();
+    let on_disk = etcd::read_metadata(&SnapshotMetadata::path_for(&path)).unwrap();
     assert_eq!(on_disk, meta);
 
     // A write after the snapshot is what a restore loses.

@@ -57,8 +57,8 @@ pub use nodes::wire::{
     UpgradePlanQuery,
 };
 pub use nodes::{
-    ComponentConfigState, EtcdSnapshotMetadata, EtcdSnapshotReport, KubeadmVersion, KubeletLogs, KubeletState,
-    LabNodes, NodeFacts, NodeOpError, OsRefresh, Package, PlanRow, UpgradeOptions, UpgradePlan, UpgradeReport,
+    ComponentConfigState, EtcdSnapshotReport, KubeadmVersion, KubeletLogs, KubeletState, LabNodes, NodeFacts,
+    NodeOpError, OsRefresh, Package, PlanRow, SnapshotMetadata, UpgradeOptions, UpgradePlan, UpgradeReport,
 };
 pub use state::{RequestCounts, Timing};
 

@@ -96,11 +96,10 @@ async fn demo(speed: f64) -> anyhow::Result<ExitCode> {
         plan.policy.batch_wait_minutes
     ));
 
-    let client = cluster.conn.client.clone();
-    let backend = LabBackend::new(client.clone()).await?;
+    let backend = Arc::new(LabBackend::new(&lab.url()).await?);
     let engine = Engine {
         cluster: Arc::new(cluster),
-        backend: Arc::new(backend),
+        backend: backend.clone(),
         clock: Arc::new(SystemClock { speed }) as Arc<dyn Clock>,
         notifier: None,
         sink: Arc::new(|e: &RolloutEvent| println!("{}", e.text())),
@@ -138,12 +137,13 @@ async fn demo(speed: f64) -> anyhow::Result<ExitCode> {
         generation,
         servers.len()
     ));
-    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
+    let refresh = stepstone_lab::OsRefresh { cgroup_version: Some("v2".into()), ..Default::default() };
+    // One server at a time, each back Ready before the next reboots, as an operator would.
     for n in &servers {
-        let patch = json!({"metadata": {"labels": {stepstone_core::inventory::CGROUP_LABEL: "v2"}}});
-        nodes.patch(n, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        backend.client().os_refresh(n, &refresh).await?;
+        println!("stepstone lab node {n} os refresh --cgroup v2 --wait");
+        wait_ready(&*engine.cluster, n).await?;
     }
-    println!("{} now report cgroup v2", servers.join(", "));
     journal.holds.clear();
     say("stepstone rollout resume");
     let second = engine.run(&mut journal, true).await?;
@@ -152,6 +152,18 @@ async fn demo(speed: f64) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(crate::exit::FINDINGS));
     }
     finish(&engine, &journal, began, &lab.url())
+}
+
+/// Until `node` reports Ready again after its reboot (a minute of real time at most).
+async fn wait_ready(cluster: &dyn ClusterApi, node: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.node_status(node).await?.ready {
+        if Instant::now() > deadline {
+            anyhow::bail!("{node} did not come back Ready within a minute after its OS refresh");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 fn finish(engine: &Engine, journal: &Journal, began: Instant, url: &str) -> anyhow::Result<ExitCode> {

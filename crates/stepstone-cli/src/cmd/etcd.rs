@@ -298,7 +298,7 @@ fn parse_member(spec: &str) -> anyhow::Result<RestoreMember> {
 
 fn plan(args: RestorePlanArgs) -> anyhow::Result<ExitCode> {
     let meta_path = args.metadata.clone().unwrap_or_else(|| SnapshotMetadata::path_for(&args.file));
-    let meta = SnapshotMetadata::read(&meta_path).map_err(|e| usage(e.to_string()))?;
+    let meta = etcd::read_metadata(&meta_path).map_err(|e| usage(e.to_string()))?;
     let members: Vec<RestoreMember> = if args.member.is_empty() {
         let inv = args.source.load()?;
         let mut cps: Vec<_> = inv.control_plane_nodes().collect();

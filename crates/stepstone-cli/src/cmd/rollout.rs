@@ -148,7 +148,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub lease_seconds: u64,
 
-    /// The final Markdown report.
+    /// The final report in Markdown; the HTML report goes beside it (same name, `.html`).
     #[arg(long, value_name = "FILE", default_value = "stepstone-rollout-report.md")]
     pub report: PathBuf,
 
@@ -267,7 +267,7 @@ pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyho
         .transpose()?;
     Ok(match ops {
         NodeOpsArg::Lab => {
-            let lab = LabBackend::new(conn.client.clone()).await.map_err(|e| {
+            let lab = LabBackend::new(&conn.server).await.map_err(|e| {
                 usage(format!(
                     "--node-ops lab: {e}; the kubeconfig must point at a lab started with `stepstone lab up`"
                 ))

@@ -12,67 +12,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::node::{NodeError, NodeOps, NodeTarget, RemoteCommand, shell_quote};
 use bbolt::{BoltError, DbStatus};
 
-pub const METADATA_KIND: &str = "EtcdSnapshot";
+pub use stepstone_core::etcd_backup::{METADATA_KIND, SnapshotMetadata, check_label};
 
-/// Everything known about a snapshot file, written as JSON beside it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SnapshotMetadata {
-    pub api_version: String,
-    pub kind: String,
-    /// The snapshot's file name (the metadata sits beside it).
-    pub file: String,
-    pub cluster: String,
-    /// SHA-256 of the whole file, hex.
-    pub sha256: String,
-    pub size_bytes: u64,
-    /// The newest revision in the snapshot (as `etcdctl snapshot status` reports it).
-    pub revision: i64,
-    /// Entries across all buckets (`etcdctl snapshot status` "total keys").
-    pub total_keys: u64,
-    /// CRC-32C of the contents (`etcdctl snapshot status` "hash").
-    pub hash: u32,
-    /// The server's version, when it said.
-    pub etcd_version: Option<String>,
-    /// Where it came from: the client URL, or `ssh://<node>` plus the node's endpoint.
-    pub endpoint: String,
-    /// `grpc` or `ssh-etcdctl`.
-    pub method: String,
-    pub taken_at: Timestamp,
-    /// What the snapshot is for, given with `etcd backup --label` (the runbook uses
-    /// `before-hop<N>`), so the rollback restores exactly that one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-}
-
-impl SnapshotMetadata {
-    /// The metadata file that belongs to `snapshot`: the same name plus `.json`.
-    pub fn path_for(snapshot: &Path) -> PathBuf {
-        let mut name = snapshot.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(".json");
-        snapshot.with_file_name(name)
-    }
-
-    pub fn read(path: &Path) -> Result<SnapshotMetadata, EtcdError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EtcdError::Metadata { path: path.display().to_string(), detail: e.to_string() })?;
-        let meta: SnapshotMetadata = serde_json::from_str(&text)
-            .map_err(|e| EtcdError::Metadata { path: path.display().to_string(), detail: e.to_string() })?;
-        if meta.kind != METADATA_KIND {
-            return Err(EtcdError::Metadata {
-                path: path.display().to_string(),
-                detail: format!("kind is '{}', expected {METADATA_KIND}", meta.kind),
-            });
-        }
-        Ok(meta)
-    }
+/// Read the metadata file at `path` (see [`SnapshotMetadata::path_for`]).
+pub fn read_metadata(path: &Path) -> Result<SnapshotMetadata, EtcdError> {
+    let bad = |detail: String| EtcdError::Metadata { path: path.display().to_string(), detail };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    SnapshotMetadata::from_json(&text).map_err(bad)
 }
 
 /// What can go wrong taking or reading a snapshot. Each message names the input and the fix.
@@ -108,11 +61,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> EtcdError + '_ {
 
 /// `etcd-<cluster>-20260822T101500Z.db`; characters outside `[A-Za-z0-9._-]` become `-`.
 pub fn snapshot_file_name(cluster: &str, taken_at: Timestamp) -> String {
-    let safe: String = cluster
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
-        .collect();
-    format!("etcd-{safe}-{}.db", taken_at.strftime("%Y%m%dT%H%M%SZ"))
+    stepstone_core::etcd_backup::snapshot_file_name(cluster, None, taken_at)
 }
 
 /// Make `dir` ready to receive snapshots: created with mode 0700 (parents too) when missing.
@@ -122,21 +71,6 @@ pub fn prepare_snapshot_dir(dir: &Path) -> Result<(), EtcdError> {
         path: dir.display().to_string(),
         detail: format!("cannot create the snapshot directory: {e}; pass --dir with a directory you can write"),
     })
-}
-
-/// A label must stay one word of a file name: letters, digits, `.`, `_` and `-`.
-pub fn check_label(label: &str) -> Result<(), String> {
-    let ok = !label.is_empty()
-        && label.len() <= 63
-        && label.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        && !label.starts_with(['-', '.']);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "'{label}' is not a label: use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit, e.g. before-hop1"
-        ))
-    }
 }
 
 /// Give a snapshot just taken its label: recorded in the metadata and put in the file name
@@ -551,7 +485,7 @@ pub fn verify(snapshot: &Path, options: &VerifyOptions) -> VerifyReport {
         }
     };
     let meta_path = options.metadata.clone().unwrap_or_else(|| SnapshotMetadata::path_for(snapshot));
-    let metadata = match SnapshotMetadata::read(&meta_path) {
+    let metadata = match read_metadata(&meta_path) {
         Ok(m) => {
             add(
                 "metadata",

@@ -169,7 +169,18 @@ impl LabClient {
     /// format `stepstone etcd backup` writes) in `dir`, an absolute directory the lab can write,
     /// created 0700 when missing; both files 0600.
     pub async fn etcd_snapshot(&self, node: &str, dir: &Path) -> Result<EtcdSnapshotReport, LabClientError> {
-        let body = EtcdSnapshotRequest { dir: dir.to_path_buf() };
+        self.etcd_snapshot_labelled(node, dir, None).await
+    }
+
+    /// [`etcd_snapshot`](Self::etcd_snapshot) with a label (`etcd backup --label`, e.g. the
+    /// rollout's `before-hop1`) in the file name and the metadata.
+    pub async fn etcd_snapshot_labelled(
+        &self,
+        node: &str,
+        dir: &Path,
+        label: Option<&str>,
+    ) -> Result<EtcdSnapshotReport, LabClientError> {
+        let body = EtcdSnapshotRequest { dir: dir.to_path_buf(), label: label.map(str::to_string) };
         self.post(&node_path(node, "/etcd/snapshot"), Some(&body)).await
     }
 

@@ -1,6 +1,6 @@
 //! `etcdctl snapshot save` on a control-plane node: the lab's whole object store at one moment,
 //! written to a file (0600, in a 0700 directory the caller names) with a metadata file beside
-//! it in the format `stepstone etcd backup` writes (`stepstone_host::etcd::SnapshotMetadata`),
+//! it in the format `stepstone etcd backup` writes (`stepstone_core::etcd_backup::SnapshotMetadata`),
 //! so the rollout's snapshot gate reads a lab snapshot as it reads a real one.
 //!
 //! The snapshot holds the lab's objects as JSON ([`SNAPSHOT_KIND`]), not a bbolt database:
@@ -23,36 +23,7 @@ use crate::store::Store;
 
 /// The `kind` of a lab snapshot file.
 pub const SNAPSHOT_KIND: &str = "LabEtcdSnapshot";
-/// The `kind` of the metadata beside it, as `stepstone etcd backup` writes it.
-pub const METADATA_KIND: &str = "EtcdSnapshot";
-
-/// What `stepstone etcd backup` records beside a snapshot (the fields of
-/// `stepstone_host::etcd::SnapshotMetadata`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EtcdSnapshotMetadata {
-    pub api_version: String,
-    pub kind: String,
-    /// The snapshot's file name (the metadata sits beside it, as `<file>.json`).
-    pub file: String,
-    pub cluster: String,
-    /// SHA-256 of the whole file, hex.
-    pub sha256: String,
-    pub size_bytes: u64,
-    /// The store's resourceVersion when the snapshot was taken.
-    pub revision: i64,
-    /// Objects in the snapshot.
-    pub total_keys: u64,
-    /// CRC-32C of the file.
-    pub hash: u32,
-    /// The etcd image tag of the node's etcd static pod, when the fleet has one.
-    pub etcd_version: Option<String>,
-    /// `lab://<node>` plus the member's client URL.
-    pub endpoint: String,
-    pub method: String,
-    /// Wall-clock time, as a real backup records it (the simulated time is in the file).
-    pub taken_at: Timestamp,
-}
+pub use stepstone_core::etcd_backup::{METADATA_KIND, SnapshotMetadata};
 
 /// What a snapshot on a node produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,19 +34,9 @@ pub struct EtcdSnapshotReport {
     pub path: PathBuf,
     /// The metadata file beside it.
     pub metadata_path: PathBuf,
-    pub metadata: EtcdSnapshotMetadata,
+    pub metadata: SnapshotMetadata,
     /// etcdctl's output.
     pub message: String,
-}
-
-/// `etcd-<cluster>-20260822T101500Z.db`, as `stepstone etcd backup` names its files; characters
-/// outside `[A-Za-z0-9._-]` become `-`.
-fn snapshot_file_name(cluster: &str, taken_at: Timestamp) -> String {
-    let safe: String = cluster
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
-        .collect();
-    format!("etcd-{safe}-{}.db", taken_at.strftime("%Y%m%dT%H%M%SZ"))
 }
 
 /// The cluster name kubeadm-config records (`clusterName`, default `kubernetes`).
@@ -143,8 +104,17 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 
 impl LabNodes {
     /// `etcdctl snapshot save` on a control-plane node into `dir`: the snapshot file and its
-    /// metadata, both 0600. Returns where they are and what the metadata says.
-    pub fn etcd_snapshot(&self, node: &str, dir: &Path) -> Result<EtcdSnapshotReport, NodeOpError> {
+    /// metadata, both 0600, with `label` in both when given (`stepstone etcd backup --label`).
+    /// Returns where they are and what the metadata says.
+    pub fn etcd_snapshot(
+        &self,
+        node: &str,
+        dir: &Path,
+        label: Option<&str>,
+    ) -> Result<EtcdSnapshotReport, NodeOpError> {
+        if let Some(l) = label {
+            stepstone_core::etcd_backup::check_label(l).map_err(NodeOpError::BadLabel)?;
+        }
         let now = self.shared.now();
         let taken_at = Timestamp::now();
         let mut store = self.shared.store();
@@ -176,7 +146,7 @@ impl LabNodes {
             "items": items,
         });
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let file = snapshot_file_name(&cluster, taken_at);
+        let file = stepstone_core::etcd_backup::snapshot_file_name(&cluster, label, taken_at);
         let path = dir.join(&file);
         let metadata_path = dir.join(format!("{file}.json"));
         let io = |path: &Path, e: std::io::Error| NodeOpError::SnapshotWrite {
@@ -185,7 +155,7 @@ impl LabNodes {
             detail: e.to_string(),
         };
         write_private(&path, &bytes).map_err(|e| io(&path, e))?;
-        let metadata = EtcdSnapshotMetadata {
+        let metadata = SnapshotMetadata {
             api_version: stepstone_core::API_VERSION.to_string(),
             kind: METADATA_KIND.to_string(),
             file: file.clone(),
@@ -199,6 +169,7 @@ impl LabNodes {
             endpoint: format!("lab://{node} https://127.0.0.1:2379"),
             method: "lab-etcdctl".to_string(),
             taken_at,
+            label: label.map(str::to_string),
         };
         let meta_bytes = serde_json::to_vec_pretty(&metadata).unwrap_or_default();
         write_private(&metadata_path, &meta_bytes).map_err(|e| io(&metadata_path, e))?;
@@ -230,11 +201,5 @@ mod tests {
     fn crc32c_matches_the_castagnoli_check_value() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
         assert_eq!(crc32c(b""), 0);
-    }
-
-    #[test]
-    fn file_names_follow_stepstone_etcd_backup() {
-        let t: Timestamp = "2026-08-22T10:15:00Z".parse().unwrap();
-        assert_eq!(snapshot_file_name("prod/eu 1", t), "etcd-prod-eu-1-20260822T101500Z.db");
     }
 }

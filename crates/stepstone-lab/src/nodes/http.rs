@@ -93,7 +93,7 @@ async fn etcd_snapshot(
     Path(name): Path<String>,
     axum::Json(b): axum::Json<EtcdSnapshotRequest>,
 ) -> Response {
-    answer(nodes(&shared).etcd_snapshot(&name, &b.dir))
+    answer(nodes(&shared).etcd_snapshot(&name, &b.dir, b.label.as_deref()))
 }
 
 async fn reboot(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {

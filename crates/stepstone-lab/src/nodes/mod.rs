@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stepstone_core::version::{KubeVersion, PackageVersion};
 
-pub use self::etcd::{EtcdSnapshotMetadata, EtcdSnapshotReport};
+pub use self::etcd::{EtcdSnapshotReport, SnapshotMetadata};
 pub use self::facts::{NodeFacts, default_packages};
 pub use self::host::OsRefresh;
 pub(crate) use self::http::router;
@@ -168,6 +168,8 @@ pub enum NodeOpError {
     UnknownRepository { given: String, oldest: String, newest: String },
     #[error("{node}: snapshot directory {}: {detail}", dir.display())]
     SnapshotDir { node: String, dir: std::path::PathBuf, detail: String },
+    #[error("snapshot label {0}")]
+    BadLabel(String),
     #[error("{node}: cannot write {}: {detail}", path.display())]
     SnapshotWrite { node: String, path: std::path::PathBuf, detail: String },
 }
@@ -180,6 +182,7 @@ impl NodeOpError {
             NodeOpError::UnknownPackage(_)
             | NodeOpError::BadVersion(_)
             | NodeOpError::SnapshotDir { .. }
+            | NodeOpError::BadLabel(_)
             | NodeOpError::BadCgroupVersion(_)
             | NodeOpError::BadHostValue { .. } => StatusCode::BAD_REQUEST,
             NodeOpError::SnapshotWrite { .. } => StatusCode::INTERNAL_SERVER_ERROR,

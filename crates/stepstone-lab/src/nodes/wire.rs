@@ -69,6 +69,9 @@ pub struct UpgradePlanQuery {
 pub struct EtcdSnapshotRequest {
     /// An absolute directory; created 0700 when missing, refused when others can read it.
     pub dir: std::path::PathBuf,
+    /// What the snapshot is for (`before-hop1`), in its file name and metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// `GET /lab/v1/nodes/{name}/logs/kubelet?tail=N`: the newest N journal lines (all without).
