@@ -20,7 +20,9 @@ use crate::cluster::{CONTROL_KEY, ClusterApi, ClusterError, JOURNAL_KEY};
 use crate::events::{Clock, Notifier, RolloutEvent, Sink};
 use crate::journal::{Journal, JournalError, JournalFile, Phase, RolloutState, StepOutcome};
 use crate::lease::{Identity, LeaseDecision, decide as decide_lease, process_alive};
-use crate::observe::{ClusterState, Decision, control_plane_done, next_step, nodes_to_drain, worker_upgraded};
+use crate::observe::{
+    ClusterState, Decision, Observation, control_plane_done, next_step, nodes_to_drain, worker_upgraded,
+};
 use crate::steps::{Step, StepKind, WaitReason, remaining_minutes, sequence};
 use crate::triggers::{Baseline, Trigger, TriggerOptions, evaluate};
 
@@ -228,17 +230,22 @@ impl Engine {
             steps: steps.len(),
             resumed,
         });
+        // The first observation also gives the baseline of what was wrong before the rollout.
+        let mut observed = None;
         if journal.baseline.is_none() {
-            let pods = self.cluster.pod_health().await?;
-            let inv = self.cluster.inventory().await?;
-            let not_ready = inv.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone());
-            journal.baseline = Some(Baseline::take(&pods, not_ready));
+            let obs = self.observe(true).await?;
+            let not_ready = obs.inv.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone());
+            journal.baseline = Some(Baseline::take(obs.pods.as_deref().unwrap_or_default(), not_ready));
+            observed = Some(obs);
         }
         self.record(journal, "rollout", Phase::Started, None, if resumed { "resumed" } else { "started" }).await?;
         if !resumed {
             self.notify(&format!("stepstone: rollout {} to {} started", journal.id, journal.plan.to.canonical())).await;
         }
         let mut last_run: Option<usize> = None;
+        // Whether the step that just finished moved nodes: the next observation is then also
+        // the rollback triggers' check of that move.
+        let mut after_move = false;
         loop {
             if lost.load(Ordering::SeqCst) {
                 let holder = self.cluster.read_lease().await?.and_then(|l| l.view.holder).unwrap_or_default();
@@ -247,10 +254,26 @@ impl Engine {
             if let Some(outcome) = self.control_request(journal).await? {
                 return Ok(outcome);
             }
-            let inv = self.cluster.inventory().await?;
-            let state = ClusterState::from_inventory(&inv);
+            // One read of the cluster per step: the previous step's postcondition, the trigger
+            // check after a move, and this step's precondition.
+            let obs = match observed.take() {
+                Some(obs) => obs,
+                None => self.observe(after_move).await?,
+            };
+            if std::mem::take(&mut after_move)
+                && let Some(pods) = &obs.pods
+                && let Some(t) = self.triggers(journal, &obs.inv, pods).into_iter().next()
+            {
+                let reason = t.message();
+                if let Some(previous) = last_run.map(|i| &steps[i]) {
+                    self.roll_back_blamed(journal, previous, &t).await?;
+                    journal.record(self.clock.now(), &previous.id, Phase::Failed, None, &reason);
+                }
+                return self.halt(journal, &reason, "look, then `stepstone rollout resume`").await;
+            }
+            let state = &obs.state;
             let now = self.clock.now();
-            let Some((index, decision)) = next_step(&steps, &state, journal, now, self.config.max_snapshot_age) else {
+            let Some((index, decision)) = next_step(&steps, state, journal, now, self.config.max_snapshot_age) else {
                 journal.state = RolloutState::Complete;
                 self.save(journal).await?;
                 return Ok(Outcome::Complete);
@@ -299,8 +322,9 @@ impl Engine {
                 eta_wall_seconds: (eta as f64 * 60.0 / self.clock.speed()) as u64,
             });
             self.record(journal, &step.id, Phase::Started, None, &step.describe()).await?;
-            match self.run_step(journal, step, &state, &inv).await? {
+            match self.run_step(journal, step, &obs).await? {
                 Flow::Continue => {
+                    after_move = matches!(step.kind, StepKind::Wave { .. } | StepKind::ControlPlane { .. });
                     self.record(journal, &step.id, Phase::Done, None, "").await?;
                     self.emit(RolloutEvent::StepDone { step: step.id.clone() });
                 }
@@ -347,13 +371,15 @@ impl Engine {
         Ok(Some(outcome))
     }
 
-    async fn run_step(
-        &self,
-        journal: &mut Journal,
-        step: &Step,
-        state: &ClusterState,
-        inv: &Inventory,
-    ) -> Result<Flow, ExecError> {
+    /// Read the cluster once: the inventory, and the pods' health when the triggers need it.
+    async fn observe(&self, with_pods: bool) -> Result<Observation, ExecError> {
+        let inv = self.cluster.inventory().await?;
+        let pods = if with_pods { Some(self.cluster.pod_health().await?) } else { None };
+        Ok(Observation::new(inv, pods))
+    }
+
+    async fn run_step(&self, journal: &mut Journal, step: &Step, obs: &Observation) -> Result<Flow, ExecError> {
+        let (state, inv) = (&obs.state, &obs.inv);
         match &step.kind {
             StepKind::Notify { message } => {
                 self.notify(&format!("stepstone: rollout {}: {message}", journal.id)).await;
@@ -361,8 +387,7 @@ impl Engine {
             }
             StepKind::EtcdSnapshot { node } => self.etcd_snapshot(journal, step, node, inv).await,
             StepKind::RecordVersions => {
-                let inv = self.cluster.inventory().await?;
-                journal.versions_before.insert(step.hop, ClusterState::versions(&inv));
+                journal.versions_before.insert(step.hop, ClusterState::versions(inv));
                 Ok(Flow::Continue)
             }
             StepKind::ControlPlane { node, action, target } => {
@@ -372,15 +397,14 @@ impl Engine {
                 };
                 self.move_nodes(journal, step, (state, inv), std::slice::from_ref(node), target, Some(kind)).await
             }
-            StepKind::HealthGate => self.health_gate(step).await,
+            StepKind::HealthGate => self.health_gate(inv).await,
             StepKind::Wave { nodes, target, .. } => {
                 self.move_nodes(journal, step, (state, inv), nodes, target, None).await
             }
             StepKind::Wait { reason, minutes } => self.wait(journal, step, *reason, *minutes).await,
-            StepKind::Smoke => self.smoke(journal, step).await,
+            StepKind::Smoke => self.smoke(journal, step, obs).await,
             StepKind::VersionDiff => {
-                let inv = self.cluster.inventory().await?;
-                let after = ClusterState::versions(&inv);
+                let after = ClusterState::versions(inv);
                 let before = journal.versions_before.get(&step.hop).cloned().unwrap_or_default();
                 let changed = crate::report::diff(&before, &after);
                 self.emit(RolloutEvent::Node {
@@ -448,10 +472,13 @@ impl Engine {
         }
     }
 
-    async fn health_gate(&self, _step: &Step) -> Result<Flow, ExecError> {
+    /// The control plane's health, first against the step's observation, then read again
+    /// while waiting for it to settle.
+    async fn health_gate(&self, observed: &Inventory) -> Result<Flow, ExecError> {
         let deadline = tokio::time::Instant::now() + self.clock.real(Duration::from_secs(300));
+        let mut fresh = None;
         loop {
-            let problems = self.health_problems().await?;
+            let problems = self.health_problems(fresh.as_ref().unwrap_or(observed)).await?;
             if problems.is_empty() {
                 return Ok(Flow::Continue);
             }
@@ -462,10 +489,11 @@ impl Engine {
                 });
             }
             self.clock.sleep(self.config.poll).await;
+            fresh = Some(self.cluster.inventory().await?);
         }
     }
 
-    async fn health_problems(&self) -> Result<Vec<String>, ExecError> {
+    async fn health_problems(&self, inv: &Inventory) -> Result<Vec<String>, ExecError> {
         let mut problems = Vec::new();
         if let Err(e) = self.cluster.readyz().await {
             problems.push(format!("apiserver /readyz: {}", e.trim()));
@@ -477,7 +505,6 @@ impl Engine {
                 }
             }
         }
-        let inv = self.cluster.inventory().await?;
         for n in inv.control_plane_nodes().filter(|n| !n.ready) {
             problems.push(format!("control-plane node {} is NotReady", n.name));
         }
@@ -514,8 +541,12 @@ impl Engine {
         }
     }
 
-    async fn smoke(&self, journal: &mut Journal, step: &Step) -> Result<Flow, ExecError> {
-        if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
+    async fn smoke(&self, journal: &mut Journal, step: &Step, obs: &Observation) -> Result<Flow, ExecError> {
+        let pods = match &obs.pods {
+            Some(pods) => pods.clone(),
+            None => self.cluster.pod_health().await?,
+        };
+        if let Some(t) = self.triggers(journal, &obs.inv, &pods).into_iter().next() {
             self.roll_back_blamed(journal, step, &t).await?;
             return Ok(Flow::Halt { reason: t.message(), next: "look, then `stepstone rollout resume`".into() });
         }
@@ -553,20 +584,26 @@ impl Engine {
             .collect()
     }
 
+    /// Read the cluster and check the rollback triggers (while waiting).
     async fn check_triggers(&self, journal: &Journal) -> Result<Vec<Trigger>, ExecError> {
         let pods = self.cluster.pod_health().await?;
         let inv = self.cluster.inventory().await?;
+        Ok(self.triggers(journal, &inv, &pods))
+    }
+
+    /// The rollback triggers that fire on this reading of the cluster (each one also an event).
+    fn triggers(&self, journal: &Journal, inv: &Inventory, pods: &[crate::triggers::PodHealth]) -> Vec<Trigger> {
         let not_ready: BTreeSet<String> = inv.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone()).collect();
         let baseline = journal.baseline.clone().unwrap_or_default();
         let upgraded = self.upgraded(journal);
         // Pods say since when they wait in the cluster's time.
         let now = self.clock.cluster_now();
         let since: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
-        let triggers = evaluate(&baseline, &pods, &not_ready, &upgraded, &since, now, &self.config.triggers);
+        let triggers = evaluate(&baseline, pods, &not_ready, &upgraded, &since, now, &self.config.triggers);
         for t in &triggers {
             self.emit(RolloutEvent::Trigger { message: t.message() });
         }
-        Ok(triggers)
+        triggers
     }
 
     /// Cordon and drain, upgrade, wait Ready on the target, uncordon; workers that fail are
@@ -694,11 +731,8 @@ impl Engine {
                     .into(),
             });
         }
+        // The rollback triggers look at the next step's observation of the cluster.
         self.wait_pods_back(journal.baseline.as_ref().map_or(0, |b| b.unscheduled)).await?;
-        if let Some(t) = self.check_triggers(journal).await?.into_iter().next() {
-            self.roll_back_blamed(journal, step, &t).await?;
-            return Ok(Flow::Halt { reason: t.message(), next: "look, then `stepstone rollout resume`".into() });
-        }
         Ok(Flow::Continue)
     }
 

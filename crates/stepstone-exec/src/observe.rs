@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use stepstone_core::inventory::{Component, Inventory};
+use stepstone_core::inventory::Inventory;
+use stepstone_core::progress::ControlPlaneState;
 use stepstone_core::version::KubeVersion;
 
 use crate::journal::Journal;
 use crate::steps::{Step, StepKind};
+use crate::triggers::PodHealth;
 
 /// One node as the rollout needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +26,9 @@ pub struct NodeState {
     pub kubelet: KubeVersion,
     pub ready: bool,
     pub unschedulable: bool,
-    /// The kube-apiserver static pod's version on this node (control plane only).
-    pub apiserver: Option<KubeVersion>,
+    /// The oldest of the static pods `kubeadm upgrade` rewrites on this node (apiserver,
+    /// controller-manager, scheduler; control plane only, when the cluster shows them).
+    pub static_pods: Option<KubeVersion>,
 }
 
 /// The cluster as read at one moment.
@@ -37,10 +40,8 @@ pub struct ClusterState {
 
 impl ClusterState {
     pub fn from_inventory(inv: &Inventory) -> Self {
-        let apiservers: BTreeMap<&str, KubeVersion> = inv
-            .components_of(Component::KubeApiserver)
-            .filter_map(|c| c.version().map(|v| (c.node.as_str(), v)))
-            .collect();
+        // The same per-node reading as `path` and `plan` (stepstone_core::progress).
+        let static_pods = ControlPlaneState::read(inv).map(|s| s.nodes).unwrap_or_default();
         let nodes = inv
             .nodes
             .iter()
@@ -52,7 +53,7 @@ impl ClusterState {
                     kubelet: n.kubelet_version.clone(),
                     ready: n.ready,
                     unschedulable: n.unschedulable,
-                    apiserver: apiservers.get(n.name.as_str()).cloned(),
+                    static_pods: static_pods.get(&n.name).cloned().flatten(),
                 };
                 (n.name.clone(), state)
             })
@@ -80,6 +81,23 @@ impl ClusterState {
     }
 }
 
+/// The cluster read once for a step: the previous step's postcondition, the rollback triggers'
+/// check after a move, and the next step's precondition all look at the same reading.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub inv: Inventory,
+    pub state: ClusterState,
+    /// The pods' health, read when the triggers need it (after a move).
+    pub pods: Option<Vec<PodHealth>>,
+}
+
+impl Observation {
+    pub fn new(inv: Inventory, pods: Option<Vec<PodHealth>>) -> Self {
+        let state = ClusterState::from_inventory(&inv);
+        Observation { inv, state, pods }
+    }
+}
+
 /// A worker has made its move: the kubelet runs `target` (or newer), the node is Ready and
 /// schedulable again.
 pub fn worker_done(state: &ClusterState, node: &str, target: &KubeVersion) -> bool {
@@ -91,11 +109,11 @@ pub fn worker_upgraded(state: &ClusterState, node: &str, target: &KubeVersion) -
     state.node(node).is_some_and(|n| n.kubelet >= *target)
 }
 
-/// A control-plane node has made its move: its apiserver static pod and kubelet run `target`
+/// A control-plane node has made its move: its static pods and kubelet run `target`
 /// (or newer, never a downgrade), Ready and schedulable.
 pub fn control_plane_done(state: &ClusterState, node: &str, target: &KubeVersion) -> bool {
     state.node(node).is_some_and(|n| {
-        n.apiserver.as_ref().is_none_or(|a| a >= target) && n.kubelet >= *target && n.ready && !n.unschedulable
+        n.static_pods.as_ref().is_none_or(|a| a >= target) && n.kubelet >= *target && n.ready && !n.unschedulable
     })
 }
 
@@ -103,7 +121,7 @@ pub fn control_plane_done(state: &ClusterState, node: &str, target: &KubeVersion
 /// part (and its snapshot) is behind us.
 pub fn control_plane_at(state: &ClusterState, target: &KubeVersion) -> bool {
     let mut cps = state.nodes.values().filter(|n| n.control_plane).peekable();
-    cps.peek().is_some() && cps.all(|n| n.apiserver.as_ref().unwrap_or(&n.kubelet) >= target)
+    cps.peek().is_some() && cps.all(|n| n.static_pods.as_ref().unwrap_or(&n.kubelet) >= target)
 }
 
 /// What the engine must do about one step.
@@ -211,7 +229,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn node(name: &str, cp: bool, kubelet: &str, apiserver: Option<&str>) -> NodeState {
+    fn node(name: &str, cp: bool, kubelet: &str, static_pods: Option<&str>) -> NodeState {
         NodeState {
             name: name.into(),
             control_plane: cp,
@@ -219,7 +237,7 @@ mod tests {
             kubelet: v(kubelet),
             ready: true,
             unschedulable: false,
-            apiserver: apiserver.map(v),
+            static_pods: static_pods.map(v),
         }
     }
 
