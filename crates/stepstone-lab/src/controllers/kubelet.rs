@@ -1,8 +1,9 @@
 //! The simulated kubelets: pods bound to a node with a running kubelet start after the start-up
 //! delay and turn Ready after the readiness delay (crash-looping ones stay in back-off, those
 //! whose volumes never mount in ContainerCreating), pods
-//! being deleted go once their grace period ends, kubelet restarts complete, and running
-//! kubelets renew their node Leases in `kube-node-lease`.
+//! being deleted go once their grace period ends (with finalizers they turn Failed and stay
+//! until the finalizers are removed, as on an apiserver), kubelet restarts complete, and
+//! running kubelets renew their node Leases in `kube-node-lease`.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
