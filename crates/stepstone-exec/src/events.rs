@@ -123,10 +123,15 @@ pub type Sink = Arc<dyn Fn(&RolloutEvent) + Send + Sync>;
 
 /// The clock the rollout waits on. Durations given to it are cluster time: against a lab that
 /// runs `speed` times faster, a 30-minute soak lasts 30/speed real minutes.
+/// `now` and `sleep` default to the wall clock, with waits shortened by `speed`.
 pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
     fn speed(&self) -> f64;
-    fn sleep(&self, cluster_time: Duration) -> BoxFuture<'_, ()>;
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+    fn sleep(&self, cluster_time: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(self.real(cluster_time)))
+    }
     /// Real time that `cluster_time` lasts.
     fn real(&self, cluster_time: Duration) -> Duration {
         Duration::from_secs_f64(cluster_time.as_secs_f64() / self.speed())
@@ -145,15 +150,8 @@ pub struct SystemClock {
 }
 
 impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
     fn speed(&self) -> f64 {
         self.speed
-    }
-    fn sleep(&self, cluster_time: Duration) -> BoxFuture<'_, ()> {
-        let real = self.real(cluster_time);
-        Box::pin(tokio::time::sleep(real))
     }
 }
 
@@ -169,15 +167,8 @@ pub struct LabClock {
 }
 
 impl Clock for LabClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
     fn speed(&self) -> f64 {
         self.speed
-    }
-    fn sleep(&self, cluster_time: Duration) -> BoxFuture<'_, ()> {
-        let real = self.real(cluster_time);
-        Box::pin(tokio::time::sleep(real))
     }
     fn cluster_now(&self) -> Timestamp {
         let ahead = self.read_at.elapsed().as_secs_f64() * self.speed;
