@@ -385,48 +385,30 @@ fn a_second_rollout_is_refused_naming_the_holder_and_an_expired_lease_is_taken_o
         let out = h.kubectl(&["apply", "-f", &file]);
         assert!(out.status.success(), "{}", text(&out));
     };
+    let args = [
+        "--to",
+        "v1.35",
+        "--node-ops",
+        "lab",
+        "--yes",
+        "--canary-soak",
+        "0",
+        "--batch-wait",
+        "0",
+        CONSENT[0],
+        CONSENT[1],
+        CONSENT[2],
+    ];
     let now = jiff::Timestamp::now();
     apply(&lease(&now.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string()));
-    let refused = h
-        .rollout(&[
-            "--to",
-            "v1.35",
-            "--node-ops",
-            "lab",
-            "--yes",
-            "--canary-soak",
-            "0",
-            "--batch-wait",
-            "0",
-            CONSENT[0],
-            CONSENT[1],
-            CONSENT[2],
-        ])
-        .output()
-        .unwrap();
+    let refused = h.rollout(&args).output().unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     assert!(text(&refused).contains("alice@jump-7/pid-4242"), "the refusal names the holder: {}", text(&refused));
     assert!(h.nodes().iter().all(|n| !cordoned(n) && kubelet(n) == "v1.34.6"), "nothing was touched");
 
     let old = now.checked_sub(jiff::SignedDuration::from_secs(300)).unwrap();
     apply(&lease(&old.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string()));
-    let taken = h
-        .rollout(&[
-            "--to",
-            "v1.35",
-            "--node-ops",
-            "lab",
-            "--yes",
-            "--canary-soak",
-            "0",
-            "--batch-wait",
-            "0",
-            CONSENT[0],
-            CONSENT[1],
-            CONSENT[2],
-        ])
-        .output()
-        .unwrap();
+    let taken = h.rollout(&args).output().unwrap();
     assert_eq!(taken.status.code(), Some(0), "{}", text(&taken));
     assert!(text(&taken).contains("took over the rollout lock from alice@jump-7/pid-4242"), "{}", text(&taken));
     let out =
