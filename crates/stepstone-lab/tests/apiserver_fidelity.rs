@@ -16,6 +16,9 @@ fn object(kc: &std::path::Path, args: &[&str]) -> Value {
 #[test]
 fn server_side_dry_run_changes_nothing_for_any_mutating_verb() {
     let (_lab, dir, kc) = start_lab(drain_fleet(), 1.0);
+    // Until its pods are Ready the deployment controller keeps writing status, and the replace
+    // below would then carry a stale resourceVersion and get a (correct) Conflict.
+    kubectl_ok(&kc, &["rollout", "status", "deploy/web", "-n", "shop", "--timeout=120s"]);
     let deploy_before = object(&kc, &["get", "deploy", "web", "-n", "shop"]);
     let node_before = object(&kc, &["get", "node", "w1"]);
 
