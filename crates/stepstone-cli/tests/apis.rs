@@ -2,11 +2,13 @@
 //! and a live cluster answered by a loopback server in the kube-apiserver's shapes (discovery,
 //! typed lists without item kinds, `Status` errors, Helm release Secrets as Helm writes them).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -21,20 +23,13 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../stepstone-apis/tests/fixtures")
 }
 
-fn stepstone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone"))
+fn run(args: &[&str]) -> Output {
+    common::stepstone()
         .args(args)
         .current_dir(fixtures())
-        .env_remove("KUBECONFIG")
         .env("RUST_LOG", "off")
         .output()
         .expect("the stepstone binary runs")
-}
-
-fn json_out(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-    })
 }
 
 fn all_findings(report: &Value) -> Vec<Value> {
@@ -48,9 +43,9 @@ fn all_findings(report: &Value) -> Vec<Value> {
 
 #[test]
 fn manifests_that_break_before_the_target_exit_1() {
-    let o = stepstone(&["apis", "--to", "v1.35.3", "--from", "v1.24", "--manifests", "deploy", "-o", "json"]);
+    let o = run(&["apis", "--to", "v1.35.3", "--from", "v1.24", "--manifests", "deploy", "-o", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
-    let report = json_out(&o);
+    let report = common::document(&o);
     assert_eq!(report["kind"], "ApiReport");
     let hop = report["hops"].as_array().unwrap().iter().find(|h| h["to"] == "1.25").unwrap();
     let locations: Vec<&str> =
@@ -63,20 +58,20 @@ fn deprecations_alone_exit_0() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dra.yaml");
     std::fs::write(&file, "apiVersion: resource.k8s.io/v1beta1\nkind: DeviceClass\nmetadata:\n  name: gpu\n").unwrap();
-    let o = stepstone(&["apis", "--to", "v1.35", "--from", "v1.34", "--manifests", file.to_str().unwrap()]);
+    let o = run(&["apis", "--to", "v1.35", "--from", "v1.34", "--manifests", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(String::from_utf8_lossy(&o.stdout).contains("0 break at or before 1.35, 1 deprecated."));
 }
 
 #[test]
 fn bad_input_exits_2_naming_the_input() {
-    let o = stepstone(&["apis", "--to", "v1.35", "--manifests", "no-such-dir"]);
+    let o = run(&["apis", "--to", "v1.35", "--manifests", "no-such-dir"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-dir"));
-    let o = stepstone(&["apis", "--to", "1.x", "--manifests", "deploy"]);
+    let o = run(&["apis", "--to", "1.x", "--manifests", "deploy"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--to"));
-    let o = stepstone(&["apis", "--to", "v1.35", "--helm", "--manifests", "deploy"]);
+    let o = run(&["apis", "--to", "v1.35", "--helm", "--manifests", "deploy"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--kubeconfig"));
 }
@@ -299,7 +294,7 @@ fn kubeconfig(dir: &Path, addr: SocketAddr) -> PathBuf {
 async fn run_live(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        stepstone(&args)
+        run(&args)
     })
     .await
     .unwrap()
@@ -317,7 +312,7 @@ async fn live_cluster_names_the_old_client_and_ignores_stale_annotations() {
     )
     .await;
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
-    let report = json_out(&o);
+    let report = common::document(&o);
     assert_eq!(report["current"], "1.31", "from /version");
     let hop = report["hops"].as_array().unwrap().iter().find(|h| h["to"] == "1.32").unwrap();
     let found: Vec<String> = hop["findings"]
@@ -375,9 +370,8 @@ fn snapshot_objects_are_checked_for_managed_fields() {
          "metadata": {"name": "api", "namespace": "shop", "managedFields": [
              entry("hpa-operator", "autoscaling/v2beta2", "2025-05-05T00:00:00Z")]}}]});
     std::fs::write(&file, snapshot.to_string()).unwrap();
-    let o =
-        stepstone(&["apis", "--snapshot", file.to_str().unwrap(), "--from", "v1.25", "--to", "v1.26", "-o", "json"]);
+    let o = run(&["apis", "--snapshot", file.to_str().unwrap(), "--from", "v1.25", "--to", "v1.26", "-o", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
-    let report = json_out(&o);
+    let report = common::document(&o);
     assert_eq!(report["hops"][0]["findings"][0]["manager"], "hpa-operator");
 }

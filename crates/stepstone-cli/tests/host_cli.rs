@@ -1,19 +1,11 @@
 //! The `preflight` and `etcd` commands end to end, against Debian's real sshd and etcd.
 
-#[path = "../../stepstone-host/tests/common/mod.rs"]
 mod common;
 
 use std::process::{Command, Output};
 
-use common::{Etcd, Sshd};
-
-fn stepstone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).output().expect("stepstone runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::real::{Etcd, Sshd};
+use common::{run, stderr, stdout};
 
 fn node(name: &str, ip: &str, generation: &str, control_plane: bool) -> serde_json::Value {
     let mut labels = serde_json::json!({"stepstone.io/hardware-generation": generation});
@@ -49,8 +41,8 @@ fn preflight_reports_per_generation_and_fails_on_errors() {
         "--log-dir",
         logs.to_str().unwrap(),
     ];
-    let out = stepstone(&[&common_args[..], &["-o", "json"]].concat());
-    assert_eq!(out.status.code(), Some(1), "errors found -> exit 1; stderr: {}", text(&out.stderr));
+    let out = run(&[&common_args[..], &["-o", "json"]].concat());
+    assert_eq!(out.status.code(), Some(1), "errors found -> exit 1; stderr: {}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(doc["kind"], "PreflightReport");
     let results = doc["results"].as_array().unwrap();
@@ -69,24 +61,24 @@ fn preflight_reports_per_generation_and_fails_on_errors() {
     }
     assert!(logs.join("self.log").is_file());
 
-    let out = stepstone(&common_args);
-    let table = text(&out.stdout);
+    let out = run(&common_args);
+    let table = stdout(&out);
     assert!(table.starts_with("Pre-flight for v1.35.3 by hardware generation"), "{table}");
     assert!(table.contains("gen-b       1 (1 failing)  reach"), "{table}");
 
-    let printed = stepstone(&[&common_args[..], &["--backend", "print"]].concat());
+    let printed = run(&[&common_args[..], &["--backend", "print"]].concat());
     assert_eq!(printed.status.code(), Some(0));
-    assert!(text(&printed.stdout).contains("-o StrictHostKeyChecking=yes"));
+    assert!(stdout(&printed).contains("-o StrictHostKeyChecking=yes"));
 }
 
 #[test]
 fn etcd_backup_verify_and_restore_plan() {
-    common::require("etcdctl", "etcd-client");
+    common::real::require("etcdctl", "etcd-client");
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start("default", &dir.path().join("data"), None);
     let backups = dir.path().join("backups");
     std::fs::create_dir(&backups).unwrap();
-    let out = stepstone(&[
+    let out = run(&[
         "etcd",
         "backup",
         "--endpoint",
@@ -98,33 +90,33 @@ fn etcd_backup_verify_and_restore_plan() {
         "-o",
         "json",
     ]);
-    assert!(out.status.success(), "backup: {}", text(&out.stderr));
+    assert!(out.status.success(), "backup: {}", stderr(&out));
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(meta["kind"], "EtcdSnapshot");
     let file = backups.join(meta["file"].as_str().unwrap());
 
-    let ok = stepstone(&["etcd", "verify", file.to_str().unwrap()]);
-    assert!(ok.status.success(), "verify: {}{}", text(&ok.stdout), text(&ok.stderr));
-    assert!(text(&ok.stdout).contains("The snapshot is sound."));
+    let ok = run(&["etcd", "verify", file.to_str().unwrap()]);
+    assert!(ok.status.success(), "verify: {}{}", stdout(&ok), stderr(&ok));
+    assert!(stdout(&ok).contains("The snapshot is sound."));
 
     // Ages are whole seconds: let one pass so the snapshot is older than a zero limit.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let stale = stepstone(&["etcd", "verify", file.to_str().unwrap(), "--max-age", "0s"]);
+    let stale = run(&["etcd", "verify", file.to_str().unwrap(), "--max-age", "0s"]);
     assert_eq!(stale.status.code(), Some(1));
-    assert!(text(&stale.stderr).contains("failed verification (age)"), "{}", text(&stale.stderr));
+    assert!(stderr(&stale).contains("failed verification (age)"), "{}", stderr(&stale));
 
     let broken = backups.join("broken.db");
     let mut bytes = std::fs::read(&file).unwrap();
     let n = bytes.len();
     bytes.truncate(n - 4096);
     std::fs::write(&broken, bytes).unwrap();
-    let bad = stepstone(&["etcd", "verify", broken.to_str().unwrap()]);
+    let bad = run(&["etcd", "verify", broken.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
-    let report = text(&bad.stdout);
+    let report = stdout(&bad);
     assert!(report.lines().any(|l| l.starts_with("metadata") && l.contains("FAIL")), "{report}");
-    assert!(text(&bad.stdout).contains("truncated"), "{}", text(&bad.stdout));
+    assert!(stdout(&bad).contains("truncated"), "{}", stdout(&bad));
 
-    let plan = stepstone(&[
+    let plan = run(&[
         "etcd",
         "restore-plan",
         file.to_str().unwrap(),
@@ -133,11 +125,11 @@ fn etcd_backup_verify_and_restore_plan() {
         "--member",
         "cp-2=10.0.0.2",
     ]);
-    assert!(plan.status.success(), "{}", text(&plan.stderr));
-    let plan = text(&plan.stdout);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan = stdout(&plan);
     assert!(plan.contains("etcdctl snapshot restore"), "{plan}");
     assert!(plan.contains("--initial-cluster=cp-1=https://10.0.0.1:2380,cp-2=https://10.0.0.2:2380"), "{plan}");
-    let usage = stepstone(&["etcd", "restore-plan", file.to_str().unwrap(), "--member", "cp-1"]);
+    let usage = run(&["etcd", "restore-plan", file.to_str().unwrap(), "--member", "cp-1"]);
     assert_eq!(usage.status.code(), Some(2));
 }
 
@@ -146,7 +138,7 @@ fn stepstone_umask_000(args: &[&str]) -> Output {
     Command::new("sh")
         .arg("-c")
         .arg("umask 000; exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_stepstone"))
+        .arg(common::stepstone_bin())
         .args(args)
         .output()
         .expect("sh runs")
@@ -159,7 +151,7 @@ fn mode(p: &std::path::Path) -> u32 {
 
 #[test]
 fn etcd_backup_creates_a_private_directory_and_private_files_whatever_the_umask() {
-    common::require("etcdctl", "etcd-client");
+    common::real::require("etcdctl", "etcd-client");
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start("default", &dir.path().join("data"), None);
     let backups = dir.path().join("var/backups/stepstone");
@@ -175,7 +167,7 @@ fn etcd_backup_creates_a_private_directory_and_private_files_whatever_the_umask(
         "-o",
         "json",
     ]);
-    assert!(out.status.success(), "backup into a missing --dir: {}", text(&out.stderr));
+    assert!(out.status.success(), "backup into a missing --dir: {}", stderr(&out));
     assert_eq!(mode(&backups), 0o700, "the snapshot directory");
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let file = backups.join(meta["file"].as_str().unwrap());
@@ -188,18 +180,18 @@ fn etcd_backup_creates_a_private_directory_and_private_files_whatever_the_umask(
     assert!(name.starts_with("etcd-kubernetes-before-hop2-") && name.ends_with("Z.db"), "{name}");
     assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 2, "the .db and its .db.json, nothing else");
     let path = file.to_str().unwrap();
-    let ok = stepstone(&["etcd", "verify", path, "--label", "before-hop2"]);
-    assert!(ok.status.success(), "{}{}", text(&ok.stdout), text(&ok.stderr));
-    let wrong = stepstone(&["etcd", "verify", path, "--label", "before-hop1"]);
-    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong.stdout));
-    assert!(text(&wrong.stdout).contains("not the snapshot of that step"), "{}", text(&wrong.stdout));
-    let bad = stepstone(&["etcd", "verify", path, "--label", "../x"]);
+    let ok = run(&["etcd", "verify", path, "--label", "before-hop2"]);
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+    let wrong = run(&["etcd", "verify", path, "--label", "before-hop1"]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", stdout(&wrong));
+    assert!(stdout(&wrong).contains("not the snapshot of that step"), "{}", stdout(&wrong));
+    let bad = run(&["etcd", "verify", path, "--label", "../x"]);
     assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]
 fn etcd_verify_of_a_missing_file_is_bad_input() {
-    let out = stepstone(&["etcd", "verify", "/nonexistent/etcd-x.db"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("/nonexistent/etcd-x.db does not exist"), "{}", text(&out.stderr));
+    let out = run(&["etcd", "verify", "/nonexistent/etcd-x.db"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/nonexistent/etcd-x.db does not exist"), "{}", stderr(&out));
 }

@@ -1,11 +1,13 @@
 //! Hostile input at the readers, through the binary: each is refused with exit 2 and a message
 //! that names the file or object, and nothing hangs or fills memory.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn stepstone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).env("NO_COLOR", "1").output().expect("stepstone runs")
+fn run(args: &[&str]) -> Output {
+    common::stepstone().args(args).env("NO_COLOR", "1").output().expect("stepstone runs")
 }
 
 fn assert_bad_input(out: &Output, parts: &[&str]) {
@@ -23,17 +25,17 @@ fn mkfifo(path: &Path) {
 
 #[test]
 fn devices_and_fifos_are_refused_not_read() {
-    assert_bad_input(&stepstone(&["inventory", "--snapshot", "/dev/zero"]), &["/dev/zero", "character device"]);
+    assert_bad_input(&run(&["inventory", "--snapshot", "/dev/zero"]), &["/dev/zero", "character device"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/small.json"), dir.path().join("a.json"))
         .unwrap();
     mkfifo(&dir.path().join("b.json"));
     let d = dir.path().to_str().unwrap();
-    assert_bad_input(&stepstone(&["plan", "--snapshot", d, "--to", "v1.35"]), &["b.json", "FIFO"]);
+    assert_bad_input(&run(&["plan", "--snapshot", d, "--to", "v1.35"]), &["b.json", "FIFO"]);
     let manifests = tempfile::tempdir().unwrap();
     mkfifo(&manifests.path().join("pipe.yaml"));
     assert_bad_input(
-        &stepstone(&["apis", "--manifests", manifests.path().to_str().unwrap(), "--to", "v1.35"]),
+        &run(&["apis", "--manifests", manifests.path().to_str().unwrap(), "--to", "v1.35"]),
         &["pipe.yaml", "not a regular file"],
     );
 }
@@ -44,7 +46,7 @@ fn a_symlink_loop_in_manifests_ends() {
     std::fs::write(dir.path().join("cron.yaml"), "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: a}\n")
         .unwrap();
     std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
-    let out = stepstone(&["apis", "--manifests", dir.path().to_str().unwrap(), "--to", "v1.35"]);
+    let out = run(&["apis", "--manifests", dir.path().to_str().unwrap(), "--to", "v1.35"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("symlink loop") || String::from_utf8_lossy(&out.stderr).contains("symlink loop"),
@@ -55,8 +57,8 @@ fn a_symlink_loop_in_manifests_ends() {
 
 #[test]
 fn an_absurd_fleet_size_is_refused() {
-    assert_bad_input(&stepstone(&["lab", "generate", "--nodes", "99999999999"]), &["--nodes 99999999999"]);
-    assert_bad_input(&stepstone(&["lab", "generate", "--generations", "1000"]), &["--generations"]);
+    assert_bad_input(&run(&["lab", "generate", "--nodes", "99999999999"]), &["--nodes 99999999999"]);
+    assert_bad_input(&run(&["lab", "generate", "--generations", "1000"]), &["--generations"]);
 }
 
 #[test]
@@ -64,7 +66,7 @@ fn a_malformed_item_deep_inside_a_generated_fleet_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.json");
     let p = path.to_str().unwrap();
-    let out = stepstone(&["lab", "generate", "--nodes", "40", "--out", p]);
+    let out = run(&["lab", "generate", "--nodes", "40", "--out", p]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&path).unwrap();
     let list: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -76,7 +78,7 @@ fn a_malformed_item_deep_inside_a_generated_fleet_is_named() {
     bad["items"][deep]["spec"]["minAvailable"] = serde_json::json!(-3);
     std::fs::write(&path, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
     for cmd in [&["inventory", "--snapshot", p][..], &["plan", "--snapshot", p, "--to", "v1.35"][..]] {
-        assert_bad_input(&stepstone(cmd), &[&format!("items[{deep}]"), name, "minAvailable is -3"]);
+        assert_bad_input(&run(cmd), &[&format!("items[{deep}]"), name, "minAvailable is -3"]);
     }
 }
 
@@ -98,7 +100,7 @@ fn every_command_refuses_the_targets_plan_refuses() {
         for command in commands {
             let mut args = command.to_vec();
             args.extend([target, "--example", "small"]);
-            let out = stepstone(&args);
+            let out = run(&args);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
             assert!(stderr.contains(says), "{args:?}: {says:?} missing from: {stderr}");

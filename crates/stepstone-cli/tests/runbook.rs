@@ -1,23 +1,14 @@
 //! `stepstone runbook` and `stepstone staging` end to end: the binary, real files, and the HTML
 //! report opened by headless Chromium (Debian package `chromium`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{chromium, console_errors, run, stderr, stdout};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../stepstone-runbook/tests/fixtures")
-}
-
-fn stepstone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .expect("the stepstone binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn plan_arg() -> String {
@@ -30,45 +21,45 @@ fn fleet_arg() -> String {
 
 #[test]
 fn markdown_runbook_from_a_plan_file() {
-    let out = stepstone(&["runbook", "--plan", &plan_arg(), "--snapshot", &fleet_arg()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let md = text(&out.stdout);
+    let out = run(&["runbook", "--plan", &plan_arg(), "--snapshot", &fleet_arg()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = stdout(&out);
     assert!(md.starts_with("# Upgrade runbook: snapshot fleet.json, v1.33.4 to v1.35.3"));
     assert!(md.contains("kubeadm upgrade apply v1.34.6") && md.contains("kubeadm upgrade apply v1.35.3"));
     assert!(md.contains("dnf install -y --disableexcludes=kubernetes kubeadm-'1.34.6-*'"), "Rocky nodes use dnf");
 
-    let out = stepstone(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--rollback"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("# Rollback runbook:"));
+    let out = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--rollback"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("# Rollback runbook:"));
 }
 
 #[test]
 fn drain_lines_follow_the_consent_given_to_runbook_and_to_plan() {
     let drains =
         |md: &str| md.lines().filter(|l| l.starts_with("kubectl drain ")).map(str::to_string).collect::<Vec<_>>();
-    let out = stepstone(&["runbook", "--example", "small", "--to", "v1.35"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines = drains(&text(&out.stdout));
+    let out = run(&["runbook", "--example", "small", "--to", "v1.35"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = drains(&stdout(&out));
     assert!(!lines.is_empty());
     assert!(lines.iter().all(|l| !l.contains("--delete-emptydir-data")), "{lines:?}");
 
-    let out = stepstone(&["runbook", "--example", "small", "--to", "v1.35", "--delete-emptydir-data"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines = drains(&text(&out.stdout));
+    let out = run(&["runbook", "--example", "small", "--to", "v1.35", "--delete-emptydir-data"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = drains(&stdout(&out));
     assert!(lines.iter().all(|l| l.contains(" --ignore-daemonsets --delete-emptydir-data --timeout=")), "{lines:?}");
 
     // A plan file carries its consents; the runbook flag would contradict it.
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.json");
-    let out = stepstone(&["plan", "--example", "small", "--to", "v1.35", "--delete-emptydir-data", "-o", "json"]);
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out.stderr));
+    let out = run(&["plan", "--example", "small", "--to", "v1.35", "--delete-emptydir-data", "-o", "json"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
     std::fs::write(&plan, &out.stdout).unwrap();
-    let out = stepstone(&["runbook", "--plan", plan.to_str().unwrap(), "--example", "small", "--rollback"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines = drains(&text(&out.stdout));
+    let out = run(&["runbook", "--plan", plan.to_str().unwrap(), "--example", "small", "--rollback"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = drains(&stdout(&out));
     assert!(!lines.is_empty() && lines.iter().all(|l| l.contains("--delete-emptydir-data")), "{lines:?}");
-    let out = stepstone(&["runbook", "--plan", plan.to_str().unwrap(), "--delete-emptydir-data"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = run(&["runbook", "--plan", plan.to_str().unwrap(), "--delete-emptydir-data"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]
@@ -79,7 +70,7 @@ fn a_package_index_pins_the_exact_build() {
     let plan = std::fs::read_to_string(plan_arg()).unwrap().replace("1.35.3", "1.28.14");
     let plan_path = dir.path().join("plan.json");
     std::fs::write(&plan_path, plan).unwrap();
-    let out = stepstone(&[
+    let out = run(&[
         "runbook",
         "--plan",
         plan_path.to_str().unwrap(),
@@ -88,32 +79,32 @@ fn a_package_index_pins_the_exact_build() {
         "--package-index",
         index.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let md = text(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = stdout(&out);
     assert!(md.contains("apt-get install -y kubeadm='1.28.14-2.1'"), "{md}");
     assert!(!md.contains("kubeadm='1.28.14-*'"), "{md}");
 
-    let out = stepstone(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--package-index", &fleet_arg()]);
+    let out = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--package-index", &fleet_arg()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("is neither a deb `Packages` index"), "{}", text(&out.stderr));
+    assert!(stderr(&out).contains("is neither a deb `Packages` index"), "{}", stderr(&out));
 }
 
 #[test]
 fn bad_input_names_the_fix() {
-    let out = stepstone(&["runbook", "--plan", &plan_arg()]);
+    let out = run(&["runbook", "--plan", &plan_arg()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--distro apt"), "{}", text(&out.stderr));
+    assert!(stderr(&out).contains("--distro apt"), "{}", stderr(&out));
 
-    let out = stepstone(&["runbook", "--plan", &fleet_arg(), "--distro", "apt"]);
+    let out = run(&["runbook", "--plan", &fleet_arg(), "--distro", "apt"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("holds a List, not a Plan"), "{}", text(&out.stderr));
+    assert!(stderr(&out).contains("holds a List, not a Plan"), "{}", stderr(&out));
 
-    let out = stepstone(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--rollback", "--format", "html"]);
+    let out = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--rollback", "--format", "html"]);
     assert_eq!(out.status.code(), Some(2));
 
-    let out = stepstone(&["runbook"]);
+    let out = run(&["runbook"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--plan plan.json"), "{}", text(&out.stderr));
+    assert!(stderr(&out).contains("--plan plan.json"), "{}", stderr(&out));
 }
 
 #[test]
@@ -125,7 +116,7 @@ fn template_dir_replaces_the_hooks() {
          {% macro before_hop(r, hop) %}{% endmacro %}\n{% macro notify_finish(r) %}- [ ] Post to #ops: done{% endmacro %}\n",
     )
     .unwrap();
-    let out = stepstone(&[
+    let out = run(&[
         "runbook",
         "--plan",
         &plan_arg(),
@@ -134,16 +125,16 @@ fn template_dir_replaces_the_hooks() {
         "--template-dir",
         &dir.path().display().to_string(),
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let md = text(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = stdout(&out);
     assert!(md.contains("- [ ] Post to #ops: snapshot fleet.json upgrade starts"));
     assert!(md.contains("- [ ] Post to #ops: done"));
 }
 
 #[test]
 fn staging_design_in_every_format() {
-    let out = stepstone(&["staging", "--snapshot", &fleet_arg(), "--to", "v1.34", "-o", "json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["staging", "--snapshot", &fleet_arg(), "--to", "v1.34", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["apiVersion"], "stepstone/v1alpha1");
     assert_eq!(doc["kind"], "StagingDesign");
@@ -151,53 +142,18 @@ fn staging_design_in_every_format() {
     assert_eq!(doc["workers"].as_array().unwrap().len(), 3);
     assert_eq!(doc["tests"].as_array().unwrap().len(), 8);
 
-    let out = stepstone(&["staging", "--snapshot", &fleet_arg()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let table = text(&out.stdout);
+    let out = run(&["staging", "--snapshot", &fleet_arg()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
     assert!(table.contains("stg-dell-r640-k5.4-containerd-1.6") && table.contains("TEST MATRIX"), "{table}");
     assert!(table.contains("-> v1.34."), "default target is the next minor: {table}");
 
-    let out = stepstone(&["staging", "--snapshot", &fleet_arg(), "-o", "markdown"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("## Test matrix"));
+    let out = run(&["staging", "--snapshot", &fleet_arg(), "-o", "markdown"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("## Test matrix"));
 
-    let out = stepstone(&["staging", "--snapshot", &fleet_arg(), "-o", "yaml"]);
-    assert!(out.status.success() && text(&out.stdout).contains("kind: StagingDesign"));
-}
-
-/// Headless Chromium with the flags that keep it off the network.
-fn chromium(profile: &Path, extra: &[&str], url: &str) -> Output {
-    let binary = Path::new("/usr/bin/chromium");
-    assert!(binary.exists(), "/usr/bin/chromium is missing: install the Debian package chromium");
-    Command::new("timeout")
-        .arg("120")
-        .arg(binary)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("chromium starts: install the Debian package chromium")
-}
-
-/// Console errors and uncaught exceptions in Chromium's log.
-fn console_errors(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter(|l| l.contains("Uncaught") || l.contains(":CONSOLE(") || l.contains("ERROR:CONSOLE"))
-        .map(String::from)
-        .collect()
+    let out = run(&["staging", "--snapshot", &fleet_arg(), "-o", "yaml"]);
+    assert!(out.status.success() && stdout(&out).contains("kind: StagingDesign"));
 }
 
 #[test]
@@ -206,7 +162,7 @@ fn html_report_renders_in_chromium() {
     std::fs::create_dir_all(&out_dir).unwrap();
     let out_dir = out_dir.canonicalize().unwrap();
     let report = out_dir.join("report.html");
-    let out = stepstone(&[
+    let out = run(&[
         "runbook",
         "--plan",
         &plan_arg(),
@@ -217,24 +173,22 @@ fn html_report_renders_in_chromium() {
         "-o",
         &report.display().to_string(),
     ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", stderr(&out));
     let url = format!("file://{}", report.display());
 
-    let profile = tempfile::tempdir().unwrap();
     let shot = out_dir.join("shot.png");
     let _ = std::fs::remove_file(&shot);
-    let run = chromium(profile.path(), &[&format!("--screenshot={}", shot.display()), "--window-size=1400,2000"], &url);
-    let log = text(&run.stderr);
+    let run = chromium(&[&format!("--screenshot={}", shot.display()), "--window-size=1400,2000"], &url);
+    let log = stderr(&run);
     assert!(run.status.success(), "chromium failed: {log}");
     let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a real screenshot ({} bytes)", png.len());
     assert_eq!(console_errors(&log), Vec::<String>::new());
 
-    let profile = tempfile::tempdir().unwrap();
-    let run = chromium(profile.path(), &["--dump-dom"], &url);
-    let dom = text(&run.stdout);
-    assert!(run.status.success(), "chromium failed: {}", text(&run.stderr));
-    assert_eq!(console_errors(&text(&run.stderr)), Vec::<String>::new());
+    let run = chromium(&["--dump-dom"], &url);
+    let dom = stdout(&run);
+    assert!(run.status.success(), "chromium failed: {}", stderr(&run));
+    assert_eq!(console_errors(&stderr(&run)), Vec::<String>::new());
     let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(plan_arg()).unwrap()).unwrap();
     let count = |h: &serde_json::Value, key: &str| h[key].as_array().map_or(0, Vec::len);
     let waves: usize =
@@ -250,8 +204,7 @@ fn the_console_check_catches_a_broken_page() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("broken.html");
     std::fs::write(&page, "<!DOCTYPE html><html><body><script>noSuchFunction();</script></body></html>").unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let run = chromium(profile.path(), &["--dump-dom"], &format!("file://{}", page.display()));
-    let errors = console_errors(&text(&run.stderr));
-    assert!(!errors.is_empty(), "no console error seen in: {}", text(&run.stderr));
+    let run = chromium(&["--dump-dom"], &format!("file://{}", page.display()));
+    let errors = console_errors(&stderr(&run));
+    assert!(!errors.is_empty(), "no console error seen in: {}", stderr(&run));
 }
