@@ -565,7 +565,9 @@ fn container_requests(c: &Value) -> Result<Resources, String> {
     resources(at(c, &["resources", "requests"]))
 }
 
-fn node_selector_terms(affinity: &Value) -> Vec<Selector> {
+/// The required node-affinity terms of an `affinity` object (ORed), `matchFields` on
+/// `metadata.name` as requirements on that pseudo-label.
+pub fn node_selector_terms(affinity: &Value) -> Vec<Selector> {
     let Some(terms) =
         at(affinity, &["nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"])
             .and_then(Value::as_array)

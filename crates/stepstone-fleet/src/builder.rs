@@ -1,5 +1,5 @@
 //! A builder of small hand-picked fleets for tests: a few workers, Deployments, DaemonSets,
-//! budgets and mirror pods, with fixed names and UIDs derived from them.
+//! StatefulSets on local volumes, budgets and mirror pods, with fixed names and UIDs derived from them.
 
 use serde_json::{Value, json};
 
@@ -83,6 +83,55 @@ impl FleetBuilder {
                 }
             }
         }));
+        self
+    }
+
+    /// A StatefulSet of one pod per entry of `nodes`, each with a claim `data-<name>-<i>` from
+    /// its `volumeClaimTemplates`, and for each a local PersistentVolume on `nodes[i]` reserved
+    /// for that claim: the lab's controller creates the claims, its binder binds them, and its
+    /// scheduler keeps each pod on its volume's node.
+    pub fn local_volume_statefulset(mut self, ns: &str, name: &str, nodes: &[&str]) -> Self {
+        self.items.push(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-sts-{name}"),
+                "creationTimestamp": "2026-01-05T09:00:00Z", "generation": 1, "labels": {"app": name}},
+            "spec": {
+                "replicas": nodes.len(),
+                "serviceName": name,
+                "podManagementPolicy": "Parallel",
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 30,
+                        "containers": [{"name": name, "image": format!("registry.local/{name}:1.0"),
+                            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]
+                    }
+                },
+                "volumeClaimTemplates": [{
+                    "metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-storage",
+                        "resources": {"requests": {"storage": "10Gi"}}}
+                }]
+            }
+        }));
+        for (i, node) in nodes.iter().enumerate() {
+            self.items.push(json!({
+                "apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": format!("local-{name}-{i}"), "uid": format!("uid-pv-{name}-{i}"),
+                    "creationTimestamp": "2026-01-05T09:00:00Z"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "10Gi"},
+                    "storageClassName": "local-storage", "persistentVolumeReclaimPolicy": "Retain",
+                    "local": {"path": format!("/mnt/disks/{name}-{i}")},
+                    "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns,
+                        "name": format!("data-{name}-{i}")},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
+                }
+            }));
+        }
         self
     }
 

@@ -72,6 +72,9 @@ pub fn generate_inventory(spec: &FleetSpec, opts: &SnapshotOptions) -> Result<In
             _ if assembled => Ok(()),
             "Pod" => parse_pod(&item).map(|p| pods.push(p)),
             "PodDisruptionBudget" => parse_pdb(&item).map(|p| pdbs.push(p)),
+            // Storage says nothing the plan reads yet: the pods on local volumes carry the node
+            // affinity the planner pins them by.
+            "PersistentVolumeClaim" | "PersistentVolume" => Ok(()),
             _ => parse_workload(&item).map(|w| workloads.push(w)),
         };
         match parsed {
@@ -99,7 +102,8 @@ pub fn generate_inventory(spec: &FleetSpec, opts: &SnapshotOptions) -> Result<In
 }
 
 /// Feed each object of the fleet to `sink` in `kubectl get` order (nodes, pods, PDBs,
-/// Deployments, ReplicaSets, StatefulSets, DaemonSets; each sorted by namespace and name),
+/// Deployments, ReplicaSets, StatefulSets, DaemonSets, PersistentVolumeClaims, PersistentVolumes;
+/// each sorted by namespace and name),
 /// without holding the whole List in memory.
 pub fn generate_items(spec: &FleetSpec, mut sink: impl FnMut(Value)) {
     let fleet = Placer::new(spec).build();

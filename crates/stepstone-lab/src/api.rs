@@ -195,6 +195,19 @@ pub fn apply_defaults(res: ResId, obj: &mut Value) {
             ensure_obj(obj, "status");
             ensure(obj, "/status/phase", json!("Active"));
         }
+        resources::PERSISTENT_VOLUMES => {
+            ensure_obj(obj, "spec");
+            ensure(obj, "/spec/persistentVolumeReclaimPolicy", json!("Retain"));
+            ensure(obj, "/spec/volumeMode", json!("Filesystem"));
+            ensure_obj(obj, "status");
+            ensure(obj, "/status/phase", json!("Pending"));
+        }
+        resources::PERSISTENT_VOLUME_CLAIMS => {
+            ensure_obj(obj, "spec");
+            ensure(obj, "/spec/volumeMode", json!("Filesystem"));
+            ensure_obj(obj, "status");
+            ensure(obj, "/status/phase", json!("Pending"));
+        }
         resources::SECRETS if obj.get("type").is_none() => {
             obj["type"] = json!("Opaque");
         }

@@ -200,6 +200,30 @@ pub const RESOURCES: &[ResourceDef] = &[
         status: false,
         scale: false,
     },
+    ResourceDef {
+        group: "",
+        version: "v1",
+        plural: "persistentvolumes",
+        singular: "persistentvolume",
+        kind: "PersistentVolume",
+        namespaced: false,
+        short_names: &["pv"],
+        categories: &[],
+        status: true,
+        scale: false,
+    },
+    ResourceDef {
+        group: "",
+        version: "v1",
+        plural: "persistentvolumeclaims",
+        singular: "persistentvolumeclaim",
+        kind: "PersistentVolumeClaim",
+        namespaced: true,
+        short_names: &["pvc"],
+        categories: &[],
+        status: true,
+        scale: false,
+    },
 ];
 
 pub const NAMESPACES: ResId = 0;
@@ -218,6 +242,8 @@ pub const LEASES: ResId = 11;
 pub const EVENTS_V1: ResId = 12;
 /// The template history the DaemonSet controller keeps (`kubectl rollout history|undo ds`).
 pub const CONTROLLER_REVISIONS: ResId = 13;
+pub const PERSISTENT_VOLUMES: ResId = 14;
+pub const PERSISTENT_VOLUME_CLAIMS: ResId = 15;
 
 impl ResourceDef {
     pub fn api_version(&self) -> String {

@@ -379,6 +379,64 @@ const CONTROLLER_REVISION_COLUMNS: &[Column] = &[
     col("Age", "string", 0, age),
 ];
 
+// ---- volumes
+
+/// Access modes as upstream abbreviates them: `RWO,ROX`.
+fn access_modes(o: &Value, ptr: &str) -> Value {
+    let short: Vec<&str> = o
+        .pointer(ptr)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|m| match m {
+            "ReadWriteOnce" => "RWO",
+            "ReadOnlyMany" => "ROX",
+            "ReadWriteMany" => "RWX",
+            "ReadWriteOncePod" => "RWOP",
+            other => other,
+        })
+        .collect();
+    json!(short.join(","))
+}
+
+fn volume_claim(o: &Value, _: Timestamp) -> Value {
+    match (s(o, "/spec/claimRef/namespace"), s(o, "/spec/claimRef/name")) {
+        (Some(ns), Some(name)) => json!(format!("{ns}/{name}")),
+        _ => json!(""),
+    }
+}
+
+fn volume_attributes_class(o: &Value, _: Timestamp) -> Value {
+    json!(s(o, "/spec/volumeAttributesClassName").unwrap_or("<unset>"))
+}
+
+const PV_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Capacity", "string", 0, |o, _| json!(s(o, "/spec/capacity/storage").unwrap_or(""))),
+    col("Access Modes", "string", 0, |o, _| access_modes(o, "/spec/accessModes")),
+    col("Reclaim Policy", "string", 0, |o, _| json!(s(o, "/spec/persistentVolumeReclaimPolicy").unwrap_or(""))),
+    col("Status", "string", 0, |o, _| json!(s(o, "/status/phase").unwrap_or(""))),
+    col("Claim", "string", 0, volume_claim),
+    col("StorageClass", "string", 0, |o, _| json!(s(o, "/spec/storageClassName").unwrap_or(""))),
+    col("VolumeAttributesClass", "string", 0, volume_attributes_class),
+    col("Reason", "string", 0, |o, _| json!(s(o, "/status/reason").unwrap_or(""))),
+    col("Age", "string", 0, age),
+    col("VolumeMode", "string", 1, |o, _| json!(s(o, "/spec/volumeMode").unwrap_or("Filesystem"))),
+];
+
+const PVC_COLUMNS: &[Column] = &[
+    col("Name", "string", 0, name),
+    col("Status", "string", 0, |o, _| json!(s(o, "/status/phase").unwrap_or(""))),
+    col("Volume", "string", 0, |o, _| json!(s(o, "/spec/volumeName").unwrap_or(""))),
+    col("Capacity", "string", 0, |o, _| json!(s(o, "/status/capacity/storage").unwrap_or(""))),
+    col("Access Modes", "string", 0, |o, _| access_modes(o, "/status/accessModes")),
+    col("StorageClass", "string", 0, |o, _| json!(s(o, "/spec/storageClassName").unwrap_or(""))),
+    col("VolumeAttributesClass", "string", 0, volume_attributes_class),
+    col("Age", "string", 0, age),
+    col("VolumeMode", "string", 1, |o, _| json!(s(o, "/spec/volumeMode").unwrap_or("Filesystem"))),
+];
+
 /// The controlling owner as `kind.group/name` (`daemonset.apps/kube-proxy`), `<none>` without one.
 fn revision_controller(o: &Value, _: Timestamp) -> Value {
     let owner = meta(o)
@@ -410,6 +468,8 @@ fn columns(res: ResId) -> &'static [Column] {
         resources::SECRETS => SECRET_COLUMNS,
         resources::LEASES => LEASE_COLUMNS,
         resources::CONTROLLER_REVISIONS => CONTROLLER_REVISION_COLUMNS,
+        resources::PERSISTENT_VOLUMES => PV_COLUMNS,
+        resources::PERSISTENT_VOLUME_CLAIMS => PVC_COLUMNS,
         _ => &[],
     }
 }

@@ -545,6 +545,25 @@ impl CapacityModel {
         }
     }
 
+    /// [`pick`](Self::pick) for a pod whose bound volumes can only be reached from
+    /// `volume_nodes` (a local PersistentVolume's node affinity): every other node fails
+    /// kube-scheduler's VolumeBinding filter, which runs after the resource filters, so such a node
+    /// is counted as `node(s) had volume node affinity conflict` only when it passed those.
+    pub fn pick_with_volume_nodes(&self, pod: &Pod, volume_nodes: &BTreeSet<String>) -> Result<String, Unschedulable> {
+        let class = self.class_of(pod);
+        let feasible = |i: u32| match &class.few {
+            Some(few) => few.contains(&i),
+            None => class.feasible[i as usize],
+        };
+        volume_nodes
+            .iter()
+            .filter_map(|n| self.by_name.get(n.as_str()).copied())
+            .filter(|&i| feasible(i) && self.dynamic_fit(i, pod))
+            .min_by_key(|&i| (self.nodes[i as usize].score(), i))
+            .map(|i| self.nodes[i as usize].name.clone())
+            .ok_or_else(|| self.explain_with(pod, Some(volume_nodes)))
+    }
+
     /// Like [`pick`](Self::pick) without the explanation: the planner's hot path.
     pub fn fits_somewhere(&self, pod: &Pod) -> Option<&str> {
         self.pick_at(pod).map(|i| self.nodes[i as usize].name.as_str())
@@ -867,6 +886,11 @@ impl CapacityModel {
 
     /// Walk every node and say why it does not fit: the slow path, only taken on failure.
     fn explain(&self, pod: &Pod) -> Unschedulable {
+        self.explain_with(pod, None)
+    }
+
+    /// [`explain`](Self::explain), with the nodes a pod's bound volumes admit when it has any.
+    fn explain_with(&self, pod: &Pod, volume_nodes: Option<&BTreeSet<String>>) -> Unschedulable {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         let mut closest: Option<(u32, u64, Overflow)> = None;
         let r = &pod.requests;
@@ -906,6 +930,10 @@ impl CapacityModel {
                 for s in short {
                     *counts.entry(s).or_default() += 1;
                 }
+                continue;
+            }
+            if volume_nodes.is_some_and(|v| !v.contains(&n.name)) {
+                *counts.entry("node(s) had volume node affinity conflict".to_string()).or_default() += 1;
                 continue;
             }
             if let Some(reason) = self.anti_affinity_reason(n, pod) {
@@ -994,6 +1022,26 @@ mod tests {
         let m = CapacityModel::new(&nodes, &pods, Headroom::none());
         // a is busier; b and c tie, b wins by name.
         assert_eq!(m.pick(&pod("x", "new", None, 100, 100)).unwrap(), "b");
+    }
+
+    #[test]
+    fn volume_nodes_admit_only_their_node_and_name_the_conflict() {
+        let nodes = vec![node("a", 4000, 8), node("b", 4000, 8), node("c", 4000, 8)];
+        let mut m = CapacityModel::new(&nodes, &[], Headroom::none());
+        let only_c = BTreeSet::from(["c".to_string()]);
+        let p = pod("x", "db-0", None, 100, 100);
+        assert_eq!(m.pick_with_volume_nodes(&p, &only_c).unwrap(), "c");
+        m.set_unschedulable("c", true);
+        let err = m.pick_with_volume_nodes(&p, &only_c).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x/db-0: 0/3 nodes are available: 2 node(s) had volume node affinity conflict, 1 node(s) were unschedulable"
+        );
+        // A node the volume admits but that is full reports the shortage, not the conflict.
+        m.set_unschedulable("c", false);
+        let big = pod("x", "db-0", None, 4500, 100);
+        let err = m.pick_with_volume_nodes(&big, &only_c).unwrap_err();
+        assert_eq!(err.reasons, vec![("Insufficient cpu".to_string(), 3)]);
     }
 
     #[test]

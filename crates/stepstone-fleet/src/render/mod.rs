@@ -1,9 +1,10 @@
 //! Rendering a placed fleet as the objects `kubectl get … -o json` prints, in its order (nodes,
-//! pods, PDBs, Deployments, ReplicaSets, StatefulSets, DaemonSets; each sorted by namespace and
-//! name) and with its alphabetical key order.
+//! pods, PDBs, Deployments, ReplicaSets, StatefulSets, DaemonSets, PersistentVolumeClaims,
+//! PersistentVolumes; each sorted by namespace and name) and with its alphabetical key order.
 
 mod node;
 mod pod;
+mod volume;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -122,6 +123,15 @@ impl PlacedFleet<'_> {
         for app_index in app_order.iter().copied().filter(|a| self.apps[*a].controller == Controller::DaemonSet) {
             let mut v = self.daemonset_json(app_index, counts[app_index], next_rv());
             v.sort_all_objects();
+            sink(v);
+        }
+        let claims = self.claims();
+        for claim in &claims {
+            sink(self.claim_json(claim, next_rv()));
+        }
+        let mut volumes: Vec<Value> = claims.iter().filter_map(|c| self.volume_json(c, next_rv())).collect();
+        volumes.sort_by(|a, b| a["metadata"]["name"].as_str().cmp(&b["metadata"]["name"].as_str()));
+        for v in volumes {
             sink(v);
         }
     }

@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 use stepstone_core::inventory::IntOrPercent;
 use stepstone_core::pdb::{desired_healthy, disruptions_allowed};
 
+use super::volume::{CLAIM_SIZE, STORAGE_CLASS};
 use super::{cpu_text, labels_value, mem_text, owner, ts};
 use crate::HOSTNAME_LABEL;
 use crate::catalogue::default_tolerations;
@@ -265,8 +266,8 @@ impl PlacedFleet<'_> {
                     "apiVersion": "v1",
                     "kind": "PersistentVolumeClaim",
                     "metadata": {"name": name},
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "500Gi"}},
-                             "storageClassName": "openebs-lvmpv", "volumeMode": "Filesystem"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": CLAIM_SIZE}},
+                             "storageClassName": STORAGE_CLASS, "volumeMode": "Filesystem"},
                     "status": {"phase": "Pending"}
                 })),
                 _ => None,

@@ -3,7 +3,7 @@
 //! controller (a silent kubelet's node turns `Unknown` and gets the `unreachable` taints after
 //! `--node-monitor-grace-period`), the taint eviction controller, garbage collection, the
 //! Deployment, ReplicaSet, StatefulSet and DaemonSet controllers (template changes roll out
-//! within their surge and unavailability budgets), the scheduler (the planner's
+//! within their surge and unavailability budgets), the volume binder, the scheduler (the planner's
 //! `CapacityModel`, not a second implementation), the simulated kubelets (pods Pending ->
 //! Running -> Ready, graceful termination) and the disruption controller
 //! (`stepstone_core::pdb`); node Leases are renewed on their own period.
@@ -22,6 +22,7 @@ mod replicaset;
 mod scheduler;
 mod statefulset;
 mod taint_eviction;
+mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -53,6 +54,7 @@ pub(crate) fn chain() -> Vec<Box<dyn Controller>> {
         Box::new(replicaset::ReplicaSetController),
         Box::new(statefulset::StatefulSetController),
         Box::new(daemonset::DaemonSetController::default()),
+        Box::new(volumes::VolumeBinder),
         Box::new(scheduler::Scheduler::default()),
         Box::new(kubelet::Kubelets),
         Box::new(disruption::DisruptionController),
@@ -88,8 +90,17 @@ pub(crate) enum Watch {
 
 /// What the workload controllers, the scheduler and the kubelets watch: any of them can make
 /// work for the others.
-const WORKLOADS: &[ResId] =
-    &[r::PODS, r::NODES, r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS, r::DAEMONSETS, r::CONTROLLER_REVISIONS];
+const WORKLOADS: &[ResId] = &[
+    r::PODS,
+    r::NODES,
+    r::DEPLOYMENTS,
+    r::REPLICASETS,
+    r::STATEFULSETS,
+    r::DAEMONSETS,
+    r::CONTROLLER_REVISIONS,
+    r::PERSISTENT_VOLUMES,
+    r::PERSISTENT_VOLUME_CLAIMS,
+];
 
 /// What one pass hands each controller.
 pub(crate) struct Pass<'a> {

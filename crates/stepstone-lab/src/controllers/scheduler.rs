@@ -1,6 +1,8 @@
 //! The scheduler: binds pending pods of the default scheduler, highest priority and oldest
 //! first, with the planner's `CapacityModel` (not a second implementation), and reports the
-//! pods that fit nowhere with upstream's `0/N nodes are available: ...` condition and Event.
+//! pods that fit nowhere with upstream's `0/N nodes are available: ...` condition and Event. A pod
+//! whose claim is bound to a local volume may only go where that volume is
+//! ([`volumes::volume_need`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,9 +10,10 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use stepstone_core::inventory::Pod;
-use stepstone_core::plan::simulate::{CapacityModel, Headroom};
+use stepstone_core::plan::simulate::{CapacityModel, Headroom, Unschedulable};
 use stepstone_core::snapshot::{SnapshotOptions, parse_node, parse_pod};
 
+use super::volumes::{self, VolumeNeed};
 use super::{Controller, Pass, PodCache, Watch};
 use crate::nodes;
 use crate::resources as r;
@@ -62,7 +65,15 @@ impl Scheduler {
             b.1.priority.cmp(&a.1.priority).then(a.1.created.cmp(&b.1.created)).then(a.1.name.cmp(&b.1.name))
         });
         for (obj, pod) in queue {
-            match pick(&model, &pod) {
+            let placed = match volumes::volume_need(store, &obj) {
+                VolumeNeed::Anywhere => pick(&model, &pod),
+                VolumeNeed::Nodes(reach) => model.pick_with_volume_nodes(&pod, &reach).map_err(|u| explain(&u)),
+                VolumeNeed::Unbound => Err(format!(
+                    "0/{} nodes are available: pod has unbound immediate PersistentVolumeClaims.",
+                    model.node_count()
+                )),
+            };
+            match placed {
                 Ok(node) => {
                     let mut next = (*obj).clone();
                     next["spec"]["nodeName"] = json!(node);
@@ -123,8 +134,11 @@ fn scheduler_model(store: &Store, cache: &PodCache) -> CapacityModel {
 
 /// The one place the scheduling decision is made: the planner's simulator.
 fn pick(model: &CapacityModel, pod: &Pod) -> Result<String, String> {
-    model.pick(pod).map_err(|u| {
-        let reasons: Vec<String> = u.reasons.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
-        format!("0/{} nodes are available: {}.", u.nodes, reasons.join(", "))
-    })
+    model.pick(pod).map_err(|u| explain(&u))
+}
+
+/// Upstream's `FailedScheduling` message.
+fn explain(u: &Unschedulable) -> String {
+    let reasons: Vec<String> = u.reasons.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
+    format!("0/{} nodes are available: {}.", u.nodes, reasons.join(", "))
 }

@@ -1,6 +1,6 @@
 //! The StatefulSet controller: pods `NAME-0..N` created in order (each waiting for its
 //! predecessors to be Ready unless `podManagementPolicy: Parallel`), removed from the highest
-//! ordinal, and the status counts.
+//! ordinal, each with the claims of its `volumeClaimTemplates`, and the status counts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,6 +77,7 @@ fn statefulsets(store: &mut Store, now: Timestamp) {
             if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
                 pod["spec"]["subdomain"] = json!(svc);
             }
+            claim_volumes(store, &sts, i, &mut pod, now);
             api::admit(r::PODS, &mut pod);
             let _ = store.create(r::PODS, pod, now, false);
             if !parallel {
@@ -107,6 +108,37 @@ fn statefulsets(store: &mut Store, now: Timestamp) {
                 "currentReplicas": active.len(), "updatedReplicas": active.len(), "availableReplicas": ready,
                 "currentRevision": revision, "updateRevision": revision}),
         );
+    }
+}
+
+/// The claims of pod `ordinal` from the set's `volumeClaimTemplates`, `TEMPLATE-SET-ORDINAL`:
+/// created when missing (an existing claim, with its data, is kept), and mounted in the pod under
+/// the template's name in place of any volume of that name.
+fn claim_volumes(store: &mut Store, sts: &Value, ordinal: i64, pod: &mut Value, now: Timestamp) {
+    let Some(templates) = sts.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array) else { return };
+    let (set, ns) = (name_of(sts), namespace_of(sts));
+    let selector_labels = sts.pointer("/spec/selector/matchLabels").cloned().unwrap_or(json!({}));
+    for template in templates {
+        let volume = name_of(template);
+        let claim = format!("{volume}-{set}-{ordinal}");
+        if store.get(r::PERSISTENT_VOLUME_CLAIMS, ns, &claim).is_none() {
+            let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+            crate::patch::merge(&mut labels, &selector_labels);
+            let mut pvc = json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim, "namespace": ns, "labels": labels},
+                "spec": template.get("spec").cloned().unwrap_or(json!({})),
+            });
+            api::apply_defaults(r::PERSISTENT_VOLUME_CLAIMS, &mut pvc);
+            let _ = store.create(r::PERSISTENT_VOLUME_CLAIMS, pvc, now, false);
+        }
+        if !pod["spec"].get("volumes").is_some_and(Value::is_array) {
+            pod["spec"]["volumes"] = json!([]);
+        }
+        if let Some(vols) = pod["spec"]["volumes"].as_array_mut() {
+            vols.retain(|v| v.get("name").and_then(Value::as_str) != Some(volume));
+            vols.push(json!({"name": volume, "persistentVolumeClaim": {"claimName": claim}}));
+        }
     }
 }
 
