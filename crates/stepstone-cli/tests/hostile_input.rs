@@ -108,3 +108,48 @@ fn every_command_refuses_the_targets_plan_refuses() {
         }
     }
 }
+
+/// `lab up` reads its fleet with the snapshot reader's validation: what `inventory` refuses, the
+/// lab refuses too (exit 2 naming the item), instead of serving a cluster nothing else accepts.
+#[test]
+fn lab_up_refuses_the_fleets_every_other_command_refuses() {
+    let small: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/small.json")).unwrap(),
+    )
+    .unwrap();
+    let items = small["items"].as_array().unwrap();
+    let node = items.iter().position(|i| i["kind"] == "Node").unwrap();
+    let node_name = items[node]["metadata"]["name"].as_str().unwrap().to_string();
+    let pod = items.iter().position(|i| i["kind"] == "Pod").unwrap();
+    let pod_name = items[pod]["metadata"]["name"].as_str().unwrap().to_string();
+    let pdb = items.iter().position(|i| i["kind"] == "PodDisruptionBudget").unwrap();
+    let pdb_name = items[pdb]["metadata"]["name"].as_str().unwrap().to_string();
+    type Edit = fn(&mut serde_json::Value, usize);
+    let cases: [(usize, &str, &str, Edit); 5] = [
+        (node, &node_name, "labels", |l, i| l["items"][i]["metadata"]["labels"] = serde_json::json!(["a", "b"])),
+        (pod, &pod_name, "spec", |l, i| {
+            l["items"][i].as_object_mut().unwrap().remove("spec");
+        }),
+        (pdb, &pdb_name, "minAvailable is -3", |l, i| {
+            l["items"][i]["spec"].as_object_mut().unwrap().remove("maxUnavailable");
+            l["items"][i]["spec"]["minAvailable"] = serde_json::json!(-3);
+        }),
+        (pdb, &pdb_name, "maxUnavailable", |l, i| {
+            l["items"][i]["spec"]["minAvailable"] = serde_json::json!(1);
+            l["items"][i]["spec"]["maxUnavailable"] = serde_json::json!(1);
+        }),
+        (node, "null", "where a Kubernetes object was expected", |l, i| l["items"][i] = serde_json::Value::Null),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.json");
+    let p = path.to_str().unwrap();
+    for (index, name, says, edit) in cases {
+        let mut fleet = small.clone();
+        edit(&mut fleet, index);
+        std::fs::write(&path, serde_json::to_string(&fleet).unwrap()).unwrap();
+        let inventory = stepstone(&["inventory", "--snapshot", p]);
+        assert_eq!(inventory.status.code(), Some(2), "inventory accepts the case {says:?}");
+        let lab = stepstone(&["lab", "up", "--fleet", p, "--port", "0"]);
+        assert_bad_input(&lab, &[p, &format!("item {index}"), name, says]);
+    }
+}

@@ -331,10 +331,14 @@ fn faults_are_read_and_changed_on_a_running_lab() {
 
     ok(&r.run(&["lab", "faults", "--error-rate", "0.25", "--latency-ms", "5", "--never-return", "r660-01"]));
     // Flags change only what they name.
-    let table = ok(&r.run(&["lab", "faults", "--throttle-rate", "0.1"]));
+    let table = ok(&r.run(&["lab", "faults", "--throttle-rate", "0.1", "--drop-watch-rate", "0.3"]));
     assert!(table.lines().any(|l| l.starts_with("error-rate") && l.ends_with("0.25")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("drop-watch-rate") && l.ends_with("0.3")), "{table}");
     let f = r.lab.faults();
-    assert_eq!((f.error_rate, f.throttle_rate, f.latency_ms), (0.25, 0.1, 5));
+    assert_eq!((f.error_rate, f.throttle_rate, f.latency_ms, f.drop_watch_rate), (0.25, 0.1, 5, 0.3));
+    let (code, err) = failed(&r.run(&["lab", "faults", "--drop-watch-rate", "2"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--drop-watch-rate 2 must be between 0.0 and 1.0"), "{err}");
     assert!(f.never_return.contains("r660-01"));
 
     let (code, err) = failed(&r.run(&["lab", "faults", "--error-rate", "1.5"]));

@@ -1,5 +1,6 @@
 //! Fault injection for reliability tests: random 5xx answers and 429 throttling on a share of
-//! API requests, added latency, nodes whose kubelet never comes back from a restart, and pods
+//! API requests, added latency, watches dropped mid-stream, nodes whose kubelet never comes back
+//! from a restart, and pods
 //! that crash-loop after their node's kubelet restarts, and pods whose volumes never mount (they
 //! stay in ContainerCreating). Changed whole (`PUT /lab/v1/faults`) or
 //! field by field (`PATCH`, a [`FaultsChange`]), so that two people changing different faults do
@@ -30,6 +31,7 @@ use crate::store::{self, Store};
 pub enum FaultField {
     ErrorRate,
     ThrottleRate,
+    DropWatchRate,
     NeverReturn,
     CrashLoop,
     StuckCreating,
@@ -41,6 +43,7 @@ impl FaultField {
         match self {
             FaultField::ErrorRate => "errorRate",
             FaultField::ThrottleRate => "throttleRate",
+            FaultField::DropWatchRate => "dropWatchRate",
             FaultField::NeverReturn => "neverReturn",
             FaultField::CrashLoop => "crashLoop",
             FaultField::StuckCreating => "stuckCreating",
@@ -121,6 +124,10 @@ pub struct FaultConfig {
     pub throttle_rate: f64,
     /// Added to every API request, in real milliseconds.
     pub latency_ms: u64,
+    /// Share of watches the lab drops: the connection is cut at a random moment within a second
+    /// (real time) of the watch starting, without the stream's last chunk, as when an apiserver
+    /// restarts or a load balancer resets the stream. Clients must list and watch again.
+    pub drop_watch_rate: f64,
     /// Nodes whose kubelet never returns from a restart.
     pub never_return: BTreeSet<String>,
     /// Pods (`namespace/name`), or every pod of a node (`node:NAME`), that crash-loop after the
@@ -134,8 +141,11 @@ pub struct FaultConfig {
 
 impl FaultConfig {
     pub fn validate(&self) -> Result<(), FaultsError> {
-        for (field, rate) in [(FaultField::ErrorRate, self.error_rate), (FaultField::ThrottleRate, self.throttle_rate)]
-        {
+        for (field, rate) in [
+            (FaultField::ErrorRate, self.error_rate),
+            (FaultField::ThrottleRate, self.throttle_rate),
+            (FaultField::DropWatchRate, self.drop_watch_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(FaultsError::RateOutOfRange { field, rate });
             }
@@ -192,6 +202,7 @@ pub struct FaultsChange {
     pub error_rate: Option<f64>,
     pub throttle_rate: Option<f64>,
     pub latency_ms: Option<u64>,
+    pub drop_watch_rate: Option<f64>,
     /// Nodes to add to [`FaultConfig::never_return`].
     pub add_never_return: Vec<String>,
     /// Pods or `node:NAME` to add to [`FaultConfig::crash_loop`].
@@ -225,6 +236,9 @@ impl FaultsChange {
         }
         if let Some(ms) = self.latency_ms {
             fields.insert("latencyMs".into(), json!(ms));
+        }
+        if let Some(r) = self.drop_watch_rate {
+            fields.insert(FaultField::DropWatchRate.json_name().into(), json!(r));
         }
         let lists = [
             ("neverReturn", &self.add_never_return),
@@ -315,6 +329,11 @@ pub fn injected(cfg: &FaultConfig, roll: f64) -> Option<ApiError> {
     None
 }
 
+/// Roll the dice for one watch: `Some(after)` when the fault drops it that long after it starts.
+pub fn watch_drop(cfg: &FaultConfig, rolls: [f64; 2]) -> Option<Duration> {
+    (rolls[0] < cfg.drop_watch_rate).then(|| Duration::from_secs_f64(rolls[1]))
+}
+
 /// A uniform number in [0, 1) from a splitmix64 state.
 pub fn next_unit(state: &mut u64) -> f64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -361,6 +380,23 @@ mod tests {
         let err = base.patched(PatchType::Merge, br#"{"latencyMs": "slow"}"#).unwrap_err();
         assert!(err.to_string().contains("invalid faults"), "{err}");
         assert!(base.patched(PatchType::Merge, b"[1]").is_err());
+    }
+
+    #[test]
+    fn a_share_of_watches_is_dropped_within_a_second() {
+        let cfg = FaultConfig { drop_watch_rate: 0.25, ..Default::default() };
+        let mut s = 11;
+        let drops: Vec<Duration> =
+            (0..10_000).filter_map(|_| watch_drop(&cfg, [next_unit(&mut s), next_unit(&mut s)])).collect();
+        assert!((2_200..2_800).contains(&drops.len()), "{}", drops.len());
+        assert!(drops.iter().all(|d| *d < Duration::from_secs(1)));
+        assert!(watch_drop(&FaultConfig::default(), [0.0, 0.5]).is_none(), "no drops without the fault");
+        let patched = cfg.patched(PatchType::Merge, br#"{"dropWatchRate": 1.0}"#).unwrap();
+        assert_eq!(patched.drop_watch_rate, 1.0);
+        let err = cfg.patched(PatchType::Merge, br#"{"dropWatchRate": 2}"#).unwrap_err();
+        assert_eq!(err, FaultsError::RateOutOfRange { field: FaultField::DropWatchRate, rate: 2.0 });
+        let change = FaultsChange { drop_watch_rate: Some(0.5), ..Default::default() };
+        assert_eq!(change.to_patch().1, json!({"dropWatchRate": 0.5}));
     }
 
     #[test]

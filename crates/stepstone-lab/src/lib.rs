@@ -108,6 +108,8 @@ pub enum LabError {
     NoNodes,
     #[error("fleet item {index} ({kind} {name}): {reason}")]
     BadItem { index: usize, kind: String, name: String, reason: String },
+    #[error("fleet item {index}: {found} in \"items\", where a Kubernetes object was expected; remove it")]
+    NotAnObject { index: usize, found: &'static str },
     #[error("cannot listen on 127.0.0.1:{port}: {source}; pick another port with --port (0 picks a free one)")]
     Bind {
         port: u16,
@@ -173,7 +175,9 @@ pub fn load_fleet(store: &mut Store, fleet: Value, now: Timestamp) -> Result<Loa
     let mut namespaces: std::collections::BTreeSet<String> =
         ["default", "kube-system", "kube-public", "kube-node-lease"].iter().map(|s| s.to_string()).collect();
     let mut typed = Vec::with_capacity(items.len());
+    let parse_options = stepstone_core::snapshot::SnapshotOptions::default();
     for (index, mut item) in items.into_iter().enumerate() {
+        validate_item(index, &item, &parse_options)?;
         let kind = item.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
         let api_version = item.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
         let Some(res) = resources::by_kind(&api_version, &kind) else {
@@ -223,6 +227,33 @@ pub fn load_fleet(store: &mut Store, fleet: Value, now: Timestamp) -> Result<Loa
         *report.loaded.entry(kind).or_default() += 1;
     }
     Ok(report)
+}
+
+/// Read one fleet item as every other command reads a snapshot (the same parser, so a fleet the
+/// planner refuses is refused here too, instead of a lab that serves what nothing else accepts).
+fn validate_item(index: usize, item: &Value, opts: &stepstone_core::snapshot::SnapshotOptions) -> Result<(), LabError> {
+    use stepstone_core::snapshot::{ParsedObject, SnapshotError};
+    let found = match item {
+        Value::Object(_) => None,
+        Value::Null => Some("null"),
+        Value::Bool(_) => Some("a boolean"),
+        Value::Number(_) => Some("a number"),
+        Value::String(_) => Some("a string"),
+        Value::Array(_) => Some("an array"),
+    };
+    if let Some(found) = found {
+        return Err(LabError::NotAnObject { index, found });
+    }
+    let origin = format!("items[{index}]");
+    ParsedObject::parse(&origin, item, opts).map(|_| ()).map_err(|e| match e {
+        SnapshotError::Object { kind, name, reason, .. } => LabError::BadItem { index, kind, name, reason },
+        other => LabError::BadItem {
+            index,
+            kind: item.get("kind").and_then(Value::as_str).unwrap_or("").to_string(),
+            name: store::name_of(item).to_string(),
+            reason: other.to_string(),
+        },
+    })
 }
 
 /// The newest timestamp in the fleet, so the simulated clock never starts before the snapshot.

@@ -3,7 +3,6 @@
 //! verbs of [`crate::api`], with injected faults applied first.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -804,6 +803,8 @@ struct WatchState {
     pending: VecDeque<Bytes>,
     rx: Option<broadcast::Receiver<Arc<Change>>>,
     deadline: tokio::time::Instant,
+    /// When the drop-watch fault cuts this watch's connection.
+    drop_at: Option<tokio::time::Instant>,
     bookmarks: bool,
     shared: Arc<Shared>,
     done: bool,
@@ -878,6 +879,11 @@ fn watch_response(
     let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| query_bool(b));
     let send_initial = query.get("sendInitialEvents").is_some_and(|b| query_bool(b));
     let start_rv = query_resource_version(query)?;
+    let drop_after = {
+        let cfg = lock(&shared.faults);
+        let mut rng = lock(&shared.fault_rng);
+        faults::watch_drop(&cfg, [faults::next_unit(&mut rng), faults::next_unit(&mut rng)])
+    };
     let mut state = WatchState {
         res,
         ns,
@@ -886,6 +892,7 @@ fn watch_response(
         pending: VecDeque::new(),
         rx: None,
         deadline: tokio::time::Instant::now() + Duration::from_secs(timeout),
+        drop_at: drop_after.map(|d| tokio::time::Instant::now() + d),
         bookmarks,
         shared: shared.clone(),
         done: false,
@@ -928,15 +935,23 @@ fn watch_response(
     let stream = futures::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(b) = st.pending.pop_front() {
-                return Some((Ok::<Bytes, Infallible>(b), st));
+                return Some((Ok::<Bytes, std::io::Error>(b), st));
             }
             if st.done {
                 return None;
             }
+            let drop_at = st.drop_at;
             let rx = st.rx.as_mut()?;
             let tick = tokio::time::sleep(Duration::from_secs(5));
             tokio::select! {
                 _ = tokio::time::sleep_until(st.deadline) => return None,
+                // An error ends the body without its last chunk: the client sees the connection
+                // cut mid-stream, not a watch that timed out.
+                _ = tokio::time::sleep_until(drop_at.unwrap_or(st.deadline)), if drop_at.is_some() => {
+                    st.done = true;
+                    let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected fault: watch dropped");
+                    return Some((Err(cut), st));
+                }
                 _ = tick, if st.bookmarks => {
                     let rv = st.shared.store().resource_version();
                     let b = st.bookmark(rv, false);

@@ -531,3 +531,30 @@ async fn the_inventory_read_back_matches_the_fleet() {
     assert_eq!(got.pdbs.len(), expected.pdbs.len());
     assert_eq!(got.workloads.len(), expected.workloads.len());
 }
+
+/// The drop-watch fault cuts a watch's connection mid-stream (the client sees an error, not a
+/// watch that ended), within a second; without it, the same watch streams until its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_watches_end_with_a_cut_connection() {
+    let (lab, c) = start(many_pods_fleet(3), 10.0).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let rv = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let cut = |lab: &LabHandle, rate: f64| lab.set_faults(FaultConfig { drop_watch_rate: rate, ..Default::default() });
+    cut(&lab, 1.0).unwrap();
+    let began = tokio::time::Instant::now();
+    let mut stream = pods.watch(&WatchParams::default().timeout(60), &rv).await.unwrap().boxed();
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await.expect("the watch is cut") {
+            Some(Ok(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(matches!(end, Some(Err(_))), "the stream ends with an error, not cleanly: {end:?}");
+    assert!(began.elapsed() < Duration::from_secs(30), "cut long before its 60 s timeout");
+
+    cut(&lab, 0.0).unwrap();
+    let mut stream = pods.watch(&WatchParams::default().timeout(2), &rv).await.unwrap().boxed();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), stream.next()).await.expect("watch ends") {
+        assert!(event.is_ok(), "no cut without the fault: {event:?}");
+    }
+}

@@ -93,6 +93,10 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
 
+    /// Share of watches cut mid-stream within a second of starting (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_watch_rate: f64,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -179,6 +183,7 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         error_rate: a.error_rate,
         throttle_rate: a.throttle_rate,
         latency_ms: a.latency_ms,
+        drop_watch_rate: a.drop_watch_rate,
         ..Default::default()
     };
     faults

@@ -453,6 +453,7 @@ pub struct RestartArgs {
 #[command(after_help = "Examples:
   stepstone lab faults
   stepstone lab faults --error-rate 0.05 --throttle-rate 0.1 --latency-ms 20
+  stepstone lab faults --drop-watch-rate 0.3
   stepstone lab faults --never-return r650-03 --crash-loop node:r650-04
   stepstone lab faults --stuck-creating node:r650-05
   stepstone lab faults --clear")]
@@ -468,6 +469,10 @@ pub struct FaultsArgs {
     /// Milliseconds added to every API request.
     #[arg(long, value_name = "MS")]
     pub latency_ms: Option<u64>,
+
+    /// Share of watches cut mid-stream within a second of starting (0.0 to 1.0).
+    #[arg(long, value_name = "RATE")]
+    pub drop_watch_rate: Option<f64>,
 
     /// A node whose kubelet never returns from its next restart. Repeatable.
     #[arg(long, value_name = "NODE")]
@@ -529,6 +534,7 @@ pub(super) fn fault_flag(field: FaultField) -> &'static str {
     match field {
         FaultField::ErrorRate => "--error-rate",
         FaultField::ThrottleRate => "--throttle-rate",
+        FaultField::DropWatchRate => "--drop-watch-rate",
         FaultField::NeverReturn => "--never-return",
         FaultField::CrashLoop => "--crash-loop",
         FaultField::StuckCreating => "--stuck-creating",
@@ -956,11 +962,15 @@ fn etcd_snapshot(node: &str, a: SnapshotArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
-    for (flag, rate) in [("--error-rate", a.error_rate), ("--throttle-rate", a.throttle_rate)] {
+    for (flag, rate, of) in [
+        ("--error-rate", a.error_rate, "API requests"),
+        ("--throttle-rate", a.throttle_rate, "API requests"),
+        ("--drop-watch-rate", a.drop_watch_rate, "watches"),
+    ] {
         if let Some(r) = rate
             && !(0.0..=1.0).contains(&r)
         {
-            return Err(usage(format!("{flag} {r} must be between 0.0 and 1.0 (0.05 = 5% of API requests)")));
+            return Err(usage(format!("{flag} {r} must be between 0.0 and 1.0 (0.05 = 5% of {of})")));
         }
     }
     if let Some(ms) = a.latency_ms.filter(|ms| *ms > super::lab::MAX_LATENCY_MS) {
@@ -972,6 +982,7 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         error_rate: a.error_rate,
         throttle_rate: a.throttle_rate,
         latency_ms: a.latency_ms,
+        drop_watch_rate: a.drop_watch_rate,
         add_never_return: a.never_return.clone(),
         add_crash_loop: a.crash_loop.clone(),
         add_stuck_creating: a.stuck_creating.clone(),
@@ -986,6 +997,7 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
         t.row(["error-rate".to_string(), shown.error_rate.to_string()]);
         t.row(["throttle-rate".to_string(), shown.throttle_rate.to_string()]);
         t.row(["latency-ms".to_string(), shown.latency_ms.to_string()]);
+        t.row(["drop-watch-rate".to_string(), shown.drop_watch_rate.to_string()]);
         t.row(["never-return".to_string(), list(&shown.never_return)]);
         t.row(["crash-loop".to_string(), list(&shown.crash_loop)]);
         t.row(["stuck-creating".to_string(), list(&shown.stuck_creating)]);
