@@ -5,6 +5,8 @@
 use std::process::ExitCode;
 
 use stepstone_core::findings::{Finding, Severity};
+use stepstone_exec::ExecError;
+use stepstone_exec::cluster::ClusterError;
 
 /// An error the user caused (bad flag value, unreadable file): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +27,11 @@ pub const SERVER_ERROR: u8 = 3;
 pub fn for_error(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<Failure>().is_some() {
         FINDINGS
-    } else if e.chain().any(|c| c.is::<stepstone_kube::read::ServerError>()) {
+    } else if e.chain().any(|c| {
+        c.is::<stepstone_kube::read::ServerError>()
+            || matches!(c.downcast_ref::<ClusterError>(), Some(ClusterError::Unavailable { .. }))
+            || matches!(c.downcast_ref::<ExecError>(), Some(ExecError::Cluster(ClusterError::Unavailable { .. })))
+    }) {
         SERVER_ERROR
     } else {
         BAD_INPUT

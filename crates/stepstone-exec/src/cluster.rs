@@ -41,6 +41,12 @@ pub enum ClusterError {
     Collect(String),
     #[error("{0}")]
     Drain(String),
+    /// The API server kept failing a request (5xx, 429, dropped connections) through every retry.
+    #[error(
+        "{action}: failed {attempts} times in a row, last with {}; the API server is unhealthy or overloaded: check `kubectl get --raw '/readyz?verbose'`, then `stepstone rollout resume`",
+        stepstone_kube::read::summary(last)
+    )]
+    Unavailable { action: String, attempts: u32, last: kube::Error },
     /// Someone else wrote the Lease between our read and our write.
     #[error("the rollout Lease kube-system/{LEASE_NAME} changed while it was being taken; try again")]
     LeaseConflict,
@@ -49,6 +55,46 @@ pub enum ClusterError {
 fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ClusterError {
     let action = action.into();
     move |source| ClusterError::Api { action, source }
+}
+
+/// Run one request, again while the server answers 5xx or 429 or the connection drops (as the
+/// read commands do, [`stepstone_kube::read::Retry`]): a rollout must not stop halfway over a
+/// transient error. Every request sent this way is safe to repeat (gets, lists, merge patches,
+/// Lease writes against a resourceVersion; an Event may be posted twice).
+async fn retrying<T, F, Fut>(action: impl Into<String>, request: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    retrying_with(&stepstone_kube::read::Retry::default(), action, request).await
+}
+
+async fn retrying_with<T, F, Fut>(
+    retry: &stepstone_kube::read::Retry,
+    action: impl Into<String>,
+    mut request: F,
+) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Ok(v) => return Ok(v),
+            Err(e) if !stepstone_kube::read::is_transient(&e) => return Err(api_err(action)(e)),
+            Err(last) if attempt >= retry.attempts => {
+                return Err(ClusterError::Unavailable { action: action.into(), attempts: attempt, last });
+            }
+            Err(e) => {
+                let factor = 1u32 << (attempt - 1).min(16);
+                let wait = retry.first_wait.saturating_mul(factor).min(retry.max_wait);
+                tracing::debug!(attempt, ?wait, error = %e, "request failed; retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
 }
 
 /// A control-plane static pod as the health gate sees it.
@@ -148,7 +194,8 @@ impl ClusterApi for KubeCluster {
     fn pod_health(&self) -> BoxFuture<'_, Result<Vec<PodHealth>, ClusterError>> {
         Box::pin(async move {
             let api: Api<Pod> = Api::all(self.client());
-            let list = api.list(&ListParams::default()).await.map_err(api_err("listing pods"))?;
+            let params = ListParams::default();
+            let list = retrying("listing pods", || api.list(&params)).await?;
             Ok(list
                 .items
                 .iter()
@@ -184,10 +231,9 @@ impl ClusterApi for KubeCluster {
     fn cordon<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
         Box::pin(async move {
             let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client());
-            let patch = json!({"spec": {"unschedulable": true}});
-            api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(api_err(format!("cordoning {node}")))?;
+            let patch = Patch::Merge(json!({"spec": {"unschedulable": true}}));
+            let params = PatchParams::default();
+            retrying(format!("cordoning {node}"), || api.patch(node, &params, &patch)).await?;
             Ok(())
         })
     }
@@ -224,7 +270,8 @@ impl ClusterApi for KubeCluster {
                 reporting_component: Some("stepstone-rollout".into()),
                 ..Default::default()
             };
-            api.create(&PostParams::default(), &e).await.map_err(api_err(format!("posting an event on {node}")))?;
+            let params = PostParams::default();
+            retrying(format!("posting an event on {node}"), || api.create(&params, &e)).await?;
             Ok(())
         })
     }
@@ -243,7 +290,7 @@ impl ClusterApi for KubeCluster {
     fn node_status<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<NodeStatus, ClusterError>> {
         Box::pin(async move {
             let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client());
-            let n = api.get(node).await.map_err(api_err(format!("reading node {node}")))?;
+            let n = retrying(format!("reading node {node}"), || api.get(node)).await?;
             let status = n.status.unwrap_or_default();
             Ok(NodeStatus {
                 kubelet: status.node_info.map(|i| i.kubelet_version).unwrap_or_default(),
@@ -256,10 +303,8 @@ impl ClusterApi for KubeCluster {
     fn component_pods<'a>(&'a self, component: &'a str) -> BoxFuture<'a, Result<Vec<ComponentPod>, ClusterError>> {
         Box::pin(async move {
             let api: Api<Pod> = Api::namespaced(self.client(), "kube-system");
-            let list = api
-                .list(&ListParams::default().labels(&format!("component={component}")))
-                .await
-                .map_err(api_err(format!("listing {component} pods")))?;
+            let params = ListParams::default().labels(&format!("component={component}"));
+            let list = retrying(format!("listing {component} pods"), || api.list(&params)).await?;
             Ok(list
                 .items
                 .iter()
@@ -285,7 +330,7 @@ impl ClusterApi for KubeCluster {
     fn read_mirror(&self) -> BoxFuture<'_, Result<Option<BTreeMap<String, String>>, ClusterError>> {
         Box::pin(async move {
             let api: Api<ConfigMap> = Api::namespaced(self.client(), LEASE_NAMESPACE);
-            let cm = api.get_opt(JOURNAL_CONFIGMAP).await.map_err(api_err("reading the rollout ConfigMap"))?;
+            let cm = retrying("reading the rollout ConfigMap", || api.get_opt(JOURNAL_CONFIGMAP)).await?;
             Ok(cm.map(|c| c.data.unwrap_or_default()))
         })
     }
@@ -293,10 +338,13 @@ impl ClusterApi for KubeCluster {
     fn write_mirror<'a>(&'a self, data: BTreeMap<String, Option<String>>) -> BoxFuture<'a, Result<(), ClusterError>> {
         Box::pin(async move {
             let api: Api<ConfigMap> = Api::namespaced(self.client(), LEASE_NAMESPACE);
-            let patch = json!({"data": data});
-            match api.patch(JOURNAL_CONFIGMAP, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            let patch = Patch::Merge(json!({"data": data}));
+            let params = PatchParams::default();
+            let patched =
+                retrying("writing the rollout ConfigMap", || api.patch(JOURNAL_CONFIGMAP, &params, &patch)).await;
+            match patched {
                 Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(ClusterError::Api { source: kube::Error::Api(s), .. }) if s.code == 404 => {
                     let cm = ConfigMap {
                         metadata: ObjectMeta {
                             name: Some(JOURNAL_CONFIGMAP.into()),
@@ -309,10 +357,11 @@ impl ClusterApi for KubeCluster {
                         data: Some(data.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect()),
                         ..Default::default()
                     };
-                    api.create(&PostParams::default(), &cm).await.map_err(api_err("creating the rollout ConfigMap"))?;
+                    let params = PostParams::default();
+                    retrying("creating the rollout ConfigMap", || api.create(&params, &cm)).await?;
                     Ok(())
                 }
-                Err(e) => Err(api_err("writing the rollout ConfigMap")(e)),
+                Err(e) => Err(e),
             }
         })
     }
@@ -320,7 +369,7 @@ impl ClusterApi for KubeCluster {
     fn read_lease(&self) -> BoxFuture<'_, Result<Option<LeaseRead>, ClusterError>> {
         Box::pin(async move {
             let api: Api<Lease> = Api::namespaced(self.client(), LEASE_NAMESPACE);
-            let lease = api.get_opt(LEASE_NAME).await.map_err(api_err("reading the rollout Lease"))?;
+            let lease = retrying("reading the rollout Lease", || api.get_opt(LEASE_NAME)).await?;
             Ok(lease.map(|l| {
                 let spec = l.spec.unwrap_or_default();
                 LeaseRead {
@@ -362,22 +411,79 @@ impl ClusterApi for KubeCluster {
                     ..Default::default()
                 }),
             };
-            let result = match previous {
-                None => api.create(&PostParams::default(), &lease).await.map(|_| ()),
-                Some(_) => {
-                    let mut lease = lease;
-                    if same_holder && let Some(spec) = lease.spec.as_mut() {
-                        // Keep the original acquire time on renewals.
-                        spec.acquire_time = None;
-                    }
-                    api.replace(LEASE_NAME, &PostParams::default(), &lease).await.map(|_| ())
+            let mut lease = lease;
+            if previous.is_some()
+                && same_holder
+                && let Some(spec) = lease.spec.as_mut()
+            {
+                // Keep the original acquire time on renewals.
+                spec.acquire_time = None;
+            }
+            let result = retrying("writing the rollout Lease", || async {
+                match previous {
+                    None => api.create(&PostParams::default(), &lease).await.map(|_| ()),
+                    Some(_) => api.replace(LEASE_NAME, &PostParams::default(), &lease).await.map(|_| ()),
                 }
-            };
+            })
+            .await;
             match result {
-                Ok(()) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 409 => Err(ClusterError::LeaseConflict),
-                Err(e) => Err(api_err("writing the rollout Lease")(e)),
+                Err(ClusterError::Api { source: kube::Error::Api(s), .. }) if s.code == 409 => {
+                    Err(ClusterError::LeaseConflict)
+                }
+                other => other,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status::failure("injected", "InternalError").with_code(code)))
+    }
+
+    fn quick() -> stepstone_kube::read::Retry {
+        stepstone_kube::read::Retry { first_wait: Duration::from_millis(1), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_an_answer() {
+        let mut calls = 0;
+        let got = retrying_with(&quick(), "reading node w1", || {
+            calls += 1;
+            let n = calls;
+            async move { if n < 4 { Err(answer(if n % 2 == 0 { 429 } else { 500 })) } else { Ok(n) } }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 4);
+    }
+
+    #[tokio::test]
+    async fn answers_are_not_retried_and_a_server_down_for_good_is_unavailable() {
+        let mut calls = 0;
+        let err = retrying_with(&quick(), "reading node w1", || {
+            calls += 1;
+            async { Err::<(), _>(answer(404)) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        assert!(matches!(err, ClusterError::Api { source: kube::Error::Api(ref s), .. } if s.code == 404), "{err}");
+
+        let mut calls = 0;
+        let err = retrying_with(&quick(), "reading node w1", || {
+            calls += 1;
+            async { Err::<(), _>(answer(503)) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls, 8);
+        let text = err.to_string();
+        assert!(matches!(err, ClusterError::Unavailable { attempts: 8, .. }), "{text}");
+        assert!(text.starts_with("reading node w1: failed 8 times in a row, last with 503"), "{text}");
+        assert!(text.contains("stepstone rollout resume"), "{text}");
     }
 }

@@ -189,7 +189,16 @@ impl Engine {
         acquire_lock(&*self.cluster, &self.identity, self.config.lease_duration, &*self.clock, &self.sink).await?;
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = self.spawn_renewal(lost.clone());
-        let outcome = self.run_locked(journal, resumed, &lost).await;
+        let outcome = match self.run_locked(journal, resumed, &lost).await {
+            // The API server failed through every retry: stop as a halt does (the journal says
+            // why, the report says what ran), so nobody finds nodes cordoned and no word why.
+            Err(ExecError::Cluster(e)) => {
+                let reason = format!("stopped on an API error: {e}");
+                self.halt(journal, &reason, "when the API server is healthy again, `stepstone rollout resume`").await?;
+                Err(ExecError::Cluster(e))
+            }
+            other => other,
+        };
         renewer.abort();
         if !lost.load(Ordering::SeqCst) {
             release_lock(&*self.cluster, &self.identity, &*self.clock).await?;

