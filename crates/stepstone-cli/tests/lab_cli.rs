@@ -28,6 +28,7 @@ fn generate_then_up_serves_the_fleet_to_kubectl() {
         .arg(&fleet)
         .args(["--speed", "20", "--kubeconfig"])
         .arg(&kubeconfig)
+        .env("XDG_RUNTIME_DIR", dir.path())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -81,6 +82,7 @@ fn up_never_overwrites_a_running_labs_kubeconfig_and_lab_commands_read_kubeconfi
     let mut lab = stepstone()
         .args(["lab", "up", "--fleet", fleet, "--kubeconfig"])
         .arg(&kubeconfig)
+        .env("XDG_RUNTIME_DIR", dir.path())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -88,7 +90,12 @@ fn up_never_overwrites_a_running_labs_kubeconfig_and_lab_commands_read_kubeconfi
     BufReader::new(lab.stdout.take().unwrap()).read_line(&mut first).unwrap();
     let written = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
 
-    let second = stepstone().args(["lab", "up", "--fleet", fleet, "--kubeconfig"]).arg(&kubeconfig).output().unwrap();
+    let second = stepstone()
+        .args(["lab", "up", "--fleet", fleet, "--kubeconfig"])
+        .arg(&kubeconfig)
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
     // KUBECONFIG names the lab for `lab` commands run without --kubeconfig, from any directory.
     let nodes = stepstone()
         .args(["lab", "nodes", "-o", "json"])
@@ -120,8 +127,123 @@ fn up_never_overwrites_a_running_labs_kubeconfig_and_lab_commands_read_kubeconfi
     let other = dir.path().join("config");
     let theirs = "apiVersion: v1\nkind: Config\ncurrent-context: prod\n";
     std::fs::write(&other, theirs).unwrap();
-    let out = stepstone().args(["lab", "up", "--fleet", fleet, "--kubeconfig"]).arg(&other).output().unwrap();
+    let out = stepstone()
+        .args(["lab", "up", "--fleet", fleet, "--kubeconfig"])
+        .arg(&other)
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a lab's kubeconfig"));
     assert_eq!(std::fs::read_to_string(&other).unwrap(), theirs);
+}
+
+/// `lab up -d` twice under different names, `lab status`, `lab down`: like kind's clusters,
+/// each named lab runs in the background with its own kubeconfig and state until it is stopped.
+#[test]
+fn named_labs_run_in_the_background_side_by_side_until_down() {
+    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/small.json");
+    let dir = tempfile::tempdir().unwrap();
+    let lab = |args: &[&str]| stepstone().args(["lab"]).args(args).env("XDG_RUNTIME_DIR", dir.path()).output().unwrap();
+    /// Stops what the test started in the background, whether it passes or fails.
+    struct Down<'a>(&'a std::path::Path);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            for name in ["alpha", "beta"] {
+                let _ = stepstone().args(["lab", "down", "--name", name]).env("XDG_RUNTIME_DIR", self.0).output();
+            }
+        }
+    }
+    let _down = Down(dir.path());
+    let up = lab(&["up", "-d", "--fleet", fleet, "--name", "alpha", "--speed", "5"]);
+    let text = String::from_utf8_lossy(&up.stdout).into_owned();
+    assert_eq!(up.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&up.stderr));
+    let state = dir.path().join("stepstone/labs/alpha");
+    let alpha_kubeconfig = state.join("kubeconfig");
+    assert!(text.contains("lab alpha is running in the background"), "{text}");
+    assert!(text.contains(&format!("kubeconfig: {}", alpha_kubeconfig.display())), "{text}");
+    assert!(text.contains("stop it with: stepstone lab down --name alpha"), "{text}");
+    // It answers kubectl, and the command that started it has returned.
+    let nodes = common::kubectl(&alpha_kubeconfig, &["get", "nodes", "--no-headers"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&nodes.stdout).lines().count(),
+        15,
+        "{}",
+        String::from_utf8_lossy(&nodes.stderr)
+    );
+
+    // The same name again is refused; another name runs beside it.
+    let again = lab(&["up", "-d", "--fleet", fleet, "--name", "alpha"]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{err}");
+    assert!(err.contains("a lab named alpha is already running") && err.contains("lab down --name alpha"), "{err}");
+    let beta = lab(&["up", "-d", "--fleet", fleet, "--name", "beta", "-o", "json"]);
+    assert_eq!(beta.status.code(), Some(0), "{}", String::from_utf8_lossy(&beta.stderr));
+    let beta: serde_json::Value = serde_json::from_slice(&beta.stdout).unwrap();
+    assert_eq!(beta["kind"], "LabRunning", "{beta}");
+
+    let status = lab(&["status", "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let labs = doc["labs"].as_array().cloned().unwrap_or_else(|| panic!("{doc}"));
+    let names: Vec<&str> = labs.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha", "beta"], "{doc}");
+    assert!(labs.iter().all(|l| l["status"] == "running" && l["nodes"] == 15 && l["pid"].as_u64().is_some()), "{doc}");
+    assert_eq!(labs[0]["speed"], 5.0);
+    assert_ne!(labs[0]["port"], labs[1]["port"]);
+    let table = String::from_utf8_lossy(&lab(&["status"]).stdout).into_owned();
+    assert!(table.starts_with("NAME") && table.contains("alpha") && table.contains("running"), "{table}");
+
+    // Down stops the lab and removes its kubeconfig and state; the other keeps running.
+    let down = lab(&["down", "--name", "alpha"]);
+    let said = String::from_utf8_lossy(&down.stdout);
+    assert_eq!(down.status.code(), Some(0), "{said}{}", String::from_utf8_lossy(&down.stderr));
+    assert!(said.contains("lab alpha stopped"), "{said}");
+    assert!(!state.exists() && !alpha_kubeconfig.exists());
+    let gone = common::kubectl(&alpha_kubeconfig, &["get", "nodes"], None);
+    assert!(!gone.status.success());
+    let status = lab(&["status", "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        doc["labs"].as_array().map(|l| l.iter().map(|x| x["name"].clone()).collect()),
+        Some(vec!["beta".into()])
+    );
+    let down = lab(&["down", "--name", "beta"]);
+    assert_eq!(down.status.code(), Some(0), "{}", String::from_utf8_lossy(&down.stderr));
+    let missing = lab(&["down", "--name", "beta"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no lab named beta"));
+    let status = lab(&["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("no labs running"));
+}
+
+/// A lab in the foreground says when it is ready and, on Ctrl-C, that it stops.
+#[test]
+fn foreground_lab_says_ready_and_stops_on_ctrl_c() {
+    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/small.json");
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = stepstone()
+        .args(["lab", "up", "--fleet", fleet, "--name", "fg"])
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(lab.stdout.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("lab fg ready") {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        said.push_str(&line);
+    }
+    assert!(said.contains("lab fg ready"), "{said}");
+    let record = dir.path().join("stepstone/labs/fg/lab.json");
+    common::wait_for(std::time::Duration::from_secs(60), "the lab's record", || record.exists());
+    let interrupted = std::process::Command::new("kill").args(["-INT", &lab.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let output = lab.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("Ctrl-C: stopping lab fg") && err.contains("lab fg stopped"), "{err}");
+    assert!(!record.exists(), "the record of a stopped lab is removed");
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use stepstone_fleet::{FleetSpec, write_pretty_json};
 use stepstone_lab::{FaultConfig, Lab, LabClient, LabOptions};
 
-use super::lab_node;
+use super::{lab_life, lab_node};
 use crate::output::{OutputArgs, emit};
 
 /// A virtual bare-metal cluster that speaks the Kubernetes API, for rehearsing upgrades.
@@ -41,21 +41,27 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
     Up(UpArgs),
+    Status(lab_life::StatusArgs),
+    Down(lab_life::DownArgs),
     Generate(GenerateArgs),
     Nodes(lab_node::NodesArgs),
     Node(lab_node::NodeArgs),
     Faults(lab_node::FaultsArgs),
 }
 
-/// Serve a fleet on 127.0.0.1 until Ctrl-C.
+/// Serve a fleet on 127.0.0.1 until Ctrl-C (or in the background with -d, until `lab down`).
 ///
 /// Writes a kubeconfig pointing at the lab (plain HTTP on loopback, no credentials) and prints the
-/// address. Simulated time runs --speed times faster than the wall clock: pod start-up, grace
+/// address. Each lab has a name (--name, default `lab`) and a state directory
+/// (`$XDG_RUNTIME_DIR/stepstone/labs/NAME`, else `~/.local/state/stepstone/labs/NAME`) where it
+/// records itself while it serves; `lab status` lists the labs and `lab down --name NAME` stops
+/// one. Simulated time runs --speed times faster than the wall clock: pod start-up, grace
 /// periods and kubelet restarts shrink accordingly. Node operations (package installs,
 /// `kubeadm upgrade`, kubelet restarts) and fault injection are served under /lab/v1/.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   stepstone lab up --fleet examples/small.json
+  stepstone lab up -d --fleet examples/small.json --name staging
   stepstone lab up --fleet cluster.json --port 6443 --speed 60 --kubeconfig ./lab.kubeconfig
   stepstone lab up --fleet fleet.json --error-rate 0.05 --latency-ms 20")]
 pub struct UpArgs {
@@ -71,11 +77,20 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
 
-    /// Where to write the kubeconfig for the lab. Never over the kubeconfig of a lab that is
-    /// still running, nor over another cluster's; KUBECONFIG is not read here, so `lab up`
-    /// cannot replace your own kubeconfig. The other `lab` commands read this file by default.
-    #[arg(long, value_name = "FILE", default_value = "./lab.kubeconfig")]
-    pub kubeconfig: PathBuf,
+    /// Where to write the kubeconfig for the lab (default: ./lab.kubeconfig for the lab named
+    /// `lab`, which the other `lab` commands read by default; the lab's state directory for any
+    /// other name). Never over the kubeconfig of a lab that is still running, nor over another
+    /// cluster's; KUBECONFIG is not read here, so `lab up` cannot replace your own kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The lab's name, so several labs can run side by side.
+    #[arg(long, default_value = lab_life::DEFAULT_NAME)]
+    pub name: String,
+
+    /// Run in the background: return once the lab is ready; `lab down` stops it.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
 
     /// Seed for generated names, UIDs and fault dice.
     #[arg(long, default_value_t = 0x5eed)]
@@ -135,6 +150,8 @@ pub struct GenerateArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         LabCommand::Up(a) => up(a),
+        LabCommand::Status(a) => lab_life::status(a),
+        LabCommand::Down(a) => lab_life::down(a),
         LabCommand::Generate(a) => generate_fleet(a),
         LabCommand::Nodes(a) => lab_node::nodes(a),
         LabCommand::Node(a) => lab_node::node(a),
@@ -170,6 +187,20 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             a.latency_ms
         )));
     }
+    lab_life::check_name(&a.name)?;
+    if a.detach {
+        return lab_life::detach(&a.name, &a.output);
+    }
+    let state_dir = lab_life::state_dir(&a.name)?;
+    let kubeconfig = match &a.kubeconfig {
+        Some(k) => k.clone(),
+        None if a.name == lab_life::DEFAULT_NAME => PathBuf::from("./lab.kubeconfig"),
+        None => state_dir.join("kubeconfig"),
+    };
+    if let Some(parent) = kubeconfig.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| crate::exit::usage(format!("--kubeconfig {}: {e}", kubeconfig.display())))?;
+    }
     let text = std::fs::read_to_string(&a.fleet)
         .map_err(|e| crate::exit::usage(format!("cannot read --fleet {}: {e}", a.fleet.display())))?;
     let fleet: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
@@ -178,7 +209,13 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             a.fleet.display()
         ))
     })?;
-    refuse_to_overwrite(&a.kubeconfig)?;
+    refuse_to_overwrite(&kubeconfig)?;
+    if let Some(r) = lab_life::read_record(&state_dir).filter(|r| lab_life::alive(r.pid)) {
+        return Err(crate::exit::usage(format!(
+            "a lab named {} is already running (pid {}, {}); stop it with `stepstone lab down --name {}`, or start this one with another --name",
+            a.name, r.pid, r.url, a.name
+        )));
+    }
     let faults = FaultConfig {
         error_rate: a.error_rate,
         throttle_rate: a.throttle_rate,
@@ -192,13 +229,14 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let opts = LabOptions {
         port: a.port,
         speed: a.speed,
-        kubeconfig: Some(a.kubeconfig.clone()),
+        kubeconfig: Some(kubeconfig.clone()),
         faults,
         seed: a.seed,
         ..Default::default()
     };
     let fleet_name = a.fleet.display().to_string();
     let format = a.output.output;
+    let name = a.name.clone();
     crate::exit::block_on(async move {
         let lab = Lab::start(fleet, opts).await.map_err(|e| match e {
             stepstone_lab::LabError::Faults(why) => {
@@ -211,7 +249,7 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         })?;
         let started = Started {
             url: lab.url(),
-            kubeconfig: a.kubeconfig.clone(),
+            kubeconfig: kubeconfig.clone(),
             speed: a.speed,
             loaded: lab.load.loaded.clone(),
             skipped: lab.load.skipped.clone(),
@@ -235,11 +273,32 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
                 "  stepstone lab nodes --kubeconfig {}   (node operations; Ctrl-C stops the lab)\n",
                 started.kubeconfig.display()
             ));
+            text.push_str(&format!("lab {name} ready\n"));
             text
         })?;
         std::io::stdout().flush()?;
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        let absolute = std::path::absolute(&kubeconfig).unwrap_or_else(|_| kubeconfig.clone());
+        let record = lab_life::LabRecord {
+            name: name.clone(),
+            pid: std::process::id(),
+            url: lab.url(),
+            port: lab.addr.port(),
+            kubeconfig: absolute,
+            nodes: started.loaded.get("Node").copied().unwrap_or(0),
+            speed: started.speed,
+            fleet: fleet_name.clone(),
+        };
+        lab_life::write_record(&state_dir, &record)?;
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        let why = tokio::select! {
+            r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; "Ctrl-C" }
+            _ = terminate.recv() => "SIGTERM",
+        };
+        eprintln!("{why}: stopping lab {name}");
         lab.shutdown().await;
+        lab_life::remove_record(&state_dir, record.pid);
+        eprintln!("lab {name} stopped");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

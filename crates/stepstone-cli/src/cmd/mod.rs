@@ -9,6 +9,7 @@ pub mod drift;
 pub mod etcd;
 pub mod inventory;
 pub mod lab;
+pub mod lab_life;
 pub mod lab_node;
 pub mod path;
 pub mod plan;
