@@ -242,3 +242,31 @@ async fn api_throttling_is_retried_with_backoff() {
     assert!(!t.pods_on("w1").iter().any(|(p, _)| p.starts_with("prod/")));
     assert_eq!(t.healthy("prod", "web").len(), 9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_on_the_controller_reads_are_retried() {
+    // Two Deployments in one namespace (their ReplicaSets are listed) and one alone in another
+    // (read by name), so both ways of reading controllers meet the faults.
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
+        .worker("w3")
+        .deployment("prod", "web", 3, json!([]))
+        .deployment("prod", "api", 3, json!([]))
+        .deployment("batch", "jobs", 3, json!([]))
+        .build();
+    let t = TestLab::start(fleet).await;
+    for (ns, app) in [("prod", "web"), ("prod", "api"), ("batch", "jobs")] {
+        t.wait_healthy(ns, app, 3).await;
+    }
+    let client = t.client().await;
+    // Three requests in ten answered 500: a read that is not retried fails the drain.
+    t.lab.set_faults(stepstone_lab::FaultConfig { error_rate: 0.3, ..Default::default() }).expect("faults");
+    let recorder = Recorder::default();
+    let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(60)), &recorder).await.expect("drain");
+    t.lab.set_faults(stepstone_lab::FaultConfig::default()).expect("faults");
+    assert_eq!(report.nodes[0].outcome, NodeOutcome::Drained, "{}", report.render());
+    for (ns, app) in [("prod", "web"), ("prod", "api"), ("batch", "jobs")] {
+        assert!(!t.pods_on("w1").iter().any(|(p, _)| p.starts_with(&format!("{ns}/{app}"))), "{ns}/{app} left w1");
+    }
+}
