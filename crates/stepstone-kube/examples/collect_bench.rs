@@ -15,7 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use stepstone_core::snapshot::SnapshotOptions;
 use stepstone_fleet::{FleetSpec, generate};
-use stepstone_kube::collect::{CollectOptions, DEFAULT_PAGE_SIZE, collect_inventory_with, collect_with, connect};
+use stepstone_kube::collect::{CollectOptions, DEFAULT_PAGE_SIZE, collect_inventory_with, collect_with};
+use stepstone_kube::connect;
 use stepstone_lab::{Lab, LabOptions};
 
 fn ms(d: Duration) -> String {

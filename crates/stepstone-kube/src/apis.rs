@@ -186,7 +186,7 @@ async fn list_text(conn: &Connection, path: &str, params: &ListParams) -> Read<S
 }
 
 async fn read(conn: &Connection, request: http::Request<Vec<u8>>, what: &str) -> Read<String> {
-    match crate::read::get_text(&conn.reader, &conn.server, request, &conn.retry).await {
+    match crate::read::get_text(&conn.unretried, &conn.server, request, &conn.retry).await {
         Ok(text) => Ok(Ok(text)),
         Err(crate::read::ReadError::Server(e)) => Err(ApisFetchError::Server(e)),
         Err(crate::read::ReadError::Refused(e)) => match skip_reason(&e, &verb_for(what)) {

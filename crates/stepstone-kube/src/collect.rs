@@ -6,15 +6,15 @@
 //! cluster and a `kubectl get … -o json` snapshot of it give the same inventory.
 //! [`to_kubectl_list`] turns a collected set into the `v1 List` that kubectl prints.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kube::api::ListParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::{Map, Value};
 use stepstone_core::inventory::Inventory;
 use stepstone_core::snapshot::{InventoryBuilder, ObjectSet, SnapshotError, SnapshotOptions};
 use stepstone_core::wire::{self, Keep};
+
+pub use crate::connect::Connection;
 
 /// Items per list request, as `kubectl get --chunk-size` defaults to.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -42,31 +42,8 @@ pub const RESOURCES: &[Resource] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
-    #[error("cannot read kubeconfig {path}: {source}; check the path given to --kubeconfig or KUBECONFIG")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error(
-        "kubeconfig {path}: {source}; list the contexts with `kubectl config get-contexts --kubeconfig {path}` and pass one with --context"
-    )]
-    Context {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("no kubeconfig given and none found ({source}); pass --kubeconfig FILE or set KUBECONFIG")]
-    Infer {
-        #[source]
-        source: kube::config::InferConfigError,
-    },
-    #[error("cannot build a Kubernetes client for {server}: {source}")]
-    Client {
-        server: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Connect(#[from] crate::connect::ConnectError),
     #[error(
         "listing {what} from {server}: {source}; check that the server is reachable and the credentials may list {what} in all namespaces (`kubectl auth can-i list {what} -A`)"
     )]
@@ -108,51 +85,9 @@ impl Default for CollectOptions {
     }
 }
 
-/// A client plus the words errors and the inventory use for where it points.
-pub struct Connection {
-    /// For writes and watches: kube's own retries of 429, 503 and 504 stay on.
-    pub client: Client,
-    /// For reads through [`crate::read`], which retry with a bound of their own: kube's
-    /// retries would otherwise stack under them (up to 15 per request, minutes of waiting).
-    pub reader: Client,
-    /// How reads are retried.
-    pub retry: crate::read::Retry,
-    /// The API server URL.
-    pub server: String,
-    /// `cluster <server> (context <name>)`, for `Inventory::source`.
-    pub label: String,
-}
-
-/// Build a client from a kubeconfig file and context (the current context when `None`); with no
-/// file, the usual lookup (`KUBECONFIG`, `~/.kube/config`, in-cluster).
-pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Connection, CollectError> {
-    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|source| CollectError::Kubeconfig { path: path.to_path_buf(), source })?;
-            Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|source| CollectError::Context { path: path.to_path_buf(), source })?
-        }
-        None => Config::infer().await.map_err(|source| CollectError::Infer { source })?,
-    };
-    let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
-    let label = match context {
-        Some(c) => format!("cluster {server} (context {c})"),
-        None => format!("cluster {server}"),
-    };
-    let mut read_config = config.clone();
-    read_config.default_retry = false;
-    let client = Client::try_from(config).map_err(|source| CollectError::Client { server: server.clone(), source })?;
-    let reader =
-        Client::try_from(read_config).map_err(|source| CollectError::Client { server: server.clone(), source })?;
-    Ok(Connection { client, reader, retry: crate::read::Retry::default(), server, label })
-}
-
 /// Every object of [`RESOURCES`] and the server version, as raw JSON.
 pub async fn collect_objects(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<ObjectSet, CollectError> {
-    let conn = connect(kubeconfig, context).await?;
+    let conn = crate::connect(kubeconfig, context).await?;
     collect_with(&conn, &CollectOptions::default()).await
 }
 
@@ -162,7 +97,7 @@ pub async fn collect_inventory(
     context: Option<&str>,
     opts: &SnapshotOptions,
 ) -> Result<Inventory, CollectError> {
-    let conn = connect(kubeconfig, context).await?;
+    let conn = crate::connect(kubeconfig, context).await?;
     collect_inventory_with(&conn, &CollectOptions::default(), opts).await
 }
 
@@ -224,10 +159,11 @@ pub async fn server_version_info(
     let version_error = |source| CollectError::Version { server: conn.server.clone(), source };
     let request =
         http::Request::get("/version").body(Vec::new()).map_err(|e| version_error(kube::Error::HttpError(e)))?;
-    let text = crate::read::get_text(&conn.reader, &conn.server, request, &conn.retry).await.map_err(|e| match e {
-        crate::read::ReadError::Server(e) => CollectError::Server(e),
-        crate::read::ReadError::Refused(e) => version_error(e),
-    })?;
+    let text =
+        crate::read::get_text(&conn.unretried, &conn.server, request, &conn.retry).await.map_err(|e| match e {
+            crate::read::ReadError::Server(e) => CollectError::Server(e),
+            crate::read::ReadError::Refused(e) => version_error(e),
+        })?;
     serde_json::from_str(&text).map_err(|e| version_error(kube::Error::SerdeError(e)))
 }
 
@@ -299,7 +235,7 @@ impl<'a> Pages<'a> {
             .map_err(|e| list_error(kube::Error::BuildRequest(e)))?;
         // Until the caller reports a continue token, this is the last page.
         self.done = true;
-        match crate::read::get_text(&self.conn.reader, &self.conn.server, request, &self.conn.retry).await {
+        match crate::read::get_text(&self.conn.unretried, &self.conn.server, request, &self.conn.retry).await {
             Ok(text) => Ok(Some(text)),
             Err(crate::read::ReadError::Server(e)) => Err(CollectError::Server(e)),
             Err(crate::read::ReadError::Refused(e)) => Err(list_error(e)),

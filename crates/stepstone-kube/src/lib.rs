@@ -2,5 +2,8 @@
 
 pub mod apis;
 pub mod collect;
+pub mod connect;
 pub mod drain;
 pub mod read;
+
+pub use connect::{ConnectError, Connection, connect};

@@ -6,13 +6,14 @@ mod recorded_api;
 
 use recorded_api::{kubeconfig, recorded_api, start};
 use stepstone_core::snapshot::{ObjectSet, SnapshotOptions};
+use stepstone_kube::ConnectError;
 use stepstone_kube::collect::{self, CollectError, CollectOptions, RESOURCES};
 
 #[tokio::test]
 async fn paginates_every_list_with_continue_tokens() {
     let (addr, api) = start(recorded_api()).await;
     let config = kubeconfig(addr, "pages");
-    let conn = collect::connect(Some(&config), None).await.unwrap();
+    let conn = stepstone_kube::connect(Some(&config), None).await.unwrap();
     let set = collect::collect_with(&conn, &CollectOptions { page_size: 2 }).await.unwrap();
 
     let log = api.log.lock().unwrap().clone();
@@ -89,7 +90,7 @@ async fn errors_name_the_context_the_resource_and_the_fix() {
     let opts = SnapshotOptions::default();
 
     let e = collect::collect_inventory(Some(&config), Some("prod"), &opts).await.unwrap_err();
-    assert!(matches!(e, CollectError::Context { .. }), "{e}");
+    assert!(matches!(e, CollectError::Connect(ConnectError::Context { .. })), "{e}");
     assert!(e.to_string().contains("prod") && e.to_string().contains("get-contexts"), "{e}");
 
     let e = collect::collect_inventory(Some(&config), None, &opts).await.unwrap_err();

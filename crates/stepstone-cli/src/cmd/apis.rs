@@ -128,8 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     } else if let Some(kubeconfig) = &args.source.kubeconfig {
         let sources = crate::exit::block_on(async {
-            let conn =
-                stepstone_kube::collect::connect(Some(kubeconfig.as_path()), args.source.context.as_deref()).await?;
+            let conn = stepstone_kube::connect(Some(kubeconfig.as_path()), args.source.context.as_deref()).await?;
             let mut request = ApiSourceRequest::new(data.kinds(), data.groups());
             request.helm = args.helm;
             request.metrics = args.metrics.is_none();

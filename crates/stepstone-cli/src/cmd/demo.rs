@@ -63,9 +63,8 @@ async fn demo(speed: f64) -> anyhow::Result<ExitCode> {
         Lab::start(fleet, LabOptions { speed, kubeconfig: Some(kubeconfig.clone()), ..Default::default() }).await?;
     println!("lab serving {} (kubectl --kubeconfig {} get nodes)", lab.url(), kubeconfig.display());
 
-    let conn = stepstone_kube::collect::connect(Some(&kubeconfig), None).await?;
-    let drain_client = stepstone_kube::drain::connect(Some(&kubeconfig), None).await?;
-    let cluster = KubeCluster { conn, drain_client };
+    let conn = stepstone_kube::connect(Some(&kubeconfig), None).await?;
+    let cluster = KubeCluster { drain_client: conn.unretried.clone(), conn };
 
     say("the operator's fixes for the blockers `stepstone blockers` names");
     let deployments: Api<Deployment> = Api::namespaced(cluster.conn.client.clone(), "prod");

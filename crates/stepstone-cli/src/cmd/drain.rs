@@ -246,10 +246,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sink.emit(&DrainEvent::Warning { node: None, message: w.to_string() });
     }
     let report = block_on(async {
-        let client =
-            stepstone_kube::drain::connect(args.cluster.kubeconfig.as_deref(), args.cluster.context.as_deref())
-                .await
-                .map_err(|e| usage(e.to_string()))?;
+        let client = stepstone_kube::connect(args.cluster.kubeconfig.as_deref(), args.cluster.context.as_deref())
+            .await
+            .map_err(|e| usage(e.to_string()))?
+            .unretried;
         stepstone_kube::drain::drain(&client, &args.nodes, &config, &sink)
             .await
             .with_context(|| format!("draining {}", args.nodes.join(", ")))
@@ -263,10 +263,10 @@ pub fn run_uncordon(args: UncordonArgs) -> anyhow::Result<ExitCode> {
     let json = args.output == EventOutput::Json;
     let sink = Progress::new(json, 0);
     block_on(async {
-        let client =
-            stepstone_kube::drain::connect(args.cluster.kubeconfig.as_deref(), args.cluster.context.as_deref())
-                .await
-                .map_err(|e| usage(e.to_string()))?;
+        let client = stepstone_kube::connect(args.cluster.kubeconfig.as_deref(), args.cluster.context.as_deref())
+            .await
+            .map_err(|e| usage(e.to_string()))?
+            .unretried;
         stepstone_kube::drain::uncordon(&client, &args.nodes, !args.no_events, &sink)
             .await
             .with_context(|| format!("uncordoning {}", args.nodes.join(", ")))

@@ -19,7 +19,7 @@ use stepstone_exec::lease::Identity;
 use stepstone_exec::observe::{ClusterState, Decision, decide};
 use stepstone_exec::steps::sequence;
 use stepstone_exec::triggers::TriggerOptions;
-use stepstone_kube::collect::Connection;
+use stepstone_kube::Connection;
 use stepstone_kube::drain::{DrainConfig, RuleOptions};
 
 use crate::cmd::plan::{PolicyArgs, parse_minutes};
@@ -233,9 +233,8 @@ pub async fn connect(c: &ClusterArgs) -> anyhow::Result<KubeCluster> {
     if c.kubeconfig.is_none() && std::env::var_os("KUBECONFIG").is_none() && !Path::new(&home_kubeconfig()).exists() {
         return Err(usage("a rollout acts on a live cluster: pass --kubeconfig FILE (for a lab: ./lab.kubeconfig)"));
     }
-    let conn = stepstone_kube::collect::connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
-    let drain_client = stepstone_kube::drain::connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
-    Ok(KubeCluster { conn, drain_client })
+    let conn = stepstone_kube::connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
+    Ok(KubeCluster { drain_client: conn.unretried.clone(), conn })
 }
 
 fn home_kubeconfig() -> String {

@@ -1,41 +1,16 @@
 //! The few API calls the drain makes, each one request: cordon, list a node's pods, read one
 //! controller, evict or delete one pod with a UID precondition, post a node Event.
 
-use std::path::Path;
-
 use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
 use k8s_openapi::api::policy::v1::Eviction;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions, Time};
+use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::{Value, json};
 
 use super::DrainError;
 use super::event::NodeEvent;
 use super::eviction::EvictionOutcome;
-
-/// A client for the drain: kube's built-in retry of 429/503/504 is off, because a budget's 429
-/// must reach our own loop (which logs it and retries at its own pace) instead of being retried
-/// silently up to 15 times.
-pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client, DrainError> {
-    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
-    let mut config = match kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| DrainError::Kubeconfig { what: path.display().to_string(), message: e.to_string() })?;
-            Config::from_custom_kubeconfig(kc, &options)
-                .await
-                .map_err(|e| DrainError::Kubeconfig { what: path.display().to_string(), message: e.to_string() })?
-        }
-        None => Config::infer().await.map_err(|e| DrainError::Kubeconfig {
-            what: "KUBECONFIG / ~/.kube/config".into(),
-            message: e.to_string(),
-        })?,
-    };
-    config.default_retry = false;
-    Client::try_from(config).map_err(|e| DrainError::Api { action: "building the client".into(), source: e })
-}
 
 /// Set or clear `spec.unschedulable` (the merge patch `kubectl cordon` sends).
 pub async fn set_unschedulable(client: &Client, node: &str, unschedulable: bool) -> Result<Node, DrainError> {

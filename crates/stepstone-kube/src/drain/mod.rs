@@ -15,7 +15,6 @@ pub mod report;
 pub mod retry;
 pub mod watch;
 
-pub use api::connect;
 pub use engine::{DrainConfig, EventSink, drain, uncordon};
 pub use event::DrainEvent;
 pub use plan::RuleOptions;
@@ -24,8 +23,8 @@ pub use retry::RetryPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
-    #[error("kubeconfig {what}: {message}; pass --kubeconfig FILE (and --context NAME) or set KUBECONFIG")]
-    Kubeconfig { what: String, message: String },
+    #[error(transparent)]
+    Connect(#[from] crate::connect::ConnectError),
     #[error("node {node} not found; list the nodes with `kubectl get nodes` (nothing was cordoned)")]
     NodeNotFound { node: String },
     #[error("{action}: {source}")]

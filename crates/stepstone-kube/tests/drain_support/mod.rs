@@ -33,7 +33,7 @@ impl TestLab {
 
     /// A client exactly as `stepstone drain` builds one (no built-in 429 retry).
     pub async fn client(&self) -> kube::Client {
-        stepstone_kube::drain::connect(Some(&self.kubeconfig), None).await.expect("client")
+        stepstone_kube::connect(Some(&self.kubeconfig), None).await.expect("client").unretried
     }
 
     /// Pods of `app=<app>` in `ns` that count as healthy for a budget: Ready, not terminating.
