@@ -13,6 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cmd;
 #[cfg(test)]
 mod document_commands;
+mod duration;
 mod exit;
 mod output;
 mod source;

@@ -46,7 +46,7 @@ pub struct Args {
     pub cluster: ClusterArgs,
 
     /// Stop evicting after this long (e.g. 90s, 5m, 1h); the nodes stay cordoned.
-    #[arg(long, default_value = "300s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "300s", value_parser = crate::duration::seconds, value_name = "DURATION")]
     pub timeout: Duration,
 
     /// Drain only the pods matching this label selector (e.g. 'app!=critical-singleton').
@@ -58,7 +58,7 @@ pub struct Args {
     pub delete_emptydir_data: bool,
 
     /// Grace period given to each pod (default: the pod's own terminationGracePeriodSeconds).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::duration::seconds, value_name = "DURATION")]
     pub grace_period: Option<Duration>,
 
     /// Show what would be evicted and what would block, without cordoning or evicting.
@@ -79,7 +79,7 @@ pub struct Args {
     pub concurrency: usize,
 
     /// Interval between attempts while a PodDisruptionBudget refuses an eviction.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "5s", value_parser = crate::duration::seconds, value_name = "DURATION")]
     pub retry_interval: Duration,
 
     /// DANGER: evict pods that no controller recreates (kubectl's --force). They are gone for good.
@@ -147,49 +147,6 @@ pub struct UncordonArgs {
     /// table: one line per node on stderr. json: one JSON event per line on stdout.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = EventOutput::Table)]
     pub output: EventOutput,
-}
-
-/// `90`, `90s`, `1500ms`, `5m`, `1h`, `1m30s`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err("empty duration; write e.g. 30s, 5m or 1h".into());
-    }
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut number = String::new();
-    let mut chars = t.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration; write e.g. 30s, 5m or 1h"))?;
-        number.clear();
-        let secs = match unit.as_str() {
-            "ms" => value / 1000.0,
-            "s" => value,
-            "m" => value * 60.0,
-            "h" => value * 3600.0,
-            _ => return Err(format!("'{text}': unknown unit '{unit}'; use ms, s, m or h")),
-        };
-        total += Duration::from_secs_f64(secs);
-    }
-    if !number.is_empty() {
-        return Err(format!("'{text}': a number without a unit at the end; write e.g. 1m30s"));
-    }
-    Ok(total)
 }
 
 impl Args {
@@ -412,22 +369,5 @@ impl EventSink for Progress {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("300s").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
-        assert!(parse_duration("5 minutes").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("1m30").unwrap_err().contains("without a unit"));
-        assert!(parse_duration("").is_err());
     }
 }

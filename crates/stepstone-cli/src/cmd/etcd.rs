@@ -99,8 +99,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub metadata: Option<PathBuf>,
     /// Fail when the snapshot is older than this (1h, 30m, 2h30m).
-    #[arg(long, value_name = "DURATION", default_value = "1h", conflicts_with = "any_age")]
-    pub max_age: String,
+    #[arg(long, value_name = "DURATION", default_value = "1h", conflicts_with = "any_age", value_parser = crate::duration::seconds)]
+    pub max_age: Duration,
     /// Skip the age check (integrity only).
     #[arg(long)]
     pub any_age: bool,
@@ -215,7 +215,7 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
         let options = GrpcSnapshotOptions {
             endpoint,
             tls,
-            connect_timeout: Duration::from_secs(args.ssh.connect_timeout.max(1)),
+            connect_timeout: args.ssh.connect_timeout(),
             timeout: args.ssh.timeout(),
         };
         exit::block_on(etcd::snapshot_grpc(&options, &args.dir, &args.cluster, taken_at)).map_err(etcd_failure)?
@@ -250,11 +250,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             args.file.display()
         )));
     }
-    let max_age = if args.any_age {
-        None
-    } else {
-        Some(etcd::parse_max_age(&args.max_age).map_err(|e| usage(format!("--max-age: {e}")))?)
-    };
+    let max_age = if args.any_age { None } else { Some(args.max_age) };
     let report = etcd::verify(
         &args.file,
         &VerifyOptions {

@@ -66,11 +66,11 @@ pub struct PolicyArgs {
     pub headroom: Headroom,
 
     /// Watch time after each canary before the next wave (e.g. 30m, 1h).
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::duration::minutes)]
     pub canary_soak: u32,
 
     /// Wait between batches, for evicted pods to settle (e.g. 5m).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::duration::minutes)]
     pub batch_wait: u32,
 
     /// Maintenance window: days, hours and IANA time zone, e.g. 'Tue,Wed 09:00-13:00 Europe/Berlin'.
@@ -114,27 +114,27 @@ pub struct PolicyArgs {
     pub allow_friday: bool,
 
     /// Assumed time to drain a worker (evictions without budget waits).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::duration::minutes)]
     pub drain_time: u32,
 
     /// Assumed time to install packages and run `kubeadm upgrade node` on a worker.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::duration::minutes)]
     pub upgrade_time: u32,
 
     /// Assumed time to restart the kubelet.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::duration::minutes)]
     pub restart_time: u32,
 
     /// Assumed time until the node is Ready and uncordoned.
-    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = crate::duration::minutes)]
     pub ready_time: u32,
 
     /// Assumed time for one control-plane node (drain, kubeadm upgrade, kubelet, checks).
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::duration::minutes)]
     pub control_plane_time: u32,
 
     /// Assumed time from an eviction to its replacement pod being Ready.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::duration::minutes)]
     pub pod_start_time: u32,
 }
 
@@ -203,37 +203,6 @@ fn parse_start(s: &str) -> Result<jiff::civil::DateTime, String> {
         .map_err(|_| format!("'{s}' is not a local date and time; use e.g. 2026-12-01T09:00"))
 }
 
-/// `30m`, `1h`, `1h30m`, `90` (minutes), `0`.
-pub fn parse_minutes(s: &str) -> Result<u32, String> {
-    let err = || format!("'{s}' is not a duration; use minutes or hours, e.g. 30m, 1h, 1h30m");
-    let t = s.trim();
-    if let Ok(m) = t.parse::<u32>() {
-        return Ok(m);
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    let mut seen = false;
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().map_err(|_| err())?;
-        num.clear();
-        total += match c {
-            'h' => n * 60,
-            'm' => n,
-            'd' => n * 1440,
-            _ => return Err(err()),
-        };
-        seen = true;
-    }
-    if !num.is_empty() || !seen {
-        return Err(err());
-    }
-    u32::try_from(total).map_err(|_| err())
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inv = args.source.load()?;
     let request = args.policy.request(args.to.clone())?;
@@ -242,20 +211,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Path findings count too: a cgroup v1 node on the hop to 1.35 stops that hop like a blocker.
     let all: Vec<_> = plan.blockers.iter().chain(&plan.findings).cloned().collect();
     Ok(crate::exit::for_findings(&all))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_minutes;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_minutes("30m"), Ok(30));
-        assert_eq!(parse_minutes("1h30m"), Ok(90));
-        assert_eq!(parse_minutes("90"), Ok(90));
-        assert_eq!(parse_minutes("2h"), Ok(120));
-        assert!(parse_minutes("soon").is_err());
-        assert!(parse_minutes("5s").is_err());
-        assert!(parse_minutes("m").is_err());
-    }
 }

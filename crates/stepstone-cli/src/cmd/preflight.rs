@@ -51,12 +51,12 @@ pub struct SshArgs {
     /// Changed keys are still refused.
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Seconds to wait for a TCP connection and SSH handshake.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub connect_timeout: u64,
-    /// Seconds a remote command may run.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-    pub timeout: u64,
+    /// How long to wait for a TCP connection and SSH handshake (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::seconds)]
+    pub connect_timeout: Duration,
+    /// How long a remote command may run (a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = crate::duration::seconds)]
+    pub timeout: Duration,
     /// Nodes contacted at once.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub concurrency: usize,
@@ -105,7 +105,7 @@ impl SshArgs {
             identity: self.identity.clone(),
             known_hosts: self.known_hosts.clone(),
             host_keys: if self.accept_new_host_keys { HostKeyPolicy::AcceptNew } else { HostKeyPolicy::Strict },
-            connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
+            connect_timeout: self.connect_timeout(),
             concurrency: self.concurrency.max(1),
             sudo: if self.no_sudo { SudoMode::Never } else { SudoMode::Auto },
             log_dir: Some(self.log_dir.clone()),
@@ -125,8 +125,13 @@ impl SshArgs {
         }
     }
 
+    /// At least a second: a zero timeout would fail every command before it starts.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout.max(1))
+        self.timeout.max(Duration::from_secs(1))
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout.max(Duration::from_secs(1))
     }
 }
 

@@ -22,7 +22,7 @@ use stepstone_exec::triggers::TriggerOptions;
 use stepstone_kube::Connection;
 use stepstone_kube::drain::{DrainConfig, RuleOptions};
 
-use crate::cmd::plan::{PolicyArgs, parse_minutes};
+use crate::cmd::plan::PolicyArgs;
 use crate::cmd::preflight::{Backend as SshBackendArg, SshArgs};
 use crate::exit::usage;
 
@@ -117,7 +117,7 @@ pub struct RunArgs {
     pub snapshot_dir: PathBuf,
 
     /// The snapshot must be younger than this before a control-plane step.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::duration::minutes)]
     pub snapshot_max_age: u32,
 
     /// --node-ops manual: the etcd snapshot taken by hand (`stepstone etcd backup`).
@@ -125,11 +125,11 @@ pub struct RunArgs {
     pub etcd_snapshot: Option<PathBuf>,
 
     /// --node-ops manual: how long to wait for a node to report the new version.
-    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = crate::duration::minutes)]
     pub manual_wait: u32,
 
     /// Give up a drain after this long (cluster time); the nodes stay cordoned, the rollout halts.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_minutes)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::duration::minutes)]
     pub drain_timeout: u32,
 
     /// Halt when more than this share of pods is newly in CrashLoopBackOff.

@@ -86,8 +86,8 @@ pub struct Args {
     pub template_dir: Option<PathBuf>,
 
     /// `kubectl drain --timeout` in the drain steps.
-    #[arg(long, value_name = "DURATION", default_value = "15m")]
-    pub drain_timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::seconds)]
+    pub drain_timeout: std::time::Duration,
 
     /// Where etcd snapshots are written and looked for.
     #[arg(long, value_name = "DIR", default_value = "/var/backups/stepstone")]
@@ -195,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             DistroArg::Dnf => DistroChoice::Fixed(Distro::Dnf),
             DistroArg::Zypper => DistroChoice::Fixed(Distro::Zypper),
         },
-        drain_timeout: args.drain_timeout.clone(),
+        drain_timeout: crate::duration::go(args.drain_timeout),
         backup_dir: args.backup_dir.trim_end_matches('/').to_string(),
         probe_image: args.probe_image.clone(),
         package_index,
