@@ -229,6 +229,13 @@ pub(crate) enum Outcome {
     Accepted(Blocker),
 }
 
+impl Outcome {
+    /// `blocker` blocks the drain unless the operator gave the flag that accepts it.
+    pub(crate) fn block_unless(consented: bool, blocker: Blocker) -> Outcome {
+        if consented { Outcome::Accepted(blocker) } else { Outcome::Decided(Disposition::Block(blocker)) }
+    }
+}
+
 pub(crate) trait Rule {
     fn name(&self) -> &'static str;
     fn check(&self, ctx: &PodContext<'_>) -> Outcome;

@@ -3,7 +3,7 @@
 //! refuses such a pod without the flag, and the plan, `stepstone drain` and the printed kubectl
 //! lines must agree on what drains.
 
-use crate::drain::{BlockerKind, Disposition, Outcome, PodContext, Rule};
+use crate::drain::{BlockerKind, Outcome, PodContext, Rule};
 use crate::inventory::VolumeSource;
 
 pub struct EmptyDir;
@@ -29,11 +29,7 @@ impl Rule for EmptyDir {
             format!("emptyDir volume {} is deleted with the pod", names.join(", ")),
             "if that data is disposable (cache, scratch), pass --delete-emptydir-data (`kubectl drain` needs the same flag); else move it to a PersistentVolume first".to_string(),
         );
-        if ctx.opts.delete_emptydir_data {
-            Outcome::Accepted(blocker)
-        } else {
-            Outcome::Decided(Disposition::Block(blocker))
-        }
+        Outcome::block_unless(ctx.opts.delete_emptydir_data, blocker)
     }
 }
 

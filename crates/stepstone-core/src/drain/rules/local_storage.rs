@@ -4,7 +4,7 @@
 //! gone if the node is reinstalled. A blocker unless the caller named
 //! `allow_local_storage_loss`, or the owners annotated the pod safe to evict.
 
-use crate::drain::{Blocker, BlockerKind, Disposition, Outcome, PodContext, Rule};
+use crate::drain::{Blocker, BlockerKind, Outcome, PodContext, Rule};
 use crate::inventory::VolumeSource;
 use crate::selector::Operator;
 
@@ -98,8 +98,7 @@ impl Rule for LocalStorage {
         }
         match find(ctx) {
             None => Outcome::Undecided,
-            Some(b) if ctx.opts.allow_local_storage_loss => Outcome::Accepted(b),
-            Some(b) => Outcome::Decided(Disposition::Block(b)),
+            Some(b) => Outcome::block_unless(ctx.opts.allow_local_storage_loss, b),
         }
     }
 }

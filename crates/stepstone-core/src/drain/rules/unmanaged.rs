@@ -1,7 +1,7 @@
 //! Pods without a controller: evicted, nothing recreates them. A blocker unless the caller
 //! named `delete_unmanaged` (`--delete-unmanaged-pods`, kubectl's `--force`).
 
-use crate::drain::{BlockerKind, Disposition, Outcome, PodContext, Rule};
+use crate::drain::{BlockerKind, Outcome, PodContext, Rule};
 
 pub struct Unmanaged;
 
@@ -24,11 +24,7 @@ impl Rule for Unmanaged {
                 pod.namespace, pod.name
             ),
         );
-        if ctx.opts.delete_unmanaged {
-            Outcome::Accepted(blocker)
-        } else {
-            Outcome::Decided(Disposition::Block(blocker))
-        }
+        Outcome::block_unless(ctx.opts.delete_unmanaged, blocker)
     }
 }
 
