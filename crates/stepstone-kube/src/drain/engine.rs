@@ -8,28 +8,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod as ApiPod};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event as WatchEvent};
-use kube::{Api, Client};
-use serde_json::Value;
+use kube::Client;
 use stepstone_core::inventory::{Inventory, Pod, PodPhase, WorkloadKind};
-use stepstone_core::snapshot::{ObjectSet, SnapshotOptions, parse_pdb, parse_pod};
+use stepstone_core::snapshot::{ObjectSet, SnapshotOptions};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::budget::{BudgetView, Candidate, LiveBudget, PodHealth, pick};
+use super::budget::{BudgetView, Candidate, PodHealth, pick};
 use super::event::{DrainEvent, Removal};
 use super::eviction::EvictionOutcome;
+use super::feed::{Msg, observation, watch_budgets, watch_pods};
+use super::fetch::{read_controllers, to_value, typed_item, with_retries};
 use super::plan::{self, NodePlan, RuleOptions};
 use super::report::{
     BlockingBudget, DrainReport, LeftPod, NodeOutcome, NodeReport, PendingReplacement, ScaleTarget, budget_fix,
 };
 use super::retry::{Next, RetryPolicy};
-use super::watch::{PodObservation, Progress, WaitState};
+use super::watch::{Progress, WaitState};
 use super::{DrainError, api};
 
 /// Everything `stepstone drain` decides before talking to the cluster.
@@ -83,18 +80,6 @@ impl<F: Fn(&DrainEvent) + Send + Sync> EventSink for F {
     fn emit(&self, event: &DrainEvent) {
         self(event)
     }
-}
-
-/// What the watches and eviction tasks tell the loop.
-enum Msg {
-    BudgetsListed(Vec<WatchedBudget>),
-    Budget(LiveBudget),
-    BudgetGone(String),
-    PodsListed(String, Vec<PodObservation>),
-    PodApplied(PodObservation),
-    PodDeleted(String),
-    Answer { target: usize, outcome: EvictionOutcome },
-    WatchFailed(String),
 }
 
 /// Cordon and drain `nodes` as one batch.
@@ -227,38 +212,6 @@ pub async fn uncordon(
     }
     notifier.flush().await;
     Ok(())
-}
-
-/// Reads and the idempotent cordon patch, retried a few times (logged) when the server throttles
-/// or fails transiently; evictions have their own loop.
-async fn with_retries<T, F, Fut>(policy: &RetryPolicy, mut call: F) -> Result<T, DrainError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, DrainError>>,
-{
-    // Eight, as the read commands: at 15 % failing requests a read fails for good about once in
-    // four million, where five attempts failed once in thirteen thousand (seen in the chaos runs).
-    const ATTEMPTS: u32 = 8;
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Err(DrainError::Api { action, source }) if attempt + 1 < ATTEMPTS && transient(&source) => {
-                attempt += 1;
-                let delay = policy.backoff(attempt);
-                tracing::warn!("{action}: {source}; retrying in {}", super::event::human_duration(delay));
-                tokio::time::sleep(delay).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-fn transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
 }
 
 /// Emits to the sink and posts the milestone events on the nodes, in the background, once per
@@ -870,18 +823,6 @@ fn health(pod: &Pod) -> PodHealth {
     }
 }
 
-fn observation(pod: &Pod) -> PodObservation {
-    PodObservation {
-        uid: pod.uid.clone(),
-        namespace: pod.namespace.clone(),
-        name: pod.name.clone(),
-        node: pod.node_name.clone(),
-        owner_uid: pod.owner.as_ref().map(|o| o.uid.clone()).filter(|u| !u.is_empty()),
-        ready: pod.ready && pod.phase == PodPhase::Running,
-        terminating: pod.is_terminating(),
-    }
-}
-
 /// The controller whose Ready replicas must come back, keyed by the UID the pods carry in their
 /// owner reference, labelled by the object a user would scale.
 fn replacement_goal(inventory: &Inventory, pod: &Pod) -> Option<(String, String)> {
@@ -910,209 +851,4 @@ fn scale_target(inventory: &Inventory, pod: &Pod) -> Option<ScaleTarget> {
         name: w.name.clone(),
         replicas: w.replicas,
     })
-}
-
-/// Read the controllers of the pods: ReplicaSets, StatefulSets, ReplicationControllers, and the
-/// Deployments above ReplicaSets (what a user scales, what replacements are counted against).
-/// DaemonSet pods stay on the node, so their controllers are not read. A kind with several
-/// objects in one namespace is listed there once instead of read object by object.
-async fn read_controllers(client: &Client, pods: &[&ApiPod]) -> Result<Vec<Value>, DrainError> {
-    let mut wanted: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for p in pods {
-        let ns = p.metadata.namespace.clone().unwrap_or_default();
-        for o in p.metadata.owner_references.iter().flatten().filter(|o| o.controller == Some(true)) {
-            if matches!(o.kind.as_str(), "ReplicaSet" | "StatefulSet" | "ReplicationController") {
-                wanted.insert((o.kind.clone(), ns.clone(), o.name.clone()));
-            }
-        }
-    }
-    let mut found = fetch_controllers(client, &wanted).await?;
-    let deployments: BTreeSet<(String, String, String)> = found
-        .iter()
-        .filter(|v| v.get("kind").and_then(Value::as_str) == Some("ReplicaSet"))
-        .flat_map(|rs| {
-            let ns = rs.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string();
-            owner_refs(rs).into_iter().filter(|(k, _)| k == "Deployment").map(move |(k, n)| (k, ns.clone(), n))
-        })
-        .collect();
-    found.extend(fetch_controllers(client, &deployments).await?);
-    Ok(found)
-}
-
-/// `(kind, namespace, name)` objects: one GET for a lone object, one list for a kind with
-/// several in a namespace (filtered to the wanted names).
-async fn fetch_controllers(
-    client: &Client,
-    wanted: &BTreeSet<(String, String, String)>,
-) -> Result<Vec<Value>, DrainError> {
-    let mut groups: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for (kind, ns, name) in wanted {
-        groups.entry((kind.clone(), ns.clone())).or_default().insert(name.clone());
-    }
-    // Reads, retried like the node reads: one 500 or 429 must not end a drain.
-    let policy = RetryPolicy::default();
-    let policy = &policy;
-    let fetched = futures::stream::iter(groups.into_iter().map(|((kind, ns), names)| async move {
-        if names.len() == 1 {
-            let name = names.iter().next().expect("one name");
-            with_retries(policy, || api::get_controller(client, &kind, &ns, name))
-                .await
-                .map(|v| v.into_iter().collect::<Vec<_>>())
-        } else {
-            with_retries(policy, || api::list_controllers(client, &kind, &ns))
-                .await
-                .map(|all| all.into_iter().filter(|v| names.contains(api::name_of(v))).collect())
-        }
-    }))
-    .buffer_unordered(8)
-    .collect::<Vec<_>>()
-    .await;
-    let mut out = Vec::new();
-    for r in fetched {
-        out.extend(r?);
-    }
-    Ok(out)
-}
-
-fn owner_refs(obj: &Value) -> Vec<(String, String)> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
-                .filter_map(|r| Some((r.get("kind")?.as_str()?.to_string(), r.get("name")?.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn to_value<T: serde::Serialize>(obj: &T) -> Result<Value, DrainError> {
-    serde_json::to_value(obj).map_err(|e| DrainError::Inventory { message: e.to_string() })
-}
-
-/// List items come without kind/apiVersion; the parser needs them.
-fn typed_item(mut v: Value, api_version: &str, kind: &str) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        o.entry("apiVersion").or_insert_with(|| Value::String(api_version.into()));
-        o.entry("kind").or_insert_with(|| Value::String(kind.into()));
-    }
-    v
-}
-
-/// A budget as the watch delivers it: the raw object (for the inventory) and the live numbers.
-struct WatchedBudget {
-    raw: Value,
-    live: LiveBudget,
-}
-
-fn watched_budget(pdb: &PodDisruptionBudget) -> Option<WatchedBudget> {
-    let raw = typed_item(serde_json::to_value(pdb).ok()?, "policy/v1", "PodDisruptionBudget");
-    let parsed = parse_pdb(&raw).ok()?;
-    let status = parsed.status.unwrap_or(stepstone_core::inventory::PdbStatus {
-        current_healthy: 0,
-        desired_healthy: 0,
-        expected_pods: 0,
-        disruptions_allowed: 0,
-        observed_generation: 0,
-    });
-    let live = LiveBudget {
-        namespace: parsed.namespace.clone(),
-        name: parsed.name.clone(),
-        min_available: parsed.min_available,
-        max_unavailable: parsed.max_unavailable,
-        always_allow_unhealthy: parsed.always_allow_unhealthy(),
-        current_healthy: status.current_healthy,
-        desired_healthy: status.desired_healthy,
-        expected_pods: status.expected_pods,
-        disruptions_allowed: status.disruptions_allowed,
-        observed: status.observed_generation >= parsed.generation,
-    };
-    Some(WatchedBudget { raw, live })
-}
-
-async fn watch_budgets(client: Client, tx: mpsc::UnboundedSender<Msg>) {
-    let api: Api<PodDisruptionBudget> = Api::all(client);
-    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
-    let mut listing: Vec<WatchedBudget> = Vec::new();
-    while let Some(event) = stream.next().await {
-        let msg = match event {
-            Ok(WatchEvent::Init) => {
-                listing.clear();
-                continue;
-            }
-            Ok(WatchEvent::InitApply(p)) => {
-                listing.extend(watched_budget(&p));
-                continue;
-            }
-            // The first listing also feeds the inventory, so listings carry the raw objects.
-            Ok(WatchEvent::InitDone) => Msg::BudgetsListed(std::mem::take(&mut listing)),
-            Ok(WatchEvent::Apply(p)) => match watched_budget(&p) {
-                Some(b) => Msg::Budget(b.live),
-                None => continue,
-            },
-            Ok(WatchEvent::Delete(p)) => Msg::BudgetGone(format!(
-                "{}/{}",
-                p.metadata.namespace.unwrap_or_default(),
-                p.metadata.name.unwrap_or_default()
-            )),
-            Err(e) => Msg::WatchFailed(format!("PodDisruptionBudgets: {e}")),
-        };
-        if tx.send(msg).is_err() {
-            return;
-        }
-    }
-}
-
-async fn watch_pods(client: Client, namespace: String, tx: mpsc::UnboundedSender<Msg>) {
-    let api: Api<ApiPod> = Api::namespaced(client, &namespace);
-    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
-    let mut listing = Vec::new();
-    while let Some(event) = stream.next().await {
-        let msg = match event {
-            Ok(WatchEvent::Init) => {
-                listing.clear();
-                continue;
-            }
-            Ok(WatchEvent::InitApply(p)) => {
-                listing.extend(pod_observation(&p));
-                continue;
-            }
-            Ok(WatchEvent::InitDone) => Msg::PodsListed(namespace.clone(), std::mem::take(&mut listing)),
-            Ok(WatchEvent::Apply(p)) => match pod_observation(&p) {
-                Some(o) => Msg::PodApplied(o),
-                None => continue,
-            },
-            Ok(WatchEvent::Delete(p)) => Msg::PodDeleted(p.metadata.uid.unwrap_or_default()),
-            Err(e) => Msg::WatchFailed(format!("pods in {namespace}: {e}")),
-        };
-        if tx.send(msg).is_err() {
-            return;
-        }
-    }
-}
-
-fn pod_observation(pod: &ApiPod) -> Option<PodObservation> {
-    let raw = typed_item(serde_json::to_value(pod).ok()?, "v1", "Pod");
-    parse_pod(&raw).ok().map(|p| observation(&p))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn observations_follow_the_pod() {
-        let raw = serde_json::json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "web-1", "namespace": "prod", "uid": "u1",
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "rs1", "controller": true}]},
-            "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "nginx"}]},
-            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
-        });
-        let pod: ApiPod = serde_json::from_value(raw).unwrap();
-        let o = pod_observation(&pod).unwrap();
-        assert_eq!(o.owner_uid.as_deref(), Some("rs1"));
-        assert!(o.ready && !o.terminating);
-        assert_eq!(o.node.as_deref(), Some("w1"));
-    }
 }

@@ -10,6 +10,8 @@ pub mod budget;
 pub mod engine;
 pub mod event;
 pub mod eviction;
+mod feed;
+mod fetch;
 pub mod plan;
 pub mod report;
 pub mod retry;
