@@ -29,10 +29,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::findings::{self, Finding, Severity};
 use crate::inventory::{CgroupVersion, Inventory};
-use crate::plan::model::WorkerStrategy;
 use crate::progress::ControlPlaneState;
 use crate::releases::ReleaseData;
 use crate::version::{KubeVersion, Minor, VersionRequest};
+
+/// How workers follow the control plane across several hops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkerStrategy {
+    /// Every node moves at every hop: the way kubeadm supports.
+    #[default]
+    Lockstep,
+    /// Workers stay within the kubelet skew while the control plane climbs, then move once.
+    /// kubeadm does not support skipping minors on a node in place: for reprovisioned nodes.
+    SkipMinors,
+}
 
 /// Why a path cannot be planned. Each message names the input and what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -21,8 +21,7 @@ use crate::findings::{Finding, Severity};
 use crate::inventory::{Inventory, PdbStatus, Pod, Workload, WorkloadKind};
 use crate::pdb::BudgetTracker;
 
-use super::simulate::{CapacityModel, Headroom};
-use super::waves::{nowhere_hint, reference};
+use super::simulate::{CapacityModel, Headroom, Unschedulable};
 
 /// One blocker: a finding and the nodes whose drain it stops (or endangers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,5 +370,27 @@ fn nowhere_to_go(
             model.bind_at(&inv.pods[i], node);
         }
         model.set_unschedulable_at(node, false);
+    }
+}
+
+/// How a blocker is named where findings refer to it: its code and subject.
+pub fn reference(f: &Finding) -> String {
+    format!("{} {}", f.code, f.subject)
+}
+
+/// The fix for a pod with nowhere to go, by what stopped it.
+pub fn nowhere_hint(why: &Unschedulable, headroom: Headroom) -> String {
+    let mentions = |s: &str| why.reasons.iter().any(|(r, _)| r.contains(s));
+    if mentions("anti-affinity") {
+        "it cannot share a node with its siblings and every other node is taken or cordoned: add a node, or relax the required pod anti-affinity to preferred".to_string()
+    } else if mentions("affinity/selector") {
+        "its node selector or affinity allows too few nodes: widen the selector, label another node, or move the workload".to_string()
+    } else if mentions("headroom") && !mentions("Insufficient") {
+        format!(
+            "free capacity (lower the pod requests, add a node, scale down something unneeded), or accept a higher --headroom than {headroom}"
+        )
+    } else {
+        "free capacity: lower the pod requests, add a node, or scale down something unneeded for the duration"
+            .to_string()
     }
 }

@@ -190,7 +190,7 @@ fn make(
     schedule.lower_bound_batch_size = u32::try_from(batch_bound).unwrap_or(u32::MAX);
 
     let mut blockers: Vec<Finding> = analysis.report.findings();
-    let known: std::collections::BTreeSet<String> = blockers.iter().map(waves::reference).collect();
+    let known: std::collections::BTreeSet<String> = blockers.iter().map(self::blockers::reference).collect();
     for b in planner.found_blockers() {
         if !known.contains(&b.reference()) {
             blockers.push(b.finding);

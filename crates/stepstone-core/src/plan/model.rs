@@ -3,23 +3,12 @@
 //! `stepstone plan -o json` prints exactly this (inside the `stepstone/v1alpha1` envelope).
 //! Fields may be added; the ones here keep their names and meaning.
 
+pub use crate::path::WorkerStrategy;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::findings::Finding;
 use crate::version::KubeVersion;
-
-/// How workers follow the control plane across several hops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorkerStrategy {
-    /// Every node moves at every hop: the way kubeadm supports.
-    #[default]
-    Lockstep,
-    /// Workers stay within the kubelet skew while the control plane climbs, then move once.
-    /// kubeadm does not support skipping minors on a node in place: for reprovisioned nodes.
-    SkipMinors,
-}
 
 /// The knobs the plan was made with, echoed so a plan file explains itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

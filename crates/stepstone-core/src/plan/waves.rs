@@ -16,7 +16,7 @@ use crate::findings::{Finding, Severity};
 use crate::inventory::{Inventory, Node, Pod};
 use crate::pdb::{BudgetTracker, Evicted};
 
-use super::blockers::Analysis;
+use super::blockers::{Analysis, nowhere_hint, reference};
 use super::limits::{GenerationLimit, LimitSource};
 use super::model::{ControlPlaneAction, ControlPlaneStep, Hop, Wave, WaveBound, WaveKind};
 use super::simulate::{CapacityModel, Headroom, Unschedulable};
@@ -87,10 +87,6 @@ impl PlanBlocker {
     pub fn reference(&self) -> String {
         reference(&self.finding)
     }
-}
-
-pub fn reference(f: &Finding) -> String {
-    format!("{} {}", f.code, f.subject)
 }
 
 /// What the drain rules decided for a pod, reduced to what placement needs.
@@ -829,23 +825,6 @@ impl<'a> Planner<'a> {
 fn strided(nodes: &[u32], batch: usize) -> Vec<u32> {
     let step = nodes.len().div_ceil(batch.max(1)).max(1);
     (0..step).flat_map(|start| nodes.iter().skip(start).step_by(step).copied()).collect()
-}
-
-/// The fix for a pod with nowhere to go, by what stopped it.
-pub fn nowhere_hint(why: &Unschedulable, headroom: Headroom) -> String {
-    let mentions = |s: &str| why.reasons.iter().any(|(r, _)| r.contains(s));
-    if mentions("anti-affinity") {
-        "it cannot share a node with its siblings and every other node is taken or cordoned: add a node, or relax the required pod anti-affinity to preferred".to_string()
-    } else if mentions("affinity/selector") {
-        "its node selector or affinity allows too few nodes: widen the selector, label another node, or move the workload".to_string()
-    } else if mentions("headroom") && !mentions("Insufficient") {
-        format!(
-            "free capacity (lower the pod requests, add a node, scale down something unneeded), or accept a higher --headroom than {headroom}"
-        )
-    } else {
-        "free capacity: lower the pod requests, add a node, or scale down something unneeded for the duration"
-            .to_string()
-    }
 }
 
 fn capacity_reason(tried: usize, why: &Unschedulable) -> String {
