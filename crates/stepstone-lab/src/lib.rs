@@ -17,6 +17,7 @@
 //! ```
 
 pub(crate) mod access;
+pub(crate) mod admission;
 pub(crate) mod api;
 pub(crate) mod apply;
 mod client;
@@ -30,6 +31,7 @@ pub(crate) mod nodes;
 pub(crate) mod openapi;
 pub(crate) mod patch;
 mod protobuf;
+mod query;
 pub(crate) mod resources;
 pub(crate) mod select;
 mod serve;
@@ -38,6 +40,7 @@ pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod store;
 pub(crate) mod table;
+pub(crate) mod watch_stream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -2,31 +2,31 @@
 //! selectors and pagination, watches as newline-delimited JSON streams, Tables, and the
 //! verbs of [`crate::api`], with injected faults applied first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
 
 use crate::api::{self, DeleteOptions};
 use crate::apply::{self, ApplyOptions, Writer};
 use crate::faults;
 use crate::metrics::{self, Metrics, RequestLabels};
 use crate::patch::PatchType;
+use crate::query::{parse_query, query_bool, query_int, query_resource_version};
 use crate::resources::{self, Alias, RESOURCES, ResId};
 use crate::select::Filter;
 use crate::state::{Shared, lock};
 use crate::status::ApiError;
-use crate::store::{self, Change, ChangeKind, Key, Part};
+use crate::store::{self, Key, Part};
 use crate::table;
+use crate::watch_stream::watch_response;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -72,41 +72,6 @@ pub fn error_response(e: &ApiError) -> Response {
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
     r
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    q.unwrap_or("")
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
 }
 
 #[derive(Debug)]
@@ -490,37 +455,6 @@ fn object_body(method: &Method, content_type: &str, body: Bytes) -> Result<Bytes
     }
 }
 
-/// A boolean query parameter as the apiserver's parameter codec reads it: only `0` and `false`
-/// (in any case) are false; any other value, even an empty one, is true.
-pub fn query_bool(value: &str) -> bool {
-    !(value == "0" || value.eq_ignore_ascii_case("false"))
-}
-
-/// An integer query parameter (`timeoutSeconds`, `limit`, `gracePeriodSeconds`): 400 with Go's
-/// `strconv.ParseInt` message when it is not one, as the parameter codec answers.
-fn query_int(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
-    match query.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))),
-    }
-}
-
-/// The `resourceVersion` of a list or watch: empty and `0` mean "any"; anything else must be a
-/// number (upstream's `invalid resource version` 400).
-fn query_resource_version(query: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
-    match query.get("resourceVersion").map(String::as_str) {
-        None | Some("") | Some("0") => Ok(None),
-        Some(rv) => rv.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::bad_request(format!(
-                "invalid resource version: resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
-            ))
-        }),
-    }
-}
-
 /// `dryRun=All`: answer what the write would store and change nothing. The value is checked in
 /// [`handle`] before any verb runs.
 fn is_dry_run(query: &HashMap<String, String>) -> bool {
@@ -791,193 +725,6 @@ fn delete_collection(
         &json!({"kind": def.list_kind(), "apiVersion": def.api_version(),
         "metadata": {"resourceVersion": rv.to_string()}, "items": items.iter().map(|o| (**o).clone()).collect::<Vec<Value>>()}),
     ))
-}
-
-// ---- watch
-
-struct WatchState {
-    res: ResId,
-    ns: Option<String>,
-    filter: Filter,
-    table: bool,
-    pending: VecDeque<Bytes>,
-    rx: Option<broadcast::Receiver<Arc<Change>>>,
-    deadline: tokio::time::Instant,
-    /// When the drop-watch fault cuts this watch's connection.
-    drop_at: Option<tokio::time::Instant>,
-    bookmarks: bool,
-    shared: Arc<Shared>,
-    done: bool,
-}
-
-fn event_line(kind: &str, object: &Value) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serialises");
-    v.push(b'\n');
-    Bytes::from(v)
-}
-
-impl WatchState {
-    fn render(&self, obj: &Arc<Value>) -> Value {
-        if self.table {
-            let now = self.shared.now();
-            table::table(self.res, std::slice::from_ref(obj), now, 0, None, "Metadata")
-        } else {
-            (**obj).clone()
-        }
-    }
-
-    fn in_scope(&self, obj: &Value) -> bool {
-        self.ns.as_deref().is_none_or(|n| store::namespace_of(obj) == n)
-    }
-
-    fn classify(&self, c: &Change) -> Option<(&'static str, Arc<Value>)> {
-        if resources::storage_of(self.res) != c.res || !self.in_scope(&c.object) {
-            return None;
-        }
-        let now_matches = self.filter.matches(&c.object);
-        match c.kind {
-            ChangeKind::Added => now_matches.then(|| ("ADDED", c.object.clone())),
-            ChangeKind::Deleted => now_matches.then(|| ("DELETED", c.object.clone())),
-            ChangeKind::Modified => {
-                let before = c.prev.as_ref().is_none_or(|p| self.filter.matches(p));
-                match (before, now_matches) {
-                    (true, true) => Some(("MODIFIED", c.object.clone())),
-                    (false, true) => Some(("ADDED", c.object.clone())),
-                    (true, false) => Some(("DELETED", c.object.clone())),
-                    (false, false) => None,
-                }
-            }
-        }
-    }
-
-    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
-        let def = &RESOURCES[self.res];
-        let mut metadata = json!({"resourceVersion": rv.to_string()});
-        if initial_end {
-            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-        }
-        event_line("BOOKMARK", &json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": metadata}))
-    }
-}
-
-/// The longest watch the lab keeps open (a year), so any `timeoutSeconds` makes a deadline.
-const MAX_WATCH_SECONDS: u64 = 365 * 24 * 3600;
-
-fn watch_response(
-    shared: &Arc<Shared>,
-    res: ResId,
-    ns: Option<String>,
-    query: &HashMap<String, String>,
-    accept: &str,
-) -> Result<Response, ApiError> {
-    let filter = Filter::from_query(res, query)?;
-    // Upstream's default is a random 30 to 60 minutes; zero or less means the default too.
-    let timeout = match query_int(query, "timeoutSeconds")? {
-        Some(t) if t > 0 => t.unsigned_abs().min(MAX_WATCH_SECONDS),
-        _ => 1800,
-    };
-    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|b| query_bool(b));
-    let send_initial = query.get("sendInitialEvents").is_some_and(|b| query_bool(b));
-    let start_rv = query_resource_version(query)?;
-    let drop_after = {
-        let cfg = lock(&shared.faults);
-        let mut rng = lock(&shared.fault_rng);
-        faults::watch_drop(&cfg, [faults::next_unit(&mut rng), faults::next_unit(&mut rng)])
-    };
-    let mut state = WatchState {
-        res,
-        ns,
-        filter,
-        table: table::wants_table(accept),
-        pending: VecDeque::new(),
-        rx: None,
-        deadline: tokio::time::Instant::now() + Duration::from_secs(timeout),
-        drop_at: drop_after.map(|d| tokio::time::Instant::now() + d),
-        bookmarks,
-        shared: shared.clone(),
-        done: false,
-    };
-    {
-        let store = shared.store();
-        let current = store.resource_version();
-        let from = if start_rv.is_none() || send_initial {
-            // Start at the current state: every matching object as ADDED, then changes.
-            let objects: Vec<Arc<Value>> =
-                store.iter(res, state.ns.as_deref(), None).filter(|o| state.filter.matches(o)).cloned().collect();
-            for o in &objects {
-                let rendered = state.render(o);
-                state.pending.push_back(event_line("ADDED", &rendered));
-            }
-            if send_initial {
-                state.pending.push_back(state.bookmark(current, true));
-            }
-            current
-        } else {
-            start_rv.unwrap_or(current)
-        };
-        match store.changes_since(from) {
-            Some((past, rx)) => {
-                for c in past {
-                    if let Some((kind, obj)) = state.classify(&c) {
-                        let rendered = state.render(&obj);
-                        state.pending.push_back(event_line(kind, &rendered));
-                    }
-                }
-                state.rx = Some(rx);
-            }
-            None => {
-                let e = ApiError::gone(format!("too old resource version: {from} ({})", store.oldest_history_rv()));
-                state.pending.push_back(event_line("ERROR", &e.to_status()));
-                state.done = true;
-            }
-        }
-    }
-    let stream = futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(b) = st.pending.pop_front() {
-                return Some((Ok::<Bytes, std::io::Error>(b), st));
-            }
-            if st.done {
-                return None;
-            }
-            let drop_at = st.drop_at;
-            let rx = st.rx.as_mut()?;
-            let tick = tokio::time::sleep(Duration::from_secs(5));
-            tokio::select! {
-                _ = tokio::time::sleep_until(st.deadline) => return None,
-                // An error ends the body without its last chunk: the client sees the connection
-                // cut mid-stream, not a watch that timed out.
-                _ = tokio::time::sleep_until(drop_at.unwrap_or(st.deadline)), if drop_at.is_some() => {
-                    st.done = true;
-                    let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected fault: watch dropped");
-                    return Some((Err(cut), st));
-                }
-                _ = tick, if st.bookmarks => {
-                    let rv = st.shared.store().resource_version();
-                    let b = st.bookmark(rv, false);
-                    st.pending.push_back(b);
-                }
-                msg = rx.recv() => match msg {
-                    Ok(c) => {
-                        if let Some((kind, obj)) = st.classify(&c) {
-                            let rendered = st.render(&obj);
-                            st.pending.push_back(event_line(kind, &rendered));
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let e = ApiError::gone("too old resource version: the watch fell behind; list again");
-                        st.pending.push_back(event_line("ERROR", &e.to_status()));
-                        st.done = true;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-            }
-        }
-    });
-    let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
-    Ok(r.into_response())
 }
 
 #[cfg(test)]

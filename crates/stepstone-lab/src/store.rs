@@ -120,6 +120,19 @@ pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// `(name, image)` of each container in `spec.containers` of a pod or pod template.
+pub fn containers(pod_or_template: &Value) -> Vec<(String, String)> {
+    pod_or_template
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["image"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The metadata object of `obj`, created if missing.
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {

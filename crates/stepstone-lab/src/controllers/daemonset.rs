@@ -62,7 +62,7 @@ fn daemon_tolerations() -> Vec<Value> {
 const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// The pod label upstream's DaemonSet controller copies the DaemonSet's template generation
-/// ([`api::TEMPLATE_GENERATION`]) into.
+/// ([`crate::admission::TEMPLATE_GENERATION`]) into.
 const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
 
 /// How many nodes a RollingUpdate DaemonSet may have without an available pod while it

@@ -37,16 +37,7 @@ fn template_identity(template: Option<&Value>) -> (BTreeMap<String, String>, Vec
     let Some(t) = template else { return Default::default() };
     let mut labels = store::string_map(t.pointer("/metadata/labels"));
     labels.remove("pod-template-hash");
-    let containers = t
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["image"].as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    (labels, containers)
+    (labels, store::containers(t))
 }
 
 /// A RollingUpdate Deployment's `(maxSurge, maxUnavailable)` for `want` replicas, as upstream's

@@ -118,15 +118,7 @@ pub fn hold_in_container_creating(pod: &mut Value, now: Timestamp) {
 
 pub fn restart_containers(pod: &mut Value, now: Timestamp, crash: bool) {
     let t = clock::format(now);
-    let images: Vec<(String, String)> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["image"].as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let images = store::containers(pod);
     let previous: BTreeMap<String, i64> = pod
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
