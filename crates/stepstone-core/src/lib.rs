@@ -14,7 +14,6 @@ pub mod releases;
 pub mod selector;
 pub mod skew;
 pub mod snapshot;
-pub mod snapshot_stream;
 pub mod version;
 pub mod wire;
 

@@ -9,6 +9,7 @@
 //! checked against the generator. The stages: [`spec`] says what to build, `catalogue` lists
 //! the applications, `placement` lays out nodes and binds pods, `render` writes the objects.
 
+mod app;
 mod builder;
 mod catalogue;
 mod placement;

@@ -8,7 +8,7 @@ use std::collections::{BinaryHeap, HashSet};
 
 use jiff::civil::Date;
 
-use crate::catalogue::{App, Controller};
+use crate::app::{App, Controller};
 use crate::rng::Rng;
 use crate::spec::FleetSpec;
 use crate::{GIB, HOSTNAME_LABEL, INSTANCE_TYPE_LABEL, MAX_PODS, RESERVED_CPU_MILLIS, RESERVED_MEMORY};

@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
+use stepstone_core::drain::BlockerKind;
 use stepstone_fleet::Fleet;
 use stepstone_kube::drain::{DrainEvent, NodeOutcome, RuleOptions, drain};
 
@@ -101,7 +102,7 @@ async fn a_singleton_under_min_available_1_stops_the_drain_before_any_eviction()
     assert_eq!(n.outcome, NodeOutcome::Blocked, "{}", report.render());
     assert!(!report.succeeded());
     let blocker = n.blockers.iter().find(|b| b.pod.starts_with("prod/db-")).expect("db blocker");
-    assert_eq!(blocker.kind, "budget");
+    assert_eq!(blocker.kind, BlockerKind::Budget);
     assert!(
         blocker.reason.contains("PodDisruptionBudget prod/db needs 1 healthy pods and has 1"),
         "{}",
@@ -167,7 +168,7 @@ async fn emptydir_data_needs_consent() {
         drain(&client, std::slice::from_ref(&node), &config(Duration::from_secs(30)), &recorder).await.expect("drain");
     let n = &report.nodes[0];
     assert_eq!(n.outcome, NodeOutcome::Blocked, "{}", report.render());
-    assert!(n.blockers.iter().all(|b| b.kind == "emptydir"));
+    assert!(n.blockers.iter().all(|b| b.kind == BlockerKind::Emptydir));
     assert_eq!(n.blockers[0].override_flag.as_deref(), Some("--delete-emptydir-data"));
     assert_eq!(t.pods_on(&node), before, "nothing evicted without consent");
 

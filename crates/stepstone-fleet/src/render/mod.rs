@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use crate::catalogue::Controller;
+use crate::app::Controller;
 use crate::placement::PlacedFleet;
 
 pub(crate) fn ts(seconds: i64) -> String {

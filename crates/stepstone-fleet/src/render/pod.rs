@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 use stepstone_core::inventory::MIRROR_ANNOTATION;
 
 use super::{cpu_text, labels_value, mem_text, object, owner, sort_keys, ts};
-use crate::catalogue::{Container, Controller, Volume, daemonset_tolerations};
+use crate::app::{Container, Controller, Volume, daemonset_tolerations};
 use crate::placement::PlacedFleet;
 use crate::rng::Rng;
 use crate::{CONTROL_PLANE_LABEL, HOSTNAME_LABEL};

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::ts;
 use crate::HOSTNAME_LABEL;
-use crate::catalogue::{Controller, Volume};
+use crate::app::{Controller, Volume};
 use crate::placement::PlacedFleet;
 use crate::rng::Rng;
 

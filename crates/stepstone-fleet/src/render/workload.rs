@@ -8,8 +8,8 @@ use stepstone_core::pdb::{desired_healthy, disruptions_allowed};
 use super::volume::{CLAIM_SIZE, STORAGE_CLASS};
 use super::{cpu_text, labels_value, mem_text, owner, ts};
 use crate::HOSTNAME_LABEL;
-use crate::catalogue::default_tolerations;
-use crate::catalogue::{Controller, Volume};
+use crate::app::default_tolerations;
+use crate::app::{Controller, Volume};
 use crate::placement::PlacedFleet;
 
 impl PlacedFleet<'_> {

@@ -5,6 +5,7 @@
 //! Pure: formatting only; the engine decides when to emit and the CLI where to print.
 
 use std::time::Duration;
+use stepstone_core::drain::BlockerKind;
 
 use serde::Serialize;
 
@@ -20,7 +21,7 @@ pub struct SkippedPod {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockerView {
-    pub kind: String,
+    pub kind: BlockerKind,
     pub pod: String,
     pub reason: String,
     pub fix: String,

@@ -105,7 +105,7 @@ pub fn plan_node(
     }
     plan.remove.sort_by_key(|(p, _)| p.key());
     plan.skipped.sort_by(|a, b| a.pod.cmp(&b.pod));
-    plan.blockers.sort_by(|a, b| (&a.pod, &a.kind).cmp(&(&b.pod, &b.kind)));
+    plan.blockers.sort_by(|a, b| (&a.pod, a.kind.code()).cmp(&(&b.pod, b.kind.code())));
     plan
 }
 
@@ -118,7 +118,7 @@ fn skip_reason(reason: SkipReason) -> String {
 
 fn blocker_view(b: &Blocker) -> BlockerView {
     BlockerView {
-        kind: b.kind.code().to_string(),
+        kind: b.kind,
         pod: b.pod.clone(),
         reason: b.reason.clone(),
         fix: b.fix.clone(),
@@ -268,7 +268,7 @@ mod tests {
     }
 
     fn kinds(plan: &NodePlan) -> Vec<(String, String)> {
-        plan.blockers.iter().map(|b| (b.pod.clone(), b.kind.clone())).collect()
+        plan.blockers.iter().map(|b| (b.pod.clone(), b.kind.code().to_string())).collect()
     }
 
     #[test]
@@ -283,14 +283,14 @@ mod tests {
                 ("prod/debug".to_string(), "unmanaged".to_string()),
             ]
         );
-        let db = plan.blockers.iter().find(|b| b.kind == "budget").unwrap();
+        let db = plan.blockers.iter().find(|b| b.kind == BlockerKind::Budget).unwrap();
         assert!(db.reason.starts_with("a single replica under PodDisruptionBudget prod/db needs 1"), "{}", db.reason);
         assert!(db.fix.contains("--replicas=2"), "{}", db.fix);
         assert_eq!(plan.remove.iter().map(|(p, _)| p.key()).collect::<Vec<_>>(), vec!["prod/web".to_string()]);
         assert_eq!(plan.wait.iter().map(|p| p.key()).collect::<Vec<_>>(), vec!["prod/old".to_string()]);
         let skipped: Vec<(&str, &str)> = plan.skipped.iter().map(|s| (s.pod.as_str(), s.reason.as_str())).collect();
         assert_eq!(skipped, vec![("prod/agent", "DaemonSet"), ("prod/etcd-w1", "mirror pod")]);
-        let emptydir = plan.blockers.iter().find(|b| b.kind == "emptydir").unwrap();
+        let emptydir = plan.blockers.iter().find(|b| b.kind == BlockerKind::Emptydir).unwrap();
         assert_eq!(emptydir.override_flag.as_deref(), Some("--delete-emptydir-data"));
     }
 

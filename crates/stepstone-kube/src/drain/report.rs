@@ -118,7 +118,7 @@ fn render_node(n: &NodeReport, dry_run: bool) -> String {
     if !n.blockers.is_empty() {
         out.push_str("  blockers:\n");
         for b in &n.blockers {
-            out.push_str(&format!("  - {} [{}]: {}\n", b.pod, b.kind, b.reason));
+            out.push_str(&format!("  - {} [{}]: {}\n", b.pod, b.kind.code(), b.reason));
             out.push_str(&format!("    fix: {}\n", b.fix));
             if let Some(flag) = &b.override_flag {
                 out.push_str(&format!("    or override with {flag}\n"));

@@ -18,6 +18,7 @@ pub(crate) mod etcd;
 pub(crate) mod facts;
 pub(crate) mod host;
 pub(crate) mod http;
+mod images;
 pub(crate) mod journal;
 pub(crate) mod kubelet;
 pub(crate) mod plan;

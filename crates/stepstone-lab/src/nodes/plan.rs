@@ -8,7 +8,7 @@ use serde_json::Value;
 use stepstone_core::releases::ReleaseData;
 use stepstone_core::version::KubeVersion;
 
-use super::upgrade::{cluster_config_dns_tag, kubeadm_coredns_tag, kubeadm_etcd_tag};
+use super::images::{cluster_config_dns_tag, kubeadm_coredns_tag, kubeadm_etcd_tag};
 use super::{
     KUBEADM_ANNOTATION, LabNodes, NodeOpError, annotation, cluster_version, image_tag, is_control_plane, static_pod,
     version_of_package,

@@ -4,6 +4,8 @@
 //! One parser serves every source, so a snapshot file and a live cluster can never disagree
 //! about what a field means. Errors name the file and the object.
 
+pub mod stream;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -137,7 +139,7 @@ impl ObjectSet {
 
     /// Read a file, or every `*.json` file of a directory in name order (regular files only).
     pub fn add_path(&mut self, path: &Path) -> Result<(), SnapshotError> {
-        for file in crate::snapshot_stream::snapshot_files(&[path.to_path_buf()])? {
+        for file in stream::snapshot_files(&[path.to_path_buf()])? {
             let text =
                 std::fs::read_to_string(&file).map_err(|source| SnapshotError::Io { path: file.clone(), source })?;
             self.add_json_text(&file.display().to_string(), &text)?;
@@ -268,9 +270,9 @@ impl ParsedObject {
 }
 
 /// Read snapshot files or directories into an inventory, streaming each file
-/// ([`crate::snapshot_stream`]).
+/// ([`stream`]).
 pub fn load_paths(paths: &[PathBuf], opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
-    crate::snapshot_stream::load_paths(paths, opts)
+    stream::load_paths(paths, opts)
 }
 
 /// Read snapshot files or directories whole into one set of objects, then into an inventory:

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use super::{InventoryBuilder, ObjectSet, ParsedObject, SnapshotError, SnapshotOptions};
 use crate::inventory::Inventory;
-use crate::snapshot::{InventoryBuilder, ObjectSet, ParsedObject, SnapshotError, SnapshotOptions};
 use crate::wire::read_object;
 
 /// The largest item (or envelope) read: the apiserver stores objects of at most 1.5 MiB, so
@@ -213,7 +213,7 @@ fn parse_batch(batch: &Batch, origin: &str, opts: &SnapshotOptions) -> Result<Ve
             message: e.to_string(),
         })?;
         if !obj.is_object() {
-            return Err(SnapshotError::NotAnObject { path: item_origin(), found: crate::snapshot::type_name(&obj) });
+            return Err(SnapshotError::NotAnObject { path: item_origin(), found: super::type_name(&obj) });
         }
         if obj.get("kind").is_none() {
             out.push(ItemResult::Unkinded(span.index, obj));
