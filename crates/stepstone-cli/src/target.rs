@@ -1,6 +1,7 @@
 //! The one reading of an upgrade target (`--to`, `--target`) for every command, as `plan`
 //! reads it: written as upstream names releases, a release the data knows, no pre-release, and
-//! no older than the control plane when the inventory shows it.
+//! no older than the control plane when the inventory shows it (the control plane's own version
+//! while some kubelet is still behind it).
 
 use stepstone_core::inventory::Inventory;
 use stepstone_core::path;
@@ -15,7 +16,10 @@ pub fn resolve(flag: &str, to: &str, inventory: &Inventory) -> anyhow::Result<Ku
     let request: VersionRequest = to.parse().map_err(|e| usage(format!("--{flag}: {e}")))?;
     let data = ReleaseData::embedded();
     match ControlPlaneState::read(inventory) {
-        Some(state) => path::resolve_target(&state.oldest, &request, data),
+        Some(state) => {
+            let oldest_kubelet = inventory.nodes.iter().map(|n| &n.kubelet_version).min();
+            path::resolve_cluster_target(&state.oldest, oldest_kubelet, &request, data)
+        }
         None => path::resolve_release(&request, data),
     }
     .map_err(|e| usage(e.to_string()))

@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{
-    CONSENT, SMALL, THREE_GENERATIONS, TestLab, control_plane, cordoned, kubelet, name, ready, text, wait_for,
-};
+use common::{CONSENT, SMALL, THREE_GENERATIONS, TestLab, control_plane, cordoned, kubelet, name, ready, text};
 use serde_json::Value;
 use stepstone_lab::LabHandle;
 
@@ -388,9 +386,94 @@ fn a_half_upgraded_control_plane_is_continued_not_redone() {
     }
 }
 
+/// `stepstone lab node NODE ARGS...` on the harness's lab; each must succeed.
+fn lab_node(h: &Harness, commands: &[Vec<&str>]) {
+    for args in commands {
+        let mut full = vec!["lab", "node"];
+        full.extend(args);
+        let out = h.run(&full);
+        assert!(out.status.success(), "lab node {args:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn a_control_plane_already_on_the_target_moves_only_the_kubelets_behind_it() {
+    let h = Harness::start(SMALL, 300.0);
+    h.scale_redis();
+    // The upgrade stopped after the control plane: all three on v1.35.0, cp-03's kubelet not yet.
+    let mut commands = Vec::new();
+    for (node, kubeadm) in [("cp-01", vec!["apply", "v1.35.0", "-y"]), ("cp-02", vec!["node"]), ("cp-03", vec!["node"])]
+    {
+        commands.push(vec![node, "repo", "v1.35"]);
+        commands.push(vec![node, "install", "kubeadm=1.35.0-1.1"]);
+        let mut upgrade = vec![node, "kubeadm", "upgrade"];
+        upgrade.extend(kubeadm);
+        commands.push(upgrade);
+        if node != "cp-03" {
+            commands.push(vec![node, "install", "kubelet=1.35.0-1.1", "kubectl=1.35.0-1.1"]);
+            commands.push(vec![node, "restart-kubelet", "--wait"]);
+        }
+    }
+    lab_node(&h, &commands);
+    // `plan`, `path` and `runbook` plan the kubelets' catch-up instead of "nothing to upgrade".
+    let out = h.run(&["plan", "--to", "v1.35.0", "-o", "json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!((doc["from"].as_str(), doc["to"].as_str()), (Some("v1.35.0"), Some("v1.35.0")), "{doc}");
+    let hop = &doc["hops"][0];
+    assert_eq!(hop["done"], serde_json::json!(["cp-01", "cp-02"]), "{hop}");
+    let cp: Vec<(&str, &str)> = hop["controlPlane"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["node"].as_str().unwrap(), s["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(cp, vec![("cp-03", "node")], "only cp-03's kubelet is left on the control plane");
+    let workers = h.nodes().iter().filter(|n| !control_plane(n)).count();
+    let moved: usize = hop["waves"].as_array().unwrap().iter().map(|w| w["nodes"].as_array().unwrap().len()).sum();
+    assert_eq!(moved, workers, "{hop}");
+    for cmd in ["path", "runbook"] {
+        let out = h.run(&[cmd, "--to", "v1.35.0"]);
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{cmd}: {}", text(&out));
+        assert!(!text(&out).contains("nothing to upgrade"), "{cmd}: {}", text(&out));
+    }
+
+    let out = h
+        .rollout(&[
+            "--to",
+            "v1.35.0",
+            "--node-ops",
+            "lab",
+            "--yes",
+            "--canary-soak",
+            "0",
+            "--batch-wait",
+            "0",
+            CONSENT[0],
+            CONSENT[1],
+            CONSENT[2],
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let journal = h.journal();
+    let steps: BTreeSet<&str> =
+        journal["records"].as_array().unwrap().iter().filter_map(|r| r["step"].as_str()).collect();
+    assert!(!steps.iter().any(|s| s.contains("cp-01") || s.contains("cp-02")), "{steps:?}");
+    assert!(!steps.contains("h1/etcd-snapshot") || steps.contains("h1/cp/cp-03"), "{steps:?}");
+    let drained: Vec<&str> = journal["drained"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(!drained.iter().any(|d| d.starts_with("cp-01@") || d.starts_with("cp-02@")), "{drained:?}");
+    for n in h.nodes() {
+        assert_eq!(kubelet(&n), "v1.35.0", "{}", name(&n));
+        assert!(!cordoned(&n), "{}", name(&n));
+    }
+}
+
 #[test]
 fn kill_9_at_random_moments_then_resume_completes_without_a_second_drain() {
     let trials: u64 = std::env::var("STEPSTONE_KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    // A campaign picks its own kill moments from its seed; the smoke's are fixed.
+    let seed: u64 = std::env::var("STEPSTONE_KILL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
+    let mut moments = Vec::new();
     // Invariant violations of every trial by kind, and each resume's wall time.
     let mut violations: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut resume_secs = Vec::new();
@@ -419,26 +502,40 @@ fn kill_9_at_random_moments_then_resume_completes_without_a_second_drain() {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // A different moment each trial once the rollout runs: from the control plane to the batches.
-        wait_for(Duration::from_secs(120), "the rollout to write its journal", || {
-            std::path::Path::new(&h.path("journal.json")).exists()
-        });
-        let kill_after = (trial * 1337) % 4000;
-        std::thread::sleep(Duration::from_millis(kill_after));
+        // A different moment each trial, spread over the whole run: right after the journal
+        // holds N records, N drawn from 1 to the records a full run writes (about).
+        let journal = std::path::Path::new(&h.path("journal.json")).to_path_buf();
+        let estimate = wait_for_journal(&journal, &mut child).map_or(FULL_RUN_RECORDS, |j| full_run_records(&j));
+        let kill_at = 1 + (mix(seed ^ trial) % estimate as u64) as usize;
+        let moment = kill_at_records(&journal, &mut child, kill_at);
+        // A rollout that ended before its kill moment (the estimate was high) has nothing to
+        // resume: its end state is still checked.
+        let ended = child.try_wait().unwrap();
         child.kill().unwrap();
         let _ = child.wait();
+        // Killed after the journal said complete (releasing the lock, printing the report):
+        // nothing is left to resume either.
+        let complete = wait_for_journal(&journal, &mut child).is_some_and(|j| j["state"]["state"] == "complete");
+        let ended = ended.or_else(|| complete.then(std::process::ExitStatus::default));
+        moments.push(moment.clone());
         let began = std::time::Instant::now();
-        let resumed = h.rollout(&["resume"]).output().unwrap();
+        let resumed = match ended {
+            Some(status) => Err(status),
+            None => Ok(h.rollout(&["resume"]).output().unwrap()),
+        };
         let took = began.elapsed().as_secs_f64();
         let seen = sampler.finish();
         let mut found = |kind: &'static str, what: String| {
             violations.entry(kind).or_default().push(format!("trial {trial}: {what}"));
         };
-        if resumed.status.code() != Some(0) {
-            found("not completed", text(&resumed));
-        } else {
-            completed += 1;
-            resume_secs.push(took);
+        match &resumed {
+            Ok(out) if out.status.code() != Some(0) => found("not completed", text(out)),
+            Ok(_) => {
+                completed += 1;
+                resume_secs.push(took);
+            }
+            Err(status) if status.code() == Some(0) => completed += 1,
+            Err(status) => found("not completed", format!("the rollout ended with {status} before its kill moment")),
         }
         for n in h.nodes() {
             if kubelet(&n) != "v1.35.8" {
@@ -459,7 +556,7 @@ fn kill_9_at_random_moments_then_resume_completes_without_a_second_drain() {
                 found("drained twice", format!("{node} cordoned (drained) {count} times"));
             }
         }
-        println!("trial {trial}: killed {kill_after} ms after the journal appeared, resume took {took:.1} s");
+        println!("trial {trial}: killed at {moment}, resume took {took:.1} s");
     }
     let mean = resume_secs.iter().sum::<f64>() / resume_secs.len().max(1) as f64;
     let max = resume_secs.iter().copied().fold(0.0, f64::max);
@@ -468,5 +565,69 @@ fn kill_9_at_random_moments_then_resume_completes_without_a_second_drain() {
         "kill -9 trials: {trials}, completed: {completed}, violations: {}, resume mean {mean:.1} s, max {max:.1} s",
         if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
     );
+    println!("kill moments (seed {seed}): {}", moments.join(" | "));
     assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// Records a full run of the small fleet writes when the plan is not readable yet.
+const FULL_RUN_RECORDS: usize = 60;
+
+/// About how many records a full run of the journal's plan writes: each step started and done,
+/// each node's move drained, upgrading and uncordoned, the rollout's start.
+fn full_run_records(journal: &Value) -> usize {
+    let plan: stepstone_core::plan::Plan = match serde_json::from_value(journal["plan"].clone()) {
+        Ok(plan) => plan,
+        Err(_) => return FULL_RUN_RECORDS,
+    };
+    let steps = stepstone_exec::steps::sequence(&plan).len();
+    let moves: usize = planned_moves(journal).values().sum();
+    1 + 2 * steps + 3 * moves
+}
+
+/// splitmix64: a spread of kill moments from a seed, the same on every machine.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The journal once it exists and parses (it is replaced atomically), or `None` when the
+/// rollout ended first.
+fn wait_for_journal(path: &std::path::Path, child: &mut std::process::Child) -> Option<Value> {
+    loop {
+        if let Some(j) = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+            return Some(j);
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Wait until the journal holds `n` records (or the rollout ends by itself) and say where it
+/// was: `record count/n at step (phase)`.
+fn kill_at_records(path: &std::path::Path, child: &mut std::process::Child, n: usize) -> String {
+    let mut last = String::from("no journal");
+    loop {
+        if let Some(j) = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+            let records = j["records"].as_array().cloned().unwrap_or_default();
+            if let Some(r) = records.last() {
+                last = format!(
+                    "{}/{n} records at {} ({})",
+                    records.len(),
+                    r["step"].as_str().unwrap_or(""),
+                    r["phase"].as_str().unwrap_or("")
+                );
+            }
+            if records.len() >= n {
+                return last;
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            return format!("ended by itself before {n} records: {last}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

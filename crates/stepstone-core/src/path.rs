@@ -18,6 +18,9 @@
 //!   rolled back: the path starts at the oldest control-plane node, no version below the newest
 //!   is planned, `kubeadm upgrade apply` stays on the node that already ran it, and steps whose
 //!   postconditions hold ([`crate::progress`]) are left out and listed in [`PathHop::done`].
+//! - A control plane already on the target with kubelets still behind it (the upgrade stopped
+//!   after the control plane) gets one hop from the target to itself in which only those
+//!   kubelets move, straight to the target: [`resolve_cluster_target`].
 //! - A cgroup v1 host whose kubelet moves into a minor that refuses cgroup v1 is an error for the
 //!   hop in which that kubelet moves (before or after the control plane).
 //!
@@ -159,6 +162,21 @@ pub fn resolve_target(
     Ok(target)
 }
 
+/// [`resolve_target`] for a whole cluster: a control plane already on the requested release
+/// while some kubelet (`oldest_kubelet`) is still behind it is not "nothing to upgrade" but a
+/// catch-up to the control plane's own version, in which only the kubelets move.
+pub fn resolve_cluster_target(
+    from: &KubeVersion,
+    oldest_kubelet: Option<&KubeVersion>,
+    request: &VersionRequest,
+    data: &ReleaseData,
+) -> Result<KubeVersion, PathError> {
+    match resolve_target(from, request, data) {
+        Err(PathError::SameVersion { .. }) if oldest_kubelet.is_some_and(|k| k < from) => Ok(from.clone()),
+        other => other,
+    }
+}
+
 /// The release a request means, without a cluster to compare it with: a minor the release
 /// data knows (its latest patch), or a released patch of one. What [`resolve_target`] checks
 /// first; commands that cannot tell the control plane's version check this much.
@@ -218,7 +236,8 @@ pub fn upgrade_path(
         });
     }
     let from = state.oldest.clone();
-    let to = resolve_target(&from, request, data)?;
+    let oldest_kubelet = inv.nodes.iter().map(|n| &n.kubelet_version).min();
+    let to = resolve_cluster_target(&from, oldest_kubelet, request, data)?;
     if to < state.newest {
         return Err(PathError::BehindNode {
             input: request.to_string(),
@@ -322,11 +341,38 @@ pub fn plan_hops(
     let last = ends.len() - 1;
     let mut skipping_moves = 0usize;
 
+    // The control plane already runs the target: one hop in which only kubelets move, each
+    // straight to the target (there is no earlier control-plane version to stop at).
+    let kubelets_only = from == to;
+    if kubelets_only {
+        let behind: Vec<String> = kubelets.iter().filter(|(_, (_, k))| k < to).map(|(n, _)| n.clone()).collect();
+        findings.push(Finding::new(
+            Severity::Info,
+            "path.kubelets-behind",
+            "control-plane",
+            format!("the control plane already runs {to}; the kubelet is behind it on {}", preview(&behind)),
+            format!(
+                "this plan moves only those kubelets to {to} (drain, packages, `kubeadm upgrade node`, kubelet restart, uncordon); the control plane's steps are already done"
+            ),
+        ));
+        for (name, (_, k)) in &kubelets {
+            if to.minor().minus(k.minor()) > 1 {
+                findings.push(Finding::new(
+                    Severity::Warning,
+                    "path.node-skips-minors",
+                    name.clone(),
+                    format!("{name} runs kubelet {k}, more than one minor behind {to}, the version it moves to"),
+                    "kubeadm moves a node one minor at a time: upgrade it through each minor in turn, or reprovision it at the new version".to_string(),
+                ));
+            }
+        }
+    }
+
     for (index, end) in ends.into_iter().enumerate() {
         let target_minor = end.minor();
         let mut kubelets_first = Vec::new();
         let mut catch_up = Vec::new();
-        for (name, (cp, version)) in &kubelets {
+        for (name, (cp, version)) in kubelets.iter().filter(|_| !kubelets_only) {
             let behind = target_minor.minus(version.minor());
             let window = i64::from(data.kubelet_skew_window(target_minor, version.minor()));
             if behind > window {
@@ -670,6 +716,66 @@ mod tests {
         assert!(hops[0].apply_done);
         assert_eq!(hops[0].control_plane, vec!["cp-2", "cp-3"]);
         assert_eq!(hops[0].workers, vec!["w-1", "w-2"]);
+    }
+
+    #[test]
+    fn a_control_plane_on_the_target_with_kubelets_behind_is_a_kubelets_only_hop() {
+        let cp = v("v1.35.8");
+        // Nothing behind: nothing to upgrade, as before.
+        let e = resolve_cluster_target(&cp, Some(&cp), &req("v1.35"), data()).unwrap_err();
+        assert!(matches!(e, PathError::SameVersion { .. }), "{e}");
+        // A kubelet behind: the control plane's own version, for a bare minor or the exact patch.
+        for r in ["v1.35", "v1.35.8"] {
+            assert_eq!(resolve_cluster_target(&cp, Some(&v("v1.34.6")), &req(r), data()).unwrap(), cp, "{r}");
+        }
+        // Older than the control plane stays a refusal.
+        let e = resolve_cluster_target(&cp, Some(&v("v1.34.6")), &req("v1.35.3"), data()).unwrap_err();
+        assert!(matches!(e, PathError::Downgrade { .. }), "{e}");
+
+        // cp-1's kubelet and two workers are behind, one of them two minors.
+        let mut nodes = fleet("v1.35.8", &[("w-1", "v1.34.6"), ("w-2", "v1.35.8"), ("w-old", "v1.33.13")]);
+        nodes[0].kubelet = v("v1.34.6");
+        let (hops, findings) = plan_hops(&cp, &cp, &nodes, WorkerStrategy::Lockstep, data()).unwrap();
+        assert_eq!(hops.len(), 1);
+        let hop = &hops[0];
+        assert_eq!((&hop.from, &hop.to), (&cp, &cp));
+        assert!(hop.apply_done, "no `kubeadm upgrade apply` again");
+        // cp-1 still needs its kubelet (`kubeadm upgrade node`, then the kubelet); cp-2/3 are done.
+        assert_eq!(hop.control_plane, vec!["cp-1"]);
+        assert_eq!(hop.done, vec!["cp-2", "cp-3", "w-2"]);
+        assert_eq!(hop.workers, vec!["w-1", "w-old"]);
+        assert!(hop.kubelets_first.is_empty() && hop.catch_up.is_empty(), "{hop:?}");
+        let codes: Vec<(&str, &str)> = findings.iter().map(|f| (f.code.as_str(), f.subject.as_str())).collect();
+        assert!(codes.contains(&("path.kubelets-behind", "control-plane")), "{codes:?}");
+        assert!(codes.contains(&("path.node-skips-minors", "w-old")), "{codes:?}");
+        assert!(!codes.iter().any(|(c, _)| *c == "path.patch-first"), "{codes:?}");
+    }
+
+    #[test]
+    fn the_path_of_an_inventory_whose_control_plane_is_done_moves_the_kubelets() {
+        let text = include_str!("../../../examples/small.json");
+        let mut inv = crate::snapshot::load_str("examples/small.json", text, &Default::default()).unwrap();
+        for c in &mut inv.components {
+            if crate::progress::UPGRADED_STATIC_PODS.contains(&c.component) {
+                c.tag = "v1.35.8".to_string();
+                c.image = format!("registry.k8s.io/{}:v1.35.8", c.component);
+            }
+        }
+        for n in inv.nodes.iter_mut().filter(|n| n.is_control_plane()) {
+            n.kubelet_version = v("v1.35.8");
+        }
+        let path = upgrade_path(&inv, &req("v1.35"), WorkerStrategy::Lockstep, data()).unwrap();
+        assert_eq!((path.from.clone(), path.to.clone()), (v("v1.35.8"), v("v1.35.8")));
+        let hop = &path.hops[0];
+        assert!(hop.control_plane.is_empty(), "{hop:?}");
+        let workers: Vec<String> = inv.nodes.iter().filter(|n| !n.is_control_plane()).map(|n| n.name.clone()).collect();
+        assert_eq!(hop.workers, workers);
+        // Every kubelet on the target: nothing to upgrade, with the way on.
+        for n in &mut inv.nodes {
+            n.kubelet_version = v("v1.35.8");
+        }
+        let e = upgrade_path(&inv, &req("v1.35"), WorkerStrategy::Lockstep, data()).unwrap_err();
+        assert!(e.to_string().contains("nothing to upgrade"), "{e}");
     }
 
     #[test]

@@ -397,3 +397,36 @@ fn waits_on_independent_budgets_overlap_and_only_one_budgets_pods_serialise() {
         assert_eq!(apps, BTreeSet::from(["api", "web"]));
     }
 }
+
+#[test]
+fn a_control_plane_already_on_the_target_plans_only_the_kubelets_behind_it() {
+    // The upgrade stopped after the control plane: every control-plane static pod and
+    // control-plane kubelet on v1.35.8, the workers still on their old kubelets.
+    let mut inv = three_generations();
+    for c in &mut inv.components {
+        if stepstone_core::progress::UPGRADED_STATIC_PODS.contains(&c.component) {
+            c.tag = "v1.35.8".to_string();
+            c.image = format!("registry.k8s.io/{}:v1.35.8", c.component);
+        }
+    }
+    for n in inv.nodes.iter_mut().filter(|n| n.is_control_plane()) {
+        n.kubelet_version = "v1.35.8".parse().unwrap();
+    }
+    let mut req = PlanRequest::new("v1.35".parse().unwrap(), "2026-12-01T08:00:00Z".parse().unwrap());
+    req.headroom = Headroom::percent(85);
+    let p = plan(&inv, &req);
+    assert_eq!((p.from.to_string(), p.to.to_string()), ("v1.35.8".to_string(), "v1.35.8".to_string()));
+    assert_eq!(p.hops.len(), 1);
+    let hop = &p.hops[0];
+    assert!(hop.control_plane.is_empty(), "no control-plane step: {:?}", hop.control_plane);
+    let cps: BTreeSet<String> = inv.control_plane_nodes().map(|n| n.name.clone()).collect();
+    assert_eq!(hop.done.iter().cloned().collect::<BTreeSet<_>>(), cps);
+    // Every worker moves once, to the target, canaries first.
+    let moved: Vec<&String> = hop.before_control_plane.iter().chain(&hop.waves).flat_map(|w| &w.nodes).collect();
+    let workers: BTreeSet<&String> = inv.nodes.iter().filter(|n| !n.is_control_plane()).map(|n| &n.name).collect();
+    assert_eq!(moved.len(), workers.len());
+    assert_eq!(moved.iter().copied().collect::<BTreeSet<_>>(), workers);
+    assert!(hop.before_control_plane.is_empty());
+    assert_eq!(hop.waves[0].kind, WaveKind::Canary);
+    assert!(p.findings.iter().any(|f| f.code == "path.kubelets-behind"), "{:?}", p.findings);
+}

@@ -94,12 +94,20 @@ fn prepare_dir(node: &str, dir: &Path) -> Result<(), NodeOpError> {
     Ok(())
 }
 
-/// Write `contents` to a new file with mode 0600 whatever the umask.
+/// Write `contents` to `path` with mode 0600 whatever the umask: into `<path>.partial` first,
+/// then renamed, so a reader never sees half a file and a second snapshot in the same second
+/// (a rollout resumed right after it was killed mid-snapshot) replaces the first, as
+/// `etcdctl snapshot save` does.
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut partial = path.as_os_str().to_os_string();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let _ = std::fs::remove_file(&partial);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(contents)?;
-    f.sync_all()
+    f.sync_all()?;
+    std::fs::rename(&partial, path)
 }
 
 impl LabNodes {
