@@ -188,7 +188,6 @@ fn impossible_targets_exit_2_with_the_fix() {
     for (to, expect) in [
         ("v1.32", "older than the control plane (v1.33.4)"),
         ("v1.33.1", "older than the control plane (v1.33.4)"),
-        ("v1.33.4", "already runs v1.33.4"),
         ("v1.35.99", "newest known 1.35 patch is v1.35.8"),
         ("v1.38", "newer than the release data"),
         ("v1.36.0-rc.1", "pre-releases are not planned"),
@@ -199,6 +198,11 @@ fn impossible_targets_exit_2_with_the_fix() {
         assert!(stderr(&o).contains(expect), "--to {to}: {}", stderr(&o));
         assert!(stderr(&o).contains(to), "--to {to}: the input is named: {}", stderr(&o));
     }
+    // The control plane's own version is no refusal while a kubelet (v1.32.9) is behind it:
+    // the path moves that kubelet.
+    let o = run(&["path", "--snapshot", &nodes, "--snapshot", &pods, "--to", "v1.33.4"]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("v1.33.4"), "{}", stdout(&o));
     let o = run(&["skew", "--snapshot", &nodes, "--target", "latest"]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("'latest' is not a Kubernetes version"), "{}", stderr(&o));
