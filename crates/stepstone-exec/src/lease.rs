@@ -2,12 +2,20 @@
 //! run may take the lock is pure ([`decide`]); the engine renews the lease while it runs. A
 //! second rollout is refused with the holder's identity; a lease that was not renewed within its
 //! duration has expired and may be taken over; so may a lease whose holder is a process of this
-//! machine that no longer exists (a crashed or killed run).
+//! machine that no longer exists (a crashed or killed run). Taking, renewing and giving back
+//! the Lease through the cluster ([`acquire_lock`], [`spawn_renewal`], [`release_lock`]) live
+//! here too.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::cluster::{ClusterApi, ClusterError};
+use crate::engine::ExecError;
+use crate::events::{Clock, RolloutEvent, Sink};
 
 pub const LEASE_NAME: &str = "stepstone-rollout";
 pub const LEASE_NAMESPACE: &str = "kube-system";
@@ -102,6 +110,72 @@ pub fn decide(lease: Option<&LeaseView>, me: &Identity, now: Timestamp, alive: &
 /// Whether a process with this id exists on this machine.
 pub fn process_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Take the rollout lock or say who holds it.
+pub async fn acquire_lock(
+    cluster: &dyn ClusterApi,
+    me: &Identity,
+    duration: Duration,
+    clock: &dyn Clock,
+    sink: &Sink,
+) -> Result<(), ExecError> {
+    for _ in 0..3 {
+        let lease = cluster.read_lease().await?;
+        let now = clock.now();
+        match decide(lease.as_ref().map(|l| &l.view), me, now, &process_alive) {
+            LeaseDecision::Refuse { holder, renewed, expires } => {
+                let show = |t: Option<jiff::Timestamp>| t.map_or("never".to_string(), |t| t.to_string());
+                return Err(ExecError::Locked { holder, renewed: show(renewed), expires: show(expires) });
+            }
+            LeaseDecision::TakeOver { previous, why } => {
+                sink(&RolloutEvent::LockTakenOver { previous, why });
+            }
+            LeaseDecision::Acquire | LeaseDecision::Renew => {}
+        }
+        match cluster.write_lease(&me.holder(), duration, now, lease.as_ref()).await {
+            Ok(()) => return Ok(()),
+            Err(ClusterError::LeaseConflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ClusterError::LeaseConflict.into())
+}
+
+/// Give the lock back (only if it is still ours).
+pub async fn release_lock(cluster: &dyn ClusterApi, me: &Identity, clock: &dyn Clock) -> Result<(), ExecError> {
+    if let Some(lease) = cluster.read_lease().await?
+        && lease.view.holder.as_deref() == Some(me.holder().as_str())
+    {
+        cluster.write_lease("", lease.view.duration, clock.now(), Some(&lease)).await?;
+    }
+    Ok(())
+}
+
+/// Renew the lease every third of its duration while the run holds it; set `lost` and stop
+/// when someone else holds it.
+pub fn spawn_renewal(
+    cluster: Arc<dyn ClusterApi>,
+    clock: Arc<dyn Clock>,
+    me: Identity,
+    duration: Duration,
+    lost: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(duration / 3).await;
+            match cluster.read_lease().await {
+                Ok(Some(l)) if l.view.holder.as_deref() == Some(me.holder().as_str()) => {
+                    let _ = cluster.write_lease(&me.holder(), duration, clock.now(), Some(&l)).await;
+                }
+                Ok(_) => {
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => tracing::warn!("renewing the rollout lock: {e}"),
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod events;
 pub mod journal;
 pub mod lab;
 pub mod lease;
+mod moves;
 pub mod observe;
 pub mod report;
 pub mod steps;
