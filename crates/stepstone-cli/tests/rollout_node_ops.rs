@@ -25,6 +25,7 @@ use std::process::{Command, Output};
 
 use common::{CONSENT, TestLab, control_plane, cordoned, kubelet, name, real, text};
 use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
 
 const TARGET: &str = "v1.35.8";
 
@@ -128,6 +129,13 @@ impl Cluster {
         cluster
     }
 
+    /// The small fleet on v1.34.6 as it is, with `edit` applied to its fleet first.
+    fn fresh(edit: impl FnOnce(&mut Value)) -> Cluster {
+        let lab = TestLab::small(300.0, edit);
+        lab.scale_redis();
+        Cluster(lab)
+    }
+
     /// What an operator runs on `node`, as the lab's node operations.
     fn upgrade_by_hand(&self, node: &str, kubeadm: Vec<String>) {
         let bare = &TARGET[1..];
@@ -179,7 +187,11 @@ impl std::ops::Deref for Setup {
 
 impl Setup {
     fn start() -> Setup {
-        let cluster = Cluster::start();
+        Setup::on(Cluster::start())
+    }
+
+    /// `cluster`, every node (control plane too) reached over ssh.
+    fn on(cluster: Cluster) -> Setup {
         let (dir, kubeconfig) = (&cluster.dir, &cluster.kubeconfig);
         let d = dir.path();
         let bin = d.join("bin");
@@ -220,7 +232,7 @@ impl Setup {
         // One connection per node, shared by its commands (ControlMaster, keyed by the name
         // the rollout dials: %n), as many sites configure for fleets.
         let mut hosts = String::new();
-        for n in cluster.nodes().iter().filter(|n| is_worker(n)) {
+        for n in cluster.nodes().iter().filter(|n| n.pointer("/status/addresses").is_some()) {
             hosts.push_str(&format!("Host {}\n  HostName 127.0.0.1\n  SetEnv LAB_NODE={}\n", internal_ip(n), name(n)));
         }
         hosts.push_str(&format!(
@@ -352,6 +364,77 @@ fn workers_upgrade_over_real_ssh_and_a_failing_kubeadm_is_rolled_back() {
         assert!(log.contains(line), "sent over ssh: {line}\n{log}");
         assert!(runbook.contains(line), "the runbook prints: {line}");
     }
+}
+
+#[test]
+fn the_control_plane_hops_etcd_snapshot_is_taken_over_ssh_by_etcdctl_and_a_failed_one_halts_first() {
+    real::require("etcdctl", "etcd-client");
+    let work = tempfile::tempdir().unwrap();
+    // A real etcd on 127.0.0.1 (an ephemeral port) stands for cp-01's member, with some keys.
+    let etcd = real::Etcd::start("cp-01", &work.path().join("etcd"), None);
+    for i in 0..5 {
+        let out = Command::new("etcdctl")
+            .args([&format!("--endpoints={}", etcd.client_url), "put", &format!("/registry/k{i}"), "v"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // cp-01's etcd static pod says where its member listens and where its data lives: the
+    // rollout reads both from there. The node-side directory does not exist yet.
+    let node_side = work.path().join("node-side");
+    let command = serde_json::json!([
+        "etcd",
+        format!("--listen-client-urls={}", etcd.client_url),
+        format!("--advertise-client-urls={}", etcd.client_url),
+        format!("--data-dir={}", node_side.display()),
+    ]);
+    let cluster = Cluster::fresh(|fleet| {
+        for item in fleet["items"].as_array_mut().unwrap() {
+            if item["kind"] == "Pod" && item["metadata"]["name"] == "etcd-cp-01" {
+                item["spec"]["containers"][0]["command"] = command.clone();
+            }
+        }
+    });
+    let s = Setup::on(cluster);
+    // kubeadm fails on cp-01, so the run stops right after the snapshot, at the control plane.
+    std::fs::write(s.dir.path().join("fail-kubeadm-cp-01"), "").unwrap();
+    let mut args = vec!["--to", TARGET, "--node-ops", "ssh", "--yes", "--canary-soak", "0", "--batch-wait", "0"];
+    args.extend(CONSENT);
+
+    // etcdctl cannot write its copy on the node: no snapshot, so no kubeadm anywhere.
+    let halted = s.rollout(&args);
+    let halted_text = text(&halted);
+    assert_eq!(halted.status.code(), Some(1), "{halted_text}");
+    assert!(halted_text.contains("no etcd snapshot, so no control-plane step"), "{halted_text}");
+    assert!(halted_text.contains(&node_side.display().to_string()), "the node's path is named: {halted_text}");
+    let recorded = s.recorded();
+    assert!(recorded.values().flatten().all(|c| !c.starts_with("kubeadm")), "{recorded:?}");
+    assert!(s.nodes().iter().all(|n| !cordoned(n) && kubelet(n) == "v1.34.6"), "nothing was touched");
+
+    // With the directory there, the resume takes the snapshot, then goes on to cp-01's kubeadm.
+    std::fs::create_dir(&node_side).unwrap();
+    let resumed = s.rollout(&["resume"]);
+    let resumed_text = text(&resumed);
+    assert_eq!(resumed.status.code(), Some(1), "kubeadm fails on cp-01: {resumed_text}");
+    assert!(resumed_text.contains("control-plane node cp-01"), "{resumed_text}");
+    let journal: Value = serde_json::from_str(&std::fs::read_to_string(s.path("journal.json")).unwrap()).unwrap();
+    let snap = &journal["snapshots"]["0"];
+    let path = PathBuf::from(snap["path"].as_str().unwrap_or_else(|| panic!("a snapshot for hop 1: {journal:#}")));
+    assert!(path.starts_with(s.path("snapshots")), "{path:?}");
+    assert_eq!(snap["metadata"]["method"], "ssh-etcdctl");
+    assert_eq!(snap["metadata"]["endpoint"].as_str().map(|e| e.contains(&etcd.client_url)), Some(true), "{snap}");
+    assert!(snap["metadata"]["revision"].as_i64().unwrap() >= 6, "the five keys are in it: {snap}");
+    for file in [path.clone(), PathBuf::from(format!("{}.json", path.display()))] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    assert!(std::fs::read_dir(&node_side).unwrap().next().is_none(), "the node's copy is removed");
+    // The freshness gate accepts it, as `stepstone etcd verify` does.
+    let verify =
+        common::run(&["etcd", "verify", &path.display().to_string(), "--max-age", "1h", "--label", "before-hop1"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    let cp01 = &s.recorded()["cp-01"];
+    assert!(cp01.last().is_some_and(|c| c.starts_with("kubeadm upgrade apply")), "{cp01:?}");
 }
 
 /// One node's block from `--node-ops manual`: its name and its command lines.

@@ -127,6 +127,9 @@ pub struct SshBackend {
     pub ops: Arc<dyn NodeOps>,
     pub distro: Option<Distro>,
     pub command_timeout: Duration,
+    /// How `etcdctl` reaches etcd on each control-plane node, by node name
+    /// ([`crate::etcd_access::remote_etcdctl`]); `etcd` for a node not listed.
+    pub etcd_by_node: std::collections::BTreeMap<String, RemoteEtcdctl>,
     pub etcd: RemoteEtcdctl,
 }
 
@@ -223,7 +226,11 @@ impl NodeBackend for SshBackend {
     ) -> BoxFuture<'a, Result<HopSnapshot, BackendError>> {
         Box::pin(async move {
             let target = ssh_target(node)?;
-            let taken = snapshot_via_ssh(&*self.ops, &target, &self.etcd, dir, cluster, now, self.command_timeout)
+            // The snapshot holds every Secret: its directory is made 0700 when missing.
+            stepstone_host::private::create_dir_all(dir)
+                .map_err(|e| BackendError::Etcd(format!("creating {}: {e}", dir.display())))?;
+            let etcd = self.etcd_by_node.get(&node.name).unwrap_or(&self.etcd);
+            let taken = snapshot_via_ssh(&*self.ops, &target, etcd, dir, cluster, now, self.command_timeout)
                 .await
                 .map_err(|e| BackendError::Etcd(e.to_string()))?;
             let (path, metadata) = taken.ok_or_else(|| {

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod cluster;
 pub mod engine;
+pub mod etcd_access;
 pub mod events;
 pub mod journal;
 pub mod lab;

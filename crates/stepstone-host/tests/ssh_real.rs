@@ -158,8 +158,8 @@ async fn etcd_snapshot_with_etcdctl_over_ssh() {
     std::fs::create_dir(&backups).unwrap();
     let remote = RemoteEtcdctl {
         endpoint: etcd_node.client_url.clone(),
-        cert_dir: "/unused".into(),
         remote_dir: remote_dir.display().to_string(),
+        ..RemoteEtcdctl::default()
     };
     let ssh = ops(&sshd, &sshd.path("known_hosts"));
     let (path, meta) = etcd::snapshot_via_ssh(

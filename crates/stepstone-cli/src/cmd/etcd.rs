@@ -177,11 +177,7 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
         } else {
             NodeTarget::new(node_name, node_name)
         };
-        let remote = RemoteEtcdctl {
-            endpoint: args.remote_endpoint.clone(),
-            cert_dir: args.remote_cert_dir.clone(),
-            remote_dir: args.remote_dir.clone(),
-        };
+        let remote = RemoteEtcdctl::with_cert_dir(&args.remote_endpoint, &args.remote_cert_dir, &args.remote_dir);
         let ops = args.ssh.ops();
         let got = exit::block_on(etcd::snapshot_via_ssh(
             ops.as_dyn(),

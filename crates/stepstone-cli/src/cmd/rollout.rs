@@ -12,6 +12,7 @@ use stepstone_core::version::VersionRequest;
 use stepstone_exec::backend::{ManualBackend, NodeBackend, SshBackend};
 use stepstone_exec::cluster::{CONTROL_KEY, ClusterApi, JOURNAL_KEY, KubeCluster};
 use stepstone_exec::engine::{Engine, EngineConfig, Outcome};
+use stepstone_exec::etcd_access::{StaticPod, remote_etcdctl};
 use stepstone_exec::events::{Clock, LabClock, Notifier, RolloutEvent, Sink, SystemClock, Webhook};
 use stepstone_exec::journal::{Journal, JournalFile, Phase, RolloutState};
 use stepstone_exec::lab::LabBackend;
@@ -19,6 +20,7 @@ use stepstone_exec::lease::Identity;
 use stepstone_exec::observe::{ClusterState, Decision, decide};
 use stepstone_exec::steps::sequence;
 use stepstone_exec::triggers::TriggerOptions;
+use stepstone_host::etcd::RemoteEtcdctl;
 use stepstone_kube::Connection;
 use stepstone_kube::drain::{DrainConfig, RuleOptions};
 
@@ -281,8 +283,13 @@ pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyho
                 ));
             }
             let ops = stepstone_host::ssh::SshNodeOps::new(run.ssh.options());
-            let backend =
-                SshBackend { ops: Arc::new(ops), distro, command_timeout: run.ssh.timeout(), etcd: Default::default() };
+            let backend = SshBackend {
+                ops: Arc::new(ops),
+                distro,
+                command_timeout: run.ssh.timeout(),
+                etcd_by_node: etcd_by_node(conn).await?,
+                etcd: Default::default(),
+            };
             (Arc::new(backend), cluster_speed(conn).await)
         }
         NodeOpsArg::Manual => {
@@ -295,6 +302,29 @@ pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyho
             (Arc::new(backend), cluster_speed(conn).await)
         }
     })
+}
+
+/// How `etcdctl` on each control-plane node reaches etcd, from the cluster's control-plane
+/// static pods in kube-system (stacked or external etcd, their flags).
+async fn etcd_by_node(conn: &Connection) -> anyhow::Result<std::collections::BTreeMap<String, RemoteEtcdctl>> {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(conn.client.clone(), "kube-system");
+    let list = pods.list(&kube::api::ListParams::default()).await.map_err(|e| {
+        anyhow::anyhow!("reading the control-plane static pods in kube-system (for the etcd snapshot): {e}")
+    })?;
+    let statics: Vec<StaticPod> = list
+        .items
+        .iter()
+        .filter_map(|p| {
+            let component = p.metadata.labels.as_ref()?.get("component")?.clone();
+            let spec = p.spec.as_ref()?;
+            let container = spec.containers.first()?;
+            let command = container.command.iter().flatten().chain(container.args.iter().flatten()).cloned().collect();
+            Some(StaticPod { node: spec.node_name.clone()?, component, command })
+        })
+        .collect();
+    let nodes: std::collections::BTreeSet<&str> = statics.iter().map(|p| p.node.as_str()).collect();
+    Ok(nodes.into_iter().map(|n| (n.to_string(), remote_etcdctl(&statics, n))).collect())
 }
 
 /// The lab's clock when the cluster is a lab (whose nodes may still be worked on over SSH or by

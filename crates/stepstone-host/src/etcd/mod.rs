@@ -234,12 +234,17 @@ fn write_metadata(snapshot: &Path, meta: &SnapshotMetadata) -> Result<(), EtcdEr
 }
 
 /// How `etcdctl` is called on a control-plane node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteEtcdctl {
     /// The member's client URL as seen from the node itself.
     pub endpoint: String,
-    /// Directory with `ca.crt`, `server.crt`, `server.key` (kubeadm: /etc/kubernetes/pki/etcd).
-    pub cert_dir: String,
+    /// The CA of etcd's client port, on the node (kubeadm: /etc/kubernetes/pki/etcd/ca.crt).
+    pub cacert: String,
+    /// A client certificate etcd accepts, and its key, on the node (kubeadm, stacked: the
+    /// member's own /etc/kubernetes/pki/etcd/server.crt; external: the apiserver's
+    /// /etc/kubernetes/pki/apiserver-etcd-client.crt).
+    pub cert: String,
+    pub key: String,
     /// Where the snapshot is written on the node before it is copied back. kubeadm's etcd pod
     /// mounts /var/lib/etcd, so the fallback through `crictl exec` can write there too.
     pub remote_dir: String,
@@ -249,22 +254,35 @@ impl Default for RemoteEtcdctl {
     fn default() -> Self {
         RemoteEtcdctl {
             endpoint: "https://127.0.0.1:2379".into(),
-            cert_dir: "/etc/kubernetes/pki/etcd".into(),
+            cacert: "/etc/kubernetes/pki/etcd/ca.crt".into(),
+            cert: "/etc/kubernetes/pki/etcd/server.crt".into(),
+            key: "/etc/kubernetes/pki/etcd/server.key".into(),
             remote_dir: "/var/lib/etcd".into(),
         }
     }
 }
 
 impl RemoteEtcdctl {
+    /// `ca.crt`, `server.crt` and `server.key` in `cert_dir`, as kubeadm lays out a stacked member.
+    pub fn with_cert_dir(endpoint: &str, cert_dir: &str, remote_dir: &str) -> Self {
+        let d = cert_dir.trim_end_matches('/');
+        RemoteEtcdctl {
+            endpoint: endpoint.to_string(),
+            cacert: format!("{d}/ca.crt"),
+            cert: format!("{d}/server.crt"),
+            key: format!("{d}/server.key"),
+            remote_dir: remote_dir.to_string(),
+        }
+    }
+
     /// The script run on the node: `etcdctl snapshot save` (the node's own binary, or the one
     /// inside the running etcd container), then `endpoint status` for the server version.
     pub fn script(&self, remote_file: &str) -> String {
         let mut flags = vec![format!("--endpoints={}", self.endpoint)];
         if self.endpoint.starts_with("https://") {
-            let d = self.cert_dir.trim_end_matches('/');
-            flags.push(format!("--cacert={d}/ca.crt"));
-            flags.push(format!("--cert={d}/server.crt"));
-            flags.push(format!("--key={d}/server.key"));
+            flags.push(format!("--cacert={}", self.cacert));
+            flags.push(format!("--cert={}", self.cert));
+            flags.push(format!("--key={}", self.key));
         }
         let flags = flags.iter().map(|f| shell_quote(f)).collect::<Vec<_>>().join(" ");
         let out = shell_quote(remote_file);
