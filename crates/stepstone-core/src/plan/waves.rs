@@ -603,42 +603,44 @@ impl<'a> Planner<'a> {
                 stop = Stop::Limit(limit.bound);
                 break;
             }
+            // The budget check needs only the pods leaving `c` (the ones `drain_into_model` would
+            // place), so a node passed over costs a look at its pods, not a simulated drain and
+            // its undo.
+            let mut added: HashMap<u32, u32> = HashMap::new();
+            let mut new_pods: Vec<u32> = Vec::new();
+            if limit.budget_rounds > 0 {
+                for &p in &self.on_node[c as usize] {
+                    if self.fates[p as usize] == Fate::Moves && !counted.contains(&p) {
+                        new_pods.push(p);
+                        let b = self.consumes[p as usize];
+                        if b != NOWHERE {
+                            *added.entry(b).or_default() += 1;
+                        }
+                    }
+                }
+                let rounds = added
+                    .iter()
+                    .map(|(&b, &n)| {
+                        let allowed = self.budgets.allowed_at(b as usize).max(1) as u64;
+                        (u64::from(per_budget.get(&b).copied().unwrap_or(0) + n)).div_ceil(allowed) as u32
+                    })
+                    .max()
+                    .unwrap_or(0);
+                if rounds > limit.budget_rounds && !nodes.is_empty() {
+                    budget_stop = Some(budget_stop.map_or(rounds, |r| r.min(rounds)));
+                    passed_over += 1;
+                    if passed_over >= limit.size {
+                        break;
+                    }
+                    continue;
+                }
+            }
             match self.drain_into_model(c) {
                 Ok(m) => {
-                    if limit.budget_rounds > 0 {
-                        let mut added: HashMap<u32, u32> = HashMap::new();
-                        let mut new_pods: Vec<u32> = Vec::new();
-                        for &(p, _, _) in &m {
-                            if !counted.contains(&p) && !new_pods.contains(&p) {
-                                new_pods.push(p);
-                                let b = self.consumes[p as usize];
-                                if b != NOWHERE {
-                                    *added.entry(b).or_default() += 1;
-                                }
-                            }
-                        }
-                        let rounds = added
-                            .iter()
-                            .map(|(&b, &n)| {
-                                let allowed = self.budgets.allowed_at(b as usize).max(1) as u64;
-                                (u64::from(per_budget.get(&b).copied().unwrap_or(0) + n)).div_ceil(allowed) as u32
-                            })
-                            .max()
-                            .unwrap_or(0);
-                        if rounds > limit.budget_rounds && !nodes.is_empty() {
-                            self.undo_drain(c, &m);
-                            budget_stop = Some(budget_stop.map_or(rounds, |r| r.min(rounds)));
-                            passed_over += 1;
-                            if passed_over >= limit.size {
-                                break;
-                            }
-                            continue;
-                        }
-                        for (b, n) in added {
-                            *per_budget.entry(b).or_default() += n;
-                        }
-                        counted.extend(new_pods);
+                    for (b, n) in added {
+                        *per_budget.entry(b).or_default() += n;
                     }
+                    counted.extend(new_pods);
                     nodes.push(c);
                     moves.extend(m);
                 }
@@ -714,15 +716,6 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(done)
-    }
-
-    /// Take back a [`drain_into_model`](Self::drain_into_model) of `node` that returned `moves`.
-    fn undo_drain(&mut self, node: u32, moves: &[(u32, u32, u32)]) {
-        for &(q, from, to) in moves.iter().rev() {
-            self.model.bind_slot(self.slots[q as usize], from);
-            self.relocate(q, to, from);
-        }
-        self.model.set_unschedulable_at(node, false);
     }
 
     fn relocate(&mut self, pod: u32, from: u32, to: u32) {
