@@ -209,6 +209,8 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             a.fleet.display()
         ))
     })?;
+    // The text of a large fleet is as big as the lab's whole store; the lab runs for hours.
+    drop(text);
     refuse_to_overwrite(&kubeconfig)?;
     if let Some(r) = lab_life::read_record(&state_dir).filter(|r| lab_life::alive(r.pid)) {
         return Err(crate::exit::usage(format!(

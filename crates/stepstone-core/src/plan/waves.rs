@@ -585,77 +585,38 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// Grow a batch from the front of `candidates` while it stays safe, then run its evictions.
-    /// `Err` when even the first node cannot be drained. With a budget stop, a candidate whose
-    /// pods would make the evictions need too many rounds is passed over for the next ones (so
-    /// a batch mixes nodes whose budget waits overlap), up to `limit.size` times.
+    /// Grow a batch from `candidates` while it stays safe, then run its evictions. `Err` when
+    /// even the first node cannot be drained. Under the operator's limit (or a single node) the
+    /// batch takes the candidates in order; under a default limit it chooses them by their
+    /// budgets ([`Self::grow_by_budget`]).
     fn batch_limited(&mut self, candidates: &[u32], limit: Limit) -> Result<Done, Unschedulable> {
         let mut nodes: Vec<u32> = Vec::new();
         let mut moves: Vec<(u32, u32, u32)> = Vec::new();
-        let mut stop = Stop::EndOfGeneration;
-        // Healthy pods leaving per budget, and the pods counted.
-        let mut per_budget: HashMap<u32, u32> = HashMap::new();
-        let mut counted: HashSet<u32> = HashSet::new();
-        let mut passed_over = 0usize;
-        let mut budget_stop: Option<u32> = None;
-        for &c in candidates {
-            if nodes.len() == limit.size {
-                stop = Stop::Limit(limit.bound);
-                break;
-            }
-            // The budget check needs only the pods leaving `c` (the ones `drain_into_model` would
-            // place), so a node passed over costs a look at its pods, not a simulated drain and
-            // its undo.
-            let mut added: HashMap<u32, u32> = HashMap::new();
-            let mut new_pods: Vec<u32> = Vec::new();
-            if limit.budget_rounds > 0 {
-                for &p in &self.on_node[c as usize] {
-                    if self.fates[p as usize] == Fate::Moves && !counted.contains(&p) {
-                        new_pods.push(p);
-                        let b = self.consumes[p as usize];
-                        if b != NOWHERE {
-                            *added.entry(b).or_default() += 1;
-                        }
-                    }
-                }
-                let rounds = added
-                    .iter()
-                    .map(|(&b, &n)| {
-                        let allowed = self.budgets.allowed_at(b as usize).max(1) as u64;
-                        (u64::from(per_budget.get(&b).copied().unwrap_or(0) + n)).div_ceil(allowed) as u32
-                    })
-                    .max()
-                    .unwrap_or(0);
-                if rounds > limit.budget_rounds && !nodes.is_empty() {
-                    budget_stop = Some(budget_stop.map_or(rounds, |r| r.min(rounds)));
-                    passed_over += 1;
-                    if passed_over >= limit.size {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            match self.drain_into_model(c) {
-                Ok(m) => {
-                    for (b, n) in added {
-                        *per_budget.entry(b).or_default() += n;
-                    }
-                    counted.extend(new_pods);
-                    nodes.push(c);
-                    moves.extend(m);
-                }
-                Err(why) => {
-                    if nodes.is_empty() {
-                        return Err(why);
-                    }
-                    stop = Stop::Capacity { size: nodes.len() + 1, why };
+        let stop = if limit.budget_rounds > 0 {
+            self.grow_by_budget(candidates, limit, &mut nodes, &mut moves)?
+        } else {
+            let mut stop = Stop::EndOfGeneration;
+            for &c in candidates {
+                if nodes.len() == limit.size {
+                    stop = Stop::Limit(limit.bound);
                     break;
                 }
+                match self.drain_into_model(c) {
+                    Ok(m) => {
+                        nodes.push(c);
+                        moves.extend(m);
+                    }
+                    Err(why) => {
+                        if nodes.is_empty() {
+                            return Err(why);
+                        }
+                        stop = Stop::Capacity { size: nodes.len() + 1, why };
+                        break;
+                    }
+                }
             }
-        }
-        if let (Stop::EndOfGeneration, Some(rounds)) = (&stop, budget_stop) {
-            stop = Stop::Budget { rounds };
-        }
+            stop
+        };
         // A pod placed on a node that later joined the batch moved twice in the simulation; in
         // the real drain every batch node is cordoned first, so it is one eviction from its
         // original node to its final one.
@@ -685,6 +646,109 @@ impl<'a> Planner<'a> {
         }
         self.record(TraceEvent::WaveEnd);
         Ok(Done { nodes, pods_moved: evicted.len() as u64, rounds, waited_on, stop })
+    }
+
+    /// Fill a batch of up to `limit.size` nodes whose evictions need as few budget rounds as
+    /// the generation allows. Each eviction round takes one disruption from every budget at
+    /// once, so a batch costs the rounds of its most crowded budget: nodes whose pods share no
+    /// budget go together, their waits overlap. The batch first takes, in candidate order, the
+    /// nodes that keep it within the generation's fair share (every budget's pods on the
+    /// candidates spread evenly over the batches still to come); only when that leaves it short
+    /// does it accept the next fewest rounds, up to `limit.budget_rounds`. A node passed over
+    /// costs a look at its pods, not a simulated drain.
+    fn grow_by_budget(
+        &mut self,
+        candidates: &[u32],
+        limit: Limit,
+        nodes: &mut Vec<u32>,
+        moves: &mut Vec<(u32, u32, u32)>,
+    ) -> Result<Stop, Unschedulable> {
+        let budget_count = self.budgets.budgets().len();
+        let allowed: Vec<u64> = (0..budget_count).map(|b| self.budgets.allowed_at(b).max(1) as u64).collect();
+        let mut waiting = vec![0u64; budget_count];
+        for &c in candidates {
+            for &p in &self.on_node[c as usize] {
+                let b = self.consumes[p as usize];
+                if b != NOWHERE && self.fates[p as usize] == Fate::Moves {
+                    waiting[b as usize] += 1;
+                }
+            }
+        }
+        let batches_left = candidates.len().div_ceil(limit.size.max(1)).max(1) as u64;
+        let fair = waiting.iter().zip(&allowed).map(|(&w, &a)| w.div_ceil(batches_left).div_ceil(a)).max().unwrap_or(1);
+        let mut threshold = u32::try_from(fair).unwrap_or(u32::MAX).clamp(1, limit.budget_rounds);
+        // Healthy pods of each budget this batch evicts, and the pods already counted (a pod
+        // placed on a node that later joins the batch is still one eviction).
+        let mut per_budget = vec![0u32; budget_count];
+        let mut counted = vec![false; self.inv.pods.len()];
+        let mut taken = vec![false; candidates.len()];
+        loop {
+            // The fewest rounds among the nodes left out at this threshold.
+            let mut over: Option<u32> = None;
+            for (i, &c) in candidates.iter().enumerate() {
+                if taken[i] {
+                    continue;
+                }
+                if nodes.len() == limit.size {
+                    return Ok(Stop::Limit(limit.bound));
+                }
+                let rounds = self.rounds_with(c, &per_budget, &allowed, &counted);
+                if rounds > threshold && !nodes.is_empty() {
+                    over = Some(over.map_or(rounds, |r| r.min(rounds)));
+                    continue;
+                }
+                match self.drain_into_model(c) {
+                    Ok(m) => {
+                        for &(p, _, _) in &m {
+                            if !std::mem::replace(&mut counted[p as usize], true) {
+                                let b = self.consumes[p as usize];
+                                if b != NOWHERE {
+                                    per_budget[b as usize] += 1;
+                                }
+                            }
+                        }
+                        taken[i] = true;
+                        nodes.push(c);
+                        moves.extend(m);
+                    }
+                    Err(why) => {
+                        if nodes.is_empty() {
+                            return Err(why);
+                        }
+                        return Ok(Stop::Capacity { size: nodes.len() + 1, why });
+                    }
+                }
+            }
+            if nodes.len() == limit.size {
+                return Ok(Stop::Limit(limit.bound));
+            }
+            match over {
+                None => return Ok(Stop::EndOfGeneration),
+                Some(rounds) if rounds > limit.budget_rounds => return Ok(Stop::Budget { rounds }),
+                // Every node left needs more rounds than this pass allowed: the fewest of them.
+                Some(rounds) => threshold = rounds,
+            }
+        }
+    }
+
+    /// Eviction rounds of the batch counted in `per_budget` if `node` joined it.
+    fn rounds_with(&self, node: u32, per_budget: &[u32], allowed: &[u64], counted: &[bool]) -> u32 {
+        let mut added: Vec<(u32, u32)> = Vec::new();
+        for &p in &self.on_node[node as usize] {
+            let b = self.consumes[p as usize];
+            if b == NOWHERE || counted[p as usize] || self.fates[p as usize] != Fate::Moves {
+                continue;
+            }
+            match added.iter_mut().find(|(x, _)| *x == b) {
+                Some((_, n)) => *n += 1,
+                None => added.push((b, 1)),
+            }
+        }
+        added
+            .iter()
+            .map(|&(b, n)| u64::from(per_budget[b as usize] + n).div_ceil(allowed[b as usize]) as u32)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Cordon `node` and place every pod that moves off it. On failure everything is undone.
