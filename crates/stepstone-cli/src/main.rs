@@ -65,6 +65,7 @@ enum Command {
     Runbook(cmd::runbook::Args),
     Staging(cmd::staging::Args),
     Apis(cmd::apis::Args),
+    Addons(cmd::addons::Args),
     Completions(cmd::completions::Args),
 }
 
@@ -109,6 +110,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Runbook(a) => cmd::runbook::run(a),
         Command::Staging(a) => cmd::staging::run(a),
         Command::Apis(a) => cmd::apis::run(a),
+        Command::Addons(a) => cmd::addons::run(a),
         Command::Completions(a) => cmd::completions::run(a, <Cli as clap::CommandFactory>::command()),
     }
 }

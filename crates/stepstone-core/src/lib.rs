@@ -1,6 +1,7 @@
 //! stepstone-core: the pure planning core. Values in, values out: no async, no network,
 //! no clock reads (the day is always passed in).
 
+pub mod addons;
 pub mod drain;
 pub mod etcd_backup;
 pub mod findings;

@@ -1,5 +1,6 @@
 //! One module per `stepstone` subcommand: each turns its flags into library calls and output.
 
+pub mod addons;
 pub mod apis;
 pub mod blockers;
 pub mod completions;
