@@ -20,6 +20,7 @@ pub use model::*;
 
 use std::collections::BTreeMap;
 
+use crate::addons::{self, AddonData};
 use crate::drain::DrainOptions;
 use crate::findings::{self, Finding};
 use crate::inventory::Inventory;
@@ -197,7 +198,9 @@ fn make(
         }
     }
     findings::sort(&mut blockers);
+    let addon_check = addons::check(inv, &addons::hops_of(&path), AddonData::embedded());
     let mut plan_findings = path.findings.clone();
+    plan_findings.extend(addon_check.findings);
     findings::sort(&mut plan_findings);
 
     let trace = planner.take_trace();
@@ -219,6 +222,7 @@ fn make(
         hops,
         blockers,
         findings: plan_findings,
+        addons: addon_check.addons,
         schedule,
     };
     Ok((plan, trace))

@@ -7,6 +7,7 @@ pub use crate::path::WorkerStrategy;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::addons::FoundAddon;
 use crate::findings::Finding;
 use crate::version::KubeVersion;
 
@@ -271,5 +272,8 @@ pub struct Plan {
     pub blockers: Vec<Finding>,
     /// Other findings (skew, prerequisites) that the plan takes into account.
     pub findings: Vec<Finding>,
+    /// The add-ons running in the cluster, judged against every hop (`stepstone addons`).
+    #[serde(default)]
+    pub addons: Vec<FoundAddon>,
     pub schedule: Schedule,
 }

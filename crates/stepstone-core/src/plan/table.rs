@@ -6,6 +6,8 @@ use std::fmt::Write;
 
 use jiff::tz::TimeZone;
 
+use crate::addons::{FoundAddon, HopSupport};
+
 use super::model::{ControlPlaneAction, Plan, ScheduleEntryKind, Wave, WaveKind};
 use super::schedule::{local, wave_labels};
 
@@ -146,6 +148,13 @@ pub fn render(plan: &Plan) -> String {
             }
         }
     }
+    if !plan.addons.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "Add-ons ({}), against each project's matrix (data/addons.toml):", plan.addons.len());
+        for a in &plan.addons {
+            let _ = writeln!(out, "  {}", addon_line(a));
+        }
+    }
     if !plan.findings.is_empty() {
         out.push('\n');
         let _ = writeln!(out, "Findings:");
@@ -170,6 +179,26 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(out, "  warning: {w}");
     }
     out
+}
+
+/// `calico v3.29.3 (15 pods, supports 1.29-1.32): hop 1 not supported, upgrade to v3.30.0 or newer before it`.
+pub fn addon_line(a: &FoundAddon) -> String {
+    let supports = a.supports.as_deref().map(|s| format!(", supports {s}")).unwrap_or_default();
+    let head = format!("{} {} ({} pod{}{supports})", a.name, a.version, a.pods, if a.pods == 1 { "" } else { "s" });
+    let blocked: Vec<String> = a
+        .blocked()
+        .map(|h| match &h.upgrade_to {
+            Some(v) => format!("hop {} ({} -> {}) not supported, upgrade to {v} or newer before it", h.hop, h.from, h.to),
+            None => format!("hop {} ({} -> {}) not supported by any release in the table", h.hop, h.from, h.to),
+        })
+        .collect();
+    if !blocked.is_empty() {
+        return format!("{head}: {}", blocked.join("; "));
+    }
+    if a.hops.iter().any(|h| h.support == HopSupport::Unknown) {
+        return format!("{head}: unknown ({})", a.source);
+    }
+    format!("{head}: every hop supported")
 }
 
 /// `why: …`: the reason starts with what decided the wave's size (`WaveBound`).
