@@ -5,9 +5,14 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use stepstone_core::addons::{self, AddonData};
 use stepstone_core::inventory::{DEFAULT_GENERATION_LABELS, Inventory, Node, WorkloadKind};
+use stepstone_core::path;
+use stepstone_core::plan::WorkerStrategy;
+use stepstone_core::plan::table::addon_line;
+use stepstone_core::releases::ReleaseData;
 use stepstone_core::snapshot::{image_name, image_tag};
-use stepstone_core::version::KubeVersion;
+use stepstone_core::version::{KubeVersion, VersionRequest};
 
 use crate::RunbookError;
 use crate::templates::Templates;
@@ -68,6 +73,8 @@ pub struct StagingDesign {
     pub control_plane: StagingControlPlane,
     pub workers: Vec<StagingNode>,
     pub addons: Vec<Addon>,
+    /// The add-ons stepstone's table knows, judged for every hop to the target: one line each.
+    pub compatibility: Vec<String>,
     pub tests: Vec<TestCase>,
     pub notes: Vec<String>,
 }
@@ -481,6 +488,7 @@ pub fn staging_design(inventory: &Inventory, target: &KubeVersion) -> StagingDes
         }
     }
     let addons = addons(inventory);
+    let compatibility = compatibility(inventory, target);
     let target = target.to_string();
     let tests = tests(&control_plane, &workers, &addons, &target);
     StagingDesign {
@@ -490,9 +498,20 @@ pub fn staging_design(inventory: &Inventory, target: &KubeVersion) -> StagingDes
         control_plane,
         workers,
         addons,
+        compatibility,
         tests,
         notes,
     }
+}
+
+/// Each known add-on judged for the path production takes to `target` (none when there is no
+/// path, e.g. production already runs it).
+fn compatibility(inventory: &Inventory, target: &KubeVersion) -> Vec<String> {
+    let request = VersionRequest::Exact(target.clone());
+    let Ok(path) = path::upgrade_path(inventory, &request, WorkerStrategy::Lockstep, ReleaseData::embedded()) else {
+        return Vec::new();
+    };
+    addons::check(inventory, &addons::hops_of(&path), AddonData::embedded()).addons.iter().map(addon_line).collect()
 }
 
 /// The staging design in Markdown (`staging.md`).

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
+use stepstone_core::addons::HopSupport;
 use stepstone_core::findings::Finding;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::{ControlPlaneAction, Plan, ScheduleEntryKind, Wave, WaveKind, WorkerStrategy};
@@ -180,6 +181,40 @@ pub struct HopView {
     pub waves: Vec<WaveView>,
     /// One availability check per package family and version used in this hop.
     pub available: Vec<PackageCommands>,
+    /// Add-ons that do not support this hop's minor: upgraded in Preparation, checked again here.
+    pub addons_blocking: Vec<AddonStep>,
+}
+
+/// An add-on to upgrade before a hop, from the plan's add-on check.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddonStep {
+    pub name: String,
+    pub version: String,
+    pub supports: String,
+    pub hop: usize,
+    pub to: String,
+    /// The first release that supports the hop (empty when the table knows none).
+    pub upgrade_to: String,
+}
+
+/// One add-on step per add-on version and hop it blocks, in hop order.
+fn addon_steps(plan: &Plan) -> Vec<AddonStep> {
+    let mut steps: Vec<AddonStep> = plan
+        .addons
+        .iter()
+        .flat_map(|a| {
+            a.blocked().map(|h| AddonStep {
+                name: a.name.clone(),
+                version: a.version.clone(),
+                supports: a.supports.clone().unwrap_or_default(),
+                hop: h.hop,
+                to: h.to.to_string(),
+                upgrade_to: h.upgrade_to.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    steps.sort_by(|a, b| (a.hop, &a.name, &a.version).cmp(&(b.hop, &b.name, &b.version)));
+    steps
 }
 
 /// Everything `upgrade.md` reads.
@@ -196,6 +231,10 @@ pub struct UpgradeView {
     pub window: WindowView,
     pub blockers: Vec<FindingView>,
     pub findings: Vec<FindingView>,
+    /// Add-ons to upgrade before the hop they block.
+    pub addon_steps: Vec<AddonStep>,
+    /// Add-ons whose support for the path is unknown, with why.
+    pub addons_unknown: Vec<String>,
     pub control_plane_nodes: Vec<String>,
     pub first_control_plane: Option<String>,
     pub hops: Vec<HopView>,
@@ -497,6 +536,7 @@ pub fn upgrade_view(
                 .map(|d| PackageCommands::indexed(d, &hop.from, &opts.package_index))
                 .chain(hop_families.into_iter().map(|d| PackageCommands::indexed(d, &hop.to, &opts.package_index)))
                 .collect(),
+            addons_blocking: addon_steps(plan).into_iter().filter(|a| a.hop == h + 1).collect(),
         });
     }
 
@@ -538,7 +578,15 @@ pub fn upgrade_view(
             warnings: s.warnings.clone(),
         },
         blockers: plan.blockers.iter().map(FindingView::from).collect(),
-        findings: plan.findings.iter().map(FindingView::from).collect(),
+        // Add-on findings have their own checklist items in Preparation.
+        findings: plan.findings.iter().filter(|f| !f.code.starts_with("addons.")).map(FindingView::from).collect(),
+        addon_steps: addon_steps(plan),
+        addons_unknown: plan
+            .addons
+            .iter()
+            .filter(|a| a.blocked().next().is_none() && a.hops.iter().any(|h| h.support == HopSupport::Unknown))
+            .map(|a| format!("{} {}: {}", a.name, a.version, a.source))
+            .collect(),
         control_plane_nodes,
         first_control_plane,
         hops,
