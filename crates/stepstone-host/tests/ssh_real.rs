@@ -106,6 +106,64 @@ async fn preflight_over_real_ssh_with_unreachable_nodes() {
     assert!(log.contains("@@stepstone-begin cgroup") && log.contains("--- exit 0"), "{log}");
 }
 
+/// The kubelet's flag files as kubeadm and an operator leave them, seen by the SSH sessions at
+/// their real paths (bind-mounted over /var/lib and /etc/default in sshd's own mount namespace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_reads_the_kubelet_flag_files_on_the_node() {
+    let root = tempfile::tempdir().unwrap();
+    let var_lib = root.path().join("var-lib");
+    let etc_default = root.path().join("etc-default");
+    std::fs::create_dir_all(var_lib.join("kubelet")).unwrap();
+    std::fs::create_dir_all(&etc_default).unwrap();
+    std::fs::write(
+        var_lib.join("kubelet/kubeadm-flags.env"),
+        "KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        var_lib.join("kubelet/config.yaml"),
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n",
+    )
+    .unwrap();
+    std::fs::write(etc_default.join("kubelet"), "KUBELET_EXTRA_ARGS=--cgroup-driver=cgroupfs\n").unwrap();
+    let sshd = Sshd::start_with("", &[(&var_lib, "/var/lib"), (&etc_default, "/etc/default")]);
+    let ssh = ops(&sshd, &sshd.path("known_hosts"));
+    let nodes = vec![node("self", "127.0.0.1", "gen-local")];
+    let thresholds = Thresholds::embedded();
+    let collected = preflight::collect(&ssh, &nodes, thresholds, Duration::from_secs(60)).await;
+    let at = |target: &str| CheckContext {
+        target: target.parse().unwrap(),
+        releases: ReleaseData::embedded(),
+        thresholds,
+        now: jiff::Timestamp::now(),
+    };
+    let flags = |target: &str| {
+        let report = preflight::evaluate(&nodes, &collected, &at(target));
+        report.results.into_iter().find(|r| r.check == "kubelet-flags").expect("kubelet-flags result").finding
+    };
+
+    // 1.26 still accepts --container-runtime: only the cgroup driver contradiction remains.
+    let old = flags("v1.26.15");
+    assert_eq!(
+        (old.severity, old.code.as_str()),
+        (Severity::Warning, "preflight.kubelet-cgroup-driver-mismatch"),
+        "{old:?}"
+    );
+    assert!(old.message.contains("--cgroup-driver=cgroupfs (in /etc/default/kubelet) overrides cgroupDriver: systemd"));
+
+    // 1.35 rejects it and drops the pause image flag: an error naming each flag and its file.
+    let new = flags("v1.35.3");
+    assert_eq!((new.severity, new.code.as_str()), (Severity::Error, "preflight.kubelet-flag-removed"), "{new:?}");
+    for want in [
+        "the v1.35.3 kubelet will not start",
+        "--container-runtime (in /var/lib/kubelet/kubeadm-flags.env) is removed from 1.27",
+        "--pod-infra-container-image (in /var/lib/kubelet/kubeadm-flags.env) is deprecated from 1.35",
+    ] {
+        assert!(new.message.contains(want), "{want}: {}", new.message);
+    }
+    assert!(new.hint.contains("keep only --container-runtime-endpoint"), "{}", new.hint);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_host_key_is_refused_and_an_unknown_one_too() {
     let sshd = Sshd::start();

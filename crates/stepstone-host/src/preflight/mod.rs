@@ -4,6 +4,7 @@
 //! Collection is a single POSIX `sh` script that prints delimited sections; [`parse`] reads each
 //! section, [`rules`] turns facts into findings. Thresholds live in `data/preflight.toml`.
 
+pub mod flags;
 pub mod parse;
 pub mod rules;
 
@@ -63,11 +64,13 @@ s_rpm() {{ command -v rpm >/dev/null || return 0; rpm -q "$@"; }}
 s_versionlock() {{ for f in /etc/dnf/plugins/versionlock.list /etc/yum/pluginconf.d/versionlock.list; do [ -f "$f" ] && cat "$f"; done; return 0; }}
 s_repos() {{ for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources /etc/yum.repos.d/*.repo /etc/zypp/repos.d/*.repo; do if [ -f "$f" ] && grep -qiE 'k8s[.]io|kubernetes' "$f"; then printf 'file %s\n' "$f"; cat "$f"; echo; fi; done; return 0; }}
 s_certs() {{ if [ ! -f /etc/kubernetes/manifests/kube-apiserver.yaml ]; then echo '{NOT_CONTROL_PLANE}'; return 0; fi; kubeadm certs check-expiration; }}
+s_kubelet_flags() {{ for f in /var/lib/kubelet/kubeadm-flags.env /etc/default/kubelet /etc/sysconfig/kubelet; do if [ -f "$f" ]; then printf 'file %s\n' "$f"; cat "$f"; echo; fi; done; return 0; }}
 s_time() {{ if command -v timedatectl >/dev/null; then timedatectl show -p NTPSynchronized; fi; if command -v chronyc >/dev/null; then chronyc -n tracking; fi; return 0; }}
 section os cat /etc/os-release
 section kernel uname -r
 section cgroup stat -fc %T /sys/fs/cgroup
 section kubelet-config cat /var/lib/kubelet/config.yaml
+section kubelet-flags s_kubelet_flags
 section disk s_disk {paths}
 section crictl crictl --timeout 5s version
 section containerd containerd --version
@@ -326,7 +329,19 @@ mod tests {
     #[test]
     fn the_script_is_valid_sh_and_names_every_section() {
         let s = facts_script(Thresholds::embedded());
-        for name in ["os", "kernel", "cgroup", "kubelet-config", "disk", "crictl", "swap", "repos", "certs", "time"] {
+        for name in [
+            "os",
+            "kernel",
+            "cgroup",
+            "kubelet-config",
+            "kubelet-flags",
+            "disk",
+            "crictl",
+            "swap",
+            "repos",
+            "certs",
+            "time",
+        ] {
             assert!(s.contains(&format!("section {name} ")), "{name}");
         }
         let status = std::process::Command::new("sh").args(["-n", "-c", &s]).status().expect("sh runs");

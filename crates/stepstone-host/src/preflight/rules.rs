@@ -5,12 +5,13 @@ use stepstone_core::findings::{Finding, Severity};
 use stepstone_core::releases::Release;
 use stepstone_core::version::Minor;
 
+use super::flags;
 use super::parse::{self, CgroupMode, KubeletConfigFacts, LooseVersion, PackageManager};
 use super::{CheckContext, CheckResult, NOT_CONTROL_PLANE, NodeFacts, PreflightNode};
 
 /// Every check, in report order.
 pub const CHECKS: &[&str] =
-    &["cgroup", "disk", "runtime", "swap", "kernel", "packages", "repository", "certificates", "time"];
+    &["cgroup", "kubelet-flags", "disk", "runtime", "swap", "kernel", "packages", "repository", "certificates", "time"];
 
 struct Verdict {
     severity: Severity,
@@ -42,6 +43,7 @@ pub fn check_node(node: &PreflightNode, facts: &NodeFacts, ctx: &CheckContext<'_
     let cgroup = facts.ok_output("cgroup").and_then(parse::parse_cgroup_fs);
     let mut verdicts: Vec<(&str, Verdict)> = vec![
         ("cgroup", check_cgroup(facts, cgroup, kubelet.as_ref(), release, ctx)),
+        ("kubelet-flags", check_kubelet_flags(facts, kubelet.as_ref(), ctx)),
         ("disk", check_disk(facts, ctx)),
         ("runtime", check_runtime(facts, release, ctx)),
         ("swap", check_swap(facts, cgroup, kubelet.as_ref(), ctx)),
@@ -197,6 +199,62 @@ fn check_runtime(facts: &NodeFacts, release: Option<&Release>, ctx: &CheckContex
         }
     }
     pass("runtime-ok", format!("containerd {} answers over CRI {}", info.version, info.api_version))
+}
+
+/// The kubelet's flag files: flags the target kubelet rejects or that are on their way out, and
+/// a `--cgroup-driver` flag that overrides a different `cgroupDriver` in the config file.
+fn check_kubelet_flags(facts: &NodeFacts, kubelet: Option<&KubeletConfigFacts>, ctx: &CheckContext<'_>) -> Verdict {
+    let Some(out) = facts.ok_output("kubelet-flags") else {
+        return warn(
+            "kubelet-flags-unknown",
+            "could not read the kubelet's flag files",
+            "Read /var/lib/kubelet/kubeadm-flags.env and /etc/default/kubelet (or /etc/sysconfig/kubelet) on the node.",
+        );
+    };
+    let set = flags::parse_flag_files(out);
+    let target = ctx.target.minor();
+    let problems = flags::judge(&set, target, flags::rules());
+    let mut messages = Vec::new();
+    let mut hints = Vec::new();
+    for p in &problems {
+        let what = if p.removed { "removed" } else { "deprecated" };
+        messages.push(format!("--{} (in {}) is {what} from {} ({})", p.flag, p.file, p.since, p.source));
+        hints.push(format!("--{}: {}", p.flag, p.fix));
+    }
+    let driver_flag = set.get("cgroup-driver").and_then(|f| f.value.clone().map(|v| (v, f.file.clone())));
+    let driver_config = kubelet.and_then(|k| k.cgroup_driver.clone());
+    let mismatch = match (&driver_flag, &driver_config) {
+        (Some((flag, file)), Some(config)) if flag != config => {
+            messages.push(format!(
+                "--cgroup-driver={flag} (in {file}) overrides cgroupDriver: {config} in /var/lib/kubelet/config.yaml"
+            ));
+            hints.push(String::from(
+                "--cgroup-driver: delete it and keep one setting, cgroupDriver in /var/lib/kubelet/config.yaml, equal to the container runtime's driver (kubeadm's default is systemd; containerd: SystemdCgroup = true)",
+            ));
+            true
+        }
+        _ => false,
+    };
+    if problems.iter().any(|p| p.removed) {
+        messages.insert(0, format!("the {} kubelet will not start with these flags", ctx.target));
+        return fail(
+            "kubelet-flag-removed",
+            messages.join("; "),
+            format!("{}; then restart the kubelet.", hints.join("; ")),
+        );
+    }
+    if !messages.is_empty() {
+        let code =
+            if mismatch && problems.is_empty() { "kubelet-cgroup-driver-mismatch" } else { "kubelet-flag-deprecated" };
+        return warn(code, messages.join("; "), format!("{}.", hints.join("; ")));
+    }
+    if set.is_empty() {
+        return pass(
+            "kubelet-flags",
+            "no kubelet flag files (kubeadm-flags.env, /etc/default/kubelet, /etc/sysconfig/kubelet)",
+        );
+    }
+    pass("kubelet-flags", format!("{} kubelet flags, none removed or deprecated at v{target}", set.len()))
 }
 
 fn check_swap(
