@@ -719,6 +719,11 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
+            // Every candidate taken: the generation ends here, whether or not the batch also
+            // reached its limit.
+            if taken.iter().all(|&t| t) {
+                return Ok(Stop::EndOfGeneration);
+            }
             if nodes.len() == limit.size {
                 return Ok(Stop::Limit(limit.bound));
             }
