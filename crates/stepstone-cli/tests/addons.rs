@@ -3,25 +3,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use common::{TestLab, document, stdout};
+use common::{TestLab, document, run_in_workspace, stdout};
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-/// Run from the workspace root, so the example paths in outputs are stable.
-fn stepstone(args: &[&str]) -> Output {
-    common::stepstone()
-        .args(args)
-        .current_dir(workspace())
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("the stepstone binary runs")
-}
 
 fn addon<'a>(doc: &'a Value, name: &str) -> &'a Value {
     doc["addons"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("{name}: {doc}"))
@@ -29,21 +12,21 @@ fn addon<'a>(doc: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn addons_small_golden() {
-    let o = stepstone(&["addons", "--example", "small", "--to", "v1.35"]);
+    let o = run_in_workspace(&["addons", "--example", "small", "--to", "v1.35"]);
     assert_eq!(o.status.code(), Some(1), "calico and ingress-nginx block the hop");
     insta::assert_snapshot!(stdout(&o));
 }
 
 #[test]
 fn addons_three_generations_golden() {
-    let o = stepstone(&["addons", "--example", "three-generations", "--to", "v1.35"]);
+    let o = run_in_workspace(&["addons", "--example", "three-generations", "--to", "v1.35"]);
     assert_eq!(o.status.code(), Some(1));
     insta::assert_snapshot!(stdout(&o));
 }
 
 #[test]
 fn the_json_document_names_each_hop_and_the_release_that_supports_it() {
-    let o = stepstone(&["addons", "--example", "three-generations", "--to", "v1.35", "-o", "json"]);
+    let o = run_in_workspace(&["addons", "--example", "three-generations", "--to", "v1.35", "-o", "json"]);
     let doc = document(&o);
     assert_eq!(doc["kind"], "AddonReport");
     assert_eq!(doc["hops"].as_array().unwrap().len(), 2);
@@ -65,15 +48,15 @@ fn the_json_document_names_each_hop_and_the_release_that_supports_it() {
 #[test]
 fn bad_targets_exit_2() {
     // The small fleet runs v1.34: an older target is bad input, and so is none.
-    let o = stepstone(&["addons", "--example", "small", "--to", "v1.33"]);
+    let o = run_in_workspace(&["addons", "--example", "small", "--to", "v1.33"]);
     assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-    let o = stepstone(&["addons", "--example", "small"]);
+    let o = run_in_workspace(&["addons", "--example", "small"]);
     assert_eq!(o.status.code(), Some(2), "--to is required");
 }
 
 #[test]
 fn help_teaches_with_examples() {
-    let o = stepstone(&["addons", "--help"]);
+    let o = run_in_workspace(&["addons", "--help"]);
     let help = stdout(&o);
     for want in ["stepstone addons --example small --to v1.35", "data/addons.toml", "Exit codes"] {
         assert!(help.contains(want), "{want}: {help}");

@@ -10,21 +10,7 @@ mod recorded_api;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{stderr, stdout};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-/// Run `stepstone` from the workspace root, so relative example paths in outputs are stable.
-fn run(args: &[&str]) -> Output {
-    common::stepstone()
-        .args(args)
-        .current_dir(workspace())
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("the stepstone binary runs")
-}
+use common::{run_in_workspace, stderr, stdout};
 
 fn code(o: &Output) -> i32 {
     o.status.code().expect("exited normally")
@@ -38,14 +24,14 @@ fn json(o: &Output) -> serde_json::Value {
 
 #[test]
 fn skew_three_generations_golden() {
-    let o = run(&["skew", "--snapshot", "examples/three-generations.json", "-o", "json"]);
+    let o = run_in_workspace(&["skew", "--snapshot", "examples/three-generations.json", "-o", "json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     insta::assert_snapshot!(stdout(&o));
 }
 
 #[test]
 fn path_three_generations_golden() {
-    let o = run(&["path", "--snapshot", "examples/three-generations.json", "--to", "v1.35", "-o", "json"]);
+    let o = run_in_workspace(&["path", "--snapshot", "examples/three-generations.json", "--to", "v1.35", "-o", "json"]);
     // The dell-r640 nodes run cgroup v1: the hop to 1.35 has an error to resolve first.
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stdout(&o).contains("\"path.cgroup-v2-required\""), "{}", stdout(&o));
@@ -54,7 +40,7 @@ fn path_three_generations_golden() {
 
 #[test]
 fn path_three_generations_skip_minors_golden() {
-    let o = run(&[
+    let o = run_in_workspace(&[
         "path",
         "--snapshot",
         "examples/three-generations.json",
@@ -73,20 +59,29 @@ fn path_three_generations_skip_minors_golden() {
 #[test]
 fn skew_three_generations_at_v1_36_golden() {
     // What breaks if the control plane jumped to 1.36 with the nodes as they are.
-    let o = run(&["skew", "--snapshot", "examples/three-generations.json", "--target", "v1.36.4", "-o", "json"]);
+    let o = run_in_workspace(&[
+        "skew",
+        "--snapshot",
+        "examples/three-generations.json",
+        "--target",
+        "v1.36.4",
+        "-o",
+        "json",
+    ]);
     assert_eq!(code(&o), 1, "errors expected: {}", stdout(&o));
     insta::assert_snapshot!(stdout(&o));
 }
 
 #[test]
 fn skew_small_golden() {
-    let o = run(&["skew", "--snapshot", "examples/small.json", "--kubectl-version", "v1.32.4", "-o", "json"]);
+    let o =
+        run_in_workspace(&["skew", "--snapshot", "examples/small.json", "--kubectl-version", "v1.32.4", "-o", "json"]);
     insta::assert_snapshot!(stdout(&o));
 }
 
 #[test]
 fn path_small_golden() {
-    let o = run(&["path", "--snapshot", "examples/small.json", "--to", "v1.35.3", "-o", "json"]);
+    let o = run_in_workspace(&["path", "--snapshot", "examples/small.json", "--to", "v1.35.3", "-o", "json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     insta::assert_snapshot!(stdout(&o));
 }
@@ -101,13 +96,13 @@ fn json_documents_carry_the_envelope_and_yaml_works() {
     ] {
         let mut args = cmd.clone();
         args.extend(["-o", "json"]);
-        let o = run(&args);
+        let o = run_in_workspace(&args);
         let doc = json(&o);
         assert_eq!(doc["apiVersion"], "stepstone/v1alpha1", "{cmd:?}");
         assert_eq!(doc["kind"], kind, "{cmd:?}");
         let mut args = cmd.clone();
         args.extend(["-o", "yaml"]);
-        let y = stdout(&run(&args));
+        let y = stdout(&run_in_workspace(&args));
         assert!(y.contains(&format!("kind: {kind}")), "{cmd:?}: {y}");
     }
 }
@@ -115,7 +110,7 @@ fn json_documents_carry_the_envelope_and_yaml_works() {
 #[test]
 fn versions_reports_how_far_behind_a_cluster_is() {
     let fixtures = "crates/stepstone-kube/tests/fixtures";
-    let o = run(&[
+    let o = run_in_workspace(&[
         "versions",
         "--snapshot",
         &format!("{fixtures}/nodes.json"),
@@ -128,7 +123,7 @@ fn versions_reports_how_far_behind_a_cluster_is() {
     let out = stdout(&o);
     assert!(out.contains("4 minors behind the newest released minor (1.37)"), "{out}");
     assert!(out.contains("1.33 reached end of life on 2026-06-28, 150 days before 2026-11-25"), "{out}");
-    let o = run(&["versions", "--today", "2026-02-30"]);
+    let o = run_in_workspace(&["versions", "--today", "2026-02-30"]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("2026-02-30"), "{}", stderr(&o));
 }
@@ -136,7 +131,7 @@ fn versions_reports_how_far_behind_a_cluster_is() {
 #[test]
 fn every_foundation_command_has_help_with_an_example() {
     for cmd in ["inventory", "snapshot", "versions", "skew", "path"] {
-        let o = run(&[cmd, "--help"]);
+        let o = run_in_workspace(&[cmd, "--help"]);
         assert_eq!(code(&o), 0, "{cmd}");
         let text = stdout(&o);
         assert!(text.contains("Examples:") && text.contains(&format!("stepstone {cmd}")), "{cmd}: {text}");
@@ -168,14 +163,14 @@ fn broken_snapshots_exit_2_naming_file_and_object() {
     for (name, text, expect) in cases {
         let path = write(dir.path(), name, text);
         for cmd in ["inventory", "skew"] {
-            let o = run(&[cmd, "--snapshot", &path]);
+            let o = run_in_workspace(&[cmd, "--snapshot", &path]);
             assert_eq!(code(&o), 2, "{cmd} {name}: {}", stderr(&o));
             let err = stderr(&o);
             assert!(err.contains(&path) && err.contains(expect), "{cmd} {name}: {err}");
             assert!(!err.contains("panicked"), "{err}");
         }
     }
-    let o = run(&["inventory", "--snapshot", &dir.path().join("missing.json").display().to_string()]);
+    let o = run_in_workspace(&["inventory", "--snapshot", &dir.path().join("missing.json").display().to_string()]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("missing.json"), "{}", stderr(&o));
 }
@@ -193,17 +188,17 @@ fn impossible_targets_exit_2_with_the_fix() {
         ("v1.36.0-rc.1", "pre-releases are not planned"),
         ("1.x", "is not a Kubernetes version"),
     ] {
-        let o = run(&["path", "--snapshot", &nodes, "--snapshot", &pods, "--to", to]);
+        let o = run_in_workspace(&["path", "--snapshot", &nodes, "--snapshot", &pods, "--to", to]);
         assert_eq!(code(&o), 2, "--to {to}: {}", stdout(&o));
         assert!(stderr(&o).contains(expect), "--to {to}: {}", stderr(&o));
         assert!(stderr(&o).contains(to), "--to {to}: the input is named: {}", stderr(&o));
     }
     // The control plane's own version is no refusal while a kubelet (v1.32.9) is behind it:
     // the path moves that kubelet.
-    let o = run(&["path", "--snapshot", &nodes, "--snapshot", &pods, "--to", "v1.33.4"]);
+    let o = run_in_workspace(&["path", "--snapshot", &nodes, "--snapshot", &pods, "--to", "v1.33.4"]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("v1.33.4"), "{}", stdout(&o));
-    let o = run(&["skew", "--snapshot", &nodes, "--target", "latest"]);
+    let o = run_in_workspace(&["skew", "--snapshot", &nodes, "--target", "latest"]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("'latest' is not a Kubernetes version"), "{}", stderr(&o));
 }
@@ -230,7 +225,13 @@ fn snapshot_writes_a_kubectl_list_that_reads_back() {
     let kubeconfig = live_api("snapshot");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cluster.json");
-    let o = run(&["snapshot", "--kubeconfig", &kubeconfig.display().to_string(), "-o", &out.display().to_string()]);
+    let o = run_in_workspace(&[
+        "snapshot",
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+        "-o",
+        &out.display().to_string(),
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         stderr(&o).contains(
@@ -248,17 +249,17 @@ fn snapshot_writes_a_kubectl_list_that_reads_back() {
     assert_eq!(list["items"][0]["kind"], "Node");
     assert_eq!(list["items"][0]["apiVersion"], "v1");
 
-    let o = run(&["inventory", "--snapshot", &out.display().to_string(), "-o", "json"]);
+    let o = run_in_workspace(&["inventory", "--snapshot", &out.display().to_string(), "-o", "json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let inv = json(&o);
     assert_eq!(inv["nodes"].as_array().unwrap().len(), 5);
 
     // The same cluster read live gives the same nodes.
-    let o = run(&["inventory", "--kubeconfig", &kubeconfig.display().to_string(), "-o", "json"]);
+    let o = run_in_workspace(&["inventory", "--kubeconfig", &kubeconfig.display().to_string(), "-o", "json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(json(&o)["nodes"], inv["nodes"]);
 
-    let o = run(&["skew", "--kubeconfig", &kubeconfig.display().to_string()]);
+    let o = run_in_workspace(&["skew", "--kubeconfig", &kubeconfig.display().to_string()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("Control plane: v1.33.4"), "{}", stdout(&o));
 }
@@ -268,7 +269,7 @@ fn snapshot_of_an_unreachable_cluster_fails_without_writing() {
     let kubeconfig = live_api("dead");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cluster.json");
-    let o = run(&[
+    let o = run_in_workspace(&[
         "snapshot",
         "--kubeconfig",
         &kubeconfig.display().to_string(),

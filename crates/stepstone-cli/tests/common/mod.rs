@@ -42,6 +42,13 @@ pub fn run(args: &[&str]) -> Output {
     stepstone().args(args).output().expect("the stepstone binary runs")
 }
 
+/// `stepstone ARGS` run from the workspace root, with logging off, so the example paths in
+/// its output are the same on every machine (for goldens).
+pub fn run_in_workspace(args: &[&str]) -> Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root exists");
+    stepstone().args(args).current_dir(root).env("RUST_LOG", "off").output().expect("the stepstone binary runs")
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
