@@ -13,7 +13,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use stepstone_core::drain::BlockerKind;
 use stepstone_fleet::Fleet;
-use stepstone_kube::drain::{DrainEvent, NodeOutcome, RuleOptions, drain};
+use stepstone_kube::drain::{DrainEvent, EventSink, NodeOutcome, RuleOptions, drain};
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -261,8 +261,8 @@ async fn throttled_controller_reads_are_retried() {
         t.wait_healthy(ns, app, 3).await;
     }
     let client = t.client().await;
-    // Three requests in ten throttled (429, which the eviction loop also retries; a 500 on an
-    // eviction stops the drain by design): a read that is not retried fails the drain.
+    // Three requests in ten throttled (429, which the eviction loop also retries): a read that
+    // is not retried fails the drain.
     t.lab.set_faults(stepstone_lab::FaultConfig { throttle_rate: 0.3, ..Default::default() }).expect("faults");
     let recorder = Recorder::default();
     let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(60)), &recorder).await.expect("drain");
@@ -271,4 +271,110 @@ async fn throttled_controller_reads_are_retried() {
     for (ns, app) in [("prod", "web"), ("prod", "api"), ("batch", "jobs")] {
         assert!(!t.pods_on("w1").iter().any(|(p, _)| p.starts_with(&format!("{ns}/{app}"))), "{ns}/{app} left w1");
     }
+}
+
+/// `namespace/name` of every budget the lab shows below its desired healthy pods (read from the
+/// lab's store: no API request, so the faults do not touch it).
+fn budgets_below(t: &TestLab) -> Vec<String> {
+    t.lab
+        .list("poddisruptionbudgets", None)
+        .iter()
+        .filter(|b| {
+            b.pointer("/status/currentHealthy").and_then(serde_json::Value::as_i64)
+                < b.pointer("/status/desiredHealthy").and_then(serde_json::Value::as_i64)
+        })
+        .map(|b| b["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evictions_answered_500_are_retried_and_the_budget_holds() {
+    // Sixty pods under a budget that allows three at a time: about twenty evictions from w1,
+    // each with a 30 % chance of a 500 (kubectl drain would stop at the first one).
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
+        .worker("w3")
+        .deployment("prod", "web", 60, json!([]))
+        .pdb_max_unavailable("prod", "web", "web", 3)
+        .build();
+    let t = Arc::new(TestLab::start(fleet).await);
+    t.wait_healthy("prod", "web", 60).await;
+    assert!(budgets_below(&t).is_empty());
+    let on_w1 = t.pods_on("w1").iter().filter(|(p, _)| p.starts_with("prod/web")).count();
+    let client = t.client().await;
+    t.lab.set_faults(stepstone_lab::FaultConfig { error_rate: 0.3, ..Default::default() }).expect("faults");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = std::thread::spawn({
+        let (t, stop) = (t.clone(), stop.clone());
+        move || {
+            let mut below = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                below.extend(budgets_below(&t));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            below
+        }
+    });
+    let recorder = Recorder::default();
+    let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(60)), &recorder).await.expect("drain");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    t.lab.set_faults(stepstone_lab::FaultConfig::default()).expect("faults");
+    let below = sampler.join().expect("sampler");
+
+    assert_eq!(report.nodes[0].outcome, NodeOutcome::Drained, "{}", report.render());
+    assert!(below.is_empty(), "budgets went below their desired healthy pods: {below:?}");
+    assert!(!t.pods_on("w1").iter().any(|(p, _)| p.starts_with("prod/web")), "{:?}", t.pods_on("w1"));
+    assert_eq!(report.nodes[0].evicted.len(), on_w1);
+    let retried = recorder.count(|e| matches!(e, DrainEvent::ServerError { code: 500, .. }));
+    assert!(retried > 0, "no eviction met a 500 in {on_w1}: the test proves nothing");
+    assert_eq!(report.nodes[0].server_errors_retried as usize, retried);
+    assert!(
+        report.render().contains(&format!("evictions sent again after a server error (500, 502, 503, 504): {retried}"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_keeps_failing_evictions_stops_the_drain_with_the_reason() {
+    let fleet = Fleet::builder().worker("w1").worker("w2").deployment("prod", "web", 4, json!([])).build();
+    let t = Arc::new(TestLab::start(fleet).await);
+    t.wait_healthy("prod", "web", 4).await;
+    let node = t.node_of("prod", "web");
+    let client = t.client().await;
+    /// Fails every request from the first eviction on: the cordon and reads went through.
+    struct FailFromFirstEviction {
+        t: Arc<TestLab>,
+        recorder: Recorder,
+    }
+    impl EventSink for FailFromFirstEviction {
+        fn emit(&self, event: &DrainEvent) {
+            if matches!(event, DrainEvent::Evicting { .. })
+                && self.recorder.count(|e| matches!(e, DrainEvent::Evicting { .. })) == 0
+            {
+                self.t
+                    .lab
+                    .set_faults(stepstone_lab::FaultConfig { error_rate: 1.0, ..Default::default() })
+                    .expect("faults");
+            }
+            self.recorder.emit(event);
+        }
+    }
+    let sink = FailFromFirstEviction { t: t.clone(), recorder: Recorder::default() };
+    let report =
+        drain(&client, std::slice::from_ref(&node), &config(Duration::from_secs(30)), &sink).await.expect("drain");
+    t.lab.set_faults(stepstone_lab::FaultConfig::default()).expect("faults");
+
+    let n = &report.nodes[0];
+    assert_eq!(n.outcome, NodeOutcome::Failed, "{}", report.render());
+    assert!(t.unschedulable(&node), "the node stays cordoned");
+    let failed: Vec<_> = n.left.iter().filter(|l| l.reason.contains("answered 500 to 8 evictions in a row")).collect();
+    assert!(!failed.is_empty(), "{}", report.render());
+    for l in &failed {
+        // Seven retries, then the eighth failure gives up.
+        let retries = sink.recorder.count(|e| matches!(e, DrainEvent::ServerError { pod, .. } if *pod == l.pod));
+        assert_eq!(retries, 7, "{}", l.pod);
+        assert!(l.reason.contains("etcdserver: request timed out") && l.reason.contains("Fix:"), "{}", l.reason);
+        assert!(t.pods_on(&node).iter().any(|(p, _)| *p == l.pod), "{} is still on the node", l.pod);
+    }
+    assert_eq!(n.server_errors_retried as usize, 7 * failed.len());
 }

@@ -288,6 +288,9 @@ struct Target {
     hold: Option<(String, Option<i64>, Option<i64>)>,
     hold_emitted_ms: Option<u64>,
     throttled: bool,
+    /// Server errors answered to its evictions in a row, and those retried in all.
+    server_errors_in_a_row: u32,
+    server_errors_retried: u32,
 }
 
 struct Run<'a> {
@@ -351,6 +354,8 @@ impl<'a> Run<'a> {
                     hold: None,
                     hold_emitted_ms: None,
                     throttled: false,
+                    server_errors_in_a_row: 0,
+                    server_errors_retried: 0,
                 });
             }
         }
@@ -533,7 +538,16 @@ impl<'a> Run<'a> {
         let (pdbs, health) = (self.targets[i].pdbs.clone(), self.targets[i].health);
         self.view.settle(&pdbs, accepted, health, now);
         let t = &mut self.targets[i];
-        let attempt = if matches!(outcome, EvictionOutcome::Throttled { .. }) && t.throttled { t.attempts } else { 1 };
+        if matches!(outcome, EvictionOutcome::ServerError { .. }) {
+            t.server_errors_in_a_row += 1;
+        } else {
+            t.server_errors_in_a_row = 0;
+        }
+        let attempt = match outcome {
+            EvictionOutcome::Throttled { .. } if t.throttled => t.attempts,
+            EvictionOutcome::ServerError { .. } => t.server_errors_in_a_row,
+            _ => 1,
+        };
         let next = self.config.retry.after(&outcome, attempt);
         match (&outcome, next) {
             (EvictionOutcome::Accepted, _) => {
@@ -570,6 +584,18 @@ impl<'a> Run<'a> {
                         };
                         self.notifier.emit(&event);
                     }
+                    EvictionOutcome::ServerError { code, .. } => {
+                        t.server_errors_retried += 1;
+                        let event = DrainEvent::ServerError {
+                            node: t.node.clone(),
+                            pod: t.pod.key(),
+                            code: *code,
+                            in_a_row: t.server_errors_in_a_row,
+                            cap: self.config.retry.server_error_attempts,
+                            retry_in_ms: delay.as_millis() as u64,
+                        };
+                        self.notifier.emit(&event);
+                    }
                     EvictionOutcome::NamespaceTerminating if t.attempts == 1 => {
                         let event = DrainEvent::Warning {
                             node: Some(t.node.clone()),
@@ -591,6 +617,10 @@ impl<'a> Run<'a> {
                         pdbs.join(", ")
                     ),
                     EvictionOutcome::Failed { code, message } => format!("the API server answered {code}: {message}"),
+                    EvictionOutcome::ServerError { code, message } => format!(
+                        "the API server answered {code} to {} evictions in a row, the last: {message}. Fix: check the API server and etcd (`kubectl get --raw /readyz?verbose`), then drain again",
+                        t.server_errors_in_a_row
+                    ),
                     other => format!("{other:?}"),
                 };
                 t.state = State::Failed(message.clone());
@@ -728,6 +758,7 @@ impl<'a> Run<'a> {
                 node: node.clone(),
                 outcome,
                 cordoned: true,
+                server_errors_retried: mine.iter().map(|t| t.server_errors_retried).sum(),
                 evicted,
                 skipped: plan.skipped.clone(),
                 blockers: Vec::new(),
@@ -746,6 +777,7 @@ fn blocked_report(plan: &NodePlan, elapsed: Duration) -> NodeReport {
         node: plan.node.clone(),
         outcome: NodeOutcome::Blocked,
         cordoned: true,
+        server_errors_retried: 0,
         evicted: Vec::new(),
         skipped: plan.skipped.clone(),
         blockers: plan.blockers.clone(),
@@ -803,6 +835,7 @@ fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut BudgetView)
         node: plan.node.clone(),
         outcome: NodeOutcome::DryRun,
         cordoned: false,
+        server_errors_retried: 0,
         evicted: plan.remove.iter().map(|(p, _)| p.key()).collect(),
         skipped: plan.skipped.clone(),
         blockers: plan.blockers.clone(),

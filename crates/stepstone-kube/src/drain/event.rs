@@ -84,6 +84,10 @@ pub enum DrainEvent {
     /// The API server asked us to slow down.
     #[serde(rename_all = "camelCase")]
     Throttled { node: String, pod: String, retry_in_ms: u64 },
+    /// The API server failed an eviction (500, 502, 503, 504); it is sent again after the wait,
+    /// up to `cap` failures in a row.
+    #[serde(rename_all = "camelCase")]
+    ServerError { node: String, pod: String, code: u16, in_a_row: u32, cap: u32, retry_in_ms: u64 },
     /// The pod cannot be evicted; the drain of this node will not complete.
     #[serde(rename_all = "camelCase")]
     Failed { node: String, pod: String, message: String },
@@ -117,6 +121,7 @@ impl DrainEvent {
             | DrainEvent::Evicting { node, .. }
             | DrainEvent::Blocked { node, .. }
             | DrainEvent::Throttled { node, .. }
+            | DrainEvent::ServerError { node, .. }
             | DrainEvent::Failed { node, .. }
             | DrainEvent::Evicted { node, .. }
             | DrainEvent::Gone { node, .. }
@@ -171,6 +176,10 @@ impl DrainEvent {
             }
             DrainEvent::Throttled { pod, retry_in_ms, .. } => format!(
                 "{pod}: the API server is throttling requests; retrying in {}",
+                human_duration(Duration::from_millis(*retry_in_ms))
+            ),
+            DrainEvent::ServerError { pod, code, in_a_row, cap, retry_in_ms, .. } => format!(
+                "{pod}: the API server answered {code} to its eviction ({in_a_row} of {cap} in a row); retrying in {}",
                 human_duration(Duration::from_millis(*retry_in_ms))
             ),
             DrainEvent::Failed { pod, message, .. } => format!("{pod} cannot be evicted: {message}"),
@@ -269,6 +278,27 @@ mod tests {
         );
         let ev = e.node_event().unwrap();
         assert_eq!((ev.reason, ev.event_type), ("StepstoneDrainBlocked", "Warning"));
+    }
+
+    #[test]
+    fn server_error_line_counts_toward_the_cap() {
+        let e = DrainEvent::ServerError {
+            node: "w1".into(),
+            pod: "prod/web-1".into(),
+            code: 503,
+            in_a_row: 2,
+            cap: 8,
+            retry_in_ms: 1000,
+        };
+        assert_eq!(
+            e.line(),
+            "node/w1: prod/web-1: the API server answered 503 to its eviction (2 of 8 in a row); retrying in 1s"
+        );
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"server-error","node":"w1","pod":"prod/web-1","code":503,"inARow":2,"cap":8,"retryInMs":1000}"#
+        );
+        assert!(e.node_event().is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What an answer to `POST …/pods/{name}/eviction` means for the drain: accepted, already gone,
-//! blocked by a budget (and which one, with its numbers), throttled, or a configuration error.
+//! blocked by a budget (and which one, with its numbers), throttled, a transient server error,
+//! or a configuration error.
 //!
 //! Pure: the engine hands in the [`Status`] the server sent and acts on the [`EvictionOutcome`].
 
@@ -39,6 +40,10 @@ pub enum EvictionOutcome {
     Throttled { retry_after_seconds: Option<u32> },
     /// 500 because more than one PDB selects the pod: retrying cannot help.
     MultipleBudgets { message: String },
+    /// Any other 500, or 502, 503, 504: the server (or etcd behind it) failed before the
+    /// eviction was applied, or it was applied and a retry finds the pod gone (404) or
+    /// terminating. Retried a bounded number of times; `kubectl drain` gives up at once.
+    ServerError { code: u16, message: String },
     /// 403 `NamespaceTerminating`: the namespace deletion removes the pod; keep waiting.
     NamespaceTerminating,
     /// Anything else: report it for this pod.
@@ -61,6 +66,7 @@ impl EvictionOutcome {
             500 if status.message.contains("more than one PodDisruptionBudget") => {
                 EvictionOutcome::MultipleBudgets { message: status.message.clone() }
             }
+            500 | 502..=504 => EvictionOutcome::ServerError { code: status.code, message: status.message.clone() },
             403 if causes.iter().any(|c| c.reason == NAMESPACE_TERMINATING_CAUSE) => {
                 EvictionOutcome::NamespaceTerminating
             }
@@ -173,6 +179,13 @@ mod tests {
             &[],
         );
         assert!(matches!(EvictionOutcome::from_status(&multi), EvictionOutcome::MultipleBudgets { .. }));
+        let etcd = status(500, "InternalError", "etcdserver: request timed out", &[]);
+        assert!(matches!(EvictionOutcome::from_status(&etcd), EvictionOutcome::ServerError { code: 500, .. }));
+        let unavailable =
+            status(503, "ServiceUnavailable", "the server is currently unable to handle the request", &[]);
+        assert!(matches!(EvictionOutcome::from_status(&unavailable), EvictionOutcome::ServerError { code: 503, .. }));
+        let not_implemented = status(501, "NotImplemented", "no", &[]);
+        assert!(matches!(EvictionOutcome::from_status(&not_implemented), EvictionOutcome::Failed { code: 501, .. }));
         let ns = status(403, "Forbidden", "namespace prod is terminating", &[("NamespaceTerminating", "")]);
         assert_eq!(EvictionOutcome::from_status(&ns), EvictionOutcome::NamespaceTerminating);
         let denied = status(403, "Forbidden", "pods \"a\" is forbidden", &[]);

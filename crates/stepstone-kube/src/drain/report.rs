@@ -60,6 +60,9 @@ pub struct NodeReport {
     pub outcome: NodeOutcome,
     /// Whether the node is left cordoned.
     pub cordoned: bool,
+    /// Evictions the API server failed (500, 502, 503, 504) and that were sent again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub server_errors_retried: u32,
     pub evicted: Vec<String>,
     pub skipped: Vec<SkippedPod>,
     pub blockers: Vec<BlockerView>,
@@ -111,6 +114,12 @@ fn render_node(n: &NodeReport, dry_run: bool) -> String {
         let verb = if dry_run { "would evict" } else { "evicted" };
         out.push_str(&format!("  {verb} ({}): {}\n", n.evicted.len(), n.evicted.join(", ")));
     }
+    if n.server_errors_retried > 0 {
+        out.push_str(&format!(
+            "  evictions sent again after a server error (500, 502, 503, 504): {}\n",
+            n.server_errors_retried
+        ));
+    }
     if !n.skipped.is_empty() {
         let list: Vec<String> = n.skipped.iter().map(|s| format!("{} ({})", s.pod, s.reason)).collect();
         out.push_str(&format!("  left on purpose ({}): {}\n", n.skipped.len(), list.join(", ")));
@@ -155,6 +164,10 @@ fn render_node(n: &NodeReport, dry_run: bool) -> String {
         out.push_str(&format!("  the node stays cordoned; `stepstone uncordon {}` undoes it\n", n.node));
     }
     out
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn human_duration_ms(ms: u64) -> String {
@@ -313,6 +326,7 @@ mod tests {
                 node: "w1".into(),
                 outcome: NodeOutcome::TimedOut,
                 cordoned: true,
+                server_errors_retried: 3,
                 evicted: vec!["prod/web-1".into()],
                 skipped: vec![SkippedPod { pod: "kube-system/proxy-w1".into(), reason: "DaemonSet".into() }],
                 blockers: vec![],
@@ -335,6 +349,7 @@ mod tests {
             text,
             "node/w1: not drained: timed out after 5m
   evicted (1): prod/web-1
+  evictions sent again after a server error (500, 502, 503, 504): 3
   left on purpose (1): kube-system/proxy-w1 (DaemonSet)
   still on the node:
   - prod/redis-0: blocked by PodDisruptionBudget prod/redis
@@ -346,5 +361,6 @@ mod tests {
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["nodes"][0]["budgets"][0]["minAvailable"], 2);
         assert_eq!(json["nodes"][0]["budgets"][0]["currentHealthy"], 2);
+        assert_eq!(json["nodes"][0]["serverErrorsRetried"], 3);
     }
 }

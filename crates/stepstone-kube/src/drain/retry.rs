@@ -1,5 +1,12 @@
 //! When to try an eviction again: a fixed interval while a budget blocks (kubectl's 5 s), an
-//! exponential backoff while the API server throttles, never for configuration errors.
+//! exponential backoff while the API server throttles, the same backoff for a bounded number of
+//! server errors in a row (500, 502, 503, 504), never for configuration errors.
+//!
+//! The server errors differ from `kubectl drain`, which retries only 429 and stops at a 500: the
+//! eviction handler answers 500 when etcd times out or a write conflicts before the pod is
+//! touched, and an eviction that did go through answers 404 (or a UID precondition 409) the next
+//! time, so asking again is safe. A server that keeps failing still stops the node's drain, with
+//! the code and message in the report.
 //!
 //! Pure: the engine asks [`RetryPolicy::after`] and sleeps (or watches) for the answer.
 
@@ -16,6 +23,9 @@ pub struct RetryPolicy {
     pub throttle_base: Duration,
     /// Cap of the throttling backoff.
     pub throttle_max: Duration,
+    /// Server errors in a row on one pod's eviction before its drain gives up (the last one
+    /// included): 8, as many attempts as every other request gets.
+    pub server_error_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -24,6 +34,7 @@ impl Default for RetryPolicy {
             budget_interval: Duration::from_secs(5),
             throttle_base: Duration::from_millis(500),
             throttle_max: Duration::from_secs(30),
+            server_error_attempts: 8,
         }
     }
 }
@@ -47,10 +58,11 @@ impl RetryPolicy {
             budget_interval: scale(self.budget_interval),
             throttle_base: scale(self.throttle_base),
             throttle_max: scale(self.throttle_max),
+            server_error_attempts: self.server_error_attempts,
         }
     }
 
-    /// What to do after `outcome`, the `attempt`-th consecutive refusal of this kind (1-based).
+    /// What to do after `outcome`, the `attempt`-th consecutive answer of this kind (1-based).
     pub fn after(&self, outcome: &EvictionOutcome, attempt: u32) -> Next {
         match outcome {
             EvictionOutcome::Accepted | EvictionOutcome::Gone => Next::Done,
@@ -63,6 +75,8 @@ impl RetryPolicy {
                 let hinted = retry_after_seconds.map(|s| Duration::from_secs(u64::from(s))).unwrap_or_default();
                 Next::RetryAfter(backoff.max(hinted.min(self.throttle_max)))
             }
+            EvictionOutcome::ServerError { .. } if attempt >= self.server_error_attempts => Next::GiveUp,
+            EvictionOutcome::ServerError { .. } => Next::RetryAfter(self.backoff(attempt)),
             EvictionOutcome::MultipleBudgets { .. } | EvictionOutcome::Failed { .. } => Next::GiveUp,
         }
     }
@@ -103,6 +117,19 @@ mod tests {
         assert_eq!(p.after(&hinted, 1), Next::RetryAfter(Duration::from_secs(7)));
         let huge = EvictionOutcome::Throttled { retry_after_seconds: Some(3600) };
         assert_eq!(p.after(&huge, 1), Next::RetryAfter(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn server_errors_back_off_up_to_the_cap_then_give_up() {
+        let p = RetryPolicy::default();
+        let e = EvictionOutcome::ServerError { code: 500, message: "etcdserver: request timed out".into() };
+        assert_eq!(p.after(&e, 1), Next::RetryAfter(Duration::from_millis(500)));
+        assert_eq!(p.after(&e, 2), Next::RetryAfter(Duration::from_secs(1)));
+        assert_eq!(p.after(&e, 7), Next::RetryAfter(Duration::from_secs(30)));
+        assert_eq!(p.after(&e, 8), Next::GiveUp);
+        let one_try = RetryPolicy { server_error_attempts: 1, ..p };
+        assert_eq!(one_try.after(&e, 1), Next::GiveUp);
+        assert_eq!(p.scaled(100.0).server_error_attempts, 8);
     }
 
     #[test]
