@@ -6,8 +6,14 @@
 //! journal (0 and complete on the target, or 1 (or 3, the API server kept failing) and halted
 //! with a reason and a report).
 //!
+//! Each run prints one line: its number and seed, how it ended and, for a halt, the category of
+//! the journal's reason; the totals follow, by category and by the faults of the run.
+//!
 //! The test suite runs `STEPSTONE_CHAOS_RUNS` runs (default 2), `STEPSTONE_CHAOS_JOBS` at once
-//! (default 2); `scripts/chaos-rollouts N` runs a campaign and prints the totals.
+//! (default 2), from run `STEPSTONE_CHAOS_FROM` (default 0, so a stopped campaign continues
+//! where it ended), on `examples/small.json` or, with `STEPSTONE_CHAOS_WORKERS=N`, a generated
+//! fleet of the same shape with N workers, at lab speed `STEPSTONE_CHAOS_SPEED` (default 300);
+//! `scripts/chaos-rollouts N` runs a campaign.
 
 mod common;
 
@@ -19,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::{CONSENT, SMALL, TestLab, control_plane, cordoned, kubelet, name, ready, text};
 use serde_json::Value;
+use stepstone_fleet::FleetSpec;
 use stepstone_lab::{FaultConfig, Lab, LabHandle, LabOptions};
 
 const TARGET: &str = "v1.35.8";
@@ -27,6 +34,37 @@ const HUNG_AFTER: Duration = Duration::from_secs(900);
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What each run of a campaign rolls out on, and how fast the lab's clock runs.
+#[derive(Debug, Clone)]
+struct Setup {
+    fleet: Value,
+    speed: f64,
+}
+
+impl Setup {
+    fn from_env() -> Setup {
+        let fleet = match env_u64("STEPSTONE_CHAOS_WORKERS", 0) {
+            0 => serde_json::from_str(SMALL).unwrap(),
+            n => small_fleet_with(n as usize),
+        };
+        let speed = std::env::var("STEPSTONE_CHAOS_SPEED").ok().and_then(|v| v.parse().ok()).unwrap_or(300.0);
+        Setup { fleet, speed }
+    }
+}
+
+/// The generator's `small` fleet (what `examples/small.json` was made from) with `workers`
+/// workers split over its two generations, and fewer generic services to keep the same share
+/// of CPU requested: a cheaper rollout with the same add-ons, showcase workloads and budgets.
+fn small_fleet_with(workers: usize) -> Value {
+    assert!(workers >= 4, "STEPSTONE_CHAOS_WORKERS={workers}: at least 4 (the showcase workloads spread over 3)");
+    let mut spec = FleetSpec::small();
+    let total: usize = spec.generations.iter().map(|g| g.count).sum();
+    spec.generations[0].count = workers / 2;
+    spec.generations[1].count = workers - workers / 2;
+    spec.apps.services = (spec.apps.services * workers).div_ceil(total).max(1);
+    stepstone_fleet::generate(&spec)
 }
 
 /// splitmix64: each run's dice come from its seed alone, so a run can be repeated.
@@ -179,20 +217,84 @@ fn sample(lab: Arc<LabHandle>, reboot: Option<String>, stop: Arc<AtomicBool>) ->
 }
 
 /// How one run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Ending {
     Completed,
-    HaltedWithReport,
+    /// With the category of the journal's reason ([`halt_category`]).
+    Halted(&'static str),
     Other,
+}
+
+impl Ending {
+    fn describe(&self) -> String {
+        match self {
+            Ending::Completed => "completed".to_string(),
+            Ending::Halted(category) => format!("halted [{category}]"),
+            Ending::Other => "no clean end".to_string(),
+        }
+    }
+}
+
+/// The kind of reason a halted rollout gives in its journal, from the engine's wording.
+fn halt_category(reason: &str) -> &'static str {
+    let drain = reason.starts_with("drain of ");
+    if drain && reason.contains("evictions in a row") {
+        "drain: the API server failed an eviction 8 times in a row"
+    } else if drain && reason.contains("timed out") {
+        "drain: timed out"
+    } else if drain && reason.contains("cannot be evicted") || drain && reason.contains("the API server answered") {
+        "drain: an eviction refused"
+    } else if drain {
+        "drain: other"
+    } else if reason.starts_with("stopped on an API error") {
+        "the API server failed a request through every retry"
+    } else if reason.contains("did not come back Ready") {
+        "a node did not come back Ready after its upgrade"
+    } else if reason.contains("did not rejoin") || reason.starts_with("control-plane node") {
+        "a control-plane node did not rejoin"
+    } else if reason.starts_with("control-plane health gate") {
+        "control-plane health gate"
+    } else if reason.contains("is NotReady") {
+        "trigger: an upgraded node NotReady"
+    } else if reason.contains("CrashLoopBackOff") {
+        "trigger: pods crash-looping"
+    } else if reason.contains("ContainerCreating") {
+        "trigger: pods stuck creating"
+    } else if reason.contains("does not show its result") {
+        "a step's result not seen in the cluster"
+    } else if reason.contains("held after a rollback") {
+        "a node held after a rollback"
+    } else if reason.contains("etcd snapshot") {
+        "etcd snapshot"
+    } else {
+        "other"
+    }
 }
 
 struct RunResult {
     run: u64,
+    seed: u64,
     ending: Ending,
+    /// The journal's reason for a halt, first line.
+    reason: String,
     violations: Vec<(&'static str, String)>,
     secs: f64,
     chaos: String,
+    /// The run's faults as a row of the summary: 500s or not, and the node fault.
+    group: String,
     excused: usize,
+}
+
+impl Chaos {
+    fn group(&self) -> String {
+        let errors = if self.api.error_rate > 0.0 { "500s" } else { "no 500s" };
+        let node = match (&self.never_return, &self.reboot_mid_drain) {
+            (Some(_), _) => "a kubelet that never returns",
+            (None, Some(_)) => "a worker rebooted mid-drain",
+            (None, None) => "no node fault",
+        };
+        format!("{errors}, {node}")
+    }
 }
 
 /// The child's output, or `None` when it ran past `HUNG_AFTER` (then it is killed).
@@ -224,9 +326,14 @@ fn run_with_deadline(mut cmd: Command) -> Option<Output> {
     status.map(|status| Output { status, stdout, stderr })
 }
 
-fn one_run(run: u64, base_seed: u64) -> RunResult {
-    let seed = base_seed.wrapping_add(run.wrapping_mul(0x2545_f491_4f6c_dd1d));
-    let fleet: Value = serde_json::from_str(SMALL).unwrap();
+/// A run's own seed: its dice and the lab's fault dice come from it alone.
+fn run_seed(base_seed: u64, run: u64) -> u64 {
+    base_seed.wrapping_add(run.wrapping_mul(0x2545_f491_4f6c_dd1d))
+}
+
+fn one_run(run: u64, base_seed: u64, setup: &Setup) -> RunResult {
+    let seed = run_seed(base_seed, run);
+    let fleet = setup.fleet.clone();
     let workers: Vec<String> = fleet["items"]
         .as_array()
         .unwrap()
@@ -238,7 +345,8 @@ fn one_run(run: u64, base_seed: u64) -> RunResult {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("lab.kubeconfig");
     // Each run's own fault dice in the lab too.
-    let options = LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: 300.0, seed, ..LabOptions::default() };
+    let options =
+        LabOptions { kubeconfig: Some(kubeconfig.clone()), speed: setup.speed, seed, ..LabOptions::default() };
     let lab = Arc::new(Lab::start_blocking(fleet, options).expect("the lab starts"));
     let t = TestLab { lab: lab.clone(), kubeconfig, dir };
     t.scale_redis();
@@ -273,6 +381,7 @@ fn one_run(run: u64, base_seed: u64) -> RunResult {
         std::fs::read_to_string(path("journal.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
     let state = journal.as_ref().and_then(|j| j["state"]["state"].as_str()).unwrap_or("none").to_string();
     let report = std::fs::read_to_string(path("report.md")).unwrap_or_default();
+    let reason = journal.as_ref().and_then(|j| j["state"]["reason"].as_str()).unwrap_or("").to_string();
     let ending = match out.as_ref().map(|o| o.status.code()) {
         None => {
             violations.push(("hung", format!("no end after {} s", HUNG_AFTER.as_secs())));
@@ -291,14 +400,13 @@ fn one_run(run: u64, base_seed: u64) -> RunResult {
         }
         // 1: halted by a trigger or a failed step; 3: the API server failed through every retry.
         Some(Some(code @ (1 | 3))) => {
-            let reason = journal.as_ref().and_then(|j| j["state"]["reason"].as_str()).unwrap_or("");
             if state != "halted" || reason.is_empty() {
                 violations.push(("exit code and journal disagree", format!("exit {code}, journal {state} {reason:?}")));
             }
             if report.is_empty() {
                 violations.push(("halted without a report", format!("exit {code}, journal {state}")));
             }
-            Ending::HaltedWithReport
+            Ending::Halted(halt_category(&reason))
         }
         Some(code) => {
             let o = out.as_ref().unwrap();
@@ -322,7 +430,18 @@ fn one_run(run: u64, base_seed: u64) -> RunResult {
     if seen.samples < 10 {
         violations.push(("sampler starved", format!("{} samples", seen.samples)));
     }
-    RunResult { run, ending, violations, secs, chaos: chaos.describe(), excused: seen.excused.len() }
+    let reason = reason.lines().next().unwrap_or("").chars().take(200).collect();
+    RunResult {
+        run,
+        seed,
+        ending,
+        reason,
+        violations,
+        secs,
+        chaos: chaos.describe(),
+        group: chaos.group(),
+        excused: seen.excused.len(),
+    }
 }
 
 #[test]
@@ -330,24 +449,28 @@ fn rollouts_under_api_and_node_faults_complete_or_halt_with_a_report() {
     let runs = env_u64("STEPSTONE_CHAOS_RUNS", 2);
     let jobs = env_u64("STEPSTONE_CHAOS_JOBS", 2).clamp(1, 64);
     let base_seed = env_u64("STEPSTONE_CHAOS_SEED", 0x0c4a_0505);
-    let next = Arc::new(AtomicU64::new(0));
+    let from = env_u64("STEPSTONE_CHAOS_FROM", 0);
+    let setup = Arc::new(Setup::from_env());
+    let next = Arc::new(AtomicU64::new(from));
     let results = Arc::new(Mutex::new(Vec::new()));
     let began = Instant::now();
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
-            let (next, results) = (next.clone(), results.clone());
+            let (next, results, setup) = (next.clone(), results.clone(), setup.clone());
             std::thread::spawn(move || {
                 loop {
                     let run = next.fetch_add(1, Ordering::SeqCst);
-                    if run >= runs {
+                    if run >= from + runs {
                         return;
                     }
-                    let r = one_run(run, base_seed);
+                    let r = one_run(run, base_seed, &setup);
                     println!(
-                        "run {run}: {:?} in {:.1} s ({}){}",
-                        r.ending,
+                        "run {run} seed {}: {} in {:.1} s ({}){}{}",
+                        r.seed,
+                        r.ending.describe(),
                         r.secs,
                         r.chaos,
+                        if r.reason.is_empty() { String::new() } else { format!(": {}", r.reason) },
                         if r.violations.is_empty() { String::new() } else { format!(" VIOLATIONS {:?}", r.violations) }
                     );
                     results.lock().unwrap().push(r);
@@ -360,9 +483,11 @@ fn rollouts_under_api_and_node_faults_complete_or_halt_with_a_report() {
     }
     let results = std::mem::take(&mut *results.lock().unwrap());
     let mut endings: BTreeMap<String, usize> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, bool), usize> = BTreeMap::new();
     let mut by_kind: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for r in &results {
-        *endings.entry(format!("{:?}", r.ending)).or_default() += 1;
+        *endings.entry(r.ending.describe()).or_default() += 1;
+        *groups.entry((r.group.clone(), r.ending == Ending::Completed)).or_default() += 1;
         for (kind, what) in &r.violations {
             by_kind.entry(kind).or_default().push(format!("run {}: {what} [{}]", r.run, r.chaos));
         }
@@ -370,14 +495,78 @@ fn rollouts_under_api_and_node_faults_complete_or_halt_with_a_report() {
     let excused: usize = results.iter().map(|r| r.excused).sum();
     let slowest = results.iter().map(|r| r.secs).fold(0.0, f64::max);
     let counts: Vec<String> = by_kind.iter().map(|(k, v)| format!("{k}: {}", v.len())).collect();
+    let mean = results.iter().map(|r| r.secs).sum::<f64>() / results.len().max(1) as f64;
+    println!("endings:");
+    for (ending, n) in &endings {
+        println!("  {n:5}  {ending}");
+    }
+    println!("by the faults of the run (completed / halted):");
+    let names: BTreeSet<&String> = groups.keys().map(|(g, _)| g).collect();
+    for g in names {
+        let completed = groups.get(&(g.clone(), true)).copied().unwrap_or(0);
+        let halted = groups.get(&(g.clone(), false)).copied().unwrap_or(0);
+        println!("  {completed:5} / {halted:5}  {g}");
+    }
     println!(
-        "chaos rollouts: {} runs ({jobs} at once, seed {base_seed}) in {:.0} s; {endings:?}; violations: {}; budgets below during an injected reboot (not counted): {excused}; slowest run {slowest:.1} s",
+        "chaos rollouts: {} runs (runs {from} to {}, {jobs} at once, seed {base_seed}) in {:.0} s; violations: {}; budgets below during an injected reboot (not counted): {excused}; mean run {mean:.1} s, slowest {slowest:.1} s",
         results.len(),
+        from + runs - 1,
         began.elapsed().as_secs_f64(),
         if counts.is_empty() { "none".to_string() } else { counts.join(", ") },
     );
     assert_eq!(results.len() as u64, runs);
     assert!(by_kind.is_empty(), "{by_kind:#?}");
+}
+
+#[test]
+fn halt_reasons_fall_in_their_categories() {
+    let cases = [
+        (
+            "drain of w-01 stopped short:\nnode/w-01: not drained: some pods cannot be evicted\n  - prod/web-1: the API server answered 500 to 8 evictions in a row, the last: x",
+            "drain: the API server failed an eviction 8 times in a row",
+        ),
+        ("drain of w-01 stopped short:\nnode/w-01: not drained: timed out after 30s", "drain: timed out"),
+        (
+            "stopped on an API error: GET http://x failed 8 times in a row",
+            "the API server failed a request through every retry",
+        ),
+        (
+            "wave 2 failed on w-03: did not come back Ready on v1.35.8 in time",
+            "a node did not come back Ready after its upgrade",
+        ),
+        (
+            "upgraded node w-03 is NotReady: check its kubelet (journalctl -u kubelet)",
+            "trigger: an upgraded node NotReady",
+        ),
+        ("something new", "other"),
+    ];
+    for (reason, category) in cases {
+        assert_eq!(halt_category(reason), category, "{reason}");
+    }
+}
+
+#[test]
+fn a_smaller_fleet_keeps_the_showcase_and_its_budgets() {
+    let fleet = small_fleet_with(6);
+    let items = fleet["items"].as_array().unwrap();
+    let nodes: Vec<&Value> = items.iter().filter(|i| i["kind"] == "Node").collect();
+    assert_eq!(nodes.iter().filter(|n| !control_plane(n)).count(), 6);
+    assert_eq!(nodes.iter().filter(|n| control_plane(n)).count(), 3);
+    let small: Value = serde_json::from_str(SMALL).unwrap();
+    let budgets = |f: &Value| -> BTreeSet<String> {
+        f["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "PodDisruptionBudget")
+            .map(|b| name(b).to_string())
+            .collect()
+    };
+    // The showcase budgets (redis, kafka, coredns, ...) are all there; only generic services go.
+    for b in ["redis-pdb", "kafka", "coredns", "web"] {
+        assert!(budgets(&fleet).contains(b), "{b}");
+    }
+    assert!(budgets(&fleet).is_subset(&budgets(&small)));
 }
 
 #[test]
