@@ -242,7 +242,7 @@ fn halt_category(reason: &str) -> &'static str {
         "drain: the API server failed an eviction 8 times in a row"
     } else if drain && reason.contains("timed out") {
         "drain: timed out"
-    } else if drain && reason.contains("cannot be evicted") || drain && reason.contains("the API server answered") {
+    } else if drain && (reason.contains("cannot be evicted") || reason.contains("the API server answered")) {
         "drain: an eviction refused"
     } else if drain {
         "drain: other"
