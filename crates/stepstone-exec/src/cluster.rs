@@ -58,17 +58,9 @@ fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ClusterErro
 }
 
 /// Run one request, again while the server answers 5xx or 429 or the connection drops (as the
-/// read commands do, [`stepstone_kube::read::Retry`]): a rollout must not stop halfway over a
-/// transient error. Every request sent this way is safe to repeat (gets, lists, merge patches,
-/// Lease writes against a resourceVersion; an Event may be posted twice).
-async fn retrying<T, F, Fut>(action: impl Into<String>, request: F) -> Result<T, ClusterError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, kube::Error>>,
-{
-    retrying_with(&stepstone_kube::read::Retry::default(), action, request).await
-}
-
+/// read commands do, with the connection's [`stepstone_kube::read::Retry`]): a rollout must not
+/// stop halfway over a transient error. Every request sent this way is safe to repeat (gets,
+/// lists, merge patches, Lease writes against a resourceVersion; an Event may be posted twice).
 async fn retrying_with<T, F, Fut>(
     retry: &stepstone_kube::read::Retry,
     action: impl Into<String>,
@@ -195,7 +187,7 @@ impl ClusterApi for KubeCluster {
         Box::pin(async move {
             let api: Api<Pod> = Api::all(self.client());
             let params = ListParams::default();
-            let list = retrying("listing pods", || api.list(&params)).await?;
+            let list = retrying_with(&self.conn.retry, "listing pods", || api.list(&params)).await?;
             Ok(list
                 .items
                 .iter()
@@ -233,7 +225,7 @@ impl ClusterApi for KubeCluster {
             let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client());
             let patch = Patch::Merge(json!({"spec": {"unschedulable": true}}));
             let params = PatchParams::default();
-            retrying(format!("cordoning {node}"), || api.patch(node, &params, &patch)).await?;
+            retrying_with(&self.conn.retry, format!("cordoning {node}"), || api.patch(node, &params, &patch)).await?;
             Ok(())
         })
     }
@@ -271,7 +263,7 @@ impl ClusterApi for KubeCluster {
                 ..Default::default()
             };
             let params = PostParams::default();
-            retrying(format!("posting an event on {node}"), || api.create(&params, &e)).await?;
+            retrying_with(&self.conn.retry, format!("posting an event on {node}"), || api.create(&params, &e)).await?;
             Ok(())
         })
     }
@@ -290,7 +282,7 @@ impl ClusterApi for KubeCluster {
     fn node_status<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<NodeStatus, ClusterError>> {
         Box::pin(async move {
             let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client());
-            let n = retrying(format!("reading node {node}"), || api.get(node)).await?;
+            let n = retrying_with(&self.conn.retry, format!("reading node {node}"), || api.get(node)).await?;
             let status = n.status.unwrap_or_default();
             Ok(NodeStatus {
                 kubelet: status.node_info.map(|i| i.kubelet_version).unwrap_or_default(),
@@ -304,7 +296,8 @@ impl ClusterApi for KubeCluster {
         Box::pin(async move {
             let api: Api<Pod> = Api::namespaced(self.client(), "kube-system");
             let params = ListParams::default().labels(&format!("component={component}"));
-            let list = retrying(format!("listing {component} pods"), || api.list(&params)).await?;
+            let list =
+                retrying_with(&self.conn.retry, format!("listing {component} pods"), || api.list(&params)).await?;
             Ok(list
                 .items
                 .iter()
@@ -330,7 +323,9 @@ impl ClusterApi for KubeCluster {
     fn read_mirror(&self) -> BoxFuture<'_, Result<Option<BTreeMap<String, String>>, ClusterError>> {
         Box::pin(async move {
             let api: Api<ConfigMap> = Api::namespaced(self.client(), LEASE_NAMESPACE);
-            let cm = retrying("reading the rollout ConfigMap", || api.get_opt(JOURNAL_CONFIGMAP)).await?;
+            let cm =
+                retrying_with(&self.conn.retry, "reading the rollout ConfigMap", || api.get_opt(JOURNAL_CONFIGMAP))
+                    .await?;
             Ok(cm.map(|c| c.data.unwrap_or_default()))
         })
     }
@@ -340,8 +335,10 @@ impl ClusterApi for KubeCluster {
             let api: Api<ConfigMap> = Api::namespaced(self.client(), LEASE_NAMESPACE);
             let patch = Patch::Merge(json!({"data": data}));
             let params = PatchParams::default();
-            let patched =
-                retrying("writing the rollout ConfigMap", || api.patch(JOURNAL_CONFIGMAP, &params, &patch)).await;
+            let patched = retrying_with(&self.conn.retry, "writing the rollout ConfigMap", || {
+                api.patch(JOURNAL_CONFIGMAP, &params, &patch)
+            })
+            .await;
             match patched {
                 Ok(_) => Ok(()),
                 Err(ClusterError::Api { source: kube::Error::Api(s), .. }) if s.code == 404 => {
@@ -358,7 +355,8 @@ impl ClusterApi for KubeCluster {
                         ..Default::default()
                     };
                     let params = PostParams::default();
-                    retrying("creating the rollout ConfigMap", || api.create(&params, &cm)).await?;
+                    retrying_with(&self.conn.retry, "creating the rollout ConfigMap", || api.create(&params, &cm))
+                        .await?;
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -369,7 +367,8 @@ impl ClusterApi for KubeCluster {
     fn read_lease(&self) -> BoxFuture<'_, Result<Option<LeaseRead>, ClusterError>> {
         Box::pin(async move {
             let api: Api<Lease> = Api::namespaced(self.client(), LEASE_NAMESPACE);
-            let lease = retrying("reading the rollout Lease", || api.get_opt(LEASE_NAME)).await?;
+            let lease =
+                retrying_with(&self.conn.retry, "reading the rollout Lease", || api.get_opt(LEASE_NAME)).await?;
             Ok(lease.map(|l| {
                 let spec = l.spec.unwrap_or_default();
                 LeaseRead {
@@ -419,7 +418,7 @@ impl ClusterApi for KubeCluster {
                 // Keep the original acquire time on renewals.
                 spec.acquire_time = None;
             }
-            let result = retrying("writing the rollout Lease", || async {
+            let result = retrying_with(&self.conn.retry, "writing the rollout Lease", || async {
                 match previous {
                     None => api.create(&PostParams::default(), &lease).await.map(|_| ()),
                     Some(_) => api.replace(LEASE_NAME, &PostParams::default(), &lease).await.map(|_| ()),

@@ -21,6 +21,8 @@ pub struct Retry {
     pub max_wait: Duration,
     /// The longest `Retry-After` honoured; a server asking for more gets this.
     pub max_retry_after: Duration,
+    /// How long one second of a `Retry-After` lasts: a second, except in a faster lab.
+    pub server_second: Duration,
 }
 
 impl Default for Retry {
@@ -32,11 +34,30 @@ impl Default for Retry {
             first_wait: Duration::from_millis(100),
             max_wait: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(10),
+            server_second: Duration::from_secs(1),
         }
     }
 }
 
 impl Retry {
+    /// Every wait divided by `speed` (at least 1 ms), the attempts unchanged: for a lab whose
+    /// clock runs `speed` times faster, where a `Retry-After` of one second is one lab second.
+    pub fn scaled(&self, speed: f64) -> Retry {
+        let scale = |d: Duration| Duration::from_secs_f64((d.as_secs_f64() / speed.max(1e-9)).max(0.001));
+        Retry {
+            attempts: self.attempts,
+            first_wait: scale(self.first_wait),
+            max_wait: scale(self.max_wait),
+            max_retry_after: scale(self.max_retry_after),
+            server_second: scale(self.server_second),
+        }
+    }
+
+    /// The wait for a `Retry-After` of `seconds`, within the bound.
+    fn retry_after(&self, seconds: u32) -> Duration {
+        self.server_second.saturating_mul(seconds).min(self.max_retry_after)
+    }
+
     /// The wait before retry number `retry` (1-based), unless the server named one.
     fn backoff(&self, retry: u32) -> Duration {
         let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
@@ -118,16 +139,11 @@ fn transport_hiccup(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// How long the server asked to wait (`details.retryAfterSeconds`, which the apiserver sets
-/// along with the `Retry-After` header).
-fn retry_after(e: &kube::Error) -> Option<Duration> {
+/// How many seconds the server asked to wait (`details.retryAfterSeconds`, which the apiserver
+/// sets along with the `Retry-After` header).
+fn retry_after(e: &kube::Error) -> Option<u32> {
     match e {
-        kube::Error::Api(status) => status
-            .details
-            .as_ref()
-            .map(|d| d.retry_after_seconds)
-            .filter(|s| *s > 0)
-            .map(|s| Duration::from_secs(u64::from(s))),
+        kube::Error::Api(status) => status.details.as_ref().map(|d| d.retry_after_seconds).filter(|s| *s > 0),
         _ => None,
     }
 }
@@ -151,7 +167,7 @@ pub async fn get_text(
                 return Err(ServerError { url, attempts: attempt, last: source }.into());
             }
             Err(e) => {
-                let wait = retry_after(&e).map_or_else(|| retry.backoff(attempt), |w| w.min(retry.max_retry_after));
+                let wait = retry_after(&e).map_or_else(|| retry.backoff(attempt), |s| retry.retry_after(s));
                 tracing::debug!(url, attempt, ?wait, error = %e, "read failed; retrying");
                 tokio::time::sleep(wait).await;
                 attempt += 1;
@@ -205,7 +221,22 @@ mod tests {
             "message": "Too many requests, please try again later.", "details": {"retryAfterSeconds": 3}
         }))
         .unwrap();
-        assert_eq!(retry_after(&kube::Error::Api(Box::new(status))), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&kube::Error::Api(Box::new(status))), Some(3));
         assert_eq!(retry_after(&api(500)), None);
+        let r = Retry::default();
+        assert_eq!(r.retry_after(3), Duration::from_secs(3));
+        assert_eq!(r.retry_after(3600), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_faster_lab_shortens_every_wait_but_not_the_attempts() {
+        let r = Retry::default().scaled(100.0);
+        assert_eq!(r.attempts, 8);
+        assert_eq!(r.backoff(1), Duration::from_millis(1));
+        assert_eq!(r.backoff(7), Duration::from_millis(50));
+        // The lab's `Retry-After: 1` is one lab second.
+        assert_eq!(r.retry_after(1), Duration::from_millis(10));
+        assert_eq!(r.retry_after(3600), Duration::from_millis(100));
+        assert_eq!(Retry::default().scaled(1.0), Retry::default());
     }
 }

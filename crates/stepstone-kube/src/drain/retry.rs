@@ -26,6 +26,8 @@ pub struct RetryPolicy {
     /// Server errors in a row on one pod's eviction before its drain gives up (the last one
     /// included): 8, as many attempts as every other request gets.
     pub server_error_attempts: u32,
+    /// How long one second of a `Retry-After` lasts: a second, except in a faster lab.
+    pub server_second: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +37,7 @@ impl Default for RetryPolicy {
             throttle_base: Duration::from_millis(500),
             throttle_max: Duration::from_secs(30),
             server_error_attempts: 8,
+            server_second: Duration::from_secs(1),
         }
     }
 }
@@ -59,6 +62,7 @@ impl RetryPolicy {
             throttle_base: scale(self.throttle_base),
             throttle_max: scale(self.throttle_max),
             server_error_attempts: self.server_error_attempts,
+            server_second: scale(self.server_second),
         }
     }
 
@@ -72,7 +76,7 @@ impl RetryPolicy {
             EvictionOutcome::Throttled { retry_after_seconds } => {
                 let backoff = self.backoff(attempt);
                 // The server's hint is a floor, never a reason to wait past the cap.
-                let hinted = retry_after_seconds.map(|s| Duration::from_secs(u64::from(s))).unwrap_or_default();
+                let hinted = retry_after_seconds.map(|s| self.server_second.saturating_mul(s)).unwrap_or_default();
                 Next::RetryAfter(backoff.max(hinted.min(self.throttle_max)))
             }
             EvictionOutcome::ServerError { .. } if attempt >= self.server_error_attempts => Next::GiveUp,
@@ -146,5 +150,7 @@ mod tests {
         let p = RetryPolicy::default().scaled(100.0);
         assert_eq!(p.budget_interval, Duration::from_millis(50));
         assert_eq!(p.throttle_base, Duration::from_millis(5));
+        let hinted = EvictionOutcome::Throttled { retry_after_seconds: Some(1) };
+        assert_eq!(p.after(&hinted, 1), Next::RetryAfter(Duration::from_millis(10)));
     }
 }
