@@ -11,8 +11,9 @@
 //!
 //! The test suite runs `STEPSTONE_CHAOS_RUNS` runs (default 2), `STEPSTONE_CHAOS_JOBS` at once
 //! (default 2), from run `STEPSTONE_CHAOS_FROM` (default 0, so a stopped campaign continues
-//! where it ended), on `examples/small.json` or, with `STEPSTONE_CHAOS_WORKERS=N`, a generated
-//! fleet of the same shape with N workers, at lab speed `STEPSTONE_CHAOS_SPEED` (default 300);
+//! where it ended), on a generated fleet of the shape of `examples/small.json` with
+//! `STEPSTONE_CHAOS_WORKERS` workers (default 6, half the example's; 0 for the example itself),
+//! at lab speed `STEPSTONE_CHAOS_SPEED` (default 300);
 //! `scripts/chaos-rollouts N` runs a campaign.
 
 mod common;
@@ -45,7 +46,7 @@ struct Setup {
 
 impl Setup {
     fn from_env() -> Setup {
-        let fleet = match env_u64("STEPSTONE_CHAOS_WORKERS", 0) {
+        let fleet = match env_u64("STEPSTONE_CHAOS_WORKERS", 6) {
             0 => serde_json::from_str(SMALL).unwrap(),
             n => small_fleet_with(n as usize),
         };
