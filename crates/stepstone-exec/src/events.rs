@@ -136,14 +136,11 @@ pub trait Clock: Send + Sync {
     fn real(&self, cluster_time: Duration) -> Duration {
         Duration::from_secs_f64(cluster_time.as_secs_f64() / self.speed())
     }
-    /// The time on the cluster's own clock, as it stamps its objects (a pod's conditions): the
-    /// same as [`now`](Self::now) on a real cluster, ahead of it on a lab that runs faster.
-    fn cluster_now(&self) -> Timestamp {
-        self.now()
-    }
 }
 
-/// The system clock, with waits shortened by `speed` (1 outside a lab).
+/// The system clock, with waits shortened by `speed` (1 outside a lab). A lab stamps its objects
+/// on the wall clock too and only runs its durations faster, so this is also the clock against a
+/// lab, with the speed `/lab/v1/clock` reports.
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {
     pub speed: f64,
@@ -152,30 +149,6 @@ pub struct SystemClock {
 impl Clock for SystemClock {
     fn speed(&self) -> f64 {
         self.speed
-    }
-}
-
-/// The system clock for a lab: waits shortened by `speed` as with [`SystemClock`], and the
-/// lab's own time, read once from `/lab/v1/clock` and advanced `speed` times as fast as the wall
-/// clock, for comparing with the times the lab writes into its objects.
-#[derive(Debug, Clone, Copy)]
-pub struct LabClock {
-    pub speed: f64,
-    /// The lab's time when `read_at` was taken.
-    pub lab_now: Timestamp,
-    pub read_at: std::time::Instant,
-}
-
-impl Clock for LabClock {
-    fn speed(&self) -> f64 {
-        self.speed
-    }
-    fn cluster_now(&self) -> Timestamp {
-        let ahead = self.read_at.elapsed().as_secs_f64() * self.speed;
-        jiff::SignedDuration::try_from_secs_f64(ahead)
-            .ok()
-            .and_then(|d| self.lab_now.checked_add(d).ok())
-            .unwrap_or(self.lab_now)
     }
 }
 

@@ -20,7 +20,7 @@ const KUBELET_LOG_LINES: usize = 20;
 #[derive(Clone, Debug)]
 pub struct LabBackend {
     client: LabClient,
-    /// The lab's simulated seconds per real second, read from its clock.
+    /// The lab's seconds per wall-clock second, read from its clock.
     pub speed: f64,
 }
 

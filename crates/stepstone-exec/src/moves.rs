@@ -16,7 +16,7 @@ use crate::events::RolloutEvent;
 use crate::journal::{Journal, Phase, StepOutcome};
 use crate::observe::{ClusterState, control_plane_done, nodes_to_drain, worker_upgraded};
 use crate::steps::Step;
-use crate::triggers::{Trigger, evaluate};
+use crate::triggers::{Trigger, TriggerOptions, evaluate};
 
 impl Engine {
     /// The nodes this rollout has moved so far (for the node and pod triggers).
@@ -49,10 +49,14 @@ impl Engine {
         let not_ready: BTreeSet<String> = inv.nodes.iter().filter(|n| !n.ready).map(|n| n.name.clone()).collect();
         let baseline = journal.baseline.clone().unwrap_or_default();
         let upgraded = self.upgraded(journal);
-        // Pods say since when they wait in the cluster's time.
-        let now = self.clock.cluster_now();
+        // Pods say since when they wait, on the wall clock like every cluster's timestamps; the
+        // grace is cluster time, so against a faster lab it lasts its share of wall time.
+        let opts = TriggerOptions {
+            creating_grace: self.clock.real(self.config.triggers.creating_grace),
+            ..self.config.triggers.clone()
+        };
         let since: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
-        let triggers = evaluate(&baseline, pods, &not_ready, &upgraded, &since, now, &self.config.triggers);
+        let triggers = evaluate(&baseline, pods, &not_ready, &upgraded, &since, self.clock.now(), &opts);
         for t in &triggers {
             self.emit(RolloutEvent::Trigger { message: t.message() });
         }

@@ -507,20 +507,24 @@ fn refusal(r: &pdb::EvictionRefusal) -> ApiError {
     }
 }
 
-/// Names in a budget's `status.disruptedPods` still within the 2-minute deletion timeout.
-pub fn recently_disrupted(pdb: &Value, now: Timestamp) -> BTreeSet<String> {
+/// Names in a budget's `status.disruptedPods` still within the 2-minute deletion timeout (two
+/// lab minutes: `120 / speed` seconds of the clock).
+pub fn recently_disrupted(pdb: &Value, now: Timestamp, clock: &clock::Clock) -> BTreeSet<String> {
     pdb.pointer("/status/disruptedPods")
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .filter(|(_, t)| {
-                    t.as_str().and_then(clock::parse).is_some_and(|t| now.duration_since(t).as_secs() < 120)
+                    t.as_str().and_then(clock::parse).is_some_and(|t| clock.after(t, DISRUPTED_TIMEOUT_SECONDS) > now)
                 })
                 .map(|(k, _)| k.clone())
                 .collect()
         })
         .unwrap_or_default()
 }
+
+/// How long the disruption controller waits for an evicted pod to go (`DeletionTimeout`).
+pub const DISRUPTED_TIMEOUT_SECONDS: f64 = 120.0;
 
 #[cfg(test)]
 mod tests {

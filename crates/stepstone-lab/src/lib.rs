@@ -73,8 +73,12 @@ use store::Store;
 pub struct LabOptions {
     /// TCP port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
-    /// Simulated seconds per real second.
+    /// Lab seconds per wall-clock second: durations (grace periods, start-up delays, restarts,
+    /// reboots) last `1 / speed` of their length; timestamps stay on the wall clock.
     pub speed: f64,
+    /// Stand the clock still: it moves only by [`LabHandle::advance`], so that a test steps
+    /// time instead of sleeping.
+    pub manual_clock: bool,
     /// Where to write a kubeconfig for the lab, if anywhere.
     pub kubeconfig: Option<PathBuf>,
     pub timing: Timing,
@@ -92,6 +96,7 @@ impl Default for LabOptions {
         LabOptions {
             port: 0,
             speed: 1.0,
+            manual_clock: false,
             kubeconfig: None,
             timing: Timing::default(),
             faults: FaultConfig::default(),
@@ -127,7 +132,7 @@ pub enum LabError {
     },
     #[error("invalid fault configuration: {0}")]
     Faults(#[from] FaultsError),
-    #[error("speed {0} is outside {min} to {max} simulated seconds per real second", min = SPEED_RANGE.start(), max = SPEED_RANGE.end())]
+    #[error("speed {0} is outside {min} to {max} lab seconds per wall-clock second; pick a --speed in that range", min = SPEED_RANGE.start(), max = SPEED_RANGE.end())]
     Speed(f64),
     #[error("cannot start the lab's runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -259,7 +264,7 @@ fn validate_item(index: usize, item: &Value, opts: &stepstone_core::snapshot::Sn
     })
 }
 
-/// The newest timestamp in the fleet, so the simulated clock never starts before the snapshot.
+/// The newest timestamp in the fleet, so a manual clock never starts before the snapshot.
 fn newest_timestamp(fleet: &Value) -> Option<Timestamp> {
     fleet
         .get("items")
@@ -280,7 +285,7 @@ pub fn kubeconfig_for(url: &str) -> String {
 pub const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(32);
 
 /// The speeds the lab runs at: slower than a hundredth of real time nothing moves in a session,
-/// faster than ten thousand times the simulated seconds of one real tick exceed every timeout.
+/// faster than ten thousand times every lab timeout is over within a controller's tick.
 pub const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.01..=10_000.0;
 
 impl Lab {
@@ -291,15 +296,18 @@ impl Lab {
         if !SPEED_RANGE.contains(&opts.speed) {
             return Err(LabError::Speed(opts.speed));
         }
-        let start = newest_timestamp(&fleet).map_or(Timestamp::now(), |t| t.max(Timestamp::now()));
-        let start = Timestamp::from_second(start.as_second()).unwrap_or(start);
-        let sim = clock::SimClock::new(start, opts.speed);
+        let clock = if opts.manual_clock {
+            let start = newest_timestamp(&fleet).map_or(Timestamp::now(), |t| t.max(Timestamp::now()));
+            clock::Clock::manual(Timestamp::from_second(start.as_second()).unwrap_or(start), opts.speed)
+        } else {
+            clock::Clock::wall(opts.speed)
+        };
         let mut store = Store::new(opts.seed);
-        let load = load_fleet(&mut store, fleet, sim.now())?;
+        let load = load_fleet(&mut store, fleet, clock.now())?;
         faults::check_nodes(&store, &opts.faults)?;
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
-            clock: sim,
+            clock,
             timing: opts.timing.clone(),
             faults: Mutex::new(opts.faults.clone()),
             fault_rng: Mutex::new(opts.seed ^ 0xfa17),
@@ -309,6 +317,7 @@ impl Lab {
             journal: Mutex::new(Default::default()),
             encoded: Default::default(),
             metrics: Default::default(),
+            passes: watch::Sender::new(Default::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
             .await
@@ -390,9 +399,50 @@ impl LabHandle {
         self.shared.stats.snapshot()
     }
 
-    /// The simulated time now.
+    /// The lab's time now: the wall clock, or where [`advance`](Self::advance) left a manual
+    /// clock.
     pub fn now(&self) -> Timestamp {
         self.shared.now()
+    }
+
+    /// When a lab duration of `lab_seconds` that began at `t` ends: `lab_seconds / speed` of
+    /// clock time later.
+    pub fn after(&self, t: Timestamp, lab_seconds: f64) -> Timestamp {
+        self.shared.after(t, lab_seconds)
+    }
+
+    /// Move a manual clock (see [`LabOptions::manual_clock`]) forward by `by` of clock time, a
+    /// lab duration of `by * speed`, and wait until the controllers have acted on it and on what
+    /// they wrote in turn (a pod started in a pass turns Ready in the next), giving up after a
+    /// minute. Returns the new time, or `None` on a lab that runs on the wall clock.
+    pub async fn advance(&self, by: std::time::Duration) -> Option<Timestamp> {
+        let now = self.shared.clock.advance(by)?;
+        self.settle().await;
+        Some(now)
+    }
+
+    /// [`advance`](Self::advance) for callers outside an async runtime, on a lab from
+    /// [`Lab::start_blocking`] (`None` for any other lab, and on the wall clock).
+    pub fn advance_blocking(&self, by: std::time::Duration) -> Option<Timestamp> {
+        self.runtime.as_ref()?.block_on(self.advance(by))
+    }
+
+    /// [`settle`](Self::settle) for callers outside an async runtime, on a lab from
+    /// [`Lab::start_blocking`] (does nothing on any other lab).
+    pub fn settle_blocking(&self) {
+        if let Some(rt) = &self.runtime {
+            rt.block_on(self.settle());
+        }
+    }
+
+    /// Wait until a controller pass that began now has run and left nothing due (a minute at
+    /// most), so that what a write or a step of the clock causes has happened.
+    pub async fn settle(&self) {
+        let mut passes = self.shared.passes.subscribe();
+        let target = passes.borrow().started + 1;
+        self.shared.wake.notify_one();
+        let done = passes.wait_for(|p| p.finished >= target && p.settled);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(60), done).await;
     }
 
     pub fn speed(&self) -> f64 {

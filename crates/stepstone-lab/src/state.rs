@@ -1,4 +1,4 @@
-//! The lab's shared state: the store, the simulated clock, timings, faults, per-node kubelet
+//! The lab's shared state: the store, the clock, timings, faults, per-node kubelet
 //! state and request counters, behind one `Arc` that the HTTP server, the controllers and the
 //! node-operation API all hold.
 
@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::clock::SimClock;
+use crate::clock::Clock;
 use crate::faults::FaultConfig;
 use crate::store::Store;
 
@@ -18,13 +18,14 @@ use crate::store::Store;
 #[serde(rename_all = "camelCase", tag = "state")]
 pub enum KubeletState {
     Running,
-    /// Restarting; back at `until` (simulated time), or never when `until` is `None`.
+    /// Restarting; back at `until` (RFC 3339 with its sub-second part), or never when `until` is
+    /// `None`.
     Restarting {
         until: Option<String>,
         version: String,
     },
-    /// The machine is rebooting; the kubelet starts again at `until` (simulated time), or never
-    /// when `until` is `None`.
+    /// The machine is rebooting; the kubelet starts again at `until` (RFC 3339 with its
+    /// sub-second part), or never when `until` is `None`.
     Rebooting {
         until: Option<String>,
         version: String,
@@ -35,7 +36,7 @@ pub enum KubeletState {
     },
 }
 
-/// Simulated durations, in simulated seconds.
+/// Lab durations, in lab seconds: each lasts `1 / speed` of its length in wall-clock time.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Timing {
@@ -97,7 +98,7 @@ pub struct RequestCounts {
 
 pub struct Shared {
     pub store: Mutex<Store>,
-    pub clock: SimClock,
+    pub clock: Clock,
     pub timing: Timing,
     pub faults: Mutex<FaultConfig>,
     pub fault_rng: Mutex<u64>,
@@ -111,6 +112,17 @@ pub struct Shared {
     pub encoded: crate::encoded::EncodedObjects,
     /// What `/metrics` shows; node operations reset it when kube-apiserver restarts.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The controllers' passes, for callers that step a manual clock and wait for the lab to act.
+    pub passes: tokio::sync::watch::Sender<Passes>,
+}
+
+/// How many controller passes began and ended, and whether the last one left nothing due.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Passes {
+    pub started: u64,
+    pub finished: u64,
+    /// The last finished pass left no deadline that had already fallen due.
+    pub settled: bool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -131,5 +143,10 @@ impl Shared {
 
     pub fn now(&self) -> jiff::Timestamp {
         self.clock.now()
+    }
+
+    /// When a lab duration of `lab_seconds` that began at `t` ends (see [`Clock::after`]).
+    pub fn after(&self, t: jiff::Timestamp, lab_seconds: f64) -> jiff::Timestamp {
+        self.clock.after(t, lab_seconds)
     }
 }

@@ -16,7 +16,7 @@ use stepstone_core::plan::{self, PlanRequest};
 use stepstone_core::releases::ReleaseData;
 use stepstone_exec::cluster::{ClusterApi, KubeCluster};
 use stepstone_exec::engine::{Engine, EngineConfig, Outcome};
-use stepstone_exec::events::{Clock, LabClock, RolloutEvent};
+use stepstone_exec::events::{Clock, RolloutEvent, SystemClock};
 use stepstone_exec::journal::{Journal, JournalFile};
 use stepstone_exec::lab::LabBackend;
 use stepstone_exec::lease::Identity;
@@ -99,9 +99,9 @@ async fn demo(speed: f64) -> anyhow::Result<ExitCode> {
     let engine = Engine {
         cluster: Arc::new(cluster),
         backend: backend.clone(),
-        // The lab's compressed clock, as `rollout` uses against a lab: soaks and batch waits
-        // last their lab minutes, and the triggers compare the lab's own timestamps with lab time.
-        clock: Arc::new(LabClock { speed: lab.speed(), lab_now: lab.now(), read_at: Instant::now() }) as Arc<dyn Clock>,
+        // As `rollout` against a lab: soaks and batch waits last their lab minutes, compressed
+        // by the lab's speed; timestamps are the wall clock's on both sides.
+        clock: Arc::new(SystemClock { speed: lab.speed() }) as Arc<dyn Clock>,
         notifier: None,
         sink: Arc::new(|e: &RolloutEvent| println!("{}", e.text())),
         file: JournalFile::new(dir.join("stepstone-rollout.json")),

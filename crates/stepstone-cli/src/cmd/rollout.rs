@@ -13,7 +13,7 @@ use stepstone_exec::backend::{ManualBackend, NodeBackend, SshBackend};
 use stepstone_exec::cluster::{CONTROL_KEY, ClusterApi, JOURNAL_KEY, KubeCluster};
 use stepstone_exec::engine::{Engine, EngineConfig, Outcome};
 use stepstone_exec::etcd_access::{StaticPod, remote_etcdctl};
-use stepstone_exec::events::{Clock, LabClock, Notifier, RolloutEvent, Sink, SystemClock, Webhook};
+use stepstone_exec::events::{Clock, Notifier, RolloutEvent, Sink, SystemClock, Webhook};
 use stepstone_exec::journal::{Journal, JournalFile, Phase, RolloutState};
 use stepstone_exec::lab::LabBackend;
 use stepstone_exec::lease::Identity;
@@ -327,20 +327,15 @@ async fn etcd_by_node(conn: &Connection) -> anyhow::Result<std::collections::BTr
     Ok(nodes.into_iter().map(|n| (n.to_string(), remote_etcdctl(&statics, n))).collect())
 }
 
-/// The lab's clock when the cluster is a lab (whose nodes may still be worked on over SSH or by
-/// hand); `None` for every other cluster, which has no `/lab/v1/clock`.
-async fn lab_clock(conn: &Connection) -> Option<LabClock> {
-    let request = http::Request::get("/lab/v1/clock").body(Vec::new()).ok()?;
-    let read_at = std::time::Instant::now();
-    let info: serde_json::Value = conn.client.request(request).await.ok()?;
-    let lab_now = info.get("now")?.as_str()?.parse().ok()?;
-    let speed = info.get("speed")?.as_f64().filter(|s| *s > 0.0)?;
-    Some(LabClock { speed, lab_now, read_at })
-}
-
-/// How fast the cluster's time runs: a lab's speed, 1 for every other cluster.
+/// How fast the cluster's durations pass: a lab's speed (whose nodes may still be worked on over
+/// SSH or by hand), 1 for every other cluster, which has no `/lab/v1/clock`.
 async fn cluster_speed(conn: &Connection) -> f64 {
-    lab_clock(conn).await.map_or(1.0, |c| c.speed)
+    async fn lab_speed(conn: &Connection) -> Option<f64> {
+        let request = http::Request::get("/lab/v1/clock").body(Vec::new()).ok()?;
+        let info: serde_json::Value = conn.client.request(request).await.ok()?;
+        info.get("speed")?.as_f64().filter(|s| s.is_finite() && *s > 0.0)
+    }
+    lab_speed(conn).await.unwrap_or(1.0)
 }
 
 /// Assemble the engine for a run.
@@ -358,10 +353,7 @@ pub async fn engine(
     // a faulty run at speed 300 twice as long as a clean one. Speed 1 (any real cluster) keeps
     // every wait as it is.
     cluster.conn.retry = cluster.conn.retry.scaled(speed);
-    let clock: Arc<dyn Clock> = match lab_clock(&cluster.conn).await {
-        Some(lab) => Arc::new(lab),
-        None => Arc::new(SystemClock { speed }),
-    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock { speed });
     let notifier: Option<Arc<dyn Notifier>> = match &run.webhook {
         Some(url) => Some(Arc::new(Webhook::new(url).map_err(usage)?)),
         None => None,

@@ -229,7 +229,7 @@ impl LabClient {
         self.get("/lab/v1/stats").await
     }
 
-    /// The lab's simulated time and speed.
+    /// The lab's time and speed.
     pub async fn clock(&self) -> Result<ClockInfo, LabClientError> {
         self.get("/lab/v1/clock").await
     }

@@ -14,7 +14,7 @@ use super::{
     scaled_int_or_percent, template_hash, write_status,
 };
 use crate::api::{self, DeleteOptions};
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::nodes;
 use crate::resources as r;
 use crate::store::{self, Part, Store, controller_uid, meta, meta_str, name_of, namespace_of, uid_of};
@@ -36,7 +36,7 @@ impl Controller for DaemonSetController {
     }
 
     fn reconcile(&mut self, pass: &mut Pass<'_>) -> Option<Timestamp> {
-        daemonsets(pass.store, pass.now, &mut self.adopted)
+        daemonsets(pass.store, pass.now, &pass.shared.clock, &mut self.adopted)
     }
 }
 
@@ -80,7 +80,7 @@ pub(crate) fn daemon_max_unavailable(ds: &Value, desired: usize) -> usize {
 
 /// Upstream `IsPodAvailable`: Ready for at least `min_ready` seconds. Returns whether it is,
 /// and when a Ready pod that is not available yet will be.
-fn pod_available(p: &Value, min_ready: f64, now: Timestamp) -> (bool, Option<Timestamp>) {
+fn pod_available(p: &Value, min_ready: f64, now: Timestamp, clock: &Clock) -> (bool, Option<Timestamp>) {
     let Some(ready) = p
         .pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -93,7 +93,7 @@ fn pod_available(p: &Value, min_ready: f64, now: Timestamp) -> (bool, Option<Tim
     }
     match ready["lastTransitionTime"].as_str().and_then(clock::parse) {
         Some(t) => {
-            let at = clock::plus(t, min_ready);
+            let at = clock.after(t, min_ready);
             if at <= now { (true, None) } else { (false, Some(at)) }
         }
         None => (false, None),
@@ -210,7 +210,7 @@ fn daemon_history(store: &mut Store, ds: &Value, template: &Value, hash: &str, p
 /// Pods that existed before the lab first saw the DaemonSet (a loaded snapshot) carry hashes
 /// computed by a real controller; those whose containers run the template's images are
 /// relabelled with the lab's hash, as upstream relabels pods when it deduplicates revisions.
-fn daemonsets(store: &mut Store, now: Timestamp, adopted: &mut HashSet<String>) -> Option<Timestamp> {
+fn daemonsets(store: &mut Store, now: Timestamp, clock: &Clock, adopted: &mut HashSet<String>) -> Option<Timestamp> {
     let sets: Vec<Arc<Value>> = store.iter(r::DAEMONSETS, None, None).cloned().collect();
     adopted.retain(|uid| sets.iter().any(|ds| uid_of(ds) == uid));
     if sets.is_empty() {
@@ -292,14 +292,14 @@ fn daemonsets(store: &mut Store, now: Timestamp, adopted: &mut HashSet<String>) 
                 let (new, old): (Vec<&Arc<Value>>, Vec<&Arc<Value>>) = ps.iter().partition(|p| updated_pod(p));
                 match (new.first(), old.first()) {
                     (Some(n), None) => {
-                        let (available, at) = pod_available(n, min_ready, now);
+                        let (available, at) = pod_available(n, min_ready, now, clock);
                         due = earliest(due, at);
                         if !available {
                             unavailable += 1;
                         }
                     }
                     (None, Some(o)) => {
-                        let (available, at) = pod_available(o, min_ready, now);
+                        let (available, at) = pod_available(o, min_ready, now, clock);
                         due = earliest(due, at);
                         if !available {
                             replace_now.push((*o).clone());
@@ -367,7 +367,7 @@ fn daemonsets(store: &mut Store, now: Timestamp, adopted: &mut HashSet<String>) 
             scheduled += 1;
             if is_ready(p) {
                 ready += 1;
-                let (ok, at) = pod_available(p, min_ready, now);
+                let (ok, at) = pod_available(p, min_ready, now, clock);
                 due = earliest(due, at);
                 if ok {
                     available += 1;

@@ -13,7 +13,7 @@ use stepstone_core::snapshot::{parse_pdb, parse_workload};
 
 use super::{Controller, Pass, PodCache, Watch, earliest};
 use crate::api;
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::resources as r;
 use crate::store::{Part, Store, namespace_of};
 
@@ -30,12 +30,12 @@ impl Controller for DisruptionController {
 
     fn reconcile(&mut self, pass: &mut Pass<'_>) -> Option<Timestamp> {
         pass.pods.refresh(pass.store);
-        disruption(pass.store, pass.pods, pass.now)
+        disruption(pass.store, pass.pods, pass.now, &pass.shared.clock)
     }
 }
 
 /// The disruption controller: every budget's status from `stepstone_core::pdb`.
-fn disruption(store: &mut Store, cache: &PodCache, now: Timestamp) -> Option<Timestamp> {
+fn disruption(store: &mut Store, cache: &PodCache, now: Timestamp, clock: &Clock) -> Option<Timestamp> {
     let pdb_objs: Vec<Arc<Value>> = store.iter(r::PDBS, None, None).cloned().collect();
     if pdb_objs.is_empty() {
         return None;
@@ -71,7 +71,7 @@ fn disruption(store: &mut Store, cache: &PodCache, now: Timestamp) -> Option<Tim
         let Ok(pdb) = parse_pdb(obj) else { continue };
         let ns_pods = pods_in.get(&pdb.namespace).unwrap_or(&empty);
         let candidates: Vec<&Pod> = candidates(&pdb, ns_pods, &index);
-        let disrupted_all = api::recently_disrupted(obj, now);
+        let disrupted_all = api::recently_disrupted(obj, now, clock);
         // Keep only evictions still waiting for their pod to go.
         let disrupted: BTreeSet<String> = disrupted_all
             .into_iter()
@@ -86,7 +86,7 @@ fn disruption(store: &mut Store, cache: &PodCache, now: Timestamp) -> Option<Tim
                 if disrupted.contains(k) {
                     disrupted_map.insert(k.clone(), v.clone());
                     if let Some(t) = v.as_str().and_then(clock::parse) {
-                        due = earliest(due, Some(clock::plus(t, 120.0)));
+                        due = earliest(due, Some(clock.after(t, api::DISRUPTED_TIMEOUT_SECONDS)));
                     }
                 }
             }

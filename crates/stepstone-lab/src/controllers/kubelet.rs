@@ -5,7 +5,7 @@
 //! until the finalizers are removed, as on an apiserver), kubelet restarts complete, and
 //! running kubelets renew their node Leases in `kube-node-lease`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use jiff::Timestamp;
@@ -39,7 +39,10 @@ impl Controller for KubeletRestarts {
 }
 
 /// The kubelets' work on pods.
-pub(super) struct Kubelets;
+#[derive(Default)]
+pub(super) struct Kubelets {
+    stages: Stages,
+}
 
 impl Controller for Kubelets {
     fn name(&self) -> &'static str {
@@ -52,15 +55,16 @@ impl Controller for Kubelets {
 
     fn reconcile(&mut self, pass: &mut Pass<'_>) -> Option<Timestamp> {
         let before = pass.store.last_change(r::PODS);
-        let due = kubelets(pass.shared, pass.store, pass.now);
+        let due = kubelets(pass.shared, pass.store, pass.now, &mut self.stages);
         // Pods that just turned Running or Ready move rollouts on: the controllers see them in
         // the next pass right away, as upstream's informers would, not at the next deadline.
         if pass.store.last_change(r::PODS) > before { earliest(due, Some(pass.now)) } else { due }
     }
 }
 
-/// Node Leases, renewed every `lease_renew_seconds` (at least every two real seconds) apart from
-/// the controllers' passes, so that an idle lab does nothing else.
+/// Node Leases, renewed every `lease_renew_seconds` (on the wall clock at most every two seconds,
+/// however fast the lab runs) apart from the controllers' passes, so that an idle lab does nothing
+/// else.
 pub(super) struct NodeLeases {
     next: Timestamp,
 }
@@ -78,9 +82,61 @@ impl NodeLeases {
     pub(super) fn renew_if_due(&mut self, shared: &Shared, store: &mut Store, now: Timestamp) {
         if now >= self.next {
             heartbeat(shared, store, now);
-            let period = shared.timing.lease_renew_seconds.max(shared.clock.speed() * 2.0);
-            self.next = clock::plus(now, period);
+            let next = shared.after(now, shared.timing.lease_renew_seconds);
+            let floor = if shared.clock.is_manual() { next } else { clock::plus(now, 2.0) };
+            self.next = next.max(floor);
         }
+    }
+}
+
+/// What a pod waits for on its kubelet, counted from when it entered that stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Bound to the node, waiting for the start-up delay.
+    Bound,
+    /// Running, waiting for the readiness delay.
+    Starting,
+    /// Deleted, waiting for its grace period.
+    Terminating,
+}
+
+/// When each pod entered its stage, to the sub-second: the objects say it in whole seconds (as
+/// the apiserver writes them), which at speed 60 would be a minute of lab time.
+#[derive(Default)]
+struct Stages {
+    seen: HashMap<String, (Stage, Timestamp)>,
+    live: HashSet<String>,
+}
+
+impl Stages {
+    /// When `uid` entered `stage`: the first pass that saw it there (or the kubelet's own write),
+    /// if that falls within the second of the object's `stamp`; else the stamp itself (a pod
+    /// loaded with the fleet, or one written long before the lab noticed).
+    fn since(&mut self, uid: &str, stage: Stage, stamp: Option<Timestamp>, now: Timestamp) -> Timestamp {
+        self.live.insert(uid.to_string());
+        let seen = match self.seen.get(uid) {
+            Some((s, t)) if *s == stage => *t,
+            _ => {
+                self.seen.insert(uid.to_string(), (stage, now));
+                now
+            }
+        };
+        match stamp {
+            Some(stamp) if stamp > seen || clock::plus(stamp, 1.0) <= seen => stamp,
+            _ => seen,
+        }
+    }
+
+    /// The kubelet moved `uid` into `stage` at `now`.
+    fn entered(&mut self, uid: &str, stage: Stage, now: Timestamp) {
+        self.live.insert(uid.to_string());
+        self.seen.insert(uid.to_string(), (stage, now));
+    }
+
+    /// Forget the pods this pass did not see waiting.
+    fn prune(&mut self) {
+        let live = std::mem::take(&mut self.live);
+        self.seen.retain(|uid, _| live.contains(uid));
     }
 }
 
@@ -99,7 +155,7 @@ fn started_at(p: &Value) -> Option<Timestamp> {
 }
 
 /// The simulated kubelets' work on pods. Returns the next deadline.
-fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timestamp> {
+fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp, stages: &mut Stages) -> Option<Timestamp> {
     let timing = &shared.timing;
     let down = nodes::kubelet_down(shared);
     let ready_nodes: HashSet<String> =
@@ -114,11 +170,17 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timest
         if node.is_empty() {
             continue;
         }
-        if let Some(deadline) = meta_str(p, "deletionTimestamp").and_then(clock::parse) {
+        if let Some(deletion) = meta_str(p, "deletionTimestamp").and_then(clock::parse) {
             // A stopped kubelet cannot finish terminating its pods; a vanished node's pods go.
             if down.contains(node) && all_nodes.contains(node) {
                 continue;
             }
+            // `deletionTimestamp` is when the request was made plus the grace period, on the
+            // wall clock like every timestamp; the grace period itself lasts its lab seconds.
+            let grace = meta(p).get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0).max(0);
+            let requested = clock::plus(deletion, -(grace as f64));
+            let since = stages.since(uid_of(p), Stage::Terminating, Some(requested), now);
+            let deadline = shared.after(since, grace as f64);
             if deadline <= now || !all_nodes.contains(node) {
                 if has_finalizers(p) {
                     // As the apiserver: a deleted pod stays until its finalizers are removed.
@@ -149,8 +211,10 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timest
                 }
             }
             "Pending" => {
-                let at = clock::plus(bound_at(p).unwrap_or(now), timing.pod_start_seconds);
+                let since = stages.since(uid_of(p), Stage::Bound, bound_at(p), now);
+                let at = shared.after(since, timing.pod_start_seconds);
                 if at <= now {
+                    stages.entered(uid_of(p), Stage::Starting, now);
                     updates.push(start_pod(p, now));
                 } else {
                     due = earliest(due, Some(at));
@@ -164,7 +228,8 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timest
                 if crashing {
                     continue;
                 }
-                let at = clock::plus(started_at(p).unwrap_or(now), timing.pod_ready_seconds);
+                let since = stages.since(uid_of(p), Stage::Starting, started_at(p), now);
+                let at = shared.after(since, timing.pod_ready_seconds);
                 if at <= now {
                     let mut next = (**p).clone();
                     if let Some(cs) = next.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut) {
@@ -183,6 +248,7 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<Timest
             _ => {}
         }
     }
+    stages.prune();
     for (ns, name) in removals {
         store.remove(r::PODS, &ns, &name);
     }
@@ -263,7 +329,7 @@ fn heartbeat(shared: &Shared, store: &mut Store, now: Timestamp) {
     }
     let down = nodes::kubelet_down(shared);
     let duration = (shared.timing.lease_renew_seconds * 4.0).round() as i64;
-    let renew = now.strftime("%Y-%m-%dT%H:%M:%S.000000Z").to_string();
+    let renew = clock::format_micro(now);
     let node_list: Vec<(String, String)> =
         store.iter(r::NODES, None, None).map(|n| (name_of(n).to_string(), uid_of(n).to_string())).collect();
     for (node, uid) in node_list {

@@ -1,4 +1,4 @@
-//! The control loop on simulated time and the controllers it runs, one file each behind the
+//! The control loop on the lab's clock and the controllers it runs, one file each behind the
 //! [`Controller`] trait, in the order [`chain`] lists them: kubelet restarts, the node lifecycle
 //! controller (a silent kubelet's node turns `Unknown` and gets the `unreachable` taints after
 //! `--node-monitor-grace-period`), the taint eviction controller, garbage collection, the
@@ -8,7 +8,8 @@
 //! Running -> Ready, graceful termination) and the disruption controller
 //! (`stepstone_core::pdb`); node Leases are renewed on their own period.
 //!
-//! A pass runs after writes (woken by the API) or when a simulated deadline falls due; each
+//! A pass runs after writes (woken by the API) or when a deadline falls due (durations are
+//! compressed by the lab's speed, see [`crate::clock`]); each
 //! controller runs only when a resource it watches changed since the previous pass began, or a
 //! deadline fell due, so an idle lab of thousands of nodes costs nothing but lease renewals.
 
@@ -56,7 +57,7 @@ pub(crate) fn chain() -> Vec<Box<dyn Controller>> {
         Box::new(daemonset::DaemonSetController::default()),
         Box::new(volumes::VolumeBinder),
         Box::new(scheduler::Scheduler::default()),
-        Box::new(kubelet::Kubelets),
+        Box::new(kubelet::Kubelets::default()),
         Box::new(disruption::DisruptionController),
     ]
 }
@@ -74,7 +75,7 @@ pub(crate) trait Controller: Send {
         false
     }
 
-    /// Move the cluster toward what its objects ask for. Returns the simulated time at which it
+    /// Move the cluster toward what its objects ask for. Returns the time at which it
     /// must run again although nothing changes by then (a start-up delay or a toleration ends).
     fn reconcile(&mut self, pass: &mut Pass<'_>) -> Option<Timestamp>;
 }
@@ -106,7 +107,7 @@ const WORKLOADS: &[ResId] = &[
 pub(crate) struct Pass<'a> {
     pub shared: &'a Shared,
     pub store: &'a mut Store,
-    /// The simulated time of this pass.
+    /// The lab's time at this pass.
     pub now: Timestamp,
     /// Parsed pods, shared by the scheduler and the disruption controller.
     pub pods: &'a mut PodCache,
@@ -134,24 +135,36 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver
     let mut due: Option<Timestamp> = Some(now);
     loop {
         let deadline = earliest(due, Some(lp.leases.next())).expect("lease renewal always set");
-        let wait = shared.clock.real_until(deadline).min(Duration::from_secs(2));
+        // A manual clock reaches a deadline only when advanced, which wakes the loop; the tick
+        // of two seconds is only a safety net there.
+        let wait = match shared.clock.real_until(deadline) {
+            Some(wait) => wait,
+            None if deadline <= shared.now() => Duration::ZERO,
+            None => Duration::from_secs(2),
+        };
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = shared.wake.notified() => {
                 // Let a burst of writes (a drain, a scale) land before reacting.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait.min(Duration::from_secs(2))) => {}
         }
         if *shutdown.borrow() {
             return;
         }
+        shared.passes.send_modify(|p| p.started += 1);
         due = lp.pass(due);
+        let settled = due.is_none_or(|d| d > shared.now());
+        shared.passes.send_modify(|p| {
+            p.finished += 1;
+            p.settled = settled;
+        });
     }
 }
 
 impl Loop {
-    /// One reconciliation pass; returns the next simulated deadline.
+    /// One reconciliation pass; returns the next deadline.
     fn pass(&mut self, previous_due: Option<Timestamp>) -> Option<Timestamp> {
         let shared = self.shared.clone();
         let now = shared.now();

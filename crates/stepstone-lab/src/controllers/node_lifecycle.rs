@@ -65,7 +65,7 @@ fn node_lifecycle(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<
             let last = nodes::last_heard(store, n)
                 .or_else(|| meta_str(n, "creationTimestamp").and_then(clock::parse))
                 .unwrap_or(now);
-            let deadline = clock::plus(last, grace);
+            let deadline = shared.after(last, grace);
             if deadline > now {
                 due = earliest(due, Some(deadline));
                 continue;

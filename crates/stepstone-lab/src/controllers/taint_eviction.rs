@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Controller, Pass, Watch, bound_at, earliest, is_active};
 use crate::api::{self, DeleteOptions};
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::nodes;
 use crate::resources as r;
 use crate::store::{Part, Store, meta, name_of, namespace_of};
@@ -26,7 +26,7 @@ impl Controller for TaintEviction {
     }
 
     fn reconcile(&mut self, pass: &mut Pass<'_>) -> Option<Timestamp> {
-        taint_eviction(pass.store, pass.now)
+        taint_eviction(pass.store, pass.now, &pass.shared.clock)
     }
 }
 
@@ -82,7 +82,7 @@ fn taint_eviction_component(store: &Store) -> &'static str {
 /// the kubelet returns, but its controller replaces it at once. Mirror pods are the kubelet's own
 /// (kubeadm's static pod manifests tolerate every `NoExecute` taint), so they are left alone.
 /// Returns when the next toleration runs out.
-fn taint_eviction(store: &mut Store, now: Timestamp) -> Option<Timestamp> {
+fn taint_eviction(store: &mut Store, now: Timestamp, clock: &Clock) -> Option<Timestamp> {
     let tainted: HashMap<String, Vec<Value>> = store
         .iter(r::NODES, None, None)
         .filter_map(|n| {
@@ -114,7 +114,7 @@ fn taint_eviction(store: &mut Store, now: Timestamp) -> Option<Timestamp> {
             (Some(t), Some(b)) => t.max(b),
             (t, b) => t.or(b).unwrap_or(now),
         };
-        let deadline = clock::plus(start, seconds as f64);
+        let deadline = clock.after(start, seconds as f64);
         if deadline <= now {
             doomed.push(p.clone());
         } else {

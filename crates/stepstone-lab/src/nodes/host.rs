@@ -93,7 +93,7 @@ impl LabNodes {
         record_event(&mut store, now, &updated, "Normal", "Rebooting", &message, "stepstone-lab");
         drop(store);
         let never = lock(&self.shared.faults).never_return.contains(node);
-        let until = (!never).then(|| clock::format(clock::plus(now, self.shared.timing.reboot_seconds)));
+        let until = (!never).then(|| clock::format_precise(self.shared.after(now, self.shared.timing.reboot_seconds)));
         if lock(&self.shared.kubelets).get(node).is_none_or(|s| *s == KubeletState::Running) {
             journal::kubelet_stopping(&self.shared, node, now);
         }

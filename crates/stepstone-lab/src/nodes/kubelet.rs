@@ -34,7 +34,8 @@ impl LabNodes {
             .or_else(|| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).map(String::from))
             .unwrap_or_default();
         let never = lock(&self.shared.faults).never_return.contains(node);
-        let until = (!never).then(|| clock::format(clock::plus(now, self.shared.timing.kubelet_restart_seconds)));
+        let until =
+            (!never).then(|| clock::format_precise(self.shared.after(now, self.shared.timing.kubelet_restart_seconds)));
         let previous = lock(&self.shared.kubelets)
             .insert(node.to_string(), KubeletState::Restarting { until, version: version.clone() });
         if previous.is_none_or(|s| s == KubeletState::Running) {

@@ -81,12 +81,13 @@ pub struct LogsQuery {
     pub tail: Option<usize>,
 }
 
-/// `GET /lab/v1/clock`: the simulated time and how fast it runs.
+/// `GET /lab/v1/clock`: the lab's time (the wall clock, unless it is a manual clock) and how
+/// much faster than the wall clock its durations pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClockInfo {
     /// RFC 3339, as the lab stamps objects.
     pub now: String,
-    /// Simulated seconds per real second.
+    /// Lab seconds per wall-clock second: a duration of `d` lab seconds lasts `d / speed`.
     pub speed: f64,
 }
 

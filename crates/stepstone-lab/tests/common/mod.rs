@@ -179,6 +179,44 @@ pub fn start_lab(fleet: Value, speed: f64) -> (stepstone_lab::LabHandle, tempfil
     (lab, dir, kubeconfig)
 }
 
+/// A lab serving `fleet` on a manual clock at speed 1 (it moves only by `advance`), with the
+/// kubeconfig it wrote.
+pub fn start_manual_lab(
+    fleet: Value,
+    timing: stepstone_lab::Timing,
+) -> (stepstone_lab::LabHandle, tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("lab.kubeconfig");
+    let lab = stepstone_lab::Lab::start_blocking(
+        fleet,
+        stepstone_lab::LabOptions {
+            manual_clock: true,
+            timing,
+            kubeconfig: Some(kubeconfig.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("lab starts");
+    (lab, dir, kubeconfig)
+}
+
+/// Step a manual clock `step` seconds at a time, letting the lab act after each step, until `f`
+/// holds; fails after `max` seconds of lab time.
+pub fn step_until(lab: &stepstone_lab::LabHandle, step: u64, max: u64, what: &str, mut f: impl FnMut() -> bool) {
+    lab.settle_blocking();
+    let mut passed = 0;
+    while !f() {
+        assert!(passed < max, "{what} did not happen within {max} lab seconds");
+        lab.advance_blocking(std::time::Duration::from_secs(step)).expect("a manual clock");
+        passed += step;
+    }
+}
+
+/// Move a manual clock by `secs` seconds and let the lab act on it.
+pub fn advance(lab: &stepstone_lab::LabHandle, secs: u64) {
+    lab.advance_blocking(std::time::Duration::from_secs(secs)).expect("a manual clock");
+}
+
 /// The drain fleet moved back to Kubernetes 1.24, where `policy/v1beta1` is still served.
 pub fn fleet_1_24() -> Value {
     let mut fleet = drain_fleet();
