@@ -340,7 +340,7 @@ fn kubelet_that_never_returns_turns_the_node_not_ready(r: &Rehearsal) {
             "{effect} unreachable taint: {taints:?}"
         );
     }
-    // 5 real seconds are over 8 simulated minutes at x100: past the 50 s grace period and the
+    // 5 real seconds are over 8 lab minutes at x100: past the 50 s grace period and the
     // default 300 s toleration, every
     // workload pod is being evicted; DaemonSet pods tolerate the taint and stay.
     let pods = r.pods_on(WORKER2);

@@ -1,12 +1,16 @@
 //! `kubeadm upgrade apply` upgrading the kube-proxy and CoreDNS addons, and the controllers
 //! rolling their pods: a RollingUpdate DaemonSet one node at a time within `maxUnavailable`,
 //! an OnDelete DaemonSet not at all until pods are deleted, the Deployment within its surge
-//! and unavailability budget, and `kubectl rollout status` following both.
+//! and unavailability budget, and `kubectl rollout status` following both. The rollouts run on
+//! a manual clock, stepped one lab second at a time, so every state between steps is seen.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -65,6 +69,52 @@ fn start(fleet: Value, speed: f64, kubeconfig: Option<std::path::PathBuf>) -> La
     Lab::start_blocking(fleet, LabOptions { speed, kubeconfig, ..Default::default() }).expect("lab starts")
 }
 
+/// A lab on a manual clock at speed 1: nothing that takes time happens until a test steps it.
+fn start_manual(fleet: Value, kubeconfig: Option<std::path::PathBuf>) -> LabHandle {
+    let lab = Lab::start_blocking(fleet, LabOptions { manual_clock: true, kubeconfig, ..Default::default() })
+        .expect("lab starts");
+    lab.settle_blocking();
+    lab
+}
+
+/// Most lab seconds a rollout of five nodes may take: each waits for a 30 s grace period and a
+/// 7 s start-up.
+const ROLLOUT_STEPS: u64 = 600;
+
+/// `kubectl rollout status <what>` while the clock stands still until kubectl has reported the
+/// rollout in progress, then steps a second at a time until kubectl returns; its output.
+fn rollout_status_stepping(lab: &LabHandle, kc: &std::path::Path, what: &str) -> String {
+    let mut child = Command::new(kubectl_path())
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(["rollout", "status", what, "-n", "kube-system", "--timeout=300s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = std::thread::spawn({
+        let (stdout, lines) = (child.stdout.take().unwrap(), lines.clone());
+        move || BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| lines.lock().unwrap().push(l))
+    });
+    wait_for(60, &format!("kubectl rollout status {what} to report the rollout in progress"), || {
+        lines.lock().unwrap().iter().any(|l| l.starts_with("Waiting for"))
+    });
+    let mut steps = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(steps < ROLLOUT_STEPS, "kubectl rollout status {what} still waiting: {:?}", lines.lock().unwrap());
+        advance(lab, 1);
+        steps += 1;
+    };
+    reader.join().unwrap();
+    let out = lines.lock().unwrap().join("\n");
+    assert!(status.success(), "kubectl rollout status {what} failed: {out}");
+    out
+}
+
 fn owned_by<'a>(pods: &'a [Value], owner: &str) -> impl Iterator<Item = &'a Value> {
     pods.iter().filter(move |p| p["metadata"]["ownerReferences"][0]["name"] == owner)
 }
@@ -102,7 +152,7 @@ fn wait_for_status(lab: &LabHandle, plural: &str, name: &str, what: &str, f: imp
 
 #[test]
 fn kube_proxy_rolls_one_node_at_a_time_and_coredns_follows() {
-    let lab = start(fleet(&["cp1"], rolling(json!(1))), 20.0, None);
+    let lab = start_manual(fleet(&["cp1"], rolling(json!(1))), None);
     let nodes: BTreeSet<String> = ["cp1"].iter().chain(WORKERS.iter()).map(|n| n.to_string()).collect();
     wait_for_status(&lab, "daemonsets", "kube-proxy", "kube-proxy status", |ds| {
         ds["status"]["numberAvailable"] == 5 && ds["status"]["updatedNumberScheduled"] == 5
@@ -126,8 +176,8 @@ fn kube_proxy_rolls_one_node_at_a_time_and_coredns_follows() {
     let deploy = lab.get("deployments", "kube-system", "coredns").unwrap();
     assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], NEW_DNS);
 
-    // Sample until every node runs a Ready new kube-proxy and CoreDNS is on the new image.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Sample after every lab second until every node runs a Ready new kube-proxy and CoreDNS is
+    // on the new image.
     let (mut worst_proxy, mut fewest_dns, mut samples) = (0, usize::MAX, 0);
     let mut replaced_order: Vec<String> = Vec::new();
     loop {
@@ -151,8 +201,8 @@ fn kube_proxy_rolls_one_node_at_a_time_and_coredns_follows() {
         if proxy_done && dns_done {
             break;
         }
-        assert!(Instant::now() < deadline, "rollout did not finish: proxy {by_node:#?}\ndns {live_dns:#?}");
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(samples < ROLLOUT_STEPS, "rollout did not finish: proxy {by_node:#?}\ndns {live_dns:#?}");
+        advance(&lab, 1);
     }
     assert!(samples > 20, "too few samples ({samples}) to see the rollout");
     assert_eq!(worst_proxy, 1, "maxUnavailable 1: exactly one node at a time was without a Ready kube-proxy");
@@ -207,12 +257,11 @@ fn percent_max_unavailable_replaces_several_nodes_at_once() {
     // 40% of 5 nodes, rounded up: 2.
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("lab.kubeconfig");
-    let lab = start(fleet(&["cp1"], rolling(json!("40%"))), 20.0, Some(kc.clone()));
+    let lab = start_manual(fleet(&["cp1"], rolling(json!("40%"))), Some(kc.clone()));
     wait_for_status(&lab, "daemonsets", "kube-proxy", "kube-proxy status", |ds| ds["status"]["numberAvailable"] == 5);
     // Through the API: kubeadm would reset the strategy to its own (see below).
     kubectl_ok(&kc, &["set", "image", "ds/kube-proxy", &format!("kube-proxy={NEW_PROXY}"), "-n", "kube-system"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut worst = 0;
+    let (mut worst, mut steps) = (0, 0);
     loop {
         let by_node = proxy_pods(&lab);
         let lacking = 5 - by_node.values().filter(|ps| ps.iter().any(ready_alive)).count();
@@ -220,18 +269,21 @@ fn percent_max_unavailable_replaces_several_nodes_at_once() {
         if by_node.values().flatten().all(|p| image(p) == NEW_PROXY && ready_alive(p)) && by_node.len() == 5 {
             break;
         }
-        assert!(Instant::now() < deadline, "rollout did not finish: {by_node:#?}");
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(steps < ROLLOUT_STEPS, "rollout did not finish: {by_node:#?}");
+        advance(&lab, 1);
+        steps += 1;
     }
     assert_eq!(worst, 2, "two nodes at a time");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_delete_leaves_old_pods_until_they_are_deleted() {
-    let lab =
-        Lab::start(fleet(&["cp1"], json!({"type": "OnDelete"})), LabOptions { speed: 50.0, ..Default::default() })
-            .await
-            .unwrap();
+    let lab = Lab::start(
+        fleet(&["cp1"], json!({"type": "OnDelete"})),
+        LabOptions { manual_clock: true, ..Default::default() },
+    )
+    .await
+    .unwrap();
     let kc = kube::config::Kubeconfig::from_yaml(&lab.kubeconfig()).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
     let client = kube::Client::try_from(config).unwrap();
@@ -243,8 +295,8 @@ async fn on_delete_leaves_old_pods_until_they_are_deleted() {
         .patch("kube-proxy", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(image_patch))
         .await
         .unwrap();
-    // Twenty simulated seconds: a RollingUpdate DaemonSet would have replaced pods by now.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A minute: a RollingUpdate DaemonSet would have replaced a pod by now.
+    lab.advance(Duration::from_secs(60)).await.expect("a manual clock");
     let by_node = proxy_pods(&lab);
     assert_eq!(by_node.len(), 5);
     assert!(by_node.values().flatten().all(|p| image(p) == OLD_PROXY), "{by_node:#?}");
@@ -254,7 +306,7 @@ async fn on_delete_leaves_old_pods_until_they_are_deleted() {
 
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, "kube-system");
     pods.delete("kube-proxy-w2", &kube::api::DeleteParams::default()).await.unwrap();
-    let end = Instant::now() + Duration::from_secs(20);
+    let mut steps = 0;
     loop {
         let by_node = proxy_pods(&lab);
         let w2 = by_node.get("w2").cloned().unwrap_or_default();
@@ -264,14 +316,13 @@ async fn on_delete_leaves_old_pods_until_they_are_deleted() {
             assert!(others_old, "{by_node:#?}");
             break;
         }
-        assert!(Instant::now() < end, "no new pod on w2: {by_node:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(steps < ROLLOUT_STEPS, "no new pod on w2: {by_node:#?}");
+        lab.advance(Duration::from_secs(1)).await;
+        steps += 1;
     }
-    let end = Instant::now() + Duration::from_secs(10);
-    while lab.get("daemonsets", "kube-system", "kube-proxy").unwrap()["status"]["updatedNumberScheduled"] != 1 {
-        assert!(Instant::now() < end, "status did not count the one updated pod");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The pass that made it Ready also counted it.
+    let ds = lab.get("daemonsets", "kube-system", "kube-proxy").unwrap();
+    assert_eq!(ds["status"]["updatedNumberScheduled"], 1, "{}", ds["status"]);
 }
 
 #[test]
@@ -307,7 +358,7 @@ fn kubectl_rollout_status_follows_the_addon_rollouts() {
     kubectl_path();
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("lab.kubeconfig");
-    let lab = start(fleet(&["cp1"], rolling(json!(1))), 20.0, Some(kc.clone()));
+    let lab = start_manual(fleet(&["cp1"], rolling(json!(1))), Some(kc.clone()));
     wait_for_status(&lab, "daemonsets", "kube-proxy", "kube-proxy status", |ds| ds["status"]["numberAvailable"] == 5);
     let settled = kubectl_ok(&kc, &["rollout", "status", "ds/kube-proxy", "-n", "kube-system", "--timeout=30s"]);
     assert!(settled.contains("daemon set \"kube-proxy\" successfully rolled out"), "{settled}");
@@ -317,7 +368,7 @@ fn kubectl_rollout_status_follows_the_addon_rollouts() {
         &["get", "ds", "kube-proxy", "-n", "kube-system", "-o", "jsonpath={.spec.template.spec.containers[0].image}"],
     );
     assert_eq!(template_image, NEW_PROXY);
-    let out = kubectl_ok(&kc, &["rollout", "status", "ds/kube-proxy", "-n", "kube-system", "--timeout=60s"]);
+    let out = rollout_status_stepping(&lab, &kc, "ds/kube-proxy");
     assert!(out.contains("daemon set \"kube-proxy\" successfully rolled out"), "{out}");
     assert!(
         out.contains("Waiting for daemon set \"kube-proxy\" rollout to finish"),
@@ -328,7 +379,7 @@ fn kubectl_rollout_status_follows_the_addon_rollouts() {
         owned_by(&pods, "kube-proxy").filter(|p| p["metadata"].get("deletionTimestamp").is_none()).collect();
     assert_eq!(proxies.len(), 5);
     assert!(proxies.iter().all(|p| image(p) == NEW_PROXY && ready_alive(p)));
-    let out = kubectl_ok(&kc, &["rollout", "status", "deployment/coredns", "-n", "kube-system", "--timeout=60s"]);
+    let out = kubectl_ok(&kc, &["rollout", "status", "deployment/coredns", "-n", "kube-system", "--timeout=10s"]);
     assert!(out.contains("deployment \"coredns\" successfully rolled out"), "{out}");
     // Old pods may still be terminating (their grace period); the live ones all run the new image.
     let pods = lab.list("pods", Some("kube-system"));

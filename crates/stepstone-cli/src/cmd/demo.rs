@@ -36,7 +36,7 @@ const FLEET: &str = include_str!("../../../../examples/three-generations.json");
   stepstone demo
   stepstone demo --speed 1200      # faster, on a fast machine")]
 pub struct Args {
-    /// Simulated seconds per real second in the embedded lab.
+    /// Lab seconds per wall-clock second in the embedded lab (how much faster its durations pass).
     #[arg(long, default_value_t = 600.0)]
     pub speed: f64,
 }

@@ -55,8 +55,8 @@ pub enum LabCommand {
 /// address. Each lab has a name (--name, default `lab`) and a state directory
 /// (`$XDG_RUNTIME_DIR/stepstone/labs/NAME`, else `~/.local/state/stepstone/labs/NAME`) where it
 /// records itself while it serves; `lab status` lists the labs and `lab down --name NAME` stops
-/// one. Simulated time runs --speed times faster than the wall clock: pod start-up, grace
-/// periods and kubelet restarts shrink accordingly. Node operations (package installs,
+/// one. Durations run --speed times faster than the wall clock (pod start-up, grace periods,
+/// kubelet restarts, reboots) while timestamps stay on it, so kubectl's ages read true. Node operations (package installs,
 /// `kubeadm upgrade`, kubelet restarts) and fault injection are served under /lab/v1/.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -73,7 +73,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 0)]
     pub port: u16,
 
-    /// Simulated seconds per real second.
+    /// Lab seconds per wall-clock second: at 60 a 30 s grace period lasts half a second.
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
 

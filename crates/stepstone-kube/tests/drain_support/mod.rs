@@ -11,7 +11,7 @@ use serde_json::Value;
 use stepstone_kube::drain::{DrainConfig, DrainEvent, EventSink, RetryPolicy};
 use stepstone_lab::{Lab, LabHandle, LabOptions};
 
-/// Simulated seconds per real second: a 30 s grace period takes 0.15 s, a pod starts and turns
+/// Lab seconds per wall-clock second: a 30 s grace period takes 0.15 s, a pod starts and turns
 /// Ready in 35 ms.
 pub const SPEED: f64 = 200.0;
 
@@ -19,16 +19,39 @@ pub const SPEED: f64 = 200.0;
 pub struct TestLab {
     pub lab: LabHandle,
     pub kubeconfig: PathBuf,
+    /// The lab's clock moves only when the test steps it.
+    pub manual: bool,
     _dir: tempfile::TempDir,
 }
 
 impl TestLab {
     pub async fn start(fleet: Value) -> TestLab {
+        Self::start_with(fleet, false).await
+    }
+
+    /// A lab on a manual clock at speed 1: grace periods and start-ups pass only as the test
+    /// steps the clock ([`step`](Self::step)).
+    pub async fn start_manual(fleet: Value) -> TestLab {
+        Self::start_with(fleet, true).await
+    }
+
+    async fn start_with(fleet: Value, manual: bool) -> TestLab {
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("lab.kubeconfig");
-        let opts = LabOptions { speed: SPEED, kubeconfig: Some(kubeconfig.clone()), ..Default::default() };
+        let speed = if manual { 1.0 } else { SPEED };
+        let opts =
+            LabOptions { speed, manual_clock: manual, kubeconfig: Some(kubeconfig.clone()), ..Default::default() };
         let lab = Lab::start(fleet, opts).await.expect("lab starts");
-        TestLab { lab, kubeconfig, _dir: dir }
+        TestLab { lab, kubeconfig, manual, _dir: dir }
+    }
+
+    /// Move a manual clock one second and let the lab act on it; on the wall clock, a short wait.
+    pub async fn step(&self) {
+        if self.manual {
+            self.lab.advance(Duration::from_secs(1)).await.expect("a manual clock");
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A client exactly as `stepstone drain` builds one (no built-in 429 retry).
@@ -56,10 +79,14 @@ impl TestLab {
                 "{ns}/{app} never reached {n} Ready pods: {:#?}",
                 self.lab.list("pods", Some(ns))
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.step().await;
         }
         // The disruption controller reacts to the same pods; give it a moment to publish.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if self.manual {
+            self.lab.settle().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The node running the first healthy pod of `app`.

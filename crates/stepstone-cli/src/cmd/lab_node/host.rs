@@ -30,7 +30,8 @@ pub(super) fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
     let report = RestartReport { node: node.to_string(), waited: a.wait, facts };
     emit(a.output.output, "LabKubeletRestart", &report, || match &report.facts.kubelet {
         KubeletState::Restarting { until: Some(until), version } => format!(
-            "{node}: kubelet restarting (NotReady) to run {version}; back at {until} simulated time\n  kubectl --kubeconfig {} get node {node} -w\n",
+            "{node}: kubelet restarting (NotReady) to run {version}; back at {}\n  kubectl --kubeconfig {} get node {node} -w\n",
+            whole_seconds(until),
             a.target.kubeconfig.display()
         ),
         KubeletState::Restarting { until: None, .. } => format!(
@@ -104,7 +105,8 @@ pub(super) fn reboot(node: &str, a: RebootArgs, refresh: Option<OsRefresh>) -> a
         );
         match &f.kubelet {
             KubeletState::Rebooting { until: Some(until), .. } => format!(
-                "{node}: rebooting into {host}; the kubelet starts at {until} simulated time\n  stepstone lab node {node} logs kubelet\n"
+                "{node}: rebooting into {host}; the kubelet starts at {}\n  stepstone lab node {node} logs kubelet\n",
+                whole_seconds(until)
             ),
             KubeletState::Rebooting { until: None, .. } => format!(
                 "{node}: rebooting into {host} and not coming back: the lab holds it down with a never-return fault (`stepstone lab faults`)\n"
@@ -145,4 +147,9 @@ pub(super) fn etcd_snapshot(node: &str, a: SnapshotArgs) -> anyhow::Result<ExitC
         )
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A time the lab keeps to the sub-second (when a restart ends), as people read it.
+fn whole_seconds(t: &str) -> String {
+    t.parse::<jiff::Timestamp>().map_or_else(|_| t.to_string(), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
