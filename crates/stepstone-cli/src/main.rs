@@ -16,6 +16,7 @@ mod document_commands;
 mod duration;
 mod exit;
 mod output;
+mod package_repo;
 mod source;
 mod target;
 

@@ -208,3 +208,110 @@ fn the_console_check_catches_a_broken_page() {
     let errors = console_errors(&stderr(&run));
     assert!(!errors.is_empty(), "no console error seen in: {}", stderr(&run));
 }
+
+/// A package repository on 127.0.0.1 laid out like pkgs.k8s.io: `/core:/stable:/v1.NN/deb/Packages`
+/// (v1.34's redirects to a CDN path, as the real one does), the rpm `repodata/repomd.xml` and
+/// its gzip primary index for v1.34, nothing for v1.33 and v1.35 (404), and an HTML page
+/// where a mirror's index should be. Served by a thread for as long as the test runs.
+fn serve_repository() -> String {
+    use axum::http::{StatusCode, Uri, header};
+    use axum::response::IntoResponse;
+    use std::io::Write;
+    let deb = "Package: cri-tools\nVersion: 1.34.0-1.1\n\nPackage: kubeadm\nVersion: 1.34.6-1.1\n\n\
+               Package: kubelet\nVersion: 1.34.6-1.1\n\nPackage: kubelet\nVersion: 1.34.6-2.1\n\n\
+               Package: kubectl\nVersion: 1.34.6-1.1\n\nPackage: kubeadm\nVersion: 1.34.5-1.1\n";
+    let primary = r#"<?xml version="1.0" encoding="UTF-8"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" packages="3">
+<package type="rpm"><name>kubeadm</name><version epoch="0" ver="1.34.6" rel="150500.1.1"/></package>
+<package type="rpm"><name>kubelet</name><version epoch="0" ver="1.34.6" rel="150500.1.1"/></package>
+<package type="rpm"><name>kubectl</name><version epoch="0" ver="1.34.6" rel="150500.1.1"/></package>
+</metadata>"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(primary.as_bytes()).unwrap();
+    let primary_gz = gz.finish().unwrap();
+    let repomd = r#"<?xml version="1.0" encoding="UTF-8"?>
+<repomd xmlns="http://linux.duke.edu/metadata/repo">
+  <data type="primary"><location href="repodata/0a1b-primary.xml.gz"/></data>
+</repomd>"#;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().fallback(move |uri: Uri| {
+                let primary_gz = primary_gz.clone();
+                async move {
+                    match uri.path() {
+                        "/core:/stable:/v1.34/deb/Packages" => {
+                            (StatusCode::FOUND, [(header::LOCATION, "/cdn/isv:/kubernetes:/v1.34/deb/Packages")])
+                                .into_response()
+                        }
+                        "/cdn/isv:/kubernetes:/v1.34/deb/Packages" => deb.into_response(),
+                        "/core:/stable:/v1.34/rpm/repodata/repomd.xml" => repomd.into_response(),
+                        "/core:/stable:/v1.34/rpm/repodata/0a1b-primary.xml.gz" => primary_gz.into_response(),
+                        "/captive/Packages" => "<html>Sign in to the guest network</html>".into_response(),
+                        _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+                    }
+                }
+            });
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    url
+}
+
+#[test]
+fn a_package_index_url_pins_the_builds_the_repository_has_and_an_unreachable_one_falls_back() {
+    let repo = serve_repository();
+    let root = format!("{repo}/core:/stable:");
+    // plan.json goes v1.33.4 -> v1.34.6 -> v1.35.3; the repository has an index for v1.34 only.
+    let out = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--package-index", &root]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = stdout(&out);
+    assert!(md.contains("apt-get install -y kubeadm='1.34.6-1.1'"), "{md}");
+    assert!(md.contains("apt-get install -y kubelet='1.34.6-2.1' kubectl='1.34.6-1.1'"), "the newest build: {md}");
+    assert!(md.contains("apt-get install -y kubeadm='1.35.3-*'"), "{md}");
+    let notes = stderr(&out);
+    assert!(notes.contains(&format!("note: package index {root}/v1.35/deb/Packages not read (HTTP 404")), "{notes}");
+    assert!(notes.contains("deb packages of v1.35 are pinned as '1.35.z-*'"), "{notes}");
+    assert!(!notes.contains("rpm"), "--distro apt reads no rpm index: {notes}");
+
+    // rpm: repomd.xml names the gzip primary index.
+    let out = run(&["runbook", "--plan", &plan_arg(), "--distro", "dnf", "--package-index", &root, "--rollback"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = stdout(&out);
+    assert!(md.contains("kubeadm-'1.34.6-150500.1.1' kubelet-'1.34.6-150500.1.1'"), "{md}");
+
+    // One index by its own URL.
+    let one = format!("{root}/v1.34/deb/Packages");
+    let out = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--package-index", &one]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("kubeadm='1.34.6-1.1'"));
+
+    // Nothing listens on this port: the runbook is the one without an index, with a note.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}/core:/stable:", closed.local_addr().unwrap());
+    drop(closed);
+    let without = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt"]);
+    let out = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--package-index", &gone]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), stdout(&without), "an unreachable index changes no line");
+    let notes = stderr(&out);
+    assert_eq!(notes.matches("note: package index").count(), 3, "one per minor: {notes}");
+    assert!(notes.contains("deb packages of v1.34 are pinned as '1.34.z-*'"), "{notes}");
+
+    // A page that is not an index is bad input, named with the fix.
+    let out = run(&[
+        "runbook",
+        "--plan",
+        &plan_arg(),
+        "--distro",
+        "apt",
+        "--package-index",
+        &format!("{repo}/captive/Packages"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/captive/Packages is neither a deb `Packages` index"), "{}", stderr(&out));
+}

@@ -16,6 +16,7 @@ use stepstone_core::version::KubeVersion;
 use stepstone_host::etcd::{RemoteEtcdctl, snapshot_via_ssh};
 use stepstone_host::node::BoxFuture;
 use stepstone_host::{NodeOps, NodeTarget, RemoteCommand};
+use stepstone_runbook::PackageIndex;
 use stepstone_runbook::packages::{Distro, PackageCommands};
 
 use crate::journal::HopSnapshot;
@@ -90,9 +91,10 @@ pub trait NodeBackend: Send + Sync {
     fn ready_timeout(&self) -> Duration;
 }
 
-/// The commands that upgrade one node, in order, one shell line (or here-document) each.
-pub fn upgrade_commands(distro: Distro, target: &KubeVersion, step: KubeadmStep) -> Vec<String> {
-    let c = PackageCommands::new(distro, target);
+/// The commands that upgrade one node, in order, one shell line (or here-document) each: the
+/// runbook's, pinning the build `index` lists for `target` (else `'1.x.y-*'`).
+pub fn upgrade_commands(distro: Distro, target: &KubeVersion, step: KubeadmStep, index: &PackageIndex) -> Vec<String> {
+    let c = PackageCommands::indexed(distro, target, index);
     let mut out = vec![c.repo_switch.clone()];
     out.extend([c.unhold_kubeadm.clone(), c.install_kubeadm.clone(), c.hold_kubeadm.clone()]);
     out.push(match step {
@@ -106,8 +108,8 @@ pub fn upgrade_commands(distro: Distro, target: &KubeVersion, step: KubeadmStep)
 }
 
 /// The commands that put a worker's packages back on `previous` and restart its kubelet.
-pub fn rollback_commands(distro: Distro, previous: &KubeVersion) -> Vec<String> {
-    let c = PackageCommands::new(distro, previous);
+pub fn rollback_commands(distro: Distro, previous: &KubeVersion, index: &PackageIndex) -> Vec<String> {
+    let c = PackageCommands::indexed(distro, previous, index);
     let mut out = vec![c.repo_switch.clone(), c.unhold_all.clone(), c.downgrade_all.clone(), c.hold_all.clone()];
     out.extend(["systemctl daemon-reload".to_string(), "systemctl restart kubelet".to_string()]);
     out.retain(|l| !l.trim().is_empty());
@@ -131,6 +133,8 @@ pub struct SshBackend {
     /// ([`crate::etcd_access::remote_etcdctl`]); `etcd` for a node not listed.
     pub etcd_by_node: std::collections::BTreeMap<String, RemoteEtcdctl>,
     pub etcd: RemoteEtcdctl,
+    /// The repository's own package index (`--package-index`); empty pins `'1.x.y-*'`.
+    pub package_index: PackageIndex,
 }
 
 /// Where SSH dials `node`, once its name and address are known to be harmless: names and
@@ -200,7 +204,7 @@ impl NodeBackend for SshBackend {
         step: KubeadmStep,
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
-            let commands = upgrade_commands(distro_of(node, self.distro)?, target, step);
+            let commands = upgrade_commands(distro_of(node, self.distro)?, target, step, &self.package_index);
             self.run_all(node, &commands, "upgrade").await
         })
     }
@@ -211,7 +215,7 @@ impl NodeBackend for SshBackend {
         previous: &'a KubeVersion,
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
-            let commands = rollback_commands(distro_of(node, self.distro)?, previous);
+            let commands = rollback_commands(distro_of(node, self.distro)?, previous, &self.package_index);
             self.run_all(node, &commands, "rollback").await
         })
     }
@@ -273,6 +277,8 @@ pub struct ManualBackend {
     pub wait: Duration,
     /// Where snapshot files are expected (the operator takes them with `stepstone etcd backup`).
     pub snapshot: Option<PathBuf>,
+    /// The repository's own package index (`--package-index`); empty pins `'1.x.y-*'`.
+    pub package_index: PackageIndex,
 }
 
 impl NodeBackend for ManualBackend {
@@ -289,7 +295,7 @@ impl NodeBackend for ManualBackend {
         Box::pin(async move {
             // The name heads the printed block: a name with a line break could forge commands.
             ssh_target(&NodeRef { address: node.name.clone(), ..node.clone() })?;
-            let commands = upgrade_commands(distro_of(node, self.distro)?, target, step);
+            let commands = upgrade_commands(distro_of(node, self.distro)?, target, step, &self.package_index);
             (self.out)(&format!(
                 "run on {} (as root), then stepstone continues once it reports {}:\n{}\n",
                 node.name,
@@ -307,7 +313,7 @@ impl NodeBackend for ManualBackend {
     ) -> BoxFuture<'a, Result<Vec<String>, BackendError>> {
         Box::pin(async move {
             ssh_target(&NodeRef { address: node.name.clone(), ..node.clone() })?;
-            let commands = rollback_commands(distro_of(node, self.distro)?, previous);
+            let commands = rollback_commands(distro_of(node, self.distro)?, previous, &self.package_index);
             (self.out)(&format!("roll {} back (as root):\n{}\n", node.name, indent(&commands)));
             Ok(commands)
         })
@@ -355,17 +361,43 @@ mod tests {
     #[test]
     fn an_apt_worker_runs_the_runbooks_commands_in_order() {
         let v: KubeVersion = "v1.35.3".parse().unwrap();
-        let c = upgrade_commands(Distro::Apt, &v, KubeadmStep::Node);
+        let none = PackageIndex::default();
+        let c = upgrade_commands(Distro::Apt, &v, KubeadmStep::Node, &none);
         let pos =
             |needle: &str| c.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle} in {c:?}"));
         assert!(pos("pkgs.k8s.io/core:/stable:/v1.35") < pos("apt-get install -y kubeadm='1.35.3-*'"));
         assert!(pos("kubeadm='1.35.3-*'") < pos("kubeadm upgrade node"));
         assert!(pos("kubeadm upgrade node") < pos("kubelet='1.35.3-*' kubectl='1.35.3-*'"));
         assert_eq!(c.last().map(String::as_str), Some("systemctl restart kubelet"));
-        let apply = upgrade_commands(Distro::Apt, &v, KubeadmStep::Apply);
+        let apply = upgrade_commands(Distro::Apt, &v, KubeadmStep::Apply, &none);
         assert!(apply.iter().any(|l| l == "kubeadm upgrade apply -y v1.35.3"));
-        let back = rollback_commands(Distro::Apt, &"v1.34.6".parse().unwrap());
+        let back = rollback_commands(Distro::Apt, &"v1.34.6".parse().unwrap(), &none);
         assert!(back.iter().any(|l| l.contains("--allow-downgrades kubeadm='1.34.6-*'")), "{back:?}");
+    }
+
+    #[test]
+    fn a_package_index_pins_the_builds_it_lists_on_the_node_too() {
+        let mut index = PackageIndex::default();
+        index
+            .add(
+                "Packages",
+                "Package: kubeadm\nVersion: 1.35.3-1.1\n\nPackage: kubelet\nVersion: 1.35.3-2.1\n\n\
+                 Package: kubectl\nVersion: 1.35.3-1.1\n\nPackage: kubeadm\nVersion: 1.34.6-1.1\n",
+            )
+            .unwrap();
+        let v: KubeVersion = "v1.35.3".parse().unwrap();
+        let c = upgrade_commands(Distro::Apt, &v, KubeadmStep::Node, &index);
+        assert!(c.contains(&"apt-get install -y kubeadm='1.35.3-1.1'".to_string()), "{c:?}");
+        assert!(c.contains(&"apt-get install -y kubelet='1.35.3-2.1' kubectl='1.35.3-1.1'".to_string()), "{c:?}");
+        let back = rollback_commands(Distro::Apt, &"v1.34.6".parse().unwrap(), &index);
+        // kubelet and kubectl 1.34.6 are not in this index: they keep the wildcard.
+        assert!(
+            back.iter().any(|l| l.ends_with("kubeadm='1.34.6-1.1' kubelet='1.34.6-*' kubectl='1.34.6-*'")),
+            "{back:?}"
+        );
+        // dnf nodes do not take deb revisions.
+        let dnf = upgrade_commands(Distro::Dnf, &v, KubeadmStep::Node, &index);
+        assert!(dnf.iter().any(|l| l.ends_with("kubeadm-'1.35.3-*'")), "{dnf:?}");
     }
 
     #[test]

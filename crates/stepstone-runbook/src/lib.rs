@@ -15,7 +15,7 @@ pub mod templates;
 pub mod time;
 pub mod upgrade;
 
-pub use package_index::{IndexError, PackageIndex};
+pub use package_index::{IndexError, IndexFormat, PackageIndex};
 pub use packages::{Distro, DistroChoice, PackageCommands};
 pub use report::{ReportView, html_report};
 pub use staging::{StagingDesign, staging_design, staging_markdown};

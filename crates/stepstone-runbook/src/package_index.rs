@@ -2,6 +2,7 @@
 //! per-minor deb repository's `Packages` file and the rpm repository's `repodata/*primary.xml`.
 //! A runbook built with an index pins the exact build (`kubeadm='1.28.14-2.1'`); without one it
 //! pins `'1.28.14-*'`, as kubeadm's documentation does, and never guesses a revision.
+//! Reading the index over the network is the binary's business; this module only parses.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +49,19 @@ impl PackageIndex {
         if found.is_empty() {
             return Err(IndexError::NoKubernetesPackages { source_name: source_name.to_string() });
         }
+        for (_, name, version, revision) in &found {
+            // The revision is pasted into the runbook's shell lines (`kubeadm='1.35.3-1.1'`)
+            // and sent to nodes: an index from the network must not be able to add syntax.
+            if revision.is_empty() || !revision.chars().all(|c| c.is_ascii_alphanumeric() || ".+~_".contains(c)) {
+                return Err(IndexError::Malformed {
+                    source_name: source_name.to_string(),
+                    detail: format!(
+                        "{name} {version} has the build revision {revision:?}, which is not a package revision \
+                         (letters, digits and . + ~ _ only): is the index damaged or not the Kubernetes repository's?"
+                    ),
+                });
+            }
+        }
         for (format, name, version, revision) in found {
             let slot = self.revisions.entry((format, name, version)).or_default();
             if slot.is_empty() || newer(&revision, slot) {
@@ -65,6 +79,26 @@ impl PackageIndex {
     pub fn is_empty(&self) -> bool {
         self.revisions.is_empty()
     }
+}
+
+/// Where an rpm repository keeps its `primary` index, from its `repodata/repomd.xml`: the
+/// `href` of `<data type="primary">`'s `<location>`, relative to the repository's root
+/// (`repodata/…-primary.xml.gz`).
+pub fn primary_location(repomd: &str) -> Option<&str> {
+    let mut rest = repomd;
+    while let Some(start) = rest.find("<data ") {
+        let body = &rest[start..];
+        let end = body.find("</data>")?;
+        let data = &body[..end];
+        rest = &body[end..];
+        let open_tag = &data[..data.find('>')?];
+        if attribute(open_tag.trim_start_matches("<data "), "type") != Some("primary") {
+            continue;
+        }
+        let location = between(data, "<location ", ">")?;
+        return attribute(location.trim_end_matches('/'), "href");
+    }
+    None
 }
 
 type Entry = (IndexFormat, String, String, String);
@@ -201,7 +235,30 @@ mod tests {
             .add("p.xml", "<?xml version=\"1.0\"?><metadata><package type=\"rpm\"><name>kubeadm</name>")
             .unwrap_err();
         assert!(e.to_string().contains("not closed"), "{e}");
+        let e = index.add("Packages", "Package: kubeadm\nVersion: 1.35.3-1';reboot;'\n").unwrap_err();
+        assert!(e.to_string().contains("not a package revision"), "{e}");
+        let e = index
+            .add("p.xml", "<metadata><package type=\"rpm\"><name>kubelet</name><version ver=\"1.35.3\" rel=\"1 $(reboot)\"/></package></metadata>")
+            .unwrap_err();
+        assert!(e.to_string().contains("not a package revision"), "{e}");
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn repomd_names_the_primary_index() {
+        let repomd = r#"<?xml version="1.0" encoding="UTF-8"?>
+<repomd xmlns="http://linux.duke.edu/metadata/repo">
+  <revision>1725000000</revision>
+  <data type="filelists"><location href="repodata/aa-filelists.xml.gz"/></data>
+  <data type="primary">
+    <checksum type="sha256">bb</checksum>
+    <location href="repodata/bb-primary.xml.gz"/>
+  </data>
+  <data type="primary_db"><location href="repodata/cc-primary.sqlite.bz2"/></data>
+</repomd>"#;
+        assert_eq!(primary_location(repomd), Some("repodata/bb-primary.xml.gz"));
+        assert_eq!(primary_location("<repomd><data type=\"other\"><location href=\"x\"/></data></repomd>"), None);
+        assert_eq!(primary_location("<html>404</html>"), None);
     }
 
     #[test]

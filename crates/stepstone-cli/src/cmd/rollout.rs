@@ -158,6 +158,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "apt|dnf|zypper")]
     pub distro: Option<String>,
 
+    /// ssh, manual: pin the exact builds the Kubernetes repository's own index lists, as
+    /// `stepstone runbook --package-index` does (a file, or an http(s) URL of one index or of a
+    /// repository root such as https://pkgs.k8s.io/core:/stable:). Unreachable: `'1.x.y-*'`.
+    #[arg(long, value_name = "FILE|URL")]
+    pub package_index: Vec<String>,
+
     /// `json`: one JSON event per line instead of text.
     #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "text")]
     pub output: String,
@@ -260,12 +266,31 @@ fn check_output(output: &str) -> anyhow::Result<()> {
 }
 
 /// The node backend for `ops`.
-pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyhow::Result<(Arc<dyn NodeBackend>, f64)> {
+pub async fn backend(
+    ops: NodeOpsArg,
+    conn: &Connection,
+    run: &RunArgs,
+    plan: &stepstone_core::plan::Plan,
+) -> anyhow::Result<(Arc<dyn NodeBackend>, f64)> {
     let distro = run
         .distro
         .as_deref()
         .map(|d| d.parse::<stepstone_runbook::packages::Distro>().map_err(|e| usage(format!("--distro: {e}"))))
         .transpose()?;
+    let package_index = if run.package_index.is_empty() || ops == NodeOpsArg::Lab {
+        stepstone_runbook::PackageIndex::default()
+    } else {
+        let resolved = crate::package_repo::resolve(
+            &run.package_index,
+            &crate::package_repo::minors_of(plan),
+            &crate::package_repo::formats_for(distro),
+        )
+        .await?;
+        for note in &resolved.notes {
+            eprintln!("note: {note}");
+        }
+        resolved.index
+    };
     Ok(match ops {
         NodeOpsArg::Lab => {
             let lab = LabBackend::new(&conn.server).await.map_err(|e| {
@@ -289,6 +314,7 @@ pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyho
                 command_timeout: run.ssh.timeout(),
                 etcd_by_node: etcd_by_node(conn).await?,
                 etcd: Default::default(),
+                package_index,
             };
             (Arc::new(backend), cluster_speed(conn).await)
         }
@@ -298,6 +324,7 @@ pub async fn backend(ops: NodeOpsArg, conn: &Connection, run: &RunArgs) -> anyho
                 out: Arc::new(|s: &str| println!("{s}")),
                 wait: Duration::from_secs(u64::from(run.manual_wait) * 60),
                 snapshot: run.etcd_snapshot.clone(),
+                package_index,
             };
             (Arc::new(backend), cluster_speed(conn).await)
         }
@@ -345,9 +372,10 @@ pub async fn engine(
     run: &RunArgs,
     rules: RuleOptions,
     journal: &Path,
+    plan: &stepstone_core::plan::Plan,
 ) -> anyhow::Result<Engine> {
     check_output(&run.output)?;
-    let (backend, speed) = backend(ops, &cluster.conn, run).await?;
+    let (backend, speed) = backend(ops, &cluster.conn, run, plan).await?;
     // A lab answers in lab time, as it runs everything else: its `Retry-After: 1` is one lab
     // second, a budget's 5 s retry interval five lab seconds. Waiting them in real time made
     // a faulty run at speed 300 twice as long as a clean one. Speed 1 (any real cluster) keeps
@@ -465,7 +493,7 @@ async fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
     }
     let rules = a.policy.drain_options();
     journal.drain_options = Some(rules.clone());
-    let engine = engine(cluster, ops, &a.run, rules, &a.cluster.journal).await?;
+    let engine = engine(cluster, ops, &a.run, rules, &a.cluster.journal, &journal.plan).await?;
     let outcome = engine.run(&mut journal, false).await.map_err(lock_is_usage)?;
     Ok(exit_for(&outcome))
 }
@@ -505,7 +533,7 @@ async fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let rules = journal.drain_options.clone().unwrap_or_default();
-    let engine = engine(cluster, ops, &a.run, rules, &a.cluster.journal).await?;
+    let engine = engine(cluster, ops, &a.run, rules, &a.cluster.journal, &journal.plan).await?;
     let outcome = engine.run(&mut journal, true).await.map_err(lock_is_usage)?;
     Ok(exit_for(&outcome))
 }

@@ -13,6 +13,7 @@ use stepstone_runbook::{
 };
 
 use crate::exit::usage;
+use crate::package_repo;
 use crate::source::SourceArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,10 +113,12 @@ pub struct Args {
     pub allow_local_storage_loss: bool,
 
     /// The Kubernetes repository's own package index, to pin the exact build instead of
-    /// `'1.x.y-*'`: the per-minor deb `Packages` file or the rpm `repodata/*-primary.xml` (a
-    /// mirror's copy on offline sites). Repeatable, one per minor and format.
-    #[arg(long, value_name = "FILE")]
-    pub package_index: Vec<PathBuf>,
+    /// `'1.x.y-*'`: a file (the per-minor deb `Packages` or the rpm `repodata/*-primary.xml`, a
+    /// mirror's copy on offline sites) or an http(s) URL of one index or of a repository root
+    /// (`https://pkgs.k8s.io/core:/stable:` reads every minor of the plan). An unreachable URL
+    /// leaves `'1.x.y-*'` with a note. Repeatable.
+    #[arg(long, value_name = "FILE|URL")]
+    pub package_index: Vec<String>,
 }
 
 /// Read a plan file: the `stepstone/v1alpha1` envelope (`kind: Plan`) or the bare Plan object.
@@ -182,19 +185,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(dir) => Templates::with_dir(dir).map_err(|e| usage(e.to_string()))?,
         None => Templates::embedded(),
     };
-    let mut package_index = PackageIndex::default();
-    for path in &args.package_index {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| usage(format!("cannot read the package index {}: {e}", path.display())))?;
-        package_index.add(&path.display().to_string(), &text).map_err(|e| usage(e.to_string()))?;
-    }
+    let fixed = match args.distro {
+        DistroArg::Auto => None,
+        DistroArg::Apt => Some(Distro::Apt),
+        DistroArg::Dnf => Some(Distro::Dnf),
+        DistroArg::Zypper => Some(Distro::Zypper),
+    };
+    let package_index = if args.package_index.is_empty() {
+        PackageIndex::default()
+    } else {
+        let resolved = crate::exit::block_on(package_repo::resolve(
+            &args.package_index,
+            &package_repo::minors_of(&plan),
+            &package_repo::formats_for(fixed),
+        ))?;
+        for note in &resolved.notes {
+            eprintln!("note: {note}");
+        }
+        resolved.index
+    };
     let opts = RunbookOptions {
-        distro: match args.distro {
-            DistroArg::Auto => DistroChoice::Auto,
-            DistroArg::Apt => DistroChoice::Fixed(Distro::Apt),
-            DistroArg::Dnf => DistroChoice::Fixed(Distro::Dnf),
-            DistroArg::Zypper => DistroChoice::Fixed(Distro::Zypper),
-        },
+        distro: fixed.map_or(DistroChoice::Auto, DistroChoice::Fixed),
         drain_timeout: crate::duration::go(args.drain_timeout),
         backup_dir: args.backup_dir.trim_end_matches('/').to_string(),
         probe_image: args.probe_image.clone(),
