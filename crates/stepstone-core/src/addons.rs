@@ -109,6 +109,8 @@ pub struct AddonRelease {
 #[derive(Debug, Clone)]
 pub struct Addon {
     pub name: String,
+    /// What it does in the cluster: one of [`ROLES`].
+    pub role: String,
     pub images: Vec<String>,
     pub matrix: Option<String>,
     pub no_matrix: Option<String>,
@@ -143,6 +145,7 @@ struct RawRelease {
 #[serde(deny_unknown_fields)]
 struct RawAddon {
     name: String,
+    role: String,
     images: Vec<String>,
     matrix: Option<String>,
     no_matrix: Option<String>,
@@ -173,6 +176,9 @@ impl AddonData {
         let raw: RawFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut addons = Vec::new();
         for a in raw.addon {
+            if !ROLES.contains(&a.role.as_str()) {
+                return Err(format!("{}: role `{}` is not one of {}", a.name, a.role, ROLES.join(", ")));
+            }
             if a.matrix.is_some() == a.no_matrix.is_some() {
                 return Err(format!("{}: give exactly one of `matrix` and `no_matrix`", a.name));
             }
@@ -204,7 +210,14 @@ impl AddonData {
             if releases.windows(2).any(|w| w[0].since == w[1].since) {
                 return Err(format!("{}: two rows with the same `since`", a.name));
             }
-            addons.push(Addon { name: a.name, images: a.images, matrix: a.matrix, no_matrix: a.no_matrix, releases });
+            addons.push(Addon {
+                name: a.name,
+                role: a.role,
+                images: a.images,
+                matrix: a.matrix,
+                no_matrix: a.no_matrix,
+                releases,
+            });
         }
         Ok(AddonData { addons })
     }
@@ -213,6 +226,40 @@ impl AddonData {
     pub fn identify(&self, image: &str) -> Option<&Addon> {
         self.addons.iter().find(|a| a.recognises(image))
     }
+}
+
+/// What an add-on does in the cluster, in the order a staging cluster tests them: device
+/// plugins, then the network, storage, ingress, DNS, monitoring, load balancers, certificates.
+pub const ROLES: [&str; 8] =
+    ["device-plugin", "cni", "csi", "ingress", "dns", "monitoring", "load-balancer", "certificates"];
+
+/// Add-ons the compatibility table does not list, by a substring of the lower-cased image;
+/// the first match wins, so device plugins (`sriov-cni`) are tried before network plugins.
+const UNLISTED_ROLES: &[(&str, &[&str])] = &[
+    ("device-plugin", &["device-plugin", "nvidia", "gpu-operator", "sriov", "intel/intel-"]),
+    ("cni", &["calico", "cilium", "flannel", "weave", "kube-router", "antrea", "multus", "kube-ovn", "tigera"]),
+    (
+        "csi",
+        &["csi", "rook", "ceph", "longhorn", "openebs", "local-path-provisioner", "portworx", "topolvm", "nfs-subdir"],
+    ),
+    ("ingress", &["ingress-nginx", "nginx-ingress", "traefik", "haproxy-ingress", "contour", "envoy", "kong"]),
+    ("dns", &["coredns", "k8s-dns-node-cache", "nodelocaldns"]),
+    (
+        "monitoring",
+        &["prometheus", "node-exporter", "kube-state-metrics", "grafana", "alertmanager", "victoria-metrics"],
+    ),
+    ("load-balancer", &["metallb", "kube-vip"]),
+    ("certificates", &["cert-manager"]),
+];
+
+/// The role of the add-on an image belongs to: the table's add-on when it lists the image,
+/// else a known add-on by name, else none.
+pub fn role_of(image: &str) -> Option<&'static str> {
+    if let Some(addon) = AddonData::embedded().identify(image) {
+        return ROLES.iter().copied().find(|r| *r == addon.role);
+    }
+    let lower = image.to_ascii_lowercase();
+    UNLISTED_ROLES.iter().find(|(_, needles)| needles.iter().any(|n| lower.contains(n))).map(|(role, _)| *role)
 }
 
 /// How an add-on version stands on the Kubernetes minor a hop ends at.
@@ -633,19 +680,37 @@ mod tests {
     }
 
     #[test]
+    fn roles_come_from_the_table_then_from_known_names() {
+        // Listed add-ons take the table's role, whatever their name contains.
+        assert_eq!(role_of("quay.io/calico/node:v3.29.3"), Some("cni"));
+        assert_eq!(role_of("registry.k8s.io/sig-storage/livenessprobe:v2.14.0"), Some("csi"));
+        assert_eq!(role_of("registry.k8s.io/metrics-server/metrics-server:v0.7.2"), Some("monitoring"));
+        assert_eq!(role_of("quay.io/jetstack/cert-manager-controller:v1.16.2"), Some("certificates"));
+        // Unlisted ones by name; device plugins before network plugins.
+        assert_eq!(role_of("ghcr.io/k8snetworkplumbingwg/sriov-cni:v2.8.1"), Some("device-plugin"));
+        assert_eq!(role_of("quay.io/cilium/cilium-envoy:v1.30.9"), Some("cni"));
+        assert_eq!(role_of("registry.k8s.io/coredns/coredns:v1.11.3"), Some("dns"));
+        assert_eq!(role_of("docker.io/library/postgres:16"), None);
+        for a in &AddonData::embedded().addons {
+            assert!(ROLES.contains(&a.role.as_str()), "{}: {}", a.name, a.role);
+        }
+    }
+
+    #[test]
     fn broken_tables_are_refused_with_the_row() {
         for (text, says) in [
-            ("[[addon]]\nname='x'\nimages=['x']\n", "exactly one of"),
+            ("[[addon]]\nname='x'\nrole='cni'\nimages=['x']\n", "exactly one of"),
+            ("[[addon]]\nname='x'\nrole='network'\nimages=['x']\nmatrix='u'\n", "role `network` is not one of"),
             (
-                "[[addon]]\nname='x'\nimages=['x']\nmatrix='u'\n[[addon.release]]\nsince='1.0.0'\nkubernetes='1.30-1.28'\nsource='s'\n",
+                "[[addon]]\nname='x'\nrole='cni'\nimages=['x']\nmatrix='u'\n[[addon.release]]\nsince='1.0.0'\nkubernetes='1.30-1.28'\nsource='s'\n",
                 "x row since 1.0.0",
             ),
             (
-                "[[addon]]\nname='x'\nimages=['x']\nmatrix='u'\n[[addon.release]]\nsince='1.0.0'\nkubernetes='1.28+'\nsource=' '\n",
+                "[[addon]]\nname='x'\nrole='cni'\nimages=['x']\nmatrix='u'\n[[addon.release]]\nsince='1.0.0'\nkubernetes='1.28+'\nsource=' '\n",
                 "no source",
             ),
             (
-                "[[addon]]\nname='x'\nimages=['x']\nno_matrix='n'\n[[addon.release]]\nsince='1.0.0'\nkubernetes='1.28+'\nsource='s'\n",
+                "[[addon]]\nname='x'\nrole='cni'\nimages=['x']\nno_matrix='n'\n[[addon.release]]\nsince='1.0.0'\nkubernetes='1.28+'\nsource='s'\n",
                 "without a matrix",
             ),
         ] {

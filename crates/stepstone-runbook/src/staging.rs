@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use stepstone_core::addons::{self, AddonData};
+use stepstone_core::addons::{self, AddonData, ROLES, role_of};
 use stepstone_core::inventory::{DEFAULT_GENERATION_LABELS, Inventory, Node, WorkloadKind};
 use stepstone_core::path;
 use stepstone_core::plan::WorkerStrategy;
@@ -87,31 +87,9 @@ pub struct StagingControlPlane {
     pub node: StagingNode,
 }
 
-/// Substrings of an image (lower-cased) that give an add-on its role; first match wins, so
-/// device plugins (`sriov-cni`) are tested before CNIs.
-const ROLES: &[(&str, &[&str])] = &[
-    ("device-plugin", &["device-plugin", "nvidia", "gpu-operator", "sriov", "intel/intel-"]),
-    ("cni", &["calico", "cilium", "flannel", "weave", "kube-router", "antrea", "multus", "kube-ovn", "tigera"]),
-    (
-        "csi",
-        &["csi", "rook", "ceph", "longhorn", "openebs", "local-path-provisioner", "portworx", "topolvm", "nfs-subdir"],
-    ),
-    ("ingress", &["ingress-nginx", "nginx-ingress", "traefik", "haproxy-ingress", "contour", "envoy", "kong"]),
-    ("dns", &["coredns", "k8s-dns-node-cache", "nodelocaldns"]),
-    (
-        "monitoring",
-        &["prometheus", "node-exporter", "kube-state-metrics", "grafana", "alertmanager", "victoria-metrics"],
-    ),
-    ("load-balancer", &["metallb", "kube-vip"]),
-];
-
-fn role_of(image: &str) -> Option<&'static str> {
-    let lower = image.to_ascii_lowercase();
-    ROLES.iter().find(|(_, needles)| needles.iter().any(|n| lower.contains(n))).map(|(role, _)| *role)
-}
-
+/// Where a role sorts: as [`ROLES`] lists them, unknown system add-ons (`other`) last.
 fn role_rank(role: &str) -> usize {
-    ROLES.iter().position(|(r, _)| *r == role).unwrap_or(ROLES.len())
+    ROLES.iter().position(|r| *r == role).unwrap_or(ROLES.len())
 }
 
 fn is_system_namespace(ns: &str) -> bool {
