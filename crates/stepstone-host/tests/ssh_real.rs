@@ -151,13 +151,13 @@ async fn preflight_reads_the_kubelet_flag_files_on_the_node() {
     );
     assert!(old.message.contains("--cgroup-driver=cgroupfs (in /etc/default/kubelet) overrides cgroupDriver: systemd"));
 
-    // 1.35 rejects it and drops the pause image flag: an error naming each flag and its file.
+    // 1.35 rejects it and the pause image flag: an error naming each flag and its file.
     let new = flags("v1.35.3");
     assert_eq!((new.severity, new.code.as_str()), (Severity::Error, "preflight.kubelet-flag-removed"), "{new:?}");
     for want in [
         "the v1.35.3 kubelet will not start",
         "--container-runtime (in /var/lib/kubelet/kubeadm-flags.env) is removed from 1.27",
-        "--pod-infra-container-image (in /var/lib/kubelet/kubeadm-flags.env) is deprecated from 1.35",
+        "--pod-infra-container-image (in /var/lib/kubelet/kubeadm-flags.env) is removed from 1.35",
     ] {
         assert!(new.message.contains(want), "{want}: {}", new.message);
     }

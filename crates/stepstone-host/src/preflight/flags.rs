@@ -152,9 +152,9 @@ mod tests {
             Case { name: "1.26 still takes --container-runtime", target: "1.26", want: vec![] },
             Case { name: "1.27 rejects it", target: "1.27", want: vec![("container-runtime", true)] },
             Case {
-                name: "1.35 also drops the pause image flag, removed first",
+                name: "1.35 also rejects the pause image flag",
                 target: "1.35",
-                want: vec![("container-runtime", true), ("pod-infra-container-image", false)],
+                want: vec![("container-runtime", true), ("pod-infra-container-image", true)],
             },
         ] {
             let got: Vec<(String, bool)> =
@@ -162,6 +162,25 @@ mod tests {
             let want: Vec<(String, bool)> = case.want.iter().map(|(f, r)| (f.to_string(), *r)).collect();
             assert_eq!(got, want, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn a_flag_on_its_way_out_is_a_warning_after_the_removed_ones() {
+        let set = parse_flag_files(FILES);
+        let rule = |name: &str, removed: Option<&str>, deprecated: Option<&str>| FlagRule {
+            name: name.into(),
+            removed: removed.map(m),
+            deprecated: deprecated.map(m),
+            fix: "f".into(),
+            source: "s".into(),
+        };
+        let table = [rule("node-ip", None, Some("1.34")), rule("cgroup-driver", Some("1.36"), Some("1.34"))];
+        let got: Vec<(String, bool)> =
+            judge(&set, m("1.34"), &table).into_iter().map(|p| (p.flag, p.removed)).collect();
+        assert_eq!(got, [("cgroup-driver".to_string(), false), ("node-ip".to_string(), false)]);
+        let got: Vec<(String, bool)> =
+            judge(&set, m("1.36"), &table).into_iter().map(|p| (p.flag, p.removed)).collect();
+        assert_eq!(got, [("cgroup-driver".to_string(), true), ("node-ip".to_string(), false)]);
     }
 
     #[test]
