@@ -23,7 +23,7 @@ mod target;
 /// Plan, rehearse, execute and verify Kubernetes upgrades of bare-metal kubeadm clusters.
 ///
 /// Every command reads the cluster from a snapshot (`--snapshot cluster.json`, as written by
-/// `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json` or `stepstone snapshot`) or from a
+/// `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` or `stepstone snapshot`) or from a
 /// live cluster (`--kubeconfig`). With neither, the bundled three-generation example fleet is used.
 #[derive(Debug, Parser)]
 #[command(name = "stepstone", version, propagate_version = true, max_term_width = 110)]

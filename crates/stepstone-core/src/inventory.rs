@@ -3,7 +3,7 @@
 //! It is built from `kubectl get … -o json` output or from a live API server (both go through
 //! [`crate::snapshot`]), so nothing here knows where the data came from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::quantity::Resources;
 use crate::selector::Selector;
 use crate::version::KubeVersion;
+pub use crate::volumes::{PersistentVolume, VolumeClaim};
 
 /// Label keys read, in order, to find a node's hardware generation.
 pub const DEFAULT_GENERATION_LABELS: &[&str] =
@@ -35,6 +36,14 @@ pub struct Inventory {
     pub workloads: Vec<Workload>,
     /// Control-plane components (from static pods) and kube-proxy (per node).
     pub components: Vec<ComponentInstance>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<PersistentVolume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<VolumeClaim>,
+    /// `namespace/claim` -> the nodes that reach its bound volume, for claims bound to volumes
+    /// with node affinity ([`crate::volumes::claim_nodes`], derived when the inventory is read).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claim_nodes: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ pub mod selector;
 pub mod skew;
 pub mod snapshot;
 pub mod version;
+pub mod volumes;
 pub mod wire;
 
 /// The `apiVersion` of every document stepstone prints.

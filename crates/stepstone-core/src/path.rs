@@ -52,7 +52,7 @@ pub enum WorkerStrategy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     #[error(
-        "{cluster}: the control-plane version is unknown (no kube-apiserver static pods and no /version); include kube-system pods in the snapshot (`kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json`) or read the cluster with --kubeconfig"
+        "{cluster}: the control-plane version is unknown (no kube-apiserver static pods and no /version); include kube-system pods in the snapshot (`kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json`) or read the cluster with --kubeconfig"
     )]
     UnknownControlPlane { cluster: String },
     #[error(

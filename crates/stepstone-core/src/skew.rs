@@ -447,7 +447,7 @@ pub fn check(inv: &Inventory, opts: &SkewOptions, data: &ReleaseData) -> SkewRep
             "skew.control-plane-unknown",
             "control-plane",
             "no kube-apiserver version found: the snapshot has no kube-system static pods and no /version",
-            "include kube-system pods (`kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json`) or read the cluster with --kubeconfig",
+            "include kube-system pods (`kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json`) or read the cluster with --kubeconfig",
         ));
     }
     findings::sort(&mut findings);

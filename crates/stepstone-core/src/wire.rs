@@ -87,6 +87,24 @@ pub const PDB: Keep = Keep::Only(&[
     ("status", Keep::All),
 ]);
 
+/// What [`crate::volumes::parse_volume`] reads.
+pub const PERSISTENT_VOLUME: Keep = Keep::Only(&[
+    ("apiVersion", Keep::All),
+    ("kind", Keep::All),
+    ("metadata", METADATA),
+    ("spec", Keep::Only(&[("claimRef", Keep::All), ("nodeAffinity", Keep::All)])),
+    ("status", Keep::Only(&[("phase", Keep::All)])),
+]);
+
+/// What [`crate::volumes::parse_claim`] reads.
+pub const PERSISTENT_VOLUME_CLAIM: Keep = Keep::Only(&[
+    ("apiVersion", Keep::All),
+    ("kind", Keep::All),
+    ("metadata", METADATA),
+    ("spec", Keep::Only(&[("volumeName", Keep::All)])),
+    ("status", Keep::Only(&[("phase", Keep::All)])),
+]);
+
 /// The rule for a kind the inventory reads; `None` for kinds it ignores.
 pub fn keep_for(kind: &str) -> Option<Keep> {
     match kind {
@@ -94,6 +112,8 @@ pub fn keep_for(kind: &str) -> Option<Keep> {
         "Node" => Some(NODE),
         "PodDisruptionBudget" => Some(PDB),
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => Some(WORKLOAD),
+        "PersistentVolume" => Some(PERSISTENT_VOLUME),
+        "PersistentVolumeClaim" => Some(PERSISTENT_VOLUME_CLAIM),
         _ => None,
     }
 }

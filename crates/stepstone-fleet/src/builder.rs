@@ -90,7 +90,14 @@ impl FleetBuilder {
     /// its `volumeClaimTemplates`, and for each a local PersistentVolume on `nodes[i]` reserved
     /// for that claim: the lab's controller creates the claims, its binder binds them, and its
     /// scheduler keeps each pod on its volume's node.
-    pub fn local_volume_statefulset(mut self, ns: &str, name: &str, nodes: &[&str]) -> Self {
+    pub fn local_volume_statefulset(self, ns: &str, name: &str, nodes: &[&str]) -> Self {
+        self.local_volume_statefulset_on(ns, name, nodes, "kubernetes.io/hostname")
+    }
+
+    /// As [`FleetBuilder::local_volume_statefulset`], with volume `i`'s node affinity on `key In
+    /// (nodes[i])` (`openebs.io/nodename` for OpenEBS LVM volumes; the node must carry that label,
+    /// see [`FleetBuilder::label`]).
+    pub fn local_volume_statefulset_on(mut self, ns: &str, name: &str, nodes: &[&str], key: &str) -> Self {
         self.items.push(json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": name, "namespace": ns, "uid": format!("uid-sts-{name}"),
@@ -128,9 +135,19 @@ impl FleetBuilder {
                     "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns,
                         "name": format!("data-{name}-{i}")},
                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
+                        {"key": key, "operator": "In", "values": [node]}]}]}}
                 }
             }));
+        }
+        self
+    }
+
+    /// Label the node `node` added before (as the kubelet does with a CSI driver's topology key).
+    pub fn label(mut self, node: &str, key: &str, value: &str) -> Self {
+        for item in &mut self.items {
+            if item["kind"] == "Node" && item["metadata"]["name"] == node {
+                item["metadata"]["labels"][key] = json!(value);
+            }
         }
         self
     }

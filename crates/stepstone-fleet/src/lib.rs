@@ -1,6 +1,6 @@
 //! Deterministic bare-metal fleets: the example clusters shipped in `examples/`, the lab's
 //! starting state and the benchmark fleets, as the `v1 List` that
-//! `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json` prints; and [`Fleet::builder`],
+//! `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` prints; and [`Fleet::builder`],
 //! a few hand-picked objects for tests.
 //!
 //! Everything is derived from a [`FleetSpec`] and its seed: names, UIDs, IPs, timestamps
@@ -38,6 +38,9 @@ pub(crate) const RESERVED_MEMORY: u64 = GIB + 100 * MIB;
 pub(crate) const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub(crate) const INSTANCE_TYPE_LABEL: &str = "node.kubernetes.io/instance-type";
 pub(crate) const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+/// The topology key of the OpenEBS LVM CSI driver: its node plugin reports it and the kubelet
+/// labels the node with it; the volumes it provisions select it in their node affinity.
+pub(crate) const OPENEBS_NODE_LABEL: &str = "openebs.io/nodename";
 pub(crate) const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 
 /// The fleet as a `kubectl get … -o json` List.

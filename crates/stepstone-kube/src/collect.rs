@@ -1,5 +1,6 @@
-//! Reading a live cluster: paginated lists of nodes, pods, PDBs and workload controllers across
-//! all namespaces, plus `/version`.
+//! Reading a live cluster: paginated lists of nodes, pods, PDBs, workload controllers and
+//! PersistentVolumes with their claims (where a pod's data lives) across all namespaces, plus
+//! `/version`.
 //!
 //! The objects are kept as the raw JSON the API server sent and handed to
 //! [`stepstone_core::snapshot::ObjectSet`], the parser that also reads snapshot files, so a live
@@ -29,7 +30,7 @@ pub struct Resource {
 }
 
 /// What `stepstone snapshot` and the inventory read, in the order kubectl prints
-/// `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json`.
+/// `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json`.
 pub const RESOURCES: &[Resource] = &[
     Resource { kind: "Node", api_version: "v1", path: "/api/v1/nodes" },
     Resource { kind: "Pod", api_version: "v1", path: "/api/v1/pods" },
@@ -38,6 +39,8 @@ pub const RESOURCES: &[Resource] = &[
     Resource { kind: "ReplicaSet", api_version: "apps/v1", path: "/apis/apps/v1/replicasets" },
     Resource { kind: "StatefulSet", api_version: "apps/v1", path: "/apis/apps/v1/statefulsets" },
     Resource { kind: "DaemonSet", api_version: "apps/v1", path: "/apis/apps/v1/daemonsets" },
+    Resource { kind: "PersistentVolume", api_version: "v1", path: "/api/v1/persistentvolumes" },
+    Resource { kind: "PersistentVolumeClaim", api_version: "v1", path: "/api/v1/persistentvolumeclaims" },
 ];
 
 #[derive(Debug, thiserror::Error)]

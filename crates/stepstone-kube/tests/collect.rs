@@ -30,7 +30,7 @@ async fn paginates_every_list_with_continue_tokens() {
     }
 
     // Every item carries kind and apiVersion, as kubectl prints them.
-    assert_eq!(set.objects.len(), 5 + 20 + 1 + 1 + 1 + 1 + 1);
+    assert_eq!(set.objects.len(), 5 + 20 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
     for (_, o) in &set.objects {
         assert!(o["kind"].is_string() && o["apiVersion"].is_string(), "{o}");
     }
@@ -57,6 +57,11 @@ async fn paginates_every_list_with_continue_tokens() {
     assert_eq!(r640.kube_proxy_version.as_ref().unwrap().to_string(), "v1.33.4");
     assert_eq!(inv.pdbs.len(), 1);
     assert_eq!(inv.workloads.len(), 4);
+    // db-0's claim is bound to a local-path volume on r740-01: only that node reaches its data.
+    assert_eq!(
+        inv.claim_nodes.iter().map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect())).collect::<Vec<_>>(),
+        [("shop/data-db-0", vec!["r740-01"])]
+    );
     let web = inv.pods.iter().find(|p| p.name.starts_with("web-")).unwrap();
     assert_eq!(inv.top_controller(web).unwrap().name, "web");
 }

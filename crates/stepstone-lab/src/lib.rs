@@ -109,7 +109,7 @@ impl Default for LabOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error(
-        "the fleet is not a kubectl List: expected {{\"kind\": \"List\", \"items\": [...]}} (as `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json` prints) or a single object"
+        "the fleet is not a kubectl List: expected {{\"kind\": \"List\", \"items\": [...]}} (as `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` prints) or a single object"
     )]
     NotAList,
     #[error("the fleet has no Node objects; a lab needs at least one node")]

@@ -116,3 +116,52 @@ fn a_claim_without_a_volume_keeps_its_pod_pending() {
     assert_eq!(claim["status"]["phase"], "Pending", "{claim}");
     assert_eq!(pod(&kc, "db-1")["status"]["phase"], "Pending");
 }
+
+/// OpenEBS LVM volumes select `openebs.io/nodename` (the label the kubelet puts on a node for the
+/// CSI driver's topology key), not the hostname: the planner, reading a `kubectl get` snapshot
+/// of the lab, says db-0 is pinned to w1 by its volume, and the lab keeps db-0 Pending once w1
+/// is drained, for the same reason.
+#[test]
+fn the_plan_and_the_lab_agree_on_a_pod_pinned_by_its_volume() {
+    use stepstone_core::drain::{BlockerKind, DrainOptions, classify_node};
+    use stepstone_core::snapshot::{SnapshotOptions, load_str};
+
+    let key = "openebs.io/nodename";
+    let fleet = Fleet::builder()
+        .worker("w1")
+        .worker("w2")
+        .worker("w3")
+        .label("w1", key, "w1")
+        .label("w2", key, "w2")
+        .label("w3", key, "w3")
+        .local_volume_statefulset_on("data", "db", &["w1", "w2"], key)
+        .build();
+    let (_lab, _dir, kc) = start_lab(fleet, 50.0);
+    wait_for(60, "db-0 Running on w1 and db-1 on w2", || {
+        running_on(&kc, "db-0", "w1") && running_on(&kc, "db-1", "w2")
+    });
+
+    let snapshot = kubectl_ok(&kc, &["get", "nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc", "-A", "-o", "json"]);
+    let inv = load_str("lab.json", &snapshot, &SnapshotOptions::default()).unwrap();
+    assert_eq!(inv.claim_nodes.get("data/data-db-0").map(|n| n.iter().map(String::as_str).collect::<Vec<_>>()), Some(vec!["w1"]));
+    let opts = DrainOptions::default();
+    let w1 = classify_node("w1", &inv, &opts);
+    let blocker = w1.blockers.iter().find(|b| b.pod == "data/db-0").unwrap_or_else(|| panic!("{:?}", w1.blockers));
+    assert_eq!(blocker.kind, BlockerKind::LocalStorage);
+    assert!(blocker.reason.contains("data-db-0") && blocker.reason.contains("stays Pending until w1"), "{blocker:?}");
+    assert!(classify_node("w3", &inv, &opts).blockers.is_empty());
+    // Accepted, the plan evicts it; the lab shows what that means: it waits for w1.
+    let accepted = DrainOptions { allow_local_storage_loss: true, ..Default::default() };
+    assert!(classify_node("w1", &inv, &accepted).evict.iter().any(|e| e.pod.name == "db-0"));
+
+    kubectl_ok(&kc, &["drain", "w1", "--ignore-daemonsets", "--timeout=120s"]);
+    let expected =
+        "0/3 nodes are available: 2 node(s) had volume node affinity conflict, 1 node(s) were unschedulable.";
+    wait_for(60, "db-0 recreated and reported unschedulable", || {
+        let out = kubectl(&kc, &["-n", "data", "get", "events", "--field-selector", "involvedObject.name=db-0"]);
+        String::from_utf8_lossy(&out.stdout).contains(expected)
+    });
+    let p = pod(&kc, "db-0");
+    assert_eq!(p["status"]["phase"], "Pending", "{p}");
+    assert!(p["spec"]["nodeName"].is_null(), "{p}");
+}

@@ -18,7 +18,7 @@ use crate::source::SourceArgs;
   stepstone inventory --snapshot cluster.json
   stepstone inventory --kubeconfig admin.conf --context prod
   stepstone inventory --example small -o json
-  kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json > cluster.json && stepstone inventory --snapshot cluster.json")]
+  kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json > cluster.json && stepstone inventory --snapshot cluster.json")]
 pub struct Args {
     #[command(flatten)]
     pub source: SourceArgs,

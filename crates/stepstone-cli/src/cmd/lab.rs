@@ -205,7 +205,7 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| crate::exit::usage(format!("cannot read --fleet {}: {e}", a.fleet.display())))?;
     let fleet: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         crate::exit::usage(format!(
-            "--fleet {}: not JSON ({e}); write one with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json` or `stepstone lab generate`",
+            "--fleet {}: not JSON ({e}); write one with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` or `stepstone lab generate`",
             a.fleet.display()
         ))
     })?;

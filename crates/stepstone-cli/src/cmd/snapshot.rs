@@ -9,7 +9,7 @@ use stepstone_core::snapshot::SnapshotOptions;
 
 /// Save nodes, pods, PDBs and workload controllers of a live cluster to a file.
 ///
-/// The file is the same `v1 List` that `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json`
+/// The file is the same `v1 List` that `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json`
 /// prints, so it can be read back with `--snapshot`, diffed, or shared without cluster access.
 /// It is written atomically (a temporary file renamed into place). Here -o names the output file.
 #[derive(Debug, clap::Args)]

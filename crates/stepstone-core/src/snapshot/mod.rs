@@ -26,7 +26,7 @@ pub enum SnapshotError {
         source: std::io::Error,
     },
     #[error(
-        "{path}: not valid JSON at line {line}, column {column}: {message}. Write it with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json > cluster.json` or `stepstone snapshot`"
+        "{path}: not valid JSON at line {line}, column {column}: {message}. Write it with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json > cluster.json` or `stepstone snapshot`"
     )]
     Json { path: String, line: usize, column: usize, message: String },
     #[error(
@@ -36,7 +36,7 @@ pub enum SnapshotError {
     #[error("{path}: {kind} {name}: {reason}")]
     Object { path: String, kind: String, name: String, reason: String },
     #[error(
-        "{path}: no nodes found; the snapshot must include nodes (kubectl get nodes,pods,pdb,deploy,rs,sts,ds -A -o json)"
+        "{path}: no nodes found; the snapshot must include nodes (kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json)"
     )]
     NoNodes { path: String },
     #[error("{path}: a directory with no .json files")]
@@ -213,6 +213,8 @@ impl InventoryBuilder {
             Parsed::Pod(p) => inv.pods.push(p),
             Parsed::Pdb(p) => inv.pdbs.push(p),
             Parsed::Workload(w) => inv.workloads.push(w),
+            Parsed::Volume(v) => inv.volumes.push(v),
+            Parsed::Claim(c) => inv.claims.push(c),
             Parsed::Ignored => {}
         }
         Ok(())
@@ -243,6 +245,8 @@ pub enum Parsed {
     Pod(Pod),
     Pdb(Pdb),
     Workload(Workload),
+    Volume(PersistentVolume),
+    Claim(VolumeClaim),
     Ignored,
 }
 
@@ -263,6 +267,8 @@ impl ParsedObject {
             "Pod" => Parsed::Pod(parse_pod(obj).map_err(wrap)?),
             "PodDisruptionBudget" => Parsed::Pdb(parse_pdb(obj).map_err(wrap)?),
             _ if WorkloadKind::from_kind(kind).is_some() => Parsed::Workload(parse_workload(obj).map_err(wrap)?),
+            "PersistentVolume" => Parsed::Volume(crate::volumes::parse_volume(obj).map_err(wrap)?),
+            "PersistentVolumeClaim" => Parsed::Claim(crate::volumes::parse_claim(obj).map_err(wrap)?),
             _ => Parsed::Ignored,
         };
         Ok(ParsedObject { kind: kind.to_string(), namespace: ns.to_string(), name: name.to_string(), parsed })
@@ -336,6 +342,9 @@ fn finish(inv: &mut Inventory) {
     inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     inv.pdbs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     inv.workloads.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    inv.volumes.sort_by(|a, b| a.name.cmp(&b.name));
+    inv.claims.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inv.claim_nodes = crate::volumes::claim_nodes(inv);
 }
 
 /// `registry.k8s.io/kube-apiserver:v1.34.2` → `registry.k8s.io/kube-apiserver`.

@@ -9,7 +9,7 @@ use stepstone_core::inventory::{CGROUP_LABEL, CgroupVersion};
 use super::{cpu_text, labels_value, ts};
 use crate::placement::PlacedFleet;
 use crate::rng::Rng;
-use crate::{CONTROL_PLANE_LABEL, HOSTNAME_LABEL, INSTANCE_TYPE_LABEL, MAX_PODS, RESERVED_MEMORY};
+use crate::{CONTROL_PLANE_LABEL, HOSTNAME_LABEL, INSTANCE_TYPE_LABEL, MAX_PODS, OPENEBS_NODE_LABEL, RESERVED_MEMORY};
 
 impl PlacedFleet<'_> {
     pub(crate) fn node_json(&self, node_index: usize, rv: String) -> Value {
@@ -25,6 +25,8 @@ impl PlacedFleet<'_> {
             labels.insert(k.to_string(), v.to_string());
         }
         labels.insert(HOSTNAME_LABEL.into(), n.name.clone());
+        // The OpenEBS LVM node plugin runs on every node (it tolerates every taint).
+        labels.insert(OPENEBS_NODE_LABEL.into(), n.name.clone());
         labels.insert(INSTANCE_TYPE_LABEL.into(), hw.name.clone());
         labels.insert(
             CGROUP_LABEL.into(),

@@ -1,12 +1,13 @@
 //! The storage of a StatefulSet with `volumeClaimTemplates`: per pod, the claim its controller
 //! created (`TEMPLATE-POD`) and, once the pod was placed, the node-local volume provisioned for it
-//! on that node (`pvc-<claim uid>`, bound to the claim, with node affinity on the node's hostname),
+//! on that node (`pvc-<claim uid>`, bound to the claim, with node affinity on the node's
+//! `openebs.io/nodename` label, the OpenEBS LVM driver's topology key),
 //! so a replacement of the pod can only start where its data is.
 
 use serde_json::{Value, json};
 
 use super::ts;
-use crate::HOSTNAME_LABEL;
+use crate::OPENEBS_NODE_LABEL;
 use crate::app::{Controller, Volume};
 use crate::placement::PlacedFleet;
 use crate::rng::Rng;
@@ -103,7 +104,7 @@ impl PlacedFleet<'_> {
                 "csi": {"driver": CSI_DRIVER, "fsType": "ext4", "volumeHandle": name,
                     "volumeAttributes": {"openebs.io/cas-type": "localpv-lvm", "openebs.io/volgroup": "lvmvg"}},
                 "nodeAffinity": {"required": {"nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": HOSTNAME_LABEL, "operator": "In", "values": [node.name]}]}
+                    {"matchExpressions": [{"key": OPENEBS_NODE_LABEL, "operator": "In", "values": [node.name]}]}
                 ]}},
                 "persistentVolumeReclaimPolicy": "Delete",
                 "storageClassName": STORAGE_CLASS,

@@ -111,6 +111,8 @@ pub fn recorded_api() -> Api {
         ("/apis/apps/v1/replicasets", "replicasets.json"),
         ("/apis/apps/v1/statefulsets", "statefulsets.json"),
         ("/apis/apps/v1/daemonsets", "daemonsets.json"),
+        ("/api/v1/persistentvolumes", "persistentvolumes.json"),
+        ("/api/v1/persistentvolumeclaims", "persistentvolumeclaims.json"),
     ] {
         lists.insert(path.to_string(), fixture(file));
     }

@@ -1,5 +1,6 @@
-//! Pods bound to this node: hostPath data, a PersistentVolumeClaim on a node-local volume, or
-//! required node affinity that admits only this node. On bare metal such a pod cannot come
+//! Pods bound to this node: hostPath data, a PersistentVolumeClaim on a node-local volume (one
+//! the caller names, or one bound to a volume whose node affinity admits no other node of the
+//! inventory, [`crate::volumes`]), or required node affinity that admits only this node. On bare metal such a pod cannot come
 //! back anywhere else: evicted, it stays down (Pending) until the node returns, and its data is
 //! gone if the node is reinstalled. A blocker unless the caller named
 //! `allow_local_storage_loss`, or the owners annotated the pod safe to evict.
@@ -64,7 +65,11 @@ fn find(ctx: &PodContext<'_>) -> Option<Blocker> {
     let pinned = pinned_to(ctx, node);
     let local_claim = claims
         .iter()
-        .find(|c| ctx.opts.local_volume_claims.contains(&format!("{}/{c}", ctx.pod.namespace)))
+        .find(|c| {
+            let key = format!("{}/{c}", ctx.pod.namespace);
+            ctx.opts.local_volume_claims.contains(&key)
+                || ctx.inv.claim_nodes.get(&key).is_some_and(|nodes| nodes.iter().all(|n| n == node))
+        })
         .or(if pinned { claims.first() } else { None });
     if let Some(claim) = local_claim {
         return Some(ctx.blocker(
@@ -155,6 +160,36 @@ mod tests {
         ];
         for (p, opts, want) in cases {
             assert_eq!(outcome(&LocalStorage, &p, &Inventory::default(), opts), want, "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn a_claim_bound_to_a_volume_only_this_node_reaches_pins_the_pod() {
+        let inv = Inventory {
+            claim_nodes: [
+                ("prod/data-db-0".to_string(), ["w1".to_string()].into()),
+                ("prod/data-db-1".to_string(), ["w1".to_string(), "w2".to_string()].into()),
+                ("prod/data-db-2".to_string(), ["w9".to_string()].into()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let none = DrainOptions::default();
+        let allow = DrainOptions { allow_local_storage_loss: true, ..Default::default() };
+        let cases = [
+            // Only w1 reaches the volume: the pod waits for w1.
+            ("db-0", "data-db-0", &none, "block:local-storage"),
+            ("db-0", "data-db-0", &allow, "accept:local-storage"),
+            // A zonal volume another node reaches too: the replacement can start there.
+            ("db-1", "data-db-1", &none, "undecided"),
+            // The volume is on another node (a stale snapshot): nothing ties the pod to w1.
+            ("db-2", "data-db-2", &none, "undecided"),
+            // A claim the inventory knows no local volume for.
+            ("db-3", "data-db-3", &none, "undecided"),
+        ];
+        for (name, c, opts, want) in cases {
+            let p = with_volume(pod(name), claim(c));
+            assert_eq!(outcome(&LocalStorage, &p, &inv, opts), want, "{name}");
         }
     }
 

@@ -1,0 +1,236 @@
+//! Where a claim's data lives: PersistentVolumes with node affinity (local volumes, LVM or ZFS
+//! local provisioners) and the claims bound to them, read from a snapshot or a live cluster.
+//!
+//! A volume's `spec.nodeAffinity` is matched against every node's labels (and `metadata.name`,
+//! as the scheduler's `matchFields` does), not against a fixed hostname key: OpenEBS LVM
+//! volumes select `openebs.io/nodename`, local-path and `local` volumes
+//! `kubernetes.io/hostname`. A pod whose claim is bound to a volume that admits no node but its
+//! own cannot come back anywhere else once evicted; the scheduler keeps it Pending with
+//! `volume node affinity conflict`, and the drain rules treat it as pinned.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::inventory::{Inventory, Node};
+use crate::plan::simulate::NODE_NAME_FIELD;
+use crate::selector::{Operator, Selector};
+use crate::snapshot::node_selector_terms;
+
+/// A PersistentVolume, as far as placement is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolume {
+    pub name: String,
+    /// `namespace/name` of the claim in `spec.claimRef`, when reserved or bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+    /// `spec.nodeAffinity.required` terms (ORed); empty when any node reaches the volume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_affinity: Vec<Selector>,
+}
+
+/// A PersistentVolumeClaim and the volume it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeClaim {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.volumeName` once bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    pub bound: bool,
+}
+
+impl VolumeClaim {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A `PersistentVolume` object.
+pub fn parse_volume(obj: &Value) -> Result<PersistentVolume, String> {
+    let meta = obj.get("metadata").ok_or("no metadata")?;
+    let name = meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?;
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let claim = spec.get("claimRef").and_then(|c| {
+        let name = c.get("name").and_then(Value::as_str).filter(|n| !n.is_empty())?;
+        Some(format!("{}/{name}", c.get("namespace").and_then(Value::as_str).unwrap_or("default")))
+    });
+    let node_affinity = match spec.pointer("/nodeAffinity/required") {
+        Some(required) if !required.is_null() => {
+            node_selector_terms(&json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}))
+        }
+        _ => Vec::new(),
+    };
+    Ok(PersistentVolume { name: name.to_string(), claim, node_affinity })
+}
+
+/// A `PersistentVolumeClaim` object.
+pub fn parse_claim(obj: &Value) -> Result<VolumeClaim, String> {
+    let meta = obj.get("metadata").ok_or("no metadata")?;
+    Ok(VolumeClaim {
+        namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
+        name: meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string(),
+        volume: obj.pointer("/spec/volumeName").and_then(Value::as_str).filter(|v| !v.is_empty()).map(String::from),
+        bound: obj.pointer("/status/phase").and_then(Value::as_str) == Some("Bound"),
+    })
+}
+
+/// `namespace/claim` -> the nodes that reach its bound volume, for every bound claim whose
+/// volume has node affinity. Claims bound to volumes any node reaches are left out.
+pub fn claim_nodes(inv: &Inventory) -> BTreeMap<String, BTreeSet<String>> {
+    if !inv.volumes.iter().any(|v| !v.node_affinity.is_empty()) {
+        return BTreeMap::new();
+    }
+    let nodes = NodeIndex::new(&inv.nodes);
+    let volumes: BTreeMap<&str, &PersistentVolume> = inv.volumes.iter().map(|v| (v.name.as_str(), v)).collect();
+    let reserved: BTreeMap<&str, &PersistentVolume> =
+        inv.volumes.iter().filter_map(|v| v.claim.as_deref().map(|c| (c, v))).collect();
+    let mut out = BTreeMap::new();
+    for claim in inv.claims.iter().filter(|c| c.bound) {
+        let key = claim.key();
+        let volume = match &claim.volume {
+            Some(name) => volumes.get(name.as_str()).copied(),
+            None => reserved.get(key.as_str()).copied(),
+        };
+        let Some(volume) = volume.filter(|v| !v.node_affinity.is_empty()) else { continue };
+        out.insert(key, nodes.admitted(&volume.node_affinity));
+    }
+    out
+}
+
+/// Node labels (plus `metadata.name`) with an index of `key=value` to nodes, so a volume's
+/// affinity on one hostname looks at one node, not at every node of a 5,000-node fleet.
+struct NodeIndex<'a> {
+    labels: Vec<(&'a str, BTreeMap<String, String>)>,
+    by_label: BTreeMap<(&'a str, &'a str), Vec<usize>>,
+}
+
+impl<'a> NodeIndex<'a> {
+    fn new(nodes: &'a [Node]) -> Self {
+        let mut by_label: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+        let mut labels = Vec::with_capacity(nodes.len());
+        for (i, n) in nodes.iter().enumerate() {
+            by_label.entry((NODE_NAME_FIELD, n.name.as_str())).or_default().push(i);
+            for (k, v) in &n.labels {
+                by_label.entry((k.as_str(), v.as_str())).or_default().push(i);
+            }
+            let mut l = n.labels.clone();
+            l.insert(NODE_NAME_FIELD.to_string(), n.name.clone());
+            labels.push((n.name.as_str(), l));
+        }
+        NodeIndex { labels, by_label }
+    }
+
+    /// The nodes any of `terms` matches.
+    fn admitted(&self, terms: &[Selector]) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for term in terms {
+            // An `In` requirement narrows the candidates to the nodes carrying one of its values.
+            let candidates: Vec<usize> = match term.requirements.iter().find(|r| r.operator == Operator::In) {
+                Some(r) => {
+                    let mut c: Vec<usize> = r
+                        .values
+                        .iter()
+                        .filter_map(|v| self.by_label.get(&(r.key.as_str(), v.as_str())))
+                        .flatten()
+                        .copied()
+                        .collect();
+                    c.sort_unstable();
+                    c.dedup();
+                    c
+                }
+                None => (0..self.labels.len()).collect(),
+            };
+            for i in candidates {
+                let (name, labels) = &self.labels[i];
+                if term.matches(labels) {
+                    out.insert((*name).to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selector::Requirement;
+
+    fn node(name: &str, labels: &[(&str, &str)]) -> Node {
+        let labels: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        crate::snapshot::parse_node(
+            &json!({"kind": "Node", "metadata": {"name": name, "labels": labels},
+                "status": {"nodeInfo": {"kubeletVersion": "v1.34.1"}}}),
+            &Default::default(),
+        )
+        .unwrap()
+    }
+
+    fn term(key: &str, op: Operator, values: &[&str]) -> Selector {
+        Selector {
+            requirements: vec![Requirement {
+                key: key.into(),
+                operator: op,
+                values: values.iter().map(|v| v.to_string()).collect(),
+            }],
+        }
+    }
+
+    fn claim(name: &str, volume: Option<&str>, bound: bool) -> VolumeClaim {
+        VolumeClaim { namespace: "data".into(), name: name.into(), volume: volume.map(String::from), bound }
+    }
+
+    fn volume(name: &str, claim: Option<&str>, affinity: Vec<Selector>) -> PersistentVolume {
+        PersistentVolume { name: name.into(), claim: claim.map(String::from), node_affinity: affinity }
+    }
+
+    #[test]
+    fn a_volume_admits_the_nodes_its_affinity_selects_by_any_label() {
+        let inv = Inventory {
+            nodes: vec![
+                node("w1", &[("kubernetes.io/hostname", "w1"), ("openebs.io/nodename", "w1"), ("zone", "a")]),
+                node("w2", &[("kubernetes.io/hostname", "w2"), ("openebs.io/nodename", "w2"), ("zone", "a")]),
+                node("w3", &[("kubernetes.io/hostname", "w3"), ("zone", "b")]),
+            ],
+            volumes: vec![
+                volume("lvm", None, vec![term("openebs.io/nodename", Operator::In, &["w2"])]),
+                volume("local", None, vec![term("kubernetes.io/hostname", Operator::In, &["w1"])]),
+                volume("zonal", None, vec![term("zone", Operator::In, &["a"])]),
+                volume("by-name", None, vec![term(NODE_NAME_FIELD, Operator::In, &["w3"])]),
+                volume("not-b", None, vec![term("zone", Operator::NotIn, &["b"])]),
+                volume("nfs", None, vec![]),
+                volume("pre-bound", Some("data/pre"), vec![term("kubernetes.io/hostname", Operator::In, &["w3"])]),
+            ],
+            claims: vec![
+                claim("a", Some("lvm"), true),
+                claim("b", Some("local"), true),
+                claim("c", Some("zonal"), true),
+                claim("d", Some("by-name"), true),
+                claim("e", Some("not-b"), true),
+                claim("f", Some("nfs"), true),
+                claim("g", Some("lvm"), false),
+                claim("pre", None, true),
+                claim("missing", Some("gone"), true),
+            ],
+            ..Default::default()
+        };
+        let got: BTreeMap<String, Vec<String>> =
+            claim_nodes(&inv).into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect();
+        let want: BTreeMap<String, Vec<String>> = [
+            ("data/a", vec!["w2"]),
+            ("data/b", vec!["w1"]),
+            ("data/c", vec!["w1", "w2"]),
+            ("data/d", vec!["w3"]),
+            ("data/e", vec!["w1", "w2"]),
+            ("data/pre", vec!["w3"]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+        .collect();
+        assert_eq!(got, want);
+    }
+}
