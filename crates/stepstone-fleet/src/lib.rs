@@ -60,8 +60,8 @@ pub fn generate(spec: &FleetSpec) -> Value {
 /// exists as one JSON document (which would take gigabytes).
 pub fn generate_inventory(spec: &FleetSpec, opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
     let origin = format!("generated fleet {}", spec.name);
-    // Nodes and kube-system pods go through the snapshot assembly (it derives components and
-    // kube-proxy versions from them); everything else is parsed straight into the inventory
+    // Nodes, volumes, claims and kube-system pods go through the snapshot assembly (it derives
+    // components, kube-proxy versions and the nodes each claim's volume admits from them); everything else is parsed straight into the inventory
     // with the same per-object parsers.
     let mut set = ObjectSet::default();
     let (mut pods, mut pdbs, mut workloads) = (Vec::new(), Vec::new(), Vec::new());
@@ -71,14 +71,13 @@ pub fn generate_inventory(spec: &FleetSpec, opts: &SnapshotOptions) -> Result<In
             return;
         }
         let kind = item["kind"].as_str().unwrap_or("").to_string();
-        let assembled = kind == "Node" || (kind == "Pod" && item["metadata"]["namespace"] == "kube-system");
+        // Volumes and claims too: the assembly matches volumes' node affinity against the nodes.
+        let assembled = matches!(kind.as_str(), "Node" | "PersistentVolume" | "PersistentVolumeClaim")
+            || (kind == "Pod" && item["metadata"]["namespace"] == "kube-system");
         let parsed = match kind.as_str() {
             _ if assembled => Ok(()),
             "Pod" => parse_pod(&item).map(|p| pods.push(p)),
             "PodDisruptionBudget" => parse_pdb(&item).map(|p| pdbs.push(p)),
-            // Storage says nothing the plan reads yet: the pods on local volumes carry the node
-            // affinity the planner pins them by.
-            "PersistentVolumeClaim" | "PersistentVolume" => Ok(()),
             _ => parse_workload(&item).map(|w| workloads.push(w)),
         };
         match parsed {
