@@ -33,6 +33,7 @@ pub(crate) mod patch;
 mod protobuf;
 mod query;
 pub(crate) mod resources;
+pub(crate) mod schemas;
 pub(crate) mod select;
 mod serve;
 pub(crate) mod server;

@@ -1,6 +1,8 @@
-//! The lab's OpenAPI documents. v3: one minimal document per served group/version, enough for
-//! kubectl to learn that every resource's PATCH accepts `fieldValidation`, so `kubectl
-//! create/apply` validate on the server instead of downloading full schemas. v2 (`/openapi/v2`,
+//! The lab's OpenAPI documents. v3: one document per served group/version, with the paths that
+//! tell kubectl every resource's PATCH accepts `fieldValidation` (so `kubectl create/apply`
+//! validate on the server) and the schemas of the kinds ([`crate::schemas`]) that `kubectl
+//! explain` reads. The PATCH operations declare no request body: kubectl then computes
+//! client-side apply patches from its built-in types, as before, not from these schemas. v2 (`/openapi/v2`,
 //! JSON or gnostic protobuf): the same paths in one document plus a definition per served kind with
 //! its `x-kubernetes-group-version-kind`, which kubectl reads when the v3 index lacks a manifest's
 //! group/version (it then validates on the client, skips kinds the document does not define, and
@@ -125,14 +127,16 @@ fn document(group: &str, version: &str, aliases: &[&Alias]) -> Option<Value> {
         return None;
     }
     let mut paths = Map::new();
-    for r in defs {
+    for r in &defs {
         paths.insert(item_path(group, version, r), item_operations(group, version, r, false));
     }
+    let kinds: Vec<(&str, &str, &str, &str, &str)> =
+        defs.iter().map(|r| (r.group, r.version, group, version, r.kind)).collect();
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "stepstone-lab"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": crate::schemas::for_kinds(&kinds)},
     }))
 }
 

@@ -143,7 +143,10 @@ fn the_plan_and_the_lab_agree_on_a_pod_pinned_by_its_volume() {
 
     let snapshot = kubectl_ok(&kc, &["get", "nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc", "-A", "-o", "json"]);
     let inv = load_str("lab.json", &snapshot, &SnapshotOptions::default()).unwrap();
-    assert_eq!(inv.claim_nodes.get("data/data-db-0").map(|n| n.iter().map(String::as_str).collect::<Vec<_>>()), Some(vec!["w1"]));
+    assert_eq!(
+        inv.claim_nodes.get("data/data-db-0").map(|n| n.iter().map(String::as_str).collect::<Vec<_>>()),
+        Some(vec!["w1"])
+    );
     let opts = DrainOptions::default();
     let w1 = classify_node("w1", &inv, &opts);
     let blocker = w1.blockers.iter().find(|b| b.pod == "data/db-0").unwrap_or_else(|| panic!("{:?}", w1.blockers));
