@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::object_key::ObjectKey;
 use crate::quantity::Resources;
 use crate::selector::Selector;
 use crate::version::KubeVersion;
@@ -273,8 +274,14 @@ impl Pod {
         }
     }
 
+    pub fn object_key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
+    }
+
+    /// The text form of [`Self::object_key`], for the budget tracker and planner, which still
+    /// key their tables by text.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        self.object_key().to_string()
     }
 
     pub fn is_mirror(&self) -> bool {
@@ -351,8 +358,14 @@ pub struct Pdb {
 }
 
 impl Pdb {
+    pub fn object_key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
+    }
+
+    /// The text form of [`Self::object_key`], for the budget tracker and planner, which still
+    /// key their tables by text.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        self.object_key().to_string()
     }
 
     pub fn selects(&self, pod: &Pod) -> bool {

@@ -6,6 +6,7 @@ pub mod drain;
 pub mod etcd_backup;
 pub mod findings;
 pub mod inventory;
+pub mod object_key;
 pub mod path;
 pub mod pdb;
 pub mod plan;

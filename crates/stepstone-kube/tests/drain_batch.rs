@@ -73,8 +73,9 @@ async fn a_two_node_batch_never_takes_a_shared_budget_below_its_minimum() {
     assert!(lowest >= MIN_AVAILABLE, "web fell to {lowest} healthy pods, below minAvailable {MIN_AVAILABLE}");
     // Only one web eviction fits the budget at a time, so the batch waited for a replacement
     // between the two (the view held the second back or the server refused it).
-    let web_evictions =
-        recorder.count(|e| matches!(e, DrainEvent::Evicted { pod, .. } if pod.starts_with("prod/web-")));
+    let web_evictions = recorder.count(
+        |e| matches!(e, DrainEvent::Evicted { pod, .. } if pod.namespace == "prod" && pod.name.starts_with("web-")),
+    );
     assert_eq!(web_evictions, 2);
     let held = recorder.count(|e| matches!(e, DrainEvent::Blocked { pdb, .. } if pdb == "prod/web"));
     assert!(held >= 1, "the second web pod waited for the budget");

@@ -101,7 +101,8 @@ async fn a_singleton_under_min_available_1_stops_the_drain_before_any_eviction()
     let n = &report.nodes[0];
     assert_eq!(n.outcome, NodeOutcome::Blocked, "{}", report.render());
     assert!(!report.succeeded());
-    let blocker = n.blockers.iter().find(|b| b.pod.starts_with("prod/db-")).expect("db blocker");
+    let blocker =
+        n.blockers.iter().find(|b| b.pod.namespace == "prod" && b.pod.name.starts_with("db-")).expect("db blocker");
     assert_eq!(blocker.kind, BlockerKind::Budget);
     assert!(
         blocker.reason.contains("PodDisruptionBudget prod/db needs 1 healthy pods and has 1"),
@@ -142,7 +143,7 @@ async fn daemonset_and_mirror_pods_stay_on_the_node() {
     let n = &report.nodes[0];
     assert_eq!(n.outcome, NodeOutcome::Drained, "{}", report.render());
     assert_eq!(t.pods_on("w1"), kept, "only the DaemonSet and mirror pods remain, untouched");
-    let mut reasons: Vec<(&str, &str)> = n.skipped.iter().map(|s| (s.pod.as_str(), s.reason.as_str())).collect();
+    let mut reasons: Vec<(String, &str)> = n.skipped.iter().map(|s| (s.pod.to_string(), s.reason.as_str())).collect();
     reasons.sort();
     assert_eq!(reasons.len(), 2);
     assert_eq!(reasons[0].1, "mirror pod");
@@ -374,7 +375,7 @@ async fn an_api_server_that_keeps_failing_evictions_stops_the_drain_with_the_rea
         let retries = sink.recorder.count(|e| matches!(e, DrainEvent::ServerError { pod, .. } if *pod == l.pod));
         assert_eq!(retries, 7, "{}", l.pod);
         assert!(l.reason.contains("etcdserver: request timed out") && l.reason.contains("Fix:"), "{}", l.reason);
-        assert!(t.pods_on(&node).iter().any(|(p, _)| *p == l.pod), "{} is still on the node", l.pod);
+        assert!(t.pods_on(&node).iter().any(|(p, _)| l.pod == p.as_str()), "{} is still on the node", l.pod);
     }
     assert_eq!(n.server_errors_retried as usize, 7 * failed.len());
 }

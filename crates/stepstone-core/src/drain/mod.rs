@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{Inventory, Pdb, PdbStatus, Pod, WorkloadKind};
+use crate::object_key::ObjectKey;
 use crate::pdb::{PdbIndex, desired_healthy};
 
 /// The annotation the cluster-autoscaler (and stepstone) read as the owner's word on eviction.
@@ -30,9 +31,9 @@ pub struct DrainOptions {
     /// Evict pods bound to this node's storage (hostPath, local volumes, node pinning); their
     /// data stays behind and their replacements may not start elsewhere.
     pub allow_local_storage_loss: bool,
-    /// `namespace/claim` of PersistentVolumeClaims known to be bound to node-local volumes
-    /// (local PVs, LVM or ZFS local provisioners), for sources that know the volumes.
-    pub local_volume_claims: BTreeSet<String>,
+    /// PersistentVolumeClaims known to be bound to node-local volumes (local PVs, LVM or ZFS
+    /// local provisioners), for sources that know the volumes.
+    pub local_volume_claims: BTreeSet<ObjectKey>,
 }
 
 impl DrainOptions {
@@ -144,8 +145,7 @@ impl std::fmt::Display for BlockerKind {
 #[serde(rename_all = "camelCase")]
 pub struct Blocker {
     pub kind: BlockerKind,
-    /// `namespace/name`.
-    pub pod: String,
+    pub pod: ObjectKey,
     pub node: Option<String>,
     pub reason: String,
     /// A concrete action (`scale deploy/redis in prod to 3`, `pass --delete-emptydir-data`).
@@ -165,7 +165,7 @@ pub enum Disposition {
     Wait,
     /// Evicted through the eviction API, under these budgets (`namespace/name`; at most one,
     /// since a pod under several is a blocker). `overrides` lists blockers an option accepted.
-    Evict { pdbs: Vec<String>, overrides: Vec<Blocker> },
+    Evict { pdbs: Vec<ObjectKey>, overrides: Vec<Blocker> },
     /// Stops the drain before any eviction.
     Block(Blocker),
 }
@@ -215,7 +215,13 @@ impl PodContext<'_> {
     }
 
     pub fn blocker(&self, kind: BlockerKind, reason: impl Into<String>, fix: impl Into<String>) -> Blocker {
-        Blocker { kind, pod: self.pod.key(), node: self.pod.node_name.clone(), reason: reason.into(), fix: fix.into() }
+        Blocker {
+            kind,
+            pod: self.pod.object_key(),
+            node: self.pod.node_name.clone(),
+            reason: reason.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -254,7 +260,7 @@ fn run_chain(ctx: &PodContext<'_>) -> Disposition {
             Outcome::Accepted(b) => overrides.push(b),
         }
     }
-    Disposition::Evict { pdbs: ctx.pdbs.iter().map(|p| p.key()).collect(), overrides }
+    Disposition::Evict { pdbs: ctx.pdbs.iter().map(|p| p.object_key()).collect(), overrides }
 }
 
 /// The names of the rules in the order they run.
@@ -308,7 +314,7 @@ impl<'a> Classifier<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Eviction<'a> {
     pub pod: &'a Pod,
-    pub pdbs: Vec<String>,
+    pub pdbs: Vec<ObjectKey>,
 }
 
 /// A pod the drain leaves, waits for, or may delete freely.
@@ -345,7 +351,7 @@ pub fn budget_blocker(pod: &Pod, pdb: &Pdb, status: &PdbStatus, inv: &Inventory)
     let (needs, has, expected) = (status.desired_healthy, status.current_healthy, status.expected_pods);
     let reason = format!(
         "PodDisruptionBudget {} needs {needs} healthy pods and has {has}: it allows no disruption, so the eviction would wait forever",
-        pdb.key()
+        pdb.object_key()
     );
     let scalable = inv
         .top_controller(pod)
@@ -371,11 +377,11 @@ pub fn budget_blocker(pod: &Pod, pdb: &Pdb, status: &PdbStatus, inv: &Inventory)
                 ),
                 None => format!(
                     "{} allows no disruption at any scale: set maxUnavailable: 1 on it for the duration of the upgrade",
-                    pdb.key()
+                    pdb.object_key()
                 ),
             }
         }
-        None => format!("set maxUnavailable: 1 on {} for the duration of the upgrade", pdb.key()),
+        None => format!("set maxUnavailable: 1 on {} for the duration of the upgrade", pdb.object_key()),
     };
     if has < expected && !pdb.always_allow_unhealthy() {
         fix.push_str(&format!(
@@ -383,7 +389,7 @@ pub fn budget_blocker(pod: &Pod, pdb: &Pdb, status: &PdbStatus, inv: &Inventory)
             pdb.name
         ));
     }
-    Blocker { kind: BlockerKind::Budget, pod: pod.key(), node: pod.node_name.clone(), reason, fix }
+    Blocker { kind: BlockerKind::Budget, pod: pod.object_key(), node: pod.node_name.clone(), reason, fix }
 }
 
 /// Classify every pod bound to `node`.
@@ -631,12 +637,20 @@ mod tests {
             [BlockerKind::Unmanaged, BlockerKind::LocalStorage, BlockerKind::Emptydir].into_iter().collect(),
             "{kinds:?}"
         );
-        assert!(kinds.contains(&(BlockerKind::Unmanaged, "default/debug-shell".into())));
-        assert!(kinds.contains(&(BlockerKind::LocalStorage, "data/kafka-0".into())));
-        assert!(kinds.contains(&(BlockerKind::LocalStorage, "monitoring/loki-0".into())));
+        assert!(kinds.contains(&(BlockerKind::Unmanaged, ObjectKey::new("default", "debug-shell"))));
+        assert!(kinds.contains(&(BlockerKind::LocalStorage, ObjectKey::new("data", "kafka-0"))));
+        assert!(kinds.contains(&(BlockerKind::LocalStorage, ObjectKey::new("monitoring", "loki-0"))));
         // `prod/worker` has emptyDir too; its owners marked it safe to evict, but that is not
         // consent to lose the data (kubectl drain refuses it without --delete-emptydir-data).
-        assert!(kinds.iter().any(|(k, p)| *k == BlockerKind::Emptydir && p.starts_with("prod/worker-")));
-        assert!(kinds.iter().any(|(k, p)| *k == BlockerKind::Emptydir && p.starts_with("prod/api-")));
+        assert!(
+            kinds
+                .iter()
+                .any(|(k, p)| *k == BlockerKind::Emptydir && p.namespace == "prod" && p.name.starts_with("worker-"))
+        );
+        assert!(
+            kinds
+                .iter()
+                .any(|(k, p)| *k == BlockerKind::Emptydir && p.namespace == "prod" && p.name.starts_with("api-"))
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use stepstone_core::inventory::IntOrPercent;
+use stepstone_core::object_key::ObjectKey;
 
 /// One budget as the server last reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,8 +36,8 @@ pub struct LiveBudget {
 }
 
 impl LiveBudget {
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
     }
 
     /// `minAvailable 2` / `maxUnavailable 25%` / `no minimum`.
@@ -73,19 +74,18 @@ pub enum PodHealth {
 /// Why the view holds a pod back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
-    /// `namespace/name` of the budget.
-    pub pdb: String,
+    pub pdb: ObjectKey,
     pub needs: i64,
     pub has: i64,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct BudgetView {
-    budgets: BTreeMap<String, LiveBudget>,
+    budgets: BTreeMap<ObjectKey, LiveBudget>,
     /// Evictions sent and not yet answered, per budget.
-    in_flight: BTreeMap<String, i64>,
+    in_flight: BTreeMap<ObjectKey, i64>,
     /// When the server last answered an eviction under each budget (ms since the start).
-    last_answer_ms: BTreeMap<String, u64>,
+    last_answer_ms: BTreeMap<ObjectKey, u64>,
 }
 
 impl BudgetView {
@@ -93,11 +93,11 @@ impl BudgetView {
         self.budgets.insert(budget.key(), budget);
     }
 
-    pub fn remove(&mut self, key: &str) {
+    pub fn remove(&mut self, key: &ObjectKey) {
         self.budgets.remove(key);
     }
 
-    pub fn get(&self, key: &str) -> Option<&LiveBudget> {
+    pub fn get(&self, key: &ObjectKey) -> Option<&LiveBudget> {
         self.budgets.get(key)
     }
 
@@ -107,7 +107,7 @@ impl BudgetView {
     }
 
     /// `None` when an eviction of a pod under `pdbs` would be accepted as far as we know.
-    pub fn hold(&self, pdbs: &[String], health: PodHealth) -> Option<Hold> {
+    pub fn hold(&self, pdbs: &[ObjectKey], health: PodHealth) -> Option<Hold> {
         if health == PodHealth::Unguarded {
             return None;
         }
@@ -130,7 +130,7 @@ impl BudgetView {
     }
 
     /// An eviction is on its way.
-    pub fn reserve(&mut self, pdbs: &[String]) {
+    pub fn reserve(&mut self, pdbs: &[ObjectKey]) {
         for key in pdbs {
             *self.in_flight.entry(key.clone()).or_insert(0) += 1;
         }
@@ -138,7 +138,7 @@ impl BudgetView {
 
     /// The answer came back; `accepted` means the server spent one disruption per budget, which
     /// the next status from the watch will also show.
-    pub fn settle(&mut self, pdbs: &[String], accepted: bool, health: PodHealth, now_ms: u64) {
+    pub fn settle(&mut self, pdbs: &[ObjectKey], accepted: bool, health: PodHealth, now_ms: u64) {
         for key in pdbs {
             self.last_answer_ms.insert(key.clone(), now_ms);
             if let Some(n) = self.in_flight.get_mut(key) {
@@ -158,7 +158,7 @@ impl BudgetView {
 /// A pod waiting to be evicted, as the dispatcher sees it.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub pdbs: Vec<String>,
+    pub pdbs: Vec<ObjectKey>,
     pub health: PodHealth,
     /// Not before this time (ms since the drain started): retry intervals after a refusal.
     pub due_ms: u64,
@@ -185,7 +185,7 @@ pub fn pick(
     probe_every: Duration,
 ) -> Dispatch {
     let mut out = Dispatch::default();
-    let mut held_by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut held_by: BTreeMap<ObjectKey, Vec<usize>> = BTreeMap::new();
     for (i, c) in candidates.iter().enumerate() {
         if c.due_ms > now_ms {
             continue;
@@ -243,7 +243,7 @@ mod tests {
     }
 
     fn cand(pdb: &str) -> Candidate {
-        Candidate { pdbs: vec![format!("prod/{pdb}")], health: PodHealth::Ready, due_ms: 0 }
+        Candidate { pdbs: vec![ObjectKey::new("prod", pdb)], health: PodHealth::Ready, due_ms: 0 }
     }
 
     #[test]
@@ -255,7 +255,7 @@ mod tests {
         let d = pick(&cands, &mut view, 10, 0, Duration::from_secs(5));
         assert_eq!(d.send, vec![0]);
         // The other one is held, and not probed while the first eviction is unanswered.
-        assert_eq!(d.held, vec![(1, Hold { pdb: "prod/web".into(), needs: 2, has: 2 })]);
+        assert_eq!(d.held, vec![(1, Hold { pdb: ObjectKey::new("prod", "web"), needs: 2, has: 2 })]);
         view.settle(&cands[0].pdbs, true, PodHealth::Ready, 100);
         // The server just answered for this budget: no probe until the interval has passed.
         let d = pick(&cands[1..], &mut view, 10, 200, Duration::from_secs(5));
@@ -272,7 +272,7 @@ mod tests {
         let cands = vec![cand("redis"), cand("redis"), cand("web"), cand("web"), cand("web")];
         let d = pick(&cands, &mut view, 10, 0, Duration::from_secs(5));
         assert_eq!(d.send, vec![2, 3, 0]);
-        assert_eq!(d.held, vec![(1, Hold { pdb: "prod/redis".into(), needs: 2, has: 2 }), (4, hold_web())]);
+        assert_eq!(d.held, vec![(1, Hold { pdb: ObjectKey::new("prod", "redis"), needs: 2, has: 2 }), (4, hold_web())]);
         for i in d.send.iter() {
             view.settle(&cands[*i].pdbs, *i != 0, PodHealth::Ready, 0);
         }
@@ -285,7 +285,7 @@ mod tests {
     }
 
     fn hold_web() -> Hold {
-        Hold { pdb: "prod/web".into(), needs: 2, has: 2 }
+        Hold { pdb: ObjectKey::new("prod", "web"), needs: 2, has: 2 }
     }
 
     #[test]
@@ -300,7 +300,7 @@ mod tests {
     fn unready_and_pending_pods_follow_the_upstream_rules() {
         let mut view = BudgetView::default();
         view.update(budget("web", 0, 2, 2));
-        let pdbs = vec!["prod/web".to_string()];
+        let pdbs = vec![ObjectKey::new("prod", "web")];
         assert!(view.hold(&pdbs, PodHealth::Unguarded).is_none());
         // currentHealthy >= desiredHealthy > 0: an unready pod may go under the default policy.
         assert!(view.hold(&pdbs, PodHealth::Unready).is_none());

@@ -11,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod as ApiPod};
 use kube::Client;
 use stepstone_core::inventory::{Inventory, Pod, PodPhase, WorkloadKind};
+use stepstone_core::object_key::{self, ObjectKey};
 use stepstone_core::snapshot::{ObjectSet, SnapshotOptions};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -279,18 +280,26 @@ struct Target {
     node: String,
     pod: Pod,
     removal: Removal,
-    pdbs: Vec<String>,
+    pdbs: Vec<ObjectKey>,
     health: PodHealth,
     state: State,
     due_ms: u64,
     attempts: u32,
     /// The budget holding it back and its numbers, as last seen.
-    hold: Option<(String, Option<i64>, Option<i64>)>,
+    hold: Option<HeldBy>,
     hold_emitted_ms: Option<u64>,
     throttled: bool,
     /// Server errors answered to its evictions in a row, and those retried in all.
     server_errors_in_a_row: u32,
     server_errors_retried: u32,
+}
+
+/// The budget holding a pod back (`None` when the server refused without naming one and the pod
+/// has no known budget), with its required and healthy counts when known.
+type HeldBy = (Option<ObjectKey>, Option<i64>, Option<i64>);
+
+fn budget_label(pdb: &Option<ObjectKey>) -> String {
+    pdb.as_ref().map_or_else(|| "(unnamed)".to_string(), ToString::to_string)
 }
 
 struct Run<'a> {
@@ -337,7 +346,7 @@ impl<'a> Run<'a> {
                     controller.as_ref().map(|(uid, label)| (uid.as_str(), label.as_str())),
                 );
                 let pdbs = match removal {
-                    Some(Removal::Eviction) => inventory.pdbs_for(pod).map(|b| b.key()).collect(),
+                    Some(Removal::Eviction) => inventory.pdbs_for(pod).map(|b| b.object_key()).collect(),
                     // DELETE does not consult budgets; terminating pods need nothing sent.
                     Some(Removal::Delete) | None => Vec::new(),
                 };
@@ -441,7 +450,7 @@ impl<'a> Run<'a> {
         let decision = pick(&candidates, &mut self.view, slots, now, self.config.retry.budget_interval);
         for (j, hold) in decision.held {
             let i = waiting[j];
-            let key = (hold.pdb.clone(), Some(hold.needs), Some(hold.has));
+            let key = (Some(hold.pdb.clone()), Some(hold.needs), Some(hold.has));
             self.note_hold(i, key, self.config.retry.budget_interval, false);
         }
         for j in decision.send {
@@ -454,8 +463,12 @@ impl<'a> Run<'a> {
         let t = &mut self.targets[i];
         t.state = State::InFlight;
         t.attempts += 1;
-        let event =
-            DrainEvent::Evicting { node: t.node.clone(), pod: t.pod.key(), attempt: t.attempts, removal: t.removal };
+        let event = DrainEvent::Evicting {
+            node: t.node.clone(),
+            pod: t.pod.object_key(),
+            attempt: t.attempts,
+            removal: t.removal,
+        };
         let (client, ns, name, uid) =
             (self.client.clone(), t.pod.namespace.clone(), t.pod.name.clone(), t.pod.uid.clone());
         let grace = self.config.grace_period;
@@ -475,7 +488,7 @@ impl<'a> Run<'a> {
     /// silent.
     /// A refusal from the server is always reported (one per retry interval, as kubectl does);
     /// a hold by the budget view only when it changes or has been quiet for a while.
-    fn note_hold(&mut self, i: usize, hold: (String, Option<i64>, Option<i64>), retry_in: Duration, refused: bool) {
+    fn note_hold(&mut self, i: usize, hold: HeldBy, retry_in: Duration, refused: bool) {
         let now = self.now_ms();
         let heartbeat = self.config.retry.budget_interval.as_millis() as u64 * 6;
         let interval = self.config.retry.budget_interval.as_millis() as u64;
@@ -491,8 +504,8 @@ impl<'a> Run<'a> {
             t.hold_emitted_ms = Some(now);
             let event = DrainEvent::Blocked {
                 node: t.node.clone(),
-                pod: t.pod.key(),
-                pdb: hold.0,
+                pod: t.pod.object_key(),
+                pdb: budget_label(&hold.0),
                 needs: hold.1,
                 has: hold.2,
                 retry_in_ms: retry_in.as_millis() as u64,
@@ -533,7 +546,7 @@ impl<'a> Run<'a> {
 
     fn answer(&mut self, i: usize, outcome: EvictionOutcome) -> Vec<Progress> {
         let now = self.now_ms();
-        tracing::debug!(pod = %self.targets[i].pod.key(), ?outcome, "eviction answer");
+        tracing::debug!(pod = %self.targets[i].pod.object_key(), ?outcome, "eviction answer");
         let accepted = outcome == EvictionOutcome::Accepted;
         let (pdbs, health) = (self.targets[i].pdbs.clone(), self.targets[i].health);
         self.view.settle(&pdbs, accepted, health, now);
@@ -553,7 +566,7 @@ impl<'a> Run<'a> {
             (EvictionOutcome::Accepted, _) => {
                 t.state = State::Accepted;
                 t.hold = None;
-                let event = DrainEvent::Evicted { node: t.node.clone(), pod: t.pod.key(), removal: t.removal };
+                let event = DrainEvent::Evicted { node: t.node.clone(), pod: t.pod.object_key(), removal: t.removal };
                 self.notifier.emit(&event);
                 Vec::new()
             }
@@ -570,16 +583,16 @@ impl<'a> Run<'a> {
                 match &outcome {
                     EvictionOutcome::BudgetBlocked(refusal) => {
                         let key = if refusal.pdb.is_empty() {
-                            pdbs.first().cloned().unwrap_or_else(|| "(unnamed)".to_string())
+                            pdbs.first().cloned()
                         } else {
-                            format!("{}/{}", t.pod.namespace, refusal.pdb)
+                            Some(ObjectKey::new(&t.pod.namespace, &refusal.pdb))
                         };
                         self.note_hold(i, (key, refusal.needs, refusal.has), delay, true);
                     }
                     EvictionOutcome::Throttled { .. } => {
                         let event = DrainEvent::Throttled {
                             node: t.node.clone(),
-                            pod: t.pod.key(),
+                            pod: t.pod.object_key(),
                             retry_in_ms: delay.as_millis() as u64,
                         };
                         self.notifier.emit(&event);
@@ -588,7 +601,7 @@ impl<'a> Run<'a> {
                         t.server_errors_retried += 1;
                         let event = DrainEvent::ServerError {
                             node: t.node.clone(),
-                            pod: t.pod.key(),
+                            pod: t.pod.object_key(),
                             code: *code,
                             in_a_row: t.server_errors_in_a_row,
                             cap: self.config.retry.server_error_attempts,
@@ -601,7 +614,7 @@ impl<'a> Run<'a> {
                             node: Some(t.node.clone()),
                             message: format!(
                                 "{}: its namespace is being deleted; waiting for the pod to go with it",
-                                t.pod.key()
+                                t.pod.object_key()
                             ),
                         };
                         self.notifier.emit(&event);
@@ -614,7 +627,7 @@ impl<'a> Run<'a> {
                 let message = match &outcome {
                     EvictionOutcome::MultipleBudgets { message } => format!(
                         "{message} Budgets selecting it: {}. Fix: make exactly one PodDisruptionBudget select the pod",
-                        pdbs.join(", ")
+                        object_key::join(&pdbs, ", ")
                     ),
                     EvictionOutcome::Failed { code, message } => format!("the API server answered {code}: {message}"),
                     EvictionOutcome::ServerError { code, message } => format!(
@@ -624,7 +637,7 @@ impl<'a> Run<'a> {
                     other => format!("{other:?}"),
                 };
                 t.state = State::Failed(message.clone());
-                let event = DrainEvent::Failed { node: t.node.clone(), pod: t.pod.key(), message };
+                let event = DrainEvent::Failed { node: t.node.clone(), pod: t.pod.object_key(), message };
                 self.notifier.emit(&event);
                 Vec::new()
             }
@@ -659,7 +672,7 @@ impl<'a> Run<'a> {
             let settled = if failed {
                 mine()
                     .filter(|t| t.state == State::Accepted)
-                    .all(|t| !self.wait.remaining_on(&node).contains(&t.pod.key()))
+                    .all(|t| !self.wait.remaining_on(&node).contains(&t.pod.object_key()))
             } else {
                 self.wait.node_done(&node, self.config.wait_replacements)
             };
@@ -694,9 +707,9 @@ impl<'a> Run<'a> {
 
     /// Pods still on `node` and why.
     fn left_on(&self, node: &str) -> Vec<LeftPod> {
-        let remaining: BTreeSet<String> = self.wait.remaining_on(node).into_iter().collect();
+        let remaining: BTreeSet<ObjectKey> = self.wait.remaining_on(node).into_iter().collect();
         let mut left = Vec::new();
-        for t in self.targets.iter().filter(|t| t.node == node && remaining.contains(&t.pod.key())) {
+        for t in self.targets.iter().filter(|t| t.node == node && remaining.contains(&t.pod.object_key())) {
             let reason = match (&t.state, &t.hold) {
                 (State::Failed(m), _) => m.clone(),
                 (State::Accepted, _) => match t.pod.termination_grace_seconds.or(self.config.grace_period) {
@@ -705,15 +718,16 @@ impl<'a> Run<'a> {
                 },
                 (State::InFlight, _) => "eviction sent, no answer yet".to_string(),
                 (State::Waiting, Some((pdb, needs, has))) => match (needs, has) {
-                    (Some(n), Some(h)) => {
-                        format!("blocked by PodDisruptionBudget {pdb}: needs {n} healthy pods and has {h}")
-                    }
-                    _ => format!("blocked by PodDisruptionBudget {pdb}"),
+                    (Some(n), Some(h)) => format!(
+                        "blocked by PodDisruptionBudget {}: needs {n} healthy pods and has {h}",
+                        budget_label(pdb)
+                    ),
+                    _ => format!("blocked by PodDisruptionBudget {}", budget_label(pdb)),
                 },
                 (State::Waiting, None) if t.throttled => "the API server kept throttling its eviction".to_string(),
                 (State::Waiting, None) => "not evicted yet".to_string(),
             };
-            left.push(LeftPod { pod: t.pod.key(), reason });
+            left.push(LeftPod { pod: t.pod.object_key(), reason });
         }
         left
     }
@@ -723,12 +737,12 @@ impl<'a> Run<'a> {
         for (node, plan) in &self.plans {
             let (outcome, elapsed_ms) = self.finished.get(node).cloned().unwrap_or((NodeOutcome::TimedOut, 0));
             let mine: Vec<&Target> = self.targets.iter().filter(|t| &t.node == node).collect();
-            let evicted = mine.iter().filter(|t| t.state == State::Accepted).map(|t| t.pod.key()).collect();
+            let evicted = mine.iter().filter(|t| t.state == State::Accepted).map(|t| t.pod.object_key()).collect();
             let left = if outcome == NodeOutcome::Drained { Vec::new() } else { self.left_on(node) };
-            let mut held: BTreeMap<String, Vec<&Target>> = BTreeMap::new();
+            let mut held: BTreeMap<ObjectKey, Vec<&Target>> = BTreeMap::new();
             if outcome != NodeOutcome::Drained {
                 for t in mine.iter().filter(|t| t.state == State::Waiting) {
-                    if let Some((pdb, _, _)) = &t.hold {
+                    if let Some((Some(pdb), _, _)) = &t.hold {
                         held.entry(pdb.clone()).or_default().push(t);
                     }
                 }
@@ -741,7 +755,7 @@ impl<'a> Run<'a> {
                     Some(BlockingBudget {
                         fix: budget_fix(&budget, scale.as_ref()),
                         budget,
-                        pods: pods.iter().map(|t| t.pod.key()).collect(),
+                        pods: pods.iter().map(|t| t.pod.object_key()).collect(),
                     })
                 })
                 .collect();
@@ -784,7 +798,7 @@ fn blocked_report(plan: &NodePlan, elapsed: Duration) -> NodeReport {
         left: plan
             .remove
             .iter()
-            .map(|(p, _)| LeftPod { pod: p.key(), reason: "not evicted: the node has blockers".into() })
+            .map(|(p, _)| LeftPod { pod: p.object_key(), reason: "not evicted: the node has blockers".into() })
             .collect(),
         budgets: Vec::new(),
         replacements: Vec::new(),
@@ -795,12 +809,12 @@ fn blocked_report(plan: &NodePlan, elapsed: Duration) -> NodeReport {
 /// What a real run would do now: budgets that would hold pods back are named with their fix.
 fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut BudgetView) -> NodeReport {
     let mut left = Vec::new();
-    let mut held: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
+    let mut held: BTreeMap<ObjectKey, Vec<&Pod>> = BTreeMap::new();
     for (pod, removal) in &plan.remove {
         if *removal == Removal::Delete {
             continue;
         }
-        let pdbs: Vec<String> = inventory.pdbs_for(pod).map(|b| b.key()).collect();
+        let pdbs: Vec<ObjectKey> = inventory.pdbs_for(pod).map(|b| b.object_key()).collect();
         match view.hold(&pdbs, health(pod)) {
             None => {
                 // Spend the disruption, so the next pod of the batch sees what is left.
@@ -809,7 +823,7 @@ fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut BudgetView)
             }
             Some(h) => {
                 left.push(LeftPod {
-                    pod: pod.key(),
+                    pod: pod.object_key(),
                     reason: format!(
                         "would wait for PodDisruptionBudget {}: needs {} healthy pods and has {}",
                         h.pdb, h.needs, h.has
@@ -827,7 +841,7 @@ fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut BudgetView)
             Some(BlockingBudget {
                 fix: budget_fix(&budget, scale.as_ref()),
                 budget,
-                pods: pods.iter().map(|p| p.key()).collect(),
+                pods: pods.iter().map(|p| p.object_key()).collect(),
             })
         })
         .collect();
@@ -836,7 +850,7 @@ fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut BudgetView)
         outcome: NodeOutcome::DryRun,
         cordoned: false,
         server_errors_retried: 0,
-        evicted: plan.remove.iter().map(|(p, _)| p.key()).collect(),
+        evicted: plan.remove.iter().map(|(p, _)| p.object_key()).collect(),
         skipped: plan.skipped.clone(),
         blockers: plan.blockers.clone(),
         left,

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 use stepstone_core::drain::BlockerKind;
+use stepstone_core::object_key::ObjectKey;
 
 use serde::Serialize;
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedPod {
-    pub pod: String,
+    pub pod: ObjectKey,
     pub reason: String,
 }
 
@@ -22,7 +23,7 @@ pub struct SkippedPod {
 #[serde(rename_all = "camelCase")]
 pub struct BlockerView {
     pub kind: BlockerKind,
-    pub pod: String,
+    pub pod: ObjectKey,
     pub reason: String,
     pub fix: String,
     /// The flag that overrides this kind of blocker, when one exists.
@@ -51,11 +52,11 @@ pub enum DrainEvent {
     #[serde(rename_all = "camelCase")]
     Classified {
         node: String,
-        evict: Vec<String>,
-        delete: Vec<String>,
+        evict: Vec<ObjectKey>,
+        delete: Vec<ObjectKey>,
         /// Already terminating: nothing to send, their going is awaited.
         #[serde(skip_serializing_if = "Vec::is_empty")]
-        terminating: Vec<String>,
+        terminating: Vec<ObjectKey>,
         skipped: Vec<SkippedPod>,
         blockers: Vec<BlockerView>,
     },
@@ -67,13 +68,14 @@ pub enum DrainEvent {
         message: String,
     },
     #[serde(rename_all = "camelCase")]
-    Evicting { node: String, pod: String, attempt: u32, removal: Removal },
+    Evicting { node: String, pod: ObjectKey, attempt: u32, removal: Removal },
     /// A PodDisruptionBudget refused (or would refuse) the eviction.
     #[serde(rename_all = "camelCase")]
     Blocked {
         node: String,
-        pod: String,
-        /// `namespace/name` of the budget.
+        pod: ObjectKey,
+        /// `namespace/name` of the budget, `(unnamed)` when the server named none and the pod
+        /// has no known budget.
         pdb: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         needs: Option<i64>,
@@ -83,20 +85,20 @@ pub enum DrainEvent {
     },
     /// The API server asked us to slow down.
     #[serde(rename_all = "camelCase")]
-    Throttled { node: String, pod: String, retry_in_ms: u64 },
+    Throttled { node: String, pod: ObjectKey, retry_in_ms: u64 },
     /// The API server failed an eviction (500, 502, 503, 504); it is sent again after the wait,
     /// up to `cap` failures in a row.
     #[serde(rename_all = "camelCase")]
-    ServerError { node: String, pod: String, code: u16, in_a_row: u32, cap: u32, retry_in_ms: u64 },
+    ServerError { node: String, pod: ObjectKey, code: u16, in_a_row: u32, cap: u32, retry_in_ms: u64 },
     /// The pod cannot be evicted; the drain of this node will not complete.
     #[serde(rename_all = "camelCase")]
-    Failed { node: String, pod: String, message: String },
+    Failed { node: String, pod: ObjectKey, message: String },
     /// The server accepted the eviction (or deletion).
     #[serde(rename_all = "camelCase")]
-    Evicted { node: String, pod: String, removal: Removal },
+    Evicted { node: String, pod: ObjectKey, removal: Removal },
     /// The pod object is gone (or was replaced by a new one under the same name).
     #[serde(rename_all = "camelCase")]
-    Gone { node: String, pod: String },
+    Gone { node: String, pod: ObjectKey },
     /// The controller of evicted pods has its Ready replicas back, away from the drained nodes.
     #[serde(rename_all = "camelCase")]
     ReplacementReady { node: String, controller: String, ready: i64, target: i64 },
@@ -261,7 +263,7 @@ mod tests {
     fn blocked_line_names_the_budget_and_numbers() {
         let e = DrainEvent::Blocked {
             node: "w1".into(),
-            pod: "prod/redis-0".into(),
+            pod: ObjectKey::new("prod", "redis-0"),
             pdb: "prod/redis".into(),
             needs: Some(2),
             has: Some(2),
@@ -284,7 +286,7 @@ mod tests {
     fn server_error_line_counts_toward_the_cap() {
         let e = DrainEvent::ServerError {
             node: "w1".into(),
-            pod: "prod/web-1".into(),
+            pod: ObjectKey::new("prod", "web-1"),
             code: 503,
             in_a_row: 2,
             cap: 8,
@@ -305,19 +307,19 @@ mod tests {
     fn classified_summarises_reasons_once() {
         let e = DrainEvent::Classified {
             node: "w1".into(),
-            evict: vec!["a/x".into(), "a/y".into()],
+            evict: vec![ObjectKey::new("a", "x"), ObjectKey::new("a", "y")],
             delete: vec![],
             terminating: vec![],
             skipped: vec![
-                SkippedPod { pod: "kube-system/proxy".into(), reason: "DaemonSet".into() },
-                SkippedPod { pod: "kube-system/cni".into(), reason: "DaemonSet".into() },
-                SkippedPod { pod: "kube-system/etcd-w1".into(), reason: "mirror pod".into() },
+                SkippedPod { pod: ObjectKey::new("kube-system", "proxy"), reason: "DaemonSet".into() },
+                SkippedPod { pod: ObjectKey::new("kube-system", "cni"), reason: "DaemonSet".into() },
+                SkippedPod { pod: ObjectKey::new("kube-system", "etcd-w1"), reason: "mirror pod".into() },
             ],
             blockers: vec![],
         };
         assert_eq!(e.line(), "node/w1: pods: 2 to evict, 3 left (DaemonSet, mirror pod)");
         assert_eq!(e.node_event().unwrap().reason, "StepstoneDrainStarted");
-        assert!(DrainEvent::Gone { node: "w1".into(), pod: "a/x".into() }.node_event().is_none());
+        assert!(DrainEvent::Gone { node: "w1".into(), pod: ObjectKey::new("a", "x") }.node_event().is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use stepstone_core::inventory::{Pod, PodPhase};
+use stepstone_core::object_key::ObjectKey;
 use stepstone_core::snapshot::{parse_pdb, parse_pod};
 use tokio::sync::mpsc;
 
@@ -23,7 +24,7 @@ use super::watch::PodObservation;
 pub(super) enum Msg {
     BudgetsListed(Vec<WatchedBudget>),
     Budget(LiveBudget),
-    BudgetGone(String),
+    BudgetGone(ObjectKey),
     PodsListed(String, Vec<PodObservation>),
     PodApplied(PodObservation),
     PodDeleted(String),
@@ -112,10 +113,9 @@ pub(super) async fn watch_budgets(client: Client, tx: mpsc::UnboundedSender<Msg>
         Msg::BudgetsListed,
         |b| Msg::Budget(b.live),
         |p| {
-            Msg::BudgetGone(format!(
-                "{}/{}",
+            Msg::BudgetGone(ObjectKey::new(
                 p.metadata.namespace.unwrap_or_default(),
-                p.metadata.name.unwrap_or_default()
+                p.metadata.name.unwrap_or_default(),
             ))
         },
         |e| Msg::WatchFailed(format!("PodDisruptionBudgets: {e}")),

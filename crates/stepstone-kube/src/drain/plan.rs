@@ -8,6 +8,7 @@
 
 use stepstone_core::drain::{Blocker, BlockerKind, Disposition, SkipReason, budget_blocker, classify_node};
 use stepstone_core::inventory::{Inventory, PdbStatus, Pod};
+use stepstone_core::object_key::ObjectKey;
 
 use super::budget::{BudgetView, PodHealth};
 use super::event::{BlockerView, DrainEvent, Removal, SkippedPod};
@@ -37,9 +38,9 @@ impl NodePlan {
         let (evict, delete): (Vec<_>, Vec<_>) = self.remove.iter().partition(|(_, r)| *r == Removal::Eviction);
         DrainEvent::Classified {
             node: self.node.clone(),
-            evict: evict.into_iter().map(|(p, _)| p.key()).collect(),
-            delete: delete.into_iter().map(|(p, _)| p.key()).collect(),
-            terminating: self.wait.iter().map(|p| p.key()).collect(),
+            evict: evict.into_iter().map(|(p, _)| p.object_key()).collect(),
+            delete: delete.into_iter().map(|(p, _)| p.object_key()).collect(),
+            terminating: self.wait.iter().map(|p| p.object_key()).collect(),
             skipped: self.skipped.clone(),
             blockers: self.blockers.clone(),
         }
@@ -87,23 +88,23 @@ pub fn plan_node(
                         "waiting for {} to go: it is terminating and carries finalizers ({}); if it is still there \
                          after its grace period, the controllers that own them must remove them (`stepstone blockers` \
                          names each and what removes it)",
-                        s.pod.key(),
+                        s.pod.object_key(),
                         s.pod.finalizers.join(", ")
                     ));
                 }
                 plan.wait.push(s.pod.clone())
             }
             Disposition::Skip { reason } => {
-                plan.skipped.push(SkippedPod { pod: s.pod.key(), reason: skip_reason(*reason) })
+                plan.skipped.push(SkippedPod { pod: s.pod.object_key(), reason: skip_reason(*reason) })
             }
             Disposition::Finished => {
-                plan.skipped.push(SkippedPod { pod: s.pod.key(), reason: "finished".to_string() });
+                plan.skipped.push(SkippedPod { pod: s.pod.object_key(), reason: "finished".to_string() });
             }
             // classify_node files evictions and blockers elsewhere.
             Disposition::Evict { .. } | Disposition::Block(_) => {}
         }
     }
-    plan.remove.sort_by_key(|(p, _)| p.key());
+    plan.remove.sort_by_key(|(p, _)| p.object_key());
     plan.skipped.sort_by(|a, b| a.pod.cmp(&b.pod));
     plan.blockers.sort_by(|a, b| (&a.pod, a.kind.code()).cmp(&(&b.pod, b.kind.code())));
     plan
@@ -135,7 +136,7 @@ fn override_warning(b: &Blocker) -> String {
 
 /// A pod whose workload runs one replica and whose budget needs that replica: no eviction can
 /// ever be accepted, so waiting would only end at the timeout.
-fn singleton_budget(inv: &Inventory, pod: &Pod, pdbs: &[String], budgets: &BudgetView) -> Option<Blocker> {
+fn singleton_budget(inv: &Inventory, pod: &Pod, pdbs: &[ObjectKey], budgets: &BudgetView) -> Option<Blocker> {
     let [key] = pdbs else { return None };
     let live = budgets.get(key)?;
     let health = if pod.ready { PodHealth::Ready } else { PodHealth::Unready };
@@ -147,7 +148,7 @@ fn singleton_budget(inv: &Inventory, pod: &Pod, pdbs: &[String], budgets: &Budge
     if replicas > 1 || live.desired_healthy < 1 {
         return None;
     }
-    let pdb = inv.pdbs.iter().find(|p| p.key() == *key)?;
+    let pdb = inv.pdbs.iter().find(|p| p.object_key() == *key)?;
     let status = PdbStatus {
         current_healthy: live.current_healthy,
         desired_healthy: live.desired_healthy,
@@ -268,7 +269,7 @@ mod tests {
     }
 
     fn kinds(plan: &NodePlan) -> Vec<(String, String)> {
-        plan.blockers.iter().map(|b| (b.pod.clone(), b.kind.code().to_string())).collect()
+        plan.blockers.iter().map(|b| (b.pod.to_string(), b.kind.code().to_string())).collect()
     }
 
     #[test]
@@ -286,10 +287,14 @@ mod tests {
         let db = plan.blockers.iter().find(|b| b.kind == BlockerKind::Budget).unwrap();
         assert!(db.reason.starts_with("a single replica under PodDisruptionBudget prod/db needs 1"), "{}", db.reason);
         assert!(db.fix.contains("--replicas=2"), "{}", db.fix);
-        assert_eq!(plan.remove.iter().map(|(p, _)| p.key()).collect::<Vec<_>>(), vec!["prod/web".to_string()]);
-        assert_eq!(plan.wait.iter().map(|p| p.key()).collect::<Vec<_>>(), vec!["prod/old".to_string()]);
-        let skipped: Vec<(&str, &str)> = plan.skipped.iter().map(|s| (s.pod.as_str(), s.reason.as_str())).collect();
-        assert_eq!(skipped, vec![("prod/agent", "DaemonSet"), ("prod/etcd-w1", "mirror pod")]);
+        assert_eq!(
+            plan.remove.iter().map(|(p, _)| p.object_key()).collect::<Vec<_>>(),
+            vec![ObjectKey::new("prod", "web")]
+        );
+        assert_eq!(plan.wait.iter().map(|p| p.object_key()).collect::<Vec<_>>(), vec![ObjectKey::new("prod", "old")]);
+        let skipped: Vec<(String, &str)> =
+            plan.skipped.iter().map(|s| (s.pod.to_string(), s.reason.as_str())).collect();
+        assert_eq!(skipped, vec![("prod/agent".to_string(), "DaemonSet"), ("prod/etcd-w1".to_string(), "mirror pod")]);
         let emptydir = plan.blockers.iter().find(|b| b.kind == BlockerKind::Emptydir).unwrap();
         assert_eq!(emptydir.override_flag.as_deref(), Some("--delete-emptydir-data"));
     }
@@ -319,7 +324,7 @@ mod tests {
     fn a_budget_with_room_is_no_blocker() {
         let inv = inventory();
         let mut view = budgets();
-        let mut roomy = view.get("prod/db").unwrap().clone();
+        let mut roomy = view.get(&ObjectKey::new("prod", "db")).unwrap().clone();
         roomy.disruptions_allowed = 1;
         roomy.current_healthy = 2;
         view.update(roomy);

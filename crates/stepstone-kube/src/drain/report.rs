@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 use stepstone_core::inventory::IntOrPercent;
+use stepstone_core::object_key::{self, ObjectKey};
 
 use super::budget::LiveBudget;
 use super::event::{BlockerView, SkippedPod, human_duration};
@@ -29,7 +30,7 @@ pub enum NodeOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeftPod {
-    pub pod: String,
+    pub pod: ObjectKey,
     pub reason: String,
 }
 
@@ -40,7 +41,7 @@ pub struct BlockingBudget {
     #[serde(flatten)]
     pub budget: LiveBudget,
     /// The pods it held back.
-    pub pods: Vec<String>,
+    pub pods: Vec<ObjectKey>,
     pub fix: String,
 }
 
@@ -63,7 +64,7 @@ pub struct NodeReport {
     /// Evictions the API server failed (500, 502, 503, 504) and that were sent again.
     #[serde(skip_serializing_if = "is_zero")]
     pub server_errors_retried: u32,
-    pub evicted: Vec<String>,
+    pub evicted: Vec<ObjectKey>,
     pub skipped: Vec<SkippedPod>,
     pub blockers: Vec<BlockerView>,
     pub left: Vec<LeftPod>,
@@ -112,7 +113,7 @@ fn render_node(n: &NodeReport, dry_run: bool) -> String {
     out.push_str(&format!("node/{}: {headline}\n", n.node));
     if !n.evicted.is_empty() {
         let verb = if dry_run { "would evict" } else { "evicted" };
-        out.push_str(&format!("  {verb} ({}): {}\n", n.evicted.len(), n.evicted.join(", ")));
+        out.push_str(&format!("  {verb} ({}): {}\n", n.evicted.len(), object_key::join(&n.evicted, ", ")));
     }
     if n.server_errors_retried > 0 {
         out.push_str(&format!(
@@ -150,7 +151,7 @@ fn render_node(n: &NodeReport, dry_run: bool) -> String {
             s.expected_pods,
             s.desired_healthy,
             s.disruptions_allowed,
-            b.pods.join(", ")
+            object_key::join(&b.pods, ", ")
         ));
         out.push_str(&format!("    fix: {}\n", b.fix));
     }
@@ -327,17 +328,20 @@ mod tests {
                 outcome: NodeOutcome::TimedOut,
                 cordoned: true,
                 server_errors_retried: 3,
-                evicted: vec!["prod/web-1".into()],
-                skipped: vec![SkippedPod { pod: "kube-system/proxy-w1".into(), reason: "DaemonSet".into() }],
+                evicted: vec![ObjectKey::new("prod", "web-1")],
+                skipped: vec![SkippedPod {
+                    pod: ObjectKey::new("kube-system", "proxy-w1"),
+                    reason: "DaemonSet".into(),
+                }],
                 blockers: vec![],
                 left: vec![LeftPod {
-                    pod: "prod/redis-0".into(),
+                    pod: ObjectKey::new("prod", "redis-0"),
                     reason: "blocked by PodDisruptionBudget prod/redis".into(),
                 }],
                 budgets: vec![BlockingBudget {
                     fix: budget_fix(&b, Some(&redis(2))),
                     budget: b,
-                    pods: vec!["prod/redis-0".into()],
+                    pods: vec![ObjectKey::new("prod", "redis-0")],
                 }],
                 replacements: vec![],
                 elapsed_ms: 300_000,

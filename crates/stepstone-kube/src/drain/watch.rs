@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use stepstone_core::object_key::ObjectKey;
+
 /// The facts the drain needs about one pod, taken from a watch event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodObservation {
@@ -20,22 +22,22 @@ pub struct PodObservation {
 }
 
 impl PodObservation {
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
     }
 }
 
 /// Something the drain waited for has happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
-    Gone { node: String, pod: String },
+    Gone { node: String, pod: ObjectKey },
     ReplacementReady { nodes: Vec<String>, controller: String, ready: i64, target: i64 },
 }
 
 #[derive(Debug, Clone)]
 struct Awaited {
     node: String,
-    key: String,
+    key: ObjectKey,
     namespace: String,
     /// The controller whose replacement goal waits for this pod to be gone.
     controller: Option<String>,
@@ -145,7 +147,7 @@ impl WaitState {
     }
 
     /// Pods of `node` still present, as `ns/name`.
-    pub fn remaining_on(&self, node: &str) -> Vec<String> {
+    pub fn remaining_on(&self, node: &str) -> Vec<ObjectKey> {
         self.awaited.values().filter(|a| a.node == node && !a.gone).map(|a| a.key.clone()).collect()
     }
 
@@ -244,7 +246,7 @@ mod tests {
         let mut terminating = victim.clone();
         terminating.terminating = true;
         assert!(w.apply(terminating).is_empty());
-        assert_eq!(w.delete("u1"), vec![Progress::Gone { node: "w1".into(), pod: "prod/redis-1".into() }]);
+        assert_eq!(w.delete("u1"), vec![Progress::Gone { node: "w1".into(), pod: ObjectKey::new("prod", "redis-1") }]);
         assert!(w.node_done("w1", false));
         assert!(!w.node_done("w1", true));
         assert_eq!(w.pending_replacements("w1"), vec![("deploy/prod/redis".to_string(), 1, 2)]);
@@ -293,7 +295,10 @@ mod tests {
         let mut w = WaitState::new(["w1".to_string()]);
         let victim = pod("u1", "job-1", "w1", "x", true);
         w.expect_removal("w1", &victim, None);
-        assert_eq!(w.relist("prod", vec![]), vec![Progress::Gone { node: "w1".into(), pod: "prod/job-1".into() }]);
+        assert_eq!(
+            w.relist("prod", vec![]),
+            vec![Progress::Gone { node: "w1".into(), pod: ObjectKey::new("prod", "job-1") }]
+        );
         assert!(w.node_done("w1", true));
     }
 }

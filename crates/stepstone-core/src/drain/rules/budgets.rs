@@ -2,6 +2,7 @@
 //! under more than one PodDisruptionBudget is a blocker, since the eviction API refuses it.
 
 use crate::drain::{BlockerKind, Disposition, Outcome, PodContext, Rule};
+use crate::object_key::{self, ObjectKey};
 
 pub struct Budgets;
 
@@ -11,7 +12,7 @@ impl Rule for Budgets {
     }
 
     fn check(&self, ctx: &PodContext<'_>) -> Outcome {
-        let keys: Vec<String> = ctx.pdbs.iter().map(|p| p.key()).collect();
+        let keys: Vec<ObjectKey> = ctx.pdbs.iter().map(|p| p.object_key()).collect();
         if keys.len() > 1 {
             let names: Vec<&str> = ctx.pdbs.iter().map(|p| p.name.as_str()).collect();
             return Outcome::Decided(Disposition::Block(ctx.blocker(
@@ -19,7 +20,7 @@ impl Rule for Budgets {
                 format!(
                     "selected by {} PodDisruptionBudgets ({}): the eviction API refuses pods under more than one PodDisruptionBudget (HTTP 500)",
                     names.len(),
-                    keys.join(", ")
+                    object_key::join(&keys, ", ")
                 ),
                 format!(
                     "make the selectors of {} in {} disjoint so exactly one budget selects the pod",
@@ -55,14 +56,14 @@ mod tests {
             (elsewhere, "evict"),
         ];
         for (p, want) in cases {
-            assert_eq!(outcome(&Budgets, &p, &inv, &DrainOptions::default()), want, "{}", p.key());
+            assert_eq!(outcome(&Budgets, &p, &inv, &DrainOptions::default()), want, "{}", p.object_key());
         }
         let api = pod("api");
         let ctx =
             PodContext { pod: &api, inv: &inv, opts: &DrainOptions::default(), pdbs: inv.pdbs_for(&api).collect() };
         assert_eq!(
             Budgets.check(&ctx),
-            Outcome::Decided(Disposition::Evict { pdbs: vec!["prod/api".into()], overrides: vec![] })
+            Outcome::Decided(Disposition::Evict { pdbs: vec![ObjectKey::new("prod", "api")], overrides: vec![] })
         );
         let web = pod("web");
         let ctx =

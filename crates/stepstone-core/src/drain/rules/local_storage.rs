@@ -7,6 +7,7 @@
 
 use crate::drain::{Blocker, BlockerKind, Outcome, PodContext, Rule};
 use crate::inventory::VolumeSource;
+use crate::object_key::ObjectKey;
 use crate::selector::Operator;
 
 /// The keys that name a node in required node affinity.
@@ -66,9 +67,9 @@ fn find(ctx: &PodContext<'_>) -> Option<Blocker> {
     let local_claim = claims
         .iter()
         .find(|c| {
-            let key = format!("{}/{c}", ctx.pod.namespace);
+            let key = ObjectKey::new(&ctx.pod.namespace, **c);
             ctx.opts.local_volume_claims.contains(&key)
-                || ctx.inv.claim_nodes.get(&key).is_some_and(|nodes| nodes.iter().all(|n| n == node))
+                || ctx.inv.claim_nodes.get(&key.to_string()).is_some_and(|nodes| nodes.iter().all(|n| n == node))
         })
         .or(if pinned { claims.first() } else { None });
     if let Some(claim) = local_claim {
@@ -122,7 +123,8 @@ mod tests {
     #[test]
     fn table() {
         let allow = DrainOptions { allow_local_storage_loss: true, ..Default::default() };
-        let known = DrainOptions { local_volume_claims: ["prod/data-pg-0".to_string()].into(), ..Default::default() };
+        let known =
+            DrainOptions { local_volume_claims: [ObjectKey::new("prod", "data-pg-0")].into(), ..Default::default() };
         let host_path = || VolumeSource::HostPath { path: "/srv/loki".into() };
         let kafka = || pinned(with_volume(pod("kafka-0"), claim("data-kafka-0")), "kubernetes.io/hostname", "w1");
         let none = DrainOptions::default();
