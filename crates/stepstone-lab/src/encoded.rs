@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use serde_json::Value;
 
-use crate::state::lock;
+use crate::sync::lock;
 
 /// Which JSON of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -26,6 +26,7 @@ pub(crate) mod controllers;
 pub(crate) mod decode;
 pub(crate) mod encoded;
 pub(crate) mod faults;
+mod faults_http;
 pub(crate) mod metrics;
 pub(crate) mod nodes;
 pub(crate) mod openapi;
@@ -40,6 +41,7 @@ pub(crate) mod server;
 pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod store;
+pub(crate) mod sync;
 pub(crate) mod table;
 pub(crate) mod watch_stream;
 
@@ -53,8 +55,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use client::{LabClient, LabClientError};
-pub(crate) use faults::router as faults_router;
 pub use faults::{FaultConfig, FaultField, FaultsChange, FaultsError};
+pub(crate) use faults_http::router as faults_router;
 pub use nodes::repo::{REPOSITORY_ANNOTATION, repository_name};
 pub use nodes::wire::{
     ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, RepositoryRequest, UpgradeApplyRequest,

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use crate::state::lock;
+use crate::sync::lock;
 
 /// `Content-Type` of the Prometheus text format, as the apiserver sends it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -131,10 +131,8 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Lock a mutex, recovering the data if a panicking thread poisoned it (the lab keeps serving).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// For the modules that hold the state anyway; the policy lives in [`crate::sync`].
+pub use crate::sync::lock;
 
 impl Shared {
     pub fn store(&self) -> MutexGuard<'_, Store> {

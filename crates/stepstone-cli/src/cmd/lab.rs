@@ -169,9 +169,6 @@ struct Started {
     skipped: std::collections::BTreeMap<String, usize>,
 }
 
-/// The most latency a fault may add to a request: beyond a minute every client has timed out.
-pub const MAX_LATENCY_MS: u64 = 60_000;
-
 fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     if !stepstone_lab::SPEED_RANGE.contains(&a.speed) {
         return Err(crate::exit::usage(format!(
@@ -181,12 +178,7 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
             stepstone_lab::SPEED_RANGE.end()
         )));
     }
-    if a.latency_ms > MAX_LATENCY_MS {
-        return Err(crate::exit::usage(format!(
-            "--latency-ms {} must be at most {MAX_LATENCY_MS} (a minute)",
-            a.latency_ms
-        )));
-    }
+    lab_node::check_latency(a.latency_ms)?;
     lab_life::check_name(&a.name)?;
     if a.detach {
         return lab_life::detach(&a.name, &a.output);

@@ -13,8 +13,8 @@ use super::{
     STATIC_COMPONENTS, annotation, image_tag, is_control_plane, ready_condition, record_event, repo, static_pod,
 };
 use crate::resources::NODES;
-use crate::state::lock;
 use crate::store::{self, Part, Store, meta_mut};
+use crate::sync::lock;
 
 /// One node as a bare-metal operator sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

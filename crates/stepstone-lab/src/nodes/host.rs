@@ -14,8 +14,8 @@ use super::{
 };
 use crate::clock;
 use crate::resources::NODES;
-use crate::state::lock;
 use crate::store::{Part, meta_mut};
+use crate::sync::lock;
 
 /// `POST /lab/v1/nodes/{name}/os/refresh`: what changes before the reboot. Unset fields keep
 /// their value.

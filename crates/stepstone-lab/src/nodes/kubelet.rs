@@ -16,8 +16,9 @@ use super::{
 };
 use crate::clock;
 use crate::resources::{NODES, PODS};
-use crate::state::{Shared, lock};
+use crate::state::Shared;
 use crate::store::{self, Part, Store};
+use crate::sync::lock;
 
 impl LabNodes {
     /// `systemctl restart kubelet`: NotReady now, back after the restart time with the

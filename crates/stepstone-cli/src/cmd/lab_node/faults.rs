@@ -64,6 +64,17 @@ pub struct FaultsArgs {
     pub output: OutputArgs,
 }
 
+/// The most latency a fault may add to a request: beyond a minute every client has timed out.
+const MAX_LATENCY_MS: u64 = 60_000;
+
+/// `--latency-ms`, of `lab faults` and `lab up`.
+pub fn check_latency(ms: u64) -> anyhow::Result<()> {
+    if ms > MAX_LATENCY_MS {
+        return Err(usage(format!("--latency-ms {ms} must be at most {MAX_LATENCY_MS} (a minute)")));
+    }
+    Ok(())
+}
+
 pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
     for (flag, rate, of) in [
         ("--error-rate", a.error_rate, "API requests"),
@@ -76,8 +87,8 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
             return Err(usage(format!("{flag} {r} must be between 0.0 and 1.0 (0.05 = 5% of {of})")));
         }
     }
-    if let Some(ms) = a.latency_ms.filter(|ms| *ms > crate::cmd::lab::MAX_LATENCY_MS) {
-        return Err(usage(format!("--latency-ms {ms} must be at most {} (a minute)", crate::cmd::lab::MAX_LATENCY_MS)));
+    if let Some(ms) = a.latency_ms {
+        check_latency(ms)?;
     }
     let api = LabApi::from_target(&a.target)?;
     let change = FaultsChange {

@@ -25,7 +25,7 @@ mod kubeadm;
 mod packages;
 
 pub use args::*;
-pub use faults::{FaultsArgs, faults};
+pub use faults::{FaultsArgs, check_latency, faults};
 use host::{etcd_snapshot, kubelet_logs, reboot, restart};
 use kubeadm::{upgrade_apply, upgrade_node, upgrade_plan};
 use packages::{install, repository};
