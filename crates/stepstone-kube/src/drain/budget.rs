@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
-use stepstone_core::inventory::IntOrPercent;
+use stepstone_core::inventory::{IntOrPercent, Pod, PodPhase};
 use stepstone_core::object_key::ObjectKey;
 
 /// One budget as the server last reported it.
@@ -69,6 +69,19 @@ pub enum PodHealth {
     Unready,
     /// Pending, Succeeded, Failed or already terminating: the budget is not consulted.
     Unguarded,
+}
+
+impl PodHealth {
+    /// How `pod` counts for its budgets now.
+    pub fn of(pod: &Pod) -> PodHealth {
+        if pod.is_terminating() || pod.phase != PodPhase::Running {
+            PodHealth::Unguarded
+        } else if pod.ready {
+            PodHealth::Ready
+        } else {
+            PodHealth::Unready
+        }
+    }
 }
 
 /// Why the view holds a pod back.

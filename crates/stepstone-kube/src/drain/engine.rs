@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod as ApiPod};
 use kube::Client;
-use stepstone_core::inventory::{Inventory, Pod, PodPhase, WorkloadKind};
+use stepstone_core::inventory::{Inventory, Pod, WorkloadKind};
 use stepstone_core::object_key::{self, ObjectKey};
 use stepstone_core::snapshot::{ObjectSet, SnapshotOptions};
 use tokio::sync::mpsc;
@@ -18,13 +18,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::budget::{BudgetView, Candidate, PodHealth, pick};
-use super::event::{DrainEvent, Removal};
+use super::event::{DrainEvent, EventSink, Removal};
 use super::eviction::EvictionOutcome;
 use super::feed::{Msg, observation, watch_budgets, watch_pods};
 use super::fetch::{read_controllers, to_value, typed_item, with_retries};
+use super::notify::Notifier;
 use super::plan::{self, NodePlan, RuleOptions};
 use super::report::{
-    BlockingBudget, DrainReport, LeftPod, NodeOutcome, NodeReport, PendingReplacement, ScaleTarget, budget_fix,
+    self, BlockingBudget, DrainReport, LeftPod, NodeOutcome, NodeReport, PendingReplacement, ScaleTarget, budget_fix,
 };
 use super::retry::{Next, RetryPolicy};
 use super::watch::{Progress, WaitState};
@@ -69,17 +70,6 @@ impl Default for DrainConfig {
             retry: RetryPolicy::default(),
             node_events: true,
         }
-    }
-}
-
-/// Where progress goes (a terminal, log lines, JSON lines, a test's vector).
-pub trait EventSink: Send + Sync {
-    fn emit(&self, event: &DrainEvent);
-}
-
-impl<F: Fn(&DrainEvent) + Send + Sync> EventSink for F {
-    fn emit(&self, event: &DrainEvent) {
-        self(event)
     }
 }
 
@@ -167,7 +157,7 @@ pub async fn drain(
 
     if config.dry_run {
         drop(watches);
-        let reports = plans.iter().map(|p| dry_run_report(p, &inventory, &mut view.clone())).collect();
+        let reports = plans.iter().map(|p| report::dry_run_report(p, &inventory, &mut view.clone())).collect();
         return Ok(DrainReport { dry_run: true, nodes: reports });
     }
 
@@ -179,7 +169,7 @@ pub async fn drain(
         } else {
             let reason = format!("{} blocker(s) found before any eviction", plan.blockers.len());
             notifier.emit(&DrainEvent::Stopped { node: plan.node.clone(), reason });
-            reports.insert(plan.node.clone(), blocked_report(&plan, start.elapsed()));
+            reports.insert(plan.node.clone(), report::blocked_report(&plan, start.elapsed()));
         }
     }
 
@@ -213,57 +203,6 @@ pub async fn uncordon(
     }
     notifier.flush().await;
     Ok(())
-}
-
-/// Emits to the sink and posts the milestone events on the nodes, in the background, once per
-/// (node, reason, budget) so retries do not flood `kubectl describe node`.
-struct Notifier<'a> {
-    client: Client,
-    post: bool,
-    sink: &'a dyn EventSink,
-    uids: std::sync::Mutex<BTreeMap<String, Option<String>>>,
-    posted: std::sync::Mutex<BTreeSet<String>>,
-    posts: std::sync::Mutex<JoinSet<()>>,
-}
-
-impl<'a> Notifier<'a> {
-    fn new(client: Client, post: bool, sink: &'a dyn EventSink) -> Self {
-        Notifier { client, post, sink, uids: Default::default(), posted: Default::default(), posts: Default::default() }
-    }
-
-    fn node_uid(&self, node: &str, uid: Option<String>) {
-        self.uids.lock().expect("not poisoned").insert(node.to_string(), uid);
-    }
-
-    fn emit(&self, event: &DrainEvent) {
-        self.sink.emit(event);
-        if !self.post {
-            return;
-        }
-        let Some(node_event) = event.node_event() else { return };
-        let dedupe = match event {
-            DrainEvent::Blocked { node, pdb, .. } => format!("{node}/{}/{pdb}", node_event.reason),
-            _ => format!("{}/{}/{}", node_event.node, node_event.reason, node_event.message),
-        };
-        if !self.posted.lock().expect("not poisoned").insert(dedupe) {
-            return;
-        }
-        let uid = self.uids.lock().expect("not poisoned").get(&node_event.node).cloned().flatten();
-        let client = self.client.clone();
-        self.posts.lock().expect("not poisoned").spawn(async move {
-            if let Err(e) = api::post_node_event(&client, &node_event, uid.as_deref()).await {
-                // Events are a courtesy to other operators; the drain does not depend on them.
-                tracing::warn!("posting event {} on node {}: {e}", node_event.reason, node_event.node);
-            }
-        });
-    }
-
-    /// Wait (briefly) for the posted events to land.
-    async fn flush(&self) {
-        let mut posts = std::mem::take(&mut *self.posts.lock().expect("not poisoned"));
-        let _ =
-            tokio::time::timeout(Duration::from_secs(5), async { while posts.join_next().await.is_some() {} }).await;
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -355,7 +294,7 @@ impl<'a> Run<'a> {
                     pod: pod.clone(),
                     removal: removal.unwrap_or(Removal::Eviction),
                     pdbs,
-                    health: health(pod),
+                    health: PodHealth::of(pod),
                     // A terminating pod is on its way out already: only its going is awaited.
                     state: if removal.is_some() { State::Waiting } else { State::Accepted },
                     due_ms: 0,
@@ -751,7 +690,7 @@ impl<'a> Run<'a> {
                 .into_iter()
                 .filter_map(|(key, pods)| {
                     let budget = self.view.get(&key)?.clone();
-                    let scale = scale_target(self.inventory, &pods[0].pod);
+                    let scale = ScaleTarget::of(self.inventory, &pods[0].pod);
                     Some(BlockingBudget {
                         fix: budget_fix(&budget, scale.as_ref()),
                         budget,
@@ -786,90 +725,6 @@ impl<'a> Run<'a> {
     }
 }
 
-fn blocked_report(plan: &NodePlan, elapsed: Duration) -> NodeReport {
-    NodeReport {
-        node: plan.node.clone(),
-        outcome: NodeOutcome::Blocked,
-        cordoned: true,
-        server_errors_retried: 0,
-        evicted: Vec::new(),
-        skipped: plan.skipped.clone(),
-        blockers: plan.blockers.clone(),
-        left: plan
-            .remove
-            .iter()
-            .map(|(p, _)| LeftPod { pod: p.object_key(), reason: "not evicted: the node has blockers".into() })
-            .collect(),
-        budgets: Vec::new(),
-        replacements: Vec::new(),
-        elapsed_ms: elapsed.as_millis() as u64,
-    }
-}
-
-/// What a real run would do now: budgets that would hold pods back are named with their fix.
-fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut BudgetView) -> NodeReport {
-    let mut left = Vec::new();
-    let mut held: BTreeMap<ObjectKey, Vec<&Pod>> = BTreeMap::new();
-    for (pod, removal) in &plan.remove {
-        if *removal == Removal::Delete {
-            continue;
-        }
-        let pdbs: Vec<ObjectKey> = inventory.pdbs_for(pod).map(|b| b.object_key()).collect();
-        match view.hold(&pdbs, health(pod)) {
-            None => {
-                // Spend the disruption, so the next pod of the batch sees what is left.
-                view.reserve(&pdbs);
-                view.settle(&pdbs, true, health(pod), 0);
-            }
-            Some(h) => {
-                left.push(LeftPod {
-                    pod: pod.object_key(),
-                    reason: format!(
-                        "would wait for PodDisruptionBudget {}: needs {} healthy pods and has {}",
-                        h.pdb, h.needs, h.has
-                    ),
-                });
-                held.entry(h.pdb).or_default().push(pod);
-            }
-        }
-    }
-    let budgets = held
-        .into_iter()
-        .filter_map(|(key, pods)| {
-            let budget = view.get(&key)?.clone();
-            let scale = scale_target(inventory, pods[0]);
-            Some(BlockingBudget {
-                fix: budget_fix(&budget, scale.as_ref()),
-                budget,
-                pods: pods.iter().map(|p| p.object_key()).collect(),
-            })
-        })
-        .collect();
-    NodeReport {
-        node: plan.node.clone(),
-        outcome: NodeOutcome::DryRun,
-        cordoned: false,
-        server_errors_retried: 0,
-        evicted: plan.remove.iter().map(|(p, _)| p.object_key()).collect(),
-        skipped: plan.skipped.clone(),
-        blockers: plan.blockers.clone(),
-        left,
-        budgets,
-        replacements: Vec::new(),
-        elapsed_ms: 0,
-    }
-}
-
-fn health(pod: &Pod) -> PodHealth {
-    if pod.is_terminating() || pod.phase != PodPhase::Running {
-        PodHealth::Unguarded
-    } else if pod.ready {
-        PodHealth::Ready
-    } else {
-        PodHealth::Unready
-    }
-}
-
 /// The controller whose Ready replicas must come back, keyed by the UID the pods carry in their
 /// owner reference, labelled by the object a user would scale.
 fn replacement_goal(inventory: &Inventory, pod: &Pod) -> Option<(String, String)> {
@@ -885,17 +740,4 @@ fn replacement_goal(inventory: &Inventory, pod: &Pod) -> Option<(String, String)
         None => format!("{}/{}/{}", kind.short(), pod.namespace, owner.name),
     };
     Some((owner.uid.clone(), label))
-}
-
-fn scale_target(inventory: &Inventory, pod: &Pod) -> Option<ScaleTarget> {
-    let w = inventory.top_controller(pod)?;
-    if w.kind == WorkloadKind::DaemonSet {
-        return None;
-    }
-    Some(ScaleTarget {
-        short_kind: w.kind.short().to_string(),
-        namespace: w.namespace.clone(),
-        name: w.name.clone(),
-        replicas: w.replicas,
-    })
 }

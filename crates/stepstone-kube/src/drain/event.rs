@@ -113,6 +113,17 @@ pub enum DrainEvent {
     Uncordoned { node: String },
 }
 
+/// Where progress goes (a terminal, log lines, JSON lines, a test's vector).
+pub trait EventSink: Send + Sync {
+    fn emit(&self, event: &DrainEvent);
+}
+
+impl<F: Fn(&DrainEvent) + Send + Sync> EventSink for F {
+    fn emit(&self, event: &DrainEvent) {
+        self(event)
+    }
+}
+
 impl DrainEvent {
     /// The node the event is about.
     pub fn node(&self) -> Option<&str> {

@@ -12,13 +12,14 @@ pub mod event;
 pub mod eviction;
 mod feed;
 mod fetch;
+mod notify;
 pub mod plan;
 pub mod report;
 pub mod retry;
 pub mod watch;
 
-pub use engine::{DrainConfig, EventSink, drain, uncordon};
-pub use event::DrainEvent;
+pub use engine::{DrainConfig, drain, uncordon};
+pub use event::{DrainEvent, EventSink};
 pub use plan::RuleOptions;
 pub use report::{DrainReport, NodeOutcome, NodeReport};
 pub use retry::RetryPolicy;

@@ -2,14 +2,19 @@
 //! short) what is left and why, naming each blocking budget with its numbers and a command that
 //! unblocks it.
 //!
-//! Pure: built by the engine, rendered here, serialised as-is for `-o json`.
+//! Pure: built by the engine (the blocked and dry-run reports here, from the node plan and the
+//! budget view), rendered here, serialised as-is for `-o json`.
 
 use serde::Serialize;
-use stepstone_core::inventory::IntOrPercent;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use stepstone_core::inventory::{IntOrPercent, Inventory, Pod, WorkloadKind};
 use stepstone_core::object_key::{self, ObjectKey};
 
-use super::budget::LiveBudget;
-use super::event::{BlockerView, SkippedPod, human_duration};
+use super::budget::{BudgetView, LiveBudget, PodHealth};
+use super::event::{BlockerView, Removal, SkippedPod, human_duration};
+use super::plan::NodePlan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -185,6 +190,22 @@ pub struct ScaleTarget {
     pub replicas: i64,
 }
 
+impl ScaleTarget {
+    /// The workload a user would scale for `pod` (not a DaemonSet: it has no replicas to add).
+    pub fn of(inventory: &Inventory, pod: &Pod) -> Option<ScaleTarget> {
+        let w = inventory.top_controller(pod)?;
+        if w.kind == WorkloadKind::DaemonSet {
+            return None;
+        }
+        Some(ScaleTarget {
+            short_kind: w.kind.short().to_string(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            replicas: w.replicas,
+        })
+    }
+}
+
 /// What would let `budget` allow one more disruption, as a command where one exists.
 pub fn budget_fix(budget: &LiveBudget, controller: Option<&ScaleTarget>) -> String {
     let patch = relax_patch(budget);
@@ -240,6 +261,80 @@ pub fn extra_replicas(budget: &LiveBudget) -> Option<i64> {
             let desired = (p * (budget.expected_pods + k) + 99) / 100;
             healthy + k - desired >= 1
         }),
+    }
+}
+
+pub(super) fn blocked_report(plan: &NodePlan, elapsed: Duration) -> NodeReport {
+    NodeReport {
+        node: plan.node.clone(),
+        outcome: NodeOutcome::Blocked,
+        cordoned: true,
+        server_errors_retried: 0,
+        evicted: Vec::new(),
+        skipped: plan.skipped.clone(),
+        blockers: plan.blockers.clone(),
+        left: plan
+            .remove
+            .iter()
+            .map(|(p, _)| LeftPod { pod: p.object_key(), reason: "not evicted: the node has blockers".into() })
+            .collect(),
+        budgets: Vec::new(),
+        replacements: Vec::new(),
+        elapsed_ms: elapsed.as_millis() as u64,
+    }
+}
+
+/// What a real run would do now: budgets that would hold pods back are named with their fix.
+pub(super) fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut BudgetView) -> NodeReport {
+    let mut left = Vec::new();
+    let mut held: BTreeMap<ObjectKey, Vec<&Pod>> = BTreeMap::new();
+    for (pod, removal) in &plan.remove {
+        if *removal == Removal::Delete {
+            continue;
+        }
+        let pdbs: Vec<ObjectKey> = inventory.pdbs_for(pod).map(|b| b.object_key()).collect();
+        match view.hold(&pdbs, PodHealth::of(pod)) {
+            None => {
+                // Spend the disruption, so the next pod of the batch sees what is left.
+                view.reserve(&pdbs);
+                view.settle(&pdbs, true, PodHealth::of(pod), 0);
+            }
+            Some(h) => {
+                left.push(LeftPod {
+                    pod: pod.object_key(),
+                    reason: format!(
+                        "would wait for PodDisruptionBudget {}: needs {} healthy pods and has {}",
+                        h.pdb, h.needs, h.has
+                    ),
+                });
+                held.entry(h.pdb).or_default().push(pod);
+            }
+        }
+    }
+    let budgets = held
+        .into_iter()
+        .filter_map(|(key, pods)| {
+            let budget = view.get(&key)?.clone();
+            let scale = ScaleTarget::of(inventory, pods[0]);
+            Some(BlockingBudget {
+                fix: budget_fix(&budget, scale.as_ref()),
+                budget,
+                pods: pods.iter().map(|p| p.object_key()).collect(),
+            })
+        })
+        .collect();
+    NodeReport {
+        node: plan.node.clone(),
+        outcome: NodeOutcome::DryRun,
+        cordoned: false,
+        server_errors_retried: 0,
+        evicted: plan.remove.iter().map(|(p, _)| p.object_key()).collect(),
+        skipped: plan.skipped.clone(),
+        blockers: plan.blockers.clone(),
+        left,
+        budgets,
+        replacements: Vec::new(),
+        elapsed_ms: 0,
     }
 }
 
