@@ -2,6 +2,7 @@
 //! no clock reads (the day is always passed in).
 
 pub mod addons;
+pub mod api_status;
 pub mod drain;
 pub mod etcd_backup;
 pub mod findings;

@@ -18,8 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::api_status::{self, Cause, Details};
 use crate::inventory::{IntOrPercent, Inventory, Pdb, PdbStatus, Pod, PodPhase, WorkloadKind};
 
 /// The eviction handler refuses when this many evictions await the controller's confirmation.
@@ -289,37 +290,27 @@ impl EvictionRefusal {
         Self::forbidden(pdb, "DisruptedPods map too big - too many evictions not confirmed by PDB controller")
     }
 
+    /// `Status.details` as the API server fills them for this refusal: the budget's cause, the
+    /// retry hint, and for a 403 the budget itself.
+    pub fn details(&self) -> Details {
+        let forbidden_by =
+            if self.code == 403 { self.pdbs.first().and_then(|k| k.split_once('/')).map(|(_, n)| n) } else { None };
+        Details {
+            name: forbidden_by.map(str::to_string),
+            group: forbidden_by.map(|_| "policy".to_string()),
+            kind: forbidden_by.map(|_| "poddisruptionbudget".to_string()),
+            causes: self
+                .cause
+                .iter()
+                .map(|c| Cause { reason: "DisruptionBudget".into(), message: c.clone(), field: None })
+                .collect(),
+            retry_after_seconds: self.retry_after_seconds,
+        }
+    }
+
     /// The `metav1.Status` body the API server sends.
     pub fn to_status(&self) -> Value {
-        let mut details = serde_json::Map::new();
-        if let Some(cause) = &self.cause {
-            details.insert("causes".into(), json!([{"reason": "DisruptionBudget", "message": cause}]));
-        }
-        if let Some(r) = self.retry_after_seconds.filter(|r| *r > 0) {
-            details.insert("retryAfterSeconds".into(), json!(r));
-        }
-        if self.code == 403
-            && let Some(name) = self.pdbs.first().and_then(|k| k.split_once('/')).map(|(_, n)| n)
-        {
-            details.insert("name".into(), json!(name));
-            details.insert("group".into(), json!("policy"));
-            details.insert("kind".into(), json!("poddisruptionbudget"));
-        }
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "code": self.code
-        });
-        if !self.reason.is_empty() {
-            status["reason"] = json!(self.reason);
-        }
-        if !details.is_empty() {
-            status["details"] = Value::Object(details);
-        }
-        status
+        api_status::failure(self.code, &self.reason, &self.message, &self.details())
     }
 }
 

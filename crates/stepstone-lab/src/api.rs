@@ -488,23 +488,7 @@ fn with_disruption_target(pod: &Value, now: Timestamp) -> Option<Value> {
 }
 
 fn refusal(r: &pdb::EvictionRefusal) -> ApiError {
-    let status = r.to_status();
-    ApiError {
-        code: r.code,
-        reason: r.reason.clone(),
-        message: r.message.clone(),
-        details: Box::new(crate::status::Details {
-            name: status.pointer("/details/name").and_then(Value::as_str).map(String::from),
-            group: status.pointer("/details/group").and_then(Value::as_str).map(String::from),
-            kind: status.pointer("/details/kind").and_then(Value::as_str).map(String::from),
-            causes: r
-                .cause
-                .iter()
-                .map(|c| crate::status::Cause { reason: "DisruptionBudget".into(), message: c.clone(), field: None })
-                .collect(),
-            retry_after_seconds: r.retry_after_seconds,
-        }),
-    }
+    ApiError { code: r.code, reason: r.reason.clone(), message: r.message.clone(), details: Box::new(r.details()) }
 }
 
 /// Names in a budget's `status.disruptedPods` still within the 2-minute deletion timeout (two

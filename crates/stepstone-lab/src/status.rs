@@ -5,13 +5,7 @@ use serde_json::{Value, json};
 
 use crate::resources::ResourceDef;
 
-/// One `details.causes` entry. `reason` is the cause type (`FieldValueRequired`, `DisruptionBudget`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cause {
-    pub reason: String,
-    pub message: String,
-    pub field: Option<String>,
-}
+pub use stepstone_core::api_status::{Cause, Details};
 
 /// A failed API call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,16 +16,6 @@ pub struct ApiError {
     pub reason: String,
     pub message: String,
     pub details: Box<Details>,
-}
-
-/// `Status.details`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Details {
-    pub name: Option<String>,
-    pub group: Option<String>,
-    pub kind: Option<String>,
-    pub causes: Vec<Cause>,
-    pub retry_after_seconds: Option<u32>,
 }
 
 impl ApiError {
@@ -205,53 +189,7 @@ impl ApiError {
 
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-        });
-        if !self.reason.is_empty() {
-            status["reason"] = json!(self.reason);
-        }
-        let mut details = serde_json::Map::new();
-        if let Some(n) = &self.details.name {
-            details.insert("name".into(), json!(n));
-        }
-        if let Some(g) = &self.details.group {
-            details.insert("group".into(), json!(g));
-        }
-        if let Some(k) = &self.details.kind {
-            details.insert("kind".into(), json!(k));
-        }
-        if !self.details.causes.is_empty() {
-            let causes: Vec<Value> = self
-                .details
-                .causes
-                .iter()
-                .map(|c| {
-                    let mut m = serde_json::Map::new();
-                    if !c.reason.is_empty() {
-                        m.insert("reason".into(), json!(c.reason));
-                    }
-                    m.insert("message".into(), json!(c.message));
-                    if let Some(f) = &c.field {
-                        m.insert("field".into(), json!(f));
-                    }
-                    Value::Object(m)
-                })
-                .collect();
-            details.insert("causes".into(), Value::Array(causes));
-        }
-        if let Some(s) = self.details.retry_after_seconds.filter(|s| *s > 0) {
-            details.insert("retryAfterSeconds".into(), json!(s));
-        }
-        if !details.is_empty() || self.details.retry_after_seconds.is_some() {
-            status["details"] = Value::Object(details);
-        }
-        status["code"] = json!(self.code);
-        status
+        stepstone_core::api_status::failure(self.code, &self.reason, &self.message, &self.details)
     }
 }
 
