@@ -294,7 +294,7 @@ fn cgroup_v1_node_is_refused_by_kubeadm_and_its_new_kubelet_does_not_start() {
         "node",
         "--ignore-preflight-errors=SystemVerification",
     ]));
-    let (code, err) = failed(&r.run(&["lab", "node", "r650-03", "restart-kubelet", "--wait", "--timeout", "30"]));
+    let (code, err) = failed(&r.run(&["lab", "node", "r650-03", "restart-kubelet", "--wait", "--timeout", "30s"]));
     assert_eq!(code, 1);
     assert!(err.contains("r650-03: the kubelet did not start") && err.contains("cgroup v1"), "{err}");
     let table = ok(&r.run(&["lab", "nodes", "r650-03"]));

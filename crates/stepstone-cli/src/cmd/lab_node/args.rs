@@ -1,6 +1,7 @@
 //! The arguments of `stepstone lab node NODE ACTION`, one struct per action.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use stepstone_lab::UpgradeOptions;
 
@@ -18,19 +19,26 @@ use super::LabTarget;
   stepstone lab node r650-01 reboot
   stepstone lab node r650-01 reboot --wait --timeout 120")]
 pub struct RebootArgs {
-    /// Wait until the node is Ready again (or the kubelet failed to start).
-    #[arg(long)]
-    pub wait: bool,
-
-    /// With --wait: give up after this many real seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "wait")]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 
     #[command(flatten)]
     pub target: LabTarget,
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `--wait [--timeout DURATION]` of the operations that take the kubelet down.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Wait until the node is Ready again (or its kubelet failed to start).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: give up after this long, in real time (90, 90s, 2m; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::duration::seconds, requires = "wait")]
+    pub timeout: Duration,
 }
 
 /// The node's operating system.
@@ -348,13 +356,8 @@ impl UpgradeFlags {
   stepstone lab node r650-01 restart-kubelet
   stepstone lab node r650-01 restart-kubelet --wait --timeout 120")]
 pub struct RestartArgs {
-    /// Wait until the node is Ready again (or the kubelet failed).
-    #[arg(long)]
-    pub wait: bool,
-
-    /// With --wait: give up after this many real seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "wait")]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 
     #[command(flatten)]
     pub target: LabTarget,

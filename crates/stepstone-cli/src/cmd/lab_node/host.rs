@@ -24,10 +24,10 @@ struct RestartReport {
 pub(super) fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
     let api = LabApi::from_target(&a.target)?;
     let mut facts = api.run(|c| c.restart_kubelet(node))?;
-    if a.wait {
-        facts = wait_until_back(&api, node, facts, a.timeout, "the kubelet restart")?;
+    if a.wait.wait {
+        facts = wait_until_back(&api, node, facts, a.wait.timeout, "the kubelet restart")?;
     }
-    let report = RestartReport { node: node.to_string(), waited: a.wait, facts };
+    let report = RestartReport { node: node.to_string(), waited: a.wait.wait, facts };
     emit(a.output.output, "LabKubeletRestart", &report, || match &report.facts.kubelet {
         KubeletState::Restarting { until: Some(until), version } => format!(
             "{node}: kubelet restarting (NotReady) to run {version}; back at {}\n  kubectl --kubeconfig {} get node {node} -w\n",
@@ -43,15 +43,15 @@ pub(super) fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Poll until the node's kubelet runs and the node is Ready; a kubelet that failed to start, or
-/// a node not back within `timeout` real seconds, is exit 1 with where to look.
+/// a node not back within `timeout` (real time), is exit 1 with where to look.
 fn wait_until_back(
     api: &LabApi,
     node: &str,
     mut facts: NodeFacts,
-    timeout: u64,
+    timeout: Duration,
     after: &str,
 ) -> anyhow::Result<NodeFacts> {
-    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let deadline = Instant::now() + timeout;
     loop {
         match &facts.kubelet {
             KubeletState::Running if facts.ready => return Ok(facts),
@@ -66,7 +66,8 @@ fn wait_until_back(
         }
         if Instant::now() >= deadline {
             return Err(Failure(format!(
-                "{node}: not Ready {timeout}s after {after} (status {}); raise --timeout, or check `stepstone lab faults` for a never-return fault",
+                "{node}: not Ready {} after {after} (status {}); raise --timeout, or check `stepstone lab faults` for a never-return fault",
+                crate::duration::go(timeout),
                 status_of(&facts)
             ))
             .into());
@@ -90,10 +91,10 @@ pub(super) fn reboot(node: &str, a: RebootArgs, refresh: Option<OsRefresh>) -> a
         Some(r) => api.run(|c| c.os_refresh(node, r))?,
         None => api.run(|c| c.reboot(node))?,
     };
-    if a.wait {
-        facts = wait_until_back(&api, node, facts, a.timeout, "the reboot")?;
+    if a.wait.wait {
+        facts = wait_until_back(&api, node, facts, a.wait.timeout, "the reboot")?;
     }
-    let report = RebootReport { node: node.to_string(), waited: a.wait, facts };
+    let report = RebootReport { node: node.to_string(), waited: a.wait.wait, facts };
     let kind = if refresh.is_some() { "LabOsRefresh" } else { "LabReboot" };
     emit(a.output.output, kind, &report, || {
         let f = &report.facts;
