@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{CONSENT, SMALL, TestLab, control_plane, cordoned, kubelet, name, ready, text};
+use common::{CONSENT, SMALL, TestLab, budgets_below, control_plane, cordoned, kubelet, name, ready, text};
 use serde_json::Value;
 use stepstone_fleet::FleetSpec;
 use stepstone_lab::{FaultConfig, Lab, LabHandle, LabOptions};
@@ -129,18 +129,6 @@ impl Chaos {
         }
         s
     }
-}
-
-/// `namespace/name` of every budget below its desired healthy pods.
-fn budgets_below(lab: &LabHandle) -> BTreeSet<String> {
-    lab.list("poddisruptionbudgets", None)
-        .iter()
-        .filter(|b| {
-            b.pointer("/status/currentHealthy").and_then(Value::as_i64)
-                < b.pointer("/status/desiredHealthy").and_then(Value::as_i64)
-        })
-        .map(|b| format!("{}/{}", b["metadata"]["namespace"].as_str().unwrap_or(""), name(b)))
-        .collect()
 }
 
 /// Budgets that select a pod on `node` (their deficit may be the injected reboot's, not the

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{CONSENT, SMALL, THREE_GENERATIONS, TestLab, control_plane, cordoned, kubelet, name, ready, text};
+use common::{
+    CONSENT, SMALL, THREE_GENERATIONS, TestLab, budgets_below, control_plane, cordoned, kubelet, name, ready, text,
+};
 use serde_json::Value;
 use stepstone_lab::LabHandle;
 
@@ -42,6 +44,23 @@ impl Harness {
             cmd.args(["--snapshot-dir", &self.path("snapshots"), "--report", &self.path("report.md")]);
         }
         cmd
+    }
+
+    /// `rollout --to v1.35.0` on the lab with every consent and no soaks, which must complete;
+    /// the journal it leaves.
+    fn rollout_to_v1_35_0_completes(&self) -> Value {
+        let mut args = vec!["--to", "v1.35.0", "--node-ops", "lab", "--yes", "--canary-soak", "0", "--batch-wait", "0"];
+        args.extend(CONSENT);
+        let out = self.rollout(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        self.journal()
+    }
+
+    fn assert_every_node_on_v1_35_0_and_uncordoned(&self) {
+        for n in self.nodes() {
+            assert_eq!(kubelet(&n), "v1.35.0", "{}", name(&n));
+            assert!(!cordoned(&n), "{}", name(&n));
+        }
     }
 
     fn journal(&self) -> Value {
@@ -87,17 +106,7 @@ impl Sampler {
     fn start(lab: Arc<LabHandle>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let below = |lab: &LabHandle| -> BTreeSet<String> {
-            lab.list("poddisruptionbudgets", None)
-                .iter()
-                .filter(|b| {
-                    b.pointer("/status/currentHealthy").and_then(Value::as_i64)
-                        < b.pointer("/status/desiredHealthy").and_then(Value::as_i64)
-                })
-                .map(|b| format!("{}/{}", b["metadata"]["namespace"].as_str().unwrap_or(""), name(b)))
-                .collect()
-        };
-        let already_below = below(&lab);
+        let already_below = budgets_below(&lab);
         let was_cordoned: BTreeMap<String, bool> =
             lab.list("nodes", None).iter().map(|n| (name(n).to_string(), cordoned(n))).collect();
         let (stop2, seen2) = (stop.clone(), seen.clone());
@@ -117,7 +126,7 @@ impl Sampler {
                     }
                     last.insert(name(n).to_string(), now);
                 }
-                for b in below(&lab).difference(&already_below) {
+                for b in budgets_below(&lab).difference(&already_below) {
                     s.pdb_violations.insert(b.clone());
                 }
                 s.samples += 1;
@@ -333,35 +342,17 @@ fn a_half_upgraded_control_plane_is_continued_not_redone() {
     let h = Harness::start(SMALL, 300.0);
     h.scale_redis();
     // Someone upgraded cp-01 to v1.35.0 by hand and stopped: cp-02/03 are still on v1.34.6.
-    for args in [
-        vec!["lab", "node", "cp-01", "repo", "v1.35"],
-        vec!["lab", "node", "cp-01", "install", "kubeadm=1.35.0-1.1"],
-        vec!["lab", "node", "cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"],
-        vec!["lab", "node", "cp-01", "install", "kubelet=1.35.0-1.1", "kubectl=1.35.0-1.1"],
-        vec!["lab", "node", "cp-01", "restart-kubelet", "--wait"],
-    ] {
-        let out = h.run(&args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-    }
-    let out = h
-        .rollout(&[
-            "--to",
-            "v1.35.0",
-            "--node-ops",
-            "lab",
-            "--yes",
-            "--canary-soak",
-            "0",
-            "--batch-wait",
-            "0",
-            CONSENT[0],
-            CONSENT[1],
-            CONSENT[2],
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let journal = h.journal();
+    lab_node(
+        &h,
+        &[
+            vec!["cp-01", "repo", "v1.35"],
+            vec!["cp-01", "install", "kubeadm=1.35.0-1.1"],
+            vec!["cp-01", "kubeadm", "upgrade", "apply", "v1.35.0", "-y"],
+            vec!["cp-01", "install", "kubelet=1.35.0-1.1", "kubectl=1.35.0-1.1"],
+            vec!["cp-01", "restart-kubelet", "--wait"],
+        ],
+    );
+    let journal = h.rollout_to_v1_35_0_completes();
     let records = journal["records"].as_array().unwrap();
     let phase_of = |step: &str| {
         records
@@ -380,10 +371,7 @@ fn a_half_upgraded_control_plane_is_continued_not_redone() {
     assert!(cp_steps.first().is_some_and(|s| s.contains("cp-02") && s.contains("node")), "{cp_steps:?}");
     assert!(phase_of("h1/cp/cp-01").iter().all(|p| p == "skipped"), "cp-01 is not upgraded again");
     assert!(phase_of("h1/cp/cp-02").contains(&"done".to_string()));
-    for n in h.nodes() {
-        assert_eq!(kubelet(&n), "v1.35.0", "{}", name(&n));
-        assert!(!cordoned(&n));
-    }
+    h.assert_every_node_on_v1_35_0_and_uncordoned();
 }
 
 /// `stepstone lab node NODE ARGS...` on the harness's lab; each must succeed.
@@ -437,35 +425,14 @@ fn a_control_plane_already_on_the_target_moves_only_the_kubelets_behind_it() {
         assert!(!text(&out).contains("nothing to upgrade"), "{cmd}: {}", text(&out));
     }
 
-    let out = h
-        .rollout(&[
-            "--to",
-            "v1.35.0",
-            "--node-ops",
-            "lab",
-            "--yes",
-            "--canary-soak",
-            "0",
-            "--batch-wait",
-            "0",
-            CONSENT[0],
-            CONSENT[1],
-            CONSENT[2],
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let journal = h.journal();
+    let journal = h.rollout_to_v1_35_0_completes();
     let steps: BTreeSet<&str> =
         journal["records"].as_array().unwrap().iter().filter_map(|r| r["step"].as_str()).collect();
     assert!(!steps.iter().any(|s| s.contains("cp-01") || s.contains("cp-02")), "{steps:?}");
     assert!(!steps.contains("h1/etcd-snapshot") || steps.contains("h1/cp/cp-03"), "{steps:?}");
     let drained: Vec<&str> = journal["drained"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(!drained.iter().any(|d| d.starts_with("cp-01@") || d.starts_with("cp-02@")), "{drained:?}");
-    for n in h.nodes() {
-        assert_eq!(kubelet(&n), "v1.35.0", "{}", name(&n));
-        assert!(!cordoned(&n), "{}", name(&n));
-    }
+    h.assert_every_node_on_v1_35_0_and_uncordoned();
 }
 
 #[test]

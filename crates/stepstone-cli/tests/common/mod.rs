@@ -7,6 +7,7 @@
 #[path = "../../../stepstone-host/tests/common/mod.rs"]
 pub mod real;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -260,4 +261,16 @@ pub fn control_plane(node: &Value) -> bool {
     node.pointer("/metadata/labels")
         .and_then(Value::as_object)
         .is_some_and(|l| l.contains_key("node-role.kubernetes.io/control-plane"))
+}
+
+/// `namespace/name` of every budget below its desired healthy pods.
+pub fn budgets_below(lab: &LabHandle) -> BTreeSet<String> {
+    lab.list("poddisruptionbudgets", None)
+        .iter()
+        .filter(|b| {
+            b.pointer("/status/currentHealthy").and_then(Value::as_i64)
+                < b.pointer("/status/desiredHealthy").and_then(Value::as_i64)
+        })
+        .map(|b| format!("{}/{}", b["metadata"]["namespace"].as_str().unwrap_or(""), name(b)))
+        .collect()
 }
