@@ -335,10 +335,16 @@ pub async fn backend(
 /// static pods in kube-system (stacked or external etcd, their flags).
 async fn etcd_by_node(conn: &Connection) -> anyhow::Result<std::collections::BTreeMap<String, RemoteEtcdctl>> {
     use k8s_openapi::api::core::v1::Pod;
-    let pods: kube::Api<Pod> = kube::Api::namespaced(conn.client.clone(), "kube-system");
-    let list = pods.list(&kube::api::ListParams::default()).await.map_err(|e| {
-        anyhow::anyhow!("reading the control-plane static pods in kube-system (for the etcd snapshot): {e}")
+    use stepstone_kube::read::{ReadError, get_text};
+    const WHAT: &str = "reading the control-plane static pods in kube-system (for the etcd snapshot)";
+    let request = http::Request::get("/api/v1/namespaces/kube-system/pods").body(Vec::new())?;
+    // The retrying read path, as every other read: a restarting API server is ridden out.
+    let text = get_text(&conn.unretried, &conn.server, request, &conn.retry).await.map_err(|e| match e {
+        ReadError::Server(e) => anyhow::Error::new(e).context(WHAT),
+        ReadError::Refused(e) => anyhow::anyhow!("{WHAT}: {e}"),
     })?;
+    let list: k8s_openapi::List<Pod> =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{WHAT}: the answer is not a pod list: {e}"))?;
     let statics: Vec<StaticPod> = list
         .items
         .iter()
