@@ -23,11 +23,15 @@ pub struct Release {
     pub latest: KubeVersion,
     pub etcd: String,
     pub kubelet_skew: u32,
-    #[serde(default)]
+    // The node requirements and sources are pre-flight's (`stepstone preflight` prints them);
+    // serialised, a release is the row `stepstone versions` prints.
+    #[serde(default, skip_serializing)]
     pub cgroup_v2_required: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub containerd_min: Option<String>,
+    #[serde(skip_serializing)]
     pub kernel_min: String,
+    #[serde(skip_serializing)]
     pub sources: Vec<String>,
 }
 

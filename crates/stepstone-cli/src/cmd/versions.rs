@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use jiff::civil::Date;
 use serde::Serialize;
-use stepstone_core::releases::{ReleaseData, SupportStatus};
+use stepstone_core::releases::{Release, ReleaseData, SupportStatus};
 use stepstone_core::version::{KubeVersion, Minor};
 
 use crate::output::{OutputArgs, Table, emit};
@@ -40,16 +40,12 @@ fn parse_date(s: &str) -> Result<Date, String> {
     s.parse::<Date>().map_err(|e| format!("'{s}' is not a date such as 2026-11-25: {e}"))
 }
 
+/// A release as the data has it, with its status on the report's day.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseRow {
-    pub minor: Minor,
-    pub released: Date,
-    pub maintenance: Date,
-    pub eol: Date,
-    pub latest: KubeVersion,
-    pub etcd: String,
-    pub kubelet_skew: u32,
+    #[serde(flatten)]
+    pub release: Release,
     /// `unreleased` before the release date, else supported / maintenance / end-of-life.
     pub status: String,
 }
@@ -104,16 +100,7 @@ fn days_between(from: Date, to: Date) -> i64 {
 pub fn report(data: &ReleaseData, today: Date, cluster: Option<(String, KubeVersion)>) -> VersionsReport {
     let releases = data
         .all()
-        .map(|r| ReleaseRow {
-            minor: r.minor,
-            released: r.released,
-            maintenance: r.maintenance,
-            eol: r.eol,
-            latest: r.latest.clone(),
-            etcd: r.etcd.clone(),
-            kubelet_skew: r.kubelet_skew,
-            status: status_word(data, r.minor, today).unwrap_or_default(),
-        })
+        .map(|r| ReleaseRow { release: r.clone(), status: status_word(data, r.minor, today).unwrap_or_default() })
         .collect();
     let cluster = cluster.map(|(name, version)| {
         let minor = version.minor();
@@ -159,16 +146,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn render(r: &VersionsReport) -> String {
     let mut t =
         Table::new(["MINOR", "RELEASED", "MAINTENANCE", "END OF LIFE", "LATEST", "ETCD", "KUBELET SKEW", "STATUS"]);
-    for row in &r.releases {
+    for ReleaseRow { release, status } in &r.releases {
         t.row([
-            row.minor.to_string(),
-            row.released.to_string(),
-            row.maintenance.to_string(),
-            row.eol.to_string(),
-            row.latest.to_string(),
-            row.etcd.clone(),
-            format!("n-{}", row.kubelet_skew),
-            row.status.clone(),
+            release.minor.to_string(),
+            release.released.to_string(),
+            release.maintenance.to_string(),
+            release.eol.to_string(),
+            release.latest.to_string(),
+            release.etcd.clone(),
+            format!("n-{}", release.kubelet_skew),
+            status.clone(),
         ]);
     }
     let mut out = format!("Status on {} (release data updated {})\n\n", r.today, r.data_updated);
@@ -219,14 +206,14 @@ mod tests {
         assert_eq!(c.minors_behind, Some(4));
         assert_eq!(c.eol, Some(day("2026-06-28")));
         assert_eq!(c.days_to_eol, Some(-150));
-        let row = r.releases.iter().find(|x| x.minor == Minor::new(1, 35)).unwrap();
+        let row = r.releases.iter().find(|x| x.release.minor == Minor::new(1, 35)).unwrap();
         assert_eq!(row.status, "supported");
     }
 
     #[test]
     fn before_a_release_it_is_unreleased_and_days_count_down() {
         let r = report(ReleaseData::embedded(), day("2026-05-01"), Some(("c".into(), "v1.35.1".parse().unwrap())));
-        let row = r.releases.iter().find(|x| x.minor == Minor::new(1, 37)).unwrap();
+        let row = r.releases.iter().find(|x| x.release.minor == Minor::new(1, 37)).unwrap();
         assert_eq!(row.status, "unreleased");
         let c = r.cluster.unwrap();
         assert_eq!(c.newest_released, Some(Minor::new(1, 36)));
