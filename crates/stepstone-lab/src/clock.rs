@@ -39,7 +39,7 @@ impl Clock {
     pub fn now(&self) -> Timestamp {
         match &self.manual {
             None => Timestamp::now(),
-            Some(t) => *crate::state::lock(t),
+            Some(t) => *crate::sync::lock(t),
         }
     }
 
@@ -63,7 +63,7 @@ impl Clock {
     /// Returns the new time; `None` on the wall clock, which nobody moves.
     pub fn advance(&self, by: Duration) -> Option<Timestamp> {
         let cell = self.manual.as_ref()?;
-        let mut t = crate::state::lock(cell);
+        let mut t = crate::sync::lock(cell);
         let by = SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX);
         *t = t.checked_add(by).unwrap_or(*t);
         Some(*t)
