@@ -5,6 +5,7 @@ pub mod addons;
 pub mod api_status;
 pub mod drain;
 pub mod etcd_backup;
+pub mod fasthash;
 pub mod findings;
 pub mod inventory;
 pub mod object_key;

@@ -14,13 +14,22 @@
 //! taints) is computed once per distinct set of scheduling constraints. A pick is then a walk down
 //! the ordered nodes until the first that fits, not a pass over every pod.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+mod class;
+mod explain;
+mod headroom;
+
+pub use headroom::{Headroom, HeadroomError, HeadroomResource, NodeUsage, Overflow, Unschedulable};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use crate::inventory::{Node, Pod, Taint, Toleration};
+use self::class::{Class, ClassKey, class_hash, is_plain, pinned_names, static_ok};
+use self::headroom::ppm;
+use crate::fasthash::{FastHasher, FastMap};
+use crate::inventory::{Node, Pod, Taint};
 use crate::quantity::Resources;
-use crate::selector::{Operator, Selector};
+use crate::selector::Selector;
 
 /// The label kube-scheduler's hostname topology uses; anti-affinity on it means "not on the same node".
 pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
@@ -28,160 +37,7 @@ pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
 /// The pseudo-label that stands for `matchFields: metadata.name` in node affinity terms.
 pub const NODE_NAME_FIELD: &str = "metadata.name";
 
-/// A ceiling on requested CPU and memory per node, in percent of allocatable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Headroom {
-    percent: u32,
-}
-
-/// Why a headroom value could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("headroom '{input}' is not a percentage between 1% and 100% (examples: 85%, 90)")]
-pub struct HeadroomError {
-    pub input: String,
-}
-
-impl Headroom {
-    /// The planner's default: no node above 85% of allocatable requested after a move.
-    pub const DEFAULT_PERCENT: u32 = 85;
-
-    /// A ceiling of `percent` (clamped to 1..=100).
-    pub fn percent(percent: u32) -> Self {
-        Headroom { percent: percent.clamp(1, 100) }
-    }
-
-    /// No ceiling beyond allocatable itself: what the real scheduler does.
-    pub fn none() -> Self {
-        Headroom { percent: 100 }
-    }
-
-    pub fn as_percent(self) -> u32 {
-        self.percent
-    }
-
-    /// `85%` or `85`.
-    pub fn parse(input: &str) -> Result<Self, HeadroomError> {
-        let err = || HeadroomError { input: input.to_string() };
-        let s = input.trim();
-        let digits = s.strip_suffix('%').unwrap_or(s).trim();
-        let p: u32 = digits.parse().map_err(|_| err())?;
-        if !(1..=100).contains(&p) {
-            return Err(err());
-        }
-        Ok(Headroom { percent: p })
-    }
-
-    fn limit(self, allocatable: u64) -> u64 {
-        if self.percent >= 100 {
-            allocatable
-        } else {
-            (u128::from(allocatable) * u128::from(self.percent) / 100) as u64
-        }
-    }
-}
-
-impl Default for Headroom {
-    fn default() -> Self {
-        Headroom::percent(Self::DEFAULT_PERCENT)
-    }
-}
-
-impl std::fmt::Display for Headroom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}%", self.percent)
-    }
-}
-
-/// The two resources the headroom applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum HeadroomResource {
-    Cpu,
-    Memory,
-}
-
-impl std::fmt::Display for HeadroomResource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            HeadroomResource::Cpu => "CPU",
-            HeadroomResource::Memory => "memory",
-        })
-    }
-}
-
-/// The node that came closest to taking a pod but would have gone above the headroom.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Overflow {
-    pub node: String,
-    pub resource: HeadroomResource,
-    /// Share of allocatable requested on `node` had the pod been placed there, rounded up.
-    pub percent_after: u32,
-    pub headroom_percent: u32,
-}
-
-impl std::fmt::Display for Overflow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at {}% {} (headroom {}%)", self.node, self.percent_after, self.resource, self.headroom_percent)
-    }
-}
-
-/// No node can take the pod. The message counts nodes per reason, like kube-scheduler's
-/// `0/47 nodes are available: 30 Insufficient cpu, 12 node(s) didn't match Pod's node
-/// affinity/selector, 5 node(s) were unschedulable`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{pod}: 0/{nodes} nodes are available: {}", summary(.reasons))]
-pub struct Unschedulable {
-    /// `namespace/name` of the pod.
-    pub pod: String,
-    /// Nodes known to the model.
-    pub nodes: usize,
-    /// Node count per reason, most common first. A node short of several resources counts once
-    /// per resource, as in kube-scheduler's message.
-    pub reasons: Vec<(String, usize)>,
-    /// The least allocated node that failed on the headroom alone, if any.
-    pub closest: Option<Overflow>,
-}
-
-fn summary(reasons: &[(String, usize)]) -> String {
-    if reasons.is_empty() {
-        return "no nodes in the model".to_string();
-    }
-    reasons.iter().map(|(r, n)| format!("{n} {r}")).collect::<Vec<_>>().join(", ")
-}
-
-/// How allocated a node is now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NodeUsage {
-    pub allocatable: Resources,
-    pub requested: Resources,
-    pub unschedulable: bool,
-}
-
-impl NodeUsage {
-    /// Requested CPU in percent of allocatable, rounded up (100 when nothing is allocatable).
-    pub fn cpu_percent(&self) -> u32 {
-        percent_ceil(self.requested.cpu_millis, self.allocatable.cpu_millis)
-    }
-
-    pub fn memory_percent(&self) -> u32 {
-        percent_ceil(self.requested.memory_bytes, self.allocatable.memory_bytes)
-    }
-}
-
-fn percent_ceil(part: u64, whole: u64) -> u32 {
-    if whole == 0 {
-        return if part == 0 { 0 } else { 100 };
-    }
-    (u128::from(part) * 100).div_ceil(u128::from(whole)).min(u128::from(u32::MAX)) as u32
-}
-
-/// Share requested, in parts per million: the least-allocated order.
-fn ppm(part: u64, whole: u64) -> u64 {
-    if whole == 0 {
-        return 1_000_000;
-    }
-    (u128::from(part) * 1_000_000 / u128::from(whole)).min(u128::from(u64::MAX)) as u64
-}
-
+/// A node as the model sees it: what it offers, what is requested on it, and who is bound there.
 struct SimNode {
     name: String,
     /// Labels plus `metadata.name`, for node affinity terms.
@@ -208,33 +64,6 @@ impl SimNode {
     }
 }
 
-/// A fast, deterministic hasher for the model's string keys (SipHash's DoS resistance buys
-/// nothing here and costs a third of a pick).
-#[derive(Default, Clone, Copy)]
-struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        // murmur3's finaliser: the multiply above leaves the low bits (the bucket index) weak.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
 /// What the model remembers of a pod. Slots outlive a binding, so a pod moved again and again
 /// (as the planner does) is not copied again and again.
 struct SimPod {
@@ -247,108 +76,6 @@ struct SimPod {
     /// The node it is bound to, or [`NOWHERE`].
     node: u32,
     class: Arc<Class>,
-}
-
-/// The static part of the filters for one distinct set of scheduling constraints.
-struct Class {
-    key: ClassKey,
-    /// Per node: selector, affinity and taints allow it (empty when `few` is set).
-    feasible: Vec<bool>,
-    /// When few nodes are feasible, their indices: scanning them beats walking the global order.
-    few: Option<Vec<u32>>,
-}
-
-/// A pod's scheduling constraints, as the class cache key.
-#[derive(PartialEq, Eq, Default)]
-struct ClassKey {
-    node_selector: BTreeMap<String, String>,
-    node_affinity: Vec<Selector>,
-    tolerations: Vec<Toleration>,
-}
-
-impl ClassKey {
-    fn matches(&self, pod: &Pod) -> bool {
-        self.node_selector == pod.node_selector
-            && self.node_affinity == pod.node_affinity
-            && self.tolerations == pod.tolerations
-    }
-}
-
-fn class_hash(pod: &Pod) -> u64 {
-    let mut h = FastHasher::default();
-    pod.node_selector.hash(&mut h);
-    pod.node_affinity.len().hash(&mut h);
-    for term in &pod.node_affinity {
-        term.requirements.len().hash(&mut h);
-        for r in &term.requirements {
-            r.key.hash(&mut h);
-            operator_code(&r.operator).hash(&mut h);
-            r.values.hash(&mut h);
-        }
-    }
-    pod.tolerations.len().hash(&mut h);
-    for t in &pod.tolerations {
-        t.key.hash(&mut h);
-        t.operator.hash(&mut h);
-        t.value.hash(&mut h);
-        t.effect.hash(&mut h);
-    }
-    h.finish()
-}
-
-fn operator_code(op: &Operator) -> u8 {
-    match op {
-        Operator::In => 0,
-        Operator::NotIn => 1,
-        Operator::Exists => 2,
-        Operator::DoesNotExist => 3,
-        Operator::Gt => 4,
-        Operator::Lt => 5,
-    }
-}
-
-fn is_plain(pod: &Pod) -> bool {
-    pod.node_selector.is_empty() && pod.node_affinity.is_empty() && pod.tolerations.is_empty()
-}
-
-/// Selector, affinity and taints allow the node (allocation-free: run once per node and class).
-fn static_ok(node: &SimNode, pod: &Pod) -> bool {
-    pod.node_selector.iter().all(|(k, v)| node.match_labels.get(k) == Some(v))
-        && (pod.node_affinity.is_empty() || pod.node_affinity.iter().any(|t| t.matches(&node.match_labels)))
-        && node.taints.iter().all(|taint| pod.tolerations.iter().any(|t| t.tolerates(taint)))
-}
-
-/// The node names a pod's affinity pins it to, when every term names nodes (`matchFields`
-/// on `metadata.name`, as DaemonSet pods carry): only those nodes need a look.
-fn pinned_names(pod: &Pod) -> Option<Vec<&str>> {
-    if pod.node_affinity.is_empty() {
-        return None;
-    }
-    let mut names = Vec::new();
-    for term in &pod.node_affinity {
-        let r = term.requirements.iter().find(|r| r.key == NODE_NAME_FIELD && r.operator == Operator::In)?;
-        names.extend(r.values.iter().map(String::as_str));
-    }
-    Some(names)
-}
-
-/// Why a node is statically out for a pod (selector, affinity, taints), kube-scheduler wording.
-fn static_reason(node: &SimNode, pod: &Pod) -> Option<String> {
-    let selector_ok = pod.node_selector.iter().all(|(k, v)| node.match_labels.get(k) == Some(v));
-    let affinity_ok = pod.node_affinity.is_empty() || pod.node_affinity.iter().any(|t| t.matches(&node.match_labels));
-    if !selector_ok || !affinity_ok {
-        return Some("node(s) didn't match Pod's node affinity/selector".to_string());
-    }
-    for taint in &node.taints {
-        if !pod.tolerations.iter().any(|t| t.tolerates(taint)) {
-            return Some(format!(
-                "node(s) had untolerated taint {{{}: {}}}",
-                taint.key,
-                taint.value.as_deref().unwrap_or("")
-            ));
-        }
-    }
-    None
 }
 
 /// Where a pod would fit, given the nodes and the pods bound to them. See the module docs.
@@ -882,95 +609,6 @@ impl CapacityModel {
             other.namespace == ns && other.anti_affinity.iter().any(|t| t.matches(&pod.labels))
         });
         existing.then_some("node(s) didn't satisfy existing pods anti-affinity rules")
-    }
-
-    /// Walk every node and say why it does not fit: the slow path, only taken on failure.
-    fn explain(&self, pod: &Pod) -> Unschedulable {
-        self.explain_with(pod, None)
-    }
-
-    /// [`explain`](Self::explain), with the nodes a pod's bound volumes admit when it has any.
-    fn explain_with(&self, pod: &Pod, volume_nodes: Option<&BTreeSet<String>>) -> Unschedulable {
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        let mut closest: Option<(u32, u64, Overflow)> = None;
-        let r = &pod.requests;
-        for n in &self.nodes {
-            if n.unschedulable {
-                *counts.entry("node(s) were unschedulable".to_string()).or_default() += 1;
-                continue;
-            }
-            if let Some(reason) = static_reason(n, pod) {
-                *counts.entry(reason).or_default() += 1;
-                continue;
-            }
-            let mut short = Vec::new();
-            let mut over_headroom = Vec::new();
-            let cpu_after = n.requested.cpu_millis.saturating_add(r.cpu_millis);
-            let mem_after = n.requested.memory_bytes.saturating_add(r.memory_bytes);
-            if r.cpu_millis > 0 && cpu_after > n.allocatable.cpu_millis {
-                short.push("Insufficient cpu".to_string());
-            } else if r.cpu_millis > 0 && cpu_after > n.cpu_limit {
-                over_headroom.push((HeadroomResource::Cpu, percent_ceil(cpu_after, n.allocatable.cpu_millis)));
-            }
-            if r.memory_bytes > 0 && mem_after > n.allocatable.memory_bytes {
-                short.push("Insufficient memory".to_string());
-            } else if r.memory_bytes > 0 && mem_after > n.memory_limit {
-                over_headroom.push((HeadroomResource::Memory, percent_ceil(mem_after, n.allocatable.memory_bytes)));
-            }
-            if n.requested.pods.saturating_add(1) > n.allocatable.pods {
-                short.push("Too many pods".to_string());
-            }
-            if r.ephemeral_storage_bytes > 0
-                && n.requested.ephemeral_storage_bytes.saturating_add(r.ephemeral_storage_bytes)
-                    > n.allocatable.ephemeral_storage_bytes
-            {
-                short.push("Insufficient ephemeral-storage".to_string());
-            }
-            if !short.is_empty() {
-                for s in short {
-                    *counts.entry(s).or_default() += 1;
-                }
-                continue;
-            }
-            if volume_nodes.is_some_and(|v| !v.contains(&n.name)) {
-                *counts.entry("node(s) had volume node affinity conflict".to_string()).or_default() += 1;
-                continue;
-            }
-            if let Some(reason) = self.anti_affinity_reason(n, pod) {
-                *counts.entry(reason.to_string()).or_default() += 1;
-                continue;
-            }
-            if !over_headroom.is_empty() {
-                let label = format!(
-                    "node(s) would go above the {}% headroom on {}",
-                    self.headroom.percent,
-                    over_headroom.iter().map(|(res, _)| res.to_string()).collect::<Vec<_>>().join(" and ")
-                );
-                *counts.entry(label).or_default() += 1;
-                let (resource, percent_after) =
-                    over_headroom.iter().copied().max_by_key(|(_, p)| *p).expect("not empty");
-                let candidate = (percent_after, n.score());
-                if closest.as_ref().is_none_or(|(p, s, _)| candidate < (*p, *s)) {
-                    closest = Some((
-                        percent_after,
-                        n.score(),
-                        Overflow {
-                            node: n.name.clone(),
-                            resource,
-                            percent_after,
-                            headroom_percent: self.headroom.percent,
-                        },
-                    ));
-                }
-                continue;
-            }
-            // Every filter passed: only possible if the caller asks about a pod that fits,
-            // which `pick` never does. Count it honestly anyway.
-            *counts.entry("node(s) fit".to_string()).or_default() += 1;
-        }
-        let mut reasons: Vec<(String, usize)> = counts.into_iter().collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        Unschedulable { pod: pod.key(), nodes: self.nodes.len(), reasons, closest: closest.map(|(_, _, o)| o) }
     }
 }
 
