@@ -613,62 +613,91 @@ impl BudgetTracker {
         self.budgets[i].disruptions_allowed()
     }
 
+    /// The view indices of the budgets selecting `pod`, for callers that evict the same pod
+    /// again and again ([`Self::evict_covered`]): the label lookup is done once.
+    pub fn covering_indices(&self, pod: &Pod) -> Vec<usize> {
+        self.indices(pod)
+    }
+
     /// Evict `pod` if the budgets allow it now, consuming a disruption when the pod is healthy.
     pub fn try_evict(&mut self, pod: &Pod) -> Result<Evicted, Blocked> {
-        if matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed | PodPhase::Pending) || pod.is_terminating() {
-            return Ok(Evicted::Free);
-        }
         let covering = self.indices(pod);
-        let b = match covering.as_slice() {
-            [] => return Ok(Evicted::Free),
+        match self.evict_covered(pod, &covering) {
+            EvictionAt::Free => Ok(Evicted::Free),
+            EvictionAt::Unhealthy(b) => Ok(Evicted::Unhealthy { pdb: self.budgets[b].key() }),
+            EvictionAt::Consumed(b) => Ok(Evicted::Consumed { pdb: self.budgets[b].key() }),
+            EvictionAt::Refused(_) => Err(self.refusal(&covering)),
+        }
+    }
+
+    /// [`Self::try_evict`] for a pod whose budgets (`covering`, from [`Self::covering_indices`])
+    /// are known, answering with view indices: no name is built, whatever the answer.
+    pub fn evict_covered(&mut self, pod: &Pod, covering: &[usize]) -> EvictionAt {
+        if matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed | PodPhase::Pending) || pod.is_terminating() {
+            return EvictionAt::Free;
+        }
+        let b = match covering {
+            [] => return EvictionAt::Free,
             [one] => *one,
-            several => {
-                let first = &self.budgets[several[0]];
-                return Err(Blocked {
-                    pdb: first.key(),
-                    needs: first.desired_healthy,
-                    has: first.current_healthy,
-                    reason: BlockReason::SeveralBudgets {
-                        pdbs: several.iter().map(|i| self.budgets[*i].key()).collect(),
-                    },
-                });
-            }
+            several => return EvictionAt::Refused(several[0]),
         };
         let budget = &mut self.budgets[b];
-        if let Some(error) = &budget.sync_error {
-            return Err(Blocked {
-                pdb: budget.key(),
-                needs: budget.desired_healthy,
-                has: budget.current_healthy,
-                reason: BlockReason::SyncFailed { error: error.clone() },
-            });
+        if budget.sync_error.is_some() {
+            return EvictionAt::Refused(b);
         }
         if !pod.ready
             && (budget.always_allow_unhealthy
                 || (budget.current_healthy >= budget.desired_healthy && budget.desired_healthy > 0))
         {
-            return Ok(Evicted::Unhealthy { pdb: budget.key() });
+            return EvictionAt::Unhealthy(b);
         }
         if budget.disruptions_allowed() == 0 {
-            return Err(Blocked {
-                pdb: budget.key(),
-                needs: budget.desired_healthy,
-                has: budget.current_healthy,
-                reason: BlockReason::Budget,
-            });
+            return EvictionAt::Refused(b);
         }
         if pod.ready {
             budget.current_healthy -= 1;
         }
-        Ok(Evicted::Consumed { pdb: budget.key() })
+        EvictionAt::Consumed(b)
+    }
+
+    /// Why [`Self::evict_covered`] refused a pod covered by `covering` (checked in its order).
+    pub fn refusal(&self, covering: &[usize]) -> Blocked {
+        let first = &self.budgets[covering[0]];
+        let reason = if covering.len() > 1 {
+            BlockReason::SeveralBudgets { pdbs: covering.iter().map(|i| self.budgets[*i].key()).collect() }
+        } else if let Some(error) = &first.sync_error {
+            BlockReason::SyncFailed { error: error.clone() }
+        } else {
+            BlockReason::Budget
+        };
+        Blocked { pdb: first.key(), needs: first.desired_healthy, has: first.current_healthy, reason }
     }
 
     /// The replacement of an evicted `pod` (same labels, hence same budgets) became Ready.
     pub fn replacement_ready(&mut self, pod: &Pod) {
-        for i in self.indices(pod) {
+        let covering = self.indices(pod);
+        self.replacement_ready_covered(&covering);
+    }
+
+    /// [`Self::replacement_ready`] for a pod covered by `covering`.
+    pub fn replacement_ready_covered(&mut self, covering: &[usize]) {
+        for &i in covering {
             self.budgets[i].current_healthy += 1;
         }
     }
+}
+
+/// What [`BudgetTracker::evict_covered`] did, by view index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionAt {
+    /// No budget involved (none selects the pod, or the pod is not Running, or terminating).
+    Free,
+    /// An unready pod let through without consuming a disruption of this budget.
+    Unhealthy(usize),
+    /// One healthy pod of this budget is gone until its replacement is Ready.
+    Consumed(usize),
+    /// Refused; the (first) budget involved. [`BudgetTracker::refusal`] says why.
+    Refused(usize),
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::findings::{Finding, Severity};
 use crate::inventory::{Inventory, Node, Pod};
-use crate::pdb::{BudgetTracker, Evicted};
+use crate::pdb::{BudgetTracker, EvictionAt};
 
 use super::blockers::{Analysis, nowhere_hint, reference};
 use super::limits::{GenerationLimit, LimitSource};
@@ -149,6 +149,10 @@ pub struct Planner<'a> {
     static_blocks: Vec<Vec<String>>,
     /// Per inventory pod, the budget (tracker view index) its eviction consumes, or NOWHERE.
     consumes: Vec<u32>,
+    /// Per inventory pod that moves, the budgets selecting it (tracker view indices):
+    /// `covering[covering_start[p]..covering_start[p + 1]]`, looked up once.
+    covering: Vec<usize>,
+    covering_start: Vec<u32>,
     /// Blockers found while planning (no room, budgets that never recover).
     found: BTreeMap<String, PlanBlocker>,
     trace: Option<Vec<TraceEvent>>,
@@ -222,6 +226,15 @@ impl<'a> Planner<'a> {
                 _ => NOWHERE,
             })
             .collect();
+        let mut covering = Vec::new();
+        let mut covering_start = Vec::with_capacity(inv.pods.len() + 1);
+        for (i, pod) in inv.pods.iter().enumerate() {
+            covering_start.push(covering.len() as u32);
+            if fates[i] == Fate::Moves {
+                covering.extend(budgets.covering_indices(pod));
+            }
+        }
+        covering_start.push(covering.len() as u32);
         Planner {
             inv,
             policy: policy.clone(),
@@ -234,6 +247,8 @@ impl<'a> Planner<'a> {
             pod_node,
             static_blocks,
             consumes,
+            covering,
+            covering_start,
             found: BTreeMap::new(),
             trace: None,
             hop: 0,
@@ -331,6 +346,11 @@ impl<'a> Planner<'a> {
 
     fn pod(&self, idx: u32) -> &'a Pod {
         &self.inv.pods[idx as usize]
+    }
+
+    /// The budgets selecting a pod that moves (tracker view indices).
+    fn covering_of(&self, pod: u32) -> std::ops::Range<usize> {
+        self.covering_start[pod as usize] as usize..self.covering_start[pod as usize + 1] as usize
     }
 
     /// Plan every hop.
@@ -799,13 +819,14 @@ impl<'a> Planner<'a> {
     /// Evict in rounds of one pod start time; returns the number of rounds and the budgets that
     /// made pods wait.
     fn evict_in_rounds(&mut self, evicted: &[u32]) -> (u32, BTreeSet<String>) {
-        let mut waited_on = BTreeSet::new();
         if !self.policy.serialise_budgets || evicted.is_empty() {
             if !evicted.is_empty() {
                 self.record(TraceEvent::Round { evicted: evicted.iter().map(|&p| p as usize).collect() });
             }
-            return (u32::from(!evicted.is_empty()), waited_on);
+            return (u32::from(!evicted.is_empty()), BTreeSet::new());
         }
+        // Budgets by view index while the rounds run; named once at the end.
+        let mut waited_on: BTreeSet<usize> = BTreeSet::new();
         let mut pending: Vec<u32> = evicted.to_vec();
         let mut rounds = 0;
         while !pending.is_empty() {
@@ -814,11 +835,12 @@ impl<'a> Planner<'a> {
             let mut free = Vec::new();
             let mut later = Vec::new();
             for p in pending {
-                match self.budgets.try_evict(self.pod(p)) {
-                    Ok(Evicted::Consumed { .. }) => now.push(p),
-                    Ok(_) => free.push(p),
-                    Err(blocked) => {
-                        waited_on.insert(blocked.pdb.clone());
+                let covering = &self.covering[self.covering_of(p)];
+                match self.budgets.evict_covered(&self.inv.pods[p as usize], covering) {
+                    EvictionAt::Consumed(_) => now.push(p),
+                    EvictionAt::Free | EvictionAt::Unhealthy(_) => free.push(p),
+                    EvictionAt::Refused(b) => {
+                        waited_on.insert(b);
                         later.push(p);
                     }
                 }
@@ -832,12 +854,14 @@ impl<'a> Planner<'a> {
                 break;
             }
             self.record(TraceEvent::Round { evicted: now.iter().chain(&free).map(|&p| p as usize).collect() });
-            for p in &now {
-                self.budgets.replacement_ready(self.pod(*p));
+            for &p in &now {
+                let range = self.covering_of(p);
+                self.budgets.replacement_ready_covered(&self.covering[range]);
             }
             pending = later;
         }
-        (rounds, waited_on)
+        let names = waited_on.into_iter().map(|b| self.budgets.budgets()[b].key()).collect();
+        (rounds, names)
     }
 
     fn record_nowhere(&mut self, node: u32, why: &Unschedulable) {

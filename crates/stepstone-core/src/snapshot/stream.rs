@@ -254,7 +254,9 @@ struct Splitter<'a> {
     line_start: u64,
     offset: u64,
     item_index: usize,
-    item: Vec<u8>,
+    /// Where the current item starts in the batch's text (items are copied once, straight
+    /// into the batch).
+    item_start: usize,
     item_line: usize,
     item_column: usize,
     batch: Batch,
@@ -277,7 +279,7 @@ impl<'a> Splitter<'a> {
             line_start: 0,
             offset: 0,
             item_index: 0,
-            item: Vec::new(),
+            item_start: 0,
             item_line: 0,
             item_column: 0,
             batch: Batch { seq: 0, text: Vec::new(), items: Vec::new() },
@@ -299,7 +301,14 @@ impl<'a> Splitter<'a> {
             }
             self.scan(&buf[..n])?;
             if self.batch.text.len() >= BATCH_BYTES {
-                let next = Batch { seq: self.batch.seq + 1, text: Vec::new(), items: Vec::new() };
+                // The item being read, if any, carries over to the next batch.
+                let carry = if self.place == Place::InItem {
+                    self.batch.text.split_off(self.item_start)
+                } else {
+                    Vec::with_capacity(BATCH_BYTES + read_bytes)
+                };
+                self.item_start = 0;
+                let next = Batch { seq: self.batch.seq + 1, text: carry, items: Vec::new() };
                 if !send(std::mem::replace(&mut self.batch, next)) {
                     return Ok(());
                 }
@@ -440,8 +449,8 @@ impl<'a> Splitter<'a> {
         match self.place {
             Place::Envelope => self.flush(bytes, &mut run, bytes.len()),
             Place::InItem => {
-                self.item.extend_from_slice(&bytes[run..]);
-                if self.item.len() > MAX_OBJECT_BYTES {
+                self.batch.text.extend_from_slice(&bytes[run..]);
+                if self.batch.text.len() - self.item_start > MAX_OBJECT_BYTES {
                     return Err(self.too_large(&format!("items[{}]", self.item_index)));
                 }
             }
@@ -465,18 +474,17 @@ impl<'a> Splitter<'a> {
 
     fn begin_item(&mut self, run: &mut usize, at: usize) {
         self.place = Place::InItem;
-        self.item.clear();
+        self.item_start = self.batch.text.len();
         self.item_line = self.line;
         self.item_column = (self.offset + at as u64 - self.line_start) as usize + 1;
         *run = at;
     }
 
     fn end_item(&mut self, bytes: &[u8], run: &mut usize, at: usize) -> Result<(), SnapshotError> {
-        self.item.extend_from_slice(&bytes[*run..at]);
-        if self.item.len() > MAX_OBJECT_BYTES {
+        self.batch.text.extend_from_slice(&bytes[*run..at]);
+        if self.batch.text.len() - self.item_start > MAX_OBJECT_BYTES {
             return Err(self.too_large(&format!("items[{}]", self.item_index)));
         }
-        self.batch.text.extend_from_slice(&self.item);
         self.batch.items.push(ItemSpan {
             end: self.batch.text.len(),
             index: self.item_index,
@@ -484,7 +492,6 @@ impl<'a> Splitter<'a> {
             column: self.item_column,
         });
         self.item_index += 1;
-        self.item.clear();
         *run = at;
         Ok(())
     }
