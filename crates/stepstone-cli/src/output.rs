@@ -46,7 +46,16 @@ pub fn emit<T: Serialize>(
 ) -> anyhow::Result<()> {
     let text = match format {
         OutputFormat::Table => table(),
-        OutputFormat::Json => document_json(kind, body)? + "\n",
+        OutputFormat::Json => {
+            // Written as it is serialised: the JSON of a 5,000-node inventory is hundreds of MB,
+            // which need not be held as one string first.
+            use std::io::Write;
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &Document { api_version: API_VERSION, kind, body })?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            return Ok(());
+        }
         OutputFormat::Yaml => serde_saphyr::to_string(&Document { api_version: API_VERSION, kind, body })?,
     };
     print!("{text}");

@@ -615,7 +615,7 @@ impl CapacityModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{NodeRole, PodPhase};
+    use crate::inventory::{NodeRole, PodPhase, Toleration};
     use crate::version::KubeVersion;
 
     pub(crate) fn node(name: &str, cpu: u64, mem_gi: u64) -> Node {
