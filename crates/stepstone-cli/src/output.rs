@@ -32,12 +32,8 @@ struct Document<'a, T: Serialize> {
     body: &'a T,
 }
 
-/// Serialise `body` under the envelope `{"apiVersion": "stepstone/v1alpha1", "kind": kind, ...}`.
-pub fn document_json<T: Serialize>(kind: &str, body: &T) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(&Document { api_version: API_VERSION, kind, body })?)
-}
-
-/// Print `body` in the chosen format; `table` renders the human view.
+/// Print `body` in the chosen format; `table` renders the human view. JSON and YAML documents
+/// carry the envelope `{"apiVersion": "stepstone/v1alpha1", "kind": kind, ...}`.
 pub fn emit<T: Serialize>(
     format: OutputFormat,
     kind: &str,
