@@ -32,6 +32,25 @@ fn running_on(kc: &std::path::Path, name: &str, node: &str) -> bool {
     }
 }
 
+/// The scheduler's words for db-0 once w1 is cordoned: w2 and w3 fail its volume's node affinity.
+const VOLUME_CONFLICT: &str =
+    "0/3 nodes are available: 2 node(s) had volume node affinity conflict, 1 node(s) were unschedulable.";
+
+/// `kubectl drain w1`, then db-0's replacement is Pending: its volume's node is cordoned, every
+/// other node fails the volume's node affinity, and the scheduler's event says so in its words.
+fn drain_w1_and_see_db0_pending(kc: &std::path::Path) -> Value {
+    let drained = kubectl_ok(kc, &["drain", "w1", "--ignore-daemonsets", "--timeout=120s"]);
+    assert!(drained.contains("pod/db-0 evicted"), "{drained}");
+    wait_for(60, "db-0 recreated and reported unschedulable", || {
+        let out = kubectl(kc, &["-n", "data", "get", "events", "--field-selector", "involvedObject.name=db-0"]);
+        String::from_utf8_lossy(&out.stdout).contains(VOLUME_CONFLICT)
+    });
+    let p = pod(kc, "db-0");
+    assert_eq!(p["status"]["phase"], "Pending", "{p}");
+    assert!(p["spec"]["nodeName"].is_null(), "{p}");
+    p
+}
+
 #[test]
 fn an_evicted_pod_waits_for_its_local_volume_node() {
     let (_lab, _dir, kc) = start_lab(fleet(), 50.0);
@@ -75,20 +94,10 @@ fn an_evicted_pod_waits_for_its_local_volume_node() {
     assert!(both.contains("persistentvolume/local-db-0") && both.contains("persistentvolumeclaim/data-db-0"), "{both}");
 
     // Drained, w1 takes no pods: db-0's replacement has nowhere to go.
-    let drained = kubectl_ok(&kc, &["drain", "w1", "--ignore-daemonsets", "--timeout=120s"]);
-    assert!(drained.contains("pod/db-0 evicted"), "{drained}");
-    let expected =
-        "0/3 nodes are available: 2 node(s) had volume node affinity conflict, 1 node(s) were unschedulable.";
-    wait_for(60, "db-0 recreated and reported unschedulable", || {
-        let out = kubectl(&kc, &["-n", "data", "get", "events", "--field-selector", "involvedObject.name=db-0"]);
-        String::from_utf8_lossy(&out.stdout).contains(expected)
-    });
-    let p = pod(&kc, "db-0");
-    assert_eq!(p["status"]["phase"], "Pending", "{p}");
-    assert!(p["spec"]["nodeName"].is_null(), "{p}");
+    let p = drain_w1_and_see_db0_pending(&kc);
     let scheduled = p["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "PodScheduled").unwrap();
     assert_eq!(scheduled["reason"], "Unschedulable");
-    assert_eq!(scheduled["message"], expected);
+    assert_eq!(scheduled["message"], VOLUME_CONFLICT);
     let listed = kubectl_ok(&kc, &["-n", "data", "get", "pod", "db-0"]);
     assert!(listed.lines().nth(1).is_some_and(|l| l.contains("Pending")), "{listed}");
     assert_eq!(pod(&kc, "db-0")["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "data-db-0");
@@ -157,14 +166,5 @@ fn the_plan_and_the_lab_agree_on_a_pod_pinned_by_its_volume() {
     let accepted = DrainOptions { allow_local_storage_loss: true, ..Default::default() };
     assert!(classify_node("w1", &inv, &accepted).evict.iter().any(|e| e.pod.name == "db-0"));
 
-    kubectl_ok(&kc, &["drain", "w1", "--ignore-daemonsets", "--timeout=120s"]);
-    let expected =
-        "0/3 nodes are available: 2 node(s) had volume node affinity conflict, 1 node(s) were unschedulable.";
-    wait_for(60, "db-0 recreated and reported unschedulable", || {
-        let out = kubectl(&kc, &["-n", "data", "get", "events", "--field-selector", "involvedObject.name=db-0"]);
-        String::from_utf8_lossy(&out.stdout).contains(expected)
-    });
-    let p = pod(&kc, "db-0");
-    assert_eq!(p["status"]["phase"], "Pending", "{p}");
-    assert!(p["spec"]["nodeName"].is_null(), "{p}");
+    drain_w1_and_see_db0_pending(&kc);
 }
