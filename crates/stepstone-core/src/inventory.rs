@@ -12,7 +12,6 @@ use crate::object_key::ObjectKey;
 use crate::quantity::Resources;
 use crate::selector::Selector;
 use crate::version::KubeVersion;
-pub use crate::volumes::{PersistentVolume, VolumeClaim};
 
 /// Label keys read, in order, to find a node's hardware generation.
 pub const DEFAULT_GENERATION_LABELS: &[&str] =
@@ -579,5 +578,36 @@ impl Inventory {
     /// The control-plane version the cluster runs: the oldest apiserver.
     pub fn control_plane_version(&self) -> Option<KubeVersion> {
         self.apiserver_versions().into_iter().map(|(_, v)| v).min()
+    }
+}
+
+/// A PersistentVolume, as far as placement is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolume {
+    pub name: String,
+    /// `namespace/name` of the claim in `spec.claimRef`, when reserved or bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+    /// `spec.nodeAffinity.required` terms (ORed); empty when any node reaches the volume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_affinity: Vec<Selector>,
+}
+
+/// A PersistentVolumeClaim and the volume it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeClaim {
+    pub namespace: String,
+    pub name: String,
+    /// `spec.volumeName` once bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    pub bound: bool,
+}
+
+impl VolumeClaim {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
     }
 }

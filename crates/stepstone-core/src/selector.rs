@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The pseudo-label that stands for `matchFields: metadata.name` in node affinity terms.
+pub const NODE_NAME_FIELD: &str = "metadata.name";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "label selector '{input}' is invalid: {reason} (examples: app=web, app!=critical-singleton, env in (prod,staging), !canary)"

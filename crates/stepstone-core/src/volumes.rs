@@ -10,73 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-
-use crate::inventory::{Inventory, Node};
-use crate::plan::simulate::NODE_NAME_FIELD;
-use crate::selector::{Operator, Selector};
-use crate::snapshot::node_selector_terms;
-
-/// A PersistentVolume, as far as placement is concerned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PersistentVolume {
-    pub name: String,
-    /// `namespace/name` of the claim in `spec.claimRef`, when reserved or bound.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim: Option<String>,
-    /// `spec.nodeAffinity.required` terms (ORed); empty when any node reaches the volume.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub node_affinity: Vec<Selector>,
-}
-
-/// A PersistentVolumeClaim and the volume it is bound to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VolumeClaim {
-    pub namespace: String,
-    pub name: String,
-    /// `spec.volumeName` once bound.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volume: Option<String>,
-    pub bound: bool,
-}
-
-impl VolumeClaim {
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-}
-
-/// A `PersistentVolume` object.
-pub fn parse_volume(obj: &Value) -> Result<PersistentVolume, String> {
-    let meta = obj.get("metadata").ok_or("no metadata")?;
-    let name = meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?;
-    let spec = obj.get("spec").unwrap_or(&Value::Null);
-    let claim = spec.get("claimRef").and_then(|c| {
-        let name = c.get("name").and_then(Value::as_str).filter(|n| !n.is_empty())?;
-        Some(format!("{}/{name}", c.get("namespace").and_then(Value::as_str).unwrap_or("default")))
-    });
-    let node_affinity = match spec.pointer("/nodeAffinity/required") {
-        Some(required) if !required.is_null() => {
-            node_selector_terms(&json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}))
-        }
-        _ => Vec::new(),
-    };
-    Ok(PersistentVolume { name: name.to_string(), claim, node_affinity })
-}
-
-/// A `PersistentVolumeClaim` object.
-pub fn parse_claim(obj: &Value) -> Result<VolumeClaim, String> {
-    let meta = obj.get("metadata").ok_or("no metadata")?;
-    Ok(VolumeClaim {
-        namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
-        name: meta.get("name").and_then(Value::as_str).ok_or("no metadata.name")?.to_string(),
-        volume: obj.pointer("/spec/volumeName").and_then(Value::as_str).filter(|v| !v.is_empty()).map(String::from),
-        bound: obj.pointer("/status/phase").and_then(Value::as_str) == Some("Bound"),
-    })
-}
+use crate::inventory::{Inventory, Node, PersistentVolume};
+use crate::selector::{NODE_NAME_FIELD, Operator, Selector};
 
 /// `namespace/claim` -> the nodes that reach its bound volume, for every bound claim whose
 /// volume has node affinity. Claims bound to volumes any node reaches are left out.
@@ -157,7 +92,10 @@ impl<'a> NodeIndex<'a> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+    use crate::inventory::VolumeClaim;
     use crate::selector::Requirement;
 
     fn node(name: &str, labels: &[(&str, &str)]) -> Node {

@@ -87,7 +87,7 @@ pub const PDB: Keep = Keep::Only(&[
     ("status", Keep::All),
 ]);
 
-/// What [`crate::volumes::parse_volume`] reads.
+/// What [`crate::snapshot::volumes::parse_volume`] reads.
 pub const PERSISTENT_VOLUME: Keep = Keep::Only(&[
     ("apiVersion", Keep::All),
     ("kind", Keep::All),
@@ -96,7 +96,7 @@ pub const PERSISTENT_VOLUME: Keep = Keep::Only(&[
     ("status", Keep::Only(&[("phase", Keep::All)])),
 ]);
 
-/// What [`crate::volumes::parse_claim`] reads.
+/// What [`crate::snapshot::volumes::parse_claim`] reads.
 pub const PERSISTENT_VOLUME_CLAIM: Keep = Keep::Only(&[
     ("apiVersion", Keep::All),
     ("kind", Keep::All),

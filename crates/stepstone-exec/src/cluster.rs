@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, EventSource, ObjectReference,
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::snapshot::SnapshotOptions;
@@ -19,7 +20,6 @@ use stepstone_host::node::BoxFuture;
 use stepstone_kube::collect::{CollectOptions, Connection, collect_inventory_with};
 use stepstone_kube::drain::{DrainConfig, DrainEvent, DrainReport};
 
-use crate::lease::{LEASE_NAME, LEASE_NAMESPACE, LeaseView};
 use crate::triggers::PodHealth;
 
 /// The ConfigMap in kube-system the journal is mirrored to.
@@ -433,6 +433,17 @@ impl ClusterApi for KubeCluster {
             }
         })
     }
+}
+
+pub const LEASE_NAME: &str = "stepstone-rollout";
+pub const LEASE_NAMESPACE: &str = "kube-system";
+
+/// The fields of the Lease the lock reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseView {
+    pub holder: Option<String>,
+    pub renewed: Option<Timestamp>,
+    pub duration: Duration,
 }
 
 #[cfg(test)]

@@ -15,14 +15,14 @@ use stepstone_core::plan::ControlPlaneAction;
 use stepstone_kube::drain::DrainConfig;
 
 use crate::backend::{KubeadmStep, NodeBackend};
-use crate::cluster::{CONTROL_KEY, ClusterApi, ClusterError, JOURNAL_KEY};
+use crate::cluster::{CONTROL_KEY, ClusterApi, JOURNAL_KEY};
 use crate::events::{Clock, Notifier, RolloutEvent, Sink};
 use crate::journal::{Journal, JournalError, JournalFile, Phase, RolloutState, StepOutcome};
 use crate::lease::Identity;
-use crate::moves::node_ref;
 use crate::observe::{ClusterState, Decision, Observation, next_step};
 use crate::steps::{Step, StepKind, WaitReason, remaining_minutes, sequence};
 use crate::triggers::{Baseline, Trigger, TriggerOptions};
+use moves::node_ref;
 
 /// How the engine runs. Durations are cluster time unless said otherwise.
 #[derive(Debug, Clone)]
@@ -75,27 +75,16 @@ pub enum Outcome {
     Aborted,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ExecError {
-    #[error(
-        "another rollout holds the lock: {holder} (Lease kube-system/stepstone-rollout, renewed {renewed}, expires {expires} unless renewed). Wait for it, look with `stepstone rollout status`, or stop it with `stepstone rollout pause|abort`"
-    )]
-    Locked { holder: String, renewed: String, expires: String },
-    #[error("the rollout lock was taken by {holder} while this run held it; stopping without touching anything more")]
-    LockLost { holder: String },
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-}
-
 /// Halting is not an error: it is the engine doing its job.
 pub(crate) enum Flow {
     Continue,
     Halt { reason: String, next: String },
 }
 
+pub use crate::error::ExecError;
 pub use crate::lease::{acquire_lock, release_lock};
+
+mod moves;
 
 pub struct Engine {
     pub cluster: Arc<dyn ClusterApi>,

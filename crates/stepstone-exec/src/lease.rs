@@ -11,22 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use crate::cluster::{ClusterApi, ClusterError};
-use crate::engine::ExecError;
+pub use crate::cluster::{LEASE_NAME, LEASE_NAMESPACE, LeaseView};
+use crate::error::ExecError;
 use crate::events::{Clock, RolloutEvent, Sink};
-
-pub const LEASE_NAME: &str = "stepstone-rollout";
-pub const LEASE_NAMESPACE: &str = "kube-system";
-
-/// The fields of the Lease the lock reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseView {
-    pub holder: Option<String>,
-    pub renewed: Option<Timestamp>,
-    pub duration: Duration,
-}
 
 /// Who is asking, as written into `holderIdentity`: `user@host/pid-N`.
 #[derive(Debug, Clone, PartialEq, Eq)]

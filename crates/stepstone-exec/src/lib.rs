@@ -8,12 +8,12 @@
 pub mod backend;
 pub mod cluster;
 pub mod engine;
+pub mod error;
 pub mod etcd_access;
 pub mod events;
 pub mod journal;
 pub mod lab;
 pub mod lease;
-mod moves;
 pub mod observe;
 pub mod report;
 pub mod steps;

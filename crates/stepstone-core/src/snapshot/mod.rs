@@ -5,6 +5,7 @@
 //! about what a field means. Errors name the file and the object.
 
 pub mod stream;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -267,8 +268,8 @@ impl ParsedObject {
             "Pod" => Parsed::Pod(parse_pod(obj).map_err(wrap)?),
             "PodDisruptionBudget" => Parsed::Pdb(parse_pdb(obj).map_err(wrap)?),
             _ if WorkloadKind::from_kind(kind).is_some() => Parsed::Workload(parse_workload(obj).map_err(wrap)?),
-            "PersistentVolume" => Parsed::Volume(crate::volumes::parse_volume(obj).map_err(wrap)?),
-            "PersistentVolumeClaim" => Parsed::Claim(crate::volumes::parse_claim(obj).map_err(wrap)?),
+            "PersistentVolume" => Parsed::Volume(volumes::parse_volume(obj).map_err(wrap)?),
+            "PersistentVolumeClaim" => Parsed::Claim(volumes::parse_claim(obj).map_err(wrap)?),
             _ => Parsed::Ignored,
         };
         Ok(ParsedObject { kind: kind.to_string(), namespace: ns.to_string(), name: name.to_string(), parsed })

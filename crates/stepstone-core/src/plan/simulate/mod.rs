@@ -34,8 +34,7 @@ use crate::selector::Selector;
 /// The label kube-scheduler's hostname topology uses; anti-affinity on it means "not on the same node".
 pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
 
-/// The pseudo-label that stands for `matchFields: metadata.name` in node affinity terms.
-pub const NODE_NAME_FIELD: &str = "metadata.name";
+pub use crate::selector::NODE_NAME_FIELD;
 
 /// A node as the model sees it: what it offers, what is requested on it, and who is bound there.
 struct SimNode {
