@@ -11,6 +11,12 @@ use stepstone_core::version::{KubeVersion, VersionRequest};
 
 use crate::exit::usage;
 
+/// A `--to` value as written (`v1.35`, `v1.35.3`), for clap's `value_parser`: the one parser of
+/// every command that takes the target as a flag.
+pub fn parse_request(s: &str) -> Result<VersionRequest, String> {
+    s.parse::<VersionRequest>().map_err(|e| e.to_string())
+}
+
 /// The release `to` means for this inventory; exit 2 with `plan`'s message when it is none.
 pub fn resolve(flag: &str, to: &str, inventory: &Inventory) -> anyhow::Result<KubeVersion> {
     let request: VersionRequest = to.parse().map_err(|e| usage(format!("--{flag}: {e}")))?;

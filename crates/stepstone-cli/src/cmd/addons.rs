@@ -35,15 +35,11 @@ pub struct Args {
     pub source: SourceArgs,
 
     /// Target version: a minor (v1.35, its latest known patch) or an exact patch (v1.35.3).
-    #[arg(long, value_name = "VERSION", value_parser = parse_request)]
+    #[arg(long, value_name = "VERSION", value_parser = crate::target::parse_request)]
     pub to: VersionRequest,
 
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-fn parse_request(s: &str) -> Result<VersionRequest, String> {
-    s.parse::<VersionRequest>().map_err(|e| e.to_string())
 }
 
 /// One hop as the report lists it.

@@ -29,7 +29,7 @@ pub struct Args {
     pub source: SourceArgs,
 
     /// Target version: a minor (v1.35, its latest known patch) or an exact patch (v1.35.3).
-    #[arg(long, value_name = "VERSION", value_parser = parse_request)]
+    #[arg(long, value_name = "VERSION", value_parser = crate::target::parse_request)]
     pub to: VersionRequest,
 
     /// How workers follow the control plane across hops: lockstep moves every node every hop
@@ -57,10 +57,6 @@ impl From<WorkersArg> for WorkerStrategy {
             WorkersArg::SkipMinors => WorkerStrategy::SkipMinors,
         }
     }
-}
-
-fn parse_request(s: &str) -> Result<VersionRequest, String> {
-    s.parse::<VersionRequest>().map_err(|e| e.to_string())
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

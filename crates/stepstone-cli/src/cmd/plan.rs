@@ -40,7 +40,7 @@ pub struct Args {
     pub source: SourceArgs,
 
     /// Target version: a minor (v1.35, its latest known patch) or an exact patch (v1.35.3).
-    #[arg(long, value_name = "VERSION", value_parser = parse_request)]
+    #[arg(long, value_name = "VERSION", value_parser = crate::target::parse_request)]
     pub to: VersionRequest,
 
     #[command(flatten)]
@@ -180,10 +180,6 @@ impl PolicyArgs {
             ..DrainOptions::default()
         }
     }
-}
-
-fn parse_request(s: &str) -> Result<VersionRequest, String> {
-    s.parse::<VersionRequest>().map_err(|e| e.to_string())
 }
 
 fn parse_batch_limits(s: &str) -> Result<BatchLimits, String> {

@@ -178,7 +178,7 @@ pub struct StartArgs {
     pub cluster: ClusterArgs,
 
     /// Target version: a minor (v1.35) or an exact patch (v1.35.3).
-    #[arg(long, value_name = "VERSION", value_parser = |s: &str| s.parse::<VersionRequest>().map_err(|e| e.to_string()))]
+    #[arg(long, value_name = "VERSION", value_parser = crate::target::parse_request)]
     pub to: Option<VersionRequest>,
 
     /// A saved plan (`stepstone plan -o json > plan.json`) instead of planning now.

@@ -100,17 +100,6 @@ fn pod_available(p: &Value, min_ready: f64, now: Timestamp, clock: &Clock) -> (b
     }
 }
 
-fn image_list(containers: Option<&Value>) -> Vec<(String, String)> {
-    containers
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["image"].as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The nodes a DaemonSet's pods should run on (node selector, required node affinity and the
 /// taints its pods, with the controller's added tolerations, tolerate), and the nodes where a pod
 /// already there may keep running: upstream's `NodeShouldRunDaemonPod` lets a daemon pod stay on a
@@ -245,10 +234,10 @@ fn daemonsets(store: &mut Store, now: Timestamp, clock: &Clock, adopted: &mut Ha
         let Some((eligible, keep)) = daemon_nodes(&template_pod, &parsed) else { continue };
         let mut pods: Vec<Arc<Value>> = owned.get(uid_of(&ds)).cloned().unwrap_or_default();
         if adopted.insert(uid_of(&ds).to_string()) {
-            let images = image_list(template.pointer("/spec/containers"));
+            let images = store::containers(&template);
             for p in pods.iter_mut() {
                 let label = meta(p).pointer(&format!("/labels/{REVISION_LABEL}")).and_then(Value::as_str);
-                if is_active(p) && label != Some(hash.as_str()) && image_list(p.pointer("/spec/containers")) == images {
+                if is_active(p) && label != Some(hash.as_str()) && store::containers(p) == images {
                     let mut next = (**p).clone();
                     store::meta_mut(&mut next)
                         .entry("labels")
