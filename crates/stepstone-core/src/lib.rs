@@ -3,6 +3,7 @@
 
 pub mod addons;
 pub mod api_status;
+pub mod capacity;
 pub mod drain;
 pub mod etcd_backup;
 pub mod fasthash;

@@ -8,9 +8,9 @@ mod plan_common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use proptest::prelude::*;
+use stepstone_core::capacity::Headroom;
 use stepstone_core::inventory::{IntOrPercent, Inventory};
 use stepstone_core::plan::limits::BatchLimits;
-use stepstone_core::plan::simulate::Headroom;
 use stepstone_core::plan::waves::TraceEvent;
 use stepstone_core::plan::{self, Plan, PlanRequest, WaveKind};
 use stepstone_core::releases::ReleaseData;

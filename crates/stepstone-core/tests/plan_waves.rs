@@ -4,10 +4,10 @@
 mod plan_common;
 
 use std::collections::BTreeSet;
+use stepstone_core::capacity::Headroom;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::blockers::{self, BlockerOptions};
 use stepstone_core::plan::limits::{BatchLimits, GenerationLimit, LimitSource};
-use stepstone_core::plan::simulate::Headroom;
 use stepstone_core::plan::waves::TraceEvent;
 use stepstone_core::plan::{self, Plan, PlanRequest, WaveBound, WaveKind, WorkerStrategy};
 use stepstone_core::releases::ReleaseData;

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
+use stepstone_core::capacity::Headroom;
 use stepstone_core::drain::DrainOptions;
 use stepstone_core::plan::blockers::{self, BlockerOptions, BlockersReport};
-use stepstone_core::plan::simulate::Headroom;
 
 use crate::output::{OutputArgs, Table, emit};
 use crate::source::SourceArgs;

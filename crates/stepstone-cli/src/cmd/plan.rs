@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
+use stepstone_core::capacity::Headroom;
 use stepstone_core::drain::DrainOptions;
 use stepstone_core::plan::limits::BatchLimits;
 use stepstone_core::plan::schedule::{self, ScheduleOptions};
-use stepstone_core::plan::simulate::Headroom;
 use stepstone_core::plan::window::MaintenanceWindow;
 use stepstone_core::plan::{self, Durations, PlanRequest};
 use stepstone_core::releases::ReleaseData;

@@ -16,12 +16,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::{CapacityModel, Headroom, NodeIdx, PodSlot, Unschedulable};
 use crate::drain::{self, BlockerKind, DrainOptions};
 use crate::findings::{Finding, Severity};
 use crate::inventory::{Inventory, PdbStatus, Pod, Workload, WorkloadKind};
 use crate::pdb::BudgetTracker;
-
-use super::simulate::{CapacityModel, Headroom, Unschedulable};
 
 /// One blocker: a finding and the nodes whose drain it stops (or endangers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,29 +322,30 @@ fn nowhere_to_go(
         if p.phase.is_finished() || !evicts[i] || c.pod_blockers.contains_key(&i) {
             continue;
         }
-        if let Some(n) = p.node_name.as_deref().and_then(|n| model.index_of(n)) {
-            on_node[n as usize].push(i);
+        if let Some(n) = p.node_name.as_deref().and_then(|n| model.node(n)) {
+            on_node[n.index()].push(i);
         }
     }
-    for (node, pods) in on_node.iter().enumerate() {
-        let node = node as u32;
+    let nodes: Vec<NodeIdx> = model.nodes().map(|(n, _)| n).collect();
+    for (&node, pods) in nodes.iter().zip(&on_node) {
         if pods.is_empty() {
             continue;
         }
-        model.set_unschedulable_at(node, true);
-        let mut moved: Vec<usize> = Vec::new();
+        model.set_unschedulable(node, true);
+        let mut moved: Vec<PodSlot> = Vec::new();
         for &i in pods {
             let pod = &inv.pods[i];
-            model.unbind(pod);
-            match model.pick_at(pod) {
+            let slot = model.slot(pod);
+            model.unbind(slot);
+            match model.pick(slot, None) {
                 Some(target) => {
-                    model.bind_at(pod, target);
-                    moved.push(i);
+                    model.bind(slot, target);
+                    moved.push(slot);
                 }
                 None => {
-                    let why = model.pick(pod).expect_err("pick_at said no");
-                    model.bind_at(pod, node);
-                    let name = model.name_at(node).to_string();
+                    let why = model.explain(pod, None);
+                    model.bind(slot, node);
+                    let name = model.node_name(node).to_string();
                     let mut message = format!("draining {name} leaves this pod with nowhere to go: {why}");
                     if !budgets.covering(pod).is_empty() {
                         message.push_str(
@@ -366,10 +366,10 @@ fn nowhere_to_go(
                 }
             }
         }
-        for i in moved.into_iter().rev() {
-            model.bind_at(&inv.pods[i], node);
+        for slot in moved.into_iter().rev() {
+            model.bind(slot, node);
         }
-        model.set_unschedulable_at(node, false);
+        model.set_unschedulable(node, false);
     }
 }
 

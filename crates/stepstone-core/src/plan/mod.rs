@@ -2,8 +2,8 @@
 //! path's hops, each with control-plane steps and waves of workers sized by the capacity and
 //! disruption-budget simulator, the blockers with their fixes, and a calendar.
 //!
-//! Submodules: [`model`] (the Plan JSON contract), [`simulate`] (capacity), [`waves`] (the wave
-//! planner), [`blockers`], [`generations`] (age order of hardware), [`schedule`] and [`window`]
+//! Submodules: [`model`] (the Plan JSON contract), [`waves`] (the wave planner, on
+//! [`crate::capacity`]), [`blockers`], [`generations`] (age order of hardware), [`schedule`] and [`window`]
 //! (the calendar), [`table`] (the text rendering).
 
 pub mod blockers;
@@ -11,7 +11,6 @@ pub mod generations;
 pub mod limits;
 pub mod model;
 pub mod schedule;
-pub mod simulate;
 pub mod table;
 pub mod waves;
 pub mod window;
@@ -21,6 +20,7 @@ pub use model::*;
 use std::collections::BTreeMap;
 
 use crate::addons::{self, AddonData};
+use crate::capacity::{CapacityModel, Headroom};
 use crate::drain::DrainOptions;
 use crate::findings::{self, Finding};
 use crate::inventory::Inventory;
@@ -31,7 +31,6 @@ use crate::version::VersionRequest;
 
 use self::blockers::{BlockerOptions, analyse_with};
 use self::schedule::{ScheduleError, ScheduleOptions};
-use self::simulate::{CapacityModel, Headroom};
 use self::waves::{HopNodes, Planner, WavePolicy};
 
 /// What the operator asks for.

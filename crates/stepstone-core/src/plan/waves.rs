@@ -19,7 +19,7 @@ use crate::pdb::{BudgetTracker, EvictionAt};
 use super::blockers::{Analysis, nowhere_hint, reference};
 use super::limits::{GenerationLimit, LimitSource};
 use super::model::{ControlPlaneAction, ControlPlaneStep, Hop, Wave, WaveBound, WaveKind};
-use super::simulate::{CapacityModel, Headroom, Unschedulable};
+use crate::capacity::{CapacityModel, Headroom, NodeIdx, PodSlot, Unschedulable};
 
 /// Knobs of the wave planner.
 #[derive(Debug, Clone)]
@@ -139,7 +139,7 @@ pub struct Planner<'a> {
     budgets: BudgetTracker,
     fates: Vec<Fate>,
     /// The model's handle of every pod that moves (inventory pod index).
-    slots: Vec<u32>,
+    slots: Vec<Option<PodSlot>>,
     /// Model node index -> inventory node index.
     to_inv: Vec<u32>,
     /// Inventory pod indices currently on each node (inventory node order).
@@ -173,14 +173,14 @@ impl<'a> Planner<'a> {
         // Node indices are the model's (name order); `to_inv` leads back to the inventory.
         let by_name: HashMap<&str, u32> =
             inv.nodes.iter().enumerate().rev().map(|(i, n)| (n.name.as_str(), i as u32)).collect();
-        let to_inv: Vec<u32> = (0..model.node_count() as u32).map(|i| by_name[model.name_at(i)]).collect();
+        let to_inv: Vec<u32> = model.nodes().map(|(_, name)| by_name[name]).collect();
         let count = to_inv.len();
         let mut on_node = vec![Vec::new(); count];
         let mut pod_node = vec![NOWHERE; inv.pods.len()];
         let mut fates = Vec::with_capacity(inv.pods.len());
-        let mut slots = vec![NOWHERE; inv.pods.len()];
+        let mut slots = vec![None; inv.pods.len()];
         for (i, pod) in inv.pods.iter().enumerate() {
-            let node = pod.node_name.as_deref().and_then(|n| model.index_of(n));
+            let node = pod.node_name.as_deref().and_then(|n| model.node(n)).map(|n| n.0);
             let fate = if let Some(refs) = analysis.pod_blockers.get(&i) {
                 Fate::Blocks(refs.clone())
             } else if analysis.evicts[i] {
@@ -195,10 +195,7 @@ impl<'a> Planner<'a> {
                 pod_node[i] = n;
                 if fate == Fate::Moves {
                     // The model was built from this inventory: the pod's slot is current.
-                    slots[i] = match model.existing_slot(pod) {
-                        Some(s) => s,
-                        None => model.slot(pod),
-                    };
+                    slots[i] = Some(model.existing_slot(pod).unwrap_or_else(|| model.slot(pod)));
                 }
             }
             fates.push(fate);
@@ -371,7 +368,7 @@ impl<'a> Planner<'a> {
         let before = self.worker_waves(&hop.before_control_plane, false);
         let mut control_plane = Vec::new();
         for (i, name) in hop.control_plane.iter().enumerate() {
-            let Some(idx) = self.model.index_of(name) else { continue };
+            let Some(idx) = self.model.node(name).map(|n| n.0) else { continue };
             let action = if i == 0 && !hop.apply_done { ControlPlaneAction::Apply } else { ControlPlaneAction::Node };
             let (pods_moved, blockers) = match self.control_plane_drain(idx) {
                 Ok(done) => (done.pods_moved, vec![]),
@@ -402,7 +399,7 @@ impl<'a> Planner<'a> {
     fn by_generation(&self, names: &[String]) -> Vec<(String, Vec<u32>)> {
         let mut groups: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for name in names {
-            if let Some(idx) = self.model.index_of(name) {
+            if let Some(idx) = self.model.node(name).map(|n| n.0) {
                 groups.entry(self.node(idx).generation.as_str()).or_default().push(idx);
             }
         }
@@ -662,7 +659,7 @@ impl<'a> Planner<'a> {
         }
         let (rounds, waited_on) = self.evict_in_rounds(&evicted);
         for &n in &nodes {
-            self.model.set_unschedulable_at(n, false);
+            self.model.set_unschedulable(NodeIdx(n), false);
         }
         self.record(TraceEvent::WaveEnd);
         Ok(Done { nodes, pods_moved: evicted.len() as u64, rounds, waited_on, stop })
@@ -778,33 +775,38 @@ impl<'a> Planner<'a> {
 
     /// Cordon `node` and place every pod that moves off it. On failure everything is undone.
     fn drain_into_model(&mut self, node: u32) -> Result<Vec<(u32, u32, u32)>, Unschedulable> {
-        self.model.set_unschedulable_at(node, true);
+        self.model.set_unschedulable(NodeIdx(node), true);
         let leaving: Vec<u32> =
             self.on_node[node as usize].iter().copied().filter(|&p| self.fates[p as usize] == Fate::Moves).collect();
         let mut done: Vec<(u32, u32, u32)> = Vec::with_capacity(leaving.len());
         for p in leaving {
             let pod = self.pod(p);
-            let slot = self.slots[p as usize];
-            self.model.unbind_slot(slot);
-            match self.model.pick_slot(slot, pod) {
-                Some(t) => {
-                    self.model.bind_slot(slot, t);
+            let slot = self.slot(p);
+            self.model.unbind(slot);
+            match self.model.pick(slot, None) {
+                Some(NodeIdx(t)) => {
+                    self.model.bind(slot, NodeIdx(t));
                     self.relocate(p, node, t);
                     done.push((p, node, t));
                 }
                 None => {
-                    let why = self.model.pick(pod).expect_err("pick_at said no");
-                    self.model.bind_slot(slot, node);
+                    let why = self.model.explain(pod, None);
+                    self.model.bind(slot, NodeIdx(node));
                     for &(q, from, to) in done.iter().rev() {
-                        self.model.bind_slot(self.slots[q as usize], from);
+                        self.model.bind(self.slot(q), NodeIdx(from));
                         self.relocate(q, to, from);
                     }
-                    self.model.set_unschedulable_at(node, false);
+                    self.model.set_unschedulable(NodeIdx(node), false);
                     return Err(why);
                 }
             }
         }
         Ok(done)
+    }
+
+    /// The model's handle of a pod that moves (every such pod got one in [`Planner::new`]).
+    fn slot(&self, pod: u32) -> PodSlot {
+        self.slots[pod as usize].expect("pods that move have a slot")
     }
 
     fn relocate(&mut self, pod: u32, from: u32, to: u32) {

@@ -113,7 +113,7 @@ fn daemon_nodes(
     let mut keep = BTreeSet::new();
     for n in parsed {
         let mut labels = n.labels.clone();
-        labels.insert(stepstone_core::plan::simulate::NODE_NAME_FIELD.to_string(), n.name.clone());
+        labels.insert(stepstone_core::capacity::NODE_NAME_FIELD.to_string(), n.name.clone());
         let selector_ok = shape.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v));
         let affinity_ok = shape.node_affinity.is_empty() || shape.node_affinity.iter().any(|t| t.matches(&labels));
         if !selector_ok || !affinity_ok {

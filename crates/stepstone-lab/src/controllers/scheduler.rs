@@ -4,13 +4,13 @@
 //! whose claim is bound to a local volume may only go where that volume is
 //! ([`volumes::volume_need`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
+use stepstone_core::capacity::{CapacityModel, Headroom, NodeIdx, PodSlot, Unschedulable};
 use stepstone_core::inventory::Pod;
-use stepstone_core::plan::simulate::{CapacityModel, Headroom, Unschedulable};
 use stepstone_core::snapshot::{SnapshotOptions, parse_node, parse_pod};
 
 use super::volumes::{self, VolumeNeed};
@@ -66,20 +66,21 @@ impl Scheduler {
         });
         for (obj, pod) in queue {
             let placed = match volumes::volume_need(store, &obj) {
-                VolumeNeed::Anywhere => pick(&model, &pod),
-                VolumeNeed::Nodes(reach) => model.pick_with_volume_nodes(&pod, &reach).map_err(|u| explain(&u)),
+                VolumeNeed::Anywhere => pick(&mut model, &pod, None),
+                VolumeNeed::Nodes(reach) => pick(&mut model, &pod, Some(&reach)),
                 VolumeNeed::Unbound => Err(format!(
                     "0/{} nodes are available: pod has unbound immediate PersistentVolumeClaims.",
                     model.node_count()
                 )),
             };
             match placed {
-                Ok(node) => {
+                Ok((slot, target)) => {
+                    let node = model.node_name(target).to_string();
                     let mut next = (*obj).clone();
                     next["spec"]["nodeName"] = json!(node);
                     nodes::set_pod_condition(&mut next, "PodScheduled", true, now);
                     if let Ok(bound) = store.update(r::PODS, next, Part::All, false) {
-                        model.bind(&pod, &node);
+                        model.bind(slot, target);
                         self.unschedulable.remove(&pod.key());
                         nodes::record_event(
                             store,
@@ -132,9 +133,11 @@ fn scheduler_model(store: &Store, cache: &PodCache) -> CapacityModel {
     CapacityModel::new(&node_list, &pods, Headroom::none())
 }
 
-/// The one place the scheduling decision is made: the planner's simulator.
-fn pick(model: &CapacityModel, pod: &Pod) -> Result<String, String> {
-    model.pick(pod).map_err(|u| explain(&u))
+/// The one place the scheduling decision is made: the planner's capacity model, restricted to
+/// `within` when the pod's volumes can only be reached from those nodes.
+fn pick(model: &mut CapacityModel, pod: &Pod, within: Option<&BTreeSet<String>>) -> Result<(PodSlot, NodeIdx), String> {
+    let slot = model.slot(pod);
+    model.pick(slot, within).map(|node| (slot, node)).ok_or_else(|| explain(&model.explain(pod, within)))
 }
 
 /// Upstream's `FailedScheduling` message.

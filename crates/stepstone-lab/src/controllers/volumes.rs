@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use stepstone_core::plan::simulate::NODE_NAME_FIELD;
+use stepstone_core::capacity::NODE_NAME_FIELD;
 use stepstone_core::quantity::parse_bytes;
 use stepstone_core::snapshot::node_selector_terms;
 

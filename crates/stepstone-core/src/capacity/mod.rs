@@ -1,4 +1,5 @@
-//! The capacity simulator: where would a pod land if the scheduler placed it now?
+//! The capacity model: where would a pod land if the scheduler placed it now? Shared by the
+//! planner (waves, blockers) and the lab's scheduler, so both place pods the same way.
 //!
 //! [`CapacityModel`] keeps, per node, the sum of the requests of the pods bound to it and answers
 //! [`CapacityModel::pick`] the way kube-scheduler's filters would (node unschedulable, node
@@ -13,6 +14,12 @@
 //! nodes are kept ordered by allocation, and the static part of the filters (selector, affinity,
 //! taints) is computed once per distinct set of scheduling constraints. A pick is then a walk down
 //! the ordered nodes until the first that fits, not a pass over every pod.
+//!
+//! One way in: nodes are addressed by [`NodeIdx`] (looked up once with [`CapacityModel::node`]),
+//! pods by [`PodSlot`] (a handle from [`CapacityModel::slot`]); [`pick`](CapacityModel::pick),
+//! [`bind`](CapacityModel::bind), [`unbind`](CapacityModel::unbind) and
+//! [`set_unschedulable`](CapacityModel::set_unschedulable) take those, and
+//! [`explain`](CapacityModel::explain) words a failed pick the way kube-scheduler does.
 
 mod class;
 mod explain;
@@ -35,6 +42,24 @@ use crate::selector::Selector;
 pub const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
 
 pub use crate::selector::NODE_NAME_FIELD;
+
+/// A node's index in the model. Nodes are indexed in name order, so ties broken by index are
+/// broken by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeIdx(pub(crate) u32);
+
+impl NodeIdx {
+    /// Position in name order, for callers that keep per-node tables.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A pod's handle in the model: what the model remembers of the pod (requests, labels,
+/// anti-affinity, scheduling constraints) and where it is bound. Handles stay valid for the
+/// model's life, so a pod moved again and again (as the planner does) is looked up once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PodSlot(u32);
 
 /// A node as the model sees it: what it offers, what is requested on it, and who is bound there.
 struct SimNode {
@@ -228,9 +253,18 @@ impl CapacityModel {
         self.headroom
     }
 
-    /// Node names, sorted.
-    pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.nodes.iter().map(|n| n.name.as_str())
+    /// Every node with its name, in name order.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeIdx, &str)> {
+        self.nodes.iter().enumerate().map(|(i, n)| (NodeIdx(i as u32), n.name.as_str()))
+    }
+
+    /// The index of the node called `name`, if the model has it.
+    pub fn node(&self, name: &str) -> Option<NodeIdx> {
+        self.by_name.get(name).map(|&i| NodeIdx(i))
+    }
+
+    pub fn node_name(&self, node: NodeIdx) -> &str {
+        &self.nodes[node.index()].name
     }
 
     pub fn node_count(&self) -> usize {
@@ -247,115 +281,77 @@ impl CapacityModel {
         self.keys[ns as usize].get(pod.name.as_str()).copied()
     }
 
-    /// The node a pod (`namespace/name`) is bound to in the model.
-    pub fn node_of(&self, pod: &Pod) -> Option<&str> {
-        let node = self.slots[self.slot_of(pod)? as usize].node;
-        (node != NOWHERE).then(|| self.nodes[node as usize].name.as_str())
+    /// How allocated a node is now.
+    pub fn usage(&self, node: NodeIdx) -> NodeUsage {
+        let n = &self.nodes[node.index()];
+        NodeUsage { allocatable: n.allocatable, requested: n.requested, unschedulable: n.unschedulable }
     }
 
-    pub fn usage(&self, node: &str) -> Option<NodeUsage> {
-        let n = &self.nodes[*self.by_name.get(node)? as usize];
-        Some(NodeUsage { allocatable: n.allocatable, requested: n.requested, unschedulable: n.unschedulable })
+    /// The handle of `pod`, created or refreshed from it (its binding is left alone). The pod
+    /// must not change while its handle is used without calling `slot` again.
+    pub fn slot(&mut self, pod: &Pod) -> PodSlot {
+        PodSlot(self.ensure_slot(pod))
     }
 
-    pub fn is_unschedulable(&self, node: &str) -> Option<bool> {
-        Some(self.nodes[*self.by_name.get(node)? as usize].unschedulable)
+    /// The handle of a pod the model already knows (no refresh from the pod).
+    pub fn existing_slot(&self, pod: &Pod) -> Option<PodSlot> {
+        self.slot_of(pod).map(PodSlot)
     }
 
-    /// The node the scheduler would choose for `pod`, or why none fits. The pod's current
-    /// binding, if any, is not taken into account: unbind it first to model a move.
-    pub fn pick(&self, pod: &Pod) -> Result<String, Unschedulable> {
-        match self.pick_at(pod) {
-            Some(i) => Ok(self.nodes[i as usize].name.clone()),
-            None => Err(self.explain(pod)),
-        }
+    /// The node a pod is bound to in the model.
+    pub fn node_of(&self, slot: PodSlot) -> Option<NodeIdx> {
+        let n = self.slots[slot.0 as usize].node;
+        (n != NOWHERE).then_some(NodeIdx(n))
     }
 
-    /// [`pick`](Self::pick) for a pod whose bound volumes can only be reached from
-    /// `volume_nodes` (a local PersistentVolume's node affinity): every other node fails
-    /// kube-scheduler's VolumeBinding filter, which runs after the resource filters, so such a node
-    /// is counted as `node(s) had volume node affinity conflict` only when it passed those.
-    pub fn pick_with_volume_nodes(&self, pod: &Pod, volume_nodes: &BTreeSet<String>) -> Result<String, Unschedulable> {
-        let class = self.class_of(pod);
-        let feasible = |i: u32| match &class.few {
-            Some(few) => few.contains(&i),
-            None => class.feasible[i as usize],
+    /// The node the scheduler would choose for the pod, or `None` when no node takes it (ask
+    /// [`explain`](Self::explain) why). The pod's current binding, if any, is not taken into
+    /// account: unbind it first to model a move.
+    ///
+    /// `within`, when given, are the only nodes the pod's bound volumes can be reached from (a
+    /// local PersistentVolume's node affinity): kube-scheduler's VolumeBinding filter.
+    pub fn pick(&self, slot: PodSlot, within: Option<&BTreeSet<String>>) -> Option<NodeIdx> {
+        let s = slot.0;
+        let class = &self.slots[s as usize].class;
+        let found = match within {
+            None => self.pick_in(class, s),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| self.by_name.get(n.as_str()).copied())
+                .filter(|&i| class.admits(i) && self.dynamic_fit(i, s))
+                .min_by_key(|&i| (self.nodes[i as usize].score(), i)),
         };
-        volume_nodes
-            .iter()
-            .filter_map(|n| self.by_name.get(n.as_str()).copied())
-            .filter(|&i| feasible(i) && self.dynamic_fit(i, pod))
-            .min_by_key(|&i| (self.nodes[i as usize].score(), i))
-            .map(|i| self.nodes[i as usize].name.clone())
-            .ok_or_else(|| self.explain_with(pod, Some(volume_nodes)))
+        found.map(NodeIdx)
     }
 
-    /// Like [`pick`](Self::pick) without the explanation: the planner's hot path.
-    pub fn fits_somewhere(&self, pod: &Pod) -> Option<&str> {
-        self.pick_at(pod).map(|i| self.nodes[i as usize].name.as_str())
-    }
-
-    /// Count `pod` against `node` (moving it if it was bound elsewhere). Unknown nodes are ignored.
-    pub fn bind(&mut self, pod: &Pod, node: &str) {
-        if let Some(&idx) = self.by_name.get(node) {
-            self.bind_at(pod, idx);
-        }
-    }
-
-    /// Stop counting `pod` (deleted, evicted, finished). Unknown pods are ignored.
-    pub fn unbind(&mut self, pod: &Pod) {
-        let Some(slot) = self.slot_of(pod) else { return };
-        let node = self.slots[slot as usize].node;
-        if node != NOWHERE {
-            self.reorder(node, |m| m.detach(slot));
-        }
-    }
-
-    /// Cordon (`true`) or uncordon a node.
-    pub fn set_unschedulable(&mut self, node: &str, unschedulable: bool) {
-        if let Some(&idx) = self.by_name.get(node) {
-            self.set_unschedulable_at(idx, unschedulable);
-        }
-    }
-
-    /// The model's index of a node (nodes are indexed in name order).
-    pub fn index_of(&self, node: &str) -> Option<u32> {
-        self.by_name.get(node).copied()
-    }
-
-    pub fn name_at(&self, idx: u32) -> &str {
-        &self.nodes[idx as usize].name
-    }
-
-    /// [`fits_somewhere`](Self::fits_somewhere) by node index.
-    pub fn pick_at(&self, pod: &Pod) -> Option<u32> {
-        let cached = self.slot_of(pod).map(|s| &self.slots[s as usize].class).filter(|c| c.key.matches(pod));
-        let class = match cached {
-            Some(c) => c.clone(),
-            None => self.class_of(pod),
-        };
-        self.pick_in(&class, pod)
-    }
-
-    fn pick_in(&self, class: &Class, pod: &Pod) -> Option<u32> {
+    fn pick_in(&self, class: &Class, s: u32) -> Option<u32> {
         if let Some(few) = &class.few {
             return few
                 .iter()
                 .copied()
-                .filter(|&i| self.dynamic_fit(i, pod))
+                .filter(|&i| self.dynamic_fit(i, s))
                 .min_by_key(|&i| (self.nodes[i as usize].score(), i));
         }
-        self.order.iter().map(|&(_, i)| i).find(|&i| class.feasible[i as usize] && self.dynamic_fit(i, pod))
+        self.order.iter().map(|&(_, i)| i).find(|&i| class.feasible[i as usize] && self.dynamic_fit(i, s))
     }
 
-    /// [`bind`](Self::bind) by node index.
-    pub fn bind_at(&mut self, pod: &Pod, idx: u32) {
-        self.unbind(pod);
-        self.reorder(idx, |m| m.attach(pod, idx));
+    /// Count the pod against `node`, moving it if it was bound elsewhere.
+    pub fn bind(&mut self, slot: PodSlot, node: NodeIdx) {
+        self.unbind(slot);
+        self.reorder(node.0, |m| m.attach_slot(slot.0, node.0));
     }
 
-    /// [`set_unschedulable`](Self::set_unschedulable) by node index.
-    pub fn set_unschedulable_at(&mut self, idx: u32, unschedulable: bool) {
+    /// Stop counting the pod (deleted, evicted, finished, or about to move).
+    pub fn unbind(&mut self, slot: PodSlot) {
+        let node = self.slots[slot.0 as usize].node;
+        if node != NOWHERE {
+            self.reorder(node, |m| m.detach(slot.0));
+        }
+    }
+
+    /// Cordon (`true`) or uncordon a node.
+    pub fn set_unschedulable(&mut self, node: NodeIdx, unschedulable: bool) {
+        let idx = node.0;
         let n = &mut self.nodes[idx as usize];
         if n.unschedulable == unschedulable {
             return;
@@ -476,44 +472,6 @@ impl CapacityModel {
         }
     }
 
-    /// A stable handle for `pod`, for callers that move the same pods many times (the wave
-    /// planner): the `*_slot` methods skip the name lookup and the refresh from the pod. The
-    /// pod must not change while its handle is used.
-    pub fn slot(&mut self, pod: &Pod) -> u32 {
-        self.ensure_slot(pod)
-    }
-
-    /// The handle of a pod the model already knows (no refresh from the pod).
-    pub fn existing_slot(&self, pod: &Pod) -> Option<u32> {
-        self.slot_of(pod)
-    }
-
-    /// The node index a slot is bound to.
-    pub fn slot_node(&self, slot: u32) -> Option<u32> {
-        let n = self.slots[slot as usize].node;
-        (n != NOWHERE).then_some(n)
-    }
-
-    /// [`unbind`](Self::unbind) by handle.
-    pub fn unbind_slot(&mut self, slot: u32) {
-        let node = self.slots[slot as usize].node;
-        if node != NOWHERE {
-            self.reorder(node, |m| m.detach(slot));
-        }
-    }
-
-    /// [`bind_at`](Self::bind_at) by handle.
-    pub fn bind_slot(&mut self, slot: u32, idx: u32) {
-        self.unbind_slot(slot);
-        self.reorder(idx, |m| m.attach_slot(slot, idx));
-    }
-
-    /// [`pick_at`](Self::pick_at) by handle (`pod` is the pod the handle was made from).
-    pub fn pick_slot(&self, slot: u32, pod: &Pod) -> Option<u32> {
-        let class = self.slots[slot as usize].class.clone();
-        self.pick_in(&class, pod)
-    }
-
     fn detach(&mut self, slot: u32) {
         let p = &mut self.slots[slot as usize];
         let idx = p.node;
@@ -586,18 +544,29 @@ impl CapacityModel {
                     <= n.allocatable.ephemeral_storage_bytes)
     }
 
-    fn dynamic_fit(&self, i: u32, pod: &Pod) -> bool {
+    fn dynamic_fit(&self, i: u32, s: u32) -> bool {
         let n = &self.nodes[i as usize];
-        !n.unschedulable && self.resources_fit(n, &pod.requests) && self.anti_affinity_reason(n, pod).is_none()
+        let p = &self.slots[s as usize];
+        !n.unschedulable
+            && self.resources_fit(n, &p.requests)
+            && self.anti_affinity_reason(n, Some(p.namespace), &p.anti_affinity, &p.labels).is_none()
     }
 
-    fn anti_affinity_reason(&self, n: &SimNode, pod: &Pod) -> Option<&'static str> {
+    /// Hostname anti-affinity between an incoming pod (its namespace id, if the model knows the
+    /// namespace, its terms and its labels) and the pods bound to `n`, in both directions.
+    fn anti_affinity_reason(
+        &self,
+        n: &SimNode,
+        namespace: Option<u32>,
+        terms: &[Selector],
+        labels: &BTreeMap<String, String>,
+    ) -> Option<&'static str> {
         // A namespace the model has never seen holds no pod to clash with.
-        let ns = *self.ns_ids.get(pod.namespace.as_str())?;
-        if !pod.anti_affinity_hostname.is_empty() {
+        let ns = namespace?;
+        if !terms.is_empty() {
             let clash = n.pods.iter().any(|&s| {
                 let other = &self.slots[s as usize];
-                other.namespace == ns && pod.anti_affinity_hostname.iter().any(|t| t.matches(&other.labels))
+                other.namespace == ns && terms.iter().any(|t| t.matches(&other.labels))
             });
             if clash {
                 return Some("node(s) didn't match pod anti-affinity rules");
@@ -605,7 +574,7 @@ impl CapacityModel {
         }
         let existing = n.anti_pods.iter().any(|&s| {
             let other = &self.slots[s as usize];
-            other.namespace == ns && other.anti_affinity.iter().any(|t| t.matches(&pod.labels))
+            other.namespace == ns && other.anti_affinity.iter().any(|t| t.matches(labels))
         });
         existing.then_some("node(s) didn't satisfy existing pods anti-affinity rules")
     }
@@ -643,6 +612,30 @@ mod tests {
         }
     }
 
+    /// Pick for `p` and name the node, or explain why none takes it.
+    fn place_within(
+        m: &mut CapacityModel,
+        p: &Pod,
+        within: Option<&BTreeSet<String>>,
+    ) -> Result<String, Unschedulable> {
+        let slot = m.slot(p);
+        m.pick(slot, within).map(|n| m.node_name(n).to_string()).ok_or_else(|| m.explain(p, within))
+    }
+
+    fn place(m: &mut CapacityModel, p: &Pod) -> Result<String, Unschedulable> {
+        place_within(m, p, None)
+    }
+
+    fn bind(m: &mut CapacityModel, p: &Pod, node: &str) {
+        let slot = m.slot(p);
+        let node = m.node(node).expect("node in the model");
+        m.bind(slot, node);
+    }
+
+    fn requested_cpu(m: &CapacityModel, node: &str) -> u64 {
+        m.usage(m.node(node).expect("node in the model")).requested.cpu_millis
+    }
+
     pub(crate) fn pod(ns: &str, name: &str, node: Option<&str>, cpu: u64, mem_mi: u64) -> Pod {
         Pod {
             node_name: node.map(String::from),
@@ -656,9 +649,9 @@ mod tests {
     fn least_allocated_then_name() {
         let nodes = vec![node("b", 4000, 8), node("a", 4000, 8), node("c", 4000, 8)];
         let pods = vec![pod("x", "p1", Some("a"), 1000, 0)];
-        let m = CapacityModel::new(&nodes, &pods, Headroom::none());
+        let mut m = CapacityModel::new(&nodes, &pods, Headroom::none());
         // a is busier; b and c tie, b wins by name.
-        assert_eq!(m.pick(&pod("x", "new", None, 100, 100)).unwrap(), "b");
+        assert_eq!(place(&mut m, &pod("x", "new", None, 100, 100)).unwrap(), "b");
     }
 
     #[test]
@@ -667,17 +660,17 @@ mod tests {
         let mut m = CapacityModel::new(&nodes, &[], Headroom::none());
         let only_c = BTreeSet::from(["c".to_string()]);
         let p = pod("x", "db-0", None, 100, 100);
-        assert_eq!(m.pick_with_volume_nodes(&p, &only_c).unwrap(), "c");
-        m.set_unschedulable("c", true);
-        let err = m.pick_with_volume_nodes(&p, &only_c).unwrap_err();
+        assert_eq!(place_within(&mut m, &p, Some(&only_c)).unwrap(), "c");
+        m.set_unschedulable(m.node("c").unwrap(), true);
+        let err = place_within(&mut m, &p, Some(&only_c)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "x/db-0: 0/3 nodes are available: 2 node(s) had volume node affinity conflict, 1 node(s) were unschedulable"
         );
         // A node the volume admits but that is full reports the shortage, not the conflict.
-        m.set_unschedulable("c", false);
+        m.set_unschedulable(m.node("c").unwrap(), false);
         let big = pod("x", "db-0", None, 4500, 100);
-        let err = m.pick_with_volume_nodes(&big, &only_c).unwrap_err();
+        let err = place_within(&mut m, &big, Some(&only_c)).unwrap_err();
         assert_eq!(err.reasons, vec![("Insufficient cpu".to_string(), 3)]);
     }
 
@@ -685,15 +678,15 @@ mod tests {
     fn counts_requests_and_honours_headroom() {
         let nodes = vec![node("a", 1000, 8)];
         let pods = vec![pod("x", "p1", Some("a"), 700, 0)];
-        let m = CapacityModel::new(&nodes, &pods, Headroom::percent(85));
-        let err = m.pick(&pod("x", "p2", None, 200, 0)).unwrap_err();
+        let mut m = CapacityModel::new(&nodes, &pods, Headroom::percent(85));
+        let err = place(&mut m, &pod("x", "p2", None, 200, 0)).unwrap_err();
         assert_eq!(err.to_string(), "x/p2: 0/1 nodes are available: 1 node(s) would go above the 85% headroom on CPU");
         let closest = err.closest.unwrap();
         assert_eq!(closest.to_string(), "a at 90% CPU (headroom 85%)");
-        assert_eq!(m.pick(&pod("x", "p3", None, 150, 0)).unwrap(), "a");
-        let none = CapacityModel::new(&nodes, &pods, Headroom::none());
-        assert_eq!(none.pick(&pod("x", "p2", None, 300, 0)).unwrap(), "a");
-        let err = none.pick(&pod("x", "p2", None, 301, 0)).unwrap_err();
+        assert_eq!(place(&mut m, &pod("x", "p3", None, 150, 0)).unwrap(), "a");
+        let mut none = CapacityModel::new(&nodes, &pods, Headroom::none());
+        assert_eq!(place(&mut none, &pod("x", "p2", None, 300, 0)).unwrap(), "a");
+        let err = place(&mut none, &pod("x", "p2", None, 301, 0)).unwrap_err();
         assert_eq!(err.reasons, vec![("Insufficient cpu".to_string(), 1)]);
     }
 
@@ -704,7 +697,7 @@ mod tests {
         done.phase = PodPhase::Succeeded;
         let elsewhere = pod("x", "other", Some("zzz"), 900, 0);
         let m = CapacityModel::new(&nodes, &[done, elsewhere], Headroom::none());
-        assert_eq!(m.usage("a").unwrap().requested.cpu_millis, 0);
+        assert_eq!(requested_cpu(&m, "a"), 0);
     }
 
     #[test]
@@ -712,19 +705,20 @@ mod tests {
         let nodes = vec![node("a", 1000, 8), node("b", 1000, 8)];
         let mut m = CapacityModel::new(&nodes, &[], Headroom::none());
         let p = pod("x", "p", None, 600, 0);
-        m.bind(&p, "a");
-        assert_eq!(m.node_of(&p), Some("a"));
-        assert_eq!(m.pick(&pod("x", "q", None, 600, 0)).unwrap(), "b");
-        m.set_unschedulable("b", true);
-        let err = m.pick(&pod("x", "q", None, 600, 0)).unwrap_err();
+        bind(&mut m, &p, "a");
+        let at = m.existing_slot(&p).and_then(|s| m.node_of(s));
+        assert_eq!(at.map(|n| m.node_name(n)), Some("a"));
+        assert_eq!(place(&mut m, &pod("x", "q", None, 600, 0)).unwrap(), "b");
+        m.set_unschedulable(m.node("b").unwrap(), true);
+        let err = place(&mut m, &pod("x", "q", None, 600, 0)).unwrap_err();
         assert_eq!(err.to_string(), "x/q: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were unschedulable");
-        m.bind(&p, "b"); // a move
-        assert_eq!(m.usage("a").unwrap().requested.cpu_millis, 0);
-        assert_eq!(m.usage("b").unwrap().requested.cpu_millis, 600);
-        m.unbind(&p);
-        assert_eq!(m.usage("b").unwrap().requested.cpu_millis, 0);
-        m.set_unschedulable("b", false);
-        assert_eq!(m.pick(&pod("x", "q", None, 600, 0)).unwrap(), "a");
+        bind(&mut m, &p, "b"); // a move
+        assert_eq!(requested_cpu(&m, "a"), 0);
+        assert_eq!(requested_cpu(&m, "b"), 600);
+        m.unbind(m.existing_slot(&p).unwrap());
+        assert_eq!(requested_cpu(&m, "b"), 0);
+        m.set_unschedulable(m.node("b").unwrap(), false);
+        assert_eq!(place(&mut m, &pod("x", "q", None, 600, 0)).unwrap(), "a");
     }
 
     #[test]
@@ -732,17 +726,17 @@ mod tests {
         let mut a = node("a", 1000, 8);
         a.labels.insert("disk".into(), "ssd".into());
         let nodes = vec![a, node("b", 1000, 8), node("c", 1000, 8)];
-        let m = CapacityModel::new(&nodes, &[], Headroom::none());
+        let mut m = CapacityModel::new(&nodes, &[], Headroom::none());
         let mut p = pod("x", "p", None, 100, 0);
         p.node_selector.insert("disk".into(), "ssd".into());
-        assert_eq!(m.pick(&p).unwrap(), "a");
+        assert_eq!(place(&mut m, &p).unwrap(), "a");
         let mut q = pod("x", "q", None, 100, 0);
         q.node_affinity = vec![Selector::parse("metadata.name in (c)").unwrap()];
-        assert_eq!(m.pick(&q).unwrap(), "c");
+        assert_eq!(place(&mut m, &q).unwrap(), "c");
         let mut r = pod("x", "r", None, 100, 0);
         r.node_selector.insert("disk".into(), "nvme".into());
         assert_eq!(
-            m.pick(&r).unwrap_err().to_string(),
+            place(&mut m, &r).unwrap_err().to_string(),
             "x/r: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector"
         );
     }
@@ -757,9 +751,9 @@ mod tests {
         });
         let mut soft = node("soft", 1000, 8);
         soft.taints.push(Taint { key: "x".into(), value: None, effect: "PreferNoSchedule".into() });
-        let m = CapacityModel::new(&[cp, soft], &[], Headroom::none());
+        let mut m = CapacityModel::new(&[cp, soft], &[], Headroom::none());
         assert_eq!(
-            m.pick(&pod("x", "p", None, 2000, 0)).unwrap_err().to_string(),
+            place(&mut m, &pod("x", "p", None, 2000, 0)).unwrap_err().to_string(),
             "x/p: 0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"
         );
         let mut tolerant = pod("x", "t", None, 2000, 0);
@@ -769,7 +763,7 @@ mod tests {
             value: String::new(),
             effect: "NoSchedule".into(),
         });
-        assert_eq!(m.pick(&tolerant).unwrap(), "cp");
+        assert_eq!(place(&mut m, &tolerant).unwrap(), "cp");
     }
 
     #[test]
@@ -777,18 +771,18 @@ mod tests {
         let nodes = vec![node("a", 4000, 8), node("b", 4000, 8)];
         let mut r1 = pod("db", "redis-0", Some("a"), 100, 0);
         r1.anti_affinity_hostname = vec![Selector::parse("app=redis").unwrap()];
-        let m = CapacityModel::new(&nodes, &[r1.clone()], Headroom::none());
+        let mut m = CapacityModel::new(&nodes, &[r1.clone()], Headroom::none());
         // An incoming redis without terms is still kept off `a` by r1's rule.
         let plain = pod("db", "redis-1", None, 100, 0);
-        assert_eq!(m.pick(&plain).unwrap(), "b");
+        assert_eq!(place(&mut m, &plain).unwrap(), "b");
         // Another namespace is not affected.
-        assert_eq!(m.pick(&pod("other", "redis-1", None, 100, 0)).unwrap(), "b");
+        assert_eq!(place(&mut m, &pod("other", "redis-1", None, 100, 0)).unwrap(), "b");
         let mut m2 = CapacityModel::new(&nodes, &[pod("db", "redis-0", Some("a"), 100, 0)], Headroom::none());
         let mut r2 = pod("db", "redis-1", None, 100, 0);
         r2.anti_affinity_hostname = vec![Selector::parse("app=redis").unwrap()];
-        assert_eq!(m2.pick(&r2).unwrap(), "b");
-        m2.bind(&pod("db", "redis-2", None, 0, 0), "b");
-        let err = m2.pick(&r2).unwrap_err();
+        assert_eq!(place(&mut m2, &r2).unwrap(), "b");
+        bind(&mut m2, &pod("db", "redis-2", None, 0, 0), "b");
+        let err = place(&mut m2, &r2).unwrap_err();
         assert_eq!(err.reasons, vec![("node(s) didn't match pod anti-affinity rules".to_string(), 2)]);
     }
 
@@ -800,11 +794,11 @@ mod tests {
         let mut m = CapacityModel::new(&nodes, &[], Headroom::none());
         let mut p = pod("x", "g1", None, 600, 0);
         p.node_selector.insert("gpu".into(), "yes".into());
-        assert_eq!(m.pick(&p).unwrap(), "n07");
-        m.bind(&p, "n07");
+        assert_eq!(place(&mut m, &p).unwrap(), "n07");
+        bind(&mut m, &p, "n07");
         let mut q = pod("x", "g2", None, 600, 0);
         q.node_selector.insert("gpu".into(), "yes".into());
-        assert_eq!(m.pick(&q).unwrap(), "n09");
+        assert_eq!(place(&mut m, &q).unwrap(), "n09");
     }
 
     #[test]

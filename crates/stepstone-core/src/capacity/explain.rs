@@ -9,13 +9,10 @@ use super::headroom::{HeadroomResource, Overflow, Unschedulable, percent_ceil};
 use crate::inventory::Pod;
 
 impl CapacityModel {
-    /// Walk every node and say why it does not fit: the slow path, only taken on failure.
-    pub(super) fn explain(&self, pod: &Pod) -> Unschedulable {
-        self.explain_with(pod, None)
-    }
-
-    /// [`explain`](Self::explain), with the nodes a pod's bound volumes admit when it has any.
-    pub(super) fn explain_with(&self, pod: &Pod, volume_nodes: Option<&BTreeSet<String>>) -> Unschedulable {
+    /// Why no node takes `pod` (considering only the nodes in `within`, when given, as
+    /// [`pick`](Self::pick) does), counted per reason the way kube-scheduler's message does.
+    pub fn explain(&self, pod: &Pod, within: Option<&BTreeSet<String>>) -> Unschedulable {
+        let namespace = self.ns_ids.get(pod.namespace.as_str()).copied();
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         let mut closest: Option<(u32, u64, Overflow)> = None;
         let r = &pod.requests;
@@ -57,11 +54,11 @@ impl CapacityModel {
                 }
                 continue;
             }
-            if volume_nodes.is_some_and(|v| !v.contains(&n.name)) {
+            if within.is_some_and(|v| !v.contains(&n.name)) {
                 *counts.entry("node(s) had volume node affinity conflict".to_string()).or_default() += 1;
                 continue;
             }
-            if let Some(reason) = self.anti_affinity_reason(n, pod) {
+            if let Some(reason) = self.anti_affinity_reason(n, namespace, &pod.anti_affinity_hostname, &pod.labels) {
                 *counts.entry(reason.to_string()).or_default() += 1;
                 continue;
             }

@@ -26,6 +26,16 @@ pub(super) struct ClassKey {
     pub(super) tolerations: Vec<Toleration>,
 }
 
+impl Class {
+    /// Selector, affinity and taints allow node `i`.
+    pub(super) fn admits(&self, i: u32) -> bool {
+        match &self.few {
+            Some(few) => few.contains(&i),
+            None => self.feasible[i as usize],
+        }
+    }
+}
+
 impl ClassKey {
     pub(super) fn matches(&self, pod: &Pod) -> bool {
         self.node_selector == pod.node_selector
