@@ -219,6 +219,11 @@ mod tests {
         assert_eq!(data.etcd_for(&v("1.33.5")), Some("3.5.21"));
         assert_eq!(data.etcd_for(&v("1.33.6")), Some("3.5.24"));
         assert_eq!(data.etcd_for(&v("1.33.13")), Some("3.5.24"));
+        // The same bump reached release-1.32 in v1.32.10 and release-1.31 in v1.31.14.
+        assert_eq!(data.etcd_for(&v("1.32.9")), Some("3.5.16"));
+        assert_eq!(data.etcd_for(&v("1.32.10")), Some("3.5.24"));
+        assert_eq!(data.etcd_for(&v("1.31.13")), Some("3.5.14"));
+        assert_eq!(data.etcd_for(&v("1.31.14")), Some("3.5.24"));
         // A bump in one minor never leaks into the next.
         assert_eq!(data.etcd_for(&v("1.34.0")), Some(data.get(Minor::new(1, 34)).unwrap().etcd.as_str()));
         assert_eq!(data.etcd_for(&v("1.99.0")), None);

@@ -6,6 +6,7 @@
 //! templates in `templates/` embedded in the binary and overridable file by file
 //! (`--template-dir`). Commands that depend on the distribution come from `data/packages.toml`.
 
+pub mod cgroup_gate;
 pub mod package_index;
 pub mod packages;
 pub mod report;

@@ -95,6 +95,8 @@ pub struct NodeView {
     /// `apply` on the first control-plane node of the hop, `node` everywhere else.
     pub action: String,
     pub pkg: PackageCommands,
+    /// cgroup v1 under a kubelet that refuses it: the steps stop for the operator's choice.
+    pub cgroup_v1_stop: bool,
 }
 
 /// Nodes of one wave that share a package family: one block of node-local commands for all.
@@ -125,6 +127,8 @@ pub struct WaveView {
     pub end: Option<String>,
     /// An upgraded node outside this wave for the pod-to-pod check.
     pub peer: String,
+    /// The wave's nodes whose steps stop for the cgroup v1 choice.
+    pub cgroup_v1_stop: Vec<String>,
 }
 
 /// A hop whose kubeadm moves etcd to its next minor (1.34: 3.5 to 3.6; 1.37: 3.6 to 3.7).
@@ -441,6 +445,7 @@ pub fn upgrade_view(
                 control_plane: cp,
                 action: action.to_string(),
                 pkg: PackageCommands::indexed(distro, version, &opts.package_index),
+                cgroup_v1_stop: crate::cgroup_gate::stops(inventory, name, version),
             })
         };
         let mut control_plane = Vec::new();
@@ -485,7 +490,9 @@ pub fn upgrade_view(
                             None => groups.push(NodeGroup { nodes: vec![n.name.clone()], pkg: n.pkg.clone() }),
                         }
                     }
+                    let cgroup_v1_stop = nodes.iter().filter(|n| n.cgroup_v1_stop).map(|n| n.name.clone()).collect();
                     out.push(WaveView {
+                        cgroup_v1_stop,
                         number: w + 1,
                         groups,
                         kind: wave_kind(wave.kind).to_string(),

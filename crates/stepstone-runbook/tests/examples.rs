@@ -157,3 +157,53 @@ fn example_rollbacks() {
         insta::assert_snapshot!(golden, md);
     }
 }
+
+/// The names listed after each `Stop: cgroup v1 on` of a document part.
+fn cgroup_stops(part: &str) -> std::collections::BTreeSet<String> {
+    part.split("**Stop: cgroup v1 on ")
+        .skip(1)
+        .flat_map(|rest| rest.split(".**").next().unwrap_or("").split(", ").map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+#[test]
+fn every_cgroup_v1_node_stops_for_the_choice_before_kubeadm_1_35_touches_it() {
+    use stepstone_core::inventory::CgroupVersion;
+    let inv = example("three-generations");
+    let v1: std::collections::BTreeSet<String> =
+        inv.nodes.iter().filter(|n| n.cgroup == Some(CgroupVersion::V1)).map(|n| n.name.clone()).collect();
+    assert!(!v1.is_empty(), "the example fleet has cgroup v1 nodes");
+    let md = render("three-generations", "v1.35.3", Distro::Apt);
+    let hops: Vec<&str> = md.split("\n## ").filter(|s| s.contains(". Hop ")).collect();
+    assert!(hops.len() >= 2, "a path through 1.34 to 1.35");
+    for hop in &hops {
+        let title = hop.lines().next().unwrap_or("");
+        if title.ends_with("to v1.35.3") {
+            assert_eq!(cgroup_stops(hop), v1, "{title}: every cgroup v1 node, and only those, stops");
+        } else {
+            assert!(cgroup_stops(hop).is_empty(), "{title}: kubeadm before 1.35 accepts cgroup v1");
+        }
+    }
+    // Each stop names both ways on and comes before the node's kubeadm step; the kubelet's journal
+    // is checked after its restart.
+    let hop = hops.iter().find(|h| h.lines().next().unwrap_or("").ends_with("to v1.35.3")).unwrap();
+    for node in &v1 {
+        let stop = hop.find(&format!("**Stop: cgroup v1 on {node}")).or_else(|| {
+            hop.match_indices("**Stop: cgroup v1 on ")
+                .map(|(i, _)| i)
+                .find(|i| hop[*i..].split(".**").next().unwrap_or("").split(", ").any(|n| n.ends_with(node.as_str())))
+        });
+        let stop = stop.unwrap_or_else(|| panic!("no stop for {node}"));
+        let kubeadm = hop[stop..].find("apt-get install -y kubeadm='1.35.3-*'").expect("its kubeadm step follows");
+        let text = &hop[stop..stop + kubeadm];
+        for want in [
+            "Move the OS to cgroup v2",
+            "failCgroupV1: false",
+            "--ignore-preflight-errors=SystemVerification",
+            "stat -fc %T /sys/fs/cgroup",
+        ] {
+            assert!(text.contains(want), "the stop for {node} lacks {want:?}:\n{text}");
+        }
+        assert!(hop[stop..].contains("journalctl -u kubelet"), "{node}: the journal check follows");
+    }
+}
