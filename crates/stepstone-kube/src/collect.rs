@@ -27,20 +27,42 @@ pub struct Resource {
     pub api_version: &'static str,
     /// The cluster-wide list path.
     pub path: &'static str,
+    /// What the plan cannot check when the credentials may not list this resource; `None` when
+    /// the inventory cannot be built without it (a 403 on it is an error).
+    pub without: Option<&'static str>,
 }
+
+/// What PersistentVolumes and their claims tell the plan.
+const LOCAL_STORAGE_PINS: &str = "local-storage pins (pods whose claims are bound to a volume only one node reaches, \
+     which stay Pending while that node is drained)";
 
 /// What `stepstone snapshot` and the inventory read, in the order kubectl prints
 /// `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json`.
 pub const RESOURCES: &[Resource] = &[
-    Resource { kind: "Node", api_version: "v1", path: "/api/v1/nodes" },
-    Resource { kind: "Pod", api_version: "v1", path: "/api/v1/pods" },
-    Resource { kind: "PodDisruptionBudget", api_version: "policy/v1", path: "/apis/policy/v1/poddisruptionbudgets" },
-    Resource { kind: "Deployment", api_version: "apps/v1", path: "/apis/apps/v1/deployments" },
-    Resource { kind: "ReplicaSet", api_version: "apps/v1", path: "/apis/apps/v1/replicasets" },
-    Resource { kind: "StatefulSet", api_version: "apps/v1", path: "/apis/apps/v1/statefulsets" },
-    Resource { kind: "DaemonSet", api_version: "apps/v1", path: "/apis/apps/v1/daemonsets" },
-    Resource { kind: "PersistentVolume", api_version: "v1", path: "/api/v1/persistentvolumes" },
-    Resource { kind: "PersistentVolumeClaim", api_version: "v1", path: "/api/v1/persistentvolumeclaims" },
+    Resource { kind: "Node", api_version: "v1", path: "/api/v1/nodes", without: None },
+    Resource { kind: "Pod", api_version: "v1", path: "/api/v1/pods", without: None },
+    Resource {
+        kind: "PodDisruptionBudget",
+        api_version: "policy/v1",
+        path: "/apis/policy/v1/poddisruptionbudgets",
+        without: None,
+    },
+    Resource { kind: "Deployment", api_version: "apps/v1", path: "/apis/apps/v1/deployments", without: None },
+    Resource { kind: "ReplicaSet", api_version: "apps/v1", path: "/apis/apps/v1/replicasets", without: None },
+    Resource { kind: "StatefulSet", api_version: "apps/v1", path: "/apis/apps/v1/statefulsets", without: None },
+    Resource { kind: "DaemonSet", api_version: "apps/v1", path: "/apis/apps/v1/daemonsets", without: None },
+    Resource {
+        kind: "PersistentVolume",
+        api_version: "v1",
+        path: "/api/v1/persistentvolumes",
+        without: Some(LOCAL_STORAGE_PINS),
+    },
+    Resource {
+        kind: "PersistentVolumeClaim",
+        api_version: "v1",
+        path: "/api/v1/persistentvolumeclaims",
+        without: Some(LOCAL_STORAGE_PINS),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +153,7 @@ pub async fn collect_inventory_with(
     });
     'resources: for (index, resource) in RESOURCES.iter().enumerate() {
         let mut pages = Pages::new(conn, resource, opts.page_size);
-        while let Some(text) = pages.next_text().await? {
+        while let Some(text) = pages.next_or_skip().await? {
             let token = wire::continue_token(&text).map_err(|e| CollectError::NotAList {
                 url: format!("{}{}", conn.server, resource.path),
                 reason: format!("invalid JSON: {e}"),
@@ -189,7 +211,7 @@ pub async fn list_all(conn: &Connection, resource: &Resource, page_size: u32) ->
     let url = format!("{}{}", conn.server, resource.path);
     let mut items = Vec::new();
     let mut pages = Pages::new(conn, resource, page_size);
-    while let Some(text) = pages.next_text().await? {
+    while let Some(text) = pages.next_or_skip().await? {
         let mut page: Value = serde_json::from_str(&text)
             .map_err(|e| CollectError::NotAList { url: url.clone(), reason: format!("invalid JSON: {e}") })?;
         drop(text);
@@ -242,6 +264,28 @@ impl<'a> Pages<'a> {
             Ok(text) => Ok(Some(text)),
             Err(crate::read::ReadError::Server(e)) => Err(CollectError::Server(e)),
             Err(crate::read::ReadError::Refused(e)) => Err(list_error(e)),
+        }
+    }
+
+    /// Like [`Pages::next_text`], but a resource the plan can do without ([`Resource::without`])
+    /// that the credentials may not list (403 on its first page) ends with a warning naming the
+    /// permission and what goes unchecked, instead of failing the whole collection.
+    async fn next_or_skip(&mut self) -> Result<Option<String>, CollectError> {
+        let first = self.token.is_none();
+        match self.next_text().await {
+            Err(CollectError::List { what, server, source: kube::Error::Api(status) })
+                if first && status.code == 403 && self.resource.without.is_some() =>
+            {
+                tracing::warn!(
+                    "{server}: the credentials may not list {what} ({}); continuing without them, so the plan \
+                     cannot check {}. Grant get and list on persistentvolumes and persistentvolumeclaims \
+                     (check with `kubectl auth can-i list {what} -A`) to have them checked",
+                    crate::read::summary(&kube::Error::Api(status.clone())),
+                    self.resource.without.unwrap_or_default(),
+                );
+                Ok(None)
+            }
+            other => other,
         }
     }
 

@@ -129,6 +129,9 @@ pub struct FaultConfig {
     /// (a storage driver the new kubelet cannot talk to): when they next start, as new pods or
     /// after a kubelet restart, they stay in ContainerCreating.
     pub stuck_creating: BTreeSet<String>,
+    /// Resources (by plural, `persistentvolumes`) whose get, list and watch are answered
+    /// `403 Forbidden`, as for credentials whose role lacks them ([`crate::faults_forbid`]).
+    pub forbidden: BTreeSet<String>,
 }
 
 impl FaultConfig {
@@ -145,7 +148,7 @@ impl FaultConfig {
         if self.error_rate + self.throttle_rate > 1.0 {
             return Err(FaultsError::RatesAboveOne);
         }
-        Ok(())
+        crate::faults_forbid::check(&self.forbidden)
     }
 
     /// This configuration with a patch applied: a JSON merge patch (RFC 7386: only the fields

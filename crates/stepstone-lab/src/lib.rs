@@ -26,6 +26,7 @@ pub(crate) mod controllers;
 pub(crate) mod decode;
 pub(crate) mod encoded;
 pub(crate) mod faults;
+mod faults_forbid;
 mod faults_http;
 pub(crate) mod metrics;
 pub(crate) mod nodes;

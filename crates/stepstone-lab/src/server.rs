@@ -393,6 +393,17 @@ async fn handle(
         if let Some(e) = fault {
             return error_response(&e);
         }
+        let (res, ns) = match &route {
+            Route::Collection { res, ns } => (Some(*res), ns.as_deref()),
+            Route::Item { res, ns, .. } => (Some(*res), Some(ns.as_str()).filter(|n| !n.is_empty())),
+            Route::Discovery(_) => (None, None),
+        };
+        let forbidden = res.and_then(|res| {
+            crate::faults_forbid::refused(&lock(&shared.faults).forbidden, res, verb(&method, &route, watch), ns)
+        });
+        if let Some(e) = forbidden {
+            return error_response(&e);
+        }
     }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
