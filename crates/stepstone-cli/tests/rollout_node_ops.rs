@@ -366,6 +366,84 @@ fn workers_upgrade_over_real_ssh_and_a_failing_kubeadm_is_rolled_back() {
     }
 }
 
+/// A pkgs.k8s.io look-alike on 127.0.0.1 (an ephemeral port): the v1.35 deb repository's
+/// `Packages` index with the builds of 1.35.7 and 1.35.8, nothing for other minors. Returns the
+/// repository root URL and the paths it was asked for.
+fn serve_package_index() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::http::{StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let packages = "Package: kubeadm\nVersion: 1.35.7-1.1\n\nPackage: kubeadm\nVersion: 1.35.8-1.1\n\n\
+                    Package: kubelet\nVersion: 1.35.8-1.1\n\nPackage: kubectl\nVersion: 1.35.8-1.1\n\n\
+                    Package: cri-tools\nVersion: 1.35.0-1.1\n";
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/core:/stable:", listener.local_addr().unwrap());
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().fallback(move |uri: Uri| {
+                let log = log.clone();
+                async move {
+                    log.lock().unwrap().push(uri.path().to_string());
+                    match uri.path() {
+                        "/core:/stable:/v1.35/deb/Packages" => packages.into_response(),
+                        _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+                    }
+                }
+            });
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (url, asked)
+}
+
+#[test]
+fn over_real_ssh_the_workers_install_the_exact_builds_the_repositorys_index_lists() {
+    let s = Setup::start();
+    let (repository, asked) = serve_package_index();
+    let plan = s.path("plan.json");
+    let mut args = vec!["--plan", &plan, "--node-ops", "ssh", "--yes", "--distro", "apt"];
+    args.extend(["--package-index", &repository]);
+    args.extend(CONSENT);
+    let out = s.rollout(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        asked.lock().unwrap().iter().any(|p| p == "/core:/stable:/v1.35/deb/Packages"),
+        "the index of the target's repository was read: {:?}",
+        asked.lock().unwrap()
+    );
+
+    // Each worker's package manager got the builds the index lists, not `1.35.8-*`.
+    let pinned: Vec<String> = upgrade_argv(TARGET)
+        .into_iter()
+        .map(|a| a.replace("kubeadm=1.35.8-*", "kubeadm=1.35.8-1.1"))
+        .map(|a| a.replace("kubelet=1.35.8-* kubectl=1.35.8-*", "kubelet=1.35.8-1.1 kubectl=1.35.8-1.1"))
+        .collect();
+    assert_ne!(pinned, upgrade_argv(TARGET));
+    let recorded = s.recorded();
+    for w in s.workers() {
+        assert_eq!(recorded[&w], pinned, "{w}: the upgrade with the index's builds");
+    }
+    for n in s.nodes() {
+        assert_eq!(kubelet(&n), TARGET, "{} reached the target", name(&n));
+    }
+    // The lines as sent over ssh, quoted as the runbook prints them with the same index.
+    let log = std::fs::read_to_string(s.dir.path().join("ssh-logs/r660-01.log")).expect("the node's ssh log");
+    let runbook = common::run(&["runbook", "--plan", &plan, "--distro", "apt", "--package-index", &repository]);
+    assert!(runbook.status.success(), "{}", text(&runbook));
+    let runbook = String::from_utf8_lossy(&runbook.stdout);
+    for line in
+        ["apt-get install -y kubeadm='1.35.8-1.1'", "apt-get install -y kubelet='1.35.8-1.1' kubectl='1.35.8-1.1'"]
+    {
+        assert!(log.contains(line), "sent over ssh: {line}\n{log}");
+        assert!(runbook.contains(line), "the runbook prints: {line}");
+    }
+    assert!(!log.contains("1.35.8-*"), "no glob once the index is read:\n{log}");
+}
+
 #[test]
 fn the_control_plane_hops_etcd_snapshot_is_taken_over_ssh_by_etcdctl_and_a_failed_one_halts_first() {
     real::require("etcdctl", "etcd-client");
