@@ -233,7 +233,7 @@ fn budget_violations(inv: &Inventory, req: &PlanRequest) -> usize {
     let tracker = BudgetTracker::new(inv);
     // Healthy pods per budget now; each round's consumed evictions must stay within allowed.
     let mut violations = 0;
-    let index: std::collections::HashMap<String, usize> =
+    let index: std::collections::HashMap<stepstone_core::object_key::ObjectKey, usize> =
         tracker.budgets().iter().enumerate().map(|(i, b)| (b.key(), i)).collect();
     let covering: Vec<Option<usize>> = inv
         .pods

@@ -273,14 +273,9 @@ impl Pod {
         }
     }
 
-    pub fn object_key(&self) -> ObjectKey {
+    /// `namespace/name`.
+    pub fn key(&self) -> ObjectKey {
         ObjectKey::new(&self.namespace, &self.name)
-    }
-
-    /// The text form of [`Self::object_key`], for the budget tracker and planner, which still
-    /// key their tables by text.
-    pub fn key(&self) -> String {
-        self.object_key().to_string()
     }
 
     pub fn is_mirror(&self) -> bool {
@@ -357,14 +352,9 @@ pub struct Pdb {
 }
 
 impl Pdb {
-    pub fn object_key(&self) -> ObjectKey {
+    /// `namespace/name`.
+    pub fn key(&self) -> ObjectKey {
         ObjectKey::new(&self.namespace, &self.name)
-    }
-
-    /// The text form of [`Self::object_key`], for the budget tracker and planner, which still
-    /// key their tables by text.
-    pub fn key(&self) -> String {
-        self.object_key().to_string()
     }
 
     pub fn selects(&self, pod: &Pod) -> bool {
@@ -436,8 +426,30 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn key(&self) -> String {
-        format!("{}/{}/{}", self.kind.short(), self.namespace, self.name)
+    /// `deploy/namespace/name`.
+    pub fn key(&self) -> WorkloadKey {
+        WorkloadKey { kind: self.kind, object: ObjectKey::new(&self.namespace, &self.name) }
+    }
+}
+
+/// A workload's identity, written `<kind>/<namespace>/<name>` with the kind's short name
+/// (`deploy/prod/web`), as findings name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkloadKey {
+    pub kind: WorkloadKind,
+    pub object: ObjectKey,
+}
+
+impl std::fmt::Display for WorkloadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.short(), self.object)
+    }
+}
+
+/// For text-keyed places (finding subjects) that take `impl Into<String>`.
+impl From<WorkloadKey> for String {
+    fn from(key: WorkloadKey) -> String {
+        key.to_string()
     }
 }
 
@@ -607,7 +619,7 @@ pub struct VolumeClaim {
 }
 
 impl VolumeClaim {
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
     }
 }

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::api_status::{self, Cause, Details};
 use crate::inventory::{IntOrPercent, Inventory, Pdb, PdbStatus, Pod, PodPhase, WorkloadKind};
+use crate::object_key::ObjectKey;
 
 /// The eviction handler refuses when this many evictions await the controller's confirmation.
 pub const MAX_DISRUPTED_POD_SIZE: usize = 2000;
@@ -220,10 +221,10 @@ pub enum EvictionEffect {
     NoBudget,
     /// A Running pod that is not Ready, let through by the budget's unhealthy-pod policy
     /// without consuming a disruption.
-    UnhealthyAllowed { pdb: String },
+    UnhealthyAllowed { pdb: ObjectKey },
     /// One disruption of this budget is consumed (`disruptionsAllowed` goes down by one and the
     /// pod enters `status.disruptedPods`).
-    ConsumesBudget { pdb: String },
+    ConsumesBudget { pdb: ObjectKey },
 }
 
 /// A refused eviction, carrying what the API server answers.
@@ -240,7 +241,7 @@ pub struct EvictionRefusal {
     pub cause: Option<String>,
     pub retry_after_seconds: Option<u32>,
     /// The budget(s) involved, `namespace/name`.
-    pub pdbs: Vec<String>,
+    pub pdbs: Vec<ObjectKey>,
 }
 
 pub const VIOLATES_BUDGET: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
@@ -293,8 +294,7 @@ impl EvictionRefusal {
     /// `Status.details` as the API server fills them for this refusal: the budget's cause, the
     /// retry hint, and for a 403 the budget itself.
     pub fn details(&self) -> Details {
-        let forbidden_by =
-            if self.code == 403 { self.pdbs.first().and_then(|k| k.split_once('/')).map(|(_, n)| n) } else { None };
+        let forbidden_by = if self.code == 403 { self.pdbs.first().map(|k| k.name.as_str()) } else { None };
         Details {
             name: forbidden_by.map(str::to_string),
             group: forbidden_by.map(|_| "policy".to_string()),
@@ -427,7 +427,7 @@ pub enum BlockReason {
     /// No disruption left: the budget needs `needs` healthy pods and has `has`.
     Budget,
     /// The pod is selected by several budgets (`pdbs` lists them): the API answers 500.
-    SeveralBudgets { pdbs: Vec<String> },
+    SeveralBudgets { pdbs: Vec<ObjectKey> },
     /// The controller could not compute the budget (a pod's controller is not scalable), so it
     /// allows nothing.
     SyncFailed { error: String },
@@ -437,8 +437,8 @@ pub enum BlockReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Blocked {
-    /// `namespace/name` of the (first) budget involved.
-    pub pdb: String,
+    /// The (first) budget involved.
+    pub pdb: ObjectKey,
     pub needs: i64,
     pub has: i64,
     pub reason: BlockReason,
@@ -458,7 +458,7 @@ impl std::fmt::Display for Blocked {
                 write!(
                     f,
                     "the pod is selected by several disruption budgets ({}); the eviction API refuses it",
-                    pdbs.join(", ")
+                    crate::object_key::join(pdbs, ", ")
                 )
             }
             BlockReason::SyncFailed { error } => {
@@ -482,8 +482,8 @@ pub struct BudgetView {
 }
 
 impl BudgetView {
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::new(&self.namespace, &self.name)
     }
 
     /// The numbers as a budget status (what [`crate::drain::budget_blocker`] reads).
@@ -512,9 +512,9 @@ pub enum Evicted {
     /// No budget involved (none selects the pod, or the pod is not Running, or terminating).
     Free,
     /// An unready pod let through without consuming a disruption.
-    Unhealthy { pdb: String },
+    Unhealthy { pdb: ObjectKey },
     /// One healthy pod of this budget is gone until [`BudgetTracker::replacement_ready`].
-    Consumed { pdb: String },
+    Consumed { pdb: ObjectKey },
 }
 
 /// One shared view of every budget for a plan's simulation or a batch of drains: each
@@ -526,7 +526,7 @@ pub struct BudgetTracker {
     budgets: Vec<BudgetView>,
     pdbs: Vec<Pdb>,
     index: PdbIndex,
-    by_key: HashMap<String, usize>,
+    by_key: HashMap<ObjectKey, usize>,
 }
 
 impl BudgetTracker {
@@ -578,7 +578,7 @@ impl BudgetTracker {
         &self.budgets
     }
 
-    pub fn budget(&self, key: &str) -> Option<&BudgetView> {
+    pub fn budget(&self, key: &ObjectKey) -> Option<&BudgetView> {
         self.by_key.get(key).map(|i| &self.budgets[*i])
     }
 
@@ -980,8 +980,8 @@ mod tests {
         let mut inv = deployment(3, &[true, true, true]);
         inv.pdbs = vec![pdb(None, int(1))];
         let mut t = BudgetTracker::new(&inv);
-        assert_eq!(t.budget("prod/web").unwrap().disruptions_allowed(), 1);
-        assert_eq!(t.try_evict(&inv.pods[0]), Ok(Evicted::Consumed { pdb: "prod/web".into() }));
+        assert_eq!(t.budget(&ObjectKey::new("prod", "web")).unwrap().disruptions_allowed(), 1);
+        assert_eq!(t.try_evict(&inv.pods[0]), Ok(Evicted::Consumed { pdb: ObjectKey::new("prod", "web") }));
         let blocked = t.try_evict(&inv.pods[1]).unwrap_err();
         assert_eq!((blocked.needs, blocked.has, &blocked.reason), (2, 2, &BlockReason::Budget));
         assert_eq!(blocked.to_string(), "disruption budget prod/web needs 2 healthy pods and has 2 currently");
@@ -989,7 +989,7 @@ mod tests {
         let mut replacement = inv.pods[0].clone();
         replacement.name = "web-new".into();
         t.replacement_ready(&replacement);
-        assert_eq!(t.try_evict(&inv.pods[1]), Ok(Evicted::Consumed { pdb: "prod/web".into() }));
+        assert_eq!(t.try_evict(&inv.pods[1]), Ok(Evicted::Consumed { pdb: ObjectKey::new("prod", "web") }));
     }
 
     #[test]
@@ -1003,7 +1003,7 @@ mod tests {
         assert_eq!(t.try_evict(&inv.pods[1]).unwrap_err().reason, BlockReason::Budget);
         inv.pdbs[0].unhealthy_pod_eviction_policy = Some("AlwaysAllow".into());
         let mut t = BudgetTracker::new(&inv);
-        assert_eq!(t.try_evict(&inv.pods[1]), Ok(Evicted::Unhealthy { pdb: "prod/redis-pdb".into() }));
+        assert_eq!(t.try_evict(&inv.pods[1]), Ok(Evicted::Unhealthy { pdb: ObjectKey::new("prod", "redis-pdb") }));
         assert!(t.try_evict(&inv.pods[0]).is_err());
 
         let mut second = pdb(None, int(1));

@@ -25,7 +25,8 @@ pub fn claim_nodes(inv: &Inventory) -> BTreeMap<String, BTreeSet<String>> {
         inv.volumes.iter().filter_map(|v| v.claim.as_deref().map(|c| (c, v))).collect();
     let mut out = BTreeMap::new();
     for claim in inv.claims.iter().filter(|c| c.bound) {
-        let key = claim.key();
+        // Inventory::claim_nodes is keyed by the text form, as snapshots and tests look it up.
+        let key = claim.key().to_string();
         let volume = match &claim.volume {
             Some(name) => volumes.get(name.as_str()).copied(),
             None => reserved.get(key.as_str()).copied(),

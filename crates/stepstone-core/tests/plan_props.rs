@@ -106,7 +106,7 @@ fn request(spec: &Spec) -> PlanRequest {
 }
 
 /// Disruptions a budget allows with every pod healthy, by the integer rules the fleets use.
-fn allowed(inv: &Inventory) -> HashMap<String, (i64, BTreeSet<usize>)> {
+fn allowed(inv: &Inventory) -> HashMap<stepstone_core::object_key::ObjectKey, (i64, BTreeSet<usize>)> {
     let mut out = HashMap::new();
     for b in &inv.pdbs {
         let pods: BTreeSet<usize> = inv.pods.iter().enumerate().filter(|(_, p)| b.selects(p)).map(|(i, _)| i).collect();

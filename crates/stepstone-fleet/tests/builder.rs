@@ -21,7 +21,7 @@ fn a_built_fleet_loads_with_its_workers_workloads_and_budgets() {
     assert_eq!(workers, ["w1", "w2"]);
     let kinds: Vec<(WorkloadKind, &str)> = inv.workloads.iter().map(|w| (w.kind, w.name.as_str())).collect();
     assert_eq!(kinds, [(WorkloadKind::Deployment, "web"), (WorkloadKind::DaemonSet, "node-exporter")]);
-    let budgets: Vec<String> = inv.pdbs.iter().map(|b| b.key()).collect();
+    let budgets: Vec<String> = inv.pdbs.iter().map(|b| b.key().to_string()).collect();
     assert_eq!(budgets, ["prod/web", "prod/web-max"]);
     let mirror = inv.pods.iter().find(|p| p.name == "etcd-w1").expect("the mirror pod");
     assert_eq!(mirror.node_name.as_deref(), Some("w1"));

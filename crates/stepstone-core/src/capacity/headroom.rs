@@ -1,6 +1,7 @@
 //! The model's limits and answers: the headroom ceiling, a node's usage, and the explanation
 //! of a pod that fits nowhere in kube-scheduler's wording.
 
+use crate::object_key::ObjectKey;
 use crate::quantity::Resources;
 
 /// A ceiling on requested CPU and memory per node, in percent of allocatable.
@@ -105,8 +106,7 @@ impl std::fmt::Display for Overflow {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{pod}: 0/{nodes} nodes are available: {}", summary(.reasons))]
 pub struct Unschedulable {
-    /// `namespace/name` of the pod.
-    pub pod: String,
+    pub pod: ObjectKey,
     /// Nodes known to the model.
     pub nodes: usize,
     /// Node count per reason, most common first. A node short of several resources counts once

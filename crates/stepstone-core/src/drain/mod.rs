@@ -215,13 +215,7 @@ impl PodContext<'_> {
     }
 
     pub fn blocker(&self, kind: BlockerKind, reason: impl Into<String>, fix: impl Into<String>) -> Blocker {
-        Blocker {
-            kind,
-            pod: self.pod.object_key(),
-            node: self.pod.node_name.clone(),
-            reason: reason.into(),
-            fix: fix.into(),
-        }
+        Blocker { kind, pod: self.pod.key(), node: self.pod.node_name.clone(), reason: reason.into(), fix: fix.into() }
     }
 }
 
@@ -260,7 +254,7 @@ fn run_chain(ctx: &PodContext<'_>) -> Disposition {
             Outcome::Accepted(b) => overrides.push(b),
         }
     }
-    Disposition::Evict { pdbs: ctx.pdbs.iter().map(|p| p.object_key()).collect(), overrides }
+    Disposition::Evict { pdbs: ctx.pdbs.iter().map(|p| p.key()).collect(), overrides }
 }
 
 /// The names of the rules in the order they run.
@@ -351,7 +345,7 @@ pub fn budget_blocker(pod: &Pod, pdb: &Pdb, status: &PdbStatus, inv: &Inventory)
     let (needs, has, expected) = (status.desired_healthy, status.current_healthy, status.expected_pods);
     let reason = format!(
         "PodDisruptionBudget {} needs {needs} healthy pods and has {has}: it allows no disruption, so the eviction would wait forever",
-        pdb.object_key()
+        pdb.key()
     );
     let scalable = inv
         .top_controller(pod)
@@ -377,11 +371,11 @@ pub fn budget_blocker(pod: &Pod, pdb: &Pdb, status: &PdbStatus, inv: &Inventory)
                 ),
                 None => format!(
                     "{} allows no disruption at any scale: set maxUnavailable: 1 on it for the duration of the upgrade",
-                    pdb.object_key()
+                    pdb.key()
                 ),
             }
         }
-        None => format!("set maxUnavailable: 1 on {} for the duration of the upgrade", pdb.object_key()),
+        None => format!("set maxUnavailable: 1 on {} for the duration of the upgrade", pdb.key()),
     };
     if has < expected && !pdb.always_allow_unhealthy() {
         fix.push_str(&format!(
@@ -389,7 +383,7 @@ pub fn budget_blocker(pod: &Pod, pdb: &Pdb, status: &PdbStatus, inv: &Inventory)
             pdb.name
         ));
     }
-    Blocker { kind: BlockerKind::Budget, pod: pod.object_key(), node: pod.node_name.clone(), reason, fix }
+    Blocker { kind: BlockerKind::Budget, pod: pod.key(), node: pod.node_name.clone(), reason, fix }
 }
 
 /// Classify every pod bound to `node`.

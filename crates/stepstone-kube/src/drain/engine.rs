@@ -285,7 +285,7 @@ impl<'a> Run<'a> {
                     controller.as_ref().map(|(uid, label)| (uid.as_str(), label.as_str())),
                 );
                 let pdbs = match removal {
-                    Some(Removal::Eviction) => inventory.pdbs_for(pod).map(|b| b.object_key()).collect(),
+                    Some(Removal::Eviction) => inventory.pdbs_for(pod).map(|b| b.key()).collect(),
                     // DELETE does not consult budgets; terminating pods need nothing sent.
                     Some(Removal::Delete) | None => Vec::new(),
                 };
@@ -402,12 +402,8 @@ impl<'a> Run<'a> {
         let t = &mut self.targets[i];
         t.state = State::InFlight;
         t.attempts += 1;
-        let event = DrainEvent::Evicting {
-            node: t.node.clone(),
-            pod: t.pod.object_key(),
-            attempt: t.attempts,
-            removal: t.removal,
-        };
+        let event =
+            DrainEvent::Evicting { node: t.node.clone(), pod: t.pod.key(), attempt: t.attempts, removal: t.removal };
         let (client, ns, name, uid) =
             (self.client.clone(), t.pod.namespace.clone(), t.pod.name.clone(), t.pod.uid.clone());
         let grace = self.config.grace_period;
@@ -443,7 +439,7 @@ impl<'a> Run<'a> {
             t.hold_emitted_ms = Some(now);
             let event = DrainEvent::Blocked {
                 node: t.node.clone(),
-                pod: t.pod.object_key(),
+                pod: t.pod.key(),
                 pdb: budget_label(&hold.0),
                 needs: hold.1,
                 has: hold.2,
@@ -485,7 +481,7 @@ impl<'a> Run<'a> {
 
     fn answer(&mut self, i: usize, outcome: EvictionOutcome) -> Vec<Progress> {
         let now = self.now_ms();
-        tracing::debug!(pod = %self.targets[i].pod.object_key(), ?outcome, "eviction answer");
+        tracing::debug!(pod = %self.targets[i].pod.key(), ?outcome, "eviction answer");
         let accepted = outcome == EvictionOutcome::Accepted;
         let (pdbs, health) = (self.targets[i].pdbs.clone(), self.targets[i].health);
         self.view.settle(&pdbs, accepted, health, now);
@@ -505,7 +501,7 @@ impl<'a> Run<'a> {
             (EvictionOutcome::Accepted, _) => {
                 t.state = State::Accepted;
                 t.hold = None;
-                let event = DrainEvent::Evicted { node: t.node.clone(), pod: t.pod.object_key(), removal: t.removal };
+                let event = DrainEvent::Evicted { node: t.node.clone(), pod: t.pod.key(), removal: t.removal };
                 self.notifier.emit(&event);
                 Vec::new()
             }
@@ -531,7 +527,7 @@ impl<'a> Run<'a> {
                     EvictionOutcome::Throttled { .. } => {
                         let event = DrainEvent::Throttled {
                             node: t.node.clone(),
-                            pod: t.pod.object_key(),
+                            pod: t.pod.key(),
                             retry_in_ms: delay.as_millis() as u64,
                         };
                         self.notifier.emit(&event);
@@ -540,7 +536,7 @@ impl<'a> Run<'a> {
                         t.server_errors_retried += 1;
                         let event = DrainEvent::ServerError {
                             node: t.node.clone(),
-                            pod: t.pod.object_key(),
+                            pod: t.pod.key(),
                             code: *code,
                             in_a_row: t.server_errors_in_a_row,
                             cap: self.config.retry.server_error_attempts,
@@ -553,7 +549,7 @@ impl<'a> Run<'a> {
                             node: Some(t.node.clone()),
                             message: format!(
                                 "{}: its namespace is being deleted; waiting for the pod to go with it",
-                                t.pod.object_key()
+                                t.pod.key()
                             ),
                         };
                         self.notifier.emit(&event);
@@ -576,7 +572,7 @@ impl<'a> Run<'a> {
                     other => format!("{other:?}"),
                 };
                 t.state = State::Failed(message.clone());
-                let event = DrainEvent::Failed { node: t.node.clone(), pod: t.pod.object_key(), message };
+                let event = DrainEvent::Failed { node: t.node.clone(), pod: t.pod.key(), message };
                 self.notifier.emit(&event);
                 Vec::new()
             }
@@ -611,7 +607,7 @@ impl<'a> Run<'a> {
             let settled = if failed {
                 mine()
                     .filter(|t| t.state == State::Accepted)
-                    .all(|t| !self.wait.remaining_on(&node).contains(&t.pod.object_key()))
+                    .all(|t| !self.wait.remaining_on(&node).contains(&t.pod.key()))
             } else {
                 self.wait.node_done(&node, self.config.wait_replacements)
             };
@@ -648,7 +644,7 @@ impl<'a> Run<'a> {
     fn left_on(&self, node: &str) -> Vec<LeftPod> {
         let remaining: BTreeSet<ObjectKey> = self.wait.remaining_on(node).into_iter().collect();
         let mut left = Vec::new();
-        for t in self.targets.iter().filter(|t| t.node == node && remaining.contains(&t.pod.object_key())) {
+        for t in self.targets.iter().filter(|t| t.node == node && remaining.contains(&t.pod.key())) {
             let reason = match (&t.state, &t.hold) {
                 (State::Failed(m), _) => m.clone(),
                 (State::Accepted, _) => match t.pod.termination_grace_seconds.or(self.config.grace_period) {
@@ -666,7 +662,7 @@ impl<'a> Run<'a> {
                 (State::Waiting, None) if t.throttled => "the API server kept throttling its eviction".to_string(),
                 (State::Waiting, None) => "not evicted yet".to_string(),
             };
-            left.push(LeftPod { pod: t.pod.object_key(), reason });
+            left.push(LeftPod { pod: t.pod.key(), reason });
         }
         left
     }
@@ -676,7 +672,7 @@ impl<'a> Run<'a> {
         for (node, plan) in &self.plans {
             let (outcome, elapsed_ms) = self.finished.get(node).cloned().unwrap_or((NodeOutcome::TimedOut, 0));
             let mine: Vec<&Target> = self.targets.iter().filter(|t| &t.node == node).collect();
-            let evicted = mine.iter().filter(|t| t.state == State::Accepted).map(|t| t.pod.object_key()).collect();
+            let evicted = mine.iter().filter(|t| t.state == State::Accepted).map(|t| t.pod.key()).collect();
             let left = if outcome == NodeOutcome::Drained { Vec::new() } else { self.left_on(node) };
             let mut held: BTreeMap<ObjectKey, Vec<&Target>> = BTreeMap::new();
             if outcome != NodeOutcome::Drained {
@@ -694,7 +690,7 @@ impl<'a> Run<'a> {
                     Some(BlockingBudget {
                         fix: budget_fix(&budget, scale.as_ref()),
                         budget,
-                        pods: pods.iter().map(|t| t.pod.object_key()).collect(),
+                        pods: pods.iter().map(|t| t.pod.key()).collect(),
                     })
                 })
                 .collect();

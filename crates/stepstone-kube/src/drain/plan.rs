@@ -38,9 +38,9 @@ impl NodePlan {
         let (evict, delete): (Vec<_>, Vec<_>) = self.remove.iter().partition(|(_, r)| *r == Removal::Eviction);
         DrainEvent::Classified {
             node: self.node.clone(),
-            evict: evict.into_iter().map(|(p, _)| p.object_key()).collect(),
-            delete: delete.into_iter().map(|(p, _)| p.object_key()).collect(),
-            terminating: self.wait.iter().map(|p| p.object_key()).collect(),
+            evict: evict.into_iter().map(|(p, _)| p.key()).collect(),
+            delete: delete.into_iter().map(|(p, _)| p.key()).collect(),
+            terminating: self.wait.iter().map(|p| p.key()).collect(),
             skipped: self.skipped.clone(),
             blockers: self.blockers.clone(),
         }
@@ -88,23 +88,23 @@ pub fn plan_node(
                         "waiting for {} to go: it is terminating and carries finalizers ({}); if it is still there \
                          after its grace period, the controllers that own them must remove them (`stepstone blockers` \
                          names each and what removes it)",
-                        s.pod.object_key(),
+                        s.pod.key(),
                         s.pod.finalizers.join(", ")
                     ));
                 }
                 plan.wait.push(s.pod.clone())
             }
             Disposition::Skip { reason } => {
-                plan.skipped.push(SkippedPod { pod: s.pod.object_key(), reason: skip_reason(*reason) })
+                plan.skipped.push(SkippedPod { pod: s.pod.key(), reason: skip_reason(*reason) })
             }
             Disposition::Finished => {
-                plan.skipped.push(SkippedPod { pod: s.pod.object_key(), reason: "finished".to_string() });
+                plan.skipped.push(SkippedPod { pod: s.pod.key(), reason: "finished".to_string() });
             }
             // classify_node files evictions and blockers elsewhere.
             Disposition::Evict { .. } | Disposition::Block(_) => {}
         }
     }
-    plan.remove.sort_by_key(|(p, _)| p.object_key());
+    plan.remove.sort_by_key(|(p, _)| p.key());
     plan.skipped.sort_by(|a, b| a.pod.cmp(&b.pod));
     plan.blockers.sort_by(|a, b| (&a.pod, a.kind.code()).cmp(&(&b.pod, b.kind.code())));
     plan
@@ -148,7 +148,7 @@ fn singleton_budget(inv: &Inventory, pod: &Pod, pdbs: &[ObjectKey], budgets: &Bu
     if replicas > 1 || live.desired_healthy < 1 {
         return None;
     }
-    let pdb = inv.pdbs.iter().find(|p| p.object_key() == *key)?;
+    let pdb = inv.pdbs.iter().find(|p| p.key() == *key)?;
     let status = PdbStatus {
         current_healthy: live.current_healthy,
         desired_healthy: live.desired_healthy,
@@ -287,11 +287,8 @@ mod tests {
         let db = plan.blockers.iter().find(|b| b.kind == BlockerKind::Budget).unwrap();
         assert!(db.reason.starts_with("a single replica under PodDisruptionBudget prod/db needs 1"), "{}", db.reason);
         assert!(db.fix.contains("--replicas=2"), "{}", db.fix);
-        assert_eq!(
-            plan.remove.iter().map(|(p, _)| p.object_key()).collect::<Vec<_>>(),
-            vec![ObjectKey::new("prod", "web")]
-        );
-        assert_eq!(plan.wait.iter().map(|p| p.object_key()).collect::<Vec<_>>(), vec![ObjectKey::new("prod", "old")]);
+        assert_eq!(plan.remove.iter().map(|(p, _)| p.key()).collect::<Vec<_>>(), vec![ObjectKey::new("prod", "web")]);
+        assert_eq!(plan.wait.iter().map(|p| p.key()).collect::<Vec<_>>(), vec![ObjectKey::new("prod", "old")]);
         let skipped: Vec<(String, &str)> =
             plan.skipped.iter().map(|s| (s.pod.to_string(), s.reason.as_str())).collect();
         assert_eq!(skipped, vec![("prod/agent".to_string(), "DaemonSet"), ("prod/etcd-w1".to_string(), "mirror pod")]);

@@ -276,7 +276,7 @@ pub(super) fn blocked_report(plan: &NodePlan, elapsed: Duration) -> NodeReport {
         left: plan
             .remove
             .iter()
-            .map(|(p, _)| LeftPod { pod: p.object_key(), reason: "not evicted: the node has blockers".into() })
+            .map(|(p, _)| LeftPod { pod: p.key(), reason: "not evicted: the node has blockers".into() })
             .collect(),
         budgets: Vec::new(),
         replacements: Vec::new(),
@@ -292,7 +292,7 @@ pub(super) fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut 
         if *removal == Removal::Delete {
             continue;
         }
-        let pdbs: Vec<ObjectKey> = inventory.pdbs_for(pod).map(|b| b.object_key()).collect();
+        let pdbs: Vec<ObjectKey> = inventory.pdbs_for(pod).map(|b| b.key()).collect();
         match view.hold(&pdbs, PodHealth::of(pod)) {
             None => {
                 // Spend the disruption, so the next pod of the batch sees what is left.
@@ -301,7 +301,7 @@ pub(super) fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut 
             }
             Some(h) => {
                 left.push(LeftPod {
-                    pod: pod.object_key(),
+                    pod: pod.key(),
                     reason: format!(
                         "would wait for PodDisruptionBudget {}: needs {} healthy pods and has {}",
                         h.pdb, h.needs, h.has
@@ -319,7 +319,7 @@ pub(super) fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut 
             Some(BlockingBudget {
                 fix: budget_fix(&budget, scale.as_ref()),
                 budget,
-                pods: pods.iter().map(|p| p.object_key()).collect(),
+                pods: pods.iter().map(|p| p.key()).collect(),
             })
         })
         .collect();
@@ -328,7 +328,7 @@ pub(super) fn dry_run_report(plan: &NodePlan, inventory: &Inventory, view: &mut 
         outcome: NodeOutcome::DryRun,
         cordoned: false,
         server_errors_retried: 0,
-        evicted: plan.remove.iter().map(|(p, _)| p.object_key()).collect(),
+        evicted: plan.remove.iter().map(|(p, _)| p.key()).collect(),
         skipped: plan.skipped.clone(),
         blockers: plan.blockers.clone(),
         left,

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use stepstone_core::capacity::{CapacityModel, Headroom, NodeIdx, PodSlot, Unschedulable};
 use stepstone_core::inventory::Pod;
+use stepstone_core::object_key::ObjectKey;
 use stepstone_core::snapshot::{SnapshotOptions, parse_node, parse_pod};
 
 use super::volumes::{self, VolumeNeed};
@@ -23,7 +24,7 @@ use crate::store::{Part, Store, meta};
 #[derive(Default)]
 pub(super) struct Scheduler {
     /// Pod key -> the message it was last reported unschedulable with.
-    unschedulable: HashMap<String, String>,
+    unschedulable: HashMap<ObjectKey, String>,
 }
 
 impl Controller for Scheduler {

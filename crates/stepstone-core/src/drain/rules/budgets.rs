@@ -12,7 +12,7 @@ impl Rule for Budgets {
     }
 
     fn check(&self, ctx: &PodContext<'_>) -> Outcome {
-        let keys: Vec<ObjectKey> = ctx.pdbs.iter().map(|p| p.object_key()).collect();
+        let keys: Vec<ObjectKey> = ctx.pdbs.iter().map(|p| p.key()).collect();
         if keys.len() > 1 {
             let names: Vec<&str> = ctx.pdbs.iter().map(|p| p.name.as_str()).collect();
             return Outcome::Decided(Disposition::Block(ctx.blocker(
@@ -56,7 +56,7 @@ mod tests {
             (elsewhere, "evict"),
         ];
         for (p, want) in cases {
-            assert_eq!(outcome(&Budgets, &p, &inv, &DrainOptions::default()), want, "{}", p.object_key());
+            assert_eq!(outcome(&Budgets, &p, &inv, &DrainOptions::default()), want, "{}", p.key());
         }
         let api = pod("api");
         let ctx =

@@ -55,7 +55,7 @@ impl Planner<'_> {
             }
             pending = later;
         }
-        let names = waited_on.into_iter().map(|b| self.budgets.budgets()[b].key()).collect();
+        let names = waited_on.into_iter().map(|b| self.budgets.budgets()[b].key().to_string()).collect();
         (rounds, names)
     }
 
