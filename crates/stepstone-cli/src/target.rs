@@ -11,6 +11,21 @@ use stepstone_core::version::{KubeVersion, VersionRequest};
 
 use crate::exit::usage;
 
+/// `--to` as `plan`, `path` and `addons` take it: required, read by [`parse_request`].
+#[derive(clap::Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Target version: a minor (v1.35, its latest known patch) or an exact patch (v1.35.3).
+    #[arg(long, value_name = "VERSION", value_parser = parse_request)]
+    pub to: VersionRequest,
+}
+
+/// The `Cluster:` and `Path:` lines that open the text output of `path` and `addons`; `note`
+/// follows the hop count (` (workers: lockstep)`) or is empty.
+pub fn path_header(cluster: &str, from: &KubeVersion, to: &KubeVersion, hops: usize, note: &str) -> String {
+    let plural = if hops == 1 { "" } else { "s" };
+    format!("Cluster: {cluster}\nPath: {from} -> {to} in {hops} hop{plural}{note}\n\n")
+}
+
 /// A `--to` value as written (`v1.35`, `v1.35.3`), for clap's `value_parser`: the one parser of
 /// every command that takes the target as a flag.
 pub fn parse_request(s: &str) -> Result<VersionRequest, String> {

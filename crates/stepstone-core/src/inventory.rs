@@ -116,6 +116,33 @@ pub struct Node {
 }
 
 impl Node {
+    /// A Ready, schedulable amd64 worker called `name` with kubelet `version` offering
+    /// `allocatable` (its capacity too), no labels, taints or host facts: what hand-built
+    /// inventories (tests, fixtures) start from and adjust.
+    pub fn worker(name: &str, version: KubeVersion, allocatable: Resources) -> Node {
+        Node {
+            name: name.to_string(),
+            role: NodeRole::Worker,
+            generation: String::new(),
+            labels: BTreeMap::new(),
+            taints: vec![],
+            unschedulable: false,
+            kubelet_version: version,
+            kube_proxy_version: None,
+            os_image: String::new(),
+            kernel_version: String::new(),
+            container_runtime: String::new(),
+            architecture: "amd64".to_string(),
+            cgroup: None,
+            allocatable,
+            capacity: allocatable,
+            ready: true,
+            conditions: vec![],
+            created: None,
+            internal_ip: None,
+        }
+    }
+
     pub fn is_control_plane(&self) -> bool {
         self.role == NodeRole::ControlPlane
     }
@@ -426,6 +453,23 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// A `kind` called `namespace/name` with `replicas`, all ready, selecting `selector`; no uid,
+    /// owner, labels or images: what hand-built inventories start from and adjust.
+    pub fn ready(kind: WorkloadKind, namespace: &str, name: &str, replicas: i64, selector: Selector) -> Workload {
+        Workload {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            uid: String::new(),
+            replicas,
+            ready_replicas: replicas,
+            owner: None,
+            selector,
+            labels: BTreeMap::new(),
+            images: vec![],
+        }
+    }
+
     /// `deploy/namespace/name`.
     pub fn key(&self) -> WorkloadKey {
         WorkloadKey { kind: self.kind, object: ObjectKey::new(&self.namespace, &self.name) }

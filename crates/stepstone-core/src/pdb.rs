@@ -731,16 +731,8 @@ mod tests {
 
     fn workload(kind: WorkloadKind, name: &str, replicas: i64, owner: Option<(&str, &str)>) -> Workload {
         Workload {
-            kind,
-            namespace: "prod".into(),
-            name: name.into(),
-            uid: String::new(),
-            replicas,
-            ready_replicas: replicas,
             owner: owner.map(|(k, n)| OwnerRef { kind: k.into(), name: n.into(), uid: String::new() }),
-            selector: Selector::parse("app=web").unwrap(),
-            labels: BTreeMap::new(),
-            images: vec![],
+            ..Workload::ready(kind, "prod", name, replicas, Selector::parse("app=web").unwrap())
         }
     }
 

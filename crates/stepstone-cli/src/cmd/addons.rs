@@ -9,10 +9,11 @@ use stepstone_core::findings::Finding;
 use stepstone_core::path;
 use stepstone_core::plan::WorkerStrategy;
 use stepstone_core::releases::ReleaseData;
-use stepstone_core::version::{KubeVersion, Minor, VersionRequest};
+use stepstone_core::version::{KubeVersion, Minor};
 
 use crate::output::{OutputArgs, Table, emit, findings_table};
 use crate::source::SourceArgs;
+use crate::target::{TargetArgs, path_header};
 
 /// Check the add-ons the cluster runs against the Kubernetes minors each project supports.
 ///
@@ -34,9 +35,8 @@ pub struct Args {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Target version: a minor (v1.35, its latest known patch) or an exact patch (v1.35.3).
-    #[arg(long, value_name = "VERSION", value_parser = crate::target::parse_request)]
-    pub to: VersionRequest,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -65,7 +65,7 @@ pub struct AddonReport {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inv = args.source.load()?;
-    let path = path::upgrade_path(&inv, &args.to, WorkerStrategy::Lockstep, ReleaseData::embedded())
+    let path = path::upgrade_path(&inv, &args.target.to, WorkerStrategy::Lockstep, ReleaseData::embedded())
         .map_err(|e| crate::exit::usage(e.to_string()))?;
     let hops = addons::hops_of(&path);
     let check = addons::check(&inv, &hops, AddonData::embedded());
@@ -115,14 +115,7 @@ pub fn addon_table(found: &[FoundAddon], hops: &[(Minor, Minor)]) -> String {
 }
 
 fn render(r: &AddonReport) -> String {
-    let mut out = format!(
-        "Cluster: {}\nPath: {} -> {} in {} hop{}\n\n",
-        r.cluster,
-        r.from,
-        r.to,
-        r.hops.len(),
-        if r.hops.len() == 1 { "" } else { "s" }
-    );
+    let mut out = path_header(&r.cluster, &r.from, &r.to, r.hops.len(), "");
     let hops: Vec<(Minor, Minor)> = r.hops.iter().map(|h| (h.from, h.to)).collect();
     out.push_str(&addon_table(&r.addons, &hops));
     out.push('\n');

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use stepstone_core::path::{self, UpgradePath};
 use stepstone_core::plan::WorkerStrategy;
 use stepstone_core::releases::ReleaseData;
-use stepstone_core::version::VersionRequest;
 
 use crate::output::{OutputArgs, Table, emit, findings_table};
 use crate::source::SourceArgs;
+use crate::target::{TargetArgs, path_header};
 
 /// Show the upgrade path from the cluster's control-plane version to a target version.
 ///
@@ -28,9 +28,8 @@ pub struct Args {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Target version: a minor (v1.35, its latest known patch) or an exact patch (v1.35.3).
-    #[arg(long, value_name = "VERSION", value_parser = crate::target::parse_request)]
-    pub to: VersionRequest,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// How workers follow the control plane across hops: lockstep moves every node every hop
     /// (the kubeadm-supported way); skip-minors leaves workers within the skew window and moves
@@ -61,7 +60,7 @@ impl From<WorkersArg> for WorkerStrategy {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inv = args.source.load()?;
-    let path = path::upgrade_path(&inv, &args.to, args.workers.into(), ReleaseData::embedded())
+    let path = path::upgrade_path(&inv, &args.target.to, args.workers.into(), ReleaseData::embedded())
         .map_err(|e| crate::exit::usage(e.to_string()))?;
     emit(args.output.output, "UpgradePath", &path, || render(&path))?;
     Ok(crate::exit::for_findings(&path.findings))
@@ -80,14 +79,7 @@ fn render(p: &UpgradePath) -> String {
         WorkerStrategy::Lockstep => "lockstep",
         WorkerStrategy::SkipMinors => "skip-minors",
     };
-    let mut out = format!(
-        "Cluster: {}\nPath: {} -> {} in {} hop{} (workers: {strategy})\n\n",
-        p.cluster,
-        p.from,
-        p.to,
-        p.hops.len(),
-        if p.hops.len() == 1 { "" } else { "s" }
-    );
+    let mut out = path_header(&p.cluster, &p.from, &p.to, p.hops.len(), &format!(" (workers: {strategy})"));
     let mut t = Table::new(["HOP", "FROM", "TO", "ETCD", "BEFORE CONTROL PLANE", "CONTROL PLANE", "WORKERS AFTER"]);
     for (i, h) in p.hops.iter().enumerate() {
         let mut before: Vec<String> = h.kubelets_first.clone();

@@ -16,6 +16,7 @@ use crate::cmd::path::WorkersArg;
 use crate::exit::usage;
 use crate::output::{OutputArgs, emit};
 use crate::source::SourceArgs;
+use crate::target::TargetArgs;
 
 /// Plan the upgrade: control plane first, then one canary per hardware generation (oldest
 /// first), then every generation in batches that the capacity and disruption-budget simulator
@@ -39,9 +40,8 @@ pub struct Args {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Target version: a minor (v1.35, its latest known patch) or an exact patch (v1.35.3).
-    #[arg(long, value_name = "VERSION", value_parser = crate::target::parse_request)]
-    pub to: VersionRequest,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -201,7 +201,7 @@ fn parse_start(s: &str) -> Result<jiff::civil::DateTime, String> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inv = args.source.load()?;
-    let request = args.policy.request(args.to.clone())?;
+    let request = args.policy.request(args.target.to.clone())?;
     let plan = plan::make_plan(&inv, &request, ReleaseData::embedded()).map_err(|e| usage(e.to_string()))?;
     emit(args.output.output, "Plan", &plan, || plan::table::render(&plan))?;
     // Path findings count too: a cgroup v1 node on the hop to 1.35 stops that hop like a blocker.

@@ -583,32 +583,16 @@ impl CapacityModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{NodeRole, PodPhase, Toleration};
+    use crate::inventory::{PodPhase, Toleration};
     use crate::version::KubeVersion;
 
     pub(crate) fn node(name: &str, cpu: u64, mem_gi: u64) -> Node {
         let alloc =
             Resources { cpu_millis: cpu, memory_bytes: mem_gi << 30, pods: 110, ephemeral_storage_bytes: 100 << 30 };
         Node {
-            name: name.to_string(),
-            role: NodeRole::Worker,
             generation: "gen".to_string(),
             labels: BTreeMap::from([(HOSTNAME_TOPOLOGY.to_string(), name.to_string())]),
-            taints: vec![],
-            unschedulable: false,
-            kubelet_version: KubeVersion::new(1, 32, 0),
-            kube_proxy_version: None,
-            os_image: String::new(),
-            kernel_version: String::new(),
-            container_runtime: String::new(),
-            architecture: "amd64".to_string(),
-            cgroup: None,
-            allocatable: alloc,
-            capacity: alloc,
-            ready: true,
-            conditions: vec![],
-            created: None,
-            internal_ip: None,
+            ..Node::worker(name, KubeVersion::new(1, 32, 0), alloc)
         }
     }
 

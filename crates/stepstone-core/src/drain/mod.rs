@@ -544,20 +544,12 @@ mod tests {
         use crate::inventory::{IntOrPercent, Workload};
         use crate::selector::Selector;
         let workload = |kind, name: &str, replicas, owner: Option<&str>| Workload {
-            kind,
-            namespace: "prod".into(),
-            name: name.into(),
-            uid: String::new(),
-            replicas,
-            ready_replicas: replicas,
             owner: owner.map(|o| crate::inventory::OwnerRef {
                 kind: "Deployment".into(),
                 name: o.into(),
                 uid: String::new(),
             }),
-            selector: Selector::parse("app=redis").unwrap(),
-            labels: Default::default(),
-            images: vec![],
+            ..Workload::ready(kind, "prod", name, replicas, Selector::parse("app=redis").unwrap())
         };
         let inv = Inventory {
             workloads: vec![

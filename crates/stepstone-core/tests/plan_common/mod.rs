@@ -52,25 +52,16 @@ impl FleetBuilder {
             taints.push(Taint { key: CONTROL_PLANE_TAINT.to_string(), value: None, effect: "NoSchedule".to_string() });
         }
         Node {
-            name: name.to_string(),
             role,
             generation: generation.to_string(),
             labels,
             taints,
-            unschedulable: false,
-            kubelet_version: self.version.clone(),
             kube_proxy_version: Some(self.version.clone()),
             os_image: "Ubuntu 22.04.4 LTS".to_string(),
             kernel_version: "5.15.0-100-generic".to_string(),
             container_runtime: "containerd://1.7.22".to_string(),
-            architecture: "amd64".to_string(),
-            cgroup: None,
-            allocatable: alloc,
-            capacity: alloc,
-            ready: true,
-            conditions: vec![],
             created: Some(format!("{created_year}-01-01T00:00:00Z").parse().unwrap()),
-            internal_ip: None,
+            ..Node::worker(name, self.version.clone(), alloc)
         }
     }
 
@@ -119,33 +110,22 @@ impl FleetBuilder {
     pub fn deployment(&mut self, ns: &str, name: &str, nodes: &[&str], cpu_millis: u64, mem_mi: u64) -> &mut Self {
         let rs = format!("{name}-7d9f8c");
         let labels = BTreeMap::from([("app".to_string(), name.to_string())]);
+        let replicas = nodes.len() as i64;
+        let selector = Selector::parse(&format!("app={name}")).unwrap();
         self.inv.workloads.push(Workload {
-            kind: WorkloadKind::Deployment,
-            namespace: ns.to_string(),
-            name: name.to_string(),
             uid: format!("uid-deploy-{ns}-{name}"),
-            replicas: nodes.len() as i64,
-            ready_replicas: nodes.len() as i64,
-            owner: None,
-            selector: Selector::parse(&format!("app={name}")).unwrap(),
             labels: labels.clone(),
-            images: vec![],
+            ..Workload::ready(WorkloadKind::Deployment, ns, name, replicas, selector.clone())
         });
         self.inv.workloads.push(Workload {
-            kind: WorkloadKind::ReplicaSet,
-            namespace: ns.to_string(),
-            name: rs.clone(),
             uid: format!("uid-rs-{ns}-{rs}"),
-            replicas: nodes.len() as i64,
-            ready_replicas: nodes.len() as i64,
             owner: Some(OwnerRef {
                 kind: "Deployment".to_string(),
                 name: name.to_string(),
                 uid: format!("uid-deploy-{ns}-{name}"),
             }),
-            selector: Selector::parse(&format!("app={name}")).unwrap(),
             labels: labels.clone(),
-            images: vec![],
+            ..Workload::ready(WorkloadKind::ReplicaSet, ns, &rs, replicas, selector)
         });
         for (i, node) in nodes.iter().enumerate() {
             let mut p = self.pod(ns, &format!("{rs}-{i:02}"), Some(node), cpu_millis, mem_mi);
@@ -171,17 +151,10 @@ impl FleetBuilder {
     /// A DaemonSet with one pod per node, tolerating every taint.
     pub fn daemonset(&mut self, ns: &str, name: &str, cpu_millis: u64) -> &mut Self {
         let names: Vec<String> = self.inv.nodes.iter().map(|n| n.name.clone()).collect();
+        let selector = Selector::parse(&format!("app={name}")).unwrap();
         self.inv.workloads.push(Workload {
-            kind: WorkloadKind::DaemonSet,
-            namespace: ns.to_string(),
-            name: name.to_string(),
             uid: format!("uid-ds-{ns}-{name}"),
-            replicas: names.len() as i64,
-            ready_replicas: names.len() as i64,
-            owner: None,
-            selector: Selector::parse(&format!("app={name}")).unwrap(),
-            labels: BTreeMap::new(),
-            images: vec![],
+            ..Workload::ready(WorkloadKind::DaemonSet, ns, name, names.len() as i64, selector)
         });
         for n in names {
             let mut p = self.pod(ns, &format!("{name}-{n}"), Some(&n), cpu_millis, 64);
