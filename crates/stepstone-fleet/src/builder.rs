@@ -170,23 +170,23 @@ impl FleetBuilder {
     }
 
     /// A PodDisruptionBudget over `app=<app>`.
-    pub fn pdb(mut self, ns: &str, name: &str, app: &str, min_available: i64) -> Self {
-        self.items.push(json!({
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-pdb-{name}"), "generation": 1,
-                "creationTimestamp": "2026-01-05T09:00:00Z"},
-            "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": app}}}
-        }));
-        self
+    pub fn pdb(self, ns: &str, name: &str, app: &str, min_available: i64) -> Self {
+        self.budget(ns, name, app, "minAvailable", min_available)
     }
 
     /// A PodDisruptionBudget over `app=<app>` with `maxUnavailable`.
-    pub fn pdb_max_unavailable(mut self, ns: &str, name: &str, app: &str, max_unavailable: i64) -> Self {
+    pub fn pdb_max_unavailable(self, ns: &str, name: &str, app: &str, max_unavailable: i64) -> Self {
+        self.budget(ns, name, app, "maxUnavailable", max_unavailable)
+    }
+
+    /// A PodDisruptionBudget over `app=<app>` whose `limit` (`minAvailable` or `maxUnavailable`)
+    /// is `value`.
+    fn budget(mut self, ns: &str, name: &str, app: &str, limit: &str, value: i64) -> Self {
         self.items.push(json!({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": name, "namespace": ns, "uid": format!("uid-pdb-{name}"), "generation": 1,
                 "creationTimestamp": "2026-01-05T09:00:00Z"},
-            "spec": {"maxUnavailable": max_unavailable, "selector": {"matchLabels": {"app": app}}}
+            "spec": {(limit): value, "selector": {"matchLabels": {"app": app}}}
         }));
         self
     }

@@ -6,7 +6,7 @@ mod drain_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drain_support::{Recorder, TestLab, config};
+use drain_support::{Recorder, TestLab, config, drain_recorded};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
@@ -93,10 +93,8 @@ async fn a_singleton_under_min_available_1_stops_the_drain_before_any_eviction()
     let node = t.node_of("prod", "db");
     let before = t.pods_on(&node);
     let client = t.client().await;
-    let recorder = Recorder::default();
 
-    let report =
-        drain(&client, std::slice::from_ref(&node), &config(Duration::from_secs(30)), &recorder).await.expect("drain");
+    let (report, recorder) = drain_recorded(&client, std::slice::from_ref(&node), Duration::from_secs(30)).await;
 
     let n = &report.nodes[0];
     assert_eq!(n.outcome, NodeOutcome::Blocked, "{}", report.render());
@@ -136,9 +134,8 @@ async fn daemonset_and_mirror_pods_stay_on_the_node() {
         .collect();
     assert_eq!(kept.len(), 2, "{:?}", t.pods_on("w1"));
     let client = t.client().await;
-    let recorder = Recorder::default();
 
-    let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(30)), &recorder).await.expect("drain");
+    let (report, _) = drain_recorded(&client, &["w1".to_string()], Duration::from_secs(30)).await;
 
     let n = &report.nodes[0];
     assert_eq!(n.outcome, NodeOutcome::Drained, "{}", report.render());
@@ -164,9 +161,7 @@ async fn emptydir_data_needs_consent() {
     let before = t.pods_on(&node);
     let client = t.client().await;
 
-    let recorder = Recorder::default();
-    let report =
-        drain(&client, std::slice::from_ref(&node), &config(Duration::from_secs(30)), &recorder).await.expect("drain");
+    let (report, _) = drain_recorded(&client, std::slice::from_ref(&node), Duration::from_secs(30)).await;
     let n = &report.nodes[0];
     assert_eq!(n.outcome, NodeOutcome::Blocked, "{}", report.render());
     assert!(n.blockers.iter().all(|b| b.kind == BlockerKind::Emptydir));
@@ -201,12 +196,9 @@ async fn a_timeout_reports_the_blocking_budget_and_leaves_the_node_cordoned() {
     t.wait_healthy("prod", "web", 3).await;
     let node = t.node_of("prod", "redis");
     let client = t.client().await;
-    let recorder = Recorder::default();
 
     let started = Instant::now();
-    let report = drain(&client, std::slice::from_ref(&node), &config(Duration::from_millis(1500)), &recorder)
-        .await
-        .expect("drain");
+    let (report, recorder) = drain_recorded(&client, std::slice::from_ref(&node), Duration::from_millis(1500)).await;
     assert!(started.elapsed() < Duration::from_secs(6), "the timeout is honoured: {:?}", started.elapsed());
 
     let n = &report.nodes[0];
@@ -237,8 +229,7 @@ async fn api_throttling_is_retried_with_backoff() {
     // Four requests in ten answered 429 without a budget cause: without retries the drain
     // (cordon, list, reads, three evictions, watches) would almost never get through.
     t.lab.set_faults(stepstone_lab::FaultConfig { throttle_rate: 0.4, ..Default::default() }).expect("faults");
-    let recorder = Recorder::default();
-    let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(30)), &recorder).await.expect("drain");
+    let (report, _) = drain_recorded(&client, &["w1".to_string()], Duration::from_secs(30)).await;
     t.lab.set_faults(stepstone_lab::FaultConfig::default()).expect("faults");
     assert_eq!(report.nodes[0].outcome, NodeOutcome::Drained, "{}", report.render());
     assert!(!t.pods_on("w1").iter().any(|(p, _)| p.starts_with("prod/")));
@@ -265,8 +256,7 @@ async fn throttled_controller_reads_are_retried() {
     // Three requests in ten throttled (429, which the eviction loop also retries): a read that
     // is not retried fails the drain.
     t.lab.set_faults(stepstone_lab::FaultConfig { throttle_rate: 0.3, ..Default::default() }).expect("faults");
-    let recorder = Recorder::default();
-    let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(60)), &recorder).await.expect("drain");
+    let (report, _) = drain_recorded(&client, &["w1".to_string()], Duration::from_secs(60)).await;
     t.lab.set_faults(stepstone_lab::FaultConfig::default()).expect("faults");
     assert_eq!(report.nodes[0].outcome, NodeOutcome::Drained, "{}", report.render());
     for (ns, app) in [("prod", "web"), ("prod", "api"), ("batch", "jobs")] {
@@ -317,8 +307,7 @@ async fn evictions_answered_500_are_retried_and_the_budget_holds() {
             below
         }
     });
-    let recorder = Recorder::default();
-    let report = drain(&client, &["w1".to_string()], &config(Duration::from_secs(60)), &recorder).await.expect("drain");
+    let (report, recorder) = drain_recorded(&client, &["w1".to_string()], Duration::from_secs(60)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     t.lab.set_faults(stepstone_lab::FaultConfig::default()).expect("faults");
     let below = sampler.join().expect("sampler");

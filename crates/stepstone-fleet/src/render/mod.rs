@@ -47,6 +47,20 @@ pub(crate) fn labels_value(m: &BTreeMap<String, String>) -> Value {
     Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
 
+/// The pod spec fields that steer scheduling, shared by pods and the pod templates of their
+/// controllers: priority class, host network, node selector.
+pub(crate) fn scheduling_fields(spec: &mut Value, app: &crate::app::App) {
+    if let Some((class, _)) = app.priority_class {
+        spec["priorityClassName"] = json!(class);
+    }
+    if app.host_network {
+        spec["hostNetwork"] = json!(true);
+    }
+    if !app.node_selector.is_empty() {
+        spec["nodeSelector"] = labels_value(&app.node_selector);
+    }
+}
+
 pub(crate) fn owner(api_version: &str, kind: &str, name: &str, uid: &str) -> Value {
     json!([{"apiVersion": api_version, "blockOwnerDeletion": true, "controller": true, "kind": kind, "name": name, "uid": uid}])
 }

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 use stepstone_core::inventory::MIRROR_ANNOTATION;
 
-use super::{cpu_text, labels_value, mem_text, object, owner, sort_keys, ts};
+use super::{cpu_text, labels_value, mem_text, object, owner, scheduling_fields, sort_keys, ts};
 use crate::app::{Container, Controller, Volume, daemonset_tolerations};
 use crate::placement::PlacedFleet;
 use crate::rng::Rng;
@@ -110,15 +110,7 @@ impl PlacedFleet<'_> {
             spec["serviceAccount"] = json!(app.service_account);
             spec["serviceAccountName"] = json!(app.service_account);
         }
-        if let Some((class, _)) = app.priority_class {
-            spec["priorityClassName"] = json!(class);
-        }
-        if app.host_network {
-            spec["hostNetwork"] = json!(true);
-        }
-        if !app.node_selector.is_empty() {
-            spec["nodeSelector"] = labels_value(&app.node_selector);
-        }
+        scheduling_fields(&mut spec, app);
         let mut affinity = Map::new();
         if app.controller == Controller::DaemonSet {
             spec["tolerations"] =

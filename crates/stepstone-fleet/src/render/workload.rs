@@ -6,7 +6,7 @@ use stepstone_core::inventory::IntOrPercent;
 use stepstone_core::pdb::{desired_healthy, disruptions_allowed};
 
 use super::volume::{CLAIM_SIZE, STORAGE_CLASS};
-use super::{cpu_text, labels_value, mem_text, owner, ts};
+use super::{cpu_text, labels_value, mem_text, owner, scheduling_fields, ts};
 use crate::HOSTNAME_LABEL;
 use crate::app::default_tolerations;
 use crate::app::{Controller, Volume};
@@ -130,15 +130,7 @@ impl PlacedFleet<'_> {
         if app.tolerations != default_tolerations() {
             spec["tolerations"] = json!(app.tolerations);
         }
-        if let Some((class, _)) = app.priority_class {
-            spec["priorityClassName"] = json!(class);
-        }
-        if app.host_network {
-            spec["hostNetwork"] = json!(true);
-        }
-        if !app.node_selector.is_empty() {
-            spec["nodeSelector"] = labels_value(&app.node_selector);
-        }
+        scheduling_fields(&mut spec, app);
         if app.anti_affinity {
             spec["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                 {"labelSelector": {"matchLabels": {app.selector.0: app.selector.1}}, "topologyKey": HOSTNAME_LABEL}

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stepstone_kube::drain::{DrainConfig, DrainEvent, EventSink, RetryPolicy};
+use stepstone_kube::drain::{DrainConfig, DrainEvent, DrainReport, EventSink, RetryPolicy, drain};
 use stepstone_lab::{Lab, LabHandle, LabOptions};
 
 /// Lab seconds per wall-clock second: a 30 s grace period takes 0.15 s, a pod starts and turns
@@ -159,6 +159,14 @@ pub fn config(timeout: Duration) -> DrainConfig {
         },
         ..DrainConfig::default()
     }
+}
+
+/// Drain `nodes` with [`config`]`(timeout)`, keeping every event; panics when the drain cannot
+/// start (a test's lab is always reachable).
+pub async fn drain_recorded(client: &kube::Client, nodes: &[String], timeout: Duration) -> (DrainReport, Recorder) {
+    let recorder = Recorder::default();
+    let report = drain(client, nodes, &config(timeout), &recorder).await.expect("drain");
+    (report, recorder)
 }
 
 /// Keeps every event, in order.
