@@ -124,27 +124,11 @@ impl<'a> Placer<'a> {
     pub(crate) fn make_nodes(&mut self) {
         let spec = self.spec;
         let cp_gen = spec.control_plane_generation.min(spec.generations.len().saturating_sub(1));
-        let mut index = 0;
         for i in 0..spec.control_planes {
             let hw = &spec.generations[cp_gen];
             // Control-plane nodes moved to this hardware when it arrived, before its workers.
             let created = day_start(hw.created) - 86_400 + i as i64 * 1800;
-            self.nodes.push(NodeModel {
-                name: format!("cp-{:02}", i + 1),
-                uid: self.rng.uid(),
-                generation: cp_gen,
-                control_plane: true,
-                kubelet: spec.version.clone(),
-                created,
-                index,
-                cpu: hw.cpu_cores,
-                memory: hw.memory_gib * GIB,
-                cpu_used: 0,
-                memory_used: 0,
-                pods_used: 0,
-                pod_seq: 0,
-            });
-            index += 1;
+            self.push_node(format!("cp-{:02}", i + 1), cp_gen, true, spec.version.clone(), created);
         }
         for (g, hw) in spec.generations.iter().enumerate() {
             let width = if hw.count >= 100 { hw.count.to_string().len() } else { 2 };
@@ -153,25 +137,33 @@ impl<'a> Placer<'a> {
                     Some(o) if i < o.nodes => o.version.clone(),
                     _ => spec.version.clone(),
                 };
-                self.nodes.push(NodeModel {
-                    name: format!("{}-{:0width$}", hw.node_prefix, i + 1),
-                    uid: self.rng.uid(),
-                    generation: g,
-                    control_plane: false,
-                    kubelet,
-                    // Racked over the following weeks, a few per day.
-                    created: day_start(hw.created) + (i as i64 / 4) * 86_400 + (i as i64 % 4) * 3600,
-                    index,
-                    cpu: hw.cpu_cores,
-                    memory: hw.memory_gib * GIB,
-                    cpu_used: 0,
-                    memory_used: 0,
-                    pods_used: 0,
-                    pod_seq: 0,
-                });
-                index += 1;
+                // Racked over the following weeks, a few per day.
+                let created = day_start(hw.created) + (i as i64 / 4) * 86_400 + (i as i64 % 4) * 3600;
+                self.push_node(format!("{}-{:0width$}", hw.node_prefix, i + 1), g, false, kubelet, created);
             }
         }
+    }
+
+    /// A node of hardware generation `generation` with nothing placed on it yet, next in line
+    /// (its index is its position, its uid the rng's next).
+    fn push_node(&mut self, name: String, generation: usize, control_plane: bool, kubelet: String, created: i64) {
+        let hw = &self.spec.generations[generation];
+        let index = self.nodes.len();
+        self.nodes.push(NodeModel {
+            name,
+            uid: self.rng.uid(),
+            generation,
+            control_plane,
+            kubelet,
+            created,
+            index,
+            cpu: hw.cpu_cores,
+            memory: hw.memory_gib * GIB,
+            cpu_used: 0,
+            memory_used: 0,
+            pods_used: 0,
+            pod_seq: 0,
+        });
     }
 
     pub(crate) fn cluster_created(&self) -> i64 {
