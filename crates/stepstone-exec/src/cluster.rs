@@ -473,23 +473,23 @@ mod tests {
 
     #[tokio::test]
     async fn answers_are_not_retried_and_a_server_down_for_good_is_unavailable() {
-        let mut calls = 0;
-        let err = retrying_with(&quick(), "reading node w1", || {
-            calls += 1;
-            async { Err::<(), _>(answer(404)) }
-        })
-        .await
-        .unwrap_err();
+        /// Every call answered `code`: the error in the end and the number of calls made.
+        async fn always(code: u16) -> (ClusterError, usize) {
+            let mut calls = 0;
+            let err = retrying_with(&quick(), "reading node w1", || {
+                calls += 1;
+                async move { Err::<(), _>(answer(code)) }
+            })
+            .await
+            .unwrap_err();
+            (err, calls)
+        }
+
+        let (err, calls) = always(404).await;
         assert_eq!(calls, 1);
         assert!(matches!(err, ClusterError::Api { source: kube::Error::Api(ref s), .. } if s.code == 404), "{err}");
 
-        let mut calls = 0;
-        let err = retrying_with(&quick(), "reading node w1", || {
-            calls += 1;
-            async { Err::<(), _>(answer(503)) }
-        })
-        .await
-        .unwrap_err();
+        let (err, calls) = always(503).await;
         assert_eq!(calls, 8);
         let text = err.to_string();
         assert!(matches!(err, ClusterError::Unavailable { attempts: 8, .. }), "{text}");
