@@ -148,7 +148,7 @@ impl FaultConfig {
         if self.error_rate + self.throttle_rate > 1.0 {
             return Err(FaultsError::RatesAboveOne);
         }
-        crate::faults_forbid::check(&self.forbidden)
+        crate::faults_forbid::check(&self.forbidden).map_err(|message| FaultsError::Invalid { message })
     }
 
     /// This configuration with a patch applied: a JSON merge patch (RFC 7386: only the fields

@@ -5,19 +5,17 @@
 use std::collections::BTreeSet;
 
 use crate::access::USER;
-use crate::faults::FaultsError;
 use crate::resources::RESOURCES;
 use crate::status::{ApiError, Details};
 
 /// Every name must be a resource the lab serves (its plural, `persistentvolumes`): a typo would
-/// otherwise arm a fault that never fires.
-pub fn check(forbidden: &BTreeSet<String>) -> Result<(), FaultsError> {
+/// otherwise arm a fault that never fires. The error is the message of the faults' `Invalid`
+/// answer (returned as text so this module does not depend back on `faults`).
+pub fn check(forbidden: &BTreeSet<String>) -> Result<(), String> {
     match forbidden.iter().find(|name| !RESOURCES.iter().any(|r| r.plural == name.as_str())) {
-        Some(name) => Err(FaultsError::Invalid {
-            message: format!(
-                "forbidden: \"{name}\" is not a resource the lab serves; name resources by their plural, as in \"persistentvolumes\""
-            ),
-        }),
+        Some(name) => Err(format!(
+            "forbidden: \"{name}\" is not a resource the lab serves; name resources by their plural, as in \"persistentvolumes\""
+        )),
         None => Ok(()),
     }
 }
