@@ -22,6 +22,7 @@ pub(crate) mod api;
 pub(crate) mod apply;
 mod client;
 pub(crate) mod clock;
+mod compact;
 pub(crate) mod controllers;
 pub(crate) mod decode;
 pub(crate) mod encoded;

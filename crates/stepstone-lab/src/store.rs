@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use crate::clock;
+use crate::compact::compact;
 use crate::resources::{self, RESOURCES, ResId};
 use crate::status::ApiError;
 
@@ -336,7 +337,7 @@ impl Store {
             }
         }
         self.bump(&mut obj);
-        let obj = Arc::new(obj);
+        let obj = Arc::new(compact(obj));
         self.tables[res].insert(key, obj.clone());
         self.record(res, ChangeKind::Added, obj.clone(), None);
         Ok(obj)
@@ -367,7 +368,7 @@ impl Store {
             return Ok(obj);
         }
         self.bump(&mut obj);
-        let obj = Arc::new(obj);
+        let obj = Arc::new(compact(obj));
         self.tables[res].insert(key, obj.clone());
         self.record(res, ChangeKind::Modified, obj.clone(), Some(old));
         Ok(obj)
