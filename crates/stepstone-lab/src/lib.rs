@@ -57,6 +57,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use client::{LabClient, LabClientError};
+pub use compact::parse_exact;
 pub use faults::{FaultConfig, FaultField, FaultsChange, FaultsError};
 pub(crate) use faults_http::router as faults_router;
 pub use nodes::repo::{REPOSITORY_ANNOTATION, repository_name};

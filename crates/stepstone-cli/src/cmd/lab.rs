@@ -195,7 +195,8 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let text = std::fs::read_to_string(&a.fleet)
         .map_err(|e| crate::exit::usage(format!("cannot read --fleet {}: {e}", a.fleet.display())))?;
-    let fleet: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+    // Parsed at its final size: the lab keeps these objects for as long as it runs.
+    let fleet = stepstone_lab::parse_exact(&text).map_err(|e| {
         crate::exit::usage(format!(
             "--fleet {}: not JSON ({e}); write one with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` or `stepstone lab generate`",
             a.fleet.display()
