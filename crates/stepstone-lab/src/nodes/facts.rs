@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use stepstone_core::inventory::CGROUP_LABEL;
+use stepstone_core::inventory::{CGROUP_LABEL, CgroupVersion};
 use stepstone_core::version::KubeVersion;
 
 use super::{
@@ -25,16 +25,17 @@ pub struct NodeFacts {
     pub generation: Option<String>,
     pub os_image: String,
     pub kernel_version: String,
-    /// `v1` or `v2`.
-    pub cgroup_version: Option<String>,
+    /// The cgroup version the node boots with, from its `stepstone.io/cgroup-version` label;
+    /// none when the label is missing or names neither `v1` nor `v2`.
+    pub cgroup_version: Option<CgroupVersion>,
     pub container_runtime: String,
     /// Installed package versions.
     pub packages: BTreeMap<String, String>,
     /// The minor the node's Kubernetes package repository points at (`v1.35`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
-    /// The version the running kubelet reports.
-    pub kubelet_version: String,
+    /// The version the running kubelet reports; none when the node reports none.
+    pub kubelet_version: Option<KubeVersion>,
     pub kubelet: KubeletState,
     pub ready: bool,
     /// Image tag of each control-plane static pod on this node.
@@ -63,11 +64,15 @@ impl LabNodes {
             generation,
             os_image: info("osImage"),
             kernel_version: info("kernelVersion"),
-            cgroup_version: labels.get(CGROUP_LABEL).cloned(),
+            cgroup_version: match labels.get(CGROUP_LABEL).map(String::as_str) {
+                Some("v1") => Some(CgroupVersion::V1),
+                Some("v2") => Some(CgroupVersion::V2),
+                _ => None,
+            },
             container_runtime: info("containerRuntimeVersion"),
             packages,
             repository: repo::configured(node).map(repo::repository_name),
-            kubelet_version: info("kubeletVersion"),
+            kubelet_version: info("kubeletVersion").parse().ok(),
             kubelet: lock(&self.shared.kubelets).get(&name).cloned().unwrap_or(KubeletState::Running),
             ready: ready_condition(node) == Some("True"),
             static_pods,

@@ -8,10 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stepstone_core::inventory::CGROUP_LABEL;
 
-use super::{
-    KUBELET_ANNOTATION, KubeletState, LabNodes, NodeFacts, NodeOpError, annotation, journal, record_event,
-    version_of_package,
-};
+use super::kubelet::starting_version;
+use super::{KubeletState, LabNodes, NodeFacts, NodeOpError, journal, record_event};
 use crate::clock;
 use crate::resources::NODES;
 use crate::store::{Part, meta_mut};
@@ -56,12 +54,7 @@ impl LabNodes {
         let now = self.shared.now();
         let mut store = self.shared.store();
         let n = self.node(&store, node)?;
-        let version = annotation(&n, KUBELET_ANNOTATION)
-            .map(version_of_package)
-            .transpose()?
-            .map(|v| v.canonical())
-            .or_else(|| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).map(String::from))
-            .unwrap_or_default();
+        let version = starting_version(&n)?;
         let mut next = (*n).clone();
         let mut changes = Vec::new();
         for (field, value) in [("osImage", &refresh.os_image), ("kernelVersion", &refresh.kernel_version)] {

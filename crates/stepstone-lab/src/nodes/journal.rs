@@ -70,51 +70,36 @@ pub(crate) fn booted(shared: &Shared, node: &str, at: Timestamp) {
     append(shared, node, [format!("-- Boot {:016x}{:016x} --", h.finish(), h.finish().rotate_left(17))]);
 }
 
+/// A line of the kubelet process `pid` in klog's format.
+fn kubelet_line(node: &str, at: Timestamp, pid: u32, severity: char, source: &str, message: &str) -> String {
+    line(node, at, &format!("kubelet[{pid}]"), &klog(severity, at, pid, source, message))
+}
+
+/// The first lines of every kubelet start: systemd starts the unit, the kubelet names its version.
+fn kubelet_start(node: &str, at: Timestamp, pid: u32, version: &str) -> [String; 2] {
+    [
+        line(node, at, "systemd[1]", "Started kubelet.service - kubelet: The Kubernetes Node Agent."),
+        kubelet_line(node, at, pid, 'I', "server.go:530", &format!("\"Kubelet version\" kubeletVersion=\"{version}\"")),
+    ]
+}
+
 /// The kubelet started and runs `version`.
 pub(crate) fn kubelet_started(shared: &Shared, node: &str, at: Timestamp, version: &str, cgroup: &str) {
     let p = pid(node, at);
-    let kubelet = format!("kubelet[{p}]");
+    let info = |source: &str, message: &str| kubelet_line(node, at, p, 'I', source, message);
+    let [started, named] = kubelet_start(node, at, p, version);
     append(
         shared,
         node,
         [
-            line(node, at, "systemd[1]", "Started kubelet.service - kubelet: The Kubernetes Node Agent."),
-            line(
-                node,
-                at,
-                &kubelet,
-                &klog('I', at, p, "server.go:530", &format!("\"Kubelet version\" kubeletVersion=\"{version}\"")),
+            started,
+            named,
+            info("server.go:956", "\"Client rotation is on, will bootstrap in background\""),
+            info(
+                "container_manager_linux.go:270",
+                &format!("\"Creating Container Manager object based on Node Config\" cgroupVersion=\"{cgroup}\""),
             ),
-            line(
-                node,
-                at,
-                &kubelet,
-                &klog('I', at, p, "server.go:956", "\"Client rotation is on, will bootstrap in background\""),
-            ),
-            line(
-                node,
-                at,
-                &kubelet,
-                &klog(
-                    'I',
-                    at,
-                    p,
-                    "container_manager_linux.go:270",
-                    &format!("\"Creating Container Manager object based on Node Config\" cgroupVersion=\"{cgroup}\""),
-                ),
-            ),
-            line(
-                node,
-                at,
-                &kubelet,
-                &klog(
-                    'I',
-                    at,
-                    p,
-                    "kubelet_node_status.go:78",
-                    &format!("\"Successfully registered node\" node=\"{node}\""),
-                ),
-            ),
+            info("kubelet_node_status.go:78", &format!("\"Successfully registered node\" node=\"{node}\"")),
         ],
     );
 }
@@ -122,23 +107,20 @@ pub(crate) fn kubelet_started(shared: &Shared, node: &str, at: Timestamp, versio
 /// The kubelet started and exited at once with `error` (as klog's `run.go` reports it).
 pub(crate) fn kubelet_failed(shared: &Shared, node: &str, at: Timestamp, version: &str, error: &str) {
     let p = pid(node, at);
-    let kubelet = format!("kubelet[{p}]");
+    let [started, named] = kubelet_start(node, at, p, version);
     append(
         shared,
         node,
         [
-            line(node, at, "systemd[1]", "Started kubelet.service - kubelet: The Kubernetes Node Agent."),
-            line(
+            started,
+            named,
+            kubelet_line(
                 node,
                 at,
-                &kubelet,
-                &klog('I', at, p, "server.go:530", &format!("\"Kubelet version\" kubeletVersion=\"{version}\"")),
-            ),
-            line(
-                node,
-                at,
-                &kubelet,
-                &klog('E', at, p, "run.go:72", &format!("\"command failed\" err=\"failed to run Kubelet: {error}\"")),
+                p,
+                'E',
+                "run.go:72",
+                &format!("\"command failed\" err=\"failed to run Kubelet: {error}\""),
             ),
             line(node, at, "systemd[1]", "kubelet.service: Main process exited, code=exited, status=1/FAILURE"),
             line(node, at, "systemd[1]", "kubelet.service: Failed with result 'exit-code'."),
@@ -149,7 +131,7 @@ pub(crate) fn kubelet_failed(shared: &Shared, node: &str, at: Timestamp, version
 /// A warning the running kubelet logs.
 pub(crate) fn kubelet_warning(shared: &Shared, node: &str, at: Timestamp, source: &str, message: &str) {
     let p = pid(node, at);
-    append(shared, node, [line(node, at, &format!("kubelet[{p}]"), &klog('W', at, p, source, message))]);
+    append(shared, node, [kubelet_line(node, at, p, 'W', source, message)]);
 }
 
 impl LabNodes {

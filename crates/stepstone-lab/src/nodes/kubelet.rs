@@ -20,6 +20,17 @@ use crate::state::Shared;
 use crate::store::{self, Part, Store};
 use crate::sync::lock;
 
+/// The version a kubelet starting on node `n` runs: the installed package's, else (a node loaded
+/// without package annotations) the version the node reports.
+pub(super) fn starting_version(n: &Value) -> Result<String, NodeOpError> {
+    Ok(annotation(n, KUBELET_ANNOTATION)
+        .map(version_of_package)
+        .transpose()?
+        .map(|v| v.canonical())
+        .or_else(|| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).map(String::from))
+        .unwrap_or_default())
+}
+
 impl LabNodes {
     /// `systemctl restart kubelet`: NotReady now, back after the restart time with the
     /// installed kubelet's version, unless the kubelet refuses to start (cgroup v1 with kubelet
@@ -28,12 +39,7 @@ impl LabNodes {
         let now = self.shared.now();
         let mut store = self.shared.store();
         let n = self.node(&store, node)?;
-        let version = annotation(&n, KUBELET_ANNOTATION)
-            .map(version_of_package)
-            .transpose()?
-            .map(|v| v.canonical())
-            .or_else(|| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str).map(String::from))
-            .unwrap_or_default();
+        let version = starting_version(&n)?;
         let never = lock(&self.shared.faults).never_return.contains(node);
         let until =
             (!never).then(|| clock::format_precise(self.shared.after(now, self.shared.timing.kubelet_restart_seconds)));

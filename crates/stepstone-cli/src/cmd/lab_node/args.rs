@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use stepstone_lab::UpgradeOptions;
 
-use crate::output::OutputArgs;
-
-use super::LabTarget;
+use super::LabCall;
 
 /// `systemctl reboot`: the kubelet is silent while the machine reboots, then starts again.
 ///
@@ -23,10 +21,7 @@ pub struct RebootArgs {
     pub wait: WaitArgs,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// `--wait [--timeout DURATION]` of the operations that take the kubelet down.
@@ -111,10 +106,7 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// `etcdctl` on a control-plane node.
@@ -147,10 +139,7 @@ pub struct SnapshotArgs {
     pub dir: PathBuf,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// Point the node's Kubernetes package repository at a minor (pkgs.k8s.io/core:/stable:/v1.35).
@@ -169,10 +158,7 @@ pub struct RepoArgs {
     pub repository: Option<String>,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// Install package versions (`apt-get install kubeadm=1.35.0-1.1`, `dnf install kubeadm-1.35.0`).
@@ -195,10 +181,7 @@ pub struct InstallArgs {
     pub packages: Vec<String>,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// `kubeadm` on the node.
@@ -225,10 +208,7 @@ pub enum KubeadmCommand {
   stepstone lab node cp-01 kubeadm version -o json")]
 pub struct KubeadmVersionArgs {
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// `kubeadm upgrade plan|apply|node`: `plan` and `apply` on the first control-plane node, then
@@ -270,10 +250,7 @@ pub struct PlanArgs {
     pub release: Option<String>,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// `kubeadm upgrade apply VERSION` on the first control-plane node.
@@ -297,10 +274,7 @@ pub struct ApplyArgs {
     pub upgrade: UpgradeFlags,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// `kubeadm upgrade node` on the other control-plane nodes and on workers.
@@ -318,10 +292,7 @@ pub struct UpgradeNodeArgs {
     pub upgrade: UpgradeFlags,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// kubeadm's own flags, so a runbook line can be pasted unchanged.
@@ -360,8 +331,5 @@ pub struct RestartArgs {
     pub wait: WaitArgs,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }

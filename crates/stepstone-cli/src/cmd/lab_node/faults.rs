@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use stepstone_lab::{FaultConfig, FaultsChange};
 
 use crate::exit::usage;
-use crate::output::{OutputArgs, Table, emit};
+use crate::output::{Table, emit};
 
-use super::{LabApi, LabTarget};
+use super::LabCall;
 
 /// Show or change the faults a running lab injects.
 ///
@@ -58,10 +58,7 @@ pub struct FaultsArgs {
     pub clear: bool,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// The most latency a fault may add to a request: beyond a minute every client has timed out.
@@ -90,7 +87,7 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
     if let Some(ms) = a.latency_ms {
         check_latency(ms)?;
     }
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let change = FaultsChange {
         clear: a.clear,
         error_rate: a.error_rate,
@@ -103,7 +100,7 @@ pub fn faults(a: FaultsArgs) -> anyhow::Result<ExitCode> {
     };
     let shown: FaultConfig =
         if change.is_empty() { api.run(|c| c.faults())? } else { api.run(|c| c.change_faults(&change))? };
-    emit(a.output.output, "LabFaults", &shown, || {
+    emit(a.lab.output.output, "LabFaults", &shown, || {
         let list = |s: &std::collections::BTreeSet<String>| {
             if s.is_empty() { "<none>".to_string() } else { s.iter().cloned().collect::<Vec<_>>().join(", ") }
         };

@@ -11,7 +11,7 @@ use crate::exit::{Failure, usage};
 use crate::output::emit;
 
 use super::args::*;
-use super::{LabApi, status_of};
+use super::{LabApi, cgroup_name, shown, status_of};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,22 +22,26 @@ struct RestartReport {
 }
 
 pub(super) fn restart(node: &str, a: RestartArgs) -> anyhow::Result<ExitCode> {
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let mut facts = api.run(|c| c.restart_kubelet(node))?;
     if a.wait.wait {
         facts = wait_until_back(&api, node, facts, a.wait.timeout, "the kubelet restart")?;
     }
     let report = RestartReport { node: node.to_string(), waited: a.wait.wait, facts };
-    emit(a.output.output, "LabKubeletRestart", &report, || match &report.facts.kubelet {
+    emit(a.lab.output.output, "LabKubeletRestart", &report, || match &report.facts.kubelet {
         KubeletState::Restarting { until: Some(until), version } => format!(
             "{node}: kubelet restarting (NotReady) to run {version}; back at {}\n  kubectl --kubeconfig {} get node {node} -w\n",
             whole_seconds(until),
-            a.target.kubeconfig.display()
+            a.lab.target.kubeconfig.display()
         ),
         KubeletState::Restarting { until: None, .. } => format!(
             "{node}: kubelet restarting (NotReady) and not coming back: the lab holds it down with a never-return fault (`stepstone lab faults`)\n"
         ),
-        _ => format!("{node}: kubelet {} running, node {}\n", report.facts.kubelet_version, status_of(&report.facts)),
+        _ => format!(
+            "{node}: kubelet {} running, node {}\n",
+            shown(report.facts.kubelet_version.as_ref()),
+            status_of(&report.facts)
+        ),
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -86,7 +90,7 @@ struct RebootReport {
 }
 
 pub(super) fn reboot(node: &str, a: RebootArgs, refresh: Option<OsRefresh>) -> anyhow::Result<ExitCode> {
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let mut facts = match &refresh {
         Some(r) => api.run(|c| c.os_refresh(node, r))?,
         None => api.run(|c| c.reboot(node))?,
@@ -96,13 +100,13 @@ pub(super) fn reboot(node: &str, a: RebootArgs, refresh: Option<OsRefresh>) -> a
     }
     let report = RebootReport { node: node.to_string(), waited: a.wait.wait, facts };
     let kind = if refresh.is_some() { "LabOsRefresh" } else { "LabReboot" };
-    emit(a.output.output, kind, &report, || {
+    emit(a.lab.output.output, kind, &report, || {
         let f = &report.facts;
         let host = format!(
             "{} (kernel {}, cgroup {})",
             f.os_image,
             f.kernel_version,
-            f.cgroup_version.as_deref().unwrap_or("<none>")
+            shown(f.cgroup_version.map(cgroup_name))
         );
         match &f.kubelet {
             KubeletState::Rebooting { until: Some(until), .. } => format!(
@@ -112,16 +116,20 @@ pub(super) fn reboot(node: &str, a: RebootArgs, refresh: Option<OsRefresh>) -> a
             KubeletState::Rebooting { until: None, .. } => format!(
                 "{node}: rebooting into {host} and not coming back: the lab holds it down with a never-return fault (`stepstone lab faults`)\n"
             ),
-            _ => format!("{node}: back on {host}, kubelet {} running, node {}\n", f.kubelet_version, status_of(f)),
+            _ => format!(
+                "{node}: back on {host}, kubelet {} running, node {}\n",
+                shown(f.kubelet_version.as_ref()),
+                status_of(f)
+            ),
         }
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn kubelet_logs(node: &str, a: LogsArgs) -> anyhow::Result<ExitCode> {
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let logs = api.run(|c| c.kubelet_logs(node, a.tail))?;
-    emit(a.output.output, "LabKubeletLogs", &logs, || {
+    emit(a.lab.output.output, "LabKubeletLogs", &logs, || {
         if logs.lines.is_empty() {
             "-- No entries --\n".to_string()
         } else {
@@ -135,9 +143,9 @@ pub(super) fn etcd_snapshot(node: &str, a: SnapshotArgs) -> anyhow::Result<ExitC
     // The lab writes the files, from its own working directory: give it the full path.
     let dir = std::path::absolute(&a.dir)
         .map_err(|e| usage(format!("--dir {}: cannot make it absolute ({e}); give a full path", a.dir.display())))?;
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let report = api.run(|c| c.etcd_snapshot(node, &dir))?;
-    emit(a.output.output, "LabEtcdSnapshot", &report, || {
+    emit(a.lab.output.output, "LabEtcdSnapshot", &report, || {
         format!(
             "{}\n{node}: snapshot of revision {} ({} objects, {} bytes), metadata {}\n",
             report.message.trim_end(),

@@ -8,7 +8,6 @@ use stepstone_lab::{UpgradePlan, UpgradeReport};
 use crate::exit::usage;
 use crate::output::{OutputArgs, emit};
 
-use super::LabApi;
 use super::args::*;
 
 pub(super) fn upgrade_plan(node: &str, a: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -20,9 +19,9 @@ pub(super) fn upgrade_plan(node: &str, a: PlanArgs) -> anyhow::Result<ExitCode> 
             "kubeadm upgrade plan {v}: not a Kubernetes release; give the exact version, e.g. v1.35.0, or none for the newest the installed kubeadm can apply"
         )));
     }
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let plan: UpgradePlan = api.run(|c| c.kubeadm_upgrade_plan(node, version))?;
-    emit(a.output.output, "KubeadmUpgradePlan", &plan, || {
+    emit(a.lab.output.output, "KubeadmUpgradePlan", &plan, || {
         let mut out = format!("{}\n", plan.message.trim_end());
         if plan.target.is_none()
             && let Some(v) = plan.needs_newer_kubeadm.last()
@@ -45,17 +44,17 @@ pub(super) fn upgrade_apply(node: &str, a: ApplyArgs) -> anyhow::Result<ExitCode
             "kubeadm upgrade apply {version}: not a Kubernetes release; give the exact version, e.g. v1.35.0"
         )));
     }
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let opts = a.upgrade.options();
     let report = api.run(|c| c.kubeadm_upgrade_apply(node, version, &opts))?;
-    print_upgrade(a.output, &report)
+    print_upgrade(a.lab.output, &report)
 }
 
 pub(super) fn upgrade_node(node: &str, a: UpgradeNodeArgs) -> anyhow::Result<ExitCode> {
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let opts = a.upgrade.options();
     let report = api.run(|c| c.kubeadm_upgrade_node(node, &opts))?;
-    print_upgrade(a.output, &report)
+    print_upgrade(a.lab.output, &report)
 }
 
 fn print_upgrade(output: OutputArgs, report: &UpgradeReport) -> anyhow::Result<ExitCode> {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Serialize;
+use stepstone_core::inventory::CgroupVersion;
 use stepstone_lab::{FaultField, KubeletState, LabClient, LabClientError, NodeFacts, OsRefresh};
 
 use crate::exit::{Failure, usage};
@@ -43,6 +44,23 @@ pub struct LabTarget {
     pub context: Option<String>,
 }
 
+/// The flags of every command that drives a lab: which lab, and how to print its answer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LabCall {
+    #[command(flatten)]
+    pub target: LabTarget,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl LabCall {
+    /// A client of the lab these flags name.
+    pub fn api(&self) -> anyhow::Result<LabApi> {
+        LabApi::from_target(&self.target)
+    }
+}
+
 /// Show the lab's nodes as an operator on each server would see them.
 ///
 /// Role, hardware generation, kubelet state, the installed kubeadm/kubelet/kubectl packages,
@@ -59,10 +77,7 @@ pub struct NodesArgs {
     pub nodes: Vec<String>,
 
     #[command(flatten)]
-    pub target: LabTarget,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub lab: LabCall,
 }
 
 /// Run a node operation on one lab node, as you would over SSH on the server.
@@ -184,7 +199,7 @@ struct NodeList<'a> {
 }
 
 pub fn nodes(a: NodesArgs) -> anyhow::Result<ExitCode> {
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let mut facts: Vec<NodeFacts> = if a.nodes.is_empty() {
         api.run(|c| c.list_nodes())?
     } else {
@@ -193,7 +208,9 @@ pub fn nodes(a: NodesArgs) -> anyhow::Result<ExitCode> {
     if a.nodes.is_empty() {
         facts.sort_by(|x, y| (!x.control_plane, &x.name).cmp(&(!y.control_plane, &y.name)));
     }
-    emit(a.output.output, "LabNodeList", &NodeList { lab: api.client.url(), nodes: &facts }, || nodes_table(&facts))?;
+    emit(a.lab.output.output, "LabNodeList", &NodeList { lab: api.client.url(), nodes: &facts }, || {
+        nodes_table(&facts)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -221,23 +238,36 @@ fn nodes_table(facts: &[NodeFacts]) -> String {
         "KERNEL",
         "RUNTIME",
     ]);
-    let or_none = |s: Option<&String>| s.filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| "<none>".into());
     for f in facts {
         t.row([
             f.name.clone(),
             if f.control_plane { "control-plane" } else { "worker" }.to_string(),
-            or_none(f.generation.as_ref()),
+            shown(f.generation.as_ref()),
             status_of(f),
-            or_none(Some(&f.kubelet_version)),
-            or_none(f.packages.get("kubeadm")),
-            or_none(f.packages.get("kubelet")),
-            or_none(f.packages.get("kubectl")),
-            or_none(f.cgroup_version.as_ref()),
-            or_none(Some(&f.kernel_version)),
-            or_none(Some(&f.container_runtime)),
+            shown(f.kubelet_version.as_ref()),
+            shown(f.packages.get("kubeadm")),
+            shown(f.packages.get("kubelet")),
+            shown(f.packages.get("kubectl")),
+            shown(f.cgroup_version.map(cgroup_name)),
+            shown(Some(&f.kernel_version)),
+            shown(Some(&f.container_runtime)),
         ]);
     }
     t.render()
+}
+
+/// A fact as a table or a sentence shows it: `<none>`, as kubectl shows a missing value, when
+/// the node does not report it.
+pub(super) fn shown(fact: Option<impl std::fmt::Display>) -> String {
+    fact.map(|f| f.to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "<none>".into())
+}
+
+/// A cgroup version as the node's label spells it.
+pub(super) fn cgroup_name(version: CgroupVersion) -> &'static str {
+    match version {
+        CgroupVersion::V1 => "v1",
+        CgroupVersion::V2 => "v2",
+    }
 }
 
 pub fn node(a: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -245,9 +275,9 @@ pub fn node(a: NodeArgs) -> anyhow::Result<ExitCode> {
         NodeAction::Repo(r) => repository(&a.node, r),
         NodeAction::Install(i) => install(&a.node, i),
         NodeAction::Kubeadm(KubeadmArgs { command: KubeadmCommand::Version(v) }) => {
-            let api = LabApi::from_target(&v.target)?;
+            let api = v.lab.api()?;
             let version = api.run(|c| c.kubeadm_version(&a.node))?;
-            emit(v.output.output, "KubeadmVersion", &version, || format!("{}\n", version.message))?;
+            emit(v.lab.output.output, "KubeadmVersion", &version, || format!("{}\n", version.message))?;
             Ok(ExitCode::SUCCESS)
         }
         NodeAction::Kubeadm(KubeadmArgs { command: KubeadmCommand::Upgrade(u) }) => match u.command {

@@ -9,8 +9,8 @@ use stepstone_lab::{NodeFacts, Package};
 use crate::exit::usage;
 use crate::output::emit;
 
-use super::LabApi;
 use super::args::*;
+use super::shown;
 
 /// `kubeadm=1.35.0-1.1` (apt) or `kubeadm-1.35.0-150500.1.1` (dnf) into package and version,
 /// checked as the lab checks them so a bad argument installs nothing.
@@ -54,7 +54,7 @@ struct InstallReport {
 
 pub(super) fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
     let wanted = a.packages.iter().map(|p| parse_install(p)).collect::<anyhow::Result<Vec<_>>>()?;
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let mut facts = api.run(|c| c.facts(node))?;
     let mut installed = Vec::new();
     for (package, version) in wanted {
@@ -66,7 +66,7 @@ pub(super) fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
         installed.push(Installed { package: name, from, to });
     }
     let report = InstallReport { node: node.to_string(), installed, facts };
-    emit(a.output.output, "LabPackageInstall", &report, || {
+    emit(a.lab.output.output, "LabPackageInstall", &report, || {
         let mut out = String::new();
         for i in &report.installed {
             match &i.from {
@@ -76,11 +76,15 @@ pub(super) fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if report.installed.iter().any(|i| i.package == "kubelet")
-            && report.facts.packages.get("kubelet").is_some_and(|p| !same_release(p, &report.facts.kubelet_version))
+            && report
+                .facts
+                .packages
+                .get("kubelet")
+                .is_some_and(|p| !same_release(p, report.facts.kubelet_version.as_ref()))
         {
             out.push_str(&format!(
                 "the running kubelet is still {}; restart it with `stepstone lab node {node} restart-kubelet`\n",
-                report.facts.kubelet_version
+                shown(report.facts.kubelet_version.as_ref())
             ));
         }
         out
@@ -89,14 +93,14 @@ pub(super) fn install(node: &str, a: InstallArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn repository(node: &str, a: RepoArgs) -> anyhow::Result<ExitCode> {
-    let api = LabApi::from_target(&a.target)?;
+    let api = a.lab.api()?;
     let before = api.run(|c| c.facts(node))?.repository;
     let facts = match &a.repository {
         Some(r) => api.run(|c| c.configure_repository(node, r.trim()))?,
         None => api.run(|c| c.facts(node))?,
     };
     let now = facts.repository.clone().unwrap_or_else(|| "none".into());
-    emit(a.output.output, "LabNodeFacts", &facts, || match (&a.repository, before) {
+    emit(a.lab.output.output, "LabNodeFacts", &facts, || match (&a.repository, before) {
         (Some(_), Some(b)) if b != now => {
             format!("{node}: Kubernetes package repository {b} -> {now} (pkgs.k8s.io/core:/stable:/{now})\n")
         }
@@ -105,9 +109,9 @@ pub(super) fn repository(node: &str, a: RepoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn same_release(package: &str, running: &str) -> bool {
-    let release = |s: &str| s.parse::<PackageVersion>().map(|p| p.upstream).or_else(|_| s.parse::<KubeVersion>()).ok();
-    release(package).is_some_and(|p| release(running).is_some_and(|r| p == r))
+fn same_release(package: &str, running: Option<&KubeVersion>) -> bool {
+    let release = package.parse::<PackageVersion>().map(|p| p.upstream).or_else(|_| package.parse::<KubeVersion>());
+    release.is_ok_and(|p| running == Some(&p))
 }
 
 #[cfg(test)]
