@@ -163,66 +163,128 @@ fn compare(name: &str, inv: &Inventory, req: &PlanRequest) {
 }
 
 /// Budget time that no plan under the same batch limits can avoid in the first hop, which
-/// starts from the inventory's placement. Every worker of a generation outside its canary is
-/// drained in that generation's batches, and an eviction round takes at most `allowed` healthy
-/// pods of a budget, so a generation whose busiest budget has `c` pods on those workers needs
-/// `c / allowed` rounds over its batches. A plan of `m` batches gets `m` of those rounds free and
-/// pays a pod start for each other one; with at least `k` batches (the generation's workers
-/// over its limit) and a batch costing more than a round, the least it pays is
-/// `(c / allowed - k)` pod starts. The canary may take one node's pods out of `c`, and the
-/// lower bound already charges any batches it cuts beyond `k`.
+/// starts from the inventory's placement: the sum of [`generation_floor`] over its generations.
 fn first_hop_budget_floor(inv: &Inventory, plan: &Plan) -> u64 {
+    let placement: Vec<Option<&str>> = inv.pods.iter().map(|p| p.node_name.as_deref()).collect();
     let Some(hop) = plan.hops.first() else { return 0 };
+    plan.policy.generation_order.iter().map(|g| generation_floor(inv, plan, hop, g, &placement)).sum()
+}
+
+/// Budget time of `generation`'s batches in `hop` that no plan under the same batch limits can
+/// avoid when the hop starts with the pods where `placement` puts them. Every worker of a
+/// generation outside its canary is drained in that generation's batches, and an eviction round
+/// takes at most `allowed` healthy pods of a budget, so a generation whose busiest budget has
+/// `c` pods on those workers needs `c / allowed` rounds over its batches. A plan of `m` batches
+/// gets `m` of those rounds free and pays a pod start for each other one; with at least `k`
+/// batches (the generation's workers over its limit) and a batch costing more than a round, the
+/// least it pays is `(c / allowed - k)` pod starts. The canary may take one node's pods out of
+/// `c`, and the lower bound already charges any batches it cuts beyond `k`.
+fn generation_floor(inv: &Inventory, plan: &Plan, hop: &Hop, generation: &str, placement: &[Option<&str>]) -> u64 {
     let tracker = BudgetTracker::new(inv);
     let classifier = Classifier::new(inv, &plan.policy.drain);
     let d = &plan.policy.durations;
     let pod_start = u64::from(d.pod_start_minutes.max(1));
     let batch_cost = u64::from(d.worker_minutes() + plan.policy.batch_wait_minutes);
     let bound_size = plan.schedule.lower_bound_batch_size as usize;
-    let mut floor = 0;
-    for generation in &plan.policy.generation_order {
-        let batches: Vec<&Wave> =
-            hop.waves.iter().filter(|w| w.kind == WaveKind::Batch && &w.generation == generation).collect();
-        let drained: std::collections::BTreeSet<&str> = batches
-            .iter()
-            .filter(|w| w.bound != Some(WaveBound::Blocked))
-            .flat_map(|w| w.nodes.iter().map(String::as_str))
-            .collect();
-        let workers: usize = batches.iter().map(|w| w.nodes.len()).sum();
-        let limit = plan.policy.batch_limits.get(generation).map_or(1, |l| l.limit.max(1) as usize);
-        let largest = batches.iter().map(|w| w.nodes.len()).max().unwrap_or(1);
-        let k = workers.div_ceil(limit) as u64;
-        let cut = workers.div_ceil(limit.min(bound_size).max(largest).max(1)) as u64;
-        // Per budget: its healthy evicted pods on the drained workers, and the most on one node.
-        let mut per_budget: std::collections::BTreeMap<usize, std::collections::BTreeMap<&str, u64>> =
-            Default::default();
-        for pod in &inv.pods {
-            let Some(node) = pod.node_name.as_deref() else { continue };
-            if !drained.contains(node)
-                || !pod.ready
-                || pod.phase != PodPhase::Running
-                || !classifier.classify(pod).is_evicted()
-            {
-                continue;
-            }
-            if let [b] = tracker.covering_indices(pod).as_slice() {
-                *per_budget.entry(*b).or_default().entry(node).or_default() += 1;
-            }
+    let batches: Vec<&Wave> =
+        hop.waves.iter().filter(|w| w.kind == WaveKind::Batch && w.generation == generation).collect();
+    let drained: std::collections::BTreeSet<&str> = batches
+        .iter()
+        .filter(|w| w.bound != Some(WaveBound::Blocked))
+        .flat_map(|w| w.nodes.iter().map(String::as_str))
+        .collect();
+    let workers: usize = batches.iter().map(|w| w.nodes.len()).sum();
+    let limit = plan.policy.batch_limits.get(generation).map_or(1, |l| l.limit.max(1) as usize);
+    let largest = batches.iter().map(|w| w.nodes.len()).max().unwrap_or(1);
+    let k = workers.div_ceil(limit) as u64;
+    let cut = workers.div_ceil(limit.min(bound_size).max(largest).max(1)) as u64;
+    // Per budget: its healthy evicted pods on the drained workers, and the most on one node.
+    let mut per_budget: std::collections::BTreeMap<usize, std::collections::BTreeMap<&str, u64>> = Default::default();
+    for (pod, node) in inv.pods.iter().zip(placement) {
+        let Some(node) = *node else { continue };
+        if !drained.contains(node)
+            || !pod.ready
+            || pod.phase != PodPhase::Running
+            || !classifier.classify(pod).is_evicted()
+        {
+            continue;
         }
-        let rounds = per_budget
-            .iter()
-            .filter(|(b, _)| tracker.budgets()[**b].sync_error.is_none())
-            .map(|(b, nodes)| {
-                let view = &tracker.budgets()[*b];
-                let allowed = (view.expected_pods - view.desired_healthy).max(1) as u64;
-                let pods: u64 = nodes.values().sum::<u64>() - nodes.values().max().copied().unwrap_or(0);
-                pods.div_ceil(allowed)
-            })
-            .max()
-            .unwrap_or(0);
-        floor += (pod_start * rounds.saturating_sub(k)).saturating_sub(batch_cost * (cut - k.min(cut)));
+        if let [b] = tracker.covering_indices(pod).as_slice() {
+            *per_budget.entry(*b).or_default().entry(node).or_default() += 1;
+        }
     }
-    floor
+    let rounds = per_budget
+        .iter()
+        .filter(|(b, _)| tracker.budgets()[**b].sync_error.is_none())
+        .map(|(b, nodes)| {
+            let view = &tracker.budgets()[*b];
+            let allowed = (view.expected_pods - view.desired_healthy).max(1) as u64;
+            let pods: u64 = nodes.values().sum::<u64>() - nodes.values().max().copied().unwrap_or(0);
+            pods.div_ceil(allowed)
+        })
+        .max()
+        .unwrap_or(0);
+    (pod_start * rounds.saturating_sub(k)).saturating_sub(batch_cost * (cut - k.min(cut)))
+}
+
+/// Where every pod is at the start of each hop, replayed from the plan's trace.
+fn placement_per_hop<'a>(
+    inv: &'a Inventory,
+    trace: &'a [plan::waves::TraceEvent],
+    hops: usize,
+) -> Vec<Vec<Option<&'a str>>> {
+    let mut now: Vec<Option<&str>> = inv.pods.iter().map(|p| p.node_name.as_deref()).collect();
+    let mut out = vec![now.clone()];
+    for event in trace {
+        match event {
+            plan::waves::TraceEvent::WaveStart { hop, .. } => {
+                while out.len() <= *hop {
+                    out.push(now.clone());
+                }
+            }
+            plan::waves::TraceEvent::Move { pod, to, .. } => now[*pod] = Some(to.as_str()),
+            _ => {}
+        }
+    }
+    while out.len() < hops {
+        out.push(now.clone());
+    }
+    out
+}
+
+/// Per hop and generation: the plan's batches and budget waits against the floor from the
+/// placement the plan predicts at the hop's start, and the busiest budget's pods per generation.
+fn makespan_detail(name: &str, inv: &Inventory, req: &PlanRequest) {
+    let (plan, trace) = plan::make_plan_traced(inv, req, ReleaseData::embedded()).expect("plan");
+    let placements = placement_per_hop(inv, &trace, plan.hops.len());
+    println!("{name}: per hop and generation (plan batches / bound batches, budget waits / floor)");
+    for (h, hop) in plan.hops.iter().enumerate() {
+        let mut line = format!("  hop {} {}->{}:", h + 1, hop.from, hop.to);
+        let (mut waits, mut floors) = (0u64, 0u64);
+        for g in &plan.policy.generation_order {
+            let batches: Vec<&Wave> =
+                hop.waves.iter().filter(|w| w.kind == WaveKind::Batch && &w.generation == g).collect();
+            let wait: u64 =
+                hop.waves.iter().filter(|w| &w.generation == g).map(|w| u64::from(w.pdb_wait_minutes)).sum();
+            let workers: usize = batches.iter().map(|w| w.nodes.len()).sum();
+            let limit = plan.policy.batch_limits.get(g).map_or(1, |l| l.limit.max(1) as usize);
+            let floor = generation_floor(inv, &plan, hop, g, &placements[h]);
+            let stops: Vec<String> = batches
+                .iter()
+                .filter_map(|w| w.bound)
+                .map(|b| b.label().chars().next().unwrap_or('?').to_string())
+                .collect();
+            line.push_str(&format!(
+                " | {g}: {}/{} batches [{}], {wait}/{floor} min",
+                batches.len(),
+                workers.div_ceil(limit),
+                stops.concat()
+            ));
+            waits += wait;
+            floors += floor;
+        }
+        println!("{line} | hop: {waits}/{floors} min");
+    }
 }
 
 /// Budget violations in the plan's simulation, counted from its trace with independent
@@ -278,12 +340,59 @@ fn makespan_table(sizes: &[usize]) {
         req.max_unavailable = BatchLimits::uniform(2);
         compare(name, inv, &req);
     }
+    // The same fleets with every budget's replicas spread over the generations: what the plan
+    // would take if the operator spread them before the upgrade.
+    for (name, inv) in fleets.iter().skip(1) {
+        let mut req = request();
+        req.generation_order = plan::generations::order(inv, &[]).expect("generations");
+        let spread = spread_over_generations(inv);
+        compare(&format!("{name}, replicas spread"), &spread, &req);
+    }
+}
+
+/// `inv` with the workers' generations dealt out in turn (worker i, in name order, gets the
+/// generation of the i-th worker in a round-robin over the generations), so that replicas
+/// placed on neighbouring nodes end up in different generations. Nodes, pods and capacities stay
+/// as they are; each generation keeps its number of workers.
+fn spread_over_generations(inv: &Inventory) -> Inventory {
+    let mut out = inv.clone();
+    let mut workers: Vec<usize> = (0..out.nodes.len()).filter(|&i| !out.nodes[i].is_control_plane()).collect();
+    workers.sort_by(|&a, &b| out.nodes[a].name.cmp(&out.nodes[b].name));
+    let mut by_generation: std::collections::BTreeMap<String, std::collections::VecDeque<usize>> = Default::default();
+    for &i in &workers {
+        by_generation.entry(out.nodes[i].generation.clone()).or_default().push_back(i);
+    }
+    // Deal the generations' slots in turn, then hand them to the workers in name order.
+    let mut dealt: Vec<String> = Vec::with_capacity(workers.len());
+    while dealt.len() < workers.len() {
+        for (g, slots) in by_generation.iter_mut() {
+            if slots.pop_front().is_some() {
+                dealt.push(g.clone());
+            }
+        }
+    }
+    for (&i, g) in workers.iter().zip(dealt) {
+        for key in stepstone_core::inventory::DEFAULT_GENERATION_LABELS {
+            if let Some(v) = out.nodes[i].labels.get_mut(*key) {
+                *v = g.clone();
+            }
+        }
+        out.nodes[i].generation = g;
+    }
+    out
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
         child(&args[1]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("detail") {
+        for &n in args.iter().filter_map(|a| a.parse::<usize>().ok()).collect::<Vec<_>>().iter() {
+            makespan_detail(&format!("synthetic-{n}"), &generate(&FleetSpec::synthetic(n, 4, 0.65)), &request());
+        }
+        makespan_detail("three-generations", &generate(&FleetSpec::three_generations()), &request());
         return;
     }
     if args.first().map(String::as_str) == Some("makespan") {

@@ -338,25 +338,68 @@ fn crowded_budget_fleet() -> Inventory {
 }
 
 #[test]
-fn a_default_batch_stops_growing_before_budget_waits_outlast_a_workers_move() {
+fn a_default_batch_waits_on_its_budgets_rather_than_adding_batches() {
     let inv = crowded_budget_fleet();
     let mut req = request(1, 85);
     req.max_unavailable = BatchLimits::from_fleet();
     let p = plan(&inv, &req);
     assert_eq!(p.policy.batch_limits["gen"].limit, 3);
     let batches: Vec<_> = p.hops[0].waves.iter().filter(|w| w.kind == WaveKind::Batch).collect();
-    // Two nodes would be 16 evictions one at a time: over the 11 rounds that fit a 20-minute move.
-    assert!(batches.iter().all(|w| w.nodes.len() == 1), "{:?}", batches.iter().map(|w| &w.nodes).collect::<Vec<_>>());
+    // 19 workers after the canary hold 152 pods of one budget: 152 rounds however they are cut.
+    // Batches of one node would pay 19 moves and 133 rounds, batches of three 7 moves and 145
+    // rounds: one more move (20 + 5 minutes) costs more than the 12 rounds it saves.
+    let sizes: Vec<usize> = batches.iter().map(|w| w.nodes.len()).collect();
+    assert_eq!(sizes, [3, 3, 3, 3, 3, 3, 1], "{:?}", batches.iter().map(|w| &w.reason).collect::<Vec<_>>());
+    assert!(batches.iter().all(|w| w.bound != Some(WaveBound::Budget)));
     let worker_minutes = p.policy.durations.worker_minutes();
-    assert!(batches.iter().all(|w| w.pdb_wait_minutes <= worker_minutes));
-    let stopped = batches.iter().find(|w| w.bound == Some(WaveBound::Budget)).unwrap();
-    assert!(stopped.reason.starts_with("budget: one more node would make its evictions wait"), "{}", stopped.reason);
+    // Every pod is under the one budget: a round per pod, the first within the move.
+    assert_eq!(batches[0].pdb_wait_minutes as u64, (batches[0].pods_moved - 1) * 2);
+    assert!(batches[0].pdb_wait_minutes > worker_minutes);
 
-    // The operator's number is taken as given: budgets then cost time, not batch size.
+    // The operator's number is taken as given too.
     let p = plan(&inv, &request(3, 85));
     let first = p.hops[0].waves.iter().find(|w| w.kind == WaveKind::Batch).unwrap();
     assert_eq!(first.nodes.len(), 3);
     assert!(first.pdb_wait_minutes > worker_minutes);
+}
+
+/// 20 workers of one generation, each with one replica of a Deployment whose budget lets one
+/// pod go at a time, except w-10, which holds 30 of them.
+fn one_crowded_node_fleet() -> Inventory {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    let names: Vec<String> = (1..=20).map(|i| format!("w-{i:02}")).collect();
+    for n in &names {
+        f.worker(n, "gen", 16_000, 64, 2020);
+    }
+    let nodes: Vec<&str> =
+        names.iter().flat_map(|n| std::iter::repeat_n(n.as_str(), if n == "w-10" { 30 } else { 1 })).collect();
+    f.deployment("prod", "api", &nodes, 100, 64);
+    f.pdb_max_unavailable("prod", "api", 1);
+    f.build()
+}
+
+#[test]
+fn a_default_batch_leaves_out_a_node_whose_waits_outlast_one_more_batch() {
+    let inv = one_crowded_node_fleet();
+    let mut req = request(1, 85);
+    req.max_unavailable = BatchLimits::from_fleet();
+    let p = plan(&inv, &req);
+    let batches: Vec<_> = p.hops[0].waves.iter().filter(|w| w.kind == WaveKind::Batch).collect();
+    // The fair share is 48 pods over 7 batches, 7 rounds; w-10 alone needs 30, more than the fair
+    // share plus the 12 rounds one more batch costs: it moves on its own.
+    let alone = batches.iter().find(|w| w.nodes.contains(&"w-10".to_string())).unwrap();
+    assert_eq!(alone.nodes, ["w-10"]);
+    let stopped = batches.iter().find(|w| w.bound == Some(WaveBound::Budget)).unwrap();
+    assert!(
+        stopped.reason.starts_with("budget: one more node would make its evictions wait 31 rounds"),
+        "{}",
+        stopped.reason
+    );
+    assert!(stopped.reason.contains("longer than one more batch"), "{}", stopped.reason);
+    // w-10 goes first in its batch (a batch always takes one node), and no other node joins it.
+    assert_eq!(stopped.nodes, ["w-10"]);
+    assert_eq!(stopped.pdb_wait_minutes, 29 * 2);
 }
 
 #[test]

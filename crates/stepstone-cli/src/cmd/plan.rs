@@ -56,8 +56,8 @@ pub struct PolicyArgs {
     /// Most workers drained at the same time: one number, or per hardware generation
     /// (dell-r640=2,default=3). Default: from the fleet, per generation 1/8 of the oldest
     /// generation's workers and 1/5 of each later one's, capped by what capacity allows; the
-    /// simulator may still stop a batch earlier (capacity, or budget waits longer than a
-    /// worker's own move).
+    /// simulator may still stop a batch earlier (capacity, or budget waits beyond the
+    /// generation's fair share that outlast one more batch).
     #[arg(long, value_name = "N|GEN=N,...", value_parser = parse_batch_limits)]
     pub max_unavailable: Option<BatchLimits>,
 

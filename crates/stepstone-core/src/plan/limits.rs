@@ -10,7 +10,7 @@
 //! on the domain document's fleet (15 workers a generation) that is 2 at a time for the oldest
 //! and 3 for the later ones, its own numbers, and on a 12-worker cluster 2, the seed's number.
 //! While a batch grows, the simulator can still stop it earlier (capacity, or budget waits
-//! longer than a worker's own move).
+//! beyond the generation's fair share that outlast one more batch).
 
 use std::collections::BTreeMap;
 use std::fmt;

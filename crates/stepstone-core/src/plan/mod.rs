@@ -161,8 +161,9 @@ fn make(
     let policy = WavePolicy {
         limits: BTreeMap::new(),
         fallback_limit: 1,
-        // Budget waits of a default batch stay within a worker's own move time.
-        max_budget_rounds: req.durations.worker_minutes() / pod_start + 1,
+        // A default batch waits on budgets beyond its fair share only while that is quicker than
+        // one more batch (a worker's move and the wait after it).
+        max_budget_rounds: ((req.durations.worker_minutes() + req.batch_wait_minutes) / pod_start).max(1),
         headroom: req.headroom,
         canary_soak_minutes: req.canary_soak_minutes,
         batch_wait_minutes: req.batch_wait_minutes,

@@ -123,8 +123,8 @@ pub enum WaveBound {
     /// The capacity simulator: one more node would leave a pod nowhere to go or break the
     /// headroom (or the aggregate capacity bound capped the default).
     Capacity,
-    /// Disruption budgets: one more node would make the wave's evictions wait longer than a
-    /// worker's own move.
+    /// Disruption budgets: one more node would make the wave's evictions wait beyond the
+    /// generation's fair share for longer than one more batch takes.
     Budget,
     /// The generation's nodes ran out before any limit.
     RestOfGeneration,

@@ -77,8 +77,9 @@ impl Planner<'_> {
     /// budget go together, their waits overlap. The batch first takes, in candidate order, the
     /// nodes that keep it within the generation's fair share (every budget's pods on the
     /// candidates spread evenly over the batches still to come); only when that leaves it short
-    /// does it accept the next fewest rounds, up to `limit.budget_rounds`. A node passed over
-    /// costs a look at its pods, not a simulated drain.
+    /// does it accept the next fewest rounds, up to the fair share plus `limit.budget_rounds`
+    /// (the rounds one more batch costs: beyond that, waiting is slower than another batch). A
+    /// node passed over costs a look at its pods, not a simulated drain.
     fn grow_by_budget(
         &mut self,
         candidates: &[u32],
@@ -99,7 +100,9 @@ impl Planner<'_> {
         }
         let batches_left = candidates.len().div_ceil(limit.size.max(1)).max(1) as u64;
         let fair = waiting.iter().zip(&allowed).map(|(&w, &a)| w.div_ceil(batches_left).div_ceil(a)).max().unwrap_or(1);
-        let mut threshold = u32::try_from(fair).unwrap_or(u32::MAX).clamp(1, limit.budget_rounds);
+        let fair = u32::try_from(fair).unwrap_or(u32::MAX).max(1);
+        let cap = fair.saturating_add(limit.budget_rounds);
+        let mut threshold = fair;
         // Healthy pods of each budget this batch evicts, and the pods already counted (a pod
         // placed on a node that later joins the batch is still one eviction).
         let mut per_budget = vec![0u32; budget_count];
@@ -152,7 +155,7 @@ impl Planner<'_> {
             }
             match over {
                 None => return Ok(Stop::EndOfGeneration),
-                Some(rounds) if rounds > limit.budget_rounds => return Ok(Stop::Budget { rounds }),
+                Some(rounds) if rounds > cap => return Ok(Stop::Budget { rounds, fair }),
                 // Every node left needs more rounds than this pass allowed: the fewest of them.
                 Some(rounds) => threshold = rounds,
             }

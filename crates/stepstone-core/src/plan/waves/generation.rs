@@ -96,9 +96,10 @@ impl Planner<'_> {
                         let size = done.nodes.len();
                         let mut reason = match &done.stop {
                             Stop::Limit(_) => self.limit_reason(&generation, limit),
-                            Stop::Budget { rounds } => format!(
-                                "budget: one more node would make its evictions wait {rounds} rounds (+{}m), longer than a worker's own move",
-                                rounds.saturating_sub(1) * self.policy.pod_start_minutes
+                            Stop::Budget { rounds, fair } => format!(
+                                "budget: one more node would make its evictions wait {rounds} rounds (+{}m), {} more than the generation's fair share, longer than one more batch",
+                                rounds.saturating_sub(1) * self.policy.pod_start_minutes,
+                                rounds.saturating_sub(*fair)
                             ),
                             Stop::EndOfGeneration if !blocked.is_empty() || !deferred.is_empty() => {
                                 format!("last {generation} nodes that can be drained now: {size}")

@@ -41,7 +41,8 @@ pub struct WavePolicy {
     /// The limit of a generation missing from `limits`.
     pub fallback_limit: u32,
     /// Under a default (not the operator's) limit, a batch stops growing before its evictions
-    /// would need more rounds than this (0: budgets never stop a batch).
+    /// would need more rounds than the generation's fair share plus this many: the rounds one
+    /// more batch costs (0: budgets never stop a batch).
     pub max_budget_rounds: u32,
     pub headroom: Headroom,
     pub canary_soak_minutes: u32,
@@ -122,9 +123,11 @@ enum Stop {
         size: usize,
         why: Unschedulable,
     },
-    /// One more node would make the evictions need this many rounds.
+    /// One more node would make the evictions need `rounds` rounds, more than the generation's
+    /// `fair` share plus one batch's worth.
     Budget {
         rounds: u32,
+        fair: u32,
     },
 }
 
