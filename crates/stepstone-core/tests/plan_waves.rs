@@ -473,3 +473,62 @@ fn a_control_plane_already_on_the_target_plans_only_the_kubelets_behind_it() {
     assert_eq!(hop.waves[0].kind, WaveKind::Canary);
     assert!(p.findings.iter().any(|f| f.code == "path.kubelets-behind"), "{:?}", p.findings);
 }
+
+/// 20 workers each of an old and a new generation, and two Deployments of 60 replicas whose
+/// budgets let one pod go at a time: `api` on the old workers and `db` on the new ones (three
+/// pods a node), or, `spread`, each half on either generation.
+fn two_crowded_generations(spread: bool) -> Inventory {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    let old: Vec<String> = (1..=20).map(|i| format!("old-{i:02}")).collect();
+    let new: Vec<String> = (1..=20).map(|i| format!("new-{i:02}")).collect();
+    for n in &old {
+        f.worker(n, "old", 16_000, 64, 2019);
+    }
+    for n in &new {
+        f.worker(n, "new", 16_000, 64, 2023);
+    }
+    let three =
+        |names: &[String]| -> Vec<String> { names.iter().flat_map(|n| [n.clone(), n.clone(), n.clone()]).collect() };
+    let (api, db): (Vec<String>, Vec<String>) = if spread {
+        let half = |names: &[String]| three(names).into_iter().step_by(2).collect::<Vec<_>>();
+        let other = |names: &[String]| three(names).into_iter().skip(1).step_by(2).collect::<Vec<_>>();
+        (half(&old).into_iter().chain(half(&new)).collect(), other(&old).into_iter().chain(other(&new)).collect())
+    } else {
+        (three(&old), three(&new))
+    };
+    let api: Vec<&str> = api.iter().map(String::as_str).collect();
+    let db: Vec<&str> = db.iter().map(String::as_str).collect();
+    f.deployment("prod", "api", &api, 100, 64);
+    f.deployment("prod", "db", &db, 100, 64);
+    f.pdb_max_unavailable("prod", "api", 1);
+    f.pdb_max_unavailable("prod", "db", 1);
+    f.build()
+}
+
+#[test]
+fn budgets_crowding_one_generation_are_named_with_what_spreading_them_saves() {
+    let mut req = request(1, 85);
+    req.max_unavailable = BatchLimits::from_fleet();
+    let crowded = plan(&two_crowded_generations(false), &req);
+    let finding = crowded.findings.iter().find(|f| f.code == "plan.crowded-budgets").expect("a crowding finding");
+    // Old: 3 at a time, a canary and 7 batches; new: 4 at a time, a canary and 5 batches. As
+    // placed, each generation needs 60 rounds: (60 - 8 + 60 - 6) x 2 min. Spread, 30 rounds
+    // each: (30 - 8 + 30 - 6) x 2 min.
+    assert!(finding.message.contains("prod/api-pdb: 60 of its 60 pods on old"), "{}", finding.message);
+    assert!(finding.message.contains("prod/db-pdb: 60 of its 60 pods on new"), "{}", finding.message);
+    assert!(finding.message.contains("every hop waits 212 min"), "{}", finding.message);
+    assert!(
+        finding.hint.contains("about 92 min per hop instead of 212, 120 min less over the plan's 1 hops"),
+        "{}",
+        finding.hint
+    );
+    assert!(finding.hint.contains("topologyKey node.kubernetes.io/instance-type"), "{}", finding.hint);
+
+    // With the replicas spread the finding is gone and the plan waits less by about what it said.
+    let spread = plan(&two_crowded_generations(true), &req);
+    assert!(spread.findings.iter().all(|f| f.code != "plan.crowded-budgets"));
+    let waits = |p: &Plan| -> u32 { p.hops.iter().flat_map(|h| &h.waves).map(|w| w.pdb_wait_minutes).sum() };
+    assert!(waits(&crowded) >= 212, "{}", waits(&crowded));
+    assert!(waits(&spread) + 100 <= waits(&crowded), "{} then {}", waits(&crowded), waits(&spread));
+}

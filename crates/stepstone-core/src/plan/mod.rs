@@ -181,6 +181,7 @@ fn make(
         planner = planner.with_trace();
     }
     let hops = planner.plan(&hops_in);
+    let crowding = planner.crowding_finding(&hops, req.durations.worker_minutes());
 
     // The lower bound under the same limits: every batch exactly its generation's limit (never
     // above what aggregate capacity allows), no capacity stops, no budget waits.
@@ -201,6 +202,7 @@ fn make(
     let addon_check = addons::check(inv, &addons::hops_of(&path), AddonData::embedded());
     let mut plan_findings = path.findings.clone();
     plan_findings.extend(addon_check.findings);
+    plan_findings.extend(crowding);
     findings::sort(&mut plan_findings);
 
     let trace = planner.take_trace();

@@ -13,14 +13,17 @@
 //! Here: the planner's state and the walk over hops. Submodules: `generation` (the waves of a
 //! stretch of workers), `batch` (growing and simulating one batch), `evict` (eviction rounds
 //! and blockers found while planning), `bound` (the capacity bound on a batch and the relaxed
-//! plan of the lower bound).
+//! plan of the lower bound), `spread` (budgets crowding one generation, and what spreading
+//! them would save).
 
 mod batch;
 mod bound;
 mod evict;
 mod generation;
+mod spread;
 
 pub use bound::relaxed;
+pub use spread::Crowding;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
