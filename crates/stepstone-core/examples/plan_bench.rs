@@ -118,7 +118,7 @@ fn clock(minutes: u64) -> String {
 
 /// One row of the makespan table: the plan at `req`'s limits against its lower bound and the
 /// naive strategies.
-fn compare(name: &str, inv: &Inventory, req: &PlanRequest) {
+fn compare(name: &str, inv: &Inventory, req: &PlanRequest) -> Option<String> {
     let t = Instant::now();
     let plan = plan::make_plan(inv, req, ReleaseData::embedded()).expect("plan");
     let secs = t.elapsed().as_secs_f64();
@@ -160,6 +160,8 @@ fn compare(name: &str, inv: &Inventory, req: &PlanRequest) {
         one / makespan,
         kubespray / makespan,
     );
+    let crowding = plan.findings.iter().find(|f| f.code == "plan.crowded-budgets")?;
+    Some(format!("{name}: {} {}", crowding.message, crowding.hint))
 }
 
 /// Budget time that no plan under the same batch limits can avoid in the first hop, which
@@ -334,9 +336,10 @@ fn makespan_table(sizes: &[usize]) {
     for &n in sizes {
         fleets.push((format!("synthetic-{n}"), generate(&FleetSpec::synthetic(n, 4, 0.65))));
     }
+    let mut notes = Vec::new();
     for (name, inv) in &fleets {
         let mut req = request();
-        compare(name, inv, &req);
+        notes.extend(compare(name, inv, &req));
         req.max_unavailable = BatchLimits::uniform(2);
         compare(name, inv, &req);
     }
@@ -346,7 +349,11 @@ fn makespan_table(sizes: &[usize]) {
         let mut req = request();
         req.generation_order = plan::generations::order(inv, &[]).expect("generations");
         let spread = spread_over_generations(inv);
-        compare(&format!("{name}, replicas spread"), &spread, &req);
+        notes.extend(compare(&format!("{name}, replicas spread"), &spread, &req));
+    }
+    println!();
+    for note in notes {
+        println!("{note}");
     }
 }
 
