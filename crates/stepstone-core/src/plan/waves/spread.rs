@@ -98,12 +98,13 @@ impl Planner<'_> {
 
     /// The finding that tells the operator which budgets to spread and what it would save over
     /// the plan's `hops`, when that is at least one batch's time (a worker's move and the wait
-    /// after it).
+    /// after it) per hop. The saving is an upper estimate: it counts every hop as crowded as the
+    /// first, and later hops start from pods the plan has moved.
     pub fn crowding_finding(&self, hops: &[Hop], worker_minutes: u32) -> Option<Finding> {
         let c = self.crowding(hops);
         let per_hop = c.minutes_now.saturating_sub(c.minutes_spread);
         let saved = per_hop * hops.len() as u64;
-        if c.crowded.is_empty() || saved < u64::from(worker_minutes + self.policy.batch_wait_minutes) {
+        if c.crowded.is_empty() || per_hop < u64::from(worker_minutes + self.policy.batch_wait_minutes) {
             return None;
         }
         let label = self
@@ -122,12 +123,12 @@ impl Planner<'_> {
             "plan.crowded-budgets",
             c.crowded[0].0.clone(),
             format!(
-                "disruption budgets keep their replicas in one hardware generation ({}{more}): each eviction round takes only what a budget allows, so every hop waits {} min on them",
+                "disruption budgets keep their replicas in one hardware generation ({}{more}): each eviction round takes only what a budget allows, so the first hop waits {} min on them",
                 named.join(", "),
                 c.minutes_now
             ),
             format!(
-                "spread these workloads' replicas over the generations before the upgrade (a topologySpreadConstraints entry with topologyKey {label} and whenUnsatisfiable: ScheduleAnyway, then a rollout restart): about {} min per hop instead of {}, {saved} min less over the plan's {} hops",
+                "spread these workloads' replicas over the generations before the upgrade (a topologySpreadConstraints entry with topologyKey {label} and whenUnsatisfiable: ScheduleAnyway, then a rollout restart): about {} min instead of {} in the first hop, up to {saved} min less over the plan's {} hops",
                 c.minutes_spread,
                 c.minutes_now,
                 hops.len()
