@@ -3,7 +3,8 @@
 //! lower bound and two naive strategies (one node at a time; fixed 20% batches as kubespray does).
 //!
 //! Run: `cargo run --release -p stepstone-core --example plan_bench [-- 500 1000 2000 5000]`,
-//! or only the makespan table: `… --example plan_bench -- makespan [1000 5000]`.
+//! or only the makespan table: `… --example plan_bench -- makespan [1000 5000]`, or per hop and
+//! generation the plan's batches and budget waits against each hop's floor: `… -- detail 1000`.
 //!
 //! Each fleet is generated with `stepstone_fleet::FleetSpec::synthetic(nodes, 4, 0.65)`
 //! and saved as an inventory file; a fresh child process loads it and plans, so the peak RSS
