@@ -101,7 +101,7 @@ fn not_regular(path: &Path, meta: &std::fs::Metadata) -> SnapshotError {
 struct Batch {
     seq: usize,
     text: Vec<u8>,
-    /// Per item: end offset in `text`, index in `items`, and its line and column in the file.
+    /// Per item: end offset in `text`, index in `items`, and where it starts in the file.
     items: Vec<ItemSpan>,
 }
 
@@ -109,8 +109,9 @@ struct Batch {
 struct ItemSpan {
     end: usize,
     index: usize,
-    line: usize,
-    column: usize,
+    /// Byte offset of the item's first byte in the file: its line and column are counted from
+    /// it only when the item is broken, so reading never counts lines.
+    offset: u64,
 }
 
 /// What a worker made of an item.
@@ -122,19 +123,91 @@ enum ItemResult {
     Unkinded(usize, Value),
 }
 
+/// Why reading stopped: a snapshot error, or broken JSON whose line and column in the file are
+/// still to be counted.
+enum Failure {
+    Snapshot(SnapshotError),
+    /// Broken JSON in the text that starts at byte `offset` of the file, at `line` and `column`
+    /// of that text (both from 1).
+    Json {
+        path: String,
+        offset: u64,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl From<SnapshotError> for Failure {
+    fn from(e: SnapshotError) -> Self {
+        Failure::Snapshot(e)
+    }
+}
+
+impl Failure {
+    /// The error to show, counting lines in `file` (read again from the start) for broken JSON.
+    fn into_error(self, file: impl Read) -> SnapshotError {
+        match self {
+            Failure::Snapshot(e) => e,
+            Failure::Json { path, offset, line, column, message } => {
+                // Reading the file a second time is only an error's cost; if that fails, the
+                // place within the item still helps.
+                let (at_line, at_column) = line_and_column(file, offset).unwrap_or((1, 1));
+                SnapshotError::Json {
+                    path,
+                    line: at_line + line - 1,
+                    column: if line <= 1 { at_column + column - 1 } else { column },
+                    message,
+                }
+            }
+        }
+    }
+}
+
+/// The line and column (both from 1) of byte `offset` of a text.
+fn line_and_column(mut text: impl Read, offset: u64) -> std::io::Result<(usize, usize)> {
+    let mut buf = vec![0u8; READ_BYTES];
+    let (mut line, mut line_start, mut at) = (1, 0u64, 0u64);
+    while at < offset {
+        let n = text.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let upto = n.min((offset - at) as usize);
+        for nl in memchr::memchr_iter(b'\n', &buf[..upto]) {
+            line += 1;
+            line_start = at + nl as u64 + 1;
+        }
+        at += n as u64;
+    }
+    Ok((line, (offset - line_start) as usize + 1))
+}
+
 fn read_file(
     path: &Path,
     opts: &SnapshotOptions,
     builder: &mut InventoryBuilder,
     server_version: &mut Option<String>,
 ) -> Result<(), SnapshotError> {
+    let reopen = || File::open(path).map_err(|source| SnapshotError::Io { path: path.to_path_buf(), source });
+    match read_file_items(path, reopen()?, opts, builder, server_version) {
+        Ok(()) => Ok(()),
+        Err(failure) => Err(failure.into_error(reopen()?)),
+    }
+}
+
+fn read_file_items(
+    path: &Path,
+    file: File,
+    opts: &SnapshotOptions,
+    builder: &mut InventoryBuilder,
+    server_version: &mut Option<String>,
+) -> Result<(), Failure> {
     let origin = path.display().to_string();
-    let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
-    let file = File::open(path).map_err(io)?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
     let batch_rx = Arc::new(Mutex::new(batch_rx));
-    let (result_tx, result_rx) = std::sync::mpsc::channel::<(usize, Result<Vec<ItemResult>, SnapshotError>)>();
+    let (result_tx, result_rx) = std::sync::mpsc::channel::<(usize, Result<Vec<ItemResult>, Failure>)>();
     let (envelope, batches) = std::thread::scope(|scope| {
         for _ in 0..workers {
             let rx = Arc::clone(&batch_rx);
@@ -146,7 +219,7 @@ fn read_file(
         let mut splitter = Splitter::new(&origin);
         let split = splitter.run(file, READ_BYTES, |batch| batch_tx.send(batch).is_ok());
         drop(batch_tx);
-        let mut results: Vec<(usize, Result<Vec<ItemResult>, SnapshotError>)> = result_rx.iter().collect();
+        let mut results: Vec<(usize, Result<Vec<ItemResult>, Failure>)> = result_rx.iter().collect();
         results.sort_by_key(|(seq, _)| *seq);
         split.map(|()| (splitter.envelope, results))
     })?;
@@ -183,7 +256,7 @@ fn read_file(
 /// A worker: parse batches until the reader is done; the first error ends the batch.
 fn work(
     rx: &Mutex<Receiver<Batch>>,
-    tx: &std::sync::mpsc::Sender<(usize, Result<Vec<ItemResult>, SnapshotError>)>,
+    tx: &std::sync::mpsc::Sender<(usize, Result<Vec<ItemResult>, Failure>)>,
     origin: &str,
     opts: &SnapshotOptions,
 ) {
@@ -199,21 +272,22 @@ fn work(
     }
 }
 
-fn parse_batch(batch: &Batch, origin: &str, opts: &SnapshotOptions) -> Result<Vec<ItemResult>, SnapshotError> {
+fn parse_batch(batch: &Batch, origin: &str, opts: &SnapshotOptions) -> Result<Vec<ItemResult>, Failure> {
     let mut out = Vec::with_capacity(batch.items.len());
     let mut start = 0;
     for span in &batch.items {
         let text = &batch.text[start..span.end];
         start = span.end;
         let item_origin = || format!("{origin} items[{}]", span.index);
-        let obj = read_object(text).map_err(|e| SnapshotError::Json {
+        let obj = read_object(text).map_err(|e| Failure::Json {
             path: item_origin(),
-            line: span.line + e.line().saturating_sub(1),
-            column: if e.line() <= 1 { span.column + e.column().saturating_sub(1) } else { e.column() },
+            offset: span.offset,
+            line: e.line(),
+            column: e.column(),
             message: e.to_string(),
         })?;
         if !obj.is_object() {
-            return Err(SnapshotError::NotAnObject { path: item_origin(), found: super::type_name(&obj) });
+            return Err(SnapshotError::NotAnObject { path: item_origin(), found: super::type_name(&obj) }.into());
         }
         if obj.get("kind").is_none() {
             out.push(ItemResult::Unkinded(span.index, obj));
@@ -235,6 +309,26 @@ enum Place {
     InItem,
 }
 
+/// Bytes that end a run of plain bytes within an item, outside strings: quotes, brackets and
+/// commas (whitespace, `:`, letters and digits change nothing there).
+const ITEM_STOP: [bool; 256] = byte_set(b"\"{}[],");
+
+/// Bytes that end a run within a string: its closing quote and the escape character.
+const STRING_STOP: [bool; 256] = byte_set(b"\"\\");
+
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        set[bytes[i] as usize] = true;
+        i += 1;
+    }
+    set
+}
+
+/// Eight spaces: indentation is skipped a word at a time.
+const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+
 /// Cuts the items out of a document as its bytes arrive. Only strings and nesting are tracked;
 /// the JSON itself is checked by the parsers (an item) or by the envelope's reader.
 struct Splitter<'a> {
@@ -250,15 +344,13 @@ struct Splitter<'a> {
     after_items_key: bool,
     key: Vec<u8>,
     in_key: bool,
-    line: usize,
-    line_start: u64,
+    /// File offset of the first byte of the text being scanned.
     offset: u64,
     item_index: usize,
     /// Where the current item starts in the batch's text (items are copied once, straight
     /// into the batch).
     item_start: usize,
-    item_line: usize,
-    item_column: usize,
+    item_offset: u64,
     batch: Batch,
 }
 
@@ -275,13 +367,10 @@ impl<'a> Splitter<'a> {
             after_items_key: false,
             key: Vec::new(),
             in_key: false,
-            line: 1,
-            line_start: 0,
             offset: 0,
             item_index: 0,
             item_start: 0,
-            item_line: 0,
-            item_column: 0,
+            item_offset: 0,
             batch: Batch { seq: 0, text: Vec::new(), items: Vec::new() },
         }
     }
@@ -292,7 +381,7 @@ impl<'a> Splitter<'a> {
         mut file: impl Read,
         read_bytes: usize,
         mut send: impl FnMut(Batch) -> bool,
-    ) -> Result<(), SnapshotError> {
+    ) -> Result<(), Failure> {
         let mut buf = vec![0u8; read_bytes];
         loop {
             let n = file.read(&mut buf).map_err(|source| SnapshotError::Io { path: self.origin.into(), source })?;
@@ -315,10 +404,11 @@ impl<'a> Splitter<'a> {
             }
         }
         if self.place != Place::Envelope {
-            return Err(SnapshotError::Json {
+            return Err(Failure::Json {
                 path: self.origin.to_string(),
-                line: self.line,
-                column: (self.offset - self.line_start) as usize + 1,
+                offset: self.offset,
+                line: 1,
+                column: 1,
                 message: "the file ends inside the \"items\" array".into(),
             });
         }
@@ -333,11 +423,63 @@ impl<'a> Splitter<'a> {
         SnapshotError::TooLarge { path: self.origin.to_string(), what: what.to_string(), limit: MAX_OBJECT_BYTES }
     }
 
-    fn scan(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+    /// Skip from `i` over the bytes of an item that cannot end it: strings, nested values,
+    /// whitespace. Returns where a `,`, `]` or `}` at the item's own level is, or the end.
+    fn skip_within_item(&mut self, bytes: &[u8], mut i: usize) -> usize {
+        let n = bytes.len();
+        while i < n {
+            if self.in_string {
+                if self.escaped {
+                    // The byte right after a backslash is escaped, whatever it is.
+                    self.escaped = false;
+                    i += 1;
+                    continue;
+                }
+                while i < n && !STRING_STOP[bytes[i] as usize] {
+                    i += 1;
+                }
+                if i == n {
+                    break;
+                }
+                if bytes[i] == b'\\' {
+                    self.escaped = true;
+                } else {
+                    self.in_string = false;
+                }
+                i += 1;
+                continue;
+            }
+            while i + 8 <= n && u64::from_ne_bytes(bytes[i..i + 8].try_into().expect("eight bytes")) == SPACES {
+                i += 8;
+            }
+            while i < n && !ITEM_STOP[bytes[i] as usize] {
+                i += 1;
+            }
+            if i == n {
+                break;
+            }
+            match bytes[i] {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                // `}`, `]` or `,` at the item's level: the caller's.
+                _ if self.depth == 2 => return i,
+                b'}' | b']' => self.depth -= 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        n
+    }
+
+    fn scan(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         let mut i = 0;
         // Start of the current run of bytes that belong to the same place.
         let mut run = 0;
         while i < bytes.len() {
+            if self.place == Place::InItem && self.depth >= 2 && (self.in_string || self.depth > 2) {
+                i = self.skip_within_item(bytes, i);
+                continue;
+            }
             if self.in_string {
                 // Jump to the next quote or backslash.
                 match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
@@ -352,7 +494,6 @@ impl<'a> Splitter<'a> {
                     }
                     Some(at) => {
                         if self.escaped {
-                            // The byte right after a backslash is escaped, whatever it is.
                             self.escaped = false;
                             i += 1;
                             continue;
@@ -375,11 +516,7 @@ impl<'a> Splitter<'a> {
             }
             let b = bytes[i];
             match b {
-                b'\n' => {
-                    self.line += 1;
-                    self.line_start = self.offset + i as u64 + 1;
-                }
-                b' ' | b'\t' | b'\r' => {}
+                b' ' | b'\t' | b'\r' | b'\n' | b':' => {}
                 b'"' => {
                     if self.place == Place::BetweenItems {
                         self.begin_item(&mut run, i);
@@ -435,7 +572,6 @@ impl<'a> Splitter<'a> {
                         self.after_items_key = false;
                     }
                 }
-                b':' => {}
                 _ => {
                     if self.place == Place::BetweenItems {
                         self.begin_item(&mut run, i);
@@ -451,13 +587,13 @@ impl<'a> Splitter<'a> {
             Place::InItem => {
                 self.batch.text.extend_from_slice(&bytes[run..]);
                 if self.batch.text.len() - self.item_start > MAX_OBJECT_BYTES {
-                    return Err(self.too_large(&format!("items[{}]", self.item_index)));
+                    return Err(self.too_large(&format!("items[{}]", self.item_index)).into());
                 }
             }
             Place::BetweenItems => {}
         }
         if self.envelope.len() > MAX_OBJECT_BYTES {
-            return Err(self.too_large("the document outside \"items\""));
+            return Err(self.too_large("the document outside \"items\"").into());
         }
         self.offset += bytes.len() as u64;
         Ok(())
@@ -475,8 +611,7 @@ impl<'a> Splitter<'a> {
     fn begin_item(&mut self, run: &mut usize, at: usize) {
         self.place = Place::InItem;
         self.item_start = self.batch.text.len();
-        self.item_line = self.line;
-        self.item_column = (self.offset + at as u64 - self.line_start) as usize + 1;
+        self.item_offset = self.offset + at as u64;
         *run = at;
     }
 
@@ -488,8 +623,7 @@ impl<'a> Splitter<'a> {
         self.batch.items.push(ItemSpan {
             end: self.batch.text.len(),
             index: self.item_index,
-            line: self.item_line,
-            column: self.item_column,
+            offset: self.item_offset,
         });
         self.item_index += 1;
         *run = at;
@@ -506,10 +640,12 @@ mod tests {
     fn split(text: &str, chunk: usize) -> Result<(Vec<Value>, Value), SnapshotError> {
         let mut splitter = Splitter::new("t.json");
         let mut batches = Vec::new();
-        splitter.run(text.as_bytes(), chunk, |b| {
-            batches.push(b);
-            true
-        })?;
+        splitter
+            .run(text.as_bytes(), chunk, |b| {
+                batches.push(b);
+                true
+            })
+            .map_err(|failure| failure.into_error(text.as_bytes()))?;
         let mut items = Vec::new();
         for b in batches {
             let mut start = 0;
