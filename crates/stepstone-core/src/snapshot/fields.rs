@@ -100,15 +100,22 @@ pub(super) fn resources(v: Option<&Value>) -> Result<Resources, String> {
             Value::Number(n) => n.to_string(),
             _ => return Err(format!("resource {k} is not a quantity")),
         };
-        match k.as_str() {
-            "cpu" => r.cpu_millis = parse_cpu_millis(&text).map_err(|e| e.to_string())?,
-            "memory" => r.memory_bytes = parse_bytes(&text).map_err(|e| e.to_string())?,
-            "pods" => r.pods = parse_bytes(&text).map_err(|e| e.to_string())?,
-            "ephemeral-storage" => r.ephemeral_storage_bytes = parse_bytes(&text).map_err(|e| e.to_string())?,
-            _ => {}
-        }
+        add_quantity(&mut r, k, &text)?;
     }
     Ok(r)
+}
+
+/// Set the resource `key` of `r` to the quantity `text`; resources the planner does not count
+/// (GPUs, hugepages) are left out.
+pub(super) fn add_quantity(r: &mut Resources, key: &str, text: &str) -> Result<(), String> {
+    match key {
+        "cpu" => r.cpu_millis = parse_cpu_millis(text).map_err(|e| e.to_string())?,
+        "memory" => r.memory_bytes = parse_bytes(text).map_err(|e| e.to_string())?,
+        "pods" => r.pods = parse_bytes(text).map_err(|e| e.to_string())?,
+        "ephemeral-storage" => r.ephemeral_storage_bytes = parse_bytes(text).map_err(|e| e.to_string())?,
+        _ => {}
+    }
+    Ok(())
 }
 
 pub(super) fn controller_owner(meta: &Value) -> Option<OwnerRef> {

@@ -138,7 +138,7 @@ pub fn node_selector_terms(affinity: &Value) -> Vec<Selector> {
         .collect()
 }
 
-fn anti_affinity_terms(affinity: &Value) -> Vec<Selector> {
+pub(super) fn anti_affinity_terms(affinity: &Value) -> Vec<Selector> {
     let Some(terms) =
         at(affinity, &["podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution"]).and_then(Value::as_array)
     else {

@@ -6,12 +6,15 @@
 
 mod fields;
 mod kinds;
+mod pods;
 pub mod stream;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+
+use crate::fasthash::FastMap;
 
 use crate::inventory::*;
 pub use fields::is_dns1123_subdomain;
@@ -166,8 +169,11 @@ impl ObjectSet {
 pub struct InventoryBuilder {
     inv: Inventory,
     opts: SnapshotOptions,
-    /// Every object added, with where it came from.
-    seen: std::collections::HashMap<(String, String, String), String>,
+    /// Every object added, with where it came from: an index into `origins`, and the index in
+    /// a List's `items` (the name of the place is only written out for an error).
+    seen: FastMap<(String, String, String), (usize, Option<usize>)>,
+    /// The files and URLs objects came from, each once.
+    origins: Vec<String>,
 }
 
 impl InventoryBuilder {
@@ -176,6 +182,7 @@ impl InventoryBuilder {
             inv: Inventory { source: source.to_string(), ..Default::default() },
             opts: opts.clone(),
             seen: Default::default(),
+            origins: Vec::new(),
         }
     }
 
@@ -194,21 +201,38 @@ impl InventoryBuilder {
     /// given twice (the same kind, namespace and name) is refused: which copy is right cannot be
     /// told, and keeping either silently would plan on a guess.
     pub fn add_parsed(&mut self, origin: &str, object: ParsedObject) -> Result<(), SnapshotError> {
+        self.add_from(origin, None, object)
+    }
+
+    /// Add an object parsed elsewhere that is `items[index]` of the List in `file`.
+    pub fn add_item(&mut self, file: &str, index: usize, object: ParsedObject) -> Result<(), SnapshotError> {
+        self.add_from(file, Some(index), object)
+    }
+
+    fn add_from(&mut self, origin: &str, index: Option<usize>, object: ParsedObject) -> Result<(), SnapshotError> {
         let ParsedObject { kind, namespace, name, parsed } = object;
         if matches!(parsed, Parsed::Ignored) {
             return Ok(());
         }
+        if self.origins.last().map(String::as_str) != Some(origin) {
+            self.origins.push(origin.to_string());
+        }
+        let here = (self.origins.len() - 1, index);
         let key = (kind, namespace, name);
-        if let Some(first) = self.seen.get(&key) {
+        if let Some(&first) = self.seen.get(&key) {
             let (kind, ns, name) = key;
+            let place = |(origin, index): (usize, Option<usize>)| match index {
+                Some(i) => format!("{} items[{i}]", self.origins[origin]),
+                None => self.origins[origin].clone(),
+            };
             return Err(SnapshotError::Duplicate {
                 kind,
                 name: if ns.is_empty() { name } else { format!("{ns}/{name}") },
-                first: first.clone(),
-                second: origin.to_string(),
+                first: place(first),
+                second: place(here),
             });
         }
-        self.seen.insert(key, origin.to_string());
+        self.seen.insert(key, here);
         let inv = &mut self.inv;
         match parsed {
             Parsed::Node(n) => inv.nodes.push(n),

@@ -33,7 +33,13 @@ pub const MAX_OBJECT_BYTES: usize = 64 << 20;
 const BATCH_BYTES: usize = 1 << 20;
 
 /// Bytes read from the file at a time.
-const READ_BYTES: usize = 4 << 20;
+const READ_BYTES: usize = 1 << 20;
+
+/// Batch texts kept for reuse: a fresh buffer is pages the kernel must clear first.
+const SPARE_TEXTS: usize = 16;
+
+/// Batch texts the workers are done with, for the splitter to fill again.
+type Spares = Arc<Mutex<Vec<Vec<u8>>>>;
 
 /// Read snapshot files or directories (every `*.json` file, in name order) into an inventory.
 pub fn load_paths(paths: &[PathBuf], opts: &SnapshotOptions) -> Result<Inventory, SnapshotError> {
@@ -209,14 +215,15 @@ fn read_file_items(
     let batch_rx = Arc::new(Mutex::new(batch_rx));
     let (result_tx, result_rx) = std::sync::mpsc::channel::<(usize, Result<Vec<ItemResult>, Failure>)>();
     let (envelope, batches) = std::thread::scope(|scope| {
+        let mut splitter = Splitter::new(&origin);
         for _ in 0..workers {
             let rx = Arc::clone(&batch_rx);
             let tx = result_tx.clone();
+            let spares = Arc::clone(&splitter.spares);
             let origin = origin.as_str();
-            scope.spawn(move || work(&rx, &tx, origin, opts));
+            scope.spawn(move || work(&rx, &tx, &spares, origin, opts));
         }
         drop(result_tx);
-        let mut splitter = Splitter::new(&origin);
         let split = splitter.run(file, READ_BYTES, |batch| batch_tx.send(batch).is_ok());
         drop(batch_tx);
         let mut results: Vec<(usize, Result<Vec<ItemResult>, Failure>)> = result_rx.iter().collect();
@@ -236,7 +243,7 @@ fn read_file_items(
     for (_, batch) in batches {
         for item in batch? {
             match item {
-                ItemResult::Parsed(index, object) => builder.add_parsed(&format!("{origin} items[{index}]"), object)?,
+                ItemResult::Parsed(index, object) => builder.add_item(&origin, index, object)?,
                 ItemResult::Unkinded(index, mut obj) => {
                     let item_origin = format!("{origin} items[{index}]");
                     if let (Some((kind, api_version)), Some(map)) = (&list_kind, obj.as_object_mut()) {
@@ -245,7 +252,7 @@ fn read_file_items(
                             map.insert("apiVersion".into(), Value::String(av.clone()));
                         }
                     }
-                    builder.add_parsed(&item_origin, ParsedObject::parse(&item_origin, &obj, opts)?)?;
+                    builder.add_item(&origin, index, ParsedObject::parse(&item_origin, &obj, opts)?)?;
                 }
             }
         }
@@ -257,6 +264,7 @@ fn read_file_items(
 fn work(
     rx: &Mutex<Receiver<Batch>>,
     tx: &std::sync::mpsc::Sender<(usize, Result<Vec<ItemResult>, Failure>)>,
+    spares: &Mutex<Vec<Vec<u8>>>,
     origin: &str,
     opts: &SnapshotOptions,
 ) {
@@ -269,6 +277,13 @@ fn work(
         if tx.send((batch.seq, result)).is_err() {
             return;
         }
+        let mut text = batch.text;
+        text.clear();
+        if let Ok(mut spares) = spares.lock()
+            && spares.len() < SPARE_TEXTS
+        {
+            spares.push(text);
+        }
     }
 }
 
@@ -278,6 +293,10 @@ fn parse_batch(batch: &Batch, origin: &str, opts: &SnapshotOptions) -> Result<Ve
     for span in &batch.items {
         let text = &batch.text[start..span.end];
         start = span.end;
+        if let Some(pod) = super::pods::read_pod(text) {
+            out.push(ItemResult::Parsed(span.index, pod));
+            continue;
+        }
         let item_origin = || format!("{origin} items[{}]", span.index);
         let obj = read_object(text).map_err(|e| Failure::Json {
             path: item_origin(),
@@ -352,6 +371,7 @@ struct Splitter<'a> {
     item_start: usize,
     item_offset: u64,
     batch: Batch,
+    spares: Spares,
 }
 
 impl<'a> Splitter<'a> {
@@ -372,7 +392,14 @@ impl<'a> Splitter<'a> {
             item_start: 0,
             item_offset: 0,
             batch: Batch { seq: 0, text: Vec::new(), items: Vec::new() },
+            spares: Spares::default(),
         }
+    }
+
+    /// An empty text for the next batch, room enough for a batch and a read.
+    fn spare_text(&self, read_bytes: usize) -> Vec<u8> {
+        let spare = self.spares.lock().ok().and_then(|mut spares| spares.pop());
+        spare.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + read_bytes + (64 << 10)))
     }
 
     /// Read `file` to its end, handing full batches to `send` (false: the workers are gone).
@@ -391,11 +418,11 @@ impl<'a> Splitter<'a> {
             self.scan(&buf[..n])?;
             if self.batch.text.len() >= BATCH_BYTES {
                 // The item being read, if any, carries over to the next batch.
-                let carry = if self.place == Place::InItem {
-                    self.batch.text.split_off(self.item_start)
-                } else {
-                    Vec::with_capacity(BATCH_BYTES + read_bytes)
-                };
+                let mut carry = self.spare_text(read_bytes);
+                if self.place == Place::InItem {
+                    carry.extend_from_slice(&self.batch.text[self.item_start..]);
+                    self.batch.text.truncate(self.item_start);
+                }
                 self.item_start = 0;
                 let next = Batch { seq: self.batch.seq + 1, text: carry, items: Vec::new() };
                 if !send(std::mem::replace(&mut self.batch, next)) {
