@@ -103,16 +103,17 @@ fn not_regular(path: &Path, meta: &std::fs::Metadata) -> SnapshotError {
     SnapshotError::NotRegular { path: path.display().to_string(), what }
 }
 
-/// One batch of item texts, in file order.
+/// One batch of the file's text as it was read, with the items found in it, in file order.
 struct Batch {
     seq: usize,
     text: Vec<u8>,
-    /// Per item: end offset in `text`, index in `items`, and where it starts in the file.
+    /// Per item: where it is in `text`, its index in `items`, and where it starts in the file.
     items: Vec<ItemSpan>,
 }
 
 #[derive(Clone, Copy)]
 struct ItemSpan {
+    start: usize,
     end: usize,
     index: usize,
     /// Byte offset of the item's first byte in the file: its line and column are counted from
@@ -196,26 +197,45 @@ fn read_file(
     server_version: &mut Option<String>,
 ) -> Result<(), SnapshotError> {
     let reopen = || File::open(path).map_err(|source| SnapshotError::Io { path: path.to_path_buf(), source });
-    match read_file_items(path, reopen()?, opts, builder, server_version) {
+    let mut split = split_file(path, reopen()?, opts, true);
+    if split.jumped && !split.is_clean() {
+        // A cut at a closing line can only be wrong in a file laid out unlike its first item
+        // (see `closing_line`): read it again cutting exactly, so the error is the exact one.
+        split = split_file(path, reopen()?, opts, false);
+    }
+    match add_items(path, split.result, opts, builder, server_version) {
         Ok(()) => Ok(()),
         Err(failure) => Err(failure.into_error(reopen()?)),
     }
 }
 
-fn read_file_items(
-    path: &Path,
-    file: File,
-    opts: &SnapshotOptions,
-    builder: &mut InventoryBuilder,
-    server_version: &mut Option<String>,
-) -> Result<(), Failure> {
+/// Every batch's items as parsed (by batch number), in file order.
+type BatchResults = Vec<(usize, Result<Vec<ItemResult>, Failure>)>;
+
+/// A file cut into items and parsed: the envelope's text and the items, or why cutting failed.
+struct Split {
+    result: Result<(Vec<u8>, BatchResults), Failure>,
+    /// Some item was cut at its closing line rather than byte by byte.
+    jumped: bool,
+}
+
+impl Split {
+    fn is_clean(&self) -> bool {
+        self.result.as_ref().is_ok_and(|(_, batches)| batches.iter().all(|(_, b)| b.is_ok()))
+    }
+}
+
+/// Cut `file` into items and parse them on worker threads; `learn`: items may be cut at
+/// their closing line.
+fn split_file(path: &Path, file: File, opts: &SnapshotOptions, learn: bool) -> Split {
     let origin = path.display().to_string();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
     let batch_rx = Arc::new(Mutex::new(batch_rx));
     let (result_tx, result_rx) = std::sync::mpsc::channel::<(usize, Result<Vec<ItemResult>, Failure>)>();
-    let (envelope, batches) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let mut splitter = Splitter::new(&origin);
+        splitter.learn = learn;
         for _ in 0..workers {
             let rx = Arc::clone(&batch_rx);
             let tx = result_tx.clone();
@@ -226,10 +246,22 @@ fn read_file_items(
         drop(result_tx);
         let split = splitter.run(file, READ_BYTES, |batch| batch_tx.send(batch).is_ok());
         drop(batch_tx);
-        let mut results: Vec<(usize, Result<Vec<ItemResult>, Failure>)> = result_rx.iter().collect();
+        let mut results: BatchResults = result_rx.iter().collect();
         results.sort_by_key(|(seq, _)| *seq);
-        split.map(|()| (splitter.envelope, results))
-    })?;
+        Split { result: split.map(|()| (std::mem::take(&mut splitter.envelope), results)), jumped: splitter.jumped }
+    })
+}
+
+/// Add what a file was cut into to the inventory: the envelope's objects, then the items.
+fn add_items(
+    path: &Path,
+    split: Result<(Vec<u8>, BatchResults), Failure>,
+    opts: &SnapshotOptions,
+    builder: &mut InventoryBuilder,
+    server_version: &mut Option<String>,
+) -> Result<(), Failure> {
+    let origin = path.display().to_string();
+    let (envelope, batches) = split?;
     // The envelope: a List's own fields, or a whole single object.
     let mut set = ObjectSet::default();
     set.add_json_text(&origin, &String::from_utf8_lossy(&envelope))?;
@@ -289,10 +321,8 @@ fn work(
 
 fn parse_batch(batch: &Batch, origin: &str, opts: &SnapshotOptions) -> Result<Vec<ItemResult>, Failure> {
     let mut out = Vec::with_capacity(batch.items.len());
-    let mut start = 0;
     for span in &batch.items {
-        let text = &batch.text[start..span.end];
-        start = span.end;
+        let text = &batch.text[span.start..span.end];
         if let Some(pod) = super::pods::read_pod(text) {
             out.push(ItemResult::Parsed(span.index, pod));
             continue;
@@ -366,12 +396,46 @@ struct Splitter<'a> {
     /// File offset of the first byte of the text being scanned.
     offset: u64,
     item_index: usize,
-    /// Where the current item starts in the batch's text (items are copied once, straight
-    /// into the batch).
+    /// Where the current item starts in the text of the batch being read (the file is read
+    /// straight into batches; only an item cut by a batch's end is copied, to the next).
     item_start: usize,
     item_offset: u64,
-    batch: Batch,
+    /// The number of the batch being read, and the items found in it so far.
+    seq: usize,
+    items: Vec<ItemSpan>,
     spares: Spares,
+    /// Whether items may be cut at their closing line (see [`closing_line`]).
+    learn: bool,
+    /// The first item's closing line, a newline, its indentation and `}`, once learnt.
+    item_close: Option<Vec<u8>>,
+    /// The spaces before the current item on its line, when it starts a line.
+    item_indent: Option<usize>,
+    /// Within an item, looking for its closing line.
+    seeking: bool,
+    /// Some item was cut at its closing line.
+    jumped: bool,
+}
+
+/// The spaces before `text[at]` back to a newline, if only spaces are there.
+fn indentation(text: &[u8], at: usize) -> Option<usize> {
+    let line = &text[..at];
+    let spaces = line.iter().rev().take_while(|&&b| b == b' ').count();
+    (line.len() > spaces && line[line.len() - spaces - 1] == b'\n').then_some(spaces)
+}
+
+/// How an item laid out as kubectl writes it ends: a line of its own indentation and `}`.
+///
+/// In valid JSON a newline is never inside a string, and an object nested in the item is
+/// indented deeper, so in a file laid out like its first item, the first such line after an
+/// item's `{` is where it ends: the splitter jumps there instead of reading every byte. In a file
+/// laid out otherwise, a wrong cut leaves text that is not one JSON value, which the item's
+/// parser refuses; then the file is read again cutting exactly (see [`read_file`]), so the
+/// answer and any error are always those of the exact cut.
+fn closing_line(item: &[u8], indent: Option<usize>) -> Option<Vec<u8>> {
+    let indent = indent?;
+    let trimmed = item.trim_ascii_end();
+    let close = [b"\n".as_slice(), &vec![b' '; indent], b"}"].concat();
+    trimmed.ends_with(&close).then_some(close)
 }
 
 impl<'a> Splitter<'a> {
@@ -391,8 +455,14 @@ impl<'a> Splitter<'a> {
             item_index: 0,
             item_start: 0,
             item_offset: 0,
-            batch: Batch { seq: 0, text: Vec::new(), items: Vec::new() },
+            seq: 0,
+            items: Vec::new(),
             spares: Spares::default(),
+            learn: true,
+            item_close: None,
+            item_indent: None,
+            seeking: false,
+            jumped: false,
         }
     }
 
@@ -409,23 +479,31 @@ impl<'a> Splitter<'a> {
         read_bytes: usize,
         mut send: impl FnMut(Batch) -> bool,
     ) -> Result<(), Failure> {
-        let mut buf = vec![0u8; read_bytes];
+        let mut text = self.spare_text(read_bytes);
         loop {
-            let n = file.read(&mut buf).map_err(|source| SnapshotError::Io { path: self.origin.into(), source })?;
+            let start = text.len();
+            let n = (&mut file)
+                .take(read_bytes as u64)
+                .read_to_end(&mut text)
+                .map_err(|source| SnapshotError::Io { path: self.origin.into(), source })?;
             if n == 0 {
                 break;
             }
-            self.scan(&buf[..n])?;
-            if self.batch.text.len() >= BATCH_BYTES {
+            self.scan(&text, start)?;
+            if text.len() >= BATCH_BYTES {
                 // The item being read, if any, carries over to the next batch.
-                let mut carry = self.spare_text(read_bytes);
+                let mut next = self.spare_text(read_bytes);
                 if self.place == Place::InItem {
-                    carry.extend_from_slice(&self.batch.text[self.item_start..]);
-                    self.batch.text.truncate(self.item_start);
+                    next.extend_from_slice(&text[self.item_start..]);
                 }
                 self.item_start = 0;
-                let next = Batch { seq: self.batch.seq + 1, text: carry, items: Vec::new() };
-                if !send(std::mem::replace(&mut self.batch, next)) {
+                let batch = Batch {
+                    seq: self.seq,
+                    text: std::mem::replace(&mut text, next),
+                    items: std::mem::take(&mut self.items),
+                };
+                self.seq += 1;
+                if !send(batch) {
                     return Ok(());
                 }
             }
@@ -439,9 +517,8 @@ impl<'a> Splitter<'a> {
                 message: "the file ends inside the \"items\" array".into(),
             });
         }
-        if !self.batch.items.is_empty() {
-            let last = std::mem::replace(&mut self.batch, Batch { seq: 0, text: Vec::new(), items: Vec::new() });
-            send(last);
+        if !self.items.is_empty() {
+            send(Batch { seq: self.seq, text, items: std::mem::take(&mut self.items) });
         }
         Ok(())
     }
@@ -498,11 +575,30 @@ impl<'a> Splitter<'a> {
         n
     }
 
-    fn scan(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+    /// Scan the batch's text from `base` on (the bytes just read).
+    fn scan(&mut self, text: &[u8], base: usize) -> Result<(), Failure> {
+        let bytes = &text[base..];
         let mut i = 0;
         // Start of the current run of bytes that belong to the same place.
         let mut run = 0;
         while i < bytes.len() {
+            if self.seeking
+                && let Some(close) = &self.item_close
+            {
+                // The item's closing line, searched from where the last search stopped.
+                let from = self.item_start.max(base.saturating_sub(close.len() - 1));
+                match memchr::memmem::find(&text[from..], close) {
+                    Some(at) => {
+                        let brace = from + at + close.len() - 1;
+                        self.seeking = false;
+                        self.jumped = true;
+                        self.depth = 2;
+                        i = brace + 1 - base;
+                    }
+                    None => i = bytes.len(),
+                }
+                continue;
+            }
             if self.place == Place::InItem && self.depth >= 2 && (self.in_string || self.depth > 2) {
                 i = self.skip_within_item(bytes, i);
                 continue;
@@ -546,7 +642,7 @@ impl<'a> Splitter<'a> {
                 b' ' | b'\t' | b'\r' | b'\n' | b':' => {}
                 b'"' => {
                     if self.place == Place::BetweenItems {
-                        self.begin_item(&mut run, i);
+                        self.begin_item(&mut run, i, base);
                     }
                     self.in_string = true;
                     if self.place == Place::Envelope && self.depth == 1 && self.expect_key {
@@ -568,7 +664,9 @@ impl<'a> Splitter<'a> {
                         continue;
                     }
                     if self.place == Place::BetweenItems {
-                        self.begin_item(&mut run, i);
+                        self.begin_item(&mut run, i, base);
+                        self.item_indent = indentation(text, base + i);
+                        self.seeking = b == b'{' && self.item_close.is_some();
                     }
                     self.depth += 1;
                     if self.place == Place::Envelope && self.depth == 1 {
@@ -579,7 +677,7 @@ impl<'a> Splitter<'a> {
                     if self.place != Place::Envelope && self.depth == 2 {
                         // The end of the items array.
                         if self.place == Place::InItem {
-                            self.end_item(bytes, &mut run, i)?;
+                            self.end_item(text, base + i)?;
                         }
                         run = i;
                         self.place = Place::Envelope;
@@ -588,12 +686,12 @@ impl<'a> Splitter<'a> {
                 }
                 b',' => {
                     if self.place == Place::InItem && self.depth == 2 {
-                        self.end_item(bytes, &mut run, i)?;
+                        self.end_item(text, base + i)?;
                         self.place = Place::BetweenItems;
                         run = i + 1;
                     } else if self.place == Place::BetweenItems {
                         // An empty element (`[,`): let the item's parser say so.
-                        self.begin_item(&mut run, i);
+                        self.begin_item(&mut run, i, base);
                     } else if self.place == Place::Envelope && self.depth == 1 {
                         self.expect_key = true;
                         self.after_items_key = false;
@@ -601,7 +699,7 @@ impl<'a> Splitter<'a> {
                 }
                 _ => {
                     if self.place == Place::BetweenItems {
-                        self.begin_item(&mut run, i);
+                        self.begin_item(&mut run, i, base);
                     } else if self.place == Place::Envelope && self.depth == 1 {
                         self.after_items_key = false;
                     }
@@ -612,8 +710,7 @@ impl<'a> Splitter<'a> {
         match self.place {
             Place::Envelope => self.flush(bytes, &mut run, bytes.len()),
             Place::InItem => {
-                self.batch.text.extend_from_slice(&bytes[run..]);
-                if self.batch.text.len() - self.item_start > MAX_OBJECT_BYTES {
+                if base + bytes.len() - self.item_start > MAX_OBJECT_BYTES {
                     return Err(self.too_large(&format!("items[{}]", self.item_index)).into());
                 }
             }
@@ -635,25 +732,23 @@ impl<'a> Splitter<'a> {
         *run = to;
     }
 
-    fn begin_item(&mut self, run: &mut usize, at: usize) {
+    fn begin_item(&mut self, run: &mut usize, at: usize, base: usize) {
         self.place = Place::InItem;
-        self.item_start = self.batch.text.len();
+        self.item_start = base + at;
         self.item_offset = self.offset + at as u64;
         *run = at;
     }
 
-    fn end_item(&mut self, bytes: &[u8], run: &mut usize, at: usize) -> Result<(), SnapshotError> {
-        self.batch.text.extend_from_slice(&bytes[*run..at]);
-        if self.batch.text.len() - self.item_start > MAX_OBJECT_BYTES {
+    /// The item ends before `end` of the batch's text.
+    fn end_item(&mut self, text: &[u8], end: usize) -> Result<(), SnapshotError> {
+        if end - self.item_start > MAX_OBJECT_BYTES {
             return Err(self.too_large(&format!("items[{}]", self.item_index)));
         }
-        self.batch.items.push(ItemSpan {
-            end: self.batch.text.len(),
-            index: self.item_index,
-            offset: self.item_offset,
-        });
+        if self.learn && self.item_index == 0 {
+            self.item_close = closing_line(&text[self.item_start..end], self.item_indent);
+        }
+        self.items.push(ItemSpan { start: self.item_start, end, index: self.item_index, offset: self.item_offset });
         self.item_index += 1;
-        *run = at;
         Ok(())
     }
 }
@@ -663,9 +758,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Items and envelope as the splitter cuts them, reading `chunk` bytes at a time.
+    /// Items and envelope as the splitter cuts them exactly, reading `chunk` bytes at a time.
     fn split(text: &str, chunk: usize) -> Result<(Vec<Value>, Value), SnapshotError> {
+        split_learning(text, chunk, false).map(|(items, envelope)| {
+            (items.into_iter().map(|i| i.expect("an item is one JSON value")).collect(), envelope)
+        })
+    }
+
+    /// The same, cutting items at their closing line once learnt when `learn`; items whose
+    /// text is not one JSON value are `None`.
+    fn split_learning(text: &str, chunk: usize, learn: bool) -> Result<(Vec<Option<Value>>, Value), SnapshotError> {
         let mut splitter = Splitter::new("t.json");
+        splitter.learn = learn;
         let mut batches = Vec::new();
         splitter
             .run(text.as_bytes(), chunk, |b| {
@@ -675,10 +779,8 @@ mod tests {
             .map_err(|failure| failure.into_error(text.as_bytes()))?;
         let mut items = Vec::new();
         for b in batches {
-            let mut start = 0;
             for span in b.items {
-                items.push(serde_json::from_slice(&b.text[start..span.end]).expect("an item is one JSON value"));
-                start = span.end;
+                items.push(serde_json::from_slice(&b.text[span.start..span.end]).ok());
             }
         }
         Ok((items, serde_json::from_slice(&splitter.envelope).expect("the envelope is JSON")))
@@ -708,8 +810,61 @@ mod tests {
                 let (items, envelope) = split(&text, chunk).unwrap();
                 assert_eq!(items, want_items, "chunk {chunk}");
                 assert_eq!(envelope, want_envelope, "chunk {chunk}");
+                // Cutting at closing lines gives the same items, or fails (then the file is
+                // read again exactly); it never gives other items.
+                if let Ok((items, _)) = split_learning(&text, chunk, true)
+                    && items.iter().all(Option::is_some)
+                {
+                    assert_eq!(items.into_iter().flatten().collect::<Vec<_>>(), want_items, "chunk {chunk}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn items_laid_out_as_kubectl_writes_them_are_cut_at_their_closing_line() {
+        let list = stepstone_fleet::generate(&stepstone_fleet::FleetSpec::synthetic(6, 2, 0.7));
+        let text = stepstone_fleet::to_pretty_json(&list);
+        let mut splitter = Splitter::new("t.json");
+        let mut items = Vec::new();
+        splitter
+            .run(text.as_bytes(), 4096, |b| {
+                for span in b.items {
+                    items.push(serde_json::from_slice::<Value>(&b.text[span.start..span.end]).unwrap());
+                }
+                true
+            })
+            .map_err(|f| f.into_error(text.as_bytes()))
+            .unwrap();
+        assert!(splitter.jumped);
+        assert_eq!(&items, list["items"].as_array().unwrap());
+    }
+
+    #[test]
+    fn a_file_laid_out_unlike_its_first_item_is_read_again_cutting_exactly() {
+        // items[1] closes its labels on a line of the items' own indentation: cut there, the
+        // text is not one JSON value, and the file is read again byte by byte.
+        let node = |name: &str, labels: &str| {
+            format!(
+                "    {{\n      \"kind\": \"Node\",\n      \"metadata\": {{\"name\": \"{name}\", \"labels\": {labels}}},\n      \"status\": {{\"nodeInfo\": {{\"kubeletVersion\": \"v1.33.4\"}}}}\n    }}"
+            )
+        };
+        let text = format!(
+            "{{\n  \"kind\": \"List\",\n  \"items\": [\n{},\n{},\n{}\n  ]\n}}\n",
+            node("a", "{}"),
+            node("b", "{\"x\": \"1\"\n    }"),
+            node("c", "{}")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd.json");
+        std::fs::write(&path, &text).unwrap();
+        let opts = SnapshotOptions::default();
+        let streamed = load_paths(std::slice::from_ref(&path), &opts).unwrap();
+        let whole = super::super::load_paths_whole(&[path], &opts).unwrap();
+        let names: Vec<&str> = streamed.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(streamed.nodes[1].labels.get("x").map(String::as_str), Some("1"));
+        assert_eq!(serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&whole).unwrap());
     }
 
     #[test]
