@@ -73,6 +73,17 @@ fn without_volume_permissions_the_plan_warns_and_leaves_out_local_storage_pins()
     }
     assert!(blockers(&document(&out), "blocker.local-storage").is_empty(), "claims are unknown now");
 
+    // `stepstone snapshot` writes what it may read, with the same warning.
+    let file = t.path("cluster.json");
+    let out = t.run(&["snapshot", "-o", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("may not list persistentvolumes"), "{}", stderr(&out));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let kinds: BTreeSet<&str> =
+        written["items"].as_array().unwrap().iter().filter_map(|i| i["kind"].as_str()).collect();
+    assert!(kinds.contains("Node") && kinds.contains("StatefulSet"), "{kinds:?}");
+    assert!(!kinds.contains("PersistentVolume") && !kinds.contains("PersistentVolumeClaim"), "{kinds:?}");
+
     // Nodes cannot be done without: a refusal there is an error that names the fix.
     let forbidden = ["nodes".to_string()].into();
     t.lab.set_faults(FaultConfig { forbidden, ..FaultConfig::default() }).unwrap();
