@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::real::{Etcd, Sshd};
@@ -78,18 +79,7 @@ fn etcd_backup_verify_and_restore_plan() {
     let etcd = Etcd::start("default", &dir.path().join("data"), None);
     let backups = dir.path().join("backups");
     std::fs::create_dir(&backups).unwrap();
-    let out = run(&[
-        "etcd",
-        "backup",
-        "--endpoint",
-        &etcd.client_url,
-        "--dir",
-        backups.to_str().unwrap(),
-        "--cluster",
-        "lab",
-        "-o",
-        "json",
-    ]);
+    let out = run(&etcd_backup_json(&etcd, &backups, &["--cluster", "lab"]));
     assert!(out.status.success(), "backup: {}", stderr(&out));
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(meta["kind"], "EtcdSnapshot");
@@ -133,6 +123,14 @@ fn etcd_backup_verify_and_restore_plan() {
     assert_eq!(usage.status.code(), Some(2));
 }
 
+/// The arguments of `stepstone etcd backup` from `etcd` into `dir` with `extra`, printing JSON.
+fn etcd_backup_json<'a>(etcd: &'a Etcd, dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["etcd", "backup", "--endpoint", &etcd.client_url, "--dir", dir.to_str().unwrap()];
+    args.extend(extra);
+    args.extend(["-o", "json"]);
+    args
+}
+
 /// Run stepstone with umask 000, the most permissive a careless shell can give it.
 fn stepstone_umask_000(args: &[&str]) -> Output {
     Command::new("sh")
@@ -155,18 +153,7 @@ fn etcd_backup_creates_a_private_directory_and_private_files_whatever_the_umask(
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start("default", &dir.path().join("data"), None);
     let backups = dir.path().join("var/backups/stepstone");
-    let out = stepstone_umask_000(&[
-        "etcd",
-        "backup",
-        "--endpoint",
-        &etcd.client_url,
-        "--dir",
-        backups.to_str().unwrap(),
-        "--label",
-        "before-hop2",
-        "-o",
-        "json",
-    ]);
+    let out = stepstone_umask_000(&etcd_backup_json(&etcd, &backups, &["--label", "before-hop2"]));
     assert!(out.status.success(), "backup into a missing --dir: {}", stderr(&out));
     assert_eq!(mode(&backups), 0o700, "the snapshot directory");
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -18,6 +18,16 @@ fn run(args: &[&str]) -> Output {
 
 const START: &str = "2026-12-01T09:00";
 
+/// `stepstone plan --example EXAMPLE --to v1.35 EXTRA -o json`, and the document it printed.
+fn plan_json(example: &str, extra: &[&str]) -> (Output, serde_json::Value) {
+    let mut args = vec!["plan", "--example", example, "--to", "v1.35"];
+    args.extend(extra);
+    args.extend(["-o", "json"]);
+    let out = run(&args);
+    let doc = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    (out, doc)
+}
+
 #[test]
 fn three_generations_plan_json_golden() {
     let out = run(&[
@@ -89,37 +99,12 @@ fn the_same_plan_every_time() {
 #[test]
 fn windows_move_work_and_weekends_are_flagged() {
     // 2026-12-04 is a Friday: without a window the plan runs from its evening into Saturday.
-    let out = run(&[
-        "plan",
-        "--example",
-        "small",
-        "--to",
-        "v1.35",
-        "--start",
-        "2026-12-04T20:00",
-        "--delete-emptydir-data",
-        "-o",
-        "json",
-    ]);
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (_, doc) = plan_json("small", &["--start", "2026-12-04T20:00", "--delete-emptydir-data"]);
     let warnings: Vec<&str> =
         doc["schedule"]["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
     assert!(warnings.iter().any(|w| w.contains("Friday afternoon") && w.contains("--allow-friday")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains("weekend") && w.contains("--allow-weekend")), "{warnings:?}");
-    let out = run(&[
-        "plan",
-        "--example",
-        "small",
-        "--to",
-        "v1.35",
-        "--start",
-        "2026-12-04T20:00",
-        "--allow-weekend",
-        "--allow-friday",
-        "-o",
-        "json",
-    ]);
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (_, doc) = plan_json("small", &["--start", "2026-12-04T20:00", "--allow-weekend", "--allow-friday"]);
     assert_eq!(doc["schedule"]["warnings"].as_array().unwrap().len(), 0);
 }
 
@@ -150,21 +135,8 @@ fn bad_input_exits_2_and_says_what_to_do() {
 
 #[test]
 fn max_unavailable_per_generation_through_the_binary() {
-    let out = run(&[
-        "plan",
-        "--example",
-        "three-generations",
-        "--to",
-        "v1.35",
-        "--start",
-        START,
-        "--max-unavailable",
-        "dell-r640=1,default=3",
-        "-o",
-        "json",
-    ]);
+    let (out, doc) = plan_json("three-generations", &["--start", START, "--max-unavailable", "dell-r640=1,default=3"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let limits = &doc["policy"]["batchLimits"];
     assert_eq!(limits["dell-r640"]["limit"], 1);
     assert_eq!(limits["dell-r640"]["source"], "operator");

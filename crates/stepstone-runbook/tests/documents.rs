@@ -3,22 +3,12 @@
 
 mod common;
 
-use common::assert_blocks_parse;
-use stepstone_core::inventory::Inventory;
+use common::{assert_blocks_parse, fixture_inventory, fixture_plan};
 use stepstone_core::plan::Plan;
 use stepstone_runbook::{
     Distro, DistroChoice, RunbookOptions, Templates, html_report, rollback_markdown, staging_design, staging_markdown,
     upgrade_markdown,
 };
-
-fn fixture_plan() -> Plan {
-    serde_json::from_str(include_str!("fixtures/plan.json")).expect("fixtures/plan.json is a Plan")
-}
-
-fn fixture_inventory() -> Inventory {
-    stepstone_core::snapshot::load_str("fixtures/fleet.json", include_str!("fixtures/fleet.json"), &Default::default())
-        .expect("fixtures/fleet.json loads")
-}
 
 fn opts(distro: DistroChoice) -> RunbookOptions {
     RunbookOptions { distro, ..RunbookOptions::default() }

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{PAYLOADS, PWNED, assert_blocks_parse, run_script_with_stubs, run_with_stubs};
+use common::{
+    PAYLOADS, PWNED, assert_blocks_parse, fixture_inventory, fixture_plan, run_script_with_stubs, run_with_stubs,
+};
 use proptest::prelude::*;
 use stepstone_core::inventory::Inventory;
 use stepstone_core::plan::Plan;
@@ -11,15 +13,6 @@ use stepstone_runbook::{
     DistroChoice, RunbookError, RunbookOptions, Templates, rollback_markdown, staging_design, staging_markdown,
     upgrade_markdown,
 };
-
-fn fixture_plan() -> Plan {
-    serde_json::from_str(include_str!("fixtures/plan.json")).expect("fixtures/plan.json is a Plan")
-}
-
-fn fixture_inventory() -> Inventory {
-    stepstone_core::snapshot::load_str("fixtures/fleet.json", include_str!("fixtures/fleet.json"), &Default::default())
-        .expect("fixtures/fleet.json loads")
-}
 
 /// Replace every JSON string equal to a key of `names` by its value.
 fn rename(value: &mut serde_json::Value, names: &std::collections::BTreeMap<String, String>) {

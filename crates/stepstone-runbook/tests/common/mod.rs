@@ -4,6 +4,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use stepstone_core::inventory::Inventory;
+use stepstone_core::plan::Plan;
+
 /// Every ```bash / ```sh block of a Markdown document, with the line it starts on.
 pub fn shell_blocks(markdown: &str) -> Vec<(usize, String)> {
     let mut blocks = Vec::new();
@@ -111,4 +114,19 @@ pub fn run_script_with_stubs(script: &str) -> usize {
     child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
     child.wait().unwrap();
     std::fs::read_to_string(&marker).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+/// The hand-written two-hop plan in `tests/fixtures/plan.json`.
+pub fn fixture_plan() -> Plan {
+    serde_json::from_str(include_str!("../fixtures/plan.json")).expect("fixtures/plan.json is a Plan")
+}
+
+/// The mixed Ubuntu/Rocky fleet of three hardware generations in `tests/fixtures/fleet.json`.
+pub fn fixture_inventory() -> Inventory {
+    stepstone_core::snapshot::load_str(
+        "fixtures/fleet.json",
+        include_str!("../fixtures/fleet.json"),
+        &Default::default(),
+    )
+    .expect("fixtures/fleet.json loads")
 }
