@@ -15,20 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    CONSENT, SMALL, THREE_GENERATIONS, TestLab, budgets_below, control_plane, cordoned, kubelet, name, ready, text,
+    CONSENT, Harness, SMALL, THREE_GENERATIONS, TestLab, budgets_below, control_plane, cordoned, kubelet, name, ready,
+    text,
 };
 use serde_json::Value;
 use stepstone_lab::LabHandle;
-
-/// A lab for one rollout, with the rollout's journal, snapshots and report in the test's directory.
-struct Harness(TestLab);
-
-impl std::ops::Deref for Harness {
-    type Target = TestLab;
-    fn deref(&self) -> &TestLab {
-        &self.0
-    }
-}
 
 impl Harness {
     fn start(fleet: &str, speed: f64) -> Self {
@@ -61,10 +52,6 @@ impl Harness {
             assert_eq!(kubelet(&n), "v1.35.0", "{}", name(&n));
             assert!(!cordoned(&n), "{}", name(&n));
         }
-    }
-
-    fn journal(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.path("journal.json")).expect("the journal")).unwrap()
     }
 }
 

@@ -11,17 +11,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 
-use common::{CONSENT, TestLab, cordoned, kubelet, name, text};
+use common::{CONSENT, Harness, TestLab, cordoned, kubelet, name, text};
 use serde_json::Value;
-
-struct Harness(TestLab);
-
-impl std::ops::Deref for Harness {
-    type Target = TestLab;
-    fn deref(&self) -> &TestLab {
-        &self.0
-    }
-}
 
 impl Harness {
     fn start() -> Harness {
@@ -50,10 +41,6 @@ impl Harness {
         args.extend(["--node-ops", "lab", "--journal", &journal, "--snapshot-dir", &snapshots, "--report", &report]);
         args.extend(extra);
         self.run(&args)
-    }
-
-    fn journal(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.path("journal.json")).expect("the journal")).unwrap()
     }
 
     /// The canary of the oldest generation in the plan the rollout would run.

@@ -126,6 +126,24 @@ pub struct TestLab {
     pub dir: tempfile::TempDir,
 }
 
+/// A lab for one rollout through the binary, with the rollout's journal, snapshots and report in
+/// the test's directory; each rollout test file adds how it starts the lab and runs the rollout.
+pub struct Harness(pub TestLab);
+
+impl std::ops::Deref for Harness {
+    type Target = TestLab;
+    fn deref(&self) -> &TestLab {
+        &self.0
+    }
+}
+
+impl Harness {
+    /// The journal the rollout left in the test's directory.
+    pub fn journal(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.path("journal.json")).expect("the journal")).unwrap()
+    }
+}
+
 impl TestLab {
     /// Serves `fleet` (a kubectl List) with the lab's clock running `speed` times real time.
     pub fn start(fleet: Value, speed: f64) -> TestLab {
