@@ -282,8 +282,8 @@ pub fn delete(
     }
     if res == resources::NAMESPACES {
         // Namespace deletion takes its contents with it.
-        for (r, def) in RESOURCES.iter().enumerate() {
-            if def.namespaced && resources::storage_of(r) == r {
+        for r in resources::ResId::all() {
+            if r.def().namespaced && resources::storage_of(r) == r {
                 let keys: Vec<String> = store.iter(r, Some(name), None).map(|o| name_of(o).to_string()).collect();
                 for k in keys {
                     store.remove(r, name, &k);
@@ -296,7 +296,7 @@ pub fn delete(
 }
 
 fn orphan_dependents(store: &mut Store, uid: String) {
-    for r in 0..RESOURCES.len() {
+    for r in resources::ResId::all() {
         if resources::storage_of(r) != r {
             continue;
         }

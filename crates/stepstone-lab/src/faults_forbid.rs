@@ -5,14 +5,14 @@
 use std::collections::BTreeSet;
 
 use crate::access::USER;
-use crate::resources::RESOURCES;
+use crate::resources::{self, ResId};
 use crate::status::{ApiError, Details};
 
 /// Every name must be a resource the lab serves (its plural, `persistentvolumes`): a typo would
 /// otherwise arm a fault that never fires. The error is the message of the faults' `Invalid`
 /// answer (returned as text so this module does not depend back on `faults`).
 pub fn check(forbidden: &BTreeSet<String>) -> Result<(), String> {
-    match forbidden.iter().find(|name| !RESOURCES.iter().any(|r| r.plural == name.as_str())) {
+    match forbidden.iter().find(|name| resources::by_plural(name).is_none()) {
         Some(name) => Err(format!(
             "forbidden: \"{name}\" is not a resource the lab serves; name resources by their plural, as in \"persistentvolumes\""
         )),
@@ -20,10 +20,10 @@ pub fn check(forbidden: &BTreeSet<String>) -> Result<(), String> {
     }
 }
 
-/// The refusal of `verb` (`get`, `list` or `watch`) on the resource numbered `res` when the
+/// The refusal of `verb` (`get`, `list` or `watch`) on the resource `res` when the
 /// fault names it; writes are not this fault's business.
-pub fn refused(forbidden: &BTreeSet<String>, res: usize, verb: &str, namespace: Option<&str>) -> Option<ApiError> {
-    let def = RESOURCES.get(res)?;
+pub fn refused(forbidden: &BTreeSet<String>, res: ResId, verb: &str, namespace: Option<&str>) -> Option<ApiError> {
+    let def = res.def();
     if !matches!(verb, "get" | "list" | "watch") || !forbidden.contains(def.plural) {
         return None;
     }

@@ -458,14 +458,14 @@ impl LabHandle {
     /// The stored object (`plural` as in URLs: `pods`, `deployments`, ...), without going
     /// through HTTP. `namespace` is ignored for cluster-scoped resources.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        let res = resources::RESOURCES.iter().position(|r| r.plural == plural)?;
-        let ns = if resources::RESOURCES[res].namespaced { namespace } else { "" };
+        let res = resources::by_plural(plural)?;
+        let ns = if res.def().namespaced { namespace } else { "" };
         self.shared.store().get(res, ns, name).map(|v| (**v).clone())
     }
 
     /// Every stored object of a resource, optionally in one namespace.
     pub fn list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
-        let Some(res) = resources::RESOURCES.iter().position(|r| r.plural == plural) else { return Vec::new() };
+        let Some(res) = resources::by_plural(plural) else { return Vec::new() };
         self.shared.store().iter(res, namespace, None).map(|v| (**v).clone()).collect()
     }
 

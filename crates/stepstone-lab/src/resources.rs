@@ -9,8 +9,39 @@ use serde_json::{Value, json};
 use stepstone_apis::RemovedApis;
 use stepstone_core::version::Minor;
 
-/// Index of a resource in [`RESOURCES`].
-pub type ResId = usize;
+/// A resource the lab serves: a row of [`RESOURCES`]. Only this module's constants and lookups
+/// make one, so every id names a row that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResId(u8);
+
+impl ResId {
+    /// Every served resource, in table order.
+    pub fn all() -> impl Iterator<Item = ResId> {
+        (0..RESOURCES.len()).map(Self::at)
+    }
+
+    /// The position in [`RESOURCES`], for tables kept per resource.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    pub fn def(self) -> &'static ResourceDef {
+        &RESOURCES[self]
+    }
+
+    /// The id of row `index`; the table has far fewer than 256 rows (checked by a test).
+    const fn at(index: usize) -> ResId {
+        ResId(index as u8)
+    }
+}
+
+impl std::ops::Index<ResId> for [ResourceDef] {
+    type Output = ResourceDef;
+
+    fn index(&self, res: ResId) -> &ResourceDef {
+        &self[res.index()]
+    }
+}
 
 #[derive(Debug)]
 pub struct ResourceDef {
@@ -226,24 +257,24 @@ pub const RESOURCES: &[ResourceDef] = &[
     },
 ];
 
-pub const NAMESPACES: ResId = 0;
-pub const NODES: ResId = 1;
-pub const PODS: ResId = 2;
-pub const EVENTS: ResId = 3;
-pub const CONFIGMAPS: ResId = 4;
-pub const SECRETS: ResId = 5;
-pub const DEPLOYMENTS: ResId = 6;
-pub const REPLICASETS: ResId = 7;
-pub const STATEFULSETS: ResId = 8;
-pub const DAEMONSETS: ResId = 9;
-pub const PDBS: ResId = 10;
-pub const LEASES: ResId = 11;
+pub const NAMESPACES: ResId = ResId::at(0);
+pub const NODES: ResId = ResId::at(1);
+pub const PODS: ResId = ResId::at(2);
+pub const EVENTS: ResId = ResId::at(3);
+pub const CONFIGMAPS: ResId = ResId::at(4);
+pub const SECRETS: ResId = ResId::at(5);
+pub const DEPLOYMENTS: ResId = ResId::at(6);
+pub const REPLICASETS: ResId = ResId::at(7);
+pub const STATEFULSETS: ResId = ResId::at(8);
+pub const DAEMONSETS: ResId = ResId::at(9);
+pub const PDBS: ResId = ResId::at(10);
+pub const LEASES: ResId = ResId::at(11);
 /// `events.k8s.io/v1` events are a second view of the core events: they share storage.
-pub const EVENTS_V1: ResId = 12;
+pub const EVENTS_V1: ResId = ResId::at(12);
 /// The template history the DaemonSet controller keeps (`kubectl rollout history|undo ds`).
-pub const CONTROLLER_REVISIONS: ResId = 13;
-pub const PERSISTENT_VOLUMES: ResId = 14;
-pub const PERSISTENT_VOLUME_CLAIMS: ResId = 15;
+pub const CONTROLLER_REVISIONS: ResId = ResId::at(13);
+pub const PERSISTENT_VOLUMES: ResId = ResId::at(14);
+pub const PERSISTENT_VOLUME_CLAIMS: ResId = ResId::at(15);
 
 impl ResourceDef {
     pub fn api_version(&self) -> String {
@@ -271,11 +302,16 @@ pub fn storage_of(res: ResId) -> ResId {
 }
 
 pub fn find(group: &str, version: &str, plural: &str) -> Option<ResId> {
-    RESOURCES.iter().position(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES.iter().position(|r| r.group == group && r.version == version && r.plural == plural).map(ResId::at)
 }
 
 pub fn by_kind(api_version: &str, kind: &str) -> Option<ResId> {
-    RESOURCES.iter().position(|r| r.kind == kind && r.api_version() == api_version)
+    RESOURCES.iter().position(|r| r.kind == kind && r.api_version() == api_version).map(ResId::at)
+}
+
+/// The first resource served under `plural` (in the core group before any other).
+pub fn by_plural(plural: &str) -> Option<ResId> {
+    RESOURCES.iter().position(|r| r.plural == plural).map(ResId::at)
 }
 
 /// The groups served under `/apis`, in discovery order, with their versions: the lab's own
@@ -480,6 +516,8 @@ mod tests {
 
     #[test]
     fn constants_point_at_their_resources() {
+        assert!(RESOURCES.len() <= usize::from(u8::MAX), "ResId holds a u8");
+        assert_eq!(ResId::all().count(), RESOURCES.len());
         assert_eq!(RESOURCES[NAMESPACES].plural, "namespaces");
         assert_eq!(RESOURCES[NODES].plural, "nodes");
         assert_eq!(RESOURCES[PODS].plural, "pods");

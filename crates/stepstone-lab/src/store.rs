@@ -189,7 +189,7 @@ impl Store {
 
     /// The resourceVersion of the latest change to resource `res`.
     pub fn last_change(&self, res: ResId) -> u64 {
-        self.last_change[resources::storage_of(res)]
+        self.last_change[resources::storage_of(res).index()]
     }
 
     fn next_random(&mut self) -> u64 {
@@ -228,11 +228,11 @@ impl Store {
     }
 
     pub fn get(&self, res: ResId, ns: &str, name: &str) -> Option<&Arc<Value>> {
-        self.tables[resources::storage_of(res)].get(&(ns.to_string(), name.to_string()))
+        self.tables[resources::storage_of(res).index()].get(&(ns.to_string(), name.to_string()))
     }
 
     pub fn len(&self, res: ResId) -> usize {
-        self.tables[resources::storage_of(res)].len()
+        self.tables[resources::storage_of(res).index()].len()
     }
 
     pub fn is_empty(&self, res: ResId) -> bool {
@@ -246,7 +246,7 @@ impl Store {
         ns: Option<&'a str>,
         after: Option<&Key>,
     ) -> Box<dyn Iterator<Item = &'a Arc<Value>> + 'a> {
-        let table = &self.tables[resources::storage_of(res)];
+        let table = &self.tables[resources::storage_of(res).index()];
         let start = match (ns, after) {
             (_, Some(k)) => std::ops::Bound::Excluded(k.clone()),
             (Some(n), None) => std::ops::Bound::Included((n.to_string(), String::new())),
@@ -261,7 +261,7 @@ impl Store {
 
     fn record(&mut self, res: ResId, kind: ChangeKind, object: Arc<Value>, prev: Option<Arc<Value>>) {
         let change = Arc::new(Change { rv: self.rv, res, kind, object, prev });
-        self.last_change[res] = self.rv;
+        self.last_change[res.index()] = self.rv;
         if self.history.len() >= HISTORY {
             self.history.pop_front();
         }
@@ -297,19 +297,19 @@ impl Store {
         let ns = if def.namespaced { namespace_of(&obj).to_string() } else { String::new() };
         if def.namespaced
             && !keep_identity
-            && !self.tables[resources::NAMESPACES].contains_key(&(String::new(), ns.clone()))
+            && !self.tables[resources::NAMESPACES.index()].contains_key(&(String::new(), ns.clone()))
         {
             return Err(ApiError::not_found(&RESOURCES[resources::NAMESPACES], &ns));
         }
         let key = (ns, name.clone());
-        if self.tables[res].contains_key(&key) {
+        if self.tables[res.index()].contains_key(&key) {
             return Err(ApiError::already_exists(def, &name));
         }
-        let limit = self.loaded[res].saturating_add(MAX_CREATED_PER_RESOURCE);
+        let limit = self.loaded[res.index()].saturating_add(MAX_CREATED_PER_RESOURCE);
         if keep_identity {
-            self.loaded[res] += 1;
-        } else if self.tables[res].len() >= limit {
-            return Err(ApiError::quota_exceeded(def, &name, self.tables[res].len(), limit));
+            self.loaded[res.index()] += 1;
+        } else if self.tables[res.index()].len() >= limit {
+            return Err(ApiError::quota_exceeded(def, &name, self.tables[res.index()].len(), limit));
         }
         obj["apiVersion"] = json!(def.api_version());
         obj["kind"] = json!(def.kind);
@@ -338,7 +338,7 @@ impl Store {
         }
         self.bump(&mut obj);
         let obj = Arc::new(compact(obj));
-        self.tables[res].insert(key, obj.clone());
+        self.tables[res.index()].insert(key, obj.clone());
         self.record(res, ChangeKind::Added, obj.clone(), None);
         Ok(obj)
     }
@@ -363,13 +363,13 @@ impl Store {
         if deleting && finalizers_empty && (res != resources::PODS || pod_done) {
             self.bump(&mut obj);
             let obj = Arc::new(obj);
-            self.tables[res].remove(&key);
+            self.tables[res.index()].remove(&key);
             self.record(res, ChangeKind::Deleted, obj.clone(), Some(old));
             return Ok(obj);
         }
         self.bump(&mut obj);
         let obj = Arc::new(compact(obj));
-        self.tables[res].insert(key, obj.clone());
+        self.tables[res.index()].insert(key, obj.clone());
         self.record(res, ChangeKind::Modified, obj.clone(), Some(old));
         Ok(obj)
     }
@@ -390,7 +390,7 @@ impl Store {
         let name = name_of(&new).to_string();
         let ns = if def.namespaced { namespace_of(&new).to_string() } else { String::new() };
         let key = (ns, name.clone());
-        let Some(old) = self.tables[res].get(&key).cloned() else {
+        let Some(old) = self.tables[res.index()].get(&key).cloned() else {
             return Err(ApiError::not_found(def, &name));
         };
         if check_rv
@@ -479,7 +479,7 @@ impl Store {
     /// Remove an object now. Returns it as last seen (with a new resourceVersion).
     pub fn remove(&mut self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
         let res = resources::storage_of(res);
-        let old = self.tables[res].remove(&(ns.to_string(), name.to_string()))?;
+        let old = self.tables[res.index()].remove(&(ns.to_string(), name.to_string()))?;
         let mut obj = (*old).clone();
         self.bump(&mut obj);
         let obj = Arc::new(obj);

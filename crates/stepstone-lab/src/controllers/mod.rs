@@ -172,7 +172,7 @@ impl Loop {
         let timer = previous_due.is_some_and(|d| d <= now) || self.seen.iter().all(|s| *s == 0);
         // A deadline not reached yet stays pending even if no controller below runs.
         let mut due = if timer { None } else { previous_due };
-        let began: Vec<u64> = (0..RESOURCES.len()).map(|res| store.last_change(res)).collect();
+        let began: Vec<u64> = ResId::all().map(|res| store.last_change(res)).collect();
         let mut pass = Pass { shared: &shared, store: &mut store, now, pods: &mut self.cache };
         for controller in &mut self.chain {
             // Checked at the controller's turn, so it sees what the ones before it wrote.
@@ -216,7 +216,7 @@ impl PodCache {
 }
 
 fn changed(store: &Store, seen: &[u64], resources: &[ResId]) -> bool {
-    resources.iter().any(|&res| store.last_change(res) > seen[res])
+    resources.iter().any(|&res| store.last_change(res) > seen[res.index()])
 }
 
 fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {

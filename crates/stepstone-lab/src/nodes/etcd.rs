@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::{LabNodes, NodeOpError, image_tag, is_control_plane, record_event, static_pod};
 use crate::clock;
-use crate::resources::{CONFIGMAPS, RESOURCES};
+use crate::resources::{CONFIGMAPS, ResId};
 use crate::store::Store;
 
 /// The `kind` of a lab snapshot file.
@@ -134,7 +134,8 @@ impl LabNodes {
         let cluster = cluster_name(&store);
         let revision = store.resource_version();
         let mut items = Vec::new();
-        for (res, def) in RESOURCES.iter().enumerate() {
+        for res in ResId::all() {
+            let def = res.def();
             items.extend(store.iter(res, None, None).map(|o| {
                 let mut o = (**o).clone();
                 o["apiVersion"] = json!(if def.group.is_empty() {
