@@ -123,16 +123,6 @@ fn mark_pods_not_ready(store: &mut Store, node: &str, now: Timestamp) {
     for p in pods {
         let mut next = (*p).clone();
         nodes::set_pod_condition(&mut next, "Ready", false, now);
-        if let Ok(updated) = store.update(r::PODS, next, Part::All, false) {
-            nodes::record_event(
-                store,
-                now,
-                &updated,
-                "Warning",
-                "NodeNotReady",
-                "Node is not ready",
-                "node-controller",
-            );
-        }
+        nodes::update_pod_and_warn(store, next, now, "NodeNotReady", "Node is not ready", "node-controller");
     }
 }

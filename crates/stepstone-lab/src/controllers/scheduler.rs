@@ -106,17 +106,7 @@ impl Scheduler {
                         c["reason"] = json!("Unschedulable");
                         c["message"] = json!(message);
                     }
-                    if let Ok(updated) = store.update(r::PODS, next, Part::All, false) {
-                        nodes::record_event(
-                            store,
-                            now,
-                            &updated,
-                            "Warning",
-                            "FailedScheduling",
-                            &message,
-                            "default-scheduler",
-                        );
-                    }
+                    nodes::update_pod_and_warn(store, next, now, "FailedScheduling", &message, "default-scheduler");
                     self.unschedulable.insert(pod.key(), message);
                 }
             }

@@ -298,6 +298,21 @@ fn annotation<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
     store::meta(node).get("annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
 }
 
+/// Store a changed pod and, once it is stored, record a Warning event about it (the reason a
+/// controller changed it); a pod removed meanwhile gets no event.
+pub fn update_pod_and_warn(
+    store: &mut Store,
+    pod: Value,
+    now: Timestamp,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
+    if let Ok(updated) = store.update(crate::resources::PODS, pod, crate::store::Part::All, false) {
+        record_event(store, now, &updated, "Warning", reason, message, component);
+    }
+}
+
 /// Record a core/v1 Event about an object.
 pub fn record_event(
     store: &mut Store,
