@@ -75,57 +75,48 @@ fn kubelet_line(node: &str, at: Timestamp, pid: u32, severity: char, source: &st
     line(node, at, &format!("kubelet[{pid}]"), &klog(severity, at, pid, source, message))
 }
 
-/// The first lines of every kubelet start: systemd starts the unit, the kubelet names its version.
-fn kubelet_start(node: &str, at: Timestamp, pid: u32, version: &str) -> [String; 2] {
-    [
+/// A kubelet start: systemd starts the unit, the kubelet names its version, then logs the lines
+/// `then` writes with the klog writer of this process (severity, source, message).
+fn append_kubelet_run<const N: usize>(
+    shared: &Shared,
+    node: &str,
+    at: Timestamp,
+    version: &str,
+    then: impl FnOnce(&dyn Fn(char, &str, &str) -> String) -> [String; N],
+) {
+    let p = pid(node, at);
+    let klog = |severity: char, source: &str, message: &str| kubelet_line(node, at, p, severity, source, message);
+    let started = [
         line(node, at, "systemd[1]", "Started kubelet.service - kubelet: The Kubernetes Node Agent."),
-        kubelet_line(node, at, pid, 'I', "server.go:530", &format!("\"Kubelet version\" kubeletVersion=\"{version}\"")),
-    ]
+        klog('I', "server.go:530", &format!("\"Kubelet version\" kubeletVersion=\"{version}\"")),
+    ];
+    append(shared, node, started.into_iter().chain(then(&klog)));
 }
 
 /// The kubelet started and runs `version`.
 pub(crate) fn kubelet_started(shared: &Shared, node: &str, at: Timestamp, version: &str, cgroup: &str) {
-    let p = pid(node, at);
-    let info = |source: &str, message: &str| kubelet_line(node, at, p, 'I', source, message);
-    let [started, named] = kubelet_start(node, at, p, version);
-    append(
-        shared,
-        node,
+    append_kubelet_run(shared, node, at, version, |klog| {
         [
-            started,
-            named,
-            info("server.go:956", "\"Client rotation is on, will bootstrap in background\""),
-            info(
+            klog('I', "server.go:956", "\"Client rotation is on, will bootstrap in background\""),
+            klog(
+                'I',
                 "container_manager_linux.go:270",
                 &format!("\"Creating Container Manager object based on Node Config\" cgroupVersion=\"{cgroup}\""),
             ),
-            info("kubelet_node_status.go:78", &format!("\"Successfully registered node\" node=\"{node}\"")),
-        ],
-    );
+            klog('I', "kubelet_node_status.go:78", &format!("\"Successfully registered node\" node=\"{node}\"")),
+        ]
+    });
 }
 
 /// The kubelet started and exited at once with `error` (as klog's `run.go` reports it).
 pub(crate) fn kubelet_failed(shared: &Shared, node: &str, at: Timestamp, version: &str, error: &str) {
-    let p = pid(node, at);
-    let [started, named] = kubelet_start(node, at, p, version);
-    append(
-        shared,
-        node,
+    append_kubelet_run(shared, node, at, version, |klog| {
         [
-            started,
-            named,
-            kubelet_line(
-                node,
-                at,
-                p,
-                'E',
-                "run.go:72",
-                &format!("\"command failed\" err=\"failed to run Kubelet: {error}\""),
-            ),
+            klog('E', "run.go:72", &format!("\"command failed\" err=\"failed to run Kubelet: {error}\"")),
             line(node, at, "systemd[1]", "kubelet.service: Main process exited, code=exited, status=1/FAILURE"),
             line(node, at, "systemd[1]", "kubelet.service: Failed with result 'exit-code'."),
-        ],
-    );
+        ]
+    });
 }
 
 /// A warning the running kubelet logs.
