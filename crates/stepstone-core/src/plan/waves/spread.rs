@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::findings::{Finding, Severity};
 use crate::inventory::DEFAULT_GENERATION_LABELS;
+use crate::object_key::ObjectKey;
 
 use super::super::model::{Hop, WaveBound};
 use super::{Fate, NOWHERE, Planner};
@@ -25,9 +26,19 @@ pub struct Crowding {
     pub minutes_now: u64,
     /// The same with every budget's replicas spread over the generations.
     pub minutes_spread: u64,
-    /// Budgets holding a generation above its spread level: (key, generation, pods there,
-    /// pods of the budget on workers), most crowded first.
-    pub crowded: Vec<(String, String, u64, u64)>,
+    /// Budgets holding a generation above its spread level, most crowded first.
+    pub crowded: Vec<CrowdedBudget>,
+}
+
+/// One budget with more of its replicas in one generation than spreading would leave there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrowdedBudget {
+    pub budget: ObjectKey,
+    pub generation: String,
+    /// The budget's pods that move, in that generation.
+    pub pods_there: u64,
+    /// The budget's pods that move, on all workers.
+    pub pods_on_workers: u64,
 }
 
 impl Planner<'_> {
@@ -82,17 +93,27 @@ impl Planner<'_> {
         let paid = |rounds: &BTreeMap<&str, u64>| -> u64 {
             rounds.iter().map(|(g, &r)| r.saturating_sub(waves.get(g).copied().unwrap_or(1)) * pod_start).sum()
         };
-        let mut crowded: Vec<(String, String, u64, u64)> = Vec::new();
+        let mut crowded: Vec<CrowdedBudget> = Vec::new();
         for (&b, per) in &pods {
             let total: u64 = per.values().sum();
             for (&g, &c) in per {
                 let level = rounds_spread.get(g).copied().unwrap_or(0).max(waves.get(g).copied().unwrap_or(1));
                 if c.div_ceil(allowed(b)) > level {
-                    crowded.push((self.budgets.budgets()[b as usize].key().to_string(), g.to_string(), c, total));
+                    crowded.push(CrowdedBudget {
+                        budget: self.budgets.budgets()[b as usize].key(),
+                        generation: g.to_string(),
+                        pods_there: c,
+                        pods_on_workers: total,
+                    });
                 }
             }
         }
-        crowded.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)).then_with(|| a.1.cmp(&b.1)));
+        crowded.sort_by(|a, b| {
+            b.pods_there
+                .cmp(&a.pods_there)
+                .then_with(|| a.budget.cmp(&b.budget))
+                .then_with(|| a.generation.cmp(&b.generation))
+        });
         Crowding { minutes_now: paid(&rounds_now), minutes_spread: paid(&rounds_spread), crowded }
     }
 
@@ -115,13 +136,17 @@ impl Planner<'_> {
             .and_then(|n| DEFAULT_GENERATION_LABELS.iter().find(|k| n.labels.get(**k) == Some(&n.generation)))
             .copied()
             .unwrap_or(DEFAULT_GENERATION_LABELS[0]);
-        let named: Vec<String> =
-            c.crowded.iter().take(3).map(|(b, g, n, total)| format!("{b}: {n} of its {total} pods on {g}")).collect();
+        let named: Vec<String> = c
+            .crowded
+            .iter()
+            .take(3)
+            .map(|b| format!("{}: {} of its {} pods on {}", b.budget, b.pods_there, b.pods_on_workers, b.generation))
+            .collect();
         let more = if c.crowded.len() > 3 { format!(" and {} more", c.crowded.len() - 3) } else { String::new() };
         Some(Finding::new(
             Severity::Info,
             "plan.crowded-budgets",
-            c.crowded[0].0.clone(),
+            c.crowded[0].budget.to_string(),
             format!(
                 "disruption budgets keep their replicas in one hardware generation ({}{more}): each eviction round takes only what a budget allows, so the first hop waits {} min on them",
                 named.join(", "),
