@@ -40,10 +40,10 @@ pub struct Inventory {
     pub volumes: Vec<PersistentVolume>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<VolumeClaim>,
-    /// `namespace/claim` -> the nodes that reach its bound volume, for claims bound to volumes
+    /// Claim -> the nodes that reach its bound volume, for claims bound to volumes
     /// with node affinity ([`crate::volumes::claim_nodes`], derived when the inventory is read).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub claim_nodes: BTreeMap<String, BTreeSet<String>>,
+    pub claim_nodes: BTreeMap<ObjectKey, BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -642,9 +642,9 @@ impl Inventory {
 #[serde(rename_all = "camelCase")]
 pub struct PersistentVolume {
     pub name: String,
-    /// `namespace/name` of the claim in `spec.claimRef`, when reserved or bound.
+    /// The claim in `spec.claimRef`, when reserved or bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim: Option<String>,
+    pub claim: Option<ObjectKey>,
     /// `spec.nodeAffinity.required` terms (ORed); empty when any node reaches the volume.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_affinity: Vec<Selector>,

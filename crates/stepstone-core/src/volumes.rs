@@ -11,25 +11,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::inventory::{Inventory, Node, PersistentVolume};
+use crate::object_key::ObjectKey;
 use crate::selector::{NODE_NAME_FIELD, Operator, Selector};
 
-/// `namespace/claim` -> the nodes that reach its bound volume, for every bound claim whose
-/// volume has node affinity. Claims bound to volumes any node reaches are left out.
-pub fn claim_nodes(inv: &Inventory) -> BTreeMap<String, BTreeSet<String>> {
+/// Claim -> the nodes that reach its bound volume, for every bound claim whose volume has node
+/// affinity. Claims bound to volumes any node reaches are left out.
+pub fn claim_nodes(inv: &Inventory) -> BTreeMap<ObjectKey, BTreeSet<String>> {
     if !inv.volumes.iter().any(|v| !v.node_affinity.is_empty()) {
         return BTreeMap::new();
     }
     let nodes = NodeIndex::new(&inv.nodes);
     let volumes: BTreeMap<&str, &PersistentVolume> = inv.volumes.iter().map(|v| (v.name.as_str(), v)).collect();
-    let reserved: BTreeMap<&str, &PersistentVolume> =
-        inv.volumes.iter().filter_map(|v| v.claim.as_deref().map(|c| (c, v))).collect();
+    let reserved: BTreeMap<&ObjectKey, &PersistentVolume> =
+        inv.volumes.iter().filter_map(|v| v.claim.as_ref().map(|c| (c, v))).collect();
     let mut out = BTreeMap::new();
     for claim in inv.claims.iter().filter(|c| c.bound) {
-        // Inventory::claim_nodes is keyed by the text form, as snapshots and tests look it up.
-        let key = claim.key().to_string();
+        let key = claim.key();
         let volume = match &claim.volume {
             Some(name) => volumes.get(name.as_str()).copied(),
-            None => reserved.get(key.as_str()).copied(),
+            None => reserved.get(&key).copied(),
         };
         let Some(volume) = volume.filter(|v| !v.node_affinity.is_empty()) else { continue };
         out.insert(key, nodes.admitted(&volume.node_affinity));
@@ -124,7 +124,7 @@ mod tests {
     }
 
     fn volume(name: &str, claim: Option<&str>, affinity: Vec<Selector>) -> PersistentVolume {
-        PersistentVolume { name: name.into(), claim: claim.map(String::from), node_affinity: affinity }
+        PersistentVolume { name: name.into(), claim: claim.and_then(ObjectKey::parse), node_affinity: affinity }
     }
 
     #[test]
@@ -158,7 +158,7 @@ mod tests {
             ..Default::default()
         };
         let got: BTreeMap<String, Vec<String>> =
-            claim_nodes(&inv).into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect();
+            claim_nodes(&inv).into_iter().map(|(k, v)| (k.to_string(), v.into_iter().collect())).collect();
         let want: BTreeMap<String, Vec<String>> = [
             ("data/a", vec!["w2"]),
             ("data/b", vec!["w1"]),

@@ -59,8 +59,11 @@ async fn paginates_every_list_with_continue_tokens() {
     assert_eq!(inv.workloads.len(), 4);
     // db-0's claim is bound to a local-path volume on r740-01: only that node reaches its data.
     assert_eq!(
-        inv.claim_nodes.iter().map(|(k, v)| (k.as_str(), v.iter().map(String::as_str).collect())).collect::<Vec<_>>(),
-        [("shop/data-db-0", vec!["r740-01"])]
+        inv.claim_nodes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.iter().map(String::as_str).collect()))
+            .collect::<Vec<_>>(),
+        [("shop/data-db-0".to_string(), vec!["r740-01"])]
     );
     let web = inv.pods.iter().find(|p| p.name.starts_with("web-")).unwrap();
     assert_eq!(inv.top_controller(web).unwrap().name, "web");

@@ -133,6 +133,7 @@ fn a_claim_without_a_volume_keeps_its_pod_pending() {
 #[test]
 fn the_plan_and_the_lab_agree_on_a_pod_pinned_by_its_volume() {
     use stepstone_core::drain::{BlockerKind, DrainOptions, classify_node};
+    use stepstone_core::object_key::ObjectKey;
     use stepstone_core::snapshot::{SnapshotOptions, load_str};
 
     let key = "openebs.io/nodename";
@@ -153,7 +154,9 @@ fn the_plan_and_the_lab_agree_on_a_pod_pinned_by_its_volume() {
     let snapshot = kubectl_ok(&kc, &["get", "nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc", "-A", "-o", "json"]);
     let inv = load_str("lab.json", &snapshot, &SnapshotOptions::default()).unwrap();
     assert_eq!(
-        inv.claim_nodes.get("data/data-db-0").map(|n| n.iter().map(String::as_str).collect::<Vec<_>>()),
+        inv.claim_nodes
+            .get(&ObjectKey::new("data", "data-db-0"))
+            .map(|n| n.iter().map(String::as_str).collect::<Vec<_>>()),
         Some(vec!["w1"])
     );
     let opts = DrainOptions::default();

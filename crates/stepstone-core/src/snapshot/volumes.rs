@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::node_selector_terms;
 use crate::inventory::{PersistentVolume, VolumeClaim};
+use crate::object_key::ObjectKey;
 
 /// A `PersistentVolume` object.
 pub fn parse_volume(obj: &Value) -> Result<PersistentVolume, String> {
@@ -13,7 +14,7 @@ pub fn parse_volume(obj: &Value) -> Result<PersistentVolume, String> {
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     let claim = spec.get("claimRef").and_then(|c| {
         let name = c.get("name").and_then(Value::as_str).filter(|n| !n.is_empty())?;
-        Some(format!("{}/{name}", c.get("namespace").and_then(Value::as_str).unwrap_or("default")))
+        Some(ObjectKey::new(c.get("namespace").and_then(Value::as_str).unwrap_or("default"), name))
     });
     let node_affinity = match spec.pointer("/nodeAffinity/required") {
         Some(required) if !required.is_null() => {

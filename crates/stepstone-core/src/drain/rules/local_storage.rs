@@ -69,7 +69,7 @@ fn find(ctx: &PodContext<'_>) -> Option<Blocker> {
         .find(|c| {
             let key = ObjectKey::new(&ctx.pod.namespace, **c);
             ctx.opts.local_volume_claims.contains(&key)
-                || ctx.inv.claim_nodes.get(&key.to_string()).is_some_and(|nodes| nodes.iter().all(|n| n == node))
+                || ctx.inv.claim_nodes.get(&key).is_some_and(|nodes| nodes.iter().all(|n| n == node))
         })
         .or(if pinned { claims.first() } else { None });
     if let Some(claim) = local_claim {
@@ -169,9 +169,9 @@ mod tests {
     fn a_claim_bound_to_a_volume_only_this_node_reaches_pins_the_pod() {
         let inv = Inventory {
             claim_nodes: [
-                ("prod/data-db-0".to_string(), ["w1".to_string()].into()),
-                ("prod/data-db-1".to_string(), ["w1".to_string(), "w2".to_string()].into()),
-                ("prod/data-db-2".to_string(), ["w9".to_string()].into()),
+                (ObjectKey::new("prod", "data-db-0"), ["w1".to_string()].into()),
+                (ObjectKey::new("prod", "data-db-1"), ["w1".to_string(), "w2".to_string()].into()),
+                (ObjectKey::new("prod", "data-db-2"), ["w9".to_string()].into()),
             ]
             .into(),
             ..Default::default()
