@@ -141,6 +141,7 @@ fn max_unavailable_per_generation_through_the_binary() {
     assert_eq!(limits["dell-r640"]["limit"], 1);
     assert_eq!(limits["dell-r640"]["source"], "operator");
     assert_eq!(limits["hp-dl380"]["limit"], 3);
+    assert_eq!(limits["hp-dl380"]["source"], "operator-default");
     for hop in doc["hops"].as_array().unwrap() {
         for w in hop["waves"].as_array().unwrap() {
             let most = if w["generation"] == "dell-r640" { 1 } else { 3 };

@@ -309,7 +309,10 @@ fn the_operator_limit_per_generation_wins_and_unknown_generations_are_refused() 
     let limited = dl380.iter().find(|w| w.bound == Some(WaveBound::Operator)).unwrap();
     assert_eq!(limited.nodes.len(), 4);
     assert!(limited.reason.starts_with("operator: --max-unavailable 4"), "{}", limited.reason);
-    assert!(plan::table::render(&p).contains("--max-unavailable dell-r640=1 (--max-unavailable), "));
+    assert_eq!(p.policy.batch_limits["hp-dl380"].source, LimitSource::OperatorDefault);
+    let table = plan::table::render(&p);
+    assert!(table.contains("--max-unavailable dell-r640=1 (--max-unavailable), "), "{table}");
+    assert!(table.contains("hp-dl380=4 (--max-unavailable default)"), "{table}");
 
     // Only some generations named: the others take the fleet's default.
     req.max_unavailable = "hp-dl380=5".parse().unwrap();

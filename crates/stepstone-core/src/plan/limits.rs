@@ -46,7 +46,17 @@ impl BatchLimits {
 
     /// The operator's limit for `generation`, if any.
     pub fn operator(&self, generation: &str) -> Option<u32> {
-        self.by_generation.get(generation).copied().or(self.default)
+        self.given(generation).map(|(n, _)| n)
+    }
+
+    /// The operator's limit for `generation` and how it was given: by name (or as the one number
+    /// for every generation), or through `default=` next to other generations' names.
+    fn given(&self, generation: &str) -> Option<(u32, LimitSource)> {
+        match self.by_generation.get(generation) {
+            Some(&n) => Some((n, LimitSource::Operator)),
+            None if self.by_generation.is_empty() => self.default.map(|n| (n, LimitSource::Operator)),
+            None => self.default.map(|n| (n, LimitSource::OperatorDefault)),
+        }
     }
 }
 
@@ -116,8 +126,10 @@ impl FromStr for BatchLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LimitSource {
-    /// `--max-unavailable`.
+    /// `--max-unavailable`: the one number, or the generation's own `name=N`.
     Operator,
+    /// `--max-unavailable`'s `default=N`, for a generation it does not name.
+    OperatorDefault,
     /// The generation's share of its workers (no limit given).
     GenerationShare,
     /// The aggregate capacity bound, below the share (no limit given).
@@ -125,9 +137,15 @@ pub enum LimitSource {
 }
 
 impl LimitSource {
+    /// Given by the operator, by name or through `default=`.
+    pub fn is_operator(self) -> bool {
+        matches!(self, LimitSource::Operator | LimitSource::OperatorDefault)
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             LimitSource::Operator => "--max-unavailable",
+            LimitSource::OperatorDefault => "--max-unavailable default",
             LimitSource::GenerationShare => "generation share",
             LimitSource::Capacity => "capacity",
         }
@@ -166,8 +184,8 @@ pub fn resolve(
     workers
         .iter()
         .map(|(generation, &count)| {
-            let resolved = match limits.operator(generation) {
-                Some(n) => GenerationLimit { workers: count, limit: n.max(1), source: LimitSource::Operator },
+            let resolved = match limits.given(generation) {
+                Some((n, source)) => GenerationLimit { workers: count, limit: n.max(1), source },
                 None => {
                     let share = generation_share(count, oldest == Some(generation));
                     if capacity_bound < share {
@@ -238,5 +256,14 @@ mod tests {
         assert_eq!(given["new"].source, LimitSource::Operator);
         assert_eq!(given["new"].limit, 4);
         assert_eq!(given["old"].source, LimitSource::GenerationShare);
+        // `default=` next to a name: the generations it reaches say so; one number is not a default.
+        let with_default = resolve(&"new=4,default=6".parse().unwrap(), &workers, &order, 15);
+        assert_eq!(with_default["new"], GenerationLimit { workers: 100, limit: 4, source: LimitSource::Operator });
+        assert_eq!(
+            with_default["old"],
+            GenerationLimit { workers: 80, limit: 6, source: LimitSource::OperatorDefault }
+        );
+        let one_number = resolve(&"6".parse().unwrap(), &workers, &order, 15);
+        assert!(one_number.values().all(|l| l.source == LimitSource::Operator && l.limit == 6));
     }
 }

@@ -211,11 +211,9 @@ fn why(w: &super::model::Wave) -> String {
 /// The batch limits as the policy line shows them: the operator's single number as given,
 /// otherwise each generation's limit (oldest first) and what set it.
 fn batch_limits(p: &super::model::PlanPolicy) -> String {
-    use super::limits::LimitSource;
     let limits = &p.batch_limits;
     let first = limits.values().next();
-    let uniform =
-        first.is_some_and(|f| limits.values().all(|l| l.source == LimitSource::Operator && l.limit == f.limit));
+    let uniform = first.is_some_and(|f| limits.values().all(|l| l.source.is_operator() && l.limit == f.limit));
     if limits.is_empty() || uniform {
         return p.max_unavailable.to_string();
     }

@@ -178,12 +178,12 @@ impl Planner<'_> {
             Some(l) => Limit {
                 size: l.limit.max(1) as usize,
                 bound: match l.source {
-                    LimitSource::Operator => WaveBound::Operator,
+                    LimitSource::Operator | LimitSource::OperatorDefault => WaveBound::Operator,
                     LimitSource::GenerationShare => WaveBound::GenerationShare,
                     LimitSource::Capacity => WaveBound::Capacity,
                 },
                 // The operator's number is taken as given: budgets then cost time only.
-                budget_rounds: if l.source == LimitSource::Operator { 0 } else { self.policy.max_budget_rounds },
+                budget_rounds: if l.source.is_operator() { 0 } else { self.policy.max_budget_rounds },
             },
             None => {
                 Limit { size: self.policy.fallback_limit.max(1) as usize, bound: WaveBound::Operator, budget_rounds: 0 }
