@@ -81,13 +81,31 @@ fn start_manual(fleet: Value, kubeconfig: Option<std::path::PathBuf>) -> LabHand
 /// 7 s start-up.
 const ROLLOUT_STEPS: u64 = 600;
 
-/// `kubectl rollout status <what>` while the clock stands still until kubectl has reported the
-/// rollout in progress, then steps a second at a time until kubectl returns; its output.
-fn rollout_status_stepping(lab: &LabHandle, kc: &std::path::Path, what: &str) -> String {
+/// kubectl's own test for a finished DaemonSet rollout (`DaemonSetStatusViewer`): the spec
+/// observed, and every scheduled pod updated and available.
+fn daemonset_rolled_out(ds: &Value) -> bool {
+    let s = &ds["status"];
+    let count = |field: &str| s[field].as_i64().unwrap_or(0);
+    ds["metadata"]["generation"].as_i64() <= s["observedGeneration"].as_i64()
+        && count("updatedNumberScheduled") >= count("desiredNumberScheduled")
+        && count("numberAvailable") >= count("desiredNumberScheduled")
+}
+
+/// `kubectl rollout status ds/<daemonset>` while the clock stands still until kubectl has
+/// reported the rollout in progress, then steps a second at a time until the lab's DaemonSet
+/// is rolled out by kubectl's own test; then, without moving the clock, waits for kubectl to
+/// see it and return. Its output.
+///
+/// The clock stops once the rollout is done rather than when kubectl exits: kubectl is another
+/// process, and on a loaded machine it may take seconds to read the last watch event while the
+/// steps go on, so a bound on steps taken until it exits would measure the machine, not the
+/// rollout.
+fn rollout_status_stepping(lab: &LabHandle, kc: &std::path::Path, daemonset: &str) -> String {
+    let what = format!("ds/{daemonset}");
     let mut child = Command::new(kubectl_path())
         .arg("--kubeconfig")
         .arg(kc)
-        .args(["rollout", "status", what, "-n", "kube-system", "--timeout=300s"])
+        .args(["rollout", "status", &what, "-n", "kube-system", "--timeout=300s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -101,17 +119,19 @@ fn rollout_status_stepping(lab: &LabHandle, kc: &std::path::Path, what: &str) ->
         lines.lock().unwrap().iter().any(|l| l.starts_with("Waiting for"))
     });
     let mut steps = 0;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(steps < ROLLOUT_STEPS, "kubectl rollout status {what} still waiting: {:?}", lines.lock().unwrap());
+    while !lab.get("daemonsets", "kube-system", daemonset).is_some_and(|ds| daemonset_rolled_out(&ds)) {
+        assert!(steps < ROLLOUT_STEPS, "{what} still rolling after {steps} lab seconds: {:?}", lines.lock().unwrap());
         advance(lab, 1);
         steps += 1;
-    };
+    }
+    let mut status = None;
+    wait_for(120, &format!("kubectl rollout status {what} to return once the rollout is done"), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
     reader.join().unwrap();
     let out = lines.lock().unwrap().join("\n");
-    assert!(status.success(), "kubectl rollout status {what} failed: {out}");
+    assert!(status.unwrap().success(), "kubectl rollout status {what} failed: {out}");
     out
 }
 
@@ -360,7 +380,7 @@ fn kubectl_rollout_status_follows_the_addon_rollouts() {
     let kc = dir.path().join("lab.kubeconfig");
     let lab = start_manual(fleet(&["cp1"], rolling(json!(1))), Some(kc.clone()));
     wait_for_status(&lab, "daemonsets", "kube-proxy", "kube-proxy status", |ds| ds["status"]["numberAvailable"] == 5);
-    let settled = kubectl_ok(&kc, &["rollout", "status", "ds/kube-proxy", "-n", "kube-system", "--timeout=30s"]);
+    let settled = kubectl_ok(&kc, &["rollout", "status", "ds/kube-proxy", "-n", "kube-system", "--timeout=120s"]);
     assert!(settled.contains("daemon set \"kube-proxy\" successfully rolled out"), "{settled}");
     upgrade_cp1(&lab);
     let template_image = kubectl_ok(
@@ -368,7 +388,7 @@ fn kubectl_rollout_status_follows_the_addon_rollouts() {
         &["get", "ds", "kube-proxy", "-n", "kube-system", "-o", "jsonpath={.spec.template.spec.containers[0].image}"],
     );
     assert_eq!(template_image, NEW_PROXY);
-    let out = rollout_status_stepping(&lab, &kc, "ds/kube-proxy");
+    let out = rollout_status_stepping(&lab, &kc, "kube-proxy");
     assert!(out.contains("daemon set \"kube-proxy\" successfully rolled out"), "{out}");
     assert!(
         out.contains("Waiting for daemon set \"kube-proxy\" rollout to finish"),
@@ -379,7 +399,7 @@ fn kubectl_rollout_status_follows_the_addon_rollouts() {
         owned_by(&pods, "kube-proxy").filter(|p| p["metadata"].get("deletionTimestamp").is_none()).collect();
     assert_eq!(proxies.len(), 5);
     assert!(proxies.iter().all(|p| image(p) == NEW_PROXY && ready_alive(p)));
-    let out = kubectl_ok(&kc, &["rollout", "status", "deployment/coredns", "-n", "kube-system", "--timeout=10s"]);
+    let out = kubectl_ok(&kc, &["rollout", "status", "deployment/coredns", "-n", "kube-system", "--timeout=120s"]);
     assert!(out.contains("deployment \"coredns\" successfully rolled out"), "{out}");
     // Old pods may still be terminating (their grace period); the live ones all run the new image.
     let pods = lab.list("pods", Some("kube-system"));
