@@ -41,8 +41,13 @@ fn server_side_dry_run_changes_nothing_for_any_mutating_verb() {
         &["patch", "deploy/web", "-n", "shop", "-p", r#"{"spec":{"minReadySeconds":9}}"#, "--dry-run=server"],
     );
     assert_eq!(patched["spec"]["minReadySeconds"], 9, "{patched}");
+    // The replacement names no resourceVersion: the one read above is several kubectl runs old,
+    // and a controller may write the Deployment meanwhile (a real apiserver then answers 409
+    // Conflict, as the lab does). Without one, `kubectl replace` and `kubectl diff` each send the
+    // version they have just read themselves.
     let mut replacement = deploy_before.clone();
     replacement["spec"]["replicas"] = 5.into();
+    replacement["metadata"].as_object_mut().unwrap().remove("resourceVersion");
     let file = dir.path().join("web.json");
     std::fs::write(&file, replacement.to_string()).unwrap();
     let replaced = object(&kc, &["replace", "-f", file.to_str().unwrap(), "--dry-run=server"]);
