@@ -5,6 +5,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Fail (never skip) when a binary the test needs is missing, naming the Debian package.
@@ -96,10 +98,17 @@ impl Drop for Etcd {
     }
 }
 
-/// A running sshd on 127.0.0.1 with its own host key, a user key and a client config that
-/// points at both; killed on drop.
+/// An sshd on 127.0.0.1 with its own host key, a user key and a client config that points at
+/// both; stopped on drop.
+///
+/// The test holds the listening socket itself and starts one `sshd -i` (inetd mode) per
+/// connection on it. Picking a free port and handing its number to a daemon would leave the
+/// port unbound in between, and on a busy machine another test's listener or outgoing
+/// connection can take it: sshd then fails to bind, or the client reaches someone else.
 pub struct Sshd {
-    child: Child,
+    listener: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    sessions: Arc<Mutex<Vec<Child>>>,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -131,43 +140,68 @@ impl Sshd {
         keygen(&d.join("user_key"));
         std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
         std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
-        let port = free_port();
+        let socket = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for sshd");
+        let port = socket.local_addr().expect("local addr").port();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-             UsePAM no\nLogLevel VERBOSE\n{extra}",
+            "HostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\nStrictModes no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\nUsePAM no\nLogLevel VERBOSE\n{extra}",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
-        let log = d.join("sshd.log");
-        let mut command = if mount_over.is_empty() {
-            let mut c = Command::new(sshd);
-            c.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
-            c
-        } else {
-            let mut c = Command::new(require("unshare", "util-linux"));
-            c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-                .arg("sshd=$0 config=$1; shift; while [ $# -gt 1 ]; do mount --bind \"$1\" \"$2\" || exit 1; shift 2; done; exec \"$sshd\" -D -e -f \"$config\"")
-                .arg(sshd)
-                .arg(d.join("sshd_config"));
-            for (dir, path) in mount_over {
-                c.arg(dir).arg(path);
+        // sshd reads its configuration at the start of each session: check it once now, so a
+        // bad one fails here with sshd's own message rather than as refused connections.
+        let check = Command::new(&sshd).arg("-t").arg("-f").arg(d.join("sshd_config")).output().expect("sshd -t");
+        assert!(check.status.success(), "sshd -t: {}", String::from_utf8_lossy(&check.stderr));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(d.join("sshd.log")).expect("sshd log");
+        let session = {
+            let config = d.join("sshd_config");
+            let mounts: Vec<(PathBuf, String)> =
+                mount_over.iter().map(|(dir, p)| (dir.to_path_buf(), p.to_string())).collect();
+            move || -> Command {
+                if mounts.is_empty() {
+                    let mut c = Command::new(&sshd);
+                    c.args(["-i", "-e", "-f"]).arg(&config);
+                    return c;
+                }
+                let mut c = Command::new(require("unshare", "util-linux"));
+                c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                    .arg("sshd=$0 config=$1; shift; while [ $# -gt 1 ]; do mount --bind \"$1\" \"$2\" || exit 1; shift 2; done; exec \"$sshd\" -i -e -f \"$config\"")
+                    .arg(&sshd)
+                    .arg(&config);
+                for (dir, path) in &mounts {
+                    c.arg(dir).arg(path);
+                }
+                c
             }
-            c
         };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("sshd log"))
-            .spawn()
-            .expect("sshd starts");
+        let stop = Arc::new(AtomicBool::new(false));
+        let sessions = Arc::new(Mutex::new(Vec::new()));
+        let listener = std::thread::spawn({
+            let (stop, sessions) = (stop.clone(), sessions.clone());
+            move || {
+                for conn in socket.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let (Ok(input), Ok(errors)) = (conn.try_clone(), log.try_clone()) else { continue };
+                    let child = session()
+                        .stdin(Stdio::from(std::os::fd::OwnedFd::from(input)))
+                        .stdout(Stdio::from(std::os::fd::OwnedFd::from(conn)))
+                        .stderr(errors)
+                        .spawn()
+                        .expect("sshd -i starts");
+                    let mut running = sessions.lock().unwrap();
+                    running.retain_mut(|c: &mut Child| matches!(c.try_wait(), Ok(None)));
+                    running.push(child);
+                }
+            }
+        });
         let host_pub = std::fs::read_to_string(d.join("host_key.pub")).expect("host key");
         let key: Vec<&str> = host_pub.split_whitespace().take(2).collect();
         std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {}\n", key.join(" "))).expect("known_hosts");
-        let mut s = Sshd { child, port, dir };
-        wait_for_port(port, "sshd", &mut s.child, &log);
-        s
+        Sshd { listener: Some(listener), stop, sessions, port, dir }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -198,8 +232,17 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Stop accepting (the listener wakes for one last connection and returns), then end the
+        // sessions still open (a client's shared master connection outlives its commands).
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+        for mut child in self.sessions.lock().unwrap().drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
