@@ -9,7 +9,7 @@
 //! pruning never changes an inventory.
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// What to keep of a JSON value. Arrays apply their rule to each element.
@@ -178,6 +178,73 @@ pub fn read_object(text: &[u8]) -> Result<Value, serde_json::Error> {
     Ok(value)
 }
 
+/// A JSON value read and thrown away, held to the same rules as a value that is kept.
+///
+/// `serde`'s `IgnoredAny` only scans a skipped value: a number beyond `f64`'s range
+/// (`"resourceVersion": 1e400`), a lone UTF-16 surrogate escape or nesting deeper than the
+/// JSON reader's limit would pass there, where reading the file whole into a [`Value`]
+/// refuses them. Skipping through this type reads every scalar the way a [`Value`] would
+/// (without keeping it), so a file is refused for the same reasons whichever reader reads it.
+pub(crate) struct Skipped;
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Skipped, D::Error> {
+        deserializer.deserialize_any(SkippedVisitor)
+    }
+}
+
+struct SkippedVisitor;
+
+impl<'de> Visitor<'de> for SkippedVisitor {
+    type Value = Skipped;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Skipped, D::Error> {
+        Skipped::deserialize(deserializer)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skipped, A::Error> {
+        while map.next_entry::<Skipped, Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
+        while seq.next_element::<Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+}
+
 /// The visits of JSON scalars, the same for every visitor here that builds a [`Value`]: a
 /// scalar is kept as it is.
 macro_rules! scalar_visits {
@@ -235,13 +302,13 @@ impl<'de> Visitor<'de> for ObjectOfAnyKind {
                 (_, "metadata") => METADATA,
                 (None, _) => Keep::All,
                 (Some(None), _) => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skipped>()?;
                     continue;
                 }
                 (Some(Some(kept)), field) => match PruneVisitor(*kept).rule_for(field) {
                     Some(r) => r,
                     None => {
-                        map.next_value::<IgnoredAny>()?;
+                        map.next_value::<Skipped>()?;
                         continue;
                     }
                 },
@@ -303,7 +370,7 @@ impl<'de> Visitor<'de> for PruneVisitor {
                     out.insert(key, value);
                 }
                 None => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skipped>()?;
                 }
             }
         }
@@ -345,7 +412,7 @@ impl<'de> Visitor<'de> for ItemsOfList {
             if key == "items" {
                 items = Some(map.next_value_seed(ItemsSeed(self.0))?);
             } else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Skipped>()?;
             }
         }
         items.ok_or_else(|| de::Error::missing_field("items"))

@@ -153,3 +153,49 @@ fn only_regular_files_are_read() {
     let err = load_paths(&[PathBuf::from("/dev/zero")], &SnapshotOptions::default()).unwrap_err();
     assert!(matches!(err, SnapshotError::NotRegular { what: "a character device", .. }), "{err}");
 }
+
+/// Both readers' errors for the List of `node("n1")` and `item`, written pretty with the string
+/// `"HERE"` replaced by `raw` (JSON no `Value` can hold).
+fn refused_raw(item: Value, raw: &str) -> (SnapshotError, SnapshotError) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let text = serde_json::to_string_pretty(&json!({"kind": "List", "items": [node("n1"), item]})).unwrap();
+    assert_eq!(text.matches("\"HERE\"").count(), 1);
+    std::fs::write(&path, text.replace("\"HERE\"", raw)).unwrap();
+    let opts = SnapshotOptions::default();
+    let streamed = load_paths(std::slice::from_ref(&path), &opts).expect_err("the streaming reader refuses it");
+    let whole = load_paths_whole(&[path], &opts).expect_err("the whole-text reader refuses it");
+    (streamed, whole)
+}
+
+#[test]
+fn numbers_beyond_f64_and_lone_surrogates_are_refused_wherever_they_are_with_the_same_message() {
+    let mut in_metadata = pod("web");
+    in_metadata["metadata"]["resourceVersion"] = json!("HERE");
+    let mut in_a_container = pod("web");
+    in_a_container["spec"]["containers"][0]["ports"] = json!([{"containerPort": "HERE"}]);
+    let mut in_status = pod("web");
+    in_status["status"]["containerStatuses"] = json!([{"restartCount": "HERE"}]);
+    let mut in_a_node = node("n2");
+    in_a_node["status"]["images"] = json!([{"sizeBytes": "HERE"}]);
+    let mut in_a_secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}});
+    in_a_secret["data"] = json!({"x": "HERE"});
+    let huge_integer = format!("1{}", "0".repeat(400));
+    for item in [in_metadata, in_a_container, in_status, in_a_node, in_a_secret] {
+        for raw in ["1e400", "-2.5E+309", huge_integer.as_str(), "\"\\ud800\""] {
+            let (streamed, whole) = refused_raw(item.clone(), raw);
+            let (
+                SnapshotError::Json { path, line, column, message },
+                SnapshotError::Json { line: whole_line, column: whole_column, message: whole_message, .. },
+            ) = (&streamed, &whole)
+            else {
+                panic!("{raw} in {item}: expected JSON errors, got {streamed:?} and {whole:?}");
+            };
+            assert!(path.ends_with("s.json items[1]"), "{raw}: {streamed}");
+            assert_eq!((line, column), (whole_line, whole_column), "{raw}: {streamed} / {whole}");
+            let what = if raw.starts_with('"') { "hex escape" } else { "number out of range" };
+            assert!(message.contains(what), "{raw}: {streamed}");
+            assert_eq!(message, whole_message, "{raw}");
+        }
+    }
+}

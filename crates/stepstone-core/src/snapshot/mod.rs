@@ -191,6 +191,13 @@ impl InventoryBuilder {
         self.inv.server_version = version.and_then(|v| v.parse().ok());
     }
 
+    /// Make room for `additional` more pods (and as many objects seen), when the caller knows
+    /// how many are coming.
+    pub fn reserve_pods(&mut self, additional: usize) {
+        self.inv.pods.reserve(additional);
+        self.seen.reserve(additional);
+    }
+
     /// Parse one object; `origin` names the file or URL for errors.
     pub fn add(&mut self, origin: &str, obj: &Value) -> Result<(), SnapshotError> {
         let parsed = ParsedObject::parse(origin, obj, &self.opts)?;

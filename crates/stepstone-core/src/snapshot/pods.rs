@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use super::fields::add_quantity;
@@ -22,6 +22,7 @@ use super::kinds::{anti_affinity_terms, node_selector_terms};
 use super::{Parsed, ParsedObject};
 use crate::inventory::{OwnerRef, Pod, PodPhase, Toleration, Volume, VolumeSource};
 use crate::quantity::Resources;
+use crate::wire::Skipped;
 
 /// The pod in `text`, or `None` when `text` is not a pod this reader reads (see the module
 /// documentation); then the general reader decides.
@@ -55,24 +56,96 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     }
 }
 
-#[derive(Deserialize)]
+/// The visitor of a struct of optional fields read from a JSON object: each field from the key
+/// of its name, every other key's value skipped with [`Skipped`] (so a skipped value is held to
+/// the rules of a kept one), and a key given twice refused. `serde`'s derive would skip other
+/// keys with `IgnoredAny`, which lets a number beyond `f64`'s range pass.
+macro_rules! read_fields {
+    (impl<$de:lifetime> $name:ty { $($field:ident: $key:literal),* $(,)? }) => {
+        impl<$de> Deserialize<$de> for $name {
+            fn deserialize<D: Deserializer<$de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct FieldsVisitor;
+                impl<$de> Visitor<$de> for FieldsVisitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: MapAccess<$de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        const NAMES: &[&str] = &[$($key),*];
+                        let mut out = <$name>::default();
+                        let mut seen = 0u32;
+                        while let Some(field) = map.next_key_seed(FieldName(NAMES))? {
+                            let Some(i) = field else {
+                                map.next_value::<Skipped>()?;
+                                continue;
+                            };
+                            if seen & (1 << i) != 0 {
+                                return Err(de::Error::duplicate_field(NAMES[i]));
+                            }
+                            seen |= 1 << i;
+                            match NAMES[i] {
+                                $($key => out.$field = map.next_value()?,)*
+                                _ => unreachable!("every name is a field"),
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                deserializer.deserialize_map(FieldsVisitor)
+            }
+        }
+    };
+}
+
+/// A key of an object read by [`read_fields`]: the index of the field of that name, or `None`.
+struct FieldName(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for FieldName {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for FieldName {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|name| *name == key))
+    }
+}
+
+#[derive(Default)]
 struct Meta<'a> {
-    #[serde(borrow)]
     namespace: Option<&'a str>,
     name: Option<String>,
     uid: Option<&'a str>,
     labels: Option<BTreeMap<String, String>>,
     annotations: Option<BTreeMap<String, String>>,
-    #[serde(rename = "ownerReferences")]
     owner_references: Option<Vec<Obj<OwnerWire>>>,
-    #[serde(rename = "deletionTimestamp")]
     deletion_timestamp: Option<&'a str>,
     finalizers: Option<Vec<String>>,
-    #[serde(rename = "creationTimestamp")]
     creation_timestamp: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
+read_fields!(impl<'de> Meta<'de> {
+    namespace: "namespace",
+    name: "name",
+    uid: "uid",
+    labels: "labels",
+    annotations: "annotations",
+    owner_references: "ownerReferences",
+    deletion_timestamp: "deletionTimestamp",
+    finalizers: "finalizers",
+    creation_timestamp: "creationTimestamp",
+});
+
+#[derive(Default)]
 struct OwnerWire {
     controller: Option<bool>,
     kind: Option<String>,
@@ -80,37 +153,52 @@ struct OwnerWire {
     uid: Option<String>,
 }
 
-#[derive(Deserialize)]
+read_fields!(impl<'de> OwnerWire { controller: "controller", kind: "kind", name: "name", uid: "uid" });
+
+#[derive(Default)]
 struct Spec {
-    #[serde(rename = "nodeName")]
     node_name: Option<String>,
     containers: Option<Vec<Obj<Container>>>,
-    #[serde(rename = "initContainers")]
     init_containers: Option<Vec<Obj<Container>>>,
     overhead: Option<Quantities>,
     volumes: Option<Vec<VolumeWire>>,
     tolerations: Option<Vec<Obj<TolerationWire>>>,
-    #[serde(rename = "nodeSelector")]
     node_selector: Option<BTreeMap<String, String>>,
     /// Kept as a tree: the selector parsers read it (it is absent from most pods).
     affinity: Option<Value>,
     priority: Option<i64>,
-    #[serde(rename = "terminationGracePeriodSeconds")]
     termination_grace_period_seconds: Option<i64>,
 }
 
-#[derive(Deserialize)]
+read_fields!(impl<'de> Spec {
+    node_name: "nodeName",
+    containers: "containers",
+    init_containers: "initContainers",
+    overhead: "overhead",
+    volumes: "volumes",
+    tolerations: "tolerations",
+    node_selector: "nodeSelector",
+    affinity: "affinity",
+    priority: "priority",
+    termination_grace_period_seconds: "terminationGracePeriodSeconds",
+});
+
+#[derive(Default)]
 struct Container {
     image: Option<String>,
     resources: Option<Obj<ContainerResources>>,
 }
 
-#[derive(Deserialize)]
+read_fields!(impl<'de> Container { image: "image", resources: "resources" });
+
+#[derive(Default)]
 struct ContainerResources {
     requests: Option<Quantities>,
 }
 
-#[derive(Deserialize)]
+read_fields!(impl<'de> ContainerResources { requests: "requests" });
+
+#[derive(Default)]
 struct TolerationWire {
     key: Option<String>,
     operator: Option<String>,
@@ -118,21 +206,23 @@ struct TolerationWire {
     effect: Option<String>,
 }
 
-#[derive(Deserialize)]
+read_fields!(impl<'de> TolerationWire { key: "key", operator: "operator", value: "value", effect: "effect" });
+
+#[derive(Default)]
 struct Status<'a> {
-    #[serde(borrow)]
     phase: Option<&'a str>,
-    #[serde(borrow)]
     conditions: Option<Vec<Obj<ConditionWire<'a>>>>,
 }
 
-#[derive(Deserialize)]
+read_fields!(impl<'de> Status<'de> { phase: "phase", conditions: "conditions" });
+
+#[derive(Default)]
 struct ConditionWire<'a> {
-    #[serde(rename = "type", borrow)]
     kind: Option<&'a str>,
-    #[serde(borrow)]
     status: Option<&'a str>,
 }
+
+read_fields!(impl<'de> ConditionWire<'de> { kind: "type", status: "status" });
 
 /// A map of resource quantities, read into [`Resources`] as it is read (strings or numbers).
 struct Quantities(Resources);
@@ -206,19 +296,21 @@ impl<'de> Deserialize<'de> for VolumeWire {
                 f.write_str("a volume")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VolumeWire, A::Error> {
-                #[derive(Deserialize)]
+                #[derive(Default)]
                 struct EmptyDir {
                     medium: Option<String>,
                 }
-                #[derive(Deserialize)]
+                read_fields!(impl<'a> EmptyDir { medium: "medium" });
+                #[derive(Default)]
                 struct HostPath {
                     path: Option<String>,
                 }
-                #[derive(Deserialize)]
+                read_fields!(impl<'a> HostPath { path: "path" });
+                #[derive(Default)]
                 struct Claim {
-                    #[serde(rename = "claimName")]
                     claim_name: Option<String>,
                 }
+                read_fields!(impl<'a> Claim { claim_name: "claimName" });
                 fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
                     match slot.replace(value) {
                         Some(_) => Err(E::custom("a field given twice")),
@@ -233,7 +325,7 @@ impl<'de> Deserialize<'de> for VolumeWire {
                         "hostPath" => once(&mut host_path, map.next_value::<Option<Obj<HostPath>>>()?)?,
                         "persistentVolumeClaim" => once(&mut claim, map.next_value::<Option<Obj<Claim>>>()?)?,
                         _ => {
-                            map.next_value::<IgnoredAny>()?;
+                            map.next_value::<Skipped>()?;
                         }
                     }
                     if key != "name" && other.is_none() {
@@ -301,7 +393,7 @@ impl<'de> Visitor<'de> for PodVisitor {
                 "spec" => once(&mut map, &mut pod.spec)?,
                 "status" => once(&mut map, &mut pod.status)?,
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skipped>()?;
                 }
             }
         }
@@ -475,10 +567,24 @@ mod tests {
             r#"{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"resources":{"requests":{"cpu":"lots"}}}]}}"#,
             r#"{"kind":"Pod","metadata":{"name":"p","creationTimestamp":"yesterday"},"spec":{}}"#,
             r#"{"kind":"Node","metadata":{"name":"p"},"spec":{}}"#,
+            // What reading the file whole refuses, in fields this reader skips.
+            r#"{"kind":"Pod","metadata":{"name":"p","resourceVersion":1e400},"spec":{}}"#,
+            r#"{"kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"ports":[{"containerPort":-1E+309}]}]}}"#,
+            r#"{"kind":"Pod","metadata":{"name":"p"},"spec":{},"status":{"hostIP":"\ud800"}}"#,
+            r#"{"kind":"Pod","metadata":{"name":"p"},"spec":{"volumes":[{"name":"v","configMap":{"x":1e999}}]}}"#,
         ];
         for text in odd {
             assert!(read_pod(text.as_bytes()).is_none(), "{text}");
         }
         assert!(read_pod(b"{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"x\":\"\xff\"}}").is_none());
+        let huge = format!(r#"{{"kind":"Pod","metadata":{{"name":"p"}},"spec":{{"x":1{}}}}}"#, "0".repeat(400));
+        assert!(read_pod(huge.as_bytes()).is_none());
+        let deep = format!(
+            r#"{{"kind":"Pod","metadata":{{"name":"p"}},"spec":{{"x":{}{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(read_pod(deep.as_bytes()).is_none());
+        assert!(serde_json::from_str::<Value>(&deep).is_err(), "nesting the whole-text reader refuses");
     }
 }

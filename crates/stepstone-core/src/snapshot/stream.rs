@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::{InventoryBuilder, ObjectSet, ParsedObject, SnapshotError, SnapshotOptions};
+use super::{InventoryBuilder, ObjectSet, Parsed, ParsedObject, SnapshotError, SnapshotOptions};
 use crate::inventory::Inventory;
 use crate::wire::read_object;
 
@@ -160,12 +160,15 @@ impl Failure {
                 // Reading the file a second time is only an error's cost; if that fails, the
                 // place within the item still helps.
                 let (at_line, at_column) = line_and_column(file, offset).unwrap_or((1, 1));
-                SnapshotError::Json {
-                    path,
-                    line: at_line + line - 1,
-                    column: if line <= 1 { at_column + column - 1 } else { column },
-                    message,
-                }
+                let (in_file_line, in_file_column) =
+                    (at_line + line - 1, if line <= 1 { at_column + column - 1 } else { column });
+                // The JSON reader's message ends with the place in the item; say the place in
+                // the file instead, as the whole-text reader does.
+                let message = match message.strip_suffix(&format!(" at line {line} column {column}")) {
+                    Some(what) => format!("{what} at line {in_file_line} column {in_file_column}"),
+                    None => message,
+                };
+                SnapshotError::Json { path, line: in_file_line, column: in_file_column, message }
             }
         }
     }
@@ -272,6 +275,14 @@ fn add_items(
     if set.server_version.is_some() {
         *server_version = set.server_version;
     }
+    // Room for every pod at once: grown pod by pod, the list would be copied over and over.
+    let pods = batches
+        .iter()
+        .filter_map(|(_, batch)| batch.as_ref().ok())
+        .flatten()
+        .filter(|item| matches!(item, ItemResult::Parsed(_, ParsedObject { parsed: Parsed::Pod(_), .. })))
+        .count();
+    builder.reserve_pods(pods);
     for (_, batch) in batches {
         for item in batch? {
             match item {
