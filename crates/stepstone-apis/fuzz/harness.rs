@@ -11,6 +11,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+use stepstone_core::dice::Dice;
 use stepstone_core::quantity::{parse_bytes, parse_cpu_millis};
 use stepstone_core::selector::Selector;
 use stepstone_core::snapshot::{SnapshotOptions, load_str};
@@ -49,26 +50,6 @@ pub struct Report {
 impl Report {
     pub fn total(&self) -> u64 {
         self.executions.values().sum()
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
     }
 }
 
@@ -115,7 +96,7 @@ const TOKENS: &[&str] = &[
     "? ",
 ];
 
-fn mutate(rng: &mut Rng, seed: &str, others: &[&str]) -> String {
+fn mutate(rng: &mut Dice, seed: &str, others: &[&str]) -> String {
     let mut bytes = seed.as_bytes().to_vec();
     for _ in 0..=rng.below(4) {
         match rng.below(8) {
@@ -164,7 +145,7 @@ fn mutate(rng: &mut Rng, seed: &str, others: &[&str]) -> String {
             }
             _ => {
                 let at = rng.below(bytes.len() + 1);
-                bytes.insert(at, (rng.next() & 0xff) as u8);
+                bytes.insert(at, (rng.next_u64() & 0xff) as u8);
             }
         }
     }
@@ -198,7 +179,7 @@ pub fn execute(target: Target, input: &str) -> Result<bool, String> {
 
 /// Run until `budget` passes or `max_executions` inputs ran, from `seed`.
 pub fn run(seeds: &Seeds, seed: u64, budget: Duration, max_executions: u64) -> Report {
-    let mut rng = Rng(seed);
+    let mut rng = Dice::new(seed);
     let mut report = Report::default();
     let start = Instant::now();
     let versions: Vec<&str> = VERSIONS.to_vec();
@@ -230,7 +211,7 @@ pub fn run(seeds: &Seeds, seed: u64, budget: Duration, max_executions: u64) -> R
     report
 }
 
-fn rng_pick<'a>(rng: &mut Rng, pool: &[&'a str]) -> &'a str {
+fn rng_pick<'a>(rng: &mut Dice, pool: &[&'a str]) -> &'a str {
     pool[rng.below(pool.len())]
 }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use common::{CONSENT, SMALL, TestLab, budgets_below, control_plane, cordoned, kubelet, name, ready, text};
 use serde_json::Value;
+use stepstone_core::dice::Dice;
 use stepstone_fleet::FleetSpec;
 use stepstone_lab::{FaultConfig, Lab, LabHandle, LabOptions};
 
@@ -68,27 +69,6 @@ fn small_fleet_with(workers: usize) -> Value {
     stepstone_fleet::generate(&spec)
 }
 
-/// splitmix64: each run's dice come from its seed alone, so a run can be repeated.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn pick<T: Clone>(&mut self, from: &[T]) -> T {
-        from[(self.next() % from.len() as u64) as usize].clone()
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
-
 /// The faults of one run.
 #[derive(Debug, Clone)]
 struct Chaos {
@@ -102,17 +82,18 @@ struct Chaos {
 
 impl Chaos {
     fn roll(seed: u64, workers: &[String]) -> Chaos {
-        let mut d = Dice(seed);
+        // Each run's dice come from its seed alone, so a run can be repeated.
+        let mut d = Dice::new(seed);
         let api = FaultConfig {
-            error_rate: d.pick(&[0.0, 0.02, 0.05, 0.1]),
-            throttle_rate: d.pick(&[0.0, 0.02, 0.05]),
-            latency_ms: d.pick(&[0, 0, 5, 20]),
-            drop_watch_rate: d.pick(&[0.0, 0.2, 0.5]),
+            error_rate: *d.pick(&[0.0, 0.02, 0.05, 0.1]),
+            throttle_rate: *d.pick(&[0.0, 0.02, 0.05]),
+            latency_ms: *d.pick(&[0, 0, 5, 20]),
+            drop_watch_rate: *d.pick(&[0.0, 0.2, 0.5]),
             ..FaultConfig::default()
         };
-        let never_return = d.chance(0.25).then(|| d.pick(workers));
-        let reboot_mid_drain = d.chance(0.35).then(|| d.pick(workers));
-        Chaos { api, never_return, reboot_mid_drain, max_unavailable: d.pick(&[1, 2, 3]) }
+        let never_return = d.chance(0.25).then(|| d.pick(workers).clone());
+        let reboot_mid_drain = d.chance(0.35).then(|| d.pick(workers).clone());
+        Chaos { api, never_return, reboot_mid_drain, max_unavailable: *d.pick(&[1, 2, 3]) }
     }
 
     fn describe(&self) -> String {

@@ -4,6 +4,7 @@
 pub mod addons;
 pub mod api_status;
 pub mod capacity;
+pub mod dice;
 pub mod drain;
 pub mod etcd_backup;
 pub mod fasthash;
