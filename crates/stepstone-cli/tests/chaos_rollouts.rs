@@ -139,7 +139,8 @@ fn budgets_with_pods_on(lab: &LabHandle, node: &str) -> BTreeSet<String> {
 #[derive(Debug, Default)]
 struct Seen {
     pdb_violations: BTreeSet<String>,
-    /// Budgets below while the rebooted node was down: the reboot's, not counted.
+    /// Budgets below from the injected reboot (they selected a pod on the rebooted node while it
+    /// was down, and have not been whole since): the reboot's, not counted.
     excused: BTreeSet<String>,
     rebooted: bool,
     samples: usize,
@@ -151,8 +152,13 @@ fn sample(lab: Arc<LabHandle>, reboot: Option<String>, stop: Arc<AtomicBool>) ->
     let already_below = budgets_below(&lab);
     std::thread::spawn(move || {
         let mut seen = Seen::default();
-        // The rebooted node, until it is Ready and schedulable again with its budgets whole.
+        // The rebooted node, until it is Ready and schedulable again.
         let mut disrupted: Option<String> = None;
+        // Budgets that selected a pod on the rebooted node while it was down, until they are
+        // whole again: a pod the reboot took down may be evicted (or may leave) before its
+        // replacement is Ready elsewhere, and its budget is then still short from the reboot
+        // though it has no pod on that node any more.
+        let mut reboot_short: BTreeSet<String> = BTreeSet::new();
         while !stop.load(Ordering::SeqCst) {
             let nodes = lab.list("nodes", None);
             if let Some(target) = &reboot
@@ -162,13 +168,15 @@ fn sample(lab: Arc<LabHandle>, reboot: Option<String>, stop: Arc<AtomicBool>) ->
                 seen.rebooted = lab.nodes().reboot(target).is_ok();
                 disrupted = seen.rebooted.then(|| target.clone());
             }
+            if let Some(node) = &disrupted {
+                reboot_short.extend(budgets_with_pods_on(&lab, node));
+            }
             let below: BTreeSet<String> = budgets_below(&lab).difference(&already_below).cloned().collect();
-            let excused = match &disrupted {
-                Some(node) => budgets_with_pods_on(&lab, node),
-                None => BTreeSet::new(),
-            };
+            if disrupted.is_none() {
+                reboot_short.retain(|b| below.contains(b));
+            }
             for b in below {
-                if excused.contains(&b) {
+                if reboot_short.contains(&b) {
                     seen.excused.insert(b);
                 } else {
                     seen.pdb_violations.insert(b);
