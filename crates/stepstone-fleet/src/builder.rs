@@ -54,15 +54,7 @@ impl FleetBuilder {
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 30,
-                        "containers": [{"name": name, "image": format!("registry.local/{name}:1.0"),
-                            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}],
-                        "volumes": volumes
-                    }
-                }
+                "template": app_template(name, app_container(name, "500m", "512Mi"), Some(volumes))
             }
         }));
         self
@@ -78,8 +70,7 @@ impl FleetBuilder {
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": name, "image": format!("registry.local/{name}:1.0"),
-                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}
+                    "spec": {"containers": [app_container(name, "100m", "128Mi")]}
                 }
             }
         }));
@@ -98,6 +89,8 @@ impl FleetBuilder {
     /// (nodes[i])` (`openebs.io/nodename` for OpenEBS LVM volumes; the node must carry that label,
     /// see [`FleetBuilder::label`]).
     pub fn local_volume_statefulset_on(mut self, ns: &str, name: &str, nodes: &[&str], key: &str) -> Self {
+        let mut data_container = app_container(name, "500m", "512Mi");
+        data_container["volumeMounts"] = json!([{"name": "data", "mountPath": "/data"}]);
         self.items.push(json!({
             "apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": name, "namespace": ns, "uid": format!("uid-sts-{name}"),
@@ -107,15 +100,7 @@ impl FleetBuilder {
                 "serviceName": name,
                 "podManagementPolicy": "Parallel",
                 "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 30,
-                        "containers": [{"name": name, "image": format!("registry.local/{name}:1.0"),
-                            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
-                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]
-                    }
-                },
+                "template": app_template(name, data_container, None),
                 "volumeClaimTemplates": [{
                     "metadata": {"name": "data"},
                     "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-storage",
@@ -201,4 +186,23 @@ impl FleetBuilder {
     pub fn build(self) -> Value {
         json!({"apiVersion": "v1", "kind": "List", "items": self.items})
     }
+}
+
+/// The one container of an app's pods: `registry.local/<name>:1.0` with its requests.
+fn app_container(name: &str, cpu: &str, memory: &str) -> Value {
+    json!({"name": name, "image": format!("registry.local/{name}:1.0"),
+        "resources": {"requests": {"cpu": cpu, "memory": memory}}})
+}
+
+/// The pod template of a Deployment or StatefulSet of `app=<name>`: `container`, 30 s to stop,
+/// and `volumes` when given.
+fn app_template(name: &str, container: Value, volumes: Option<Value>) -> Value {
+    let mut template = json!({
+        "metadata": {"labels": {"app": name}},
+        "spec": {"terminationGracePeriodSeconds": 30, "containers": [container]}
+    });
+    if let Some(volumes) = volumes {
+        template["spec"]["volumes"] = volumes;
+    }
+    template
 }
