@@ -200,15 +200,67 @@ fn read_file(
     server_version: &mut Option<String>,
 ) -> Result<(), SnapshotError> {
     let reopen = || File::open(path).map_err(|source| SnapshotError::Io { path: path.to_path_buf(), source });
-    let mut split = split_file(path, reopen()?, opts, true);
+    let mut early = EarlyAdds::default();
+    let mut split = split_file(path, reopen()?, opts, true, Some((&mut early, &mut *builder)));
     if split.jumped && !split.is_clean() {
         // A cut at a closing line can only be wrong in a file laid out unlike its first item
         // (see `closing_line`): read it again cutting exactly, so the error is the exact one.
-        split = split_file(path, reopen()?, opts, false);
+        // The items added early came before any failure, so they were cut right: they are
+        // not added again.
+        split = split_file(path, reopen()?, opts, false, None);
     }
-    match add_items(path, split.result, opts, builder, server_version) {
+    match add_items(path, split.result, early, opts, builder, server_version) {
         Ok(()) => Ok(()),
         Err(failure) => Err(failure.into_error(reopen()?)),
+    }
+}
+
+/// Items added to the inventory in file order while the file is still being read, so the main
+/// thread does it while the workers parse (and the inventory's memory is taken then too), not
+/// after. A batch that failed, or that holds an item without `kind` (whose kind comes from the
+/// list's envelope, known only at the end), stops it: from there on, batches wait for the end.
+#[derive(Default)]
+struct EarlyAdds {
+    /// The number of the next batch to add.
+    next: usize,
+    /// Batches that came before their turn, or after a stop.
+    waiting: std::collections::BTreeMap<usize, Result<Vec<ItemResult>, Failure>>,
+    stopped: bool,
+    /// Items `0..added` are in the inventory.
+    added: usize,
+    /// Adding an item failed (an object given twice): the answer, unless the envelope is
+    /// broken, which is said first, as when everything is added at the end.
+    error: Option<SnapshotError>,
+}
+
+impl EarlyAdds {
+    fn offer(
+        &mut self,
+        seq: usize,
+        batch: Result<Vec<ItemResult>, Failure>,
+        origin: &str,
+        builder: &mut InventoryBuilder,
+    ) {
+        self.waiting.insert(seq, batch);
+        while !self.stopped {
+            let Some(batch) = self.waiting.remove(&self.next) else { return };
+            let addable = matches!(&batch, Ok(items) if items.iter().all(|i| matches!(i, ItemResult::Parsed(..))));
+            if !addable {
+                self.waiting.insert(self.next, batch);
+                self.stopped = true;
+                return;
+            }
+            for item in batch.into_iter().flatten() {
+                let ItemResult::Parsed(index, object) = item else { unreachable!("checked above") };
+                if let Err(e) = builder.add_item(origin, index, object) {
+                    self.error = Some(e);
+                    self.stopped = true;
+                    return;
+                }
+                self.added = index + 1;
+            }
+            self.next += 1;
+        }
     }
 }
 
@@ -229,8 +281,15 @@ impl Split {
 }
 
 /// Cut `file` into items and parse them on worker threads; `learn`: items may be cut at
-/// their closing line.
-fn split_file(path: &Path, file: File, opts: &SnapshotOptions, learn: bool) -> Split {
+/// their closing line. With `early`, batches are added to the inventory as they are parsed
+/// (see [`EarlyAdds`]); the split's result holds only the batches that were not.
+fn split_file(
+    path: &Path,
+    file: File,
+    opts: &SnapshotOptions,
+    learn: bool,
+    mut early: Option<(&mut EarlyAdds, &mut InventoryBuilder)>,
+) -> Split {
     let origin = path.display().to_string();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
@@ -247,9 +306,24 @@ fn split_file(path: &Path, file: File, opts: &SnapshotOptions, learn: bool) -> S
             scope.spawn(move || work(&rx, &tx, &spares, origin, opts));
         }
         drop(result_tx);
-        let split = splitter.run(file, READ_BYTES, |batch| batch_tx.send(batch).is_ok());
+        let mut results: BatchResults = Vec::new();
+        let mut take = |seq, result| match early.as_mut() {
+            Some((early, builder)) => early.offer(seq, result, &origin, builder),
+            None => results.push((seq, result)),
+        };
+        let split = splitter.run(file, READ_BYTES, |batch| {
+            while let Ok((seq, result)) = result_rx.try_recv() {
+                take(seq, result);
+            }
+            batch_tx.send(batch).is_ok()
+        });
         drop(batch_tx);
-        let mut results: BatchResults = result_rx.iter().collect();
+        for (seq, result) in result_rx.iter() {
+            take(seq, result);
+        }
+        if let Some((early, _)) = early {
+            results.extend(std::mem::take(&mut early.waiting));
+        }
         results.sort_by_key(|(seq, _)| *seq);
         Split { result: split.map(|()| (std::mem::take(&mut splitter.envelope), results)), jumped: splitter.jumped }
     })
@@ -259,6 +333,7 @@ fn split_file(path: &Path, file: File, opts: &SnapshotOptions, learn: bool) -> S
 fn add_items(
     path: &Path,
     split: Result<(Vec<u8>, BatchResults), Failure>,
+    early: EarlyAdds,
     opts: &SnapshotOptions,
     builder: &mut InventoryBuilder,
     server_version: &mut Option<String>,
@@ -275,6 +350,9 @@ fn add_items(
     if set.server_version.is_some() {
         *server_version = set.server_version;
     }
+    if let Some(e) = early.error {
+        return Err(e.into());
+    }
     // Room for every pod at once: grown pod by pod, the list would be copied over and over.
     let pods = batches
         .iter()
@@ -286,6 +364,7 @@ fn add_items(
     for (_, batch) in batches {
         for item in batch? {
             match item {
+                ItemResult::Parsed(index, _) | ItemResult::Unkinded(index, _) if index < early.added => {}
                 ItemResult::Parsed(index, object) => builder.add_item(&origin, index, object)?,
                 ItemResult::Unkinded(index, mut obj) => {
                     let item_origin = format!("{origin} items[{index}]");
@@ -876,6 +955,61 @@ mod tests {
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(streamed.nodes[1].labels.get("x").map(String::as_str), Some("1"));
         assert_eq!(serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&whole).unwrap());
+    }
+
+    /// A List of nodes laid out as kubectl writes them, with `labels` as the text of each node's
+    /// labels.
+    fn node_list(labels: &[String]) -> String {
+        let nodes: Vec<String> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, labels)| {
+                format!(
+                    "    {{\n      \"kind\": \"Node\",\n      \"metadata\": {{\"name\": \"n-{i}\", \"labels\": {labels}}},\n      \"status\": {{\"nodeInfo\": {{\"kubeletVersion\": \"v1.33.4\"}}}}\n    }}"
+                )
+            })
+            .collect();
+        format!("{{\n  \"kind\": \"List\",\n  \"items\": [\n{}\n  ]\n}}\n", nodes.join(",\n"))
+    }
+
+    #[test]
+    fn items_added_while_reading_are_not_added_again_when_the_file_is_read_again() {
+        // Several batches of nodes laid out alike, then one whose labels close on a line of the
+        // items' own indentation: the batches before it are added while reading, the file is
+        // read again cutting exactly, and every node is in the inventory once.
+        let mut labels = vec!["{}".to_string(); 30_000];
+        labels[28_000] = "{\"x\": \"1\"\n    }".to_string();
+        let text = node_list(&labels);
+        assert!(text.len() > 3 * BATCH_BYTES, "{}", text.len());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd.json");
+        std::fs::write(&path, &text).unwrap();
+        let opts = SnapshotOptions::default();
+        let streamed = load_paths(std::slice::from_ref(&path), &opts).unwrap();
+        let whole = super::super::load_paths_whole(&[path], &opts).unwrap();
+        assert_eq!(streamed.nodes.len(), 30_000);
+        assert_eq!(serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&whole).unwrap());
+    }
+
+    #[test]
+    fn a_broken_envelope_is_said_before_an_object_given_twice() {
+        // The same node twice in the first batch (added while reading), and the List's own
+        // fields after the items broken: the broken JSON is the answer, as when reading whole.
+        let mut text = node_list(&vec!["{}".to_string(); 5_000]);
+        text = text.replacen("\"n-1\"", "\"n-0\"", 1);
+        let broken = text.trim_end().strip_suffix('}').unwrap().to_string() + ",\n  \"metadata\": {\"x\": tru}\n}\n";
+        let dir = tempfile::tempdir().unwrap();
+        let (twice, both) = (dir.path().join("twice.json"), dir.path().join("both.json"));
+        std::fs::write(&twice, &text).unwrap();
+        std::fs::write(&both, &broken).unwrap();
+        let opts = SnapshotOptions::default();
+        let err = load_paths(&[twice], &opts).unwrap_err();
+        assert!(matches!(&err, SnapshotError::Duplicate { name, .. } if name == "n-0"), "{err:?}");
+        assert!(err.to_string().contains("items[0]") && err.to_string().contains("items[1]"), "{err}");
+        for reader in [load_paths, super::super::load_paths_whole] {
+            let err = reader(std::slice::from_ref(&both), &opts).unwrap_err();
+            assert!(matches!(err, SnapshotError::Json { .. }), "{err:?}");
+        }
     }
 
     #[test]
