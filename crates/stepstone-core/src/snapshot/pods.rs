@@ -576,7 +576,14 @@ mod tests {
         for text in odd {
             assert!(read_pod(text.as_bytes()).is_none(), "{text}");
         }
-        assert!(read_pod(b"{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"x\":\"\xff\"}}").is_none());
+        for bad_utf8 in [
+            &b"{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"x\":\"\xff\"}}"[..],
+            b"{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},\"spec\":{\"\xc3\":1}}",
+            b"{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"labels\":{\"a\":\"\xed\xa0\x80\"}},\"spec\":{}}",
+            b"{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\"},\"spec\":{},\"status\":{\"phase\":\"Running\",\"m\":[\"\xff\"]}}",
+        ] {
+            assert!(read_pod(bad_utf8).is_none(), "{}", String::from_utf8_lossy(bad_utf8));
+        }
         let huge = format!(r#"{{"kind":"Pod","metadata":{{"name":"p"}},"spec":{{"x":1{}}}}}"#, "0".repeat(400));
         assert!(read_pod(huge.as_bytes()).is_none());
         let deep = format!(
