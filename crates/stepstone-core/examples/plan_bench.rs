@@ -4,7 +4,9 @@
 //!
 //! Run: `cargo run --release -p stepstone-core --example plan_bench [-- 500 1000 2000 5000]`,
 //! or only the makespan table: `… --example plan_bench -- makespan [1000 5000]`, or per hop and
-//! generation the plan's batches and budget waits against each hop's floor: `… -- detail 1000`.
+//! generation the plan's batches and budget waits against each hop's floor: `… -- detail 1000`,
+//! or only the planner on a snapshot file, read once and planned `RUNS` times: `… -- snapshot
+//! f.json [RUNS [OUT]]`.
 //!
 //! Each fleet is generated with `stepstone_fleet::FleetSpec::synthetic(nodes, 4, 0.65)`
 //! and saved as an inventory file; a fresh child process loads it and plans, so the peak RSS
@@ -390,8 +392,62 @@ fn spread_over_generations(inv: &Inventory) -> Inventory {
     out
 }
 
+/// User plus system CPU seconds of this process so far, from /proc/self/stat (Linux; 100 ticks
+/// a second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `snapshot FILE [RUNS [OUT]]`: read a snapshot file once, then plan it `RUNS` times at the
+/// defaults of `stepstone plan`, timing `make_plan` and the JSON output of its plan: the
+/// planner's share of the user's command, for profiling it without the reading. The first
+/// plan's JSON goes to `OUT` if given.
+fn plan_snapshot(args: &[String]) {
+    let path = std::path::PathBuf::from(&args[0]);
+    let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
+    let t = Instant::now();
+    let inv = stepstone_core::snapshot::load_paths(&[path], &SnapshotOptions::default()).expect("snapshot reads");
+    println!(
+        "read {} nodes, {} pods, {} budgets in {:.2} s",
+        inv.nodes.len(),
+        inv.pods.len(),
+        inv.pdbs.len(),
+        t.elapsed().as_secs_f64()
+    );
+    // The start `stepstone plan --start 2026-12-01T09:00` gives without a window, so the JSON
+    // can be compared with the command's.
+    let mut req = request();
+    req.schedule = plan::schedule::ScheduleOptions::new("2026-12-01T09:00:00Z".parse().expect("timestamp"));
+    for run in 0..runs {
+        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let plan = plan::make_plan(&inv, &req, ReleaseData::embedded()).expect("plan");
+        let (planned, planned_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+        let t = Instant::now();
+        let json = serde_json::to_vec_pretty(&plan).expect("plan serialises");
+        let written = t.elapsed().as_secs_f64();
+        let waves: usize = plan.hops.iter().map(|h| h.waves.len()).sum();
+        println!(
+            "make_plan {planned:.3} s wall, {planned_cpu:.2} s CPU; JSON {written:.3} s ({} bytes), {waves} waves",
+            json.len()
+        );
+        if run == 0
+            && let Some(out) = args.get(2)
+        {
+            std::fs::write(out, &json).expect("plan file");
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("snapshot") {
+        plan_snapshot(&args[1..]);
+        return;
+    }
     if args.first().map(String::as_str) == Some("--child") {
         child(&args[1]);
         return;

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fasthash::FastMap;
 use crate::findings::{self, Finding, Severity};
 use crate::inventory::Inventory;
 use crate::path::UpgradePath;
@@ -350,13 +351,20 @@ pub fn check(inv: &Inventory, hops: &[Hop], data: &AddonData) -> AddonCheck {
     // (add-on index, tag) → (images, pod count, namespaces)
     type Seen = (BTreeSet<String>, usize, BTreeSet<String>);
     let mut seen: BTreeMap<(usize, String), Seen> = BTreeMap::new();
+    // Pods share a few images: each distinct image is matched against the add-ons once.
+    let mut recognised: FastMap<&str, Option<usize>> = FastMap::default();
     for pod in &inv.pods {
         let mut counted = BTreeSet::new();
         for image in &pod.images {
-            let Some(index) = data.addons.iter().position(|a| a.recognises(image)) else { continue };
+            let found = *recognised
+                .entry(image.as_str())
+                .or_insert_with(|| data.addons.iter().position(|a| a.recognises(image)));
+            let Some(index) = found else { continue };
             let key = (index, image_tag(image).to_string());
             let entry = seen.entry(key.clone()).or_default();
-            entry.0.insert(image.clone());
+            if !entry.0.contains(image) {
+                entry.0.insert(image.clone());
+            }
             if counted.insert(key) {
                 entry.1 += 1;
                 entry.2.insert(pod.namespace.clone());

@@ -15,12 +15,13 @@
 //! - `disruptionsAllowed`: `currentHealthy - desiredHealthy`, 0 when that is negative or when
 //!   `expectedPods` is 0.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api_status::{self, Cause, Details};
+use crate::fasthash::FastMap;
 use crate::inventory::{IntOrPercent, Inventory, Pdb, PdbStatus, Pod, PodPhase, WorkloadKind};
 use crate::object_key::ObjectKey;
 
@@ -372,9 +373,9 @@ pub fn check_eviction(pod: &Pod, covering: &[(&Pdb, &PdbStatus)]) -> Result<Evic
 #[derive(Debug, Clone, Default)]
 pub struct PdbIndex {
     /// namespace → label key → label value → budgets whose selector requires exactly that label.
-    keyed: HashMap<String, HashMap<String, HashMap<String, Vec<usize>>>>,
+    keyed: FastMap<String, FastMap<String, FastMap<String, Vec<usize>>>>,
     /// namespace → budgets without such a requirement (checked against every pod there).
-    unkeyed: HashMap<String, Vec<usize>>,
+    unkeyed: FastMap<String, Vec<usize>>,
 }
 
 impl PdbIndex {
@@ -405,10 +406,10 @@ impl PdbIndex {
     /// Indices into `pdbs` (the slice the index was built from) of the budgets selecting
     /// `pod`, in slice order.
     pub fn covering(&self, pdbs: &[Pdb], pod: &Pod) -> Vec<usize> {
-        let mut out: Vec<usize> = self.unkeyed.get(&pod.namespace).cloned().unwrap_or_default();
-        if let Some(by_key) = self.keyed.get(&pod.namespace) {
+        let mut out: Vec<usize> = self.unkeyed.get(pod.namespace.as_str()).cloned().unwrap_or_default();
+        if let Some(by_key) = self.keyed.get(pod.namespace.as_str()) {
             for (k, v) in &pod.labels {
-                if let Some(found) = by_key.get(k).and_then(|by_value| by_value.get(v)) {
+                if let Some(found) = by_key.get(k.as_str()).and_then(|by_value| by_value.get(v.as_str())) {
                     out.extend(found);
                 }
             }
@@ -526,7 +527,7 @@ pub struct BudgetTracker {
     budgets: Vec<BudgetView>,
     pdbs: Vec<Pdb>,
     index: PdbIndex,
-    by_key: HashMap<ObjectKey, usize>,
+    by_key: FastMap<ObjectKey, usize>,
 }
 
 impl BudgetTracker {
@@ -535,8 +536,8 @@ impl BudgetTracker {
     /// thousand pods stay cheap.
     pub fn new(inv: &Inventory) -> Self {
         // (namespace, label key, label value) → pod indices, to find candidates for a selector.
-        let mut index: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
-        let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut index: FastMap<(&str, &str, &str), Vec<usize>> = FastMap::default();
+        let mut by_namespace: FastMap<&str, Vec<usize>> = FastMap::default();
         for (i, p) in inv.pods.iter().enumerate() {
             by_namespace.entry(p.namespace.as_str()).or_default().push(i);
             for (k, v) in &p.labels {
@@ -596,13 +597,19 @@ impl BudgetTracker {
     /// when no budget selects it, it is not a healthy running pod, or several budgets do (the
     /// API server refuses those outright).
     pub fn consuming_budget(&self, pod: &Pod) -> Option<usize> {
+        Self::consuming_of(pod, &self.indices(pod))
+    }
+
+    /// [`Self::consuming_budget`] for a pod whose budgets (`covering`, from
+    /// [`Self::covering_indices`]) are known.
+    pub fn consuming_of(pod: &Pod, covering: &[usize]) -> Option<usize> {
         if !pod.ready
             || matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed | PodPhase::Pending)
             || pod.is_terminating()
         {
             return None;
         }
-        match self.indices(pod).as_slice() {
+        match covering {
             [one] => Some(*one),
             _ => None,
         }

@@ -25,8 +25,9 @@ mod spread;
 pub use bound::relaxed;
 pub use spread::Crowding;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
+use crate::fasthash::FastMap;
 use crate::findings::Finding;
 use crate::inventory::{Inventory, Node, Pod};
 use crate::pdb::BudgetTracker;
@@ -189,7 +190,7 @@ impl<'a> Planner<'a> {
         mut model: CapacityModel,
     ) -> Self {
         // Node indices are the model's (name order); `to_inv` leads back to the inventory.
-        let by_name: HashMap<&str, u32> =
+        let by_name: FastMap<&str, u32> =
             inv.nodes.iter().enumerate().rev().map(|(i, n)| (n.name.as_str(), i as u32)).collect();
         let to_inv: Vec<u32> = model.nodes().map(|(_, name)| by_name[name]).collect();
         let count = to_inv.len();
@@ -232,21 +233,17 @@ impl<'a> Planner<'a> {
             refs.dedup();
             static_blocks[n] = refs;
         }
-        let consumes = inv
-            .pods
-            .iter()
-            .enumerate()
-            .map(|(i, pod)| match fates[i] {
-                Fate::Moves => budgets.consuming_budget(pod).map_or(NOWHERE, |b| b as u32),
-                _ => NOWHERE,
-            })
-            .collect();
+        let mut consumes = vec![NOWHERE; inv.pods.len()];
         let mut covering = Vec::new();
         let mut covering_start = Vec::with_capacity(inv.pods.len() + 1);
         for (i, pod) in inv.pods.iter().enumerate() {
             covering_start.push(covering.len() as u32);
             if fates[i] == Fate::Moves {
-                covering.extend(budgets.covering_indices(pod));
+                let selecting = budgets.covering_indices(pod);
+                if let Some(b) = BudgetTracker::consuming_of(pod, &selecting) {
+                    consumes[i] = b as u32;
+                }
+                covering.extend(selecting);
             }
         }
         covering_start.push(covering.len() as u32);
