@@ -27,6 +27,10 @@ use stepstone_core::releases::ReleaseData;
 use stepstone_core::snapshot::SnapshotOptions;
 use stepstone_fleet::{self as fleet, FleetSpec};
 
+// The allocator of the `stepstone` binary, so the planner's figures are the command's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Peak resident set size of this process, from /proc/self/status (Linux).
 fn peak_rss_mib() -> f64 {
     status_mib("VmHWM:")

@@ -640,7 +640,20 @@ impl BudgetTracker {
     /// [`Self::try_evict`] for a pod whose budgets (`covering`, from [`Self::covering_indices`])
     /// are known, answering with view indices: no name is built, whatever the answer.
     pub fn evict_covered(&mut self, pod: &Pod, covering: &[usize]) -> EvictionAt {
-        if matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed | PodPhase::Pending) || pod.is_terminating() {
+        self.evict_known(Self::leaves_budgets_alone(pod), pod.ready, covering)
+    }
+
+    /// An eviction of `pod` takes nothing from any budget: it is finished, pending or
+    /// terminating.
+    pub fn leaves_budgets_alone(pod: &Pod) -> bool {
+        matches!(pod.phase, PodPhase::Succeeded | PodPhase::Failed | PodPhase::Pending) || pod.is_terminating()
+    }
+
+    /// [`Self::evict_covered`] for a pod reduced to what the answer depends on: whether it
+    /// leaves budgets alone ([`Self::leaves_budgets_alone`]), whether it is Ready, and its
+    /// budgets. For simulations that evict the same pods round after round.
+    pub fn evict_known(&mut self, leaves_budgets_alone: bool, ready: bool, covering: &[usize]) -> EvictionAt {
+        if leaves_budgets_alone {
             return EvictionAt::Free;
         }
         let b = match covering {
@@ -652,7 +665,7 @@ impl BudgetTracker {
         if budget.sync_error.is_some() {
             return EvictionAt::Refused(b);
         }
-        if !pod.ready
+        if !ready
             && (budget.always_allow_unhealthy
                 || (budget.current_healthy >= budget.desired_healthy && budget.desired_healthy > 0))
         {
@@ -661,7 +674,7 @@ impl BudgetTracker {
         if budget.disruptions_allowed() == 0 {
             return EvictionAt::Refused(b);
         }
-        if pod.ready {
+        if ready {
             budget.current_healthy -= 1;
         }
         EvictionAt::Consumed(b)

@@ -12,12 +12,13 @@
 //! - `nowhere-to-go`: pods that fit on no other node when their node is drained on its own;
 //! - `pdb-hang` (from the plan's simulation): a budget that runs out and never recovers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::{CapacityModel, Headroom, NodeIdx, PodSlot, Unschedulable};
 use crate::drain::{self, BlockerKind, DrainOptions};
+use crate::fasthash::{FastMap, FastSet};
 use crate::findings::{Finding, Severity};
 use crate::inventory::{Inventory, PdbStatus, Pod, Workload, WorkloadKind};
 use crate::pdb::BudgetTracker;
@@ -108,7 +109,7 @@ impl Collector {
 /// Workloads by kind, namespace and name: `Inventory::top_controller` searches linearly, which
 /// is too slow for a pass over every pod of a large fleet.
 pub(crate) struct Controllers<'a> {
-    by_key: HashMap<(WorkloadKind, &'a str, &'a str), &'a Workload>,
+    by_key: FastMap<(WorkloadKind, &'a str, &'a str), &'a Workload>,
 }
 
 impl<'a> Controllers<'a> {
@@ -152,26 +153,38 @@ pub fn analyse_with(
     budgets: &BudgetTracker,
     model: &mut CapacityModel,
 ) -> Analysis {
+    analyse_inner(inv, opts, budgets, opts.check_placement.then_some(model))
+}
+
+/// [`analyse_with`] without the placement check, whatever `opts` says, so without a capacity
+/// model: what the wave planner needs (its simulation meets pods with nowhere to go at their
+/// node's turn), and what it can compute while another thread builds the model.
+pub fn analyse_rules(inv: &Inventory, opts: &BlockerOptions, budgets: &BudgetTracker) -> Analysis {
+    analyse_inner(inv, opts, budgets, None)
+}
+
+fn analyse_inner(
+    inv: &Inventory,
+    opts: &BlockerOptions,
+    budgets: &BudgetTracker,
+    placement: Option<&mut CapacityModel>,
+) -> Analysis {
     let mut c = Collector { by_ref: BTreeMap::new(), pod_blockers: BTreeMap::new() };
-    let mut pods_by_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut pods_by_ns: FastMap<&str, Vec<usize>> = FastMap::default();
     for (i, p) in inv.pods.iter().enumerate() {
         if !p.phase.is_finished() {
             pods_by_ns.entry(p.namespace.as_str()).or_default().push(i);
         }
     }
     let controllers = Controllers::new(inv);
-    let workers_and_cp: BTreeSet<&str> = inv.nodes.iter().map(|n| n.name.as_str()).collect();
+    let workers_and_cp: FastSet<&str> = inv.nodes.iter().map(|n| n.name.as_str()).collect();
 
     // The drain rules, pod by pod: what stops a drain, and what an option let through.
     let classifier = drain::Classifier::new(inv, &opts.drain);
     let mut evicts = vec![false; inv.pods.len()];
-    for (i, pod) in inv.pods.iter().enumerate() {
-        // A finished pod goes with the drain, unless finalizers keep it past its deletion.
-        if pod.phase.is_finished() && !pod.stuck_on_finalizers() {
-            continue;
-        }
+    for (i, (pod, disposition)) in inv.pods.iter().zip(classify_all(&classifier, &inv.pods)).enumerate() {
+        let Some(disposition) = disposition else { continue };
         let node = pod.node_name.as_deref().filter(|n| workers_and_cp.contains(n));
-        let disposition = classifier.classify(pod);
         evicts[i] = disposition.is_evicted();
         if let Some(b) = disposition.blocker() {
             c.add(
@@ -275,7 +288,7 @@ pub fn analyse_with(
         );
     }
 
-    if opts.check_placement {
+    if let Some(model) = placement {
         nowhere_to_go(inv, opts, &mut c, budgets, &evicts, model);
     }
 
@@ -306,6 +319,21 @@ pub fn analyse_with(
     let report =
         BlockersReport { cluster: inv.source.clone(), headroom_percent: opts.headroom.as_percent(), summary, blockers };
     Analysis { report, pod_blockers: c.pod_blockers, evicts }
+}
+
+/// Every pod's disposition under the drain rules, in pod order: `None` for a finished pod, which
+/// goes with the drain unless finalizers keep it past its deletion. The two halves of the pods
+/// are classified on two threads.
+fn classify_all(classifier: &drain::Classifier<'_>, pods: &[Pod]) -> Vec<Option<drain::Disposition>> {
+    let one = |pod: &Pod| (!pod.phase.is_finished() || pod.stuck_on_finalizers()).then(|| classifier.classify(pod));
+    let (first, second) = pods.split_at(pods.len() / 2);
+    std::thread::scope(|s| {
+        let later = s.spawn(|| second.iter().map(one).collect::<Vec<_>>());
+        let mut all: Vec<Option<drain::Disposition>> = Vec::with_capacity(pods.len());
+        all.extend(first.iter().map(one));
+        all.extend(later.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        all
+    })
 }
 
 /// Drain every node on its own from the current state: pods that fit nowhere else.

@@ -29,7 +29,7 @@ use crate::pdb::BudgetTracker;
 use crate::releases::ReleaseData;
 use crate::version::VersionRequest;
 
-use self::blockers::{BlockerOptions, analyse_with};
+use self::blockers::{BlockerOptions, analyse_rules};
 use self::schedule::{ScheduleError, ScheduleOptions};
 use self::waves::{HopNodes, Planner, WavePolicy};
 
@@ -112,6 +112,11 @@ fn hop_nodes(inv: &Inventory, path: &UpgradePath) -> Vec<HopNodes> {
         .collect()
 }
 
+/// The result of a scoped thread; its panic, if it panicked, goes on in the caller.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// Plan the upgrade of `inv` as `req` asks. Pure and deterministic: the same inputs give the
 /// same plan, byte for byte.
 pub fn make_plan(inv: &Inventory, req: &PlanRequest, releases: &ReleaseData) -> Result<Plan, PlanError> {
@@ -139,14 +144,17 @@ fn make(
     }
     let path = path::upgrade_path(inv, &req.target, req.strategy, releases)?;
     let generation_order = generations::order(inv, &req.generation_order)?;
-    let budgets = BudgetTracker::new(inv);
-    let mut model = CapacityModel::new(&inv.nodes, &inv.pods, req.headroom);
-    let analysis = analyse_with(
-        inv,
-        &BlockerOptions { drain: req.drain.clone(), headroom: req.headroom, check_placement: false },
-        &budgets,
-        &mut model,
-    );
+    // Three passes over every pod that do not depend on one another, each on its own thread:
+    // the add-on check, the capacity model, and the budgets with the drain rules' analysis.
+    let addon_hops = addons::hops_of(&path);
+    let blocker_options = BlockerOptions { drain: req.drain.clone(), headroom: req.headroom, check_placement: false };
+    let (addon_check, model, budgets, analysis) = std::thread::scope(|s| {
+        let addon_check = s.spawn(|| addons::check(inv, &addon_hops, AddonData::embedded()));
+        let model = s.spawn(|| CapacityModel::new(&inv.nodes, &inv.pods, req.headroom));
+        let budgets = BudgetTracker::new(inv);
+        let analysis = analyse_rules(inv, &blocker_options, &budgets);
+        (joined(addon_check), joined(model), budgets, analysis)
+    });
     let hops_in = hop_nodes(inv, &path);
 
     let mut workers: BTreeMap<String, u32> = BTreeMap::new();
@@ -199,7 +207,6 @@ fn make(
         }
     }
     findings::sort(&mut blockers);
-    let addon_check = addons::check(inv, &addons::hops_of(&path), AddonData::embedded());
     let mut plan_findings = path.findings.clone();
     plan_findings.extend(addon_check.findings);
     plan_findings.extend(crowding);

@@ -1,9 +1,10 @@
 //! One batch: grown node by node while the capacity model can place every pod it evicts (and,
 //! under a default limit, while its budget rounds stay short), then its evictions run.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::capacity::{NodeIdx, PodSlot, Unschedulable};
+use crate::fasthash::FastMap;
 
 use super::{Fate, Limit, NOWHERE, Planner, Stop, TraceEvent};
 
@@ -43,7 +44,7 @@ impl Planner<'_> {
         // A pod placed on a node that later joined the batch moved twice in the simulation; in
         // the real drain every batch node is cordoned first, so it is one eviction from its
         // original node to its final one.
-        let mut first_from: HashMap<u32, u32> = HashMap::new();
+        let mut first_from: FastMap<u32, u32> = FastMap::default();
         let mut evicted: Vec<u32> = Vec::new();
         for &(pod, from, _) in &moves {
             if let std::collections::hash_map::Entry::Vacant(e) = first_from.entry(pod) {

@@ -31,7 +31,8 @@ impl Planner<'_> {
             let mut later = Vec::new();
             for p in pending {
                 let covering = &self.covering[self.covering_of(p)];
-                match self.budgets.evict_covered(&self.inv.pods[p as usize], covering) {
+                let (alone, ready) = self.evict_flags[p as usize];
+                match self.budgets.evict_known(alone, ready, covering) {
                     EvictionAt::Consumed(_) => now.push(p),
                     EvictionAt::Free | EvictionAt::Unhealthy(_) => free.push(p),
                     EvictionAt::Refused(b) => {
@@ -48,7 +49,9 @@ impl Planner<'_> {
                 }
                 break;
             }
-            self.record(TraceEvent::Round { evicted: now.iter().chain(&free).map(|&p| p as usize).collect() });
+            if self.trace.is_some() {
+                self.record(TraceEvent::Round { evicted: now.iter().chain(&free).map(|&p| p as usize).collect() });
+            }
             for &p in &now {
                 let range = self.covering_of(p);
                 self.budgets.replacement_ready_covered(&self.covering[range]);

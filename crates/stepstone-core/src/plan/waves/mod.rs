@@ -172,6 +172,10 @@ pub struct Planner<'a> {
     /// `covering[covering_start[p]..covering_start[p + 1]]`, looked up once.
     covering: Vec<usize>,
     covering_start: Vec<u32>,
+    /// Per inventory pod: (its eviction leaves budgets alone, it is Ready), what an eviction
+    /// round asks of it ([`BudgetTracker::evict_known`]), kept apart from the pods so that the
+    /// rounds read little memory.
+    evict_flags: Vec<(bool, bool)>,
     /// Blockers found while planning (no room, budgets that never recover).
     found: BTreeMap<String, PlanBlocker>,
     trace: Option<Vec<TraceEvent>>,
@@ -247,6 +251,7 @@ impl<'a> Planner<'a> {
             }
         }
         covering_start.push(covering.len() as u32);
+        let evict_flags = inv.pods.iter().map(|p| (BudgetTracker::leaves_budgets_alone(p), p.ready)).collect();
         Planner {
             inv,
             policy: policy.clone(),
@@ -261,6 +266,7 @@ impl<'a> Planner<'a> {
             consumes,
             covering,
             covering_start,
+            evict_flags,
             found: BTreeMap::new(),
             trace: None,
             hop: 0,

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::fasthash::FastMap;
 use crate::findings::{Finding, Severity};
 use crate::inventory::DEFAULT_GENERATION_LABELS;
 use crate::object_key::ObjectKey;
@@ -57,7 +58,7 @@ impl Planner<'_> {
             }
         }
         let mut workers: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut generation_of: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut generation_of: FastMap<&str, &str> = FastMap::default();
         for n in self.inv.nodes.iter().filter(|n| !n.is_control_plane()) {
             *workers.entry(n.generation.as_str()).or_default() += 1;
             generation_of.insert(n.name.as_str(), n.generation.as_str());
