@@ -184,6 +184,13 @@ impl CapacityModel {
     /// A model of `nodes` with every unfinished pod that has a `node_name` counted against its
     /// node. Pods naming a node that is not in `nodes` are ignored.
     pub fn new(nodes: &[Node], pods: &[Pod], headroom: Headroom) -> Self {
+        Self::with_placement(nodes, pods, headroom).0
+    }
+
+    /// [`Self::new`], and for each of `pods` (same order) the node it is counted against and
+    /// its handle: `None` for a finished pod or one naming no node of the model. Callers that
+    /// keep per-pod tables need no lookup by name afterwards.
+    pub fn with_placement(nodes: &[Node], pods: &[Pod], headroom: Headroom) -> (Self, Vec<Option<(NodeIdx, PodSlot)>>) {
         let mut sorted: Vec<&Node> = nodes.iter().collect();
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         sorted.dedup_by(|a, b| a.name == b.name);
@@ -231,22 +238,23 @@ impl CapacityModel {
             plain,
             classes: Mutex::new(FastMap::default()),
         };
+        let mut placement = Vec::with_capacity(pods.len());
         for pod in pods {
-            if pod.phase.is_finished() {
-                continue;
-            }
-            if let Some(node) = pod.node_name.as_deref()
+            let mut placed = None;
+            if !pod.phase.is_finished()
+                && let Some(node) = pod.node_name.as_deref()
                 && let Some(&idx) = model.by_name.get(node)
             {
-                model.attach(pod, idx);
+                placed = Some((NodeIdx(idx), PodSlot(model.attach(pod, idx))));
             }
+            placement.push(placed);
         }
         for (i, n) in model.nodes.iter().enumerate() {
             if !n.unschedulable {
                 model.order.insert((n.score(), i as u32));
             }
         }
-        model
+        (model, placement)
     }
 
     pub fn headroom(&self) -> Headroom {
@@ -448,8 +456,8 @@ impl CapacityModel {
         new
     }
 
-    /// Bind a pod that is not bound to anything (callers unbind first).
-    fn attach(&mut self, pod: &Pod, idx: u32) {
+    /// Bind a pod that is not bound to anything (callers unbind first); its slot.
+    fn attach(&mut self, pod: &Pod, idx: u32) -> u32 {
         let slot = self.ensure_slot(pod);
         if self.slots[slot as usize].node != NOWHERE {
             // The same key twice in the input (duplicate pods): the later one wins.
@@ -457,6 +465,7 @@ impl CapacityModel {
             self.reorder(old, |m| m.detach(slot));
         }
         self.attach_slot(slot, idx);
+        slot
     }
 
     fn attach_slot(&mut self, slot: u32, idx: u32) {

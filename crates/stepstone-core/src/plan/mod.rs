@@ -148,9 +148,9 @@ fn make(
     // the add-on check, the capacity model, and the budgets with the drain rules' analysis.
     let addon_hops = addons::hops_of(&path);
     let blocker_options = BlockerOptions { drain: req.drain.clone(), headroom: req.headroom, check_placement: false };
-    let (addon_check, model, budgets, analysis) = std::thread::scope(|s| {
+    let (addon_check, (model, placement), budgets, analysis) = std::thread::scope(|s| {
         let addon_check = s.spawn(|| addons::check(inv, &addon_hops, AddonData::embedded()));
-        let model = s.spawn(|| CapacityModel::new(&inv.nodes, &inv.pods, req.headroom));
+        let model = s.spawn(|| CapacityModel::with_placement(&inv.nodes, &inv.pods, req.headroom));
         let budgets = BudgetTracker::new(inv);
         let analysis = analyse_rules(inv, &blocker_options, &budgets);
         (joined(addon_check), joined(model), budgets, analysis)
@@ -179,7 +179,8 @@ fn make(
         serialise_budgets: true,
         generation_order: generation_order.clone(),
     };
-    let mut planner = Planner::new(inv, &policy, &analysis, budgets, model);
+    let mut planner = Planner::new(inv, &policy, &analysis, budgets, model, &placement);
+    drop(placement);
     let batch_bound = planner.capacity_batch_bound();
     let capacity_bound = u32::try_from(batch_bound).unwrap_or(u32::MAX);
     let batch_limits = limits::resolve(&req.max_unavailable, &workers, &generation_order, capacity_bound);

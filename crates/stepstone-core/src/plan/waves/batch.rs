@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::capacity::{NodeIdx, PodSlot, Unschedulable};
 use crate::fasthash::FastMap;
 
-use super::{Fate, Limit, NOWHERE, Planner, Stop, TraceEvent};
+use super::{Limit, NOWHERE, Planner, Stop, TraceEvent};
 
 impl Planner<'_> {
     /// Grow a batch from `candidates` while it stays safe, then run its evictions. `Err` when
@@ -94,7 +94,7 @@ impl Planner<'_> {
         for &c in candidates {
             for &p in &self.on_node[c as usize] {
                 let b = self.consumes[p as usize];
-                if b != NOWHERE && self.fates[p as usize] == Fate::Moves {
+                if b != NOWHERE {
                     waiting[b as usize] += 1;
                 }
             }
@@ -168,7 +168,7 @@ impl Planner<'_> {
         let mut added: Vec<(u32, u32)> = Vec::new();
         for &p in &self.on_node[node as usize] {
             let b = self.consumes[p as usize];
-            if b == NOWHERE || counted[p as usize] || self.fates[p as usize] != Fate::Moves {
+            if b == NOWHERE || counted[p as usize] {
                 continue;
             }
             match added.iter_mut().find(|(x, _)| *x == b) {
@@ -187,7 +187,7 @@ impl Planner<'_> {
     fn drain_into_model(&mut self, node: u32) -> Result<Vec<(u32, u32, u32)>, Unschedulable> {
         self.model.set_unschedulable(NodeIdx(node), true);
         let leaving: Vec<u32> =
-            self.on_node[node as usize].iter().copied().filter(|&p| self.fates[p as usize] == Fate::Moves).collect();
+            self.on_node[node as usize].iter().copied().filter(|&p| self.moves[p as usize]).collect();
         let mut done: Vec<(u32, u32, u32)> = Vec::with_capacity(leaving.len());
         for p in leaving {
             let pod = self.pod(p);

@@ -35,7 +35,7 @@ use crate::pdb::BudgetTracker;
 use super::blockers::{Analysis, reference};
 use super::limits::GenerationLimit;
 use super::model::{ControlPlaneAction, ControlPlaneStep, Hop, WaveBound};
-use crate::capacity::{CapacityModel, Headroom, PodSlot, Unschedulable};
+use crate::capacity::{CapacityModel, Headroom, NodeIdx, PodSlot, Unschedulable};
 
 /// Knobs of the wave planner.
 #[derive(Debug, Clone)]
@@ -157,6 +157,8 @@ pub struct Planner<'a> {
     model: CapacityModel,
     budgets: BudgetTracker,
     fates: Vec<Fate>,
+    /// Per inventory pod: its fate is [`Fate::Moves`] (the hot loops' question, kept compact).
+    moves: Vec<bool>,
     /// The model's handle of every pod that moves (inventory pod index).
     slots: Vec<Option<PodSlot>>,
     /// Model node index -> inventory node index.
@@ -166,7 +168,8 @@ pub struct Planner<'a> {
     pod_node: Vec<u32>,
     /// Static blocker references per node (its pods' `Blocks`).
     static_blocks: Vec<Vec<String>>,
-    /// Per inventory pod, the budget (tracker view index) its eviction consumes, or NOWHERE.
+    /// Per inventory pod, the budget (tracker view index) its eviction consumes, or NOWHERE
+    /// (always for a pod that does not move).
     consumes: Vec<u32>,
     /// Per inventory pod that moves, the budgets selecting it (tracker view indices):
     /// `covering[covering_start[p]..covering_start[p + 1]]`, looked up once.
@@ -185,13 +188,15 @@ pub struct Planner<'a> {
 impl<'a> Planner<'a> {
     /// Start from the inventory as it is, with the drain rules' outcome per pod and the blockers
     /// that stop drains from `analysis`, the budgets as `budgets` computed them, and `model`
-    /// built from the same inventory with the policy's headroom.
+    /// and `placement` from [`CapacityModel::with_placement`] of the same inventory with the
+    /// policy's headroom.
     pub fn new(
         inv: &'a Inventory,
         policy: &WavePolicy,
         analysis: &Analysis,
         budgets: BudgetTracker,
-        mut model: CapacityModel,
+        model: CapacityModel,
+        placement: &[Option<(NodeIdx, PodSlot)>],
     ) -> Self {
         // Node indices are the model's (name order); `to_inv` leads back to the inventory.
         let by_name: FastMap<&str, u32> =
@@ -202,8 +207,7 @@ impl<'a> Planner<'a> {
         let mut pod_node = vec![NOWHERE; inv.pods.len()];
         let mut fates = Vec::with_capacity(inv.pods.len());
         let mut slots = vec![None; inv.pods.len()];
-        for (i, pod) in inv.pods.iter().enumerate() {
-            let node = pod.node_name.as_deref().and_then(|n| model.node(n)).map(|n| n.0);
+        for (i, placed) in placement.iter().enumerate() {
             let fate = if let Some(refs) = analysis.pod_blockers.get(&i) {
                 Fate::Blocks(refs.clone())
             } else if analysis.evicts[i] {
@@ -211,18 +215,16 @@ impl<'a> Planner<'a> {
             } else {
                 Fate::Stays
             };
-            if let Some(n) = node
-                && !pod.phase.is_finished()
-            {
+            if let Some((NodeIdx(n), slot)) = *placed {
                 on_node[n as usize].push(i as u32);
                 pod_node[i] = n;
                 if fate == Fate::Moves {
-                    // The model was built from this inventory: the pod's slot is current.
-                    slots[i] = Some(model.existing_slot(pod).unwrap_or_else(|| model.slot(pod)));
+                    slots[i] = Some(slot);
                 }
             }
             fates.push(fate);
         }
+        let moves = fates.iter().map(|f| *f == Fate::Moves).collect();
         let mut static_blocks = vec![Vec::new(); count];
         for (n, pods) in on_node.iter().enumerate() {
             let mut refs: Vec<String> = pods
@@ -258,6 +260,7 @@ impl<'a> Planner<'a> {
             model,
             budgets,
             fates,
+            moves,
             slots,
             to_inv,
             on_node,

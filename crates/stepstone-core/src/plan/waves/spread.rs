@@ -18,7 +18,7 @@ use crate::inventory::DEFAULT_GENERATION_LABELS;
 use crate::object_key::ObjectKey;
 
 use super::super::model::{Hop, WaveBound};
-use super::{Fate, NOWHERE, Planner};
+use super::{NOWHERE, Planner};
 
 /// Budget minutes per hop as placed now and as spread, and the budgets that set them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Planner<'_> {
         let mut pods: BTreeMap<u32, BTreeMap<&str, u64>> = BTreeMap::new();
         for (i, pod) in self.inv.pods.iter().enumerate() {
             let b = self.consumes[i];
-            if b == NOWHERE || self.fates[i] != Fate::Moves {
+            if b == NOWHERE {
                 continue;
             }
             if let Some(g) = pod.node_name.as_deref().and_then(|n| generation_of.get(n)) {
