@@ -137,7 +137,7 @@ pub fn update(
     if part != Part::Status {
         validate(res, &obj)?;
         if res == resources::DAEMONSETS
-            && let Some(old) = store.get(res, ns, name).cloned()
+            && let Some(old) = store.get(res, ns, name)
         {
             set_template_generation(&mut obj, Some(&old));
         }
@@ -157,7 +157,7 @@ fn store_tracked(
     dry_run: bool,
 ) -> Result<Arc<Value>, ApiError> {
     let def = &RESOURCES[res];
-    let Some(old) = store.get(res, store::namespace_of(&obj), name_of(&obj)).cloned() else {
+    let Some(old) = store.get(res, store::namespace_of(&obj), name_of(&obj)) else {
         return store.update(res, obj, part, true);
     };
     let (mut obj, store_part) = match part {
@@ -186,7 +186,7 @@ pub fn patch(
 ) -> Result<Arc<Value>, ApiError> {
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
-    let current = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+    let current = store.get(res, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
     let mut patched = patch::apply(kind, &current, body)?;
     crate::decode::check_patched(res, &patched)?;
     if name_of(&patched) != name {
@@ -214,7 +214,7 @@ pub fn delete(
 ) -> Result<Deleted, ApiError> {
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
-    let current = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+    let current = store.get(res, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
     if let Some(uid) = &opts.uid
         && uid != store::uid_of(&current)
     {
@@ -284,7 +284,7 @@ pub fn delete(
         // Namespace deletion takes its contents with it.
         for r in resources::ResId::all() {
             if r.def().namespaced && resources::storage_of(r) == r {
-                let keys: Vec<String> = store.iter(r, Some(name), None).map(|o| name_of(o).to_string()).collect();
+                let keys: Vec<String> = store.iter(r, Some(name), None).map(|o| name_of(&o).to_string()).collect();
                 for k in keys {
                     store.remove(r, name, &k);
                 }
@@ -308,7 +308,7 @@ fn orphan_dependents(store: &mut Store, uid: String) {
                     .and_then(Value::as_array)
                     .is_some_and(|refs| refs.iter().any(|x| x.get("uid").and_then(Value::as_str) == Some(&uid)))
             })
-            .map(|o| (**o).clone())
+            .map(Arc::unwrap_or_clone)
             .collect();
         for mut d in dependents {
             if let Some(refs) = meta_mut(&mut d).get_mut("ownerReferences").and_then(Value::as_array_mut) {
@@ -357,7 +357,7 @@ pub fn set_scale(
     dry_run: bool,
 ) -> Result<Value, ApiError> {
     let def = &RESOURCES[res];
-    let current = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+    let current = store.get(res, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
     let replicas = match scale.pointer("/spec/replicas") {
         None | Some(Value::Null) => 0,
         Some(v) => v.as_i64().ok_or_else(|| ApiError::bad_request("spec.replicas must be an integer"))?,
@@ -410,7 +410,7 @@ pub fn evict(store: &mut Store, ns: &str, name: &str, eviction: &Value, now: Tim
     {
         return Err(ApiError::bad_request("name in URL does not match name in Eviction object".to_string()));
     }
-    let current = store.get(resources::PODS, ns, name).cloned().ok_or_else(|| ApiError::not_found(pods_def, name))?;
+    let current = store.get(resources::PODS, ns, name).ok_or_else(|| ApiError::not_found(pods_def, name))?;
     let opts = eviction.get("deleteOptions").map(DeleteOptions::from_json).unwrap_or_default();
     if let Some(uid) = &opts.uid
         && uid != store::uid_of(&current)
@@ -418,7 +418,7 @@ pub fn evict(store: &mut Store, ns: &str, name: &str, eviction: &Value, now: Tim
         return Err(ApiError::uid_precondition(pods_def, name, uid, store::uid_of(&current)));
     }
     let pod = parse_pod(&current).map_err(|e| ApiError::internal(format!("cannot read pod {ns}/{name}: {e}")))?;
-    let stored: Vec<Arc<Value>> = store.iter(resources::PDBS, Some(ns), None).cloned().collect();
+    let stored: Vec<Arc<Value>> = store.iter(resources::PDBS, Some(ns), None).collect();
     let mut budgets = Vec::new();
     for obj in &stored {
         // Budgets with selectors that cannot be parsed are ignored, as upstream does.
@@ -615,7 +615,7 @@ mod tests {
         assert_eq!(p["status"]["disruptionsAllowed"], 0);
         assert!(p["status"]["disruptedPods"]["a"].is_string());
         let pod = s.get(PODS, "default", "a").unwrap();
-        assert_eq!(meta(pod)["deletionGracePeriodSeconds"], 5);
+        assert_eq!(meta(&pod)["deletionGracePeriodSeconds"], 5);
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub fn check_nodes(store: &Store, cfg: &FaultConfig) -> Result<(), FaultsError> 
     for (field, node) in named {
         if store.get(resources::NODES, "", node).is_none() {
             let total = store.len(resources::NODES);
-            let some: Vec<&str> = store.iter(resources::NODES, None, None).take(8).map(|n| store::name_of(n)).collect();
+            let some: Vec<String> =
+                store.iter(resources::NODES, None, None).take(8).map(|n| store::name_of(&n).to_string()).collect();
             let more = if total > some.len() { format!(" and {} more", total - some.len()) } else { String::new() };
             return Err(FaultsError::UnknownNode {
                 field,

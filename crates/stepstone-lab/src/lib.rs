@@ -25,7 +25,6 @@ pub(crate) mod clock;
 mod compact;
 pub(crate) mod controllers;
 pub(crate) mod decode;
-pub(crate) mod encoded;
 pub(crate) mod faults;
 mod faults_forbid;
 mod faults_http;
@@ -321,7 +320,6 @@ impl Lab {
             stats: Stats::default(),
             kubelets: Mutex::new(Default::default()),
             journal: Mutex::new(Default::default()),
-            encoded: Default::default(),
             metrics: Default::default(),
             passes: watch::Sender::new(Default::default()),
         });
@@ -460,13 +458,13 @@ impl LabHandle {
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         let res = resources::by_plural(plural)?;
         let ns = if res.def().namespaced { namespace } else { "" };
-        self.shared.store().get(res, ns, name).map(|v| (**v).clone())
+        self.shared.store().get(res, ns, name).map(Arc::unwrap_or_clone)
     }
 
     /// Every stored object of a resource, optionally in one namespace.
     pub fn list(&self, plural: &str, namespace: Option<&str>) -> Vec<Value> {
         let Some(res) = resources::by_plural(plural) else { return Vec::new() };
-        self.shared.store().iter(res, namespace, None).map(|v| (**v).clone()).collect()
+        self.shared.store().iter(res, namespace, None).map(Arc::unwrap_or_clone).collect()
     }
 
     /// Stop serving and wait for the tasks to end.

@@ -66,6 +66,11 @@ impl Filter {
         self.fields.iter().find(|t| t.field == "metadata.name" && !t.negate).map(|t| t.value.as_str())
     }
 
+    /// Whether it lets every object through (no selector), so objects need not be read.
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_none() && self.fields.is_empty()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(sel) = &self.labels
             && !sel.matches(&store::labels_of(obj))

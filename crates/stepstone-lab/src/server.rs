@@ -66,6 +66,14 @@ pub fn json_response(code: u16, body: &Value) -> Response {
     r
 }
 
+/// A JSON body already serialised (a stored object's text).
+pub fn json_bytes_response(code: u16, body: Bytes) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
 pub fn error_response(e: &ApiError) -> Response {
     let mut r = json_response(e.code, &e.to_status());
     if let Some(s) = e.details.retry_after_seconds.filter(|s| *s > 0) {
@@ -522,13 +530,14 @@ fn item(
     }
     match (method, sub) {
         (Method::GET, None | Some("status")) => {
-            let obj = shared.store().get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+            let obj =
+                shared.store().get_stored(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
             if table::wants_table(accept) {
                 let rv = shared.store().resource_version();
                 let include = query.get("includeObject").map(String::as_str).unwrap_or("Metadata");
                 return Ok(json_response(200, &table::table(res, &[obj], now, rv, None, include)));
             }
-            Ok(json_response(200, &obj))
+            Ok(json_bytes_response(200, obj.json().clone()))
         }
         (Method::PATCH, None | Some("status")) if is_apply && (sub.is_none() || def.status) => {
             let part = match sub {
@@ -577,7 +586,7 @@ fn item(
             Ok(json_response(200, &crate::status::success(200, Some(details))))
         }
         (Method::GET, Some("scale")) if def.scale => {
-            let obj = shared.store().get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+            let obj = shared.store().get(res, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
             Ok(json_response(200, &api::scale_of(res, &obj)))
         }
         (Method::PUT, Some("scale")) if def.scale => {
@@ -590,7 +599,7 @@ fn item(
         (Method::PATCH, Some("scale")) if def.scale => {
             let kind = PatchType::from_content_type(content_type)?;
             let mut store = shared.store();
-            let obj = store.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
+            let obj = store.get(res, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
             let patched = crate::patch::apply(kind, &api::scale_of(res, &obj), body)?;
             crate::decode::check_scale(&patched).map_err(|why| ApiError::invalid_patch(&patched, &why))?;
             let out = api::set_scale(&mut store, res, ns, name, &patched, writer, dry_run)?;
@@ -660,8 +669,8 @@ fn list(
         let mut items = Vec::new();
         let mut last: Option<Key> = None;
         let mut more = false;
-        for obj in store.iter(res, ns.as_deref(), after.as_ref()) {
-            if !filter.matches(obj) {
+        for (key, obj) in store.iter_stored(res, ns.as_deref(), after.as_ref()) {
+            if !filter.is_everything() && !filter.matches(&obj.value()) {
                 continue;
             }
             if items.len() == limit {
@@ -669,7 +678,7 @@ fn list(
                 break;
             }
             items.push(obj.clone());
-            last = Some((store::namespace_of(obj).to_string(), store::name_of(obj).to_string()));
+            last = Some(key.clone());
         }
         let cont = if more { last.as_ref().map(encode_continue) } else { None };
         (items, store.resource_version(), cont)
@@ -677,7 +686,7 @@ fn list(
     let now = shared.now();
     if table::wants_table(accept) {
         let include = query.get("includeObject").map(String::as_str).unwrap_or("Metadata");
-        let mut r = Response::new(Body::from(table::table_bytes(res, &items, now, rv, cont, include, &shared.encoded)));
+        let mut r = Response::new(Body::from(table::table_bytes(res, &items, now, rv, cont, include)));
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok(r);
     }
@@ -695,11 +704,11 @@ fn list(
     out.extend_from_slice(b",\"metadata\":");
     serde_json::to_writer(&mut out, &metadata).expect("object");
     out.extend_from_slice(b",\"items\":[");
-    for (i, json) in shared.encoded.encode(&items, crate::encoded::Encoding::Whole).iter().enumerate() {
+    for (i, obj) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(json);
+        out.extend_from_slice(obj.json());
     }
     out.extend_from_slice(b"]}");
     let mut r = Response::new(Body::from(out));
@@ -721,7 +730,7 @@ fn delete_collection(
     let keys: Vec<Key> = store
         .iter(res, ns.as_deref(), None)
         .filter(|o| filter.matches(o))
-        .map(|o| (store::namespace_of(o).to_string(), store::name_of(o).to_string()))
+        .map(|o| (store::namespace_of(&o).to_string(), store::name_of(&o).to_string()))
         .collect();
     let mut items = Vec::new();
     for (ns, name) in keys {

@@ -108,8 +108,6 @@ pub struct Shared {
     pub kubelets: Mutex<BTreeMap<String, KubeletState>>,
     /// Per node, the lines `journalctl -u kubelet` shows (the simulated kubelet's and systemd's).
     pub journal: Mutex<BTreeMap<String, Vec<String>>>,
-    /// JSON of stored objects, reused by list responses.
-    pub encoded: crate::encoded::EncodedObjects,
     /// What `/metrics` shows; node operations reset it when kube-apiserver restarts.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The controllers' passes, for callers that step a manual clock and wait for the lab to act.

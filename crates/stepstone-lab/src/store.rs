@@ -1,10 +1,16 @@
-//! The object store: every object as JSON, keyed by resource, namespace and name, with one
-//! global `resourceVersion` counter, server-set metadata (uid, creationTimestamp, generation),
-//! optimistic concurrency, and a bounded change history that watches start from.
+//! The object store: every object as its compact JSON, keyed by resource, namespace and name,
+//! with one global `resourceVersion` counter, server-set metadata (uid, creationTimestamp,
+//! generation), optimistic concurrency, and a bounded change history that watches start from.
+//!
+//! Pods, nine objects in ten of a fleet, are kept as their JSON text alone and parsed when read:
+//! a parsed pod (order-keeping maps, every key its own allocation) takes about seven times the
+//! memory of its text. Other kinds keep their parsed value beside the text. Responses copy the
+//! text, so a list never serialises an object again.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
@@ -37,9 +43,45 @@ pub struct Change {
     pub rv: u64,
     pub res: ResId,
     pub kind: ChangeKind,
-    pub object: Arc<Value>,
+    pub object: Arc<Stored>,
     /// The object before a modification, so filtered watches can tell "left the selection".
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<Stored>>,
+}
+
+/// One stored object: its compact JSON, which responses copy, and for kinds other than pods its
+/// parsed value (controllers read those on every pass; pods are parsed when read).
+#[derive(Debug)]
+pub struct Stored {
+    json: Bytes,
+    value: Option<Arc<Value>>,
+}
+
+impl Stored {
+    /// `value` as the store keeps an object of `res`.
+    pub fn new(res: ResId, value: Value) -> Arc<Stored> {
+        Self::with_value(res, value).0
+    }
+
+    /// [`Stored::new`], and the value for the caller to read without parsing it again.
+    fn with_value(res: ResId, value: Value) -> (Arc<Stored>, Arc<Value>) {
+        let json = Bytes::from(serde_json::to_vec(&value).expect("a JSON value serialises"));
+        let value = Arc::new(value);
+        let kept = (resources::storage_of(res) != resources::PODS).then(|| value.clone());
+        (Arc::new(Stored { json, value: kept }), value)
+    }
+
+    /// The object's compact JSON, as served.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// The object, parsed from its JSON when the store does not keep it parsed.
+    pub fn value(&self) -> Arc<Value> {
+        match &self.value {
+            Some(v) => v.clone(),
+            None => Arc::new(serde_json::from_slice(&self.json).expect("the store holds valid JSON")),
+        }
+    }
 }
 
 /// Changes as they happen, for watches.
@@ -62,7 +104,7 @@ pub enum Part {
 /// The outcome of [`Store::next_version`].
 enum NextVersion {
     Unchanged(Arc<Value>),
-    Changed { key: Key, obj: Value, old: Arc<Value> },
+    Changed { key: Key, obj: Value, old: Arc<Value>, old_stored: Arc<Stored> },
 }
 
 const HISTORY: usize = 20_000;
@@ -74,7 +116,7 @@ const WATCH_BUFFER: usize = 1 << 15;
 
 pub struct Store {
     rv: u64,
-    tables: Vec<BTreeMap<Key, Arc<Value>>>,
+    tables: Vec<BTreeMap<Key, Arc<Stored>>>,
     history: VecDeque<Arc<Change>>,
     /// The `resourceVersion` of the last change of each resource type.
     last_change: Vec<u64>,
@@ -227,8 +269,19 @@ impl Store {
             .collect()
     }
 
-    pub fn get(&self, res: ResId, ns: &str, name: &str) -> Option<&Arc<Value>> {
+    /// The object `ns/name` of `res`.
+    pub fn get(&self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
+        self.get_stored(res, ns, name).map(|s| s.value())
+    }
+
+    /// The object `ns/name` of `res` as stored.
+    pub fn get_stored(&self, res: ResId, ns: &str, name: &str) -> Option<&Arc<Stored>> {
         self.tables[resources::storage_of(res).index()].get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Whether `ns/name` of `res` exists (without reading it).
+    pub fn contains(&self, res: ResId, ns: &str, name: &str) -> bool {
+        self.get_stored(res, ns, name).is_some()
     }
 
     pub fn len(&self, res: ResId) -> usize {
@@ -245,7 +298,17 @@ impl Store {
         res: ResId,
         ns: Option<&'a str>,
         after: Option<&Key>,
-    ) -> Box<dyn Iterator<Item = &'a Arc<Value>> + 'a> {
+    ) -> impl Iterator<Item = Arc<Value>> + 'a {
+        self.iter_stored(res, ns, after).map(|(_, s)| s.value())
+    }
+
+    /// [`Store::iter`] as stored, with each object's key.
+    pub fn iter_stored<'a>(
+        &'a self,
+        res: ResId,
+        ns: Option<&'a str>,
+        after: Option<&Key>,
+    ) -> Box<dyn Iterator<Item = (&'a Key, &'a Arc<Stored>)> + 'a> {
         let table = &self.tables[resources::storage_of(res).index()];
         let start = match (ns, after) {
             (_, Some(k)) => std::ops::Bound::Excluded(k.clone()),
@@ -254,12 +317,12 @@ impl Store {
         };
         let range = table.range((start, std::ops::Bound::Unbounded));
         match ns {
-            Some(n) => Box::new(range.take_while(move |((kns, _), _)| kns == n).map(|(_, v)| v)),
-            None => Box::new(range.map(|(_, v)| v)),
+            Some(n) => Box::new(range.take_while(move |((kns, _), _)| kns == n)),
+            None => Box::new(range),
         }
     }
 
-    fn record(&mut self, res: ResId, kind: ChangeKind, object: Arc<Value>, prev: Option<Arc<Value>>) {
+    fn record(&mut self, res: ResId, kind: ChangeKind, object: Arc<Stored>, prev: Option<Arc<Stored>>) {
         let change = Arc::new(Change { rv: self.rv, res, kind, object, prev });
         self.last_change[res.index()] = self.rv;
         if self.history.len() >= HISTORY {
@@ -278,6 +341,8 @@ impl Store {
 
     /// Create an object. With `keep_identity` (loading a fleet) the given uid and
     /// creationTimestamp are kept; otherwise the server sets them, as a real API server does.
+    /// A loaded object is kept at the size it comes in (`lab up` parses its fleet at exact
+    /// size); one the API creates is first rebuilt at exact size.
     pub fn create(
         &mut self,
         res: ResId,
@@ -337,10 +402,11 @@ impl Store {
             }
         }
         self.bump(&mut obj);
-        let obj = Arc::new(compact(obj));
-        self.tables[res.index()].insert(key, obj.clone());
-        self.record(res, ChangeKind::Added, obj.clone(), None);
-        Ok(obj)
+        let obj = if keep_identity { obj } else { exact_unless_pod(res, obj) };
+        let (stored, value) = Stored::with_value(res, obj);
+        self.tables[res.index()].insert(key, stored.clone());
+        self.record(res, ChangeKind::Added, stored, None);
+        Ok(value)
     }
 
     /// Replace an object. `check_rv` enforces the optimistic-concurrency precondition when the
@@ -349,7 +415,7 @@ impl Store {
         let res = resources::storage_of(res);
         let (key, mut obj, old) = match self.next_version(res, new, part, check_rv)? {
             NextVersion::Unchanged(old) => return Ok(old),
-            NextVersion::Changed { key, obj, old } => (key, obj, old),
+            NextVersion::Changed { key, obj, old_stored, .. } => (key, obj, old_stored),
         };
         // An object marked for deletion whose last finalizer is gone is removed.
         let finalizers_empty = meta(&obj).get("finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
@@ -362,16 +428,16 @@ impl Store {
                 || meta(&obj).get("deletionGracePeriodSeconds").and_then(Value::as_i64) == Some(0));
         if deleting && finalizers_empty && (res != resources::PODS || pod_done) {
             self.bump(&mut obj);
-            let obj = Arc::new(obj);
+            let (stored, value) = Stored::with_value(res, obj);
             self.tables[res.index()].remove(&key);
-            self.record(res, ChangeKind::Deleted, obj.clone(), Some(old));
-            return Ok(obj);
+            self.record(res, ChangeKind::Deleted, stored, Some(old));
+            return Ok(value);
         }
         self.bump(&mut obj);
-        let obj = Arc::new(compact(obj));
-        self.tables[res.index()].insert(key, obj.clone());
-        self.record(res, ChangeKind::Modified, obj.clone(), Some(old));
-        Ok(obj)
+        let (stored, value) = Stored::with_value(res, exact_unless_pod(res, obj));
+        self.tables[res.index()].insert(key, stored.clone());
+        self.record(res, ChangeKind::Modified, stored, Some(old));
+        Ok(value)
     }
 
     /// What [`Store::update`] would store, with the same checks, without storing it: the answer
@@ -390,9 +456,10 @@ impl Store {
         let name = name_of(&new).to_string();
         let ns = if def.namespaced { namespace_of(&new).to_string() } else { String::new() };
         let key = (ns, name.clone());
-        let Some(old) = self.tables[res.index()].get(&key).cloned() else {
+        let Some(old_stored) = self.tables[res.index()].get(&key).cloned() else {
             return Err(ApiError::not_found(def, &name));
         };
+        let old = old_stored.value();
         if check_rv
             && let Some(rv) = meta_str(&new, "resourceVersion").filter(|r| !r.is_empty())
             && Some(rv) != meta_str(&old, "resourceVersion")
@@ -473,18 +540,18 @@ impl Store {
             // Nothing changed: upstream does not bump the resourceVersion for a no-op update.
             return Ok(NextVersion::Unchanged(old));
         }
-        Ok(NextVersion::Changed { key, obj, old })
+        Ok(NextVersion::Changed { key, obj, old, old_stored })
     }
 
     /// Remove an object now. Returns it as last seen (with a new resourceVersion).
     pub fn remove(&mut self, res: ResId, ns: &str, name: &str) -> Option<Arc<Value>> {
         let res = resources::storage_of(res);
         let old = self.tables[res.index()].remove(&(ns.to_string(), name.to_string()))?;
-        let mut obj = (*old).clone();
+        let mut obj = Arc::unwrap_or_clone(old.value());
         self.bump(&mut obj);
-        let obj = Arc::new(obj);
-        self.record(res, ChangeKind::Deleted, obj.clone(), Some(old));
-        Some(obj)
+        let (stored, value) = Stored::with_value(res, obj);
+        self.record(res, ChangeKind::Deleted, stored, Some(old));
+        Some(value)
     }
 
     /// Changes after `from_rv` (for a watch starting there) and a receiver for what follows,
@@ -501,6 +568,12 @@ impl Store {
     pub fn oldest_history_rv(&self) -> u64 {
         self.history.front().map(|c| c.rv).unwrap_or(self.rv)
     }
+}
+
+/// A parsed value kept by the store at its exact size; a pod is kept as text only, so its value
+/// is not worth rebuilding.
+fn exact_unless_pod(res: ResId, obj: Value) -> Value {
+    if res == resources::PODS { obj } else { compact(obj) }
 }
 
 fn obj_spec(v: &Value) -> Option<&Value> {
@@ -614,10 +687,10 @@ mod tests {
         for (ns, n) in [("default", "x"), ("b", "y"), ("b", "z")] {
             s.create(PODS, json!({"metadata": {"name": n, "namespace": ns}}), now(), false).unwrap();
         }
-        let names: Vec<&str> = s.iter(PODS, Some("b"), None).map(|o| name_of(o)).collect();
+        let names: Vec<String> = s.iter(PODS, Some("b"), None).map(|o| name_of(&o).to_string()).collect();
         assert_eq!(names, vec!["y", "z"]);
         let after = ("b".to_string(), "y".to_string());
-        let names: Vec<&str> = s.iter(PODS, None, Some(&after)).map(|o| name_of(o)).collect();
+        let names: Vec<String> = s.iter(PODS, None, Some(&after)).map(|o| name_of(&o).to_string()).collect();
         assert_eq!(names, vec!["z", "x"]);
     }
 }

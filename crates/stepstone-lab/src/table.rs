@@ -7,9 +7,8 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::clock;
-use crate::encoded::{EncodedObjects, Encoding};
 use crate::resources::{self, RESOURCES, ResId};
-use crate::store::{self, meta, meta_str};
+use crate::store::{self, Stored, meta, meta_str};
 
 /// Does the Accept header ask for a Table?
 pub fn wants_table(accept: &str) -> bool {
@@ -486,28 +485,23 @@ fn description(name: &str) -> String {
 /// (default) or `Object`).
 pub fn table(
     res: ResId,
-    objects: &[Arc<Value>],
+    objects: &[Arc<Stored>],
     now: Timestamp,
     rv: u64,
     cont: Option<String>,
     include_object: &str,
 ) -> Value {
-    // Single objects and watch events: nothing to reuse, so a cache of their own.
-    let encoded = EncodedObjects::default();
-    serde_json::from_slice(&table_bytes(res, objects, now, rv, cont, include_object, &encoded))
-        .expect("the table is valid JSON")
+    serde_json::from_slice(&table_bytes(res, objects, now, rv, cont, include_object)).expect("the table is valid JSON")
 }
 
-/// [`table`] serialised directly, row by row, with the objects' JSON taken from `encoded` (so a
-/// large list neither copies nor re-serialises their metadata).
+/// [`table`] serialised directly, row by row, with whole objects copied from the store's JSON.
 pub fn table_bytes(
     res: ResId,
-    objects: &[Arc<Value>],
+    objects: &[Arc<Stored>],
     now: Timestamp,
     rv: u64,
     cont: Option<String>,
     include_object: &str,
-    encoded: &EncodedObjects,
 ) -> Vec<u8> {
     let cols = columns(res);
     let defs: Vec<Value> = if cols.is_empty() {
@@ -535,15 +529,11 @@ pub fn table_bytes(
     out.extend_from_slice(br#","columnDefinitions":"#);
     write(&mut out, &Value::Array(defs));
     out.extend_from_slice(br#","rows":["#);
-    let objects_json = match include_object {
-        "None" => Vec::new(),
-        "Object" => encoded.encode(objects, Encoding::Whole),
-        _ => encoded.encode(objects, Encoding::Metadata),
-    };
-    for (i, o) in objects.iter().enumerate() {
+    for (i, stored) in objects.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
+        let o = &*stored.value();
         let cells = if cols.is_empty() {
             json!([store::name_of(o), meta_str(o, "creationTimestamp").unwrap_or("")])
         } else {
@@ -555,13 +545,13 @@ pub fn table_bytes(
             "None" => {}
             "Object" => {
                 out.extend_from_slice(br#","object":"#);
-                out.extend_from_slice(&objects_json[i]);
+                out.extend_from_slice(stored.json());
             }
             _ => {
                 out.extend_from_slice(
                     br#","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#,
                 );
-                out.extend_from_slice(&objects_json[i]);
+                write(&mut out, meta(o));
                 out.push(b'}');
             }
         }

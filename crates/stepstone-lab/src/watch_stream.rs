@@ -18,7 +18,7 @@ use crate::resources::{self, RESOURCES, ResId};
 use crate::select::Filter;
 use crate::state::{Shared, lock};
 use crate::status::ApiError;
-use crate::store::{self, Change, ChangeKind};
+use crate::store::{self, Change, ChangeKind, Stored};
 use crate::table;
 
 struct WatchState {
@@ -43,12 +43,19 @@ pub(crate) fn event_line(kind: &str, object: &Value) -> Bytes {
 }
 
 impl WatchState {
-    fn render(&self, obj: &Arc<Value>) -> Value {
+    /// One event's line: the object as stored, or its Table.
+    fn event(&self, kind: &str, obj: &Arc<Stored>) -> Bytes {
         if self.table {
             let now = self.shared.now();
-            table::table(self.res, std::slice::from_ref(obj), now, 0, None, "Metadata")
+            event_line(kind, &table::table(self.res, std::slice::from_ref(obj), now, 0, None, "Metadata"))
         } else {
-            (**obj).clone()
+            let mut line = Vec::with_capacity(obj.json().len() + 32);
+            line.extend_from_slice(b"{\"type\":");
+            serde_json::to_writer(&mut line, kind).expect("a string serialises");
+            line.extend_from_slice(b",\"object\":");
+            line.extend_from_slice(obj.json());
+            line.extend_from_slice(b"}\n");
+            Bytes::from(line)
         }
     }
 
@@ -56,16 +63,26 @@ impl WatchState {
         self.ns.as_deref().is_none_or(|n| store::namespace_of(obj) == n)
     }
 
-    fn classify(&self, c: &Change) -> Option<(&'static str, Arc<Value>)> {
-        if resources::storage_of(self.res) != c.res || !self.in_scope(&c.object) {
+    fn classify(&self, c: &Change) -> Option<(&'static str, Arc<Stored>)> {
+        if resources::storage_of(self.res) != c.res {
             return None;
         }
-        let now_matches = self.filter.matches(&c.object);
+        // Read only when a namespace or a selector asks for its fields.
+        let now_matches = if self.ns.is_none() && self.filter.is_everything() {
+            true
+        } else {
+            let object = c.object.value();
+            if !self.in_scope(&object) {
+                return None;
+            }
+            self.filter.matches(&object)
+        };
         match c.kind {
             ChangeKind::Added => now_matches.then(|| ("ADDED", c.object.clone())),
             ChangeKind::Deleted => now_matches.then(|| ("DELETED", c.object.clone())),
             ChangeKind::Modified => {
-                let before = c.prev.as_ref().is_none_or(|p| self.filter.matches(p));
+                let before =
+                    c.prev.as_ref().is_none_or(|p| self.filter.is_everything() || self.filter.matches(&p.value()));
                 match (before, now_matches) {
                     (true, true) => Some(("MODIFIED", c.object.clone())),
                     (false, true) => Some(("ADDED", c.object.clone())),
@@ -128,11 +145,14 @@ pub(crate) fn watch_response(
         let current = store.resource_version();
         let from = if start_rv.is_none() || send_initial {
             // Start at the current state: every matching object as ADDED, then changes.
-            let objects: Vec<Arc<Value>> =
-                store.iter(res, state.ns.as_deref(), None).filter(|o| state.filter.matches(o)).cloned().collect();
+            let objects: Vec<Arc<Stored>> = store
+                .iter_stored(res, state.ns.as_deref(), None)
+                .filter(|(_, o)| state.filter.is_everything() || state.filter.matches(&o.value()))
+                .map(|(_, o)| o.clone())
+                .collect();
             for o in &objects {
-                let rendered = state.render(o);
-                state.pending.push_back(event_line("ADDED", &rendered));
+                let line = state.event("ADDED", o);
+                state.pending.push_back(line);
             }
             if send_initial {
                 state.pending.push_back(state.bookmark(current, true));
@@ -145,8 +165,8 @@ pub(crate) fn watch_response(
             Some((past, rx)) => {
                 for c in past {
                     if let Some((kind, obj)) = state.classify(&c) {
-                        let rendered = state.render(&obj);
-                        state.pending.push_back(event_line(kind, &rendered));
+                        let line = state.event(kind, &obj);
+                        state.pending.push_back(line);
                     }
                 }
                 state.rx = Some(rx);
@@ -186,8 +206,8 @@ pub(crate) fn watch_response(
                 msg = rx.recv() => match msg {
                     Ok(c) => {
                         if let Some((kind, obj)) = st.classify(&c) {
-                            let rendered = st.render(&obj);
-                            st.pending.push_back(event_line(kind, &rendered));
+                            let line = st.event(kind, &obj);
+                            st.pending.push_back(line);
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {

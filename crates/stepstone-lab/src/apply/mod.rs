@@ -340,7 +340,7 @@ pub fn serve(
     let res = resources::storage_of(res);
     let def = &RESOURCES[res];
     let config = decode_body(body)?;
-    let live = store.get(res, ns, name).cloned();
+    let live = store.get(res, ns, name);
     if live.is_none() && part == Part::Status {
         return Err(ApiError::not_found(def, name));
     }

@@ -148,7 +148,6 @@ fn daemon_history(store: &mut Store, ds: &Value, template: &Value, hash: &str, p
     let mut history: Vec<Arc<Value>> = store
         .iter(r::CONTROLLER_REVISIONS, Some(&ns), None)
         .filter(|cr| controller_uid(cr) == Some(uid.as_str()))
-        .cloned()
         .collect();
     let newest = history.iter().map(|cr| revision(cr)).max().unwrap_or(0);
     match history.iter().position(|cr| hash_of(cr).as_deref() == Some(hash)) {
@@ -200,14 +199,14 @@ fn daemon_history(store: &mut Store, ds: &Value, template: &Value, hash: &str, p
 /// computed by a real controller; those whose containers run the template's images are
 /// relabelled with the lab's hash, as upstream relabels pods when it deduplicates revisions.
 fn daemonsets(store: &mut Store, now: Timestamp, clock: &Clock, adopted: &mut HashSet<String>) -> Option<Timestamp> {
-    let sets: Vec<Arc<Value>> = store.iter(r::DAEMONSETS, None, None).cloned().collect();
+    let sets: Vec<Arc<Value>> = store.iter(r::DAEMONSETS, None, None).collect();
     adopted.retain(|uid| sets.iter().any(|ds| uid_of(ds) == uid));
     if sets.is_empty() {
         return None;
     }
     let owned = pods_by_owner(store);
     let opts = SnapshotOptions::default();
-    let parsed: Vec<_> = store.iter(r::NODES, None, None).filter_map(|n| parse_node(n, &opts).ok()).collect();
+    let parsed: Vec<_> = store.iter(r::NODES, None, None).filter_map(|n| parse_node(&n, &opts).ok()).collect();
     let mut due: Option<Timestamp> = None;
     for ds in sets {
         let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));

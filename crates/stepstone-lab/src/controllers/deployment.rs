@@ -110,13 +110,13 @@ fn rolling_old_replicas(want: i64, max_unavailable: i64, new: (i64, i64), olds: 
 }
 
 fn deployments(store: &mut Store, now: Timestamp) {
-    let deps: Vec<Arc<Value>> = store.iter(r::DEPLOYMENTS, None, None).cloned().collect();
+    let deps: Vec<Arc<Value>> = store.iter(r::DEPLOYMENTS, None, None).collect();
     if deps.is_empty() {
         return;
     }
     let mut sets_by_owner: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
     for rs in store.iter(r::REPLICASETS, None, None) {
-        if let Some(uid) = controller_uid(rs) {
+        if let Some(uid) = controller_uid(&rs) {
             sets_by_owner.entry(uid.to_string()).or_default().push(rs.clone());
         }
     }

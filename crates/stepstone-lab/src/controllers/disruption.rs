@@ -36,7 +36,7 @@ impl Controller for DisruptionController {
 
 /// The disruption controller: every budget's status from `stepstone_core::pdb`.
 fn disruption(store: &mut Store, cache: &PodCache, now: Timestamp, clock: &Clock) -> Option<Timestamp> {
-    let pdb_objs: Vec<Arc<Value>> = store.iter(r::PDBS, None, None).cloned().collect();
+    let pdb_objs: Vec<Arc<Value>> = store.iter(r::PDBS, None, None).collect();
     if pdb_objs.is_empty() {
         return None;
     }
@@ -52,7 +52,7 @@ fn disruption(store: &mut Store, cache: &PodCache, now: Timestamp, clock: &Clock
     for ns in &namespaces {
         let mut inv = Inventory::default();
         for res in [r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS] {
-            inv.workloads.extend(store.iter(res, Some(ns), None).filter_map(|o| parse_workload(o).ok()));
+            inv.workloads.extend(store.iter(res, Some(ns), None).filter_map(|o| parse_workload(&o).ok()));
         }
         inventories.insert(ns.clone(), inv);
     }

@@ -32,7 +32,7 @@ impl Controller for GarbageCollector {
 fn gc(store: &mut Store, now: Timestamp) {
     let mut uids: HashSet<String> = HashSet::new();
     for res in [r::DEPLOYMENTS, r::REPLICASETS, r::STATEFULSETS, r::DAEMONSETS, r::NODES, r::PODS] {
-        uids.extend(store.iter(res, None, None).map(|o| uid_of(o).to_string()));
+        uids.extend(store.iter(res, None, None).map(|o| uid_of(&o).to_string()));
     }
     for res in [r::REPLICASETS, r::PODS, r::LEASES, r::CONTROLLER_REVISIONS] {
         let orphans: Vec<(String, String)> = store
@@ -43,7 +43,7 @@ fn gc(store: &mut Store, now: Timestamp) {
                         && refs.iter().all(|x| x.get("uid").and_then(Value::as_str).is_some_and(|u| !uids.contains(u)))
                 })
             })
-            .map(|o| (namespace_of(o).to_string(), name_of(o).to_string()))
+            .map(|o| (namespace_of(&o).to_string(), name_of(&o).to_string()))
             .collect();
         for (ns, name) in orphans {
             let _ = api::delete(store, res, &ns, &name, &DeleteOptions::default(), now);

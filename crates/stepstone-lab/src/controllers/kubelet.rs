@@ -159,13 +159,14 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp, stages: &mut Sta
     let timing = &shared.timing;
     let down = nodes::kubelet_down(shared);
     let ready_nodes: HashSet<String> =
-        store.iter(r::NODES, None, None).filter(|n| node_ready(n)).map(|n| name_of(n).to_string()).collect();
-    let all_nodes: HashSet<String> = store.iter(r::NODES, None, None).map(|n| name_of(n).to_string()).collect();
+        store.iter(r::NODES, None, None).filter(|n| node_ready(n)).map(|n| name_of(&n).to_string()).collect();
+    let all_nodes: HashSet<String> = store.iter(r::NODES, None, None).map(|n| name_of(&n).to_string()).collect();
     let faults = crate::state::lock(&shared.faults).clone();
     let mut due: Option<Timestamp> = None;
     let mut removals = Vec::new();
     let mut updates = Vec::new();
     for p in store.iter(r::PODS, None, None) {
+        let p = &p;
         let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
         if node.is_empty() {
             continue;
@@ -331,12 +332,12 @@ fn heartbeat(shared: &Shared, store: &mut Store, now: Timestamp) {
     let duration = (shared.timing.lease_renew_seconds * 4.0).round() as i64;
     let renew = clock::format_micro(now);
     let node_list: Vec<(String, String)> =
-        store.iter(r::NODES, None, None).map(|n| (name_of(n).to_string(), uid_of(n).to_string())).collect();
+        store.iter(r::NODES, None, None).map(|n| (name_of(&n).to_string(), uid_of(&n).to_string())).collect();
     for (node, uid) in node_list {
         if down.contains(&node) {
             continue;
         }
-        match store.get(r::LEASES, "kube-node-lease", &node).cloned() {
+        match store.get(r::LEASES, "kube-node-lease", &node) {
             Some(l) => {
                 let mut next = (*l).clone();
                 next["spec"]["renewTime"] = json!(renew);

@@ -203,6 +203,7 @@ impl PodCache {
     fn refresh(&mut self, store: &Store) {
         let mut seen = HashSet::with_capacity(self.pods.len());
         for obj in store.iter(r::PODS, None, None) {
+            let obj = &obj;
             let key = (namespace_of(obj).to_string(), name_of(obj).to_string());
             let rv = meta_str(obj, "resourceVersion").unwrap_or("");
             let fresh = self.pods.get(&key).is_some_and(|(v, _)| v == rv);
@@ -258,7 +259,7 @@ fn owner_ref(kind: &str, obj: &Value) -> Value {
 fn pods_by_owner(store: &Store) -> HashMap<String, Vec<Arc<Value>>> {
     let mut out: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
     for p in store.iter(r::PODS, None, None) {
-        if let Some(uid) = controller_uid(p) {
+        if let Some(uid) = controller_uid(&p) {
             out.entry(uid.to_string()).or_default().push(p.clone());
         }
     }

@@ -59,6 +59,7 @@ fn node_lifecycle(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<
     let mut due = None;
     let mut writes: Vec<(Value, bool)> = Vec::new();
     for n in store.iter(r::NODES, None, None) {
+        let n = &n;
         let name = name_of(n);
         let mut next = (**n).clone();
         let (flipped, tainted) = if down.contains(name) {
@@ -118,7 +119,6 @@ fn mark_pods_not_ready(store: &mut Store, node: &str, now: Timestamp) {
     let pods: Vec<Arc<Value>> = store
         .iter(r::PODS, None, None)
         .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node) && is_ready(p))
-        .cloned()
         .collect();
     for p in pods {
         let mut next = (*p).clone();

@@ -48,7 +48,7 @@ fn deletion_rank(p: &Value) -> (bool, u8, bool, std::cmp::Reverse<String>) {
 
 fn replicasets(store: &mut Store, now: Timestamp) {
     let owned = pods_by_owner(store);
-    let sets: Vec<Arc<Value>> = store.iter(r::REPLICASETS, None, None).cloned().collect();
+    let sets: Vec<Arc<Value>> = store.iter(r::REPLICASETS, None, None).collect();
     let mut budget = CREATE_BURST;
     for rs in sets {
         let mut active: Vec<Arc<Value>> =

@@ -52,7 +52,6 @@ impl Scheduler {
                     && p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending") == "Pending"
                     && p.pointer("/spec/schedulerName").and_then(Value::as_str).is_none_or(|s| s == "default-scheduler")
             })
-            .cloned()
             .collect();
         if pending.is_empty() {
             self.unschedulable.clear();
@@ -118,7 +117,7 @@ impl Scheduler {
 /// capacity model with no headroom beyond allocatable (what kube-scheduler enforces).
 fn scheduler_model(store: &Store, cache: &PodCache) -> CapacityModel {
     let opts = SnapshotOptions::default();
-    let node_list: Vec<_> = store.iter(r::NODES, None, None).filter_map(|n| parse_node(n, &opts).ok()).collect();
+    let node_list: Vec<_> = store.iter(r::NODES, None, None).filter_map(|n| parse_node(&n, &opts).ok()).collect();
     let pods: Vec<Pod> =
         cache.pods.values().filter(|(_, p)| p.node_name.is_some()).map(|(_, p)| (**p).clone()).collect();
     CapacityModel::new(&node_list, &pods, Headroom::none())

@@ -39,7 +39,7 @@ fn ordinal(sts: &str, pod: &str) -> Option<i64> {
 
 fn statefulsets(store: &mut Store, now: Timestamp) {
     let owned = pods_by_owner(store);
-    let sets: Vec<Arc<Value>> = store.iter(r::STATEFULSETS, None, None).cloned().collect();
+    let sets: Vec<Arc<Value>> = store.iter(r::STATEFULSETS, None, None).collect();
     for sts in sets {
         let name = name_of(&sts).to_string();
         let ns = namespace_of(&sts).to_string();

@@ -93,7 +93,7 @@ fn taint_eviction(store: &mut Store, now: Timestamp, clock: &Clock) -> Option<Ti
                 .filter(|t| t["effect"] == "NoExecute")
                 .cloned()
                 .collect();
-            (!taints.is_empty()).then(|| (name_of(n).to_string(), taints))
+            (!taints.is_empty()).then(|| (name_of(&n).to_string(), taints))
         })
         .collect();
     if tainted.is_empty() {
@@ -102,6 +102,7 @@ fn taint_eviction(store: &mut Store, now: Timestamp, clock: &Clock) -> Option<Ti
     let mut due = None;
     let mut doomed: Vec<Arc<Value>> = Vec::new();
     for p in store.iter(r::PODS, None, None) {
+        let p = &p;
         let Some(taints) = p.pointer("/spec/nodeName").and_then(Value::as_str).and_then(|n| tainted.get(n)) else {
             continue;
         };

@@ -71,12 +71,9 @@ fn claim_ref(pv: &Value) -> Option<(&str, &str)> {
 fn volume_for(store: &Store, claim: &Value) -> Option<Arc<Value>> {
     let (ns, name) = (namespace_of(claim), name_of(claim));
     if let Some(pv) = claim.pointer("/spec/volumeName").and_then(Value::as_str).filter(|v| !v.is_empty()) {
-        return store
-            .get(r::PERSISTENT_VOLUMES, "", pv)
-            .filter(|v| claim_ref(v).is_none_or(|c| c == (ns, name)))
-            .cloned();
+        return store.get(r::PERSISTENT_VOLUMES, "", pv).filter(|v| claim_ref(v).is_none_or(|c| c == (ns, name)));
     }
-    let volumes: Vec<&Arc<Value>> = store.iter(r::PERSISTENT_VOLUMES, None, None).collect();
+    let volumes: Vec<Arc<Value>> = store.iter(r::PERSISTENT_VOLUMES, None, None).collect();
     if let Some(pre) = volumes.iter().find(|v| claim_ref(v) == Some((ns, name))) {
         return Some((*pre).clone());
     }
@@ -93,12 +90,11 @@ fn volume_for(store: &Store, claim: &Value) -> Option<Arc<Value>> {
                 .cmp(&bytes_at(b, "/spec/capacity/storage"))
                 .then_with(|| name_of(a).cmp(name_of(b)))
         })
-        .cloned()
 }
 
 fn bind_claims(store: &mut Store) {
     let pending: Vec<Arc<Value>> =
-        store.iter(r::PERSISTENT_VOLUME_CLAIMS, None, None).filter(|c| phase(c) != "Bound").cloned().collect();
+        store.iter(r::PERSISTENT_VOLUME_CLAIMS, None, None).filter(|c| phase(c) != "Bound").collect();
     for claim in pending {
         let Some(pv) = volume_for(store, &claim) else { continue };
         let chosen_by_controller = claim.pointer("/spec/volumeName").and_then(Value::as_str).is_none_or(str::is_empty);
@@ -134,7 +130,6 @@ fn make_available(store: &mut Store) {
     let fresh: Vec<Arc<Value>> = store
         .iter(r::PERSISTENT_VOLUMES, None, None)
         .filter(|v| matches!(phase(v), "Pending" | "") && claim_ref(v).is_none())
-        .cloned()
         .collect();
     for v in fresh {
         let mut next = (*v).clone();
@@ -152,10 +147,9 @@ fn release_volumes(store: &mut Store) {
         .filter(|v| {
             claim_ref(v).is_some_and(|(ns, name)| {
                 let uid = v.pointer("/spec/claimRef/uid").and_then(Value::as_str).unwrap_or("");
-                store.get(r::PERSISTENT_VOLUME_CLAIMS, ns, name).is_none_or(|c| !uid.is_empty() && uid_of(c) != uid)
+                store.get(r::PERSISTENT_VOLUME_CLAIMS, ns, name).is_none_or(|c| !uid.is_empty() && uid_of(&c) != uid)
             })
         })
-        .cloned()
         .collect();
     for v in orphans {
         let mut next = (*v).clone();
@@ -188,7 +182,7 @@ pub(crate) fn volume_need(store: &Store, pod: &Value) -> VolumeNeed {
     let mut allowed: Option<BTreeSet<String>> = None;
     for claim in claims {
         let Some(pvc) = store.get(r::PERSISTENT_VOLUME_CLAIMS, ns, claim) else { continue };
-        if phase(pvc) != "Bound" {
+        if phase(&pvc) != "Bound" {
             return VolumeNeed::Unbound;
         }
         let Some(pv) = pvc
@@ -208,7 +202,7 @@ pub(crate) fn volume_need(store: &Store, pod: &Value) -> VolumeNeed {
                 labels.insert(NODE_NAME_FIELD.to_string(), name_of(n).to_string());
                 terms.iter().any(|t| t.matches(&labels))
             })
-            .map(|n| name_of(n).to_string())
+            .map(|n| name_of(&n).to_string())
             .collect();
         allowed = Some(match allowed {
             None => reach,

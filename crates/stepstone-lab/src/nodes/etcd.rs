@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -137,7 +138,7 @@ impl LabNodes {
         for res in ResId::all() {
             let def = res.def();
             items.extend(store.iter(res, None, None).map(|o| {
-                let mut o = (**o).clone();
+                let mut o = Arc::unwrap_or_clone(o);
                 o["apiVersion"] = json!(if def.group.is_empty() {
                     def.version.to_string()
                 } else {
@@ -148,7 +149,7 @@ impl LabNodes {
             }));
         }
         let total_keys = items.len() as u64;
-        let etcd_version = static_pod(&store, "etcd", node).and_then(|p| image_tag(p));
+        let etcd_version = static_pod(&store, "etcd", node).and_then(|p| image_tag(&p));
         let body = json!({
             "apiVersion": stepstone_core::API_VERSION, "kind": SNAPSHOT_KIND, "cluster": cluster, "node": node,
             "revision": revision, "takenAt": clock::format(taken_at), "simulatedTime": clock::format(now),

@@ -57,7 +57,7 @@ impl LabNodes {
                 .collect();
         let static_pods = STATIC_COMPONENTS
             .iter()
-            .filter_map(|c| static_pod(store, c, &name).and_then(|p| image_tag(p)).map(|t| (c.to_string(), t)))
+            .filter_map(|c| static_pod(store, c, &name).and_then(|p| image_tag(&p)).map(|t| (c.to_string(), t)))
             .collect();
         NodeFacts {
             control_plane: is_control_plane(node),
@@ -88,7 +88,7 @@ impl LabNodes {
 
     pub fn list(&self) -> Vec<NodeFacts> {
         let store = self.shared.store();
-        store.iter(NODES, None, None).map(|n| self.facts_of(&store, n)).collect()
+        store.iter(NODES, None, None).map(|n| self.facts_of(&store, &n)).collect()
     }
 
     /// `apt-get install kubeadm=1.35.3-1.1` (or kubelet/kubectl), resolved against the node's

@@ -183,7 +183,7 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
             .collect()
     };
     for (node, version, rebooted) in due {
-        let Some(n) = store.get(NODES, "", &node).cloned() else {
+        let Some(n) = store.get(NODES, "", &node) else {
             lock(&shared.kubelets).remove(&node);
             continue;
         };
@@ -288,7 +288,6 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
                 .iter(PODS, None, None)
                 .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node.as_str()))
                 .filter(|p| p.pointer("/status/phase").and_then(Value::as_str) == Some("Running"))
-                .cloned()
                 .collect();
             for p in pods {
                 let mut np = (*p).clone();

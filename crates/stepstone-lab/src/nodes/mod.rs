@@ -204,7 +204,7 @@ impl LabNodes {
     }
 
     fn node(&self, store: &Store, name: &str) -> Result<Arc<Value>, NodeOpError> {
-        store.get(NODES, "", name).cloned().ok_or_else(|| NodeOpError::UnknownNode(name.to_string()))
+        store.get(NODES, "", name).ok_or_else(|| NodeOpError::UnknownNode(name.to_string()))
     }
 }
 
@@ -229,7 +229,7 @@ pub fn is_control_plane(node: &Value) -> bool {
 }
 
 /// The kube-system static pod of `component` on `node`, if the fleet has one.
-fn static_pod<'a>(store: &'a Store, component: &str, node: &str) -> Option<&'a Arc<Value>> {
+fn static_pod(store: &Store, component: &str, node: &str) -> Option<Arc<Value>> {
     store.get(PODS, "kube-system", &format!("{component}-{node}"))
 }
 
@@ -261,7 +261,7 @@ pub(super) fn apiserver_versions(store: &Store) -> Vec<KubeVersion> {
             store::labels_of(p).get("component").map(String::as_str) == Some("kube-apiserver")
                 || store::name_of(p).starts_with("kube-apiserver-")
         })
-        .filter_map(|p| image_tag(p).and_then(|t| t.parse::<KubeVersion>().ok()))
+        .filter_map(|p| image_tag(&p).and_then(|t| t.parse::<KubeVersion>().ok()))
         .collect()
 }
 
@@ -276,8 +276,9 @@ pub fn version_info(shared: &Shared) -> Value {
         .or_else(|| {
             store
                 .iter(NODES, None, None)
-                .filter_map(|n| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str))
-                .filter_map(|v| v.parse::<KubeVersion>().ok())
+                .filter_map(|n| {
+                    n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str)?.parse::<KubeVersion>().ok()
+                })
                 .max()
         })
         .unwrap_or(KubeVersion::new(1, 32, 0));

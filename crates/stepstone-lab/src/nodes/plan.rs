@@ -330,7 +330,7 @@ pub(super) fn plan_rows(store: &Store, cluster: &KubeVersion, target: &KubeVersi
         current,
         target,
     };
-    let mut nodes: Vec<&Arc<Value>> = store.iter(NODES, None, None).collect();
+    let mut nodes: Vec<Arc<Value>> = store.iter(NODES, None, None).collect();
     nodes.sort_by(|a, b| store::name_of(a).cmp(store::name_of(b)));
     let control_planes: Vec<&str> = nodes.iter().filter(|n| is_control_plane(n)).map(|n| store::name_of(n)).collect();
     let mut components = Vec::new();
@@ -339,17 +339,17 @@ pub(super) fn plan_rows(store: &Store, cluster: &KubeVersion, target: &KubeVersi
             // A node whose static pod the fleet does not carry runs the cluster version, as
             // kubeadm wrote its manifest.
             let current =
-                static_pod(store, component, node).and_then(|p| image_tag(p)).unwrap_or_else(|| cluster.canonical());
+                static_pod(store, component, node).and_then(|p| image_tag(&p)).unwrap_or_else(|| cluster.canonical());
             components.push(row(component, node, current, target.canonical()));
         }
     }
     if let Some(ds) = store.get(DAEMONSETS, "kube-system", "kube-proxy")
-        && let Some(current) = template_tag(ds, "kube-proxy")
+        && let Some(current) = template_tag(&ds, "kube-proxy")
     {
         components.push(row("kube-proxy", "", current, target.canonical()));
     }
     if let Some(deploy) = store.get(DEPLOYMENTS, "kube-system", "coredns")
-        && let Some(current) = template_tag(deploy, "coredns")
+        && let Some(current) = template_tag(&deploy, "coredns")
     {
         let next = cluster_config_dns_tag(store)
             .or_else(|| kubeadm_coredns_tag(target).map(String::from))
@@ -358,7 +358,7 @@ pub(super) fn plan_rows(store: &Store, cluster: &KubeVersion, target: &KubeVersi
     }
     // Without etcd static pods the etcd is external, which kubeadm leaves out of the plan.
     for node in &control_planes {
-        if let Some(current) = static_pod(store, "etcd", node).and_then(|p| image_tag(p)) {
+        if let Some(current) = static_pod(store, "etcd", node).and_then(|p| image_tag(&p)) {
             let next = kubeadm_etcd_tag(target, &current).unwrap_or_else(|| current.clone());
             components.push(row("etcd", node, current, next));
         }

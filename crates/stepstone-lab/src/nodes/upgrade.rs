@@ -273,8 +273,9 @@ impl LabNodes {
 fn kubelets_too_old(store: &Store, target: &KubeVersion) -> Vec<String> {
     let mut versions: Vec<KubeVersion> = store
         .iter(NODES, None, None)
-        .filter_map(|n| n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str))
-        .filter_map(|v| v.parse::<KubeVersion>().ok())
+        .filter_map(|n| {
+            n.pointer("/status/nodeInfo/kubeletVersion").and_then(Value::as_str)?.parse::<KubeVersion>().ok()
+        })
         .filter(|v| target.minor().minus(v.minor()) > 3)
         .collect();
     versions.sort();
@@ -292,7 +293,7 @@ fn kubelet_config_fail_cgroup_v1(store: &Store) -> bool {
 }
 
 fn set_cluster_version(store: &mut Store, v: &KubeVersion, now: Timestamp) {
-    let existing = store.get(CONFIGMAPS, "kube-system", "kubeadm-config").cloned();
+    let existing = store.get(CONFIGMAPS, "kube-system", "kubeadm-config");
     match existing {
         Some(cm) => {
             let mut next = (*cm).clone();
@@ -329,7 +330,7 @@ fn set_cluster_version(store: &mut Store, v: &KubeVersion, now: Timestamp) {
 fn upgrade_static_pods(store: &mut Store, node: &str, target: &KubeVersion, now: Timestamp) -> Vec<String> {
     let mut changed = Vec::new();
     for component in STATIC_COMPONENTS {
-        let Some(pod) = static_pod(store, component, node).cloned() else { continue };
+        let Some(pod) = static_pod(store, component, node) else { continue };
         let new_tag = if component == "etcd" {
             match kubeadm_etcd_tag(target, &image_tag(&pod).unwrap_or_default()) {
                 Some(e) => e,
@@ -423,7 +424,7 @@ fn upgrade_addons(
         (DAEMONSETS, "kube-proxy", "kube-proxy", "kube-proxy", Some(kube_proxy_tag)),
     ];
     for (res, name, container, label, tag) in addons {
-        let Some(obj) = store.get(res, "kube-system", name).cloned() else { continue };
+        let Some(obj) = store.get(res, "kube-system", name) else { continue };
         output.push(format!("[addons] Applied essential addon: {label}"));
         let Some(tag) = tag else { continue };
         let mut next = (*obj).clone();
