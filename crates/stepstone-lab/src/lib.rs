@@ -32,6 +32,7 @@ pub(crate) mod metrics;
 pub(crate) mod nodes;
 pub(crate) mod openapi;
 pub(crate) mod patch;
+pub(crate) mod pod_facts;
 mod protobuf;
 mod query;
 pub(crate) mod resources;

@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::clock;
 use crate::compact::compact;
+use crate::pod_facts::PodFacts;
 use crate::resources::{self, RESOURCES, ResId};
 use crate::status::ApiError;
 
@@ -49,11 +50,13 @@ pub struct Change {
 }
 
 /// One stored object: its compact JSON, which responses copy, and for kinds other than pods its
-/// parsed value (controllers read those on every pass; pods are parsed when read).
+/// parsed value (controllers read those on every pass); a pod is parsed when read, and keeps
+/// the facts the controllers' passes read of every pod.
 #[derive(Debug)]
 pub struct Stored {
     json: Bytes,
     value: Option<Arc<Value>>,
+    facts: Option<Box<PodFacts>>,
 }
 
 impl Stored {
@@ -65,9 +68,16 @@ impl Stored {
     /// [`Stored::new`], and the value for the caller to read without parsing it again.
     fn with_value(res: ResId, value: Value) -> (Arc<Stored>, Arc<Value>) {
         let json = Bytes::from(serde_json::to_vec(&value).expect("a JSON value serialises"));
+        let is_pod = resources::storage_of(res) == resources::PODS;
+        let facts = is_pod.then(|| Box::new(PodFacts::of(&value)));
         let value = Arc::new(value);
-        let kept = (resources::storage_of(res) != resources::PODS).then(|| value.clone());
-        (Arc::new(Stored { json, value: kept }), value)
+        let kept = (!is_pod).then(|| value.clone());
+        (Arc::new(Stored { json, value: kept, facts }), value)
+    }
+
+    /// What the controllers read of a pod; `None` for other kinds.
+    pub fn pod_facts(&self) -> Option<&PodFacts> {
+        self.facts.as_deref()
     }
 
     /// The object's compact JSON, as served.
@@ -300,6 +310,11 @@ impl Store {
         after: Option<&Key>,
     ) -> impl Iterator<Item = Arc<Value>> + 'a {
         self.iter_stored(res, ns, after).map(|(_, s)| s.value())
+    }
+
+    /// Every pod with its facts, in key order.
+    pub fn pods(&self) -> impl Iterator<Item = (&Arc<Stored>, &PodFacts)> + '_ {
+        self.tables[resources::PODS.index()].values().filter_map(|s| Some((s, s.pod_facts()?)))
     }
 
     /// [`Store::iter`] as stored, with each object's key.

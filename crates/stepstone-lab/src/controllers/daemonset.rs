@@ -231,7 +231,8 @@ fn daemonsets(store: &mut Store, now: Timestamp, clock: &Clock, adopted: &mut Ha
         template_pod["spec"]["tolerations"] = json!(tolerations);
         api::admit(r::PODS, &mut template_pod);
         let Some((eligible, keep)) = daemon_nodes(&template_pod, &parsed) else { continue };
-        let mut pods: Vec<Arc<Value>> = owned.get(uid_of(&ds)).cloned().unwrap_or_default();
+        let mut pods: Vec<Arc<Value>> =
+            owned.get(uid_of(&ds)).map(|ps| ps.iter().map(|p| p.value()).collect()).unwrap_or_default();
         if adopted.insert(uid_of(&ds).to_string()) {
             let images = store::containers(&template);
             for p in pods.iter_mut() {

@@ -165,12 +165,18 @@ fn kubelets(shared: &Shared, store: &mut Store, now: Timestamp, stages: &mut Sta
     let mut due: Option<Timestamp> = None;
     let mut removals = Vec::new();
     let mut updates = Vec::new();
-    for p in store.iter(r::PODS, None, None) {
-        let p = &p;
-        let node = p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+    for (stored, facts) in store.pods() {
+        // The pods with nothing to do, told from their facts without reading them: unbound,
+        // on a node that is down or not Ready, or past starting and Ready.
+        let node = &*facts.node;
         if node.is_empty() {
             continue;
         }
+        let waiting = matches!(&*facts.phase, "Pending") || (&*facts.phase == "Running" && !facts.ready);
+        if !facts.deleting && (down.contains(node) || !ready_nodes.contains(node) || !waiting) {
+            continue;
+        }
+        let p = &stored.value();
         if let Some(deletion) = meta_str(p, "deletionTimestamp").and_then(clock::parse) {
             // A stopped kubelet cannot finish terminating its pods; a vanished node's pods go.
             if down.contains(node) && all_nodes.contains(node) {

@@ -37,9 +37,10 @@ use stepstone_core::snapshot::parse_pod;
 
 use crate::api;
 use crate::clock;
+use crate::pod_facts::PodFacts;
 use crate::resources::{self as r, RESOURCES, ResId};
 use crate::state::Shared;
-use crate::store::{Part, Store, controller_uid, meta, meta_str, name_of, namespace_of, uid_of};
+use crate::store::{Part, Store, Stored, meta, meta_str, name_of, namespace_of, uid_of};
 
 /// Every controller in the order a pass runs them. The node controllers come before the
 /// workload controllers, so that pods evicted in a pass are replaced in the same pass; the
@@ -193,24 +194,23 @@ impl Loop {
     }
 }
 
-/// Parsed pods, reused across passes while their resourceVersion is unchanged.
+/// Parsed pods, reused across passes while the store holds the same version of each: only pods
+/// written since the last refresh are read again.
 #[derive(Default)]
 pub(crate) struct PodCache {
-    pods: HashMap<(String, String), (String, Arc<Pod>)>,
+    pods: HashMap<(String, String), (Arc<Stored>, Arc<Pod>)>,
 }
 
 impl PodCache {
     fn refresh(&mut self, store: &Store) {
         let mut seen = HashSet::with_capacity(self.pods.len());
-        for obj in store.iter(r::PODS, None, None) {
-            let obj = &obj;
-            let key = (namespace_of(obj).to_string(), name_of(obj).to_string());
-            let rv = meta_str(obj, "resourceVersion").unwrap_or("");
-            let fresh = self.pods.get(&key).is_some_and(|(v, _)| v == rv);
-            if !fresh && let Ok(p) = parse_pod(obj) {
-                self.pods.insert(key.clone(), (rv.to_string(), Arc::new(p)));
+        for (key, stored) in store.iter_stored(r::PODS, None, None) {
+            let fresh = self.pods.get(key).is_some_and(|(s, _)| Arc::ptr_eq(s, stored));
+            // A pod the planner cannot read keeps its last readable version.
+            if !fresh && let Ok(p) = parse_pod(&stored.value()) {
+                self.pods.insert(key.clone(), (stored.clone(), Arc::new(p)));
             }
-            seen.insert(key);
+            seen.insert(key.clone());
         }
         self.pods.retain(|k, _| seen.contains(k));
     }
@@ -256,14 +256,21 @@ fn owner_ref(kind: &str, obj: &Value) -> Value {
         "controller": true, "blockOwnerDeletion": true}])
 }
 
-fn pods_by_owner(store: &Store) -> HashMap<String, Vec<Arc<Value>>> {
-    let mut out: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
-    for p in store.iter(r::PODS, None, None) {
-        if let Some(uid) = controller_uid(&p) {
-            out.entry(uid.to_string()).or_default().push(p.clone());
+/// Pods by the uid of their controller owner, as stored: a controller reads their facts and
+/// parses only those it acts on.
+fn pods_by_owner(store: &Store) -> HashMap<Box<str>, Vec<Arc<Stored>>> {
+    let mut out: HashMap<Box<str>, Vec<Arc<Stored>>> = HashMap::new();
+    for (stored, facts) in store.pods() {
+        if let Some(uid) = &facts.controller_uid {
+            out.entry(uid.clone()).or_default().push(stored.clone());
         }
     }
     out
+}
+
+/// The facts of a stored pod (every stored pod has them).
+fn facts(pod: &Stored) -> &PodFacts {
+    pod.pod_facts().expect("a stored pod has its facts")
 }
 
 fn replicas(obj: &Value) -> i64 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{Controller, Pass, Watch, earliest, is_ready};
+use super::{Controller, Pass, Watch, earliest};
 use crate::api;
 use crate::clock;
 use crate::nodes;
@@ -116,10 +116,8 @@ fn node_lifecycle(shared: &Shared, store: &mut Store, now: Timestamp) -> Option<
 /// Upstream `MarkPodsNotReady`: the pods of a node that stopped posting status are no longer
 /// Ready (Services drop them, disruption budgets stop counting them) until their kubelet is back.
 fn mark_pods_not_ready(store: &mut Store, node: &str, now: Timestamp) {
-    let pods: Vec<Arc<Value>> = store
-        .iter(r::PODS, None, None)
-        .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node) && is_ready(p))
-        .collect();
+    let pods: Vec<Arc<Value>> =
+        store.pods().filter(|(_, f)| &*f.node == node && f.ready).map(|(stored, _)| stored.value()).collect();
     for p in pods {
         let mut next = (*p).clone();
         nodes::set_pod_condition(&mut next, "Ready", false, now);

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::{
-    Controller, Pass, Watch, generation, is_active, is_ready, phase, pod_from_template, pods_by_owner, replicas,
-    write_status,
-};
+use super::{Controller, Pass, Watch, facts, generation, pod_from_template, pods_by_owner, replicas, write_status};
 use crate::api::{self, DeleteOptions};
+use crate::pod_facts::PodFacts;
 use crate::resources as r;
-use crate::store::{Store, meta_str, name_of, namespace_of, uid_of};
+use crate::store::{Store, Stored, name_of, namespace_of, uid_of};
 
 /// Pods created per controller pass at most, so one huge scale-up does not stall the API.
 const CREATE_BURST: usize = 500;
@@ -36,14 +34,14 @@ impl Controller for ReplicaSetController {
 
 /// Pods to remove first when scaling down, as upstream ranks them: unscheduled, then pending,
 /// then not ready, then the newest.
-fn deletion_rank(p: &Value) -> (bool, u8, bool, std::cmp::Reverse<String>) {
-    let scheduled = p.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let phase_rank = match phase(p) {
+fn deletion_rank(p: &PodFacts) -> (bool, u8, bool, std::cmp::Reverse<&str>) {
+    let scheduled = !p.node.is_empty();
+    let phase_rank = match &*p.phase {
         "Pending" => 0,
         "Unknown" => 1,
         _ => 2,
     };
-    (scheduled, phase_rank, is_ready(p), std::cmp::Reverse(meta_str(p, "creationTimestamp").unwrap_or("").to_string()))
+    (scheduled, phase_rank, p.ready, std::cmp::Reverse(&p.created))
 }
 
 fn replicasets(store: &mut Store, now: Timestamp) {
@@ -51,27 +49,32 @@ fn replicasets(store: &mut Store, now: Timestamp) {
     let sets: Vec<Arc<Value>> = store.iter(r::REPLICASETS, None, None).collect();
     let mut budget = CREATE_BURST;
     for rs in sets {
-        let mut active: Vec<Arc<Value>> =
-            owned.get(uid_of(&rs)).map(|v| v.iter().filter(|p| is_active(p)).cloned().collect()).unwrap_or_default();
+        let mut active: Vec<Arc<Stored>> = owned
+            .get(uid_of(&rs))
+            .map(|v| v.iter().filter(|p| facts(p).is_active()).cloned().collect())
+            .unwrap_or_default();
         let want = replicas(&rs).max(0) as usize;
         if active.len() < want {
             for _ in 0..(want - active.len()).min(budget) {
                 let name = format!("{}-{}", name_of(&rs), store.random_suffix(5));
                 let mut pod = pod_from_template(&rs, "ReplicaSet", name, &[]);
                 api::admit(r::PODS, &mut pod);
-                if let Ok(p) = store.create(r::PODS, pod, now, false) {
-                    active.push(p);
+                if let Ok(p) = store.create(r::PODS, pod, now, false)
+                    && let Some(stored) = store.get_stored(r::PODS, namespace_of(&p), name_of(&p))
+                {
+                    active.push(stored.clone());
                     budget -= 1;
                 }
             }
         } else if active.len() > want {
-            active.sort_by_key(|p| deletion_rank(p));
-            let extra: Vec<Arc<Value>> = active.drain(..active.len() - want).collect();
+            active.sort_by(|a, b| deletion_rank(facts(a)).cmp(&deletion_rank(facts(b))));
+            let extra: Vec<Arc<Stored>> = active.drain(..active.len() - want).collect();
             for p in extra {
-                let _ = api::delete(store, r::PODS, namespace_of(&p), name_of(&p), &DeleteOptions::default(), now);
+                let f = facts(&p);
+                let _ = api::delete(store, r::PODS, &f.namespace, &f.name, &DeleteOptions::default(), now);
             }
         }
-        let ready = active.iter().filter(|p| is_ready(p)).count();
+        let ready = active.iter().filter(|p| facts(p).ready).count();
         write_status(
             store,
             r::REPLICASETS,
@@ -95,8 +98,8 @@ mod tests {
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
         let unready = json!({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"nodeName": "n"},
             "status": {"phase": "Running"}});
-        let mut v = [ready.clone(), unready.clone(), unscheduled.clone()];
-        v.sort_by_key(deletion_rank);
-        assert_eq!(v, [unscheduled, unready, ready]);
+        let mut v = [&ready, &unready, &unscheduled].map(PodFacts::of);
+        v.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
+        assert_eq!(v, [&unscheduled, &unready, &ready].map(PodFacts::of));
     }
 }

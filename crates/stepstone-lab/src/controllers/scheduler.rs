@@ -18,7 +18,7 @@ use super::volumes::{self, VolumeNeed};
 use super::{Controller, Pass, PodCache, Watch};
 use crate::nodes;
 use crate::resources as r;
-use crate::store::{Part, Store, meta};
+use crate::store::{Part, Store};
 
 /// The scheduler, remembering which pods it already reported unschedulable (no repeated events).
 #[derive(Default)]
@@ -45,13 +45,9 @@ impl Controller for Scheduler {
 impl Scheduler {
     fn schedule(&mut self, store: &mut Store, cache: &mut PodCache, now: Timestamp) {
         let pending: Vec<Arc<Value>> = store
-            .iter(r::PODS, None, None)
-            .filter(|p| {
-                p.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty)
-                    && meta(p).get("deletionTimestamp").is_none()
-                    && p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending") == "Pending"
-                    && p.pointer("/spec/schedulerName").and_then(Value::as_str).is_none_or(|s| s == "default-scheduler")
-            })
+            .pods()
+            .filter(|(_, f)| f.node.is_empty() && !f.deleting && &*f.phase == "Pending" && f.default_scheduler)
+            .map(|(stored, _)| stored.value())
             .collect();
         if pending.is_empty() {
             self.unschedulable.clear();

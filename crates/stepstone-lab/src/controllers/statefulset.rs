@@ -9,12 +9,12 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::{
-    Controller, Pass, Watch, generation, is_active, is_ready, pod_from_template, pods_by_owner, replicas,
-    template_hash, write_status,
+    Controller, Pass, Watch, facts, generation, pod_from_template, pods_by_owner, replicas, template_hash, write_status,
 };
 use crate::api::{self, DeleteOptions};
+use crate::pod_facts::PodFacts;
 use crate::resources as r;
-use crate::store::{Store, meta, name_of, namespace_of, uid_of};
+use crate::store::{Store, name_of, namespace_of, uid_of};
 
 pub(super) struct StatefulSetController;
 
@@ -45,11 +45,11 @@ fn statefulsets(store: &mut Store, now: Timestamp) {
         let ns = namespace_of(&sts).to_string();
         let want = replicas(&sts).max(0);
         let parallel = sts.pointer("/spec/podManagementPolicy").and_then(Value::as_str) == Some("Parallel");
-        let pods: BTreeMap<i64, Arc<Value>> = owned
+        let pods: BTreeMap<i64, &PodFacts> = owned
             .get(uid_of(&sts))
             .into_iter()
             .flatten()
-            .filter_map(|p| ordinal(&name, name_of(p)).map(|o| (o, p.clone())))
+            .filter_map(|p| ordinal(&name, &facts(p).name).map(|o| (o, facts(p))))
             .collect();
         let revision =
             format!("{name}-{}", &template_hash(&sts.pointer("/spec/template").cloned().unwrap_or(json!({})))[..10]);
@@ -58,7 +58,7 @@ fn statefulsets(store: &mut Store, now: Timestamp) {
             if pods.contains_key(&i) {
                 continue;
             }
-            let predecessors_ready = (0..i).all(|j| pods.get(&j).is_some_and(|p| is_active(p) && is_ready(p)));
+            let predecessors_ready = (0..i).all(|j| pods.get(&j).is_some_and(|p| p.is_active() && p.ready));
             if !parallel && !predecessors_ready {
                 break;
             }
@@ -85,21 +85,21 @@ fn statefulsets(store: &mut Store, now: Timestamp) {
             }
         }
         // Scale down from the highest ordinal, one at a time.
-        let condemned: Vec<&Arc<Value>> = pods.iter().rev().filter(|(o, _)| **o >= want).map(|(_, p)| p).collect();
+        let condemned: Vec<&PodFacts> = pods.iter().rev().filter(|(o, _)| **o >= want).map(|(_, p)| *p).collect();
         for p in condemned {
-            if meta(p).get("deletionTimestamp").is_some() {
+            if p.deleting {
                 if !parallel {
                     break;
                 }
                 continue;
             }
-            let _ = api::delete(store, r::PODS, &ns, name_of(p), &DeleteOptions::default(), now);
+            let _ = api::delete(store, r::PODS, &ns, &p.name, &DeleteOptions::default(), now);
             if !parallel {
                 break;
             }
         }
-        let active: Vec<&Arc<Value>> = pods.values().filter(|p| is_active(p)).collect();
-        let ready = active.iter().filter(|p| is_ready(p)).count();
+        let active: Vec<&PodFacts> = pods.values().copied().filter(|p| p.is_active()).collect();
+        let ready = active.iter().filter(|p| p.ready).count();
         write_status(
             store,
             r::STATEFULSETS,

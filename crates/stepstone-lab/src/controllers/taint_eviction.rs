@@ -7,7 +7,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::{Controller, Pass, Watch, bound_at, earliest, is_active};
+use super::{Controller, Pass, Watch, bound_at, earliest};
 use crate::api::{self, DeleteOptions};
 use crate::clock::{self, Clock};
 use crate::nodes;
@@ -101,12 +101,15 @@ fn taint_eviction(store: &mut Store, now: Timestamp, clock: &Clock) -> Option<Ti
     }
     let mut due = None;
     let mut doomed: Vec<Arc<Value>> = Vec::new();
-    for p in store.iter(r::PODS, None, None) {
-        let p = &p;
-        let Some(taints) = p.pointer("/spec/nodeName").and_then(Value::as_str).and_then(|n| tainted.get(n)) else {
+    for (stored, facts) in store.pods() {
+        let Some(taints) = tainted.get(&*facts.node) else {
             continue;
         };
-        if !is_active(p) || meta(p).pointer("/annotations/kubernetes.io~1config.mirror").is_some() {
+        if !facts.is_active() {
+            continue;
+        }
+        let p = &stored.value();
+        if meta(p).pointer("/annotations/kubernetes.io~1config.mirror").is_some() {
             continue;
         }
         let Some(seconds) = toleration_seconds(p, taints) else { continue };

@@ -285,9 +285,9 @@ pub(crate) fn finish_restarts(shared: &Shared, store: &mut Store, now: Timestamp
         if old_version != version || rebooted {
             let faults = lock(&shared.faults).clone();
             let pods: Vec<Arc<Value>> = store
-                .iter(PODS, None, None)
-                .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node.as_str()))
-                .filter(|p| p.pointer("/status/phase").and_then(Value::as_str) == Some("Running"))
+                .pods()
+                .filter(|(_, f)| *f.node == *node && &*f.phase == "Running")
+                .map(|(stored, _)| stored.value())
                 .collect();
             for p in pods {
                 let mut np = (*p).clone();
