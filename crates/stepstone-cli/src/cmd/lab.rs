@@ -195,7 +195,9 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let text = std::fs::read_to_string(&a.fleet)
         .map_err(|e| crate::exit::usage(format!("cannot read --fleet {}: {e}", a.fleet.display())))?;
-    // Parsed at its final size: the lab keeps these objects for as long as it runs.
+    // Parsed at exact size, so the whole fleet's tree, which the lab holds only while it loads
+    // (it keeps pods as their JSON text), is no larger than it must be; the lab keeps the other
+    // objects as parsed here, without rebuilding them.
     let fleet = stepstone_lab::parse_exact(&text).map_err(|e| {
         crate::exit::usage(format!(
             "--fleet {}: not JSON ({e}); write one with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` or `stepstone lab generate`",
