@@ -6,9 +6,11 @@
 //! the same tolerance of odd values), so filtering on the facts skips exactly the pods the
 //! controllers would have skipped.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
-use crate::store::{meta, meta_str};
+use crate::store::{labels_of, meta, meta_str};
 
 /// The facts of one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,11 @@ pub struct PodFacts {
     pub uid: Box<str>,
     /// `spec.nodeName`, empty when unbound.
     pub node: Box<str>,
+    /// `spec.nodeName` is missing or a string, so [`PodFacts::node`] is what a field selector
+    /// reads.
+    pub node_is_text: bool,
+    /// `metadata.labels` (the string values), what label selectors read.
+    pub labels: BTreeMap<String, String>,
     /// `status.phase`, `Pending` when missing.
     pub phase: Box<str>,
     /// A `Ready` condition with status `True`.
@@ -43,6 +50,8 @@ impl PodFacts {
             name: boxed(meta_str(pod, "name")),
             uid: boxed(meta_str(pod, "uid")),
             node: boxed(pod.pointer("/spec/nodeName").and_then(Value::as_str)),
+            node_is_text: pod.pointer("/spec/nodeName").is_none_or(Value::is_string),
+            labels: labels_of(pod),
             phase: pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending").into(),
             ready: pod
                 .pointer("/status/conditions")

@@ -71,6 +71,29 @@ impl Filter {
         self.labels.is_none() && self.fields.is_empty()
     }
 
+    /// Whether a stored object passes, read from its pod facts when every term can be: a pod
+    /// list or watch filtered by node or labels then reads no pod.
+    pub fn matches_stored(&self, obj: &store::Stored) -> bool {
+        if self.is_everything() {
+            return true;
+        }
+        if let Some(f) = obj.pod_facts() {
+            let field = |name: &str| -> Option<&str> {
+                match name {
+                    "metadata.name" => Some(&f.name),
+                    "metadata.namespace" => Some(&f.namespace),
+                    "spec.nodeName" if f.node_is_text => Some(&f.node),
+                    _ => None,
+                }
+            };
+            if self.fields.iter().all(|t| field(&t.field).is_some()) {
+                return self.labels.as_ref().is_none_or(|sel| sel.matches(&f.labels))
+                    && self.fields.iter().all(|t| (field(&t.field).unwrap_or("") == t.value) != t.negate);
+            }
+        }
+        self.matches(&obj.value())
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(sel) = &self.labels
             && !sel.matches(&store::labels_of(obj))
@@ -243,6 +266,34 @@ mod tests {
         let f = Filter::parse(resources::PODS, None, Some("metadata.namespace=ns,metadata.name=a")).unwrap();
         assert!(f.matches(&pod));
         assert_eq!(f.exact_name(), Some("a"));
+    }
+
+    #[test]
+    fn a_stored_pod_matches_from_its_facts_as_its_object_does() {
+        let pods = [
+            json!({"metadata": {"name": "a", "namespace": "ns", "labels": {"app": "web", "tier": "1"}},
+                "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}),
+            json!({"metadata": {"name": "b", "namespace": "other"}, "spec": {}}),
+            json!({"metadata": {"name": "c", "namespace": "ns", "labels": {"app": "db"}}, "spec": {"nodeName": "n2"}}),
+        ];
+        let selectors = [
+            (None, None),
+            (Some("app=web"), None),
+            (Some("app in (web,db),!tier"), None),
+            (None, Some("spec.nodeName=n1")),
+            (None, Some("spec.nodeName=")),
+            (None, Some("spec.nodeName!=n1,metadata.namespace=ns")),
+            (Some("app"), Some("metadata.name=c")),
+            // Not among the facts: read from the object.
+            (Some("app=web"), Some("status.phase=Running")),
+        ];
+        for pod in &pods {
+            let stored = store::Stored::new(resources::PODS, pod.clone());
+            for (labels, fields) in selectors {
+                let f = Filter::parse(resources::PODS, labels, fields).unwrap();
+                assert_eq!(f.matches_stored(&stored), f.matches(pod), "{labels:?} {fields:?} on {pod}");
+            }
+        }
     }
 
     #[test]

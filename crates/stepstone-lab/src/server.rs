@@ -670,7 +670,7 @@ fn list(
         let mut last: Option<Key> = None;
         let mut more = false;
         for (key, obj) in store.iter_stored(res, ns.as_deref(), after.as_ref()) {
-            if !filter.is_everything() && !filter.matches(&obj.value()) {
+            if !filter.matches_stored(obj) {
                 continue;
             }
             if items.len() == limit {

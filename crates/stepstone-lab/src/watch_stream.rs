@@ -59,30 +59,28 @@ impl WatchState {
         }
     }
 
-    fn in_scope(&self, obj: &Value) -> bool {
-        self.ns.as_deref().is_none_or(|n| store::namespace_of(obj) == n)
+    /// In the watched namespace, read from a pod's facts without parsing it.
+    fn in_scope(&self, obj: &Stored) -> bool {
+        match (self.ns.as_deref(), obj.pod_facts()) {
+            (None, _) => true,
+            (Some(n), Some(facts)) => &*facts.namespace == n,
+            (Some(n), None) => store::namespace_of(&obj.value()) == n,
+        }
     }
 
     fn classify(&self, c: &Change) -> Option<(&'static str, Arc<Stored>)> {
         if resources::storage_of(self.res) != c.res {
             return None;
         }
-        // Read only when a namespace or a selector asks for its fields.
-        let now_matches = if self.ns.is_none() && self.filter.is_everything() {
-            true
-        } else {
-            let object = c.object.value();
-            if !self.in_scope(&object) {
-                return None;
-            }
-            self.filter.matches(&object)
-        };
+        if !self.in_scope(&c.object) {
+            return None;
+        }
+        let now_matches = self.filter.matches_stored(&c.object);
         match c.kind {
             ChangeKind::Added => now_matches.then(|| ("ADDED", c.object.clone())),
             ChangeKind::Deleted => now_matches.then(|| ("DELETED", c.object.clone())),
             ChangeKind::Modified => {
-                let before =
-                    c.prev.as_ref().is_none_or(|p| self.filter.is_everything() || self.filter.matches(&p.value()));
+                let before = c.prev.as_ref().is_none_or(|p| self.filter.matches_stored(p));
                 match (before, now_matches) {
                     (true, true) => Some(("MODIFIED", c.object.clone())),
                     (false, true) => Some(("ADDED", c.object.clone())),
@@ -147,7 +145,7 @@ pub(crate) fn watch_response(
             // Start at the current state: every matching object as ADDED, then changes.
             let objects: Vec<Arc<Stored>> = store
                 .iter_stored(res, state.ns.as_deref(), None)
-                .filter(|(_, o)| state.filter.is_everything() || state.filter.matches(&o.value()))
+                .filter(|(_, o)| state.filter.matches_stored(o))
                 .map(|(_, o)| o.clone())
                 .collect();
             for o in &objects {
