@@ -30,6 +30,7 @@ mod faults_forbid;
 mod faults_http;
 pub(crate) mod metrics;
 pub(crate) mod nodes;
+pub(crate) mod object;
 pub(crate) mod openapi;
 pub(crate) mod patch;
 pub(crate) mod pod_facts;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::store::{labels_of, meta, meta_str};
+use crate::object::{controller_uid, labels_of, meta, meta_str};
 
 /// The facts of one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl PodFacts {
                 .and_then(Value::as_array)
                 .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")),
             deleting: meta(pod).get("deletionTimestamp").is_some(),
-            controller_uid: crate::store::controller_uid(pod).map(Into::into),
+            controller_uid: controller_uid(pod).map(Into::into),
             owner_uids: meta(pod)
                 .get("ownerReferences")
                 .and_then(Value::as_array)
