@@ -16,6 +16,10 @@ use std::io::{BufReader, BufWriter};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/procstat.rs"]
+mod procstat;
+use procstat::cpu_seconds;
+
 use stepstone_core::drain::{Classifier, DrainOptions};
 use stepstone_core::inventory::Inventory;
 use stepstone_core::inventory::PodPhase;
@@ -394,16 +398,6 @@ fn spread_over_generations(inv: &Inventory) -> Inventory {
         out.nodes[i].generation = g;
     }
     out
-}
-
-/// User plus system CPU seconds of this process so far, from /proc/self/stat (Linux; 100 ticks
-/// a second).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// `snapshot FILE [RUNS [OUT]]`: read a snapshot file once, then plan it `RUNS` times at the

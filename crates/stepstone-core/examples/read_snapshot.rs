@@ -14,26 +14,9 @@ use stepstone_core::snapshot::{SnapshotOptions, load_paths, load_paths_whole};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A line of /proc/self/status in MiB (Linux).
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-/// User plus system CPU seconds of this process, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name; 100 ticks a second.
-    (ticks(11) + ticks(12)) / 100.0
-}
+#[path = "common/procstat.rs"]
+mod procstat;
+use procstat::{cpu_seconds, status_mib};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -945,16 +945,23 @@ mod tests {
             node("b", "{\"x\": \"1\"\n    }"),
             node("c", "{}")
         );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("odd.json");
-        std::fs::write(&path, &text).unwrap();
-        let opts = SnapshotOptions::default();
-        let streamed = load_paths(std::slice::from_ref(&path), &opts).unwrap();
-        let whole = super::super::load_paths_whole(&[path], &opts).unwrap();
+        let streamed = read_as_whole(&text);
         let names: Vec<&str> = streamed.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(streamed.nodes[1].labels.get("x").map(String::as_str), Some("1"));
+    }
+
+    /// `text` as a file read by the streaming reader, after checking that the whole-text reader
+    /// reads the same inventory from it.
+    fn read_as_whole(text: &str) -> Inventory {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd.json");
+        std::fs::write(&path, text).unwrap();
+        let opts = SnapshotOptions::default();
+        let streamed = load_paths(std::slice::from_ref(&path), &opts).unwrap();
+        let whole = super::super::load_paths_whole(&[path], &opts).unwrap();
         assert_eq!(serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&whole).unwrap());
+        streamed
     }
 
     /// A List of nodes laid out as kubectl writes them, with `labels` as the text of each node's
@@ -981,14 +988,8 @@ mod tests {
         labels[28_000] = "{\"x\": \"1\"\n    }".to_string();
         let text = node_list(&labels);
         assert!(text.len() > 3 * BATCH_BYTES, "{}", text.len());
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("odd.json");
-        std::fs::write(&path, &text).unwrap();
-        let opts = SnapshotOptions::default();
-        let streamed = load_paths(std::slice::from_ref(&path), &opts).unwrap();
-        let whole = super::super::load_paths_whole(&[path], &opts).unwrap();
+        let streamed = read_as_whole(&text);
         assert_eq!(streamed.nodes.len(), 30_000);
-        assert_eq!(serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&whole).unwrap());
     }
 
     #[test]
