@@ -25,6 +25,11 @@ pub(super) fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |cur, k| cur.get(k))
 }
 
+/// The elements of the array at `path`; none when the field is missing or not an array.
+pub(super) fn array_at<'a>(v: &'a Value, path: &[&str]) -> impl Iterator<Item = &'a Value> {
+    at(v, path).and_then(Value::as_array).into_iter().flatten()
+}
+
 pub(super) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     at(v, path).and_then(Value::as_str)
 }

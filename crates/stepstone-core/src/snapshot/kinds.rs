@@ -45,34 +45,24 @@ pub fn parse_node(obj: &Value, opts: &SnapshotOptions) -> Result<Node, String> {
         Some("v2") => Some(CgroupVersion::V2),
         _ => None,
     };
-    let taints = at(obj, &["spec", "taints"])
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| {
-                    Some(Taint {
-                        key: t.get("key")?.as_str()?.to_string(),
-                        value: t.get("value").and_then(Value::as_str).map(String::from),
-                        effect: t.get("effect").and_then(Value::as_str).unwrap_or("").to_string(),
-                    })
-                })
-                .collect()
+    let taints = array_at(obj, &["spec", "taints"])
+        .filter_map(|t| {
+            Some(Taint {
+                key: t.get("key")?.as_str()?.to_string(),
+                value: t.get("value").and_then(Value::as_str).map(String::from),
+                effect: t.get("effect").and_then(Value::as_str).unwrap_or("").to_string(),
+            })
         })
-        .unwrap_or_default();
-    let conditions: Vec<Condition> = at(obj, &["status", "conditions"])
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| {
-                    Some(Condition {
-                        kind: c.get("type")?.as_str()?.to_string(),
-                        status: c.get("status")?.as_str()?.to_string(),
-                        reason: c.get("reason").and_then(Value::as_str).map(String::from),
-                    })
-                })
-                .collect()
+        .collect();
+    let conditions: Vec<Condition> = array_at(obj, &["status", "conditions"])
+        .filter_map(|c| {
+            Some(Condition {
+                kind: c.get("type")?.as_str()?.to_string(),
+                status: c.get("status")?.as_str()?.to_string(),
+                reason: c.get("reason").and_then(Value::as_str).map(String::from),
+            })
         })
-        .unwrap_or_default();
+        .collect();
     let ready = conditions.iter().any(|c| c.kind == "Ready" && c.status == "True");
     let internal_ip = at(obj, &["status", "addresses"])
         .and_then(Value::as_array)
@@ -166,66 +156,51 @@ pub fn parse_pod(obj: &Value) -> Result<Pod, String> {
         Some("Unknown") => PodPhase::Unknown,
         _ => PodPhase::Pending,
     };
-    let ready = status.get("conditions").and_then(Value::as_array).is_some_and(|cs| {
-        cs.iter().any(|c| {
-            c.get("type").and_then(Value::as_str) == Some("Ready")
-                && c.get("status").and_then(Value::as_str) == Some("True")
-        })
+    let ready = array_at(status, &["conditions"]).any(|c| {
+        c.get("type").and_then(Value::as_str) == Some("Ready")
+            && c.get("status").and_then(Value::as_str) == Some("True")
     });
     let mut requests = Resources::default();
     let mut images = Vec::new();
-    for c in spec.get("containers").and_then(Value::as_array).into_iter().flatten() {
+    for c in array_at(spec, &["containers"]) {
         requests = requests.saturating_add(container_requests(c)?);
         if let Some(i) = c.get("image").and_then(Value::as_str) {
             images.push(i.to_string());
         }
     }
-    for c in spec.get("initContainers").and_then(Value::as_array).into_iter().flatten() {
+    for c in array_at(spec, &["initContainers"]) {
         requests = requests.max(container_requests(c)?);
     }
     requests = requests.saturating_add(resources(spec.get("overhead"))?);
     requests.pods = 1;
-    let volumes = spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .map(|vs| {
-            vs.iter()
-                .map(|v| {
-                    let name = v.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-                    let source = if let Some(e) = v.get("emptyDir") {
-                        VolumeSource::EmptyDir {
-                            medium: e.get("medium").and_then(Value::as_str).filter(|m| !m.is_empty()).map(String::from),
-                        }
-                    } else if let Some(h) = v.get("hostPath") {
-                        VolumeSource::HostPath { path: h.get("path").and_then(Value::as_str).unwrap_or("").to_string() }
-                    } else if let Some(c) = v.get("persistentVolumeClaim") {
-                        VolumeSource::PersistentVolumeClaim {
-                            claim: c.get("claimName").and_then(Value::as_str).unwrap_or("").to_string(),
-                        }
-                    } else {
-                        let kind =
-                            v.as_object().and_then(|m| m.keys().find(|k| *k != "name").cloned()).unwrap_or_default();
-                        VolumeSource::Other { kind }
-                    };
-                    Volume { name, source }
-                })
-                .collect()
+    let volumes = array_at(spec, &["volumes"])
+        .map(|v| {
+            let name = v.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            let source = if let Some(e) = v.get("emptyDir") {
+                VolumeSource::EmptyDir {
+                    medium: e.get("medium").and_then(Value::as_str).filter(|m| !m.is_empty()).map(String::from),
+                }
+            } else if let Some(h) = v.get("hostPath") {
+                VolumeSource::HostPath { path: h.get("path").and_then(Value::as_str).unwrap_or("").to_string() }
+            } else if let Some(c) = v.get("persistentVolumeClaim") {
+                VolumeSource::PersistentVolumeClaim {
+                    claim: c.get("claimName").and_then(Value::as_str).unwrap_or("").to_string(),
+                }
+            } else {
+                let kind = v.as_object().and_then(|m| m.keys().find(|k| *k != "name").cloned()).unwrap_or_default();
+                VolumeSource::Other { kind }
+            };
+            Volume { name, source }
         })
-        .unwrap_or_default();
-    let tolerations = spec
-        .get("tolerations")
-        .and_then(Value::as_array)
-        .map(|ts| {
-            ts.iter()
-                .map(|t| Toleration {
-                    key: t.get("key").and_then(Value::as_str).unwrap_or("").to_string(),
-                    operator: t.get("operator").and_then(Value::as_str).unwrap_or("Equal").to_string(),
-                    value: t.get("value").and_then(Value::as_str).unwrap_or("").to_string(),
-                    effect: t.get("effect").and_then(Value::as_str).unwrap_or("").to_string(),
-                })
-                .collect()
+        .collect();
+    let tolerations = array_at(spec, &["tolerations"])
+        .map(|t| Toleration {
+            key: t.get("key").and_then(Value::as_str).unwrap_or("").to_string(),
+            operator: t.get("operator").and_then(Value::as_str).unwrap_or("Equal").to_string(),
+            value: t.get("value").and_then(Value::as_str).unwrap_or("").to_string(),
+            effect: t.get("effect").and_then(Value::as_str).unwrap_or("").to_string(),
         })
-        .unwrap_or_default();
+        .collect();
     let affinity = spec.get("affinity").unwrap_or(&Value::Null);
     Ok(Pod {
         namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
@@ -327,10 +302,9 @@ pub fn parse_workload(obj: &Value) -> Result<Workload, String> {
         Some(s) => Selector::from_label_selector(s).map_err(|e| e.to_string())?,
         None => Selector::everything(),
     };
-    let images = at(spec, &["template", "spec", "containers"])
-        .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from)).collect())
-        .unwrap_or_default();
+    let images = array_at(spec, &["template", "spec", "containers"])
+        .filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from))
+        .collect();
     Ok(Workload {
         kind,
         namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
