@@ -328,14 +328,21 @@ fn the_operator_limit_per_generation_wins_and_unknown_generations_are_refused() 
 /// 20 workers of one generation (1/8: 3 at a time), each running eight replicas of one
 /// Deployment whose budget lets one pod go at a time.
 fn crowded_budget_fleet() -> Inventory {
+    one_budget_fleet(|_| 8, 500, 256)
+}
+
+/// 20 workers w-01..w-20 of one generation and one Deployment `prod/api` whose budget lets one
+/// pod go at a time, with `replicas_on(node)` of its pods (of `cpu` millicores and `mem_mib`) on
+/// each worker.
+fn one_budget_fleet(replicas_on: impl Fn(&str) -> usize, cpu: u64, mem_mib: u64) -> Inventory {
     let mut f = FleetBuilder::new("v1.32.4");
     f.control_plane("cp-1");
     let names: Vec<String> = (1..=20).map(|i| format!("w-{i:02}")).collect();
     for n in &names {
         f.worker(n, "gen", 16_000, 64, 2020);
     }
-    let nodes: Vec<&str> = names.iter().flat_map(|n| std::iter::repeat_n(n.as_str(), 8)).collect();
-    f.deployment("prod", "api", &nodes, 500, 256);
+    let nodes: Vec<&str> = names.iter().flat_map(|n| std::iter::repeat_n(n.as_str(), replicas_on(n))).collect();
+    f.deployment("prod", "api", &nodes, cpu, mem_mib);
     f.pdb_max_unavailable("prod", "api", 1);
     f.build()
 }
@@ -369,17 +376,7 @@ fn a_default_batch_waits_on_its_budgets_rather_than_adding_batches() {
 /// 20 workers of one generation, each with one replica of a Deployment whose budget lets one
 /// pod go at a time, except w-10, which holds 30 of them.
 fn one_crowded_node_fleet() -> Inventory {
-    let mut f = FleetBuilder::new("v1.32.4");
-    f.control_plane("cp-1");
-    let names: Vec<String> = (1..=20).map(|i| format!("w-{i:02}")).collect();
-    for n in &names {
-        f.worker(n, "gen", 16_000, 64, 2020);
-    }
-    let nodes: Vec<&str> =
-        names.iter().flat_map(|n| std::iter::repeat_n(n.as_str(), if n == "w-10" { 30 } else { 1 })).collect();
-    f.deployment("prod", "api", &nodes, 100, 64);
-    f.pdb_max_unavailable("prod", "api", 1);
-    f.build()
+    one_budget_fleet(|n| if n == "w-10" { 30 } else { 1 }, 100, 64)
 }
 
 #[test]
