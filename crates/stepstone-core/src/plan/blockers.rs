@@ -331,7 +331,7 @@ fn classify_all(classifier: &drain::Classifier<'_>, pods: &[Pod]) -> Vec<Option<
         let later = s.spawn(|| second.iter().map(one).collect::<Vec<_>>());
         let mut all: Vec<Option<drain::Disposition>> = Vec::with_capacity(pods.len());
         all.extend(first.iter().map(one));
-        all.extend(later.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        all.extend(super::joined(later));
         all
     })
 }
