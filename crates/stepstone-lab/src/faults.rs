@@ -274,19 +274,26 @@ pub fn watch_drop(cfg: &FaultConfig, rolls: [f64; 2]) -> Option<Duration> {
     (rolls[0] < cfg.drop_watch_rate).then(|| Duration::from_secs_f64(rolls[1]))
 }
 
-/// A uniform number in [0, 1) from a splitmix64 state.
-pub fn next_unit(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+/// The dice the lab rolls for request faults and watch drops: a lab started with the same seed
+/// rolls the same numbers, so a seeded fault run repeats.
+pub fn fault_dice(seed: u64) -> stepstone_core::dice::Dice {
+    stepstone_core::dice::Dice::new(seed ^ 0xfa17)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stepstone_core::dice::Dice;
+
+    #[test]
+    fn a_seed_rolls_the_numbers_it_always_rolled() {
+        // The lab's default seed, as splitmix64 from seed ^ 0xfa17 gives them.
+        let mut dice = fault_dice(0x5eed);
+        assert_eq!(
+            [dice.unit(), dice.unit(), dice.unit()],
+            [0.1706584976872222, 0.17834477083122313, 0.388286451019073]
+        );
+    }
 
     #[test]
     fn rates_split_the_unit_interval() {
@@ -294,8 +301,8 @@ mod tests {
         assert_eq!(injected(&cfg, 0.05).unwrap().code, 500);
         assert_eq!(injected(&cfg, 0.25).unwrap().code, 429);
         assert!(injected(&cfg, 0.5).is_none());
-        let mut s = 7;
-        let hits = (0..10_000).filter(|_| injected(&cfg, next_unit(&mut s)).is_some()).count();
+        let mut s = Dice::new(7);
+        let hits = (0..10_000).filter(|_| injected(&cfg, s.unit()).is_some()).count();
         assert!((2_700..3_300).contains(&hits), "{hits}");
     }
 
@@ -325,9 +332,8 @@ mod tests {
     #[test]
     fn a_share_of_watches_is_dropped_within_a_second() {
         let cfg = FaultConfig { drop_watch_rate: 0.25, ..Default::default() };
-        let mut s = 11;
-        let drops: Vec<Duration> =
-            (0..10_000).filter_map(|_| watch_drop(&cfg, [next_unit(&mut s), next_unit(&mut s)])).collect();
+        let mut s = Dice::new(11);
+        let drops: Vec<Duration> = (0..10_000).filter_map(|_| watch_drop(&cfg, [s.unit(), s.unit()])).collect();
         assert!((2_200..2_800).contains(&drops.len()), "{}", drops.len());
         assert!(drops.iter().all(|d| *d < Duration::from_secs(1)));
         assert!(watch_drop(&FaultConfig::default(), [0.0, 0.5]).is_none(), "no drops without the fault");

@@ -317,7 +317,7 @@ impl Lab {
             clock,
             timing: opts.timing.clone(),
             faults: Mutex::new(opts.faults.clone()),
-            fault_rng: Mutex::new(opts.seed ^ 0xfa17),
+            fault_rng: Mutex::new(faults::fault_dice(opts.seed)),
             wake: Notify::new(),
             stats: Stats::default(),
             kubelets: Mutex::new(Default::default()),

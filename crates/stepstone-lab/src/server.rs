@@ -392,7 +392,7 @@ async fn handle(
     if !matches!(route, Route::Discovery(_)) {
         let (fault, latency) = {
             let cfg = lock(&shared.faults);
-            let roll = faults::next_unit(&mut lock(&shared.fault_rng));
+            let roll = lock(&shared.fault_rng).unit();
             (faults::injected(&cfg, roll), cfg.latency())
         };
         if !latency.is_zero() {

@@ -101,7 +101,7 @@ pub struct Shared {
     pub clock: Clock,
     pub timing: Timing,
     pub faults: Mutex<FaultConfig>,
-    pub fault_rng: Mutex<u64>,
+    pub fault_rng: Mutex<stepstone_core::dice::Dice>,
     /// Wakes the controllers after a write.
     pub wake: Notify,
     pub stats: Stats,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use jiff::Timestamp;
 use serde_json::{Value, json};
+use stepstone_core::dice::Dice;
 use tokio::sync::broadcast;
 
 use crate::clock;
@@ -137,7 +138,8 @@ pub struct Store {
     /// [`MAX_CREATED_PER_RESOURCE`] above this.
     loaded: Vec<usize>,
     tx: broadcast::Sender<Arc<Change>>,
-    rng: u64,
+    /// Generated uids and name suffixes: the same for a seed, so a lab run can be repeated.
+    rng: Dice,
 }
 
 impl std::fmt::Debug for Store {
@@ -173,7 +175,7 @@ impl Store {
             last_change: vec![0; RESOURCES.len()],
             loaded: vec![0; RESOURCES.len()],
             tx,
-            rng: seed,
+            rng: Dice::new(seed),
         }
     }
 
@@ -186,18 +188,9 @@ impl Store {
         self.last_change[resources::storage_of(res).index()]
     }
 
-    fn next_random(&mut self) -> u64 {
-        // splitmix64: deterministic for a seed, no dependency.
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     pub fn new_uid(&mut self) -> String {
-        let a = self.next_random();
-        let b = self.next_random();
+        let a = self.rng.next_u64();
+        let b = self.rng.next_u64();
         format!(
             "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
             a >> 32,
@@ -211,7 +204,7 @@ impl Store {
     /// Five characters from the alphabet upstream uses for generated names (no vowels).
     pub fn random_suffix(&mut self, len: usize) -> String {
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        let mut r = self.next_random();
+        let mut r = self.rng.next_u64();
         (0..len)
             .map(|_| {
                 let c = ALPHABET[(r % ALPHABET.len() as u64) as usize] as char;
@@ -564,6 +557,15 @@ mod tests {
         let mut s = Store::new(1);
         s.create(NAMESPACES, json!({"metadata": {"name": "default"}}), now(), false).unwrap();
         s
+    }
+
+    #[test]
+    fn a_seed_gives_the_uids_and_suffixes_it_always_gave() {
+        // splitmix64 from the lab's default seed: loaded fleets keep these uids across versions.
+        let mut store = Store::new(0x5eed);
+        assert_eq!(store.new_uid(), "09f1fd9d-03f0-49b4-8532-74161bbf8475");
+        assert_eq!(store.random_suffix(5), "p2fpn");
+        assert_ne!(Store::new(1).new_uid(), Store::new(0x5eed).new_uid());
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub(crate) fn watch_response(
     let drop_after = {
         let cfg = lock(&shared.faults);
         let mut rng = lock(&shared.fault_rng);
-        faults::watch_drop(&cfg, [faults::next_unit(&mut rng), faults::next_unit(&mut rng)])
+        faults::watch_drop(&cfg, [rng.unit(), rng.unit()])
     };
     let mut state = WatchState {
         res,
