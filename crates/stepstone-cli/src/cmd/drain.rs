@@ -115,10 +115,12 @@ pub enum EventOutput {
     Json,
 }
 
-/// The cluster to talk to.
+/// The cluster to talk to: the flags of every command that acts on a live cluster (drain,
+/// uncordon, rollout).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
-    /// Kubeconfig file (default: KUBECONFIG, then ~/.kube/config).
+    /// The cluster's kubeconfig (default: KUBECONFIG, then ~/.kube/config; a lab's:
+    /// ./lab.kubeconfig).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 

@@ -24,6 +24,7 @@ use stepstone_host::etcd::RemoteEtcdctl;
 use stepstone_kube::Connection;
 use stepstone_kube::drain::{DrainConfig, RetryPolicy, RuleOptions};
 
+use crate::cmd::drain::ClusterArgs;
 use crate::cmd::plan::PolicyArgs;
 use crate::cmd::preflight::{Backend as SshBackendArg, SshArgs};
 use crate::exit::usage;
@@ -61,21 +62,18 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum RolloutCommand {
     Status(StatusArgs),
-    Pause(ClusterArgs),
+    /// Stop the rollout at the next step boundary; `rollout resume` continues it.
+    Pause(RolloutTarget),
     Resume(Box<ResumeArgs>),
-    Abort(ClusterArgs),
+    /// Stop the rollout for good at the next step boundary; nothing more of it runs.
+    Abort(RolloutTarget),
 }
 
-/// The cluster a rollout acts on.
+/// The cluster a rollout acts on, and where its journal is kept.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ClusterArgs {
-    /// The cluster's kubeconfig (a lab's: ./lab.kubeconfig).
-    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// Kubeconfig context (default: the current one).
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+pub struct RolloutTarget {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// The journal file; the cluster keeps a copy in ConfigMap kube-system/stepstone-rollout.
     #[arg(long, value_name = "FILE", default_value = "stepstone-rollout.json")]
@@ -175,7 +173,7 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub target: RolloutTarget,
 
     /// Target version: a minor (v1.35) or an exact patch (v1.35.3).
     #[arg(long, value_name = "VERSION", value_parser = crate::target::parse_request)]
@@ -204,7 +202,7 @@ pub struct StartArgs {
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub target: RolloutTarget,
 
     /// `json`: the journal as JSON.
     #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "text")]
@@ -216,7 +214,7 @@ pub struct StatusArgs {
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
     #[command(flatten)]
-    pub cluster: ClusterArgs,
+    pub target: RolloutTarget,
 
     /// Override the node operations the rollout was started with.
     #[arg(long, value_enum)]
@@ -451,7 +449,7 @@ fn exit_for(outcome: &Outcome) -> ExitCode {
 }
 
 async fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
-    let cluster = connect(&a.cluster).await?;
+    let cluster = connect(&a.target.cluster).await?;
     let inv = cluster.inventory().await?;
     let plan = match (&a.plan, &a.to) {
         (Some(path), _) => load_plan(path)?,
@@ -461,7 +459,7 @@ async fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
         }
         (None, None) => return Err(usage("give the target with --to v1.35 (or a saved plan with --plan plan.json)")),
     };
-    let file = JournalFile::new(&a.cluster.journal);
+    let file = JournalFile::new(&a.target.journal);
     if let Some(existing) = find_journal(&cluster, &file).await?
         && !matches!(existing.state, RolloutState::Complete | RolloutState::Aborted)
     {
@@ -499,7 +497,7 @@ async fn start(a: StartArgs) -> anyhow::Result<ExitCode> {
     }
     let rules = a.policy.drain_options();
     journal.drain_options = Some(rules.clone());
-    let engine = engine(cluster, ops, &a.run, rules, &a.cluster.journal, &journal.plan).await?;
+    let engine = engine(cluster, ops, &a.run, rules, &a.target.journal, &journal.plan).await?;
     let outcome = engine.run(&mut journal, false).await.map_err(lock_is_usage)?;
     Ok(exit_for(&outcome))
 }
@@ -512,12 +510,12 @@ fn lock_is_usage(e: stepstone_exec::ExecError) -> anyhow::Error {
 }
 
 async fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
-    let cluster = connect(&a.cluster).await?;
-    let file = JournalFile::new(&a.cluster.journal);
+    let cluster = connect(&a.target.cluster).await?;
+    let file = JournalFile::new(&a.target.journal);
     let Some(mut journal) = find_journal(&cluster, &file).await? else {
         return Err(usage(format!(
             "no rollout to resume: neither {} nor ConfigMap kube-system/stepstone-rollout holds a journal; start one with `stepstone rollout --to ...`",
-            a.cluster.journal.display()
+            a.target.journal.display()
         )));
     };
     if matches!(journal.state, RolloutState::Complete | RolloutState::Aborted) {
@@ -539,13 +537,13 @@ async fn resume(a: ResumeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let rules = journal.drain_options.clone().unwrap_or_default();
-    let engine = engine(cluster, ops, &a.run, rules, &a.cluster.journal, &journal.plan).await?;
+    let engine = engine(cluster, ops, &a.run, rules, &a.target.journal, &journal.plan).await?;
     let outcome = engine.run(&mut journal, true).await.map_err(lock_is_usage)?;
     Ok(exit_for(&outcome))
 }
 
-async fn control(c: ClusterArgs, what: &str) -> anyhow::Result<ExitCode> {
-    let cluster = connect(&c).await?;
+async fn control(c: RolloutTarget, what: &str) -> anyhow::Result<ExitCode> {
+    let cluster = connect(&c.cluster).await?;
     let file = JournalFile::new(&c.journal);
     let Some(journal) = find_journal(&cluster, &file).await? else {
         return Err(usage("no rollout on this cluster (ConfigMap kube-system/stepstone-rollout has no journal)"));
@@ -578,8 +576,8 @@ async fn control(c: ClusterArgs, what: &str) -> anyhow::Result<ExitCode> {
 }
 
 async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
-    let cluster = connect(&a.cluster).await?;
-    let file = JournalFile::new(&a.cluster.journal);
+    let cluster = connect(&a.target.cluster).await?;
+    let file = JournalFile::new(&a.target.journal);
     let Some(journal) = find_journal(&cluster, &file).await? else {
         println!("no rollout on this cluster");
         return Ok(ExitCode::SUCCESS);
