@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Etcd, free_port, require};
+use common::{Etcd, require};
 use stepstone_host::etcd::restore::{RestoreMember, restore_command, restore_tool};
 use stepstone_host::etcd::{self, CheckStatus, GrpcSnapshotOptions, SnapshotMetadata, VerifyOptions, VerifyReport};
 
@@ -39,7 +39,7 @@ fn verify(path: &Path) -> VerifyReport {
 async fn snapshot_verify_restore_and_read_back() {
     require("etcdctl", "etcd-client");
     let work = tempfile::tempdir().unwrap();
-    let source = Etcd::start("source", &work.path().join("source"), None);
+    let source = Etcd::start("source", &work.path().join("source"));
     let mut c = client(&source.client_url).await;
     for i in 0..KEYS {
         c.put(format!("/registry/test/k{i:02}"), format!("value-{i}"), None).await.unwrap();
@@ -72,24 +72,24 @@ async fn snapshot_verify_restore_and_read_back() {
     assert_eq!(check(&report, "etcd-tool").status, CheckStatus::Pass, "etcdctl must agree: {report:#?}");
     assert!(check(&report, "structure").detail.contains("SHA-256 trailer matches"));
 
-    // Restore into a new data dir with the command the restore plan prints, start etcd on it.
-    let peer_port = free_port();
-    let member = RestoreMember { name: "restored".into(), peer_url: format!("http://127.0.0.1:{peer_port}") };
+    // Restore into a new data dir with the command the restore plan prints, start etcd on it
+    // (restored again if the peer port it names was taken before etcd bound it).
     let restored_dir = work.path().join("restored");
-    let argv = restore_command(
-        restore_tool(meta.etcd_version.as_deref()),
-        &path.display().to_string(),
-        &member,
-        std::slice::from_ref(&member),
-        "etcd-restore-test",
-        &restored_dir.display().to_string(),
-    );
-    assert_eq!(argv[0], "etcdctl", "Debian's etcd 3.4 restores with etcdctl");
-    let out =
-        Command::new(require("etcdctl", "etcd-client")).args(&argv[1..]).env("ETCDCTL_API", "3").output().unwrap();
-    assert!(out.status.success(), "etcdctl snapshot restore: {}", String::from_utf8_lossy(&out.stderr));
-
-    let restored = Etcd::start("restored", &restored_dir, Some(peer_port));
+    let restored = Etcd::start_prepared("restored", &restored_dir, |peer_url| {
+        let member = RestoreMember { name: "restored".into(), peer_url: peer_url.to_string() };
+        let argv = restore_command(
+            restore_tool(meta.etcd_version.as_deref()),
+            &path.display().to_string(),
+            &member,
+            std::slice::from_ref(&member),
+            "etcd-restore-test",
+            &restored_dir.display().to_string(),
+        );
+        assert_eq!(argv[0], "etcdctl", "Debian's etcd 3.4 restores with etcdctl");
+        let out =
+            Command::new(require("etcdctl", "etcd-client")).args(&argv[1..]).env("ETCDCTL_API", "3").output().unwrap();
+        assert!(out.status.success(), "etcdctl snapshot restore: {}", String::from_utf8_lossy(&out.stderr));
+    });
     let mut r = client(&restored.client_url).await;
     let got = r.get("/registry/test/", Some(etcd_client::GetOptions::new().with_prefix())).await.unwrap();
     let mut keys: Vec<(String, String)> =

@@ -205,7 +205,7 @@ async fn etcd_snapshot_with_etcdctl_over_ssh() {
     require("etcdctl", "etcd-client");
     let sshd = Sshd::start();
     let work = tempfile::tempdir().unwrap();
-    let etcd_node = Etcd::start("cp", &work.path().join("etcd"), None);
+    let etcd_node = Etcd::start("cp", &work.path().join("etcd"));
     let mut c = etcd_client::Client::connect([etcd_node.client_url.as_str()], None).await.unwrap();
     for i in 0..10 {
         c.put(format!("/registry/ssh/k{i}"), "v", None).await.unwrap();

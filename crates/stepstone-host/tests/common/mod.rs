@@ -23,25 +23,51 @@ pub fn require(binary: &str, package: &str) -> PathBuf {
     panic!("`{binary}` is not installed: install the Debian package {package} (apt-get install -y {package})");
 }
 
-pub fn free_port() -> u16 {
+/// A loopback port the kernel has just handed out and taken back. Nothing holds it: another
+/// test may take it before the caller binds it, so whoever binds it must try again with a
+/// fresh one when it is taken (as [`Etcd::start`] does).
+fn fresh_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local addr").port()
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child, log: &Path) {
+/// How an etcd start ended.
+enum Started {
+    Serving,
+    /// etcd could not bind a port: someone took it after it was picked.
+    PortTaken,
+}
+
+/// Wait until the etcd on `client_url` reports itself healthy (it has a leader), or fail with its
+/// log. Asking etcd's `/health`, not only connecting, so a port another process took is never
+/// mistaken for this etcd.
+fn wait_until_serving(client: u16, child: &mut Child, log: &Path) -> Started {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited with {status}: {}", std::fs::read_to_string(log).unwrap_or_default());
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.contains("address already in use") {
+                return Started::PortTaken;
+            }
+            panic!("etcd exited with {status}: {text}");
+        }
+        if etcd_healthy(client) {
+            return Started::Serving;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!(
-        "{what} did not listen on 127.0.0.1:{port} within 20s: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+    panic!("etcd did not serve on 127.0.0.1:{client} within 20s: {}", std::fs::read_to_string(log).unwrap_or_default());
+}
+
+fn etcd_healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    if conn.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    answer.contains("\"health\":\"true\"")
 }
 
 /// A running etcd member; killed on drop.
@@ -54,40 +80,61 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    /// Start etcd on `data_dir` (new, or restored) as member `name` on fresh ports, or on the
-    /// given peer port when restoring a member that advertised it.
-    pub fn start(name: &str, data_dir: &Path, peer_port: Option<u16>) -> Etcd {
+    /// Start a new etcd as member `name` on `data_dir`, on fresh ports.
+    pub fn start(name: &str, data_dir: &Path) -> Etcd {
+        Etcd::start_prepared(name, data_dir, |_| {})
+    }
+
+    /// Start etcd as member `name` on fresh ports, on the `data_dir` that `prepare` writes for a
+    /// member advertising the peer URL it is given (an `etcdctl snapshot restore`, which records
+    /// that URL in the data). A port can be taken between picking it and etcd binding it (tests
+    /// run in parallel, and other programs open connections): etcd then exits, and the start is
+    /// tried again from `prepare` on new ports.
+    pub fn start_prepared(name: &str, data_dir: &Path, mut prepare: impl FnMut(&str)) -> Etcd {
         let etcd = require("etcd", "etcd-server");
-        let (client, peer) = (free_port(), peer_port.unwrap_or_else(free_port));
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = data_dir.with_extension("log");
-        let log_file = std::fs::File::create(&log).expect("etcd log");
-        let child = Command::new(etcd)
-            .args([
-                "--name",
-                name,
-                "--data-dir",
-                &data_dir.display().to_string(),
-                "--listen-client-urls",
-                &client_url,
-                "--advertise-client-urls",
-                &client_url,
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-                "--initial-cluster",
-                &format!("{name}={peer_url}"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("etcd log"))
-            .stderr(log_file)
-            .spawn()
-            .expect("etcd starts");
-        let mut e = Etcd { child, name: name.into(), client_url, peer_url, data_dir: data_dir.to_path_buf() };
-        wait_for_port(client, "etcd", &mut e.child, &log);
-        e
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            if attempt > 1 && data_dir.exists() {
+                std::fs::remove_dir_all(data_dir).expect("remove the data dir of a start that could not bind");
+            }
+            let (client, peer) = (fresh_port(), fresh_port());
+            let client_url = format!("http://127.0.0.1:{client}");
+            let peer_url = format!("http://127.0.0.1:{peer}");
+            prepare(&peer_url);
+            let log = data_dir.with_extension("log");
+            let log_file = std::fs::File::create(&log).expect("etcd log");
+            let child = Command::new(&etcd)
+                .args([
+                    "--name",
+                    name,
+                    "--data-dir",
+                    &data_dir.display().to_string(),
+                    "--listen-client-urls",
+                    &client_url,
+                    "--advertise-client-urls",
+                    &client_url,
+                    "--listen-peer-urls",
+                    &peer_url,
+                    "--initial-advertise-peer-urls",
+                    &peer_url,
+                    "--initial-cluster",
+                    &format!("{name}={peer_url}"),
+                ])
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().expect("etcd log"))
+                .stderr(log_file)
+                .spawn()
+                .expect("etcd starts");
+            let mut e = Etcd { child, name: name.into(), client_url, peer_url, data_dir: data_dir.to_path_buf() };
+            match wait_until_serving(client, &mut e.child, &log) {
+                Started::Serving => return e,
+                Started::PortTaken => continue,
+            }
+        }
+        panic!(
+            "etcd could not bind fresh loopback ports in {ATTEMPTS} attempts: see {}",
+            data_dir.with_extension("log").display()
+        );
     }
 }
 
