@@ -76,7 +76,7 @@ fn preflight_reports_per_generation_and_fails_on_errors() {
 fn etcd_backup_verify_and_restore_plan() {
     common::real::require("etcdctl", "etcd-client");
     let dir = tempfile::tempdir().unwrap();
-    let etcd = Etcd::start("default", &dir.path().join("data"), None);
+    let etcd = Etcd::start("default", &dir.path().join("data"));
     let backups = dir.path().join("backups");
     std::fs::create_dir(&backups).unwrap();
     let out = run(&etcd_backup_json(&etcd, &backups, &["--cluster", "lab"]));
@@ -151,7 +151,7 @@ fn mode(p: &std::path::Path) -> u32 {
 fn etcd_backup_creates_a_private_directory_and_private_files_whatever_the_umask() {
     common::real::require("etcdctl", "etcd-client");
     let dir = tempfile::tempdir().unwrap();
-    let etcd = Etcd::start("default", &dir.path().join("data"), None);
+    let etcd = Etcd::start("default", &dir.path().join("data"));
     let backups = dir.path().join("var/backups/stepstone");
     let out = stepstone_umask_000(&etcd_backup_json(&etcd, &backups, &["--label", "before-hop2"]));
     assert!(out.status.success(), "backup into a missing --dir: {}", stderr(&out));

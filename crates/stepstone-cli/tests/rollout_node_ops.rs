@@ -449,7 +449,7 @@ fn the_control_plane_hops_etcd_snapshot_is_taken_over_ssh_by_etcdctl_and_a_faile
     real::require("etcdctl", "etcd-client");
     let work = tempfile::tempdir().unwrap();
     // A real etcd on 127.0.0.1 (an ephemeral port) stands for cp-01's member, with some keys.
-    let etcd = real::Etcd::start("cp-01", &work.path().join("etcd"), None);
+    let etcd = real::Etcd::start("cp-01", &work.path().join("etcd"));
     for i in 0..5 {
         let out = Command::new("etcdctl")
             .args([&format!("--endpoints={}", etcd.client_url), "put", &format!("/registry/k{i}"), "v"])
