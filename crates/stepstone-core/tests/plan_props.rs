@@ -258,3 +258,120 @@ proptest! {
         prop_assert!(plan.schedule.lower_bound_minutes <= plan.schedule.makespan_minutes);
     }
 }
+
+/// The default plan of `inv` keeps to its lower bound, and so does every plan under the
+/// operator's `--max-unavailable m` for m up to the default's smallest limit: those plans obey
+/// the default's limits too, so the bound must hold for them. The bound's budget part is
+/// returned, to see that the fleets exercise it.
+fn check_bound(inv: &Inventory, mut req: PlanRequest) -> Result<u64, TestCaseError> {
+    req.max_unavailable = BatchLimits::from_fleet();
+    let default = plan::make_plan(inv, &req, ReleaseData::embedded()).unwrap();
+    let s = &default.schedule;
+    prop_assert!(s.lower_bound_budget_minutes <= s.lower_bound_minutes);
+    prop_assert!(
+        s.makespan_minutes >= s.lower_bound_minutes,
+        "default plan {} < bound {}",
+        s.makespan_minutes,
+        s.lower_bound_minutes
+    );
+    let smallest = default.policy.batch_limits.values().map(|l| l.limit).min().unwrap_or(1);
+    for m in 1..=smallest {
+        req.max_unavailable = BatchLimits::uniform(m);
+        let limited = plan::make_plan(inv, &req, ReleaseData::embedded()).unwrap();
+        prop_assert!(
+            limited.schedule.makespan_minutes >= s.lower_bound_minutes,
+            "--max-unavailable {m}: {} < the default plan's bound {} ({} of budget waits)",
+            limited.schedule.makespan_minutes,
+            s.lower_bound_minutes,
+            s.lower_bound_budget_minutes
+        );
+    }
+    Ok(s.lower_bound_budget_minutes)
+}
+
+/// A fleet whose budgets crowd generations: per Deployment (replicas, pods per node, first
+/// node, budget kind 0 none / 1 maxUnavailable / 2 minAvailable, disruptions the budget
+/// allows, pods not Ready), on workers of up to three generations.
+#[derive(Debug, Clone)]
+struct Crowded {
+    workers: Vec<usize>,
+    deployments: Vec<(usize, usize, usize, u8, i64, usize)>,
+    overlap: bool,
+    pod_start_minutes: u32,
+}
+
+fn crowded() -> impl Strategy<Value = Crowded> {
+    (
+        prop::collection::vec(0usize..3, 3..=30),
+        prop::collection::vec((2usize..=40, 1usize..=4, 0usize..30, 0u8..=2, 1i64..=3, 0usize..=2), 1..=6),
+        any::<bool>(),
+        prop::sample::select(vec![2u32, 5, 30]),
+    )
+        .prop_map(|(workers, deployments, overlap, pod_start_minutes)| Crowded {
+            workers,
+            deployments,
+            overlap,
+            pod_start_minutes,
+        })
+}
+
+fn build_crowded(c: &Crowded) -> Inventory {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    let mut names = Vec::new();
+    for (i, g) in c.workers.iter().enumerate() {
+        let generation = GENERATIONS[*g];
+        let name = format!("{generation}-{:02}", i + 1);
+        f.worker(&name, generation, 32_000, 128, 2018 + *g as i16);
+        names.push(name);
+    }
+    for (d, (replicas, per_node, first, budget, allowed, unready)) in c.deployments.iter().enumerate() {
+        let app = format!("app{d}");
+        let nodes: Vec<&str> = (0..*replicas).map(|r| names[(first + r / per_node) % names.len()].as_str()).collect();
+        f.deployment("prod", &app, &nodes, 100, 64);
+        match budget {
+            1 => {
+                f.pdb_max_unavailable("prod", &app, *allowed);
+            }
+            2 => {
+                f.pdb_min_available("prod", &app, *replicas as i64 - allowed);
+            }
+            _ => {}
+        }
+        for p in f.inv.pods.iter_mut().filter(|p| p.labels.get("app") == Some(&app)).take(*unready) {
+            p.ready = false;
+        }
+    }
+    if c.overlap
+        && let Some(first) = f.inv.pdbs.first()
+    {
+        let mut second = first.clone();
+        second.name = format!("{}-second", first.name);
+        f.inv.pdbs.push(second);
+    }
+    f.build()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The lower bound holds on the random fleets of the plan properties (capacity, anti-
+    /// affinity and blocking budgets at play), with each Deployment's replicas multiplied.
+    #[test]
+    fn no_plan_under_the_same_limits_beats_the_lower_bound(mut spec in spec(), crowd in 1usize..=4) {
+        for d in &mut spec.deployments {
+            d.0 *= crowd;
+        }
+        check_bound(&build(&spec), request(&spec))?;
+    }
+
+    /// The lower bound holds where it counts budget waits: budgets with several pods a node in
+    /// one generation, allowing one to three disruptions, with pods not Ready, a pod start
+    /// shorter and longer than a batch, and pods under two budgets.
+    #[test]
+    fn no_plan_beats_the_lower_bound_on_crowded_budgets(c in crowded()) {
+        let mut req = PlanRequest::new("v1.35".parse().unwrap(), "2026-12-01T08:00:00Z".parse().unwrap());
+        req.durations.pod_start_minutes = c.pod_start_minutes;
+        check_bound(&build_crowded(&c), req)?;
+    }
+}

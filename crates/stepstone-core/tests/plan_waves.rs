@@ -534,3 +534,66 @@ fn budgets_crowding_one_generation_are_named_with_what_spreading_them_saves() {
     assert!(waits(&crowded) >= 212, "{}", waits(&crowded));
     assert!(waits(&spread) + 100 <= waits(&crowded), "{} then {}", waits(&crowded), waits(&spread));
 }
+
+/// Working minutes of the plan's budget waits in its first hop.
+fn first_hop_waits(p: &Plan) -> u64 {
+    let hop = &p.hops[0];
+    hop.before_control_plane.iter().chain(&hop.waves).map(|w| u64::from(w.pdb_wait_minutes)).sum()
+}
+
+#[test]
+fn the_lower_bound_counts_the_budget_rounds_no_cut_of_the_first_hop_avoids() {
+    // 20 workers with eight pods each of one budget allowing one disruption; one hop, the
+    // fleet's default limit (3 of the generation's 20).
+    let inv = crowded_budget_fleet();
+    let mut req = request(1, 85);
+    req.max_unavailable = BatchLimits::from_fleet();
+    let p = plan(&inv, &req);
+    assert_eq!(p.hops.len(), 1);
+    assert_eq!(p.policy.batch_limits["gen"].limit, 3);
+    // The canary takes at most one node's 8 pods; the other 152 need 152 rounds over the
+    // batches, and 19 workers at 3 a time are at least 7 batches, each with its first round
+    // inside the move: (152 - 7) pod starts of 2 minutes.
+    let s = &p.schedule;
+    assert_eq!(s.lower_bound_budget_minutes, (152 - 7) * 2);
+    assert!(first_hop_waits(&p) >= s.lower_bound_budget_minutes);
+    assert!(s.makespan_minutes >= s.lower_bound_minutes, "{} < {}", s.makespan_minutes, s.lower_bound_minutes);
+    // Every plan under the same limit pays it too: the operator's 1, 2 and 3 at a time.
+    for m in 1..=3 {
+        let q = plan(&inv, &request(m, 85));
+        assert!(q.schedule.makespan_minutes >= s.lower_bound_minutes, "--max-unavailable {m}");
+    }
+    // The bound's parts are in the JSON and the text.
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["schedule"]["lowerBoundBudgetMinutes"], 290);
+    assert_eq!(json["schedule"]["lowerBoundMinutes"], s.lower_bound_minutes);
+    let table = plan::table::render(&p);
+    assert!(table.contains("4h 50m of budget waits the first hop's placement forces"), "{table}");
+
+    // A budget allowing two disruptions halves the rounds: 76, less the 7 free ones.
+    let mut inv2 = inv.clone();
+    inv2.pdbs[0].max_unavailable = Some(stepstone_core::inventory::IntOrPercent::Int(2));
+    let p2 = plan(&inv2, &req);
+    assert_eq!(p2.schedule.lower_bound_budget_minutes, (76 - 7) * 2);
+    assert!(p2.schedule.makespan_minutes >= p2.schedule.lower_bound_minutes);
+
+    // Pods not Ready take no disruption: with a quarter of them unready and the budget at 41
+    // unavailable (one disruption left), 6 ready pods a node count, less one node's 6 for the
+    // canary: 114 rounds, 107 paid.
+    let mut inv3 = inv.clone();
+    for (i, pod) in inv3.pods.iter_mut().filter(|p| p.namespace == "prod").enumerate() {
+        pod.ready = i % 4 != 0;
+    }
+    inv3.pdbs[0].max_unavailable = Some(stepstone_core::inventory::IntOrPercent::Int(41));
+    let p3 = plan(&inv3, &req);
+    assert_eq!(p3.schedule.lower_bound_budget_minutes, (114 - 7) * 2);
+    assert!(p3.schedule.makespan_minutes >= p3.schedule.lower_bound_minutes);
+
+    // Pods under two budgets are never evicted: a second budget over the same pods leaves
+    // nothing to count.
+    let mut inv4 = inv.clone();
+    let mut second = inv4.pdbs[0].clone();
+    second.name = "api-pdb-2".to_string();
+    inv4.pdbs.push(second);
+    assert_eq!(plan(&inv4, &req).schedule.lower_bound_budget_minutes, 0);
+}

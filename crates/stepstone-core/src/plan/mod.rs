@@ -193,12 +193,17 @@ fn make(
     let crowding = planner.crowding_finding(&hops, req.durations.worker_minutes());
 
     // The lower bound under the same limits: every batch exactly its generation's limit (never
-    // above what aggregate capacity allows), no capacity stops, no budget waits.
+    // above what aggregate capacity allows), no capacity stops, and of the budget waits only
+    // those the first hop's placement forces on every plan.
     let size = |g: &str| batch_limits.get(g).map_or(batch_bound, |l| (l.limit as usize).min(batch_bound));
-    let lower_bound = schedule::working_minutes(&waves::relaxed(&hops, size, req.batch_wait_minutes), &req.durations);
+    let relaxed = waves::relaxed(&hops, size, req.batch_wait_minutes);
+    let budget_floor = planner.first_hop_budget_floor(&hops, &relaxed, &req.durations);
+    let lower_bound = schedule::working_minutes(&relaxed, &req.durations) + budget_floor;
+    drop(relaxed);
 
     let mut schedule = schedule::build(&hops, &req.durations, &req.schedule, lower_bound)?;
     schedule.lower_bound_batch_size = u32::try_from(batch_bound).unwrap_or(u32::MAX);
+    schedule.lower_bound_budget_minutes = budget_floor;
 
     let mut blockers: Vec<Finding> = analysis.report.findings();
     let known: std::collections::BTreeSet<String> = blockers.iter().map(self::blockers::reference).collect();

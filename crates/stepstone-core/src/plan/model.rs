@@ -243,8 +243,14 @@ pub struct Schedule {
     /// A lower bound on the working minutes of any plan under the same batch limits: the same
     /// control-plane steps, canaries, soaks and waits, with every generation's other workers in
     /// batches of exactly its limit (capped by `lower_bound_batch_size`), none stopped early
-    /// by capacity, and no time lost to disruption budgets serialising evictions.
+    /// by capacity, plus `lower_bound_budget_minutes`.
     pub lower_bound_minutes: u64,
+    /// The part of `lower_bound_minutes` spent waiting on disruption budgets: in the first hop,
+    /// whose placement is the inventory's, per generation the eviction rounds its busiest budget
+    /// needs beyond one per batch (see `plan::waves::hop_budget_floor` for why every plan pays
+    /// them).
+    #[serde(default)]
+    pub lower_bound_budget_minutes: u64,
     /// The most nodes any batch could hold if aggregate capacity were the only limit (an upper
     /// bound on every safe batch).
     #[serde(default)]

@@ -243,6 +243,7 @@ pub fn build(
         makespan_minutes: makespan,
         lower_bound_minutes,
         lower_bound_batch_size: 0,
+        lower_bound_budget_minutes: 0,
         efficiency_percent,
         hops: hop_times,
         warnings,

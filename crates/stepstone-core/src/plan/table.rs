@@ -170,9 +170,10 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(out, "  Finish: {}", at(s.finish));
     let _ = writeln!(
         out,
-        "  Working time {}; lower bound {} (every batch at its limit, no capacity stops or budget waits); efficiency {}%",
+        "  Working time {}; lower bound {} (every batch at its limit, no capacity stops, {} of budget waits the first hop's placement forces); efficiency {}%",
         minutes(s.makespan_minutes),
         minutes(s.lower_bound_minutes),
+        minutes(s.lower_bound_budget_minutes),
         s.efficiency_percent
     );
     for w in &s.warnings {

@@ -1,8 +1,12 @@
 //! Bounds on what any plan can do: the most nodes a batch can hold by aggregate capacity alone
 //! (the default batch limits start from it), and the relaxed plan whose working time is the
-//! plan's lower bound.
+//! plan's lower bound, and the budget waits no plan avoids in the first hop.
 
-use super::super::model::{Hop, Wave, WaveKind};
+use std::collections::HashSet;
+
+use crate::fasthash::FastMap;
+
+use super::super::model::{Durations, Hop, Wave, WaveBound, WaveKind};
 use super::{Fate, Planner};
 
 impl Planner<'_> {
@@ -104,4 +108,93 @@ pub fn relaxed(hops: &[Hop], batch_size: impl Fn(&str) -> usize, batch_wait_minu
         last.wait_after_minutes = 0;
     }
     out
+}
+
+/// Budget time that no plan under the same batch limits avoids in `hop`, per hardware generation
+/// (in the hop's order), given where the pods are when the hop starts: `consuming` holds, for
+/// every healthy pod whose eviction takes a disruption from exactly one budget, its node at the
+/// hop's start and that budget (a view index into `allowed`, the disruptions each budget allows
+/// with its pods as they are). `relaxed` is the same hop from [`relaxed`].
+///
+/// Why no plan pays less. A generation's workers are drained by its canary and its batches, and
+/// nothing else moves a pod off them before (pods on the hop's catch-up workers, drained before
+/// the control plane, are left out of the count). An eviction round takes at most `allowed`
+/// healthy pods of a budget (replacements only give back what the round took), so a budget with
+/// `c` pods on those workers needs `c / allowed` rounds, whatever the cut. The canary may hold up
+/// to one node's worth; the rest need `R` rounds over the generation's batches. A batch of `r`
+/// rounds waits `r − 1` pod starts, so `m` batches wait at least `R − m` of them; every plan
+/// under the same limits has at least the `K` batches the relaxed plan charges, and each batch
+/// beyond them costs a worker's move and the wait after it. The least any plan pays beyond the
+/// relaxed plan is then `(R − K) × min(pod start, batch)`. Pods not Ready, pods under two
+/// budgets (never evicted) and budgets that allow nothing (the plan reports those as hangs) count
+/// for nothing, so the floor stays below what any plan pays.
+pub fn hop_budget_floor<'a>(
+    hop: &Hop,
+    relaxed: &Hop,
+    consuming: impl IntoIterator<Item = (&'a str, usize)>,
+    allowed: &[i64],
+    durations: &Durations,
+    batch_wait_minutes: u32,
+) -> Vec<(String, u64)> {
+    let caught_up: HashSet<&str> =
+        hop.before_control_plane.iter().flat_map(|w| w.nodes.iter().map(String::as_str)).collect();
+    let mut generations: Vec<&str> = Vec::new();
+    let mut slot_of: FastMap<&str, u32> = FastMap::default();
+    for w in &hop.waves {
+        let g = match generations.iter().position(|x| *x == w.generation) {
+            Some(g) => g,
+            None => {
+                generations.push(&w.generation);
+                generations.len() - 1
+            }
+        };
+        if w.bound == Some(WaveBound::Blocked) {
+            continue;
+        }
+        for n in w.nodes.iter().filter(|n| !caught_up.contains(n.as_str())) {
+            slot_of.insert(n, g as u32);
+        }
+    }
+    // (generation, budget, node) of every counted pod; sorted, runs give the per-node counts.
+    let mut node_ids: FastMap<&str, u32> = FastMap::default();
+    let mut counted: Vec<(u32, u32, u32)> = Vec::new();
+    for (node, budget) in consuming {
+        let Some(&g) = slot_of.get(node) else { continue };
+        if allowed.get(budget).is_none_or(|&a| a <= 0) {
+            continue;
+        }
+        let next = node_ids.len() as u32;
+        let id = *node_ids.entry(node).or_insert(next);
+        counted.push((g, budget as u32, id));
+    }
+    counted.sort_unstable();
+    let mut rounds = vec![0u64; generations.len()];
+    let mut i = 0;
+    while i < counted.len() {
+        let (g, b, _) = counted[i];
+        let (mut pods, mut busiest) = (0u64, 0u64);
+        while i < counted.len() && (counted[i].0, counted[i].1) == (g, b) {
+            let node = counted[i].2;
+            let mut on_node = 0u64;
+            while i < counted.len() && counted[i] == (g, b, node) {
+                on_node += 1;
+                i += 1;
+            }
+            pods += on_node;
+            busiest = busiest.max(on_node);
+        }
+        let needed = (pods - busiest).div_ceil(allowed[b as usize] as u64);
+        rounds[g as usize] = rounds[g as usize].max(needed);
+    }
+    let per_round = u64::from(durations.pod_start_minutes)
+        .min(u64::from(durations.worker_minutes()) + u64::from(batch_wait_minutes));
+    generations
+        .iter()
+        .zip(rounds)
+        .map(|(g, r)| {
+            let batches =
+                relaxed.waves.iter().filter(|w| w.kind == WaveKind::Batch && w.generation == *g).count() as u64;
+            (g.to_string(), r.saturating_sub(batches) * per_round)
+        })
+        .collect()
 }

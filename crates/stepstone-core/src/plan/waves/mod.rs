@@ -22,7 +22,7 @@ mod evict;
 mod generation;
 mod spread;
 
-pub use bound::relaxed;
+pub use bound::{hop_budget_floor, relaxed};
 pub use spread::Crowding;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,7 +34,7 @@ use crate::pdb::BudgetTracker;
 
 use super::blockers::{Analysis, reference};
 use super::limits::GenerationLimit;
-use super::model::{ControlPlaneAction, ControlPlaneStep, Hop, WaveBound};
+use super::model::{ControlPlaneAction, ControlPlaneStep, Durations, Hop, WaveBound};
 use crate::capacity::{CapacityModel, Headroom, NodeIdx, PodSlot, Unschedulable};
 
 /// Knobs of the wave planner.
@@ -166,6 +166,10 @@ pub struct Planner<'a> {
     /// Inventory pod indices currently on each node (inventory node order).
     on_node: Vec<Vec<u32>>,
     pod_node: Vec<u32>,
+    /// `pod_node` before the first wave: where the first hop starts, for its budget floor.
+    start_node: Vec<u32>,
+    /// Disruptions each budget allows before the first wave (tracker view order).
+    start_allowed: Vec<i64>,
     /// Static blocker references per node (its pods' `Blocks`).
     static_blocks: Vec<Vec<String>>,
     /// Per inventory pod, the budget (tracker view index) its eviction consumes, or NOWHERE
@@ -254,6 +258,7 @@ impl<'a> Planner<'a> {
         }
         covering_start.push(covering.len() as u32);
         let evict_flags = inv.pods.iter().map(|p| (BudgetTracker::leaves_budgets_alone(p), p.ready)).collect();
+        let start_allowed = (0..budgets.budgets().len()).map(|b| budgets.allowed_at(b)).collect();
         Planner {
             inv,
             policy: policy.clone(),
@@ -264,7 +269,9 @@ impl<'a> Planner<'a> {
             slots,
             to_inv,
             on_node,
+            start_node: pod_node.clone(),
             pod_node,
+            start_allowed,
             static_blocks,
             consumes,
             covering,
@@ -318,6 +325,22 @@ impl<'a> Planner<'a> {
     /// The budgets selecting a pod that moves (tracker view indices).
     fn covering_of(&self, pod: u32) -> std::ops::Range<usize> {
         self.covering_start[pod as usize] as usize..self.covering_start[pod as usize + 1] as usize
+    }
+
+    /// The budget waits no plan under the same batch limits avoids in the first of `hops` (the
+    /// plan's), which starts from the inventory's placement: the sum over its generations of
+    /// [`hop_budget_floor`], with `relaxed` the hops of [`relaxed`]. Later hops start from
+    /// placements the plan chose, so they add nothing here.
+    pub fn first_hop_budget_floor(&self, hops: &[Hop], relaxed: &[Hop], durations: &Durations) -> u64 {
+        let (Some(hop), Some(relaxed)) = (hops.first(), relaxed.first()) else { return 0 };
+        let consuming = (0..self.inv.pods.len()).filter_map(|p| {
+            let (node, budget) = (self.start_node[p], self.consumes[p]);
+            (budget != NOWHERE && node != NOWHERE).then(|| (self.node(node).name.as_str(), budget as usize))
+        });
+        hop_budget_floor(hop, relaxed, consuming, &self.start_allowed, durations, self.policy.batch_wait_minutes)
+            .iter()
+            .map(|(_, minutes)| minutes)
+            .sum()
     }
 
     /// Plan every hop.
