@@ -568,7 +568,7 @@ fn the_lower_bound_counts_the_budget_rounds_no_cut_of_the_first_hop_avoids() {
     assert_eq!(json["schedule"]["lowerBoundBudgetMinutes"], 290);
     assert_eq!(json["schedule"]["lowerBoundMinutes"], s.lower_bound_minutes);
     let table = plan::table::render(&p);
-    assert!(table.contains("4h 50m of budget waits the first hop's placement forces"), "{table}");
+    assert!(table.contains("plus 4h 50m of budget waits no plan avoids in the first hop"), "{table}");
 
     // A budget allowing two disruptions halves the rounds: 76, less the 7 free ones.
     let mut inv2 = inv.clone();

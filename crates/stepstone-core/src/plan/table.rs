@@ -170,7 +170,7 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(out, "  Finish: {}", at(s.finish));
     let _ = writeln!(
         out,
-        "  Working time {}; lower bound {} (every batch at its limit, no capacity stops, {} of budget waits the first hop's placement forces); efficiency {}%",
+        "  Working time {}; lower bound {} (every batch at its limit, no capacity stops, plus {} of budget waits no plan avoids in the first hop); efficiency {}%",
         minutes(s.makespan_minutes),
         minutes(s.lower_bound_minutes),
         minutes(s.lower_bound_budget_minutes),
