@@ -1,5 +1,5 @@
 //! Stored objects at their exact size: every map, array and string of a JSON value rebuilt with
-//! the capacity it needs and no more, and a fleet file parsed straight into that shape.
+//! the capacity it needs and no more, and a seed that parses JSON straight into that shape.
 //!
 //! A parser or a writer grows maps and arrays by doubling, so a value fresh from either holds on
 //! average about half as much spare room as it uses; in a store of tens of thousands of objects
@@ -31,19 +31,9 @@ pub fn compact(value: Value) -> Value {
     }
 }
 
-/// JSON text parsed into a value of exact size at every level, as [`serde_json::from_str`]
-/// would parse it otherwise (same content, key order and errors). Each map and array is sized
-/// once its length is known, so a large fleet never exists as a tree with spare room.
-pub fn parse_exact(text: &str) -> Result<Value, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = Exact.deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
-}
-
 /// Deserializes one JSON value at its exact size.
 #[derive(Clone, Copy)]
-struct Exact;
+pub struct Exact;
 
 impl<'de> DeserializeSeed<'de> for Exact {
     type Value = Value;
@@ -125,6 +115,14 @@ impl<'de> Visitor<'de> for Exact {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// JSON text parsed at exact size, as [`serde_json::from_str`] parses it otherwise.
+    fn parse_exact(text: &str) -> Result<Value, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = Exact.deserialize(&mut de)?;
+        de.end()?;
+        Ok(value)
+    }
 
     #[test]
     fn content_and_key_order_stay_and_spare_room_goes() {

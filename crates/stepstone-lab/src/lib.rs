@@ -28,6 +28,7 @@ pub(crate) mod decode;
 pub(crate) mod faults;
 mod faults_forbid;
 mod faults_http;
+mod load;
 pub(crate) mod metrics;
 pub(crate) mod nodes;
 pub(crate) mod object;
@@ -53,14 +54,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use client::{LabClient, LabClientError};
-pub use compact::parse_exact;
 pub use faults::{FaultConfig, FaultField, FaultsChange, FaultsError};
 pub(crate) use faults_http::router as faults_router;
+pub use load::{Fleet, load_fleet};
 pub use nodes::repo::{REPOSITORY_ANNOTATION, repository_name};
 pub use nodes::wire::{
     ClockInfo, ErrorBody, EtcdSnapshotRequest, InstallRequest, LogsQuery, RepositoryRequest, UpgradeApplyRequest,
@@ -119,6 +120,16 @@ pub enum LabError {
         "the fleet is not a kubectl List: expected {{\"kind\": \"List\", \"items\": [...]}} (as `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` prints) or a single object"
     )]
     NotAList,
+    #[error("cannot read the fleet {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "not JSON ({0}); write one with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` or `stepstone lab generate`"
+    )]
+    NotJson(#[source] serde_json::Error),
     #[error("the fleet has no Node objects; a lab needs at least one node")]
     NoNodes,
     #[error("fleet item {index} ({kind} {name}): {reason}")]
@@ -176,111 +187,6 @@ impl std::fmt::Debug for LabHandle {
     }
 }
 
-/// Load a fleet List into a fresh store.
-pub fn load_fleet(store: &mut Store, fleet: Value, now: Timestamp) -> Result<LoadReport, LabError> {
-    let items = match fleet {
-        Value::Object(mut m) if m.get("items").is_some_and(Value::is_array) => match m.remove("items") {
-            Some(Value::Array(items)) => items,
-            _ => return Err(LabError::NotAList),
-        },
-        v @ Value::Object(_) if v.get("kind").is_some() => vec![v],
-        _ => return Err(LabError::NotAList),
-    };
-    let mut report = LoadReport::default();
-    let mut namespaces: std::collections::BTreeSet<String> =
-        ["default", "kube-system", "kube-public", "kube-node-lease"].iter().map(|s| s.to_string()).collect();
-    let mut typed = Vec::with_capacity(items.len());
-    let parse_options = stepstone_core::snapshot::SnapshotOptions::default();
-    for (index, mut item) in items.into_iter().enumerate() {
-        validate_item(index, &item, &parse_options)?;
-        let kind = item.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-        let api_version = item.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
-        let Some(res) = resources::by_kind(&api_version, &kind) else {
-            *report.skipped.entry(format!("{api_version}/{kind}")).or_default() += 1;
-            continue;
-        };
-        let name = store::name_of(&item).to_string();
-        if name.is_empty() {
-            return Err(LabError::BadItem { index, kind, name, reason: "metadata.name is missing".into() });
-        }
-        if resources::RESOURCES[res].namespaced {
-            let ns = match store::namespace_of(&item) {
-                "" => "default".to_string(),
-                n => n.to_string(),
-            };
-            store::meta_mut(&mut item).insert("namespace".into(), json!(ns));
-            namespaces.insert(ns);
-        }
-        store::meta_mut(&mut item).remove("resourceVersion");
-        // Stored as an apiserver would have stored it: a hand-written object gets the defaults
-        // (a DaemonSet's RollingUpdate strategy, a pod's grace period); a snapshot already has
-        // them and is left as it is.
-        api::prepare_for_create(res, &mut item);
-        if res == resources::NODES {
-            nodes::default_packages(&mut item);
-        }
-        typed.push((index, res, kind, item));
-    }
-    if !typed.iter().any(|(_, res, _, _)| *res == resources::NODES) {
-        return Err(LabError::NoNodes);
-    }
-    for ns in namespaces {
-        if store.get(resources::NAMESPACES, "", &ns).is_none() {
-            let mut obj = json!({"metadata": {"name": ns}});
-            api::apply_defaults(resources::NAMESPACES, &mut obj);
-            store.create(resources::NAMESPACES, obj, now, false).expect("fresh namespace");
-        }
-    }
-    for (index, res, kind, item) in typed {
-        let name = store::name_of(&item).to_string();
-        store.create(res, item, now, true).map_err(|e| LabError::BadItem {
-            index,
-            kind: kind.clone(),
-            name,
-            reason: e.message,
-        })?;
-        *report.loaded.entry(kind).or_default() += 1;
-    }
-    Ok(report)
-}
-
-/// Read one fleet item as every other command reads a snapshot (the same parser, so a fleet the
-/// planner refuses is refused here too, instead of a lab that serves what nothing else accepts).
-fn validate_item(index: usize, item: &Value, opts: &stepstone_core::snapshot::SnapshotOptions) -> Result<(), LabError> {
-    use stepstone_core::snapshot::{ParsedObject, SnapshotError};
-    let found = match item {
-        Value::Object(_) => None,
-        Value::Null => Some("null"),
-        Value::Bool(_) => Some("a boolean"),
-        Value::Number(_) => Some("a number"),
-        Value::String(_) => Some("a string"),
-        Value::Array(_) => Some("an array"),
-    };
-    if let Some(found) = found {
-        return Err(LabError::NotAnObject { index, found });
-    }
-    let origin = format!("items[{index}]");
-    ParsedObject::parse(&origin, item, opts).map(|_| ()).map_err(|e| match e {
-        SnapshotError::Object { kind, name, reason, .. } => LabError::BadItem { index, kind, name, reason },
-        other => LabError::BadItem {
-            index,
-            kind: item.get("kind").and_then(Value::as_str).unwrap_or("").to_string(),
-            name: store::name_of(item).to_string(),
-            reason: other.to_string(),
-        },
-    })
-}
-
-/// The newest timestamp in the fleet, so a manual clock never starts before the snapshot.
-fn newest_timestamp(fleet: &Value) -> Option<Timestamp> {
-    fleet
-        .get("items")
-        .and_then(Value::as_array)?
-        .iter()
-        .filter_map(|i| store::meta_str(i, "creationTimestamp").and_then(clock::parse))
-        .max()
-}
-
 /// A kubeconfig for a lab at `url`.
 pub fn kubeconfig_for(url: &str) -> String {
     format!(
@@ -296,21 +202,24 @@ pub const DEFAULT_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::fro
 pub const SPEED_RANGE: std::ops::RangeInclusive<f64> = 0.01..=10_000.0;
 
 impl Lab {
-    /// Load `fleet` and serve it on 127.0.0.1 (on the current tokio runtime, which must be
-    /// multi-threaded if the caller blocks on anything, such as a `kubectl` child process).
-    pub async fn start(fleet: Value, opts: LabOptions) -> Result<LabHandle, LabError> {
+    /// Load `fleet` (a parsed List, or a [`Fleet::File`] read item by item) and serve it on
+    /// 127.0.0.1 (on the current tokio runtime, which must be multi-threaded if the caller blocks
+    /// on anything, such as a `kubectl` child process).
+    pub async fn start(fleet: impl Into<Fleet>, opts: LabOptions) -> Result<LabHandle, LabError> {
+        let fleet = fleet.into();
         opts.faults.validate()?;
         if !SPEED_RANGE.contains(&opts.speed) {
             return Err(LabError::Speed(opts.speed));
         }
+        let survey = fleet.survey()?;
         let clock = if opts.manual_clock {
-            let start = newest_timestamp(&fleet).map_or(Timestamp::now(), |t| t.max(Timestamp::now()));
+            let start = survey.newest.map_or(Timestamp::now(), |t| t.max(Timestamp::now()));
             clock::Clock::manual(Timestamp::from_second(start.as_second()).unwrap_or(start), opts.speed)
         } else {
             clock::Clock::wall(opts.speed)
         };
         let mut store = Store::new(opts.seed);
-        let load = load_fleet(&mut store, fleet, clock.now())?;
+        let load = fleet.load(&mut store, survey, clock.now())?;
         faults::check_nodes(&store, &opts.faults)?;
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
@@ -350,7 +259,7 @@ impl Lab {
 
     /// [`start`](Self::start) on a runtime of its own, for synchronous callers and tests that
     /// block (running `kubectl`, say). The runtime lives as long as the handle.
-    pub fn start_blocking(fleet: Value, opts: LabOptions) -> Result<LabHandle, LabError> {
+    pub fn start_blocking(fleet: impl Into<Fleet>, opts: LabOptions) -> Result<LabHandle, LabError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("stepstone-lab")

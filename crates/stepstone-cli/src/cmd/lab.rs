@@ -193,19 +193,10 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(parent)
             .map_err(|e| crate::exit::usage(format!("--kubeconfig {}: {e}", kubeconfig.display())))?;
     }
-    let text = std::fs::read_to_string(&a.fleet)
+    // Opened here so that a missing fleet is named before anything else; the lab reads it item
+    // by item as it loads (a large fleet's text or tree is never held whole).
+    std::fs::File::open(&a.fleet)
         .map_err(|e| crate::exit::usage(format!("cannot read --fleet {}: {e}", a.fleet.display())))?;
-    // Parsed at exact size, so the whole fleet's tree, which the lab holds only while it loads
-    // (it keeps pods as their JSON text), is no larger than it must be; the lab keeps the other
-    // objects as parsed here, without rebuilding them.
-    let fleet = stepstone_lab::parse_exact(&text).map_err(|e| {
-        crate::exit::usage(format!(
-            "--fleet {}: not JSON ({e}); write one with `kubectl get nodes,pods,pdb,deploy,rs,sts,ds,pv,pvc -A -o json` or `stepstone lab generate`",
-            a.fleet.display()
-        ))
-    })?;
-    // The text of a large fleet is as big as the lab's whole store; the lab runs for hours.
-    drop(text);
     refuse_to_overwrite(&kubeconfig)?;
     if let Some(r) = lab_life::read_record(&state_dir).filter(|r| lab_life::alive(r.pid)) {
         return Err(crate::exit::usage(format!(
@@ -235,13 +226,16 @@ fn up(a: UpArgs) -> anyhow::Result<ExitCode> {
     let format = a.output.output;
     let name = a.name.clone();
     crate::exit::block_on(async move {
-        let lab = Lab::start(fleet, opts).await.map_err(|e| match e {
+        let lab = Lab::start(stepstone_lab::Fleet::File(a.fleet.clone()), opts).await.map_err(|e| match e {
             stepstone_lab::LabError::Faults(why) => {
                 crate::exit::usage(format!("fault flags: {}", why.message_with(lab_node::fault_flag)))
             }
             stepstone_lab::LabError::Bind { .. }
             | stepstone_lab::LabError::Kubeconfig { .. }
             | stepstone_lab::LabError::Runtime(_) => anyhow::Error::new(e),
+            stepstone_lab::LabError::Read { source, .. } => {
+                crate::exit::usage(format!("cannot read --fleet {fleet_name}: {source}"))
+            }
             other => crate::exit::usage(format!("--fleet {fleet_name}: {other}")),
         })?;
         let started = Started {
