@@ -185,9 +185,17 @@ fn generation_floors(inv: &Inventory, plan: &Plan, h: usize, placement: &[Option
     let size = |g: &str| plan.policy.batch_limits.get(g).map_or(cap, |l| (l.limit as usize).min(cap));
     let relaxed = plan::waves::relaxed(&plan.hops, size, plan.policy.batch_wait_minutes);
     let allowed: Vec<i64> = (0..tracker.budgets().len()).map(|b| tracker.allowed_at(b)).collect();
+    // Nodes holding a pod the drain refuses count for nothing, as in the planner.
+    let held: std::collections::HashSet<&str> = inv
+        .pods
+        .iter()
+        .filter(|p| classifier.classify(p).blocker().is_some())
+        .filter_map(|p| p.node_name.as_deref())
+        .collect();
     let consuming = inv.pods.iter().zip(placement).filter_map(|(pod, node)| {
         let budget = tracker.consuming_budget(pod)?;
-        (classifier.classify(pod).is_evicted()).then_some(((*node)?, budget))
+        let node = (*node).filter(|n| !held.contains(n))?;
+        classifier.classify(pod).is_evicted().then_some((node, budget))
     });
     plan::waves::hop_budget_floor(
         &plan.hops[h],

@@ -127,7 +127,8 @@ pub fn relaxed(hops: &[Hop], batch_size: impl Fn(&str) -> usize, batch_wait_minu
 /// beyond them costs a worker's move and the wait after it. The least any plan pays beyond the
 /// relaxed plan is then `(R − K) × min(pod start, batch)`. Pods not Ready, pods under two
 /// budgets (never evicted) and budgets that allow nothing (the plan reports those as hangs) count
-/// for nothing, so the floor stays below what any plan pays.
+/// for nothing, and callers leave out the pods of nodes that cannot be drained until fixed, so
+/// the floor stays below what any plan pays.
 pub fn hop_budget_floor<'a>(
     hop: &Hop,
     relaxed: &Hop,

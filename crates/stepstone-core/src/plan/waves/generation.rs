@@ -75,12 +75,20 @@ impl Planner<'_> {
                 }
             }
         }
-        for (generation, free, blocked) in queues {
+        for (generation, free, mut blocked) in queues {
             let limit = self.limit_of(&generation);
             let mut pending: std::collections::VecDeque<u32> = strided(&free, limit.size).into();
             let mut deferred: Vec<u32> = Vec::new();
             let mut retried = false;
             loop {
+                // Nodes that cannot be drained until their blockers are fixed join the
+                // generation's last batch when it has room for them: the rollout stops at that
+                // batch's drain until the fix, as it would at a wave of their own, and the
+                // batch then moves them with the others instead of costing one more move.
+                if !retried && deferred.is_empty() && !pending.is_empty() && pending.len() + blocked.len() <= limit.size
+                {
+                    pending.extend(blocked.drain(..));
+                }
                 if pending.is_empty() {
                     if retried || deferred.is_empty() {
                         break;
@@ -109,6 +117,20 @@ impl Planner<'_> {
                             Stop::Capacity { size: tried, why } => capacity_reason(*tried, why),
                         };
                         reason.push_str(&done.budget_note(self.policy.pod_start_minutes));
+                        let held: Vec<u32> = done
+                            .nodes
+                            .iter()
+                            .copied()
+                            .filter(|&n| !self.static_blocks[n as usize].is_empty())
+                            .collect();
+                        let blockers = if held.is_empty() { vec![] } else { self.blocker_refs(&held) };
+                        if !blockers.is_empty() {
+                            let held = held.len();
+                            reason.push_str(&format!(
+                                "; {held} of its nodes cannot be drained until fixed: {}",
+                                blockers.join("; ")
+                            ));
+                        }
                         let bound = match &done.stop {
                             Stop::Limit(b) => *b,
                             Stop::EndOfGeneration => WaveBound::RestOfGeneration,
@@ -123,7 +145,7 @@ impl Planner<'_> {
                             wait_after_minutes: self.policy.batch_wait_minutes,
                             pods_moved: done.pods_moved,
                             pdb_wait_minutes: done.pdb_wait_minutes(self.policy.pod_start_minutes),
-                            blockers: vec![],
+                            blockers,
                             bound: Some(bound),
                         });
                     }
@@ -145,7 +167,8 @@ impl Planner<'_> {
         waves
     }
 
-    fn push_blocked(&mut self, waves: &mut Vec<Wave>, generation: &str, nodes: &[u32]) {
+    /// The references of the blockers holding up any of `nodes`, sorted.
+    fn blocker_refs(&self, nodes: &[u32]) -> Vec<String> {
         let mut refs: Vec<String> = Vec::new();
         for &n in nodes {
             refs.extend(self.static_blocks[n as usize].iter().cloned());
@@ -154,6 +177,11 @@ impl Planner<'_> {
         }
         refs.sort();
         refs.dedup();
+        refs
+    }
+
+    fn push_blocked(&mut self, waves: &mut Vec<Wave>, generation: &str, nodes: &[u32]) {
+        let refs = self.blocker_refs(nodes);
         self.record(TraceEvent::WaveStart {
             hop: self.hop,
             nodes: nodes.iter().map(|&n| self.node(n).name.clone()).collect(),

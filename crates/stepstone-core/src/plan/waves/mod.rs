@@ -335,7 +335,10 @@ impl<'a> Planner<'a> {
         let (Some(hop), Some(relaxed)) = (hops.first(), relaxed.first()) else { return 0 };
         let consuming = (0..self.inv.pods.len()).filter_map(|p| {
             let (node, budget) = (self.start_node[p], self.consumes[p]);
-            (budget != NOWHERE && node != NOWHERE).then(|| (self.node(node).name.as_str(), budget as usize))
+            // A node that cannot be drained until fixed may move in a wave of its own in another
+            // plan, its pods never evicted: they count for nothing.
+            (budget != NOWHERE && node != NOWHERE && self.static_blocks[node as usize].is_empty())
+                .then(|| (self.node(node).name.as_str(), budget as usize))
         });
         hop_budget_floor(hop, relaxed, consuming, &self.start_allowed, durations, self.policy.batch_wait_minutes)
             .iter()
