@@ -597,3 +597,49 @@ fn the_lower_bound_counts_the_budget_rounds_no_cut_of_the_first_hop_avoids() {
     inv4.pdbs.push(second);
     assert_eq!(plan(&inv4, &req).schedule.lower_bound_budget_minutes, 0);
 }
+
+/// `count` workers w-01.. of one generation with a Deployment on each, and a pod no controller
+/// recreates on w-05: w-05 cannot be drained until it is dealt with.
+fn one_blocked_node_fleet(count: usize) -> Inventory {
+    let mut f = FleetBuilder::new("v1.32.4");
+    f.control_plane("cp-1");
+    let names: Vec<String> = (1..=count).map(|i| format!("w-{i:02}")).collect();
+    for n in &names {
+        f.worker(n, "gen", 16_000, 64, 2020);
+    }
+    for (i, n) in names.iter().enumerate() {
+        f.deployment("prod", &format!("web{i:02}"), &[n.as_str()], 500, 256);
+    }
+    let stray = f.pod("default", "debug-shell", Some("w-05"), 100, 64);
+    f.inv.pods.push(stray);
+    f.build()
+}
+
+#[test]
+fn a_node_that_cannot_be_drained_joins_the_last_batch_when_it_has_room() {
+    // Nine workers, 4 at a time: the canary, a batch of 4, then the last 3 with room for w-05.
+    let p = plan(&one_blocked_node_fleet(9), &request(4, 85));
+    let waves = &p.hops[0].waves;
+    assert_eq!(waves.len(), 3, "{waves:#?}");
+    let last = &waves[2];
+    assert_eq!(last.nodes.len(), 4);
+    assert!(last.nodes.contains(&"w-05".to_string()));
+    assert_eq!(last.blockers, ["blocker.unmanaged default/debug-shell"]);
+    assert!(
+        last.reason.contains("; 1 of its nodes cannot be drained until fixed: blocker.unmanaged default/debug-shell"),
+        "{}",
+        last.reason
+    );
+    assert!(waves.iter().all(|w| w.bound != Some(WaveBound::Blocked)));
+    // Its movable pod is simulated with the batch: the four nodes' own Deployments (and what
+    // earlier waves put there) move, the stray pod waits for its fix.
+    assert!(last.pods_moved >= 4, "{}", last.pods_moved);
+
+    // Ten workers: the batches are full, so w-05 keeps a wave of its own.
+    let p = plan(&one_blocked_node_fleet(10), &request(4, 85));
+    let waves = &p.hops[0].waves;
+    let blocked: Vec<_> = waves.iter().filter(|w| !w.blockers.is_empty()).collect();
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].nodes, ["w-05"]);
+    assert_eq!(blocked[0].bound, Some(WaveBound::Blocked));
+}
