@@ -191,11 +191,11 @@ impl InventoryBuilder {
         self.inv.server_version = version.and_then(|v| v.parse().ok());
     }
 
-    /// Make room for `additional` more pods (and as many objects seen), when the caller knows
-    /// how many are coming.
-    pub fn reserve_pods(&mut self, additional: usize) {
-        self.inv.pods.reserve(additional);
-        self.seen.reserve(additional);
+    /// Make room for `pods` more pods among `objects` more objects, when the caller knows (or
+    /// can estimate) how many are coming.
+    pub fn reserve(&mut self, pods: usize, objects: usize) {
+        self.inv.pods.reserve(pods);
+        self.seen.reserve(objects);
     }
 
     /// Parse one object; `origin` names the file or URL for errors.
@@ -253,12 +253,18 @@ impl InventoryBuilder {
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<Inventory, SnapshotError> {
-        if self.inv.nodes.is_empty() {
-            return Err(SnapshotError::NoNodes { path: self.inv.source.clone() });
+    pub fn finish(self) -> Result<Inventory, SnapshotError> {
+        let InventoryBuilder { mut inv, seen, .. } = self;
+        if inv.nodes.is_empty() {
+            return Err(SnapshotError::NoNodes { path: inv.source.clone() });
         }
-        finish(&mut self.inv);
-        Ok(self.inv)
+        // Freeing the duplicate check (three strings per object) on a second thread overlaps
+        // the sorting instead of coming after it.
+        std::thread::scope(|s| {
+            s.spawn(move || drop(seen));
+            finish(&mut inv);
+        });
+        Ok(inv)
     }
 }
 
@@ -364,12 +370,16 @@ fn finish(inv: &mut Inventory) {
         });
     }
     components.sort();
-    for node in &mut inv.nodes {
-        node.kube_proxy_version = components
-            .iter()
-            .find(|c| c.component == Component::KubeProxy && c.node == node.name)
-            .and_then(|c| c.version());
+    // Each node's first kube-proxy in that order, found by name rather than by a search of
+    // every component per node (one kube-proxy per node makes that quadratic).
+    let mut kube_proxies: FastMap<&str, &ComponentInstance> = FastMap::default();
+    for c in components.iter().filter(|c| c.component == Component::KubeProxy) {
+        kube_proxies.entry(c.node.as_str()).or_insert(c);
     }
+    for node in &mut inv.nodes {
+        node.kube_proxy_version = kube_proxies.get(node.name.as_str()).and_then(|c| c.version());
+    }
+    drop(kube_proxies);
     inv.components = components;
     inv.nodes.sort_by(|a, b| a.name.cmp(&b.name));
     inv.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));

@@ -121,6 +121,33 @@ struct ItemSpan {
     offset: u64,
 }
 
+/// Where a batch's pods lie in the file: from the first pod's first byte to the last item's
+/// end, and how many pods that is (none when the batch failed or holds no pod).
+#[derive(Clone, Copy, Default)]
+struct Extent {
+    start: u64,
+    end: u64,
+    pods: u64,
+}
+
+impl Extent {
+    /// `items` are what the worker made of `batch`'s items, one for one.
+    fn of_pods(batch: &Batch, items: &[ItemResult]) -> Extent {
+        let first = items.iter().position(is_pod);
+        match (first.map(|i| &batch.items[i]), batch.items.last()) {
+            (Some(first), Some(last)) => Extent {
+                start: first.offset,
+                end: last.offset + (last.end - last.start) as u64,
+                pods: items.iter().filter(|i| is_pod(i)).count() as u64,
+            },
+            _ => Extent::default(),
+        }
+    }
+}
+
+/// A parsed batch as a worker hands it back: its number, where it lies, what its items became.
+type BatchDone = (usize, Extent, Result<Vec<ItemResult>, Failure>);
+
 /// What a worker made of an item.
 // Nearly every item is `Parsed`: boxing it would only add an allocation per item.
 #[allow(clippy::large_enum_variant)]
@@ -224,8 +251,12 @@ struct EarlyAdds {
     /// The number of the next batch to add.
     next: usize,
     /// Batches that came before their turn, or after a stop.
-    waiting: std::collections::BTreeMap<usize, Result<Vec<ItemResult>, Failure>>,
+    waiting: std::collections::BTreeMap<usize, (Extent, Result<Vec<ItemResult>, Failure>)>,
     stopped: bool,
+    /// The file's size, for the room the pods will take.
+    file_bytes: u64,
+    /// Room for the pods was made, from the first batch that held pods.
+    reserved: bool,
     /// Items `0..added` are in the inventory.
     added: usize,
     /// Adding an item failed (an object given twice): the answer, unless the envelope is
@@ -234,22 +265,17 @@ struct EarlyAdds {
 }
 
 impl EarlyAdds {
-    fn offer(
-        &mut self,
-        seq: usize,
-        batch: Result<Vec<ItemResult>, Failure>,
-        origin: &str,
-        builder: &mut InventoryBuilder,
-    ) {
-        self.waiting.insert(seq, batch);
+    fn offer(&mut self, (seq, extent, batch): BatchDone, origin: &str, builder: &mut InventoryBuilder) {
+        self.waiting.insert(seq, (extent, batch));
         while !self.stopped {
-            let Some(batch) = self.waiting.remove(&self.next) else { return };
+            let Some((extent, batch)) = self.waiting.remove(&self.next) else { return };
             let addable = matches!(&batch, Ok(items) if items.iter().all(|i| matches!(i, ItemResult::Parsed(..))));
             if !addable {
-                self.waiting.insert(self.next, batch);
+                self.waiting.insert(self.next, (extent, batch));
                 self.stopped = true;
                 return;
             }
+            self.reserve(extent, builder);
             for item in batch.into_iter().flatten() {
                 let ItemResult::Parsed(index, object) = item else { unreachable!("checked above") };
                 if let Err(e) = builder.add_item(origin, index, object) {
@@ -262,6 +288,26 @@ impl EarlyAdds {
             self.next += 1;
         }
     }
+
+    /// Make room for the pods still to come once a batch holds pods, as many as the rest of
+    /// the file would hold at this batch's density and an eighth more: grown pod by pod, the
+    /// list (half a gigabyte at 5,000 nodes) would be copied to fresh memory at every doubling.
+    /// A guess too small costs one copy at the end; room never used is never touched.
+    fn reserve(&mut self, extent: Extent, builder: &mut InventoryBuilder) {
+        let bytes = extent.end.saturating_sub(extent.start);
+        if self.reserved || extent.pods == 0 || bytes == 0 {
+            return;
+        }
+        self.reserved = true;
+        let rest = self.file_bytes.saturating_sub(extent.start);
+        let pods = u128::from(extent.pods) * u128::from(rest) / u128::from(bytes) * 9 / 8;
+        let pods = usize::try_from(pods).unwrap_or(0);
+        builder.reserve(pods, pods);
+    }
+}
+
+fn is_pod(item: &ItemResult) -> bool {
+    matches!(item, ItemResult::Parsed(_, ParsedObject { parsed: Parsed::Pod(_), .. }))
 }
 
 /// Every batch's items as parsed (by batch number), in file order.
@@ -294,7 +340,10 @@ fn split_file(
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
     let batch_rx = Arc::new(Mutex::new(batch_rx));
-    let (result_tx, result_rx) = std::sync::mpsc::channel::<(usize, Result<Vec<ItemResult>, Failure>)>();
+    let (result_tx, result_rx) = std::sync::mpsc::channel::<BatchDone>();
+    if let Some((early, _)) = early.as_mut() {
+        early.file_bytes = file.metadata().map_or(0, |m| m.len());
+    }
     std::thread::scope(|scope| {
         let mut splitter = Splitter::new(&origin);
         splitter.learn = learn;
@@ -307,22 +356,22 @@ fn split_file(
         }
         drop(result_tx);
         let mut results: BatchResults = Vec::new();
-        let mut take = |seq, result| match early.as_mut() {
-            Some((early, builder)) => early.offer(seq, result, &origin, builder),
-            None => results.push((seq, result)),
+        let mut take = |done: BatchDone| match early.as_mut() {
+            Some((early, builder)) => early.offer(done, &origin, builder),
+            None => results.push((done.0, done.2)),
         };
         let split = splitter.run(file, READ_BYTES, |batch| {
-            while let Ok((seq, result)) = result_rx.try_recv() {
-                take(seq, result);
+            while let Ok(done) = result_rx.try_recv() {
+                take(done);
             }
             batch_tx.send(batch).is_ok()
         });
         drop(batch_tx);
-        for (seq, result) in result_rx.iter() {
-            take(seq, result);
+        for done in result_rx.iter() {
+            take(done);
         }
         if let Some((early, _)) = early {
-            results.extend(std::mem::take(&mut early.waiting));
+            results.extend(std::mem::take(&mut early.waiting).into_iter().map(|(seq, (_, result))| (seq, result)));
         }
         results.sort_by_key(|(seq, _)| *seq);
         Split { result: split.map(|()| (std::mem::take(&mut splitter.envelope), results)), jumped: splitter.jumped }
@@ -354,13 +403,8 @@ fn add_items(
         return Err(e.into());
     }
     // Room for every pod at once: grown pod by pod, the list would be copied over and over.
-    let pods = batches
-        .iter()
-        .filter_map(|(_, batch)| batch.as_ref().ok())
-        .flatten()
-        .filter(|item| matches!(item, ItemResult::Parsed(_, ParsedObject { parsed: Parsed::Pod(_), .. })))
-        .count();
-    builder.reserve_pods(pods);
+    let pods = batches.iter().filter_map(|(_, batch)| batch.as_ref().ok()).flatten().filter(|i| is_pod(i)).count();
+    builder.reserve(pods, pods);
     for (_, batch) in batches {
         for item in batch? {
             match item {
@@ -385,7 +429,7 @@ fn add_items(
 /// A worker: parse batches until the reader is done; the first error ends the batch.
 fn work(
     rx: &Mutex<Receiver<Batch>>,
-    tx: &std::sync::mpsc::Sender<(usize, Result<Vec<ItemResult>, Failure>)>,
+    tx: &std::sync::mpsc::Sender<BatchDone>,
     spares: &Mutex<Vec<Vec<u8>>>,
     origin: &str,
     opts: &SnapshotOptions,
@@ -396,7 +440,8 @@ fn work(
         let Ok(batch) = guard.recv() else { return };
         drop(guard);
         let result = parse_batch(&batch, origin, opts);
-        if tx.send((batch.seq, result)).is_err() {
+        let extent = result.as_ref().map_or_else(|_| Extent::default(), |items| Extent::of_pods(&batch, items));
+        if tx.send((batch.seq, extent, result)).is_err() {
             return;
         }
         let mut text = batch.text;
@@ -496,8 +541,9 @@ struct Splitter<'a> {
     spares: Spares,
     /// Whether items may be cut at their closing line (see [`closing_line`]).
     learn: bool,
-    /// The first item's closing line, a newline, its indentation and `}`, once learnt.
-    item_close: Option<Vec<u8>>,
+    /// The first item's closing line (a newline, its indentation and `}`) once learnt, with
+    /// its searcher, built once for every item.
+    item_close: Option<memchr::memmem::Finder<'static>>,
     /// The spaces before the current item on its line, when it starts a line.
     item_indent: Option<usize>,
     /// Within an item, looking for its closing line.
@@ -676,10 +722,11 @@ impl<'a> Splitter<'a> {
                 && let Some(close) = &self.item_close
             {
                 // The item's closing line, searched from where the last search stopped.
-                let from = self.item_start.max(base.saturating_sub(close.len() - 1));
-                match memchr::memmem::find(&text[from..], close) {
+                let close_len = close.needle().len();
+                let from = self.item_start.max(base.saturating_sub(close_len - 1));
+                match close.find(&text[from..]) {
                     Some(at) => {
-                        let brace = from + at + close.len() - 1;
+                        let brace = from + at + close_len - 1;
                         self.seeking = false;
                         self.jumped = true;
                         self.depth = 2;
@@ -835,7 +882,8 @@ impl<'a> Splitter<'a> {
             return Err(self.too_large(&format!("items[{}]", self.item_index)));
         }
         if self.learn && self.item_index == 0 {
-            self.item_close = closing_line(&text[self.item_start..end], self.item_indent);
+            self.item_close = closing_line(&text[self.item_start..end], self.item_indent)
+                .map(|close| memchr::memmem::Finder::new(&close).into_owned());
         }
         self.items.push(ItemSpan { start: self.item_start, end, index: self.item_index, offset: self.item_offset });
         self.item_index += 1;
