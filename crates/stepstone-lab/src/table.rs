@@ -564,6 +564,7 @@ pub fn table_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     #[test]
     fn cordoned_ready_node_prints_scheduling_disabled() {
@@ -580,6 +581,56 @@ mod tests {
         assert_eq!(pod_status(&p), "Terminating");
         let p = json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
         assert_eq!(pod_status(&p), "CrashLoopBackOff");
+    }
+
+    /// Pods in the states the printer tells apart, stored as the store stores them.
+    fn printed_pods() -> Vec<Arc<Stored>> {
+        let created = "2026-03-01T10:00:00Z";
+        let pods = [
+            json!({"metadata": {"name": "plain", "namespace": "a", "creationTimestamp": created},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c"}, {"name": "d"}]},
+                "status": {"phase": "Running", "podIP": "10.0.0.7",
+                    "containerStatuses": [{"ready": true, "restartCount": 0}, {"ready": false, "restartCount": 0}]}}),
+            json!({"metadata": {"name": "crashing", "namespace": "a", "creationTimestamp": "2026-03-09T11:00:00Z",
+                    "labels": {"app": "x"}, "ownerReferences": [{"uid": "rs-1", "controller": true, "kind": "ReplicaSet", "name": "r"}]},
+                "spec": {"nodeName": "n2", "containers": [{"name": "c"}]},
+                "status": {"phase": "Running", "nominatedNodeName": "n3",
+                    "containerStatuses": [{"ready": false, "restartCount": 4,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                        "lastState": {"terminated": {"finishedAt": "2026-03-10T11:55:00Z"}}},
+                        {"ready": false, "restartCount": 1, "state": {"terminated": {"reason": "Error"}},
+                        "lastState": {"terminated": {"finishedAt": "2026-03-10T11:58:30Z"}}}]}}),
+            json!({"metadata": {"name": "leaving", "namespace": "b", "creationTimestamp": created,
+                    "deletionTimestamp": "2026-03-10T11:59:00Z"},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c"}],
+                    "readinessGates": [{"conditionType": "example.com/ready"}, {"conditionType": "example.com/other"}]},
+                "status": {"phase": "Running", "conditions": [{"type": "example.com/ready", "status": "True"},
+                    {"type": "example.com/other", "status": "False"}]}}),
+            json!({"metadata": {"name": "lost", "namespace": "b", "creationTimestamp": created,
+                    "deletionTimestamp": "2026-03-10T11:59:00Z"},
+                "spec": {"nodeName": 7},
+                "status": {"phase": "Running", "reason": "NodeLost", "podIP": ""}}),
+            json!({"metadata": {"name": "evicted", "namespace": "c"},
+                "spec": {"containers": [{"name": "c"}]},
+                "status": {"phase": "Failed", "reason": "Evicted", "containerStatuses": [{"restartCount": 2}]}}),
+            json!({"metadata": {"name": "bare", "namespace": "c", "creationTimestamp": "not a time"}}),
+        ];
+        let mut store = Store::new(3);
+        let now: Timestamp = "2026-03-10T12:00:00Z".parse().unwrap();
+        for pod in pods {
+            store.create(resources::PODS, pod, now, true).unwrap();
+        }
+        store.iter_stored(resources::PODS, None, None).map(|(_, s)| s.clone()).collect()
+    }
+
+    #[test]
+    fn pod_rows_print_as_kubectl_shows_them() {
+        let now: Timestamp = "2026-03-10T12:00:00Z".parse().unwrap();
+        let pods = printed_pods();
+        let with_metadata = String::from_utf8(table_bytes(resources::PODS, &pods, now, 9, None, "Metadata")).unwrap();
+        let bare = String::from_utf8(table_bytes(resources::PODS, &pods, now, 9, Some("c".into()), "None")).unwrap();
+        let expected = include_str!("../tests/data/pod-table.json");
+        assert_eq!(format!("{with_metadata}\n{bare}\n"), expected);
     }
 
     #[test]
