@@ -4,12 +4,15 @@
 //!
 //! Every field is read the way the controllers read the object itself (the same defaults and
 //! the same tolerance of odd values), so filtering on the facts skips exactly the pods the
-//! controllers would have skipped.
+//! controllers would have skipped. The facts also hold what `kubectl get pods` prints of a pod
+//! ([`Printed`]), read the way upstream's printer reads it, so a Table of every pod parses none.
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::clock;
 use crate::object::{controller_uid, labels_of, meta, meta_str};
 
 /// The facts of one pod.
@@ -39,6 +42,88 @@ pub struct PodFacts {
     pub created: Box<str>,
     /// `spec.schedulerName` is missing or `default-scheduler`.
     pub default_scheduler: bool,
+    /// What the Table's cells show.
+    pub printed: Printed,
+}
+
+/// What `kubectl get pods` shows of a pod besides its name, node and age.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printed {
+    /// READY: containers whose status says ready, of those in `spec.containers`.
+    pub ready_containers: u32,
+    pub containers: u32,
+    /// STATUS: the phase, or a more telling reason (Terminating, CrashLoopBackOff, ...).
+    pub status: Box<str>,
+    /// RESTARTS: the containers' restarts, and when the last one that ended finished.
+    pub restarts: i64,
+    pub last_finished: Option<Timestamp>,
+    /// `status.podIP`, empty when missing or not a string.
+    pub ip: Box<str>,
+    /// `status.nominatedNodeName`, the same way.
+    pub nominated_node: Box<str>,
+    /// READINESS GATES: the gates whose condition is True, of `spec.readinessGates`.
+    pub ready_gates: u32,
+    pub gates: u32,
+}
+
+impl Printed {
+    /// As upstream's pod printer reads `pod`.
+    pub fn of(pod: &Value) -> Printed {
+        let statuses = container_statuses(pod);
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut restarts = 0i64;
+        let mut last_finished: Option<Timestamp> = None;
+        for c in statuses {
+            restarts = restarts.saturating_add(c["restartCount"].as_i64().unwrap_or(0));
+            if let Some(t) =
+                c.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str).and_then(clock::parse)
+            {
+                last_finished = Some(last_finished.map_or(t, |l| l.max(t)));
+            }
+        }
+        let gates = pod.pointer("/spec/readinessGates").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        let conditions = pod.pointer("/status/conditions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        let text = |ptr: &str| -> Box<str> { pod.pointer(ptr).and_then(Value::as_str).unwrap_or("").into() };
+        Printed {
+            ready_containers: count(statuses.iter().filter(|c| c["ready"] == true).count()),
+            containers: count(pod.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len)),
+            status: pod_status(pod).into(),
+            restarts,
+            last_finished,
+            ip: text("/status/podIP"),
+            nominated_node: text("/status/nominatedNodeName"),
+            ready_gates: count(
+                gates
+                    .iter()
+                    .filter(|g| conditions.iter().any(|c| c["type"] == g["conditionType"] && c["status"] == "True"))
+                    .count(),
+            ),
+            gates: count(gates.len()),
+        }
+    }
+}
+
+fn container_statuses(pod: &Value) -> &[Value] {
+    pod.pointer("/status/containerStatuses").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// The STATUS column: the phase, or the reason a container waits or ended (the last container
+/// with one), Terminating once deleted, Unknown for a pod deleted on a lost node.
+pub fn pod_status(pod: &Value) -> String {
+    let text = |ptr: &str| pod.pointer(ptr).and_then(Value::as_str);
+    let mut reason = text("/status/reason").or(text("/status/phase")).unwrap_or("Pending").to_string();
+    for c in container_statuses(pod) {
+        if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+            reason = r.to_string();
+        } else if let Some(r) = c.pointer("/state/terminated/reason").and_then(Value::as_str).filter(|r| !r.is_empty())
+        {
+            reason = r.to_string();
+        }
+    }
+    if meta(pod).get("deletionTimestamp").is_some() {
+        reason = if text("/status/reason") == Some("NodeLost") { "Unknown".into() } else { "Terminating".into() };
+    }
+    reason
 }
 
 impl PodFacts {
@@ -69,6 +154,7 @@ impl PodFacts {
                 .pointer("/spec/schedulerName")
                 .and_then(Value::as_str)
                 .is_none_or(|s| s == "default-scheduler"),
+            printed: Printed::of(pod),
         }
     }
 
@@ -103,5 +189,13 @@ mod tests {
         assert_eq!(&*f.created, "2026-01-01T00:00:00Z");
         let failed = PodFacts::of(&json!({"status": {"phase": "Failed"}}));
         assert!(!failed.is_active());
+    }
+
+    #[test]
+    fn terminating_pod_status() {
+        let p = json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}});
+        assert_eq!(pod_status(&p), "Terminating");
+        let p = json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        assert_eq!(pod_status(&p), "CrashLoopBackOff");
     }
 }

@@ -61,6 +61,8 @@ pub struct Stored {
     json: Bytes,
     value: Option<Arc<Value>>,
     facts: Option<Box<PodFacts>>,
+    /// Where a pod's `metadata` value sits in `json` (a Table row copies it from there).
+    metadata: Option<std::ops::Range<u32>>,
 }
 
 impl Stored {
@@ -71,12 +73,24 @@ impl Stored {
 
     /// [`Stored::new`], and the value for the caller to read without parsing it again.
     fn with_value(res: ResId, value: Value) -> (Arc<Stored>, Arc<Value>) {
-        let json = Bytes::from(serde_json::to_vec(&value).expect("a JSON value serialises"));
         let is_pod = resources::storage_of(res) == resources::PODS;
+        let (json, metadata) = if is_pod {
+            let (json, metadata) = json_and_metadata(&value);
+            (json, metadata.and_then(|m| Some(u32::try_from(m.start).ok()?..u32::try_from(m.end).ok()?)))
+        } else {
+            (serde_json::to_vec(&value).expect("a JSON value serialises"), None)
+        };
         let facts = is_pod.then(|| Box::new(PodFacts::of(&value)));
         let value = Arc::new(value);
         let kept = (!is_pod).then(|| value.clone());
-        (Arc::new(Stored { json, value: kept, facts }), value)
+        (Arc::new(Stored { json: Bytes::from(json), value: kept, facts, metadata }), value)
+    }
+
+    /// The compact JSON of a pod's `metadata`, a slice of [`Stored::json`]; `None` for other
+    /// kinds.
+    pub fn metadata_json(&self) -> Option<&[u8]> {
+        let m = self.metadata.as_ref()?;
+        self.json.get(m.start as usize..m.end as usize)
     }
 
     /// What the controllers read of a pod; `None` for other kinds.
@@ -96,6 +110,31 @@ impl Stored {
             None => Arc::new(serde_json::from_slice(&self.json).expect("the store holds valid JSON")),
         }
     }
+}
+
+/// `value` as compact JSON (the bytes [`serde_json::to_vec`] writes), and where its top-level
+/// `metadata` value sits in them.
+fn json_and_metadata(value: &Value) -> (Vec<u8>, Option<std::ops::Range<usize>>) {
+    let Value::Object(map) = value else {
+        return (serde_json::to_vec(value).expect("a JSON value serialises"), None);
+    };
+    let mut out = Vec::with_capacity(1024);
+    let mut metadata = None;
+    out.push(b'{');
+    for (i, (key, item)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key).expect("a string serialises");
+        out.push(b':');
+        let start = out.len();
+        serde_json::to_writer(&mut out, item).expect("a JSON value serialises");
+        if key == "metadata" {
+            metadata = Some(start..out.len());
+        }
+    }
+    out.push(b'}');
+    (out, metadata)
 }
 
 /// Changes as they happen, for watches.
@@ -557,6 +596,18 @@ mod tests {
         let mut s = Store::new(1);
         s.create(NAMESPACES, json!({"metadata": {"name": "default"}}), now(), false).unwrap();
         s
+    }
+
+    #[test]
+    fn a_pods_text_is_what_serde_json_writes_and_its_metadata_is_found_in_it() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"metadata": "not this"},
+            "metadata": {"name": "p\"q", "labels": {"k": "é\n"}}, "status": {}});
+        let (text, span) = json_and_metadata(&pod);
+        assert_eq!(text, serde_json::to_vec(&pod).unwrap());
+        let span = span.unwrap();
+        assert_eq!(text[span], serde_json::to_vec(&pod["metadata"]).unwrap()[..]);
+        assert_eq!(json_and_metadata(&json!({"kind": "Pod"})).1, None);
+        assert_eq!(json_and_metadata(&json!([1])).0, b"[1]");
     }
 
     #[test]

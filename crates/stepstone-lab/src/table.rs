@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::pod_facts::PodFacts;
 use crate::resources::{self, RESOURCES, ResId};
 use crate::store::{self, Stored, meta, meta_str};
 
@@ -15,7 +16,13 @@ pub fn wants_table(accept: &str) -> bool {
     accept.split(',').next().is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
 }
 
-type Cell = fn(&Value, Timestamp) -> Value;
+/// How a column's cell is computed: from the object, or, for pods, from the facts the store
+/// keeps beside each pod's text (a Table of every pod then parses none).
+#[derive(Clone, Copy)]
+enum Cell {
+    Object(fn(&Value, Timestamp) -> Value),
+    Pod(fn(&PodFacts, Timestamp) -> Value),
+}
 
 struct Column {
     name: &'static str,
@@ -24,8 +31,12 @@ struct Column {
     cell: Cell,
 }
 
-const fn col(name: &'static str, kind: &'static str, priority: u8, cell: Cell) -> Column {
-    Column { name, kind, priority, cell }
+const fn col(name: &'static str, kind: &'static str, priority: u8, cell: fn(&Value, Timestamp) -> Value) -> Column {
+    Column { name, kind, priority, cell: Cell::Object(cell) }
+}
+
+const fn pod_col(name: &'static str, priority: u8, cell: fn(&PodFacts, Timestamp) -> Value) -> Column {
+    Column { name, kind: "string", priority, cell: Cell::Pod(cell) }
 }
 
 fn name(o: &Value, _: Timestamp) -> Value {
@@ -120,73 +131,34 @@ const NODE_COLUMNS: &[Column] = &[
 
 // ---- pods
 
-fn container_statuses(o: &Value) -> &[Value] {
-    o.pointer("/status/containerStatuses").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+fn pod_ready(p: &PodFacts, _: Timestamp) -> Value {
+    json!(format!("{}/{}", p.printed.ready_containers, p.printed.containers))
 }
 
-fn pod_ready(o: &Value, _: Timestamp) -> Value {
-    let total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-    let ready = container_statuses(o).iter().filter(|c| c["ready"] == true).count();
-    json!(format!("{ready}/{total}"))
-}
-
-/// The STATUS column: the phase, or a more telling reason (Terminating, CrashLoopBackOff, ...).
-pub fn pod_status(o: &Value) -> String {
-    let mut reason = s(o, "/status/reason").or(s(o, "/status/phase")).unwrap_or("Pending").to_string();
-    for c in container_statuses(o) {
-        if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
-            reason = r.to_string();
-        } else if let Some(r) = c.pointer("/state/terminated/reason").and_then(Value::as_str).filter(|r| !r.is_empty())
-        {
-            reason = r.to_string();
-        }
-    }
-    if meta(o).get("deletionTimestamp").is_some() {
-        reason = if s(o, "/status/reason") == Some("NodeLost") { "Unknown".into() } else { "Terminating".into() };
-    }
-    reason
-}
-
-fn pod_restarts(o: &Value, now: Timestamp) -> Value {
-    let mut restarts = 0;
-    let mut last: Option<Timestamp> = None;
-    for c in container_statuses(o) {
-        restarts += c["restartCount"].as_i64().unwrap_or(0);
-        if let Some(t) = c.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str).and_then(clock::parse) {
-            last = Some(last.map_or(t, |l: Timestamp| l.max(t)));
-        }
-    }
-    match (restarts, last) {
+fn pod_restarts(p: &PodFacts, now: Timestamp) -> Value {
+    match (p.printed.restarts, p.printed.last_finished) {
         (n, Some(t)) if n > 0 => json!(format!("{n} ({} ago)", clock::human_age(t, now))),
         (n, _) => json!(n.to_string()),
     }
 }
 
-fn pod_readiness_gates(o: &Value, _: Timestamp) -> Value {
-    let gates = o.pointer("/spec/readinessGates").and_then(Value::as_array).map_or(0, Vec::len);
-    if gates == 0 {
-        return json!("<none>");
+fn pod_readiness_gates(p: &PodFacts, _: Timestamp) -> Value {
+    match p.printed.gates {
+        0 => json!("<none>"),
+        gates => json!(format!("{}/{gates}", p.printed.ready_gates)),
     }
-    let conditions = o.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-    let ready = o
-        .pointer("/spec/readinessGates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|g| conditions.iter().any(|c| c["type"] == g["conditionType"] && c["status"] == "True"));
-    json!(format!("{}/{gates}", ready.count()))
 }
 
 const POD_COLUMNS: &[Column] = &[
-    col("Name", "string", 0, name),
-    col("Ready", "string", 0, pod_ready),
-    col("Status", "string", 0, |o, _| json!(pod_status(o))),
-    col("Restarts", "string", 0, pod_restarts),
-    col("Age", "string", 0, age),
-    col("IP", "string", 1, |o, _| or_none(s(o, "/status/podIP"))),
-    col("Node", "string", 1, |o, _| or_none(s(o, "/spec/nodeName"))),
-    col("Nominated Node", "string", 1, |o, _| or_none(s(o, "/status/nominatedNodeName"))),
-    col("Readiness Gates", "string", 1, pod_readiness_gates),
+    pod_col("Name", 0, |p, _| json!(&*p.name)),
+    pod_col("Ready", 0, pod_ready),
+    pod_col("Status", 0, |p, _| json!(&*p.printed.status)),
+    pod_col("Restarts", 0, pod_restarts),
+    pod_col("Age", 0, |p, now| json!(age_of(Some(&p.created), now))),
+    pod_col("IP", 1, |p, _| or_none(Some(&p.printed.ip))),
+    pod_col("Node", 1, |p, _| or_none(Some(&p.node))),
+    pod_col("Nominated Node", 1, |p, _| or_none(Some(&p.printed.nominated_node))),
+    pod_col("Readiness Gates", 1, pod_readiness_gates),
 ];
 
 // ---- workloads
@@ -533,11 +505,32 @@ pub fn table_bytes(
         if i > 0 {
             out.push(b',');
         }
-        let o = &*stored.value();
+        // A pod is read from its facts and the metadata from its text; other kinds are kept
+        // parsed, and a pod without facts (none the store keeps) is parsed.
+        let facts = stored.pod_facts();
+        let metadata_text = stored.metadata_json();
+        let parsed = (facts.is_none() || metadata_text.is_none()).then(|| stored.value());
         let cells = if cols.is_empty() {
+            let o = parsed.as_deref().unwrap_or(&Value::Null);
             json!([store::name_of(o), meta_str(o, "creationTimestamp").unwrap_or("")])
         } else {
-            Value::Array(cols.iter().map(|c| (c.cell)(o, now)).collect())
+            let own;
+            let facts = match facts {
+                Some(f) => f,
+                None => {
+                    own = PodFacts::of(parsed.as_deref().unwrap_or(&Value::Null));
+                    &own
+                }
+            };
+            let o = parsed.as_deref().unwrap_or(&Value::Null);
+            Value::Array(
+                cols.iter()
+                    .map(|c| match c.cell {
+                        Cell::Object(cell) => cell(o, now),
+                        Cell::Pod(cell) => cell(facts, now),
+                    })
+                    .collect(),
+            )
         };
         out.extend_from_slice(br#"{"cells":"#);
         write(&mut out, &cells);
@@ -551,7 +544,10 @@ pub fn table_bytes(
                 out.extend_from_slice(
                     br#","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#,
                 );
-                write(&mut out, meta(o));
+                match metadata_text {
+                    Some(text) => out.extend_from_slice(text),
+                    None => write(&mut out, meta(parsed.as_deref().unwrap_or(&Value::Null))),
+                }
                 out.push(b'}');
             }
         }
@@ -573,14 +569,6 @@ mod tests {
         assert_eq!(node_status(&n), "Ready,SchedulingDisabled");
         let n = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
         assert_eq!(node_status(&n), "NotReady");
-    }
-
-    #[test]
-    fn terminating_pod_status() {
-        let p = json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}});
-        assert_eq!(pod_status(&p), "Terminating");
-        let p = json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
-        assert_eq!(pod_status(&p), "CrashLoopBackOff");
     }
 
     /// Pods in the states the printer tells apart, stored as the store stores them.
