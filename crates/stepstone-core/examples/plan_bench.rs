@@ -192,14 +192,17 @@ fn generation_floors(inv: &Inventory, plan: &Plan, h: usize, placement: &[Option
         .filter(|p| classifier.classify(p).blocker().is_some())
         .filter_map(|p| p.node_name.as_deref())
         .collect();
+    let index: std::collections::HashMap<&str, usize> =
+        inv.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     let consuming = inv.pods.iter().zip(placement).filter_map(|(pod, node)| {
         let budget = tracker.consuming_budget(pod)?;
         let node = (*node).filter(|n| !held.contains(n))?;
-        classifier.classify(pod).is_evicted().then_some((node, budget))
+        classifier.classify(pod).is_evicted().then(|| (index[node], budget))
     });
     plan::waves::hop_budget_floor(
         &plan.hops[h],
         &relaxed[h],
+        |name| index.get(name).copied(),
         consuming,
         &allowed,
         &plan.policy.durations,

@@ -129,10 +129,14 @@ pub fn relaxed(hops: &[Hop], batch_size: impl Fn(&str) -> usize, batch_wait_minu
 /// budgets (never evicted) and budgets that allow nothing (the plan reports those as hangs) count
 /// for nothing, and callers leave out the pods of nodes that cannot be drained until fixed, so
 /// the floor stays below what any plan pays.
-pub fn hop_budget_floor<'a>(
+///
+/// Nodes are whatever `node_of` makes of a wave's node names (the planner's indices, or the names
+/// themselves), so that the per-pod work is a lookup of a small key.
+pub fn hop_budget_floor<N: Copy + Ord + std::hash::Hash>(
     hop: &Hop,
     relaxed: &Hop,
-    consuming: impl IntoIterator<Item = (&'a str, usize)>,
+    node_of: impl Fn(&str) -> Option<N>,
+    consuming: impl IntoIterator<Item = (N, usize)>,
     allowed: &[i64],
     durations: &Durations,
     batch_wait_minutes: u32,
@@ -140,7 +144,7 @@ pub fn hop_budget_floor<'a>(
     let caught_up: HashSet<&str> =
         hop.before_control_plane.iter().flat_map(|w| w.nodes.iter().map(String::as_str)).collect();
     let mut generations: Vec<&str> = Vec::new();
-    let mut slot_of: FastMap<&str, u32> = FastMap::default();
+    let mut slot_of: FastMap<N, u32> = FastMap::default();
     for w in &hop.waves {
         let g = match generations.iter().position(|x| *x == w.generation) {
             Some(g) => g,
@@ -153,20 +157,19 @@ pub fn hop_budget_floor<'a>(
             continue;
         }
         for n in w.nodes.iter().filter(|n| !caught_up.contains(n.as_str())) {
-            slot_of.insert(n, g as u32);
+            if let Some(n) = node_of(n) {
+                slot_of.insert(n, g as u32);
+            }
         }
     }
     // (generation, budget, node) of every counted pod; sorted, runs give the per-node counts.
-    let mut node_ids: FastMap<&str, u32> = FastMap::default();
-    let mut counted: Vec<(u32, u32, u32)> = Vec::new();
+    let mut counted: Vec<(u32, u32, N)> = Vec::new();
     for (node, budget) in consuming {
-        let Some(&g) = slot_of.get(node) else { continue };
+        let Some(&g) = slot_of.get(&node) else { continue };
         if allowed.get(budget).is_none_or(|&a| a <= 0) {
             continue;
         }
-        let next = node_ids.len() as u32;
-        let id = *node_ids.entry(node).or_insert(next);
-        counted.push((g, budget as u32, id));
+        counted.push((g, budget as u32, node));
     }
     counted.sort_unstable();
     let mut rounds = vec![0u64; generations.len()];

@@ -338,12 +338,21 @@ impl<'a> Planner<'a> {
             // A node that cannot be drained until fixed may move in a wave of its own in another
             // plan, its pods never evicted: they count for nothing.
             (budget != NOWHERE && node != NOWHERE && self.static_blocks[node as usize].is_empty())
-                .then(|| (self.node(node).name.as_str(), budget as usize))
+                .then_some((node, budget as usize))
         });
-        hop_budget_floor(hop, relaxed, consuming, &self.start_allowed, durations, self.policy.batch_wait_minutes)
-            .iter()
-            .map(|(_, minutes)| minutes)
-            .sum()
+        let node_of = |name: &str| self.model.node(name).map(|n| n.0);
+        hop_budget_floor(
+            hop,
+            relaxed,
+            node_of,
+            consuming,
+            &self.start_allowed,
+            durations,
+            self.policy.batch_wait_minutes,
+        )
+        .iter()
+        .map(|(_, minutes)| minutes)
+        .sum()
     }
 
     /// Plan every hop.
