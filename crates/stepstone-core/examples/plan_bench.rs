@@ -5,7 +5,7 @@
 //! Run: `cargo run --release -p stepstone-core --example plan_bench [-- 500 1000 2000 5000]`,
 //! or only the makespan table: `… --example plan_bench -- makespan [1000 5000]`, or per hop and
 //! generation the plan's batches and budget waits against each hop's floor: `… -- detail 1000`,
-//! or only the planner on a snapshot file, read once and planned `RUNS` times: `… -- snapshot
+//! or per wave its evictions, rounds and re-evictions: `… -- batches 5000`, or only the planner on a snapshot file, read once and planned `RUNS` times: `… -- snapshot
 //! f.json [RUNS [OUT]]`.
 //!
 //! Each fleet is generated with `stepstone_fleet::FleetSpec::synthetic(nodes, 4, 0.65)`
@@ -172,7 +172,7 @@ fn compare(name: &str, inv: &Inventory, req: &PlanRequest) -> Option<String> {
         kubespray / makespan,
     );
     let crowding = plan.findings.iter().find(|f| f.code == "plan.crowded-budgets")?;
-    Some(format!("{name}: {} {}", crowding.message, crowding.hint))
+    Some(format!("{name}: {}. Hint: {}", crowding.message, crowding.hint))
 }
 
 /// Per generation of `hop` (index `h` of the plan), the budget waits no plan avoids if the hop
@@ -435,6 +435,12 @@ fn main() {
         child(&args[1]);
         return;
     }
+    if args.first().map(String::as_str) == Some("batches") {
+        for n in args[1..].iter().map(|a| a.parse::<usize>().expect("node count")) {
+            batch_detail(&format!("synthetic-{n}"), &generate(&FleetSpec::synthetic(n, 4, 0.65)), &request());
+        }
+        return;
+    }
     if args.first().map(String::as_str) == Some("detail") {
         for &n in args.iter().filter_map(|a| a.parse::<usize>().ok()).collect::<Vec<_>>().iter() {
             makespan_detail(&format!("synthetic-{n}"), &generate(&FleetSpec::synthetic(n, 4, 0.65)), &request());
@@ -485,4 +491,105 @@ fn main() {
     let _ = std::fs::remove_dir(&dir);
     println!();
     makespan_table(&sizes[sizes.len().saturating_sub(1)..]);
+}
+
+/// Per wave of every hop: its nodes, pods evicted, eviction rounds, and how many of its evicted
+/// pods had already moved earlier in the same hop (re-evictions), and where its pods landed.
+fn batch_detail(name: &str, inv: &Inventory, req: &PlanRequest) {
+    let (plan, trace) = plan::make_plan_traced(inv, req, ReleaseData::embedded()).expect("plan");
+    let tracker = BudgetTracker::new(inv);
+    let mut generation_of: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for hop in &plan.hops {
+        for w in &hop.waves {
+            for n in &w.nodes {
+                generation_of.insert(n.as_str(), w.generation.as_str());
+            }
+        }
+    }
+    let index: std::collections::HashMap<stepstone_core::object_key::ObjectKey, usize> =
+        tracker.budgets().iter().enumerate().map(|(i, b)| (b.key(), i)).collect();
+    let budget_of: Vec<Option<usize>> = inv
+        .pods
+        .iter()
+        .map(|p| {
+            let c = tracker.covering(p);
+            (c.len() == 1).then(|| index[&c[0].key()])
+        })
+        .collect();
+    println!(
+        "{name}: per wave: hop generation nodes | evicted re-evicted | rounds | busiest budget: evicted/re-evicted | landed on same generation not yet drained"
+    );
+    let mut hop_moved: std::collections::HashSet<usize> = Default::default();
+    let mut drained: std::collections::HashSet<&str> = Default::default();
+    let mut current_hop = usize::MAX;
+    let mut wave: Option<WaveTally> = None;
+    for event in &trace {
+        match event {
+            plan::waves::TraceEvent::WaveStart { hop, nodes } => {
+                if *hop != current_hop {
+                    current_hop = *hop;
+                    hop_moved.clear();
+                    drained.clear();
+                }
+                wave = Some(WaveTally {
+                    hop: *hop,
+                    nodes: nodes.iter().map(String::as_str).collect(),
+                    ..Default::default()
+                });
+            }
+            plan::waves::TraceEvent::Move { pod, to, .. } => {
+                if let Some(w) = wave.as_mut() {
+                    w.pods.push(*pod);
+                    let g = w.nodes.first().and_then(|n| generation_of.get(n));
+                    if g.is_some() && generation_of.get(to.as_str()) == g && !drained.contains(to.as_str()) {
+                        w.same_generation += 1;
+                    }
+                }
+            }
+            plan::waves::TraceEvent::Round { .. } => {
+                if let Some(w) = wave.as_mut() {
+                    w.rounds += 1;
+                }
+            }
+            plan::waves::TraceEvent::WaveEnd => {
+                let Some(WaveTally { hop, nodes, pods, rounds, same_generation: same }) = wave.take() else { continue };
+                let again = pods.iter().filter(|p| hop_moved.contains(p)).count();
+                let mut per: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
+                for &p in &pods {
+                    if let Some(b) = budget_of[p] {
+                        let e = per.entry(b).or_default();
+                        e.0 += 1;
+                        if hop_moved.contains(&p) {
+                            e.1 += 1;
+                        }
+                    }
+                }
+                let busiest = per.values().max().copied().unwrap_or_default();
+                let g = nodes.first().and_then(|n| generation_of.get(n)).copied().unwrap_or("-");
+                if !pods.is_empty() {
+                    println!(
+                        "  {} {g} {} | {} {again} | {rounds} | {}/{} | {same}",
+                        hop + 1,
+                        nodes.len(),
+                        pods.len(),
+                        busiest.0,
+                        busiest.1
+                    );
+                }
+                hop_moved.extend(pods);
+                drained.extend(nodes);
+            }
+        }
+    }
+}
+
+/// One wave of the trace, counted by `batch_detail`.
+#[derive(Default)]
+struct WaveTally<'a> {
+    hop: usize,
+    nodes: Vec<&'a str>,
+    pods: Vec<usize>,
+    rounds: usize,
+    /// Its pods placed on nodes of its generation not yet drained in the hop.
+    same_generation: usize,
 }
