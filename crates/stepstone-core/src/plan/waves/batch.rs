@@ -75,12 +75,12 @@ impl Planner<'_> {
     /// Fill a batch of up to `limit.size` nodes whose evictions need as few budget rounds as
     /// the generation allows. Each eviction round takes one disruption from every budget at
     /// once, so a batch costs the rounds of its most crowded budget: nodes whose pods share no
-    /// budget go together, their waits overlap. The batch first takes, in candidate order, the
-    /// nodes that keep it within the generation's fair share (every budget's pods on the
-    /// candidates spread evenly over the batches still to come); only when that leaves it short
-    /// does it accept the next fewest rounds, up to the fair share plus `limit.budget_rounds`
-    /// (the rounds one more batch costs: beyond that, waiting is slower than another batch). A
-    /// node passed over costs a look at its pods, not a simulated drain.
+    /// budget go together, their waits overlap. The batch takes, in candidate order, the nodes
+    /// that keep its rounds fewest; only when that leaves it short does it accept the next
+    /// fewest, and so on up to the generation's fair share (every budget's pods on the
+    /// candidates spread evenly over the batches still to come) plus `limit.budget_rounds` (the
+    /// rounds one more batch costs: beyond that, waiting is slower than another batch). A node
+    /// passed over costs a look at its pods, not a simulated drain.
     fn grow_by_budget(
         &mut self,
         candidates: &[u32],
@@ -103,7 +103,10 @@ impl Planner<'_> {
         let fair = waiting.iter().zip(&allowed).map(|(&w, &a)| w.div_ceil(batches_left).div_ceil(a)).max().unwrap_or(1);
         let fair = u32::try_from(fair).unwrap_or(u32::MAX).max(1);
         let cap = fair.saturating_add(limit.budget_rounds);
-        let mut threshold = fair;
+        // The passes start from the fewest rounds any node needs, not from the fair share: at
+        // the fair share the batch fills with the first nodes under it in candidate order, and
+        // the nodes it passes over, the most crowded, pile up in the generation's last batch.
+        let mut threshold = 1;
         // Healthy pods of each budget this batch evicts, and the pods already counted (a pod
         // placed on a node that later joins the batch is still one eviction).
         let mut per_budget = vec![0u32; budget_count];
