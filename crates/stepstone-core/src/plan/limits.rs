@@ -9,6 +9,8 @@
 //! surface a kernel or firmware problem, gets 1/8. Rounded to the nearest node, at least one:
 //! on the domain document's fleet (15 workers a generation) that is 2 at a time for the oldest
 //! and 3 for the later ones, its own numbers, and on a 12-worker cluster 2, the seed's number.
+//! The share sets the number of batches and the limit then cuts the workers evenly, so no
+//! generation ends with a batch of a node or two (1,250 workers: 8 of at most 157).
 //! While a batch grows, the simulator can still stop it earlier (capacity, or budget waits
 //! beyond the generation's fair share that outlast one more batch).
 
@@ -171,8 +173,19 @@ pub fn generation_share(workers: u32, oldest: bool) -> u32 {
     ((scaled + 500) / 1000).max(1) as u32
 }
 
-/// Each generation's limit: the operator's where given, else its share capped by
-/// `capacity_bound`. `workers` is the number of workers per generation and `order` the
+/// The default limit of a generation of `workers`: its share gives a number of batches (the
+/// workers over the share, rounded to the nearest, halves up, at least one), and the limit cuts
+/// the workers evenly into that many. 1,250 workers at 1/8 get 8 batches of at most 157, not 8
+/// of 156 and a ninth of 2, which would cost a whole batch's time in every hop.
+pub fn even_share_limit(workers: u32, oldest: bool) -> u32 {
+    let share = u64::from(generation_share(workers, oldest));
+    let workers = u64::from(workers.max(1));
+    let batches = ((2 * workers + share) / (2 * share)).max(1);
+    workers.div_ceil(batches) as u32
+}
+
+/// Each generation's limit: the operator's where given, else its share, cut evenly
+/// ([`even_share_limit`]), capped by `capacity_bound`. `workers` is the number of workers per generation and `order` the
 /// generations oldest first.
 pub fn resolve(
     limits: &BatchLimits,
@@ -187,7 +200,7 @@ pub fn resolve(
             let resolved = match limits.given(generation) {
                 Some((n, source)) => GenerationLimit { workers: count, limit: n.max(1), source },
                 None => {
-                    let share = generation_share(count, oldest == Some(generation));
+                    let share = even_share_limit(count, oldest == Some(generation));
                     if capacity_bound < share {
                         GenerationLimit { workers: count, limit: capacity_bound.max(1), source: LimitSource::Capacity }
                     } else {
@@ -243,6 +256,33 @@ mod tests {
         assert_eq!(generation_share(0, false), 1);
         assert_eq!(generation_share(250, false), 50);
         assert_eq!(generation_share(249, true), 31);
+    }
+
+    #[test]
+    fn the_share_cuts_a_generation_into_even_batches() {
+        // The domain document's and the seed's numbers stay.
+        assert_eq!(even_share_limit(15, true), 2);
+        assert_eq!(even_share_limit(15, false), 3);
+        assert_eq!(even_share_limit(12, true), 2);
+        assert_eq!(even_share_limit(1, true), 1);
+        assert_eq!(even_share_limit(0, false), 1);
+        // 1,250 at 1/8: share 156 would leave a ninth batch of 2; 8 batches of at most 157.
+        assert_eq!(generation_share(1250, true), 156);
+        assert_eq!(even_share_limit(1250, true), 157);
+        assert_eq!(even_share_limit(249, true), 32);
+        assert_eq!(even_share_limit(250, false), 50);
+        // 7 workers at 1/5: share 1 gives 7 batches of 1; 11 at 1/5: share 2, 6 batches of 2.
+        assert_eq!(even_share_limit(7, false), 1);
+        assert_eq!(even_share_limit(11, false), 2);
+        // Never more batches than the share makes, never a limit below the share.
+        for workers in 1..3000 {
+            for oldest in [true, false] {
+                let share = generation_share(workers, oldest);
+                let limit = even_share_limit(workers, oldest);
+                assert!(limit >= share, "{workers} {oldest}: {limit} < {share}");
+                assert!(workers.div_ceil(limit) <= workers.div_ceil(share), "{workers} {oldest}");
+            }
+        }
     }
 
     #[test]
