@@ -74,7 +74,7 @@ impl Fleet {
             Ok(())
         };
         match self {
-            Fleet::Value(value) => read_items(value, HeadSeed, note)?,
+            Fleet::Value(value) => read_items(value, Path::new(""), HeadSeed, note)?,
             Fleet::File(path) => read_file(path, HeadSeed, note)?,
         }
         Ok(survey)
@@ -97,7 +97,7 @@ impl Fleet {
         };
         let load = |index: usize, item: Value| loader.load(index, item);
         match self {
-            Fleet::Value(value) => read_items(value, Exact, load)?,
+            Fleet::Value(value) => read_items(value, Path::new(""), Exact, load)?,
             Fleet::File(path) => read_file(&path, Exact, load)?,
         }
         if !loader.report.loaded.contains_key("Node") {
@@ -205,7 +205,7 @@ fn read_file<S: ItemSeed>(
 ) -> Result<(), LabError> {
     let file = std::fs::File::open(path).map_err(|source| LabError::Read { path: path.to_path_buf(), source })?;
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
-    read_items(&mut de, seed, on_item)?;
+    read_items(&mut de, path, seed, on_item)?;
     de.end().map_err(|e| json_error(path, e))
 }
 
@@ -218,9 +218,11 @@ fn json_error(path: &Path, e: serde_json::Error) -> LabError {
 }
 
 /// Hand each item of the List `d` holds (or `d` itself when it is one object with a kind) to
-/// `on_item`, read by `seed`, stopping at the first item it refuses.
+/// `on_item`, read by `seed`, stopping at the first item it refuses. `path` names where `d`
+/// reads from in an error reading it.
 fn read_items<'de, D, S>(
     d: D,
+    path: &Path,
     seed: S,
     mut on_item: impl FnMut(usize, S::Item) -> Result<(), LabError>,
 ) -> Result<(), LabError>
@@ -232,7 +234,7 @@ where
     let top = Top { seed, on_item: &mut on_item, refused: &mut refused };
     match d.deserialize_any(top) {
         Ok(()) => Ok(()),
-        Err(e) => Err(refused.unwrap_or_else(|| json_error(Path::new(""), e))),
+        Err(e) => Err(refused.unwrap_or_else(|| json_error(path, e))),
     }
 }
 
@@ -244,15 +246,10 @@ struct Top<'a, S, F> {
     refused: &'a mut Option<LabError>,
 }
 
-impl<'a, S, F> Top<'a, S, F>
-where
-    S: ItemSeed,
-    F: FnMut(usize, S::Item) -> Result<(), LabError>,
-{
-    fn refuse<E: de::Error>(self, why: LabError) -> E {
-        *self.refused = Some(why);
-        E::custom("the fleet was refused")
-    }
+/// Keep `why` for the pass to return, and stop the parser with a stand-in error.
+fn refuse<E: de::Error>(refused: &mut Option<LabError>, why: LabError) -> E {
+    *refused = Some(why);
+    E::custom("the fleet was refused")
 }
 
 impl<'de, S, F> Visitor<'de> for Top<'_, S, F>
@@ -287,12 +284,12 @@ where
             return Ok(());
         }
         if !rest.contains_key("kind") {
-            return Err(self.refuse(LabError::NotAList));
+            return Err(refuse(self.refused, LabError::NotAList));
         }
         let item = self.seed.read(Value::Object(rest)).map_err(de::Error::custom)?;
         match (self.on_item)(0, item) {
             Ok(()) => Ok(()),
-            Err(why) => Err(self.refuse(why)),
+            Err(why) => Err(refuse(self.refused, why)),
         }
     }
 }
@@ -331,8 +328,7 @@ where
         let mut index = 0;
         while let Some(item) = seq.next_element_seed(Seeded(self.seed))? {
             if let Err(why) = (self.on_item)(index, item) {
-                *self.refused = Some(why);
-                return Err(de::Error::custom("a fleet item was refused"));
+                return Err(refuse(self.refused, why));
             }
             index += 1;
         }
