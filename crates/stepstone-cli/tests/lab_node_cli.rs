@@ -460,8 +460,11 @@ fn kubeconfigs_of_other_clusters_are_refused() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot read --kubeconfig") && err.contains("stepstone lab up"), "{err}");
 
-    // A lab that has stopped: nothing listens on the port its kubeconfig names.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A lab that has stopped: nothing listens on the port its kubeconfig names. The port stays
+    // bound (never listened on) for the whole check, so no other process can take it meanwhile.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = closed.local_addr().unwrap().port();
     let gone = write("gone", &format!("http://127.0.0.1:{port}"));
     let (code, err) = failed(&lab_at(&gone, &["lab", "nodes"]));
     assert_eq!(code, 2);

@@ -290,10 +290,11 @@ fn a_package_index_url_pins_the_builds_the_repository_has_and_an_unreachable_one
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("kubeadm='1.34.6-1.1'"));
 
-    // Nothing listens on this port: the runbook is the one without an index, with a note.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Nothing listens on this port: the runbook is the one without an index, with a note. The
+    // port stays bound (never listened on) until the end, so no other process can take it.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let gone = format!("http://{}/core:/stable:", closed.local_addr().unwrap());
-    drop(closed);
     let without = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt"]);
     let out = run(&["runbook", "--plan", &plan_arg(), "--distro", "apt", "--package-index", &gone]);
     assert!(out.status.success(), "{}", stderr(&out));
