@@ -28,8 +28,9 @@ use crate::wire::Skipped;
 /// documentation); then the general reader decides.
 pub(super) fn read_pod(text: &[u8]) -> Option<ParsedObject> {
     // Strings this reader skips are not checked by the JSON reader; checking the whole text
-    // here keeps invalid UTF-8 anywhere an error of the general reader.
-    let text = std::str::from_utf8(text).ok()?;
+    // here keeps invalid UTF-8 anywhere an error of the general reader. The vectorised check
+    // accepts exactly what `std::str::from_utf8` accepts, at a fraction of its time on ASCII.
+    let text = simdutf8::basic::from_utf8(text).ok()?;
     let mut de = serde_json::Deserializer::from_str(text);
     let wire = de.deserialize_map(PodVisitor).ok()?;
     de.end().ok()?;

@@ -228,7 +228,7 @@ impl<'a> Planner<'a> {
             }
             fates.push(fate);
         }
-        let moves = fates.iter().map(|f| *f == Fate::Moves).collect();
+        let moves: Vec<bool> = fates.iter().map(|f| *f == Fate::Moves).collect();
         let mut static_blocks = vec![Vec::new(); count];
         for (n, pods) in on_node.iter().enumerate() {
             let mut refs: Vec<String> = pods
@@ -243,20 +243,20 @@ impl<'a> Planner<'a> {
             refs.dedup();
             static_blocks[n] = refs;
         }
-        let mut consumes = vec![NOWHERE; inv.pods.len()];
-        let mut covering = Vec::new();
-        let mut covering_start = Vec::with_capacity(inv.pods.len() + 1);
-        for (i, pod) in inv.pods.iter().enumerate() {
-            covering_start.push(covering.len() as u32);
-            if fates[i] == Fate::Moves {
-                let selecting = budgets.covering_indices(pod);
-                if let Some(b) = BudgetTracker::consuming_of(pod, &selecting) {
-                    consumes[i] = b as u32;
-                }
-                covering.extend(selecting);
-            }
-        }
-        covering_start.push(covering.len() as u32);
+        // Each moving pod's budgets, looked up by label: the two halves of the pods on two
+        // threads, joined in pod order.
+        let half = inv.pods.len() / 2;
+        let (mut first, second) = std::thread::scope(|s| {
+            let second = s.spawn(|| covering_of(&inv.pods[half..], &moves[half..], &budgets));
+            let first = covering_of(&inv.pods[..half], &moves[..half], &budgets);
+            (first, super::joined(second))
+        });
+        let base = first.covering.len() as u32;
+        first.consumes.extend(second.consumes);
+        first.covering.extend(second.covering);
+        first.starts.extend(second.starts.iter().map(|&start| start + base));
+        first.starts.push(first.covering.len() as u32);
+        let Covering { consumes, covering, starts: covering_start } = first;
         let evict_flags = inv.pods.iter().map(|p| (BudgetTracker::leaves_budgets_alone(p), p.ready)).collect();
         let start_allowed = (0..budgets.budgets().len()).map(|b| budgets.allowed_at(b)).collect();
         Planner {
@@ -399,4 +399,29 @@ impl<'a> Planner<'a> {
             waves,
         }
     }
+}
+
+/// The budgets of a run of pods, laid out as [`Planner`] keeps them: per pod the budget its
+/// eviction consumes (or [`NOWHERE`]) and where its covering budgets start in `covering`
+/// (relative to this run).
+struct Covering {
+    consumes: Vec<u32>,
+    covering: Vec<usize>,
+    starts: Vec<u32>,
+}
+
+fn covering_of(pods: &[Pod], moves: &[bool], budgets: &BudgetTracker) -> Covering {
+    let mut out =
+        Covering { consumes: vec![NOWHERE; pods.len()], covering: Vec::new(), starts: Vec::with_capacity(pods.len()) };
+    for (i, pod) in pods.iter().enumerate() {
+        out.starts.push(out.covering.len() as u32);
+        if moves[i] {
+            let selecting = budgets.covering_indices(pod);
+            if let Some(b) = BudgetTracker::consuming_of(pod, &selecting) {
+                out.consumes[i] = b as u32;
+            }
+            out.covering.extend(selecting);
+        }
+    }
+    out
 }
