@@ -112,6 +112,11 @@ impl Planner<'_> {
         let mut per_budget = vec![0u32; budget_count];
         let mut counted = vec![false; self.inv.pods.len()];
         let mut taken = vec![false; candidates.len()];
+        // Each candidate's rounds when last looked at. A node's rounds only grow while the batch
+        // does (its own pods stay, the budgets' counts rise), so a node last seen at or above
+        // the fewest rounds already found over the threshold in this pass cannot lower them and
+        // is passed over without a second look: the same batch, fewer looks.
+        let mut seen = vec![0u32; candidates.len()];
         loop {
             // The fewest rounds among the nodes left out at this threshold.
             let mut over: Option<u32> = None;
@@ -122,7 +127,11 @@ impl Planner<'_> {
                 if nodes.len() == limit.size {
                     return Ok(Stop::Limit(limit.bound));
                 }
+                if !nodes.is_empty() && seen[i] > threshold && over.is_some_and(|o| seen[i] >= o) {
+                    continue;
+                }
                 let rounds = self.rounds_with(c, &per_budget, &allowed, &counted);
+                seen[i] = rounds;
                 if rounds > threshold && !nodes.is_empty() {
                     over = Some(over.map_or(rounds, |r| r.min(rounds)));
                     continue;
