@@ -91,14 +91,33 @@ impl Planner<'_> {
         let budget_count = self.budgets.budgets().len();
         let allowed: Vec<u64> = (0..budget_count).map(|b| self.budgets.allowed_at(b).max(1) as u64).collect();
         let mut waiting = vec![0u64; budget_count];
+        // Each candidate's own pods per budget, `(budget, pods)` from `own[start[i]..start[i + 1]]`:
+        // they stay put until the node joins the batch, and pods moved onto it by the batch are
+        // already counted in `per_budget`, so these counts hold for the whole batch.
+        let mut own: Vec<(u32, u32)> = Vec::new();
+        let mut start: Vec<usize> = Vec::with_capacity(candidates.len() + 1);
         for &c in candidates {
+            start.push(own.len());
+            let first = own.len();
             for &p in &self.on_node[c as usize] {
                 let b = self.consumes[p as usize];
                 if b != NOWHERE {
                     waiting[b as usize] += 1;
+                    match own[first..].iter_mut().find(|(x, _)| *x == b) {
+                        Some((_, n)) => *n += 1,
+                        None => own.push((b, 1)),
+                    }
                 }
             }
         }
+        start.push(own.len());
+        let rounds_with = |i: usize, per_budget: &[u32]| -> u32 {
+            own[start[i]..start[i + 1]]
+                .iter()
+                .map(|&(b, n)| u64::from(per_budget[b as usize] + n).div_ceil(allowed[b as usize]) as u32)
+                .max()
+                .unwrap_or(0)
+        };
         let batches_left = candidates.len().div_ceil(limit.size.max(1)).max(1) as u64;
         let fair = waiting.iter().zip(&allowed).map(|(&w, &a)| w.div_ceil(batches_left).div_ceil(a)).max().unwrap_or(1);
         let fair = u32::try_from(fair).unwrap_or(u32::MAX).max(1);
@@ -130,7 +149,7 @@ impl Planner<'_> {
                 if !nodes.is_empty() && seen[i] > threshold && over.is_some_and(|o| seen[i] >= o) {
                     continue;
                 }
-                let rounds = self.rounds_with(c, &per_budget, &allowed, &counted);
+                let rounds = rounds_with(i, &per_budget);
                 seen[i] = rounds;
                 if rounds > threshold && !nodes.is_empty() {
                     over = Some(over.map_or(rounds, |r| r.min(rounds)));
@@ -173,26 +192,6 @@ impl Planner<'_> {
                 Some(rounds) => threshold = rounds,
             }
         }
-    }
-
-    /// Eviction rounds of the batch counted in `per_budget` if `node` joined it.
-    fn rounds_with(&self, node: u32, per_budget: &[u32], allowed: &[u64], counted: &[bool]) -> u32 {
-        let mut added: Vec<(u32, u32)> = Vec::new();
-        for &p in &self.on_node[node as usize] {
-            let b = self.consumes[p as usize];
-            if b == NOWHERE || counted[p as usize] {
-                continue;
-            }
-            match added.iter_mut().find(|(x, _)| *x == b) {
-                Some((_, n)) => *n += 1,
-                None => added.push((b, 1)),
-            }
-        }
-        added
-            .iter()
-            .map(|&(b, n)| u64::from(per_budget[b as usize] + n).div_ceil(allowed[b as usize]) as u32)
-            .max()
-            .unwrap_or(0)
     }
 
     /// Cordon `node` and place every pod that moves off it. On failure everything is undone.
