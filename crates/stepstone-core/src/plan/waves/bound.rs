@@ -166,7 +166,8 @@ pub fn hop_budget_floor<N: Copy + Ord + std::hash::Hash>(
             }
         }
     }
-    // (generation, budget, node) of every counted pod; sorted, runs give the per-node counts.
+    // (generation, budget, node) of every counted pod; sorted, so each (generation, budget) is
+    // one run, and each node's pods one run within it.
     let mut counted: Vec<(u32, u32, N)> = Vec::new();
     for (node, budget) in consuming {
         let Some(&g) = slot_of.get(&node) else { continue };
@@ -177,21 +178,10 @@ pub fn hop_budget_floor<N: Copy + Ord + std::hash::Hash>(
     }
     counted.sort_unstable();
     let mut rounds = vec![0u64; generations.len()];
-    let mut i = 0;
-    while i < counted.len() {
-        let (g, b, _) = counted[i];
-        let (mut pods, mut busiest) = (0u64, 0u64);
-        while i < counted.len() && (counted[i].0, counted[i].1) == (g, b) {
-            let node = counted[i].2;
-            let mut on_node = 0u64;
-            while i < counted.len() && counted[i] == (g, b, node) {
-                on_node += 1;
-                i += 1;
-            }
-            pods += on_node;
-            busiest = busiest.max(on_node);
-        }
-        let needed = (pods - busiest).div_ceil(allowed[b as usize] as u64);
+    for run in counted.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
+        let (g, b, _) = run[0];
+        let busiest = run.chunk_by(|x, y| x.2 == y.2).map(<[_]>::len).max().unwrap_or(0);
+        let needed = ((run.len() - busiest) as u64).div_ceil(allowed[b as usize] as u64);
         rounds[g as usize] = rounds[g as usize].max(needed);
     }
     let per_round = u64::from(durations.pod_start_minutes)
